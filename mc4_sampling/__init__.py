@@ -1,0 +1,40 @@
+"""mc4-sampling: stream mC4 keeping documents by their KenLM perplexity, as BERTIN did.
+
+``import mc4_sampling`` registers the ``mc4-sampling`` builder with ``datasets``::
+
+    import mc4_sampling
+    from datasets import load_dataset
+    ds = load_dataset("mc4-sampling", "es", sampling_method="gaussian", streaming=True,
+                      data_dir=mc4_sampling.SAMPLE_DATA_DIR, split="train")
+"""
+
+from pathlib import Path
+
+__version__ = "0.1.0"
+
+#: Folder of the bundled Spanish sample, laid out like ``allenai/c4``'s ``multilingual/``.
+SAMPLE_DATA_DIR = str(Path(__file__).with_name("data") / "sample")
+
+from .builder import Mc4Sampling, Mc4SamplingConfig  # noqa: E402
+from .errors import BadRecordError, ConfigError, DataNotFoundError, Mc4SamplingError, ModelNotFoundError  # noqa: E402
+from .languages import LANGUAGES  # noqa: E402
+from .perplexity import DEFAULT_MODEL_DIR, PerplexityModel, load_perplexity_model  # noqa: E402
+from .registry import register as _register  # noqa: E402
+
+REGISTERED = _register()
+
+__all__ = [
+    "BadRecordError",
+    "ConfigError",
+    "DEFAULT_MODEL_DIR",
+    "DataNotFoundError",
+    "LANGUAGES",
+    "Mc4Sampling",
+    "Mc4SamplingConfig",
+    "Mc4SamplingError",
+    "ModelNotFoundError",
+    "PerplexityModel",
+    "REGISTERED",
+    "SAMPLE_DATA_DIR",
+    "load_perplexity_model",
+]

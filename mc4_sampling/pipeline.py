@@ -1,0 +1,163 @@
+"""Keep or drop the documents of one shard: the per-example accept/reject filter.
+
+For each block of documents: draw ``u`` for every position, score only the documents that a
+draw does not already reject (``u < max p``), compute ``p(x)``, keep when ``u < p(x)``.
+The decisions are a pure function of (seed, language, split, shard, position), whatever order
+or subset of shards a worker reads.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Iterator, Sequence
+
+import numpy as np
+
+from .perplexity import PerplexityModel
+from .reader import iter_records
+from .sampling import keep_probability, max_keep_probability, shard_key, uniform_draws
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ShardRef:
+    """One mC4 file: its language, split, index among that split's shards, and location."""
+
+    language: str
+    split: str
+    index: int
+    path: str
+
+
+@dataclass(frozen=True)
+class SamplingRule:
+    """The weighting applied to one split (``method="none"`` keeps every document)."""
+
+    method: str
+    factor: float = 1.0
+    boundaries: tuple[float, float, float] | None = None
+    width: float = 4.5
+
+    def probability(self, perplexities):
+        return keep_probability(perplexities, self.method, self.factor, self.boundaries, self.width)
+
+    @property
+    def needs_perplexity(self) -> bool:
+        return self.method in ("stepwise", "gaussian")
+
+    @property
+    def max_probability(self) -> float:
+        return max_keep_probability(self.method, self.factor, self.boundaries)
+
+
+@dataclass
+class SamplingStats:
+    """Counters filled in while a stream is sampled (used by the CLI's summary and reports)."""
+
+    read: int = 0
+    kept: int = 0
+    scored: int = 0
+    bad_records: int = 0
+    kept_perplexities: list = field(default_factory=list)
+    #: with ``score_all``: (perplexity, keep probability, kept) for every document read
+    scored_documents: list = field(default_factory=list)
+
+    @property
+    def keep_rate(self) -> float:
+        return self.kept / self.read if self.read else 0.0
+
+
+class DocumentSampler:
+    """Applies a :class:`SamplingRule` to shards.
+
+    Args:
+        rule: the weighting.
+        seed: seed of the accept/reject draws.
+        model: the perplexity model (needed for stepwise/gaussian, ``return_perplexity`` or
+            ``score_all``).
+        return_perplexity: add a ``perplexity`` field to every kept document.
+        score_all: score every document, also those a draw rejects (for reports); changes no
+            decision.
+        on_bad_record: ``"raise"`` or ``"skip"``.
+        block_size: documents scored together (one SentencePiece batch).
+    """
+
+    def __init__(
+        self,
+        rule: SamplingRule,
+        seed: int,
+        model: PerplexityModel | None = None,
+        return_perplexity: bool = False,
+        score_all: bool = False,
+        on_bad_record: str = "raise",
+        retries: int = 5,
+        block_size: int = 64,
+    ):
+        if (rule.needs_perplexity or return_perplexity or score_all) and model is None:
+            raise ValueError("a perplexity model is needed for this sampling rule")
+        self.rule = rule
+        self.seed = seed
+        self.model = model
+        self.return_perplexity = return_perplexity
+        self.score_all = score_all
+        self.on_bad_record = on_bad_record
+        self.retries = retries
+        self.block_size = block_size
+
+    def sample(self, shard: ShardRef, stats: SamplingStats | None = None) -> Iterator[tuple[int, dict]]:
+        """Yield ``(position, example)`` for the kept documents of ``shard``, in file order."""
+        key = shard_key(self.seed, shard.language, shard.split, shard.index)
+        block: list[tuple[int, dict]] = []
+        for position, record in iter_records(shard.path, self.on_bad_record, self.retries):
+            if record is None:
+                if stats is not None:
+                    stats.bad_records += 1
+                continue
+            block.append((position, record))
+            if len(block) == self.block_size:
+                yield from self._decide(key, block, stats)
+                block = []
+        if block:
+            yield from self._decide(key, block, stats)
+
+    def _decide(self, key: int, block, stats: SamplingStats | None):
+        rule = self.rule
+        positions = np.fromiter((p for p, _ in block), dtype=np.uint64, count=len(block))
+        u = uniform_draws(key, positions)
+        if self.score_all:
+            to_score = np.ones(len(block), dtype=bool)
+        elif rule.needs_perplexity:
+            to_score = u < rule.max_probability  # u >= max p rejects whatever the perplexity
+        elif self.return_perplexity:
+            to_score = u < rule.max_probability  # only kept documents need a perplexity
+        else:
+            to_score = np.zeros(len(block), dtype=bool)
+        perplexity = np.full(len(block), np.nan)
+        if to_score.any():
+            idx = np.flatnonzero(to_score)
+            perplexity[idx] = self.model.perplexities([block[i][1]["text"] for i in idx])
+        p = rule.probability(perplexity) if rule.needs_perplexity else rule.probability(u)
+        keep = u < p
+        if stats is not None:
+            stats.read += len(block)
+            stats.scored += int(to_score.sum())
+            stats.kept += int(keep.sum())
+            if self.score_all:
+                stats.scored_documents.extend(zip(perplexity.tolist(), np.minimum(p, 1.0).tolist(), keep.tolist()))
+        for i in np.flatnonzero(keep):
+            position, record = block[i]
+            example = {"text": record["text"], "timestamp": record.get("timestamp"), "url": record.get("url")}
+            if self.return_perplexity:
+                example["perplexity"] = float(perplexity[i])
+            if stats is not None and not np.isnan(perplexity[i]):
+                stats.kept_perplexities.append(float(perplexity[i]))
+            yield position, example
+
+
+def iter_kept(sampler: DocumentSampler, shards: Sequence[ShardRef], stats: SamplingStats | None = None):
+    """Chain :meth:`DocumentSampler.sample` over several shards."""
+    for shard in shards:
+        for _, example in sampler.sample(shard, stats):
+            yield example

@@ -1,0 +1,243 @@
+"""Sampling report: what a run kept, against what its weighting should keep.
+
+Given the perplexity of every scored document and whether it was kept, the report compares
+
+* the observed keep rate with the expected one, ``mean(min(1, p(x_i)))`` over the scored
+  documents. Conditional on the scored perplexities the number kept is a sum of independent
+  Bernoulli draws (a Poisson-binomial count), so its standard deviation is exact:
+  ``sqrt(sum q_i (1 - q_i))`` with ``q_i`` the probability that document ``i`` is kept;
+* the perplexity distribution of the kept documents with the expected one, the scored
+  distribution weighted by ``min(1, p)``, with a two-sample Kolmogorov-Smirnov statistic
+  (kept sample against the weighted sample of all scored documents) and SciPy's
+  ``kstwo`` p-value for ``n = number kept``;
+* optionally a target rate (from a calibration file) with a Wilson score interval of the
+  observed rate.
+
+If the pipeline scores only the documents whose draw ``u`` is below the largest keep probability
+``s = max p`` (the rest cannot be kept whatever their perplexity), the scored documents are an
+unbiased ``s``-thinning of all documents read; pass ``score_probability=s`` and
+``documents_read``. The expected distribution is unchanged; each scored document is then kept
+with probability ``min(1, p) / s``.
+
+SciPy and Matplotlib are imported only when a report is built (``calibrate`` extra).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from .errors import ConfigError
+from .sampling import DEFAULT_WIDTH, keep_probability
+
+logger = logging.getLogger(__name__)
+
+#: Two-sided confidence of the intervals in the report.
+DEFAULT_CONFIDENCE = 0.999
+
+
+def _z(confidence: float) -> float:
+    from statistics import NormalDist
+
+    return NormalDist().inv_cdf(0.5 + confidence / 2)
+
+
+def wilson_interval(successes: int, trials: int, confidence: float = DEFAULT_CONFIDENCE):
+    """Wilson score interval of a binomial proportion."""
+    if trials <= 0:
+        return (0.0, 1.0)
+    z = _z(confidence)
+    phat = successes / trials
+    denom = 1 + z * z / trials
+    center = (phat + z * z / (2 * trials)) / denom
+    half = z * math.sqrt(phat * (1 - phat) / trials + z * z / (4 * trials * trials)) / denom
+    return (max(0.0, center - half), min(1.0, center + half))
+
+
+def weighted_ks_statistic(x, kept, weights) -> float:
+    """``sup_t |F_kept(t) - F_w(t)|``: the KS distance between the kept documents' empirical
+    distribution and the ``weights``-weighted empirical distribution of all ``x``.
+
+    Both are step functions jumping only at values of ``x``, so the supremum is reached at one of
+    them (ties grouped).
+    """
+    x = np.asarray(x, dtype=np.float64)
+    kept = np.asarray(kept, dtype=bool)
+    w = np.asarray(weights, dtype=np.float64)
+    if kept.sum() == 0 or w.sum() <= 0:
+        return float("nan")
+    order = np.argsort(x, kind="stable")
+    xs = x[order]
+    last_of_group = np.r_[xs[1:] != xs[:-1], True]
+    f_kept = np.cumsum(kept[order])[last_of_group] / kept.sum()
+    f_w = np.cumsum(w[order])[last_of_group] / w.sum()
+    return float(np.max(np.abs(f_kept - f_w)))
+
+
+@dataclass
+class ReportCollector:
+    """Accumulates ``(perplexity, kept)`` for the scored documents of a run.
+
+    Feed it with :meth:`add` (or :meth:`extend`), count every document read with
+    :meth:`count_read` when the pipeline does not score them all, then call :meth:`build` or
+    :meth:`write`.
+    """
+
+    method: str
+    factor: float
+    boundaries: Sequence[float] | None = None
+    width: float = DEFAULT_WIDTH
+    score_probability: float = 1.0
+    target_rate: float | None = None
+    confidence: float = DEFAULT_CONFIDENCE
+    perplexities: list = field(default_factory=list)
+    kept: list = field(default_factory=list)
+    documents_read: int | None = None
+    metadata: dict = field(default_factory=dict)
+
+    def add(self, perplexity: float, kept: bool) -> None:
+        self.perplexities.append(float(perplexity))
+        self.kept.append(bool(kept))
+
+    def extend(self, pairs) -> None:
+        for perplexity, kept in pairs:
+            self.add(perplexity, kept)
+
+    def count_read(self, n: int = 1) -> None:
+        self.documents_read = (self.documents_read or 0) + n
+
+    def build(self) -> dict:
+        return build_report(
+            self.perplexities, self.kept, self.method, self.factor, self.boundaries, self.width,
+            documents_read=self.documents_read, score_probability=self.score_probability,
+            target_rate=self.target_rate, confidence=self.confidence, metadata=self.metadata,
+        )
+
+    def write(self, out_dir) -> dict:
+        return write_report(self.build(), self.perplexities, self.kept, out_dir)
+
+
+def build_report(perplexities, kept, method: str, factor: float, boundaries=None,
+                 width: float = DEFAULT_WIDTH, *, documents_read: int | None = None,
+                 score_probability: float = 1.0, target_rate: float | None = None,
+                 confidence: float = DEFAULT_CONFIDENCE, metadata: dict | None = None) -> dict:
+    """The report (a JSON-ready dict) for one run; see the module docstring."""
+    from scipy import stats
+
+    x = np.asarray(perplexities, dtype=np.float64)
+    k = np.asarray(kept, dtype=bool)
+    if x.shape != k.shape:
+        raise ConfigError("perplexities and kept flags differ in length")
+    if x.size == 0:
+        raise ConfigError("no scored documents to report on")
+    if not 0 < score_probability <= 1:
+        raise ConfigError(f"score_probability={score_probability!r} must be in (0, 1]")
+    finite = np.isfinite(x)
+    if not finite.all():
+        logger.warning("report: %d documents without a finite perplexity left out",
+                       int((~finite).sum()))
+        x, k = x[finite], k[finite]
+    n_scored = int(x.size)
+    n_kept = int(k.sum())
+    n_read = int(documents_read) if documents_read is not None else n_scored
+    if n_read < n_scored:
+        raise ConfigError(f"documents_read={n_read} is below the {n_scored} documents scored")
+
+    keep = np.minimum(1.0, keep_probability(x, method, factor, boundaries, width))
+    q = np.minimum(1.0, keep / score_probability)  # P(kept | scored)
+    expected_kept = float(q.sum())
+    sd = math.sqrt(float((q * (1 - q)).sum()))
+    z_conf = _z(confidence)
+    z = (n_kept - expected_kept) / sd if sd > 0 else (0.0 if n_kept == expected_kept else math.inf)
+    expected_rate = float(keep.mean())  # per document read: s * mean(q) = mean(min(1, p))
+    observed_rate = n_kept / n_read
+    rate_sd = sd / n_read
+
+    ks = weighted_ks_statistic(x, k, keep)
+    ks_p = float(stats.kstwo.sf(ks, n_kept)) if n_kept > 0 and math.isfinite(ks) else None
+
+    report = {
+        "method": method,
+        "parameters": {"factor": float(factor), "width": float(width) if method == "gaussian" else None,
+                       "boundaries": None if boundaries is None else [float(b) for b in boundaries]},
+        "documents_read": n_read,
+        "documents_scored": n_scored,
+        "documents_kept": n_kept,
+        "score_probability": float(score_probability),
+        "observed_keep_rate": observed_rate,
+        "expected_keep_rate": expected_rate,
+        "keep_rate_check": {
+            "description": "kept count against its exact Poisson-binomial law given the "
+                           "scored perplexities",
+            "expected_kept": expected_kept,
+            "standard_deviation_of_rate": rate_sd,
+            "z_score": z,
+            "confidence": confidence,
+            "interval": [(expected_kept - z_conf * sd) / n_read, (expected_kept + z_conf * sd) / n_read],
+            "observed_within_interval": bool(abs(z) <= z_conf),
+        },
+        "distribution_check": {
+            "statistic": "two-sample Kolmogorov-Smirnov D: kept documents against all scored "
+                         "documents weighted by min(1, p)",
+            "ks_statistic": ks,
+            "ks_pvalue": ks_p,
+            "observed_quartiles": [float(v) for v in np.percentile(x[k], [25, 50, 75])] if n_kept else None,
+            "expected_quartiles": _weighted_quantiles(x, keep, (0.25, 0.5, 0.75)),
+            "scored_quartiles": [float(v) for v in np.percentile(x, [25, 50, 75])],
+        },
+    }
+    if target_rate is not None:
+        lo, hi = wilson_interval(n_kept, n_read, confidence)
+        report["target_check"] = {
+            "target_rate": float(target_rate),
+            "observed_rate_wilson_interval": [lo, hi],
+            "confidence": confidence,
+            "target_within_interval": bool(lo <= target_rate <= hi),
+        }
+    if metadata:
+        report["run"] = dict(metadata)
+    return report
+
+
+def _weighted_quantiles(x, w, probs) -> list[float] | None:
+    x = np.asarray(x, dtype=np.float64)
+    w = np.asarray(w, dtype=np.float64)
+    if w.sum() <= 0:
+        return None
+    order = np.argsort(x)
+    cw = np.cumsum(w[order]) / w.sum()
+    return [float(x[order][min(np.searchsorted(cw, p), x.size - 1)]) for p in probs]
+
+
+def write_report(report: dict, perplexities, kept, out_dir) -> dict:
+    """Write ``report.json`` and ``observed_vs_expected.png`` to ``out_dir``; return the paths."""
+    from .plots import plot_observed_vs_expected
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    params = report["parameters"]
+    x = np.asarray(perplexities, dtype=np.float64)
+    k = np.asarray(kept, dtype=bool)
+    finite = np.isfinite(x)
+    x, k = x[finite], k[finite]
+    width = params["width"] if params["width"] is not None else DEFAULT_WIDTH
+    weights = np.minimum(1.0, keep_probability(x, report["method"], params["factor"],
+                                               params["boundaries"], width))
+    png = plot_observed_vs_expected(
+        x, k, weights, out / "observed_vs_expected.png", boundaries=params["boundaries"],
+        ks_statistic=report["distribution_check"]["ks_statistic"],
+        ks_pvalue=report["distribution_check"]["ks_pvalue"],
+        observed_rate=report["observed_keep_rate"], expected_rate=report["expected_keep_rate"],
+        title=f"{report['method']} sampling: kept documents, observed against expected",
+    )
+    report = dict(report, files={"png": png.name})
+    path = out / "report.json"
+    path.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    logger.info("wrote %s", path)
+    return {"json": path, "png": png}

@@ -1,0 +1,425 @@
+"""Typed configuration: dataclasses, YAML loading, ``--set a.b=value`` overrides, validation.
+
+The defaults reproduce BERTIN's phase-1 recipe (RoBERTa-base, length 128, batch 2048, peak LR
+6e-4, 24 000 warm-up steps, 250 000 steps, AdamW 0.9/0.98/1e-6, weight decay 0.01, bf16).
+Every key is checked: an unknown key or a value of the wrong type raises
+:class:`~trainer.errors.ConfigError` naming the key and the valid keys or the expected type.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import types
+import typing
+from dataclasses import dataclass, field
+from typing import Any, Literal, Optional, Union
+
+import yaml
+
+from .errors import ConfigError
+
+#: Value of any string in ``data.kwargs``/``data.data_dir``/``data.data_files`` that is replaced
+#: by ``mc4_sampling.SAMPLE_DATA_DIR`` (the bundled sample of Spanish mC4).
+SAMPLE_DATA_DIR_MARKER = "SAMPLE_DATA_DIR"
+
+CONFIG_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "configs")
+
+
+@dataclass
+class ModelConfig:
+    """RoBERTa encoder with a masked-LM head (transformers' ``RobertaForMaskedLM`` layout)."""
+
+    vocab_size: Optional[int] = None  # None: the tokenizer's size (BERTIN: 50 265)
+    hidden_size: int = 768
+    num_layers: int = 12
+    num_heads: int = 12
+    intermediate_size: int = 3072
+    max_position_embeddings: int = 514  # RoBERTa offsets positions by pad_token_id + 1
+    type_vocab_size: int = 1
+    layer_norm_eps: float = 1e-5
+    hidden_dropout: float = 0.1
+    # Dropout on attention probabilities forbids the fused (cuDNN) kernel; 0 keeps it usable.
+    attention_dropout: float = 0.0
+    initializer_range: float = 0.02
+    dtype: Literal["bfloat16", "float32", "float16"] = "bfloat16"  # compute dtype
+    param_dtype: Literal["float32", "bfloat16"] = "float32"  # master weights
+    attention_impl: Literal["auto", "xla", "cudnn"] = "auto"
+    # A transformers RoBERTa folder to start from (weights imported one to one).
+    init_from_transformers: Optional[str] = None
+
+
+@dataclass
+class DataConfig:
+    """Any streaming ``datasets`` source: ``load_dataset(path, name, split=..., streaming=True, ...)``."""
+
+    path: str = "mc4-sampling"
+    name: Optional[str] = "es"
+    split: str = "train"
+    data_files: Optional[list[str]] = None
+    data_dir: Optional[str] = None
+    kwargs: dict[str, Any] = field(default_factory=lambda: {"sampling_method": "gaussian"})
+    text_column: str = "text"
+    tokenizer: Optional[str] = None  # folder loadable by AutoTokenizer.from_pretrained
+    max_seq_length: int = 128
+    shuffle_buffer: int = 10_000
+    tokenize_batch_size: int = 256
+    num_eval_samples: int = 2_000
+    prefetch_batches: int = 4
+
+
+@dataclass
+class OptimizerConfig:
+    """AdamW; weight decay is not applied to biases and LayerNorm scales."""
+
+    learning_rate: float = 6e-4  # peak
+    b1: float = 0.9
+    b2: float = 0.98
+    eps: float = 1e-6
+    weight_decay: float = 0.01
+    max_grad_norm: float = 1.0  # 0 disables clipping
+
+
+@dataclass
+class ScheduleConfig:
+    """Linear warm-up from 0 to the peak, then linear decay to ``end_learning_rate``."""
+
+    warmup_steps: int = 24_000
+    decay_steps: Optional[int] = None  # step where the decay ends; None: training.max_steps
+    end_learning_rate: float = 0.0
+
+
+@dataclass
+class TrainingConfig:
+    seed: int = 2021
+    max_steps: int = 250_000
+    global_batch_size: int = 2048  # sequences per optimizer step, over all devices and hosts
+    grad_accum_steps: int = 1
+    mlm_probability: float = 0.15
+    mask_replace_prob: float = 0.8  # of the selected tokens, replaced by <mask>
+    random_replace_prob: float = 0.1  # of the selected tokens, replaced by a random token
+    eval_every_steps: int = 2_000
+    eval_batch_size: int = 256
+    output_dir: str = "runs/default"
+    fsdp: bool = False  # shard parameters and optimizer state over the devices
+    distributed: bool = False  # call jax.distributed.initialize() (multi-host)
+    coordinator_address: Optional[str] = None
+    num_processes: Optional[int] = None
+    process_id: Optional[int] = None
+
+
+@dataclass
+class CheckpointConfig:
+    directory: Optional[str] = None  # None: <training.output_dir>/checkpoints
+    every_steps: int = 10_000
+    keep: int = 5
+    async_save: bool = True
+    resume: bool = True  # continue from the latest checkpoint in `directory` when there is one
+    # Phase switch: start from another run's checkpoint (a checkpoints folder or one step in it).
+    init_from: Optional[str] = None
+    init_step: Optional[int] = None  # None: the latest step in init_from
+    init_optimizer: Literal["fresh", "keep"] = "fresh"
+    init_data_position: bool = True  # continue the stream where the other run stopped
+
+
+@dataclass
+class LoggingConfig:
+    every_steps: int = 100
+    tensorboard: bool = True
+    progress_bar: bool = True
+    wandb: bool = False
+    wandb_project: str = "mc4-sampling-trainer"
+    metrics_file: bool = True  # <output_dir>/metrics.jsonl, one JSON object per logged step
+    audit: bool = False  # write hashes of the eval and train documents under <output_dir>/audit
+
+
+@dataclass
+class HubConfig:
+    push_to_hub: Optional[str] = None  # repository id used by `trainer export` when set
+    private: bool = False
+
+
+@dataclass
+class TrainerConfig:
+    name: str = "default"
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    optimizer: OptimizerConfig = field(default_factory=OptimizerConfig)
+    schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
+    training: TrainingConfig = field(default_factory=TrainingConfig)
+    checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
+    logging: LoggingConfig = field(default_factory=LoggingConfig)
+    hub: HubConfig = field(default_factory=HubConfig)
+
+    # -- derived values -------------------------------------------------------------------------
+    @property
+    def checkpoint_dir(self) -> str:
+        return self.checkpoint.directory or os.path.join(self.training.output_dir, "checkpoints")
+
+    @property
+    def decay_steps(self) -> int:
+        return self.schedule.decay_steps if self.schedule.decay_steps is not None else self.training.max_steps
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+# ---------------------------------------------------------------------------------------------
+# Building dataclasses from plain dicts with type checking
+
+
+def _type_name(tp) -> str:
+    origin = typing.get_origin(tp)
+    if origin is Literal:
+        return "one of " + ", ".join(repr(a) for a in typing.get_args(tp))
+    if origin in (Union, types.UnionType):
+        return " or ".join(_type_name(a) for a in typing.get_args(tp))
+    if tp is type(None):
+        return "null"
+    if origin is not None:
+        return repr(tp).replace("typing.", "")
+    return getattr(tp, "__name__", repr(tp))
+
+
+def _coerce(value: Any, tp: Any, key: str) -> Any:
+    """Check ``value`` against the annotation ``tp`` (coercing only lossless cases)."""
+    origin = typing.get_origin(tp)
+    if tp is Any:
+        return value
+    if origin in (Union, types.UnionType):
+        args = typing.get_args(tp)
+        if value is None and type(None) in args:
+            return None
+        for arg in args:
+            if arg is type(None):
+                continue
+            try:
+                return _coerce(value, arg, key)
+            except ConfigError:
+                pass
+        raise ConfigError(f"config key '{key}': expected {_type_name(tp)}, got {value!r}")
+    if origin is Literal:
+        if value in typing.get_args(tp):
+            return value
+        raise ConfigError(f"config key '{key}': expected {_type_name(tp)}, got {value!r}")
+    if dataclasses.is_dataclass(tp):
+        if not isinstance(value, dict):
+            raise ConfigError(f"config key '{key}': expected a mapping of {_valid_keys(tp)}, got {value!r}")
+        return from_dict(tp, value, prefix=key + ".")
+    if origin is list:
+        (item_tp,) = typing.get_args(tp)
+        if isinstance(value, str):  # a single path is a list of one
+            value = [value]
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"config key '{key}': expected a list, got {value!r}")
+        return [_coerce(v, item_tp, f"{key}[{i}]") for i, v in enumerate(value)]
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"config key '{key}': expected a mapping, got {value!r}")
+        return dict(value)
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+        raise ConfigError(f"config key '{key}': expected true or false, got {value!r}")
+    if tp is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+        if isinstance(value, str):
+            try:
+                return int(float(value)) if float(value).is_integer() else int(value)
+            except ValueError:
+                pass
+        raise ConfigError(f"config key '{key}': expected an integer, got {value!r}")
+    if tp is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        if isinstance(value, str):  # YAML 1.1 reads "6e-4" as a string
+            try:
+                return float(value)
+            except ValueError:
+                pass
+        raise ConfigError(f"config key '{key}': expected a number, got {value!r}")
+    if tp is str:
+        if isinstance(value, str):
+            return value
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return str(value)
+        raise ConfigError(f"config key '{key}': expected a string, got {value!r}")
+    raise AssertionError(f"unsupported annotation {tp!r} for {key}")  # pragma: no cover
+
+
+def _valid_keys(cls) -> str:
+    return ", ".join(f.name for f in dataclasses.fields(cls))
+
+
+def from_dict(cls, data: dict, prefix: str = ""):
+    """Build dataclass ``cls`` from ``data``; unknown keys and wrong types raise ConfigError."""
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = [k for k in data if k not in names]
+    if unknown:
+        where = f"in section '{prefix[:-1]}'" if prefix else "at the top level"
+        raise ConfigError(
+            f"unknown config key '{prefix}{unknown[0]}' {where}; valid keys: {_valid_keys(cls)}"
+        )
+    kwargs = {k: _coerce(v, hints[k], prefix + k) for k, v in data.items()}
+    return cls(**kwargs)
+
+
+# ---------------------------------------------------------------------------------------------
+# Overrides and files
+
+
+def parse_override(text: str) -> tuple[list[str], Any]:
+    """``"a.b=value"`` -> (["a", "b"], value parsed as YAML)."""
+    if "=" not in text:
+        raise ConfigError(f"override {text!r} is not of the form section.key=value")
+    key, raw = text.split("=", 1)
+    key = key.strip()
+    if not key:
+        raise ConfigError(f"override {text!r} has an empty key")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError:
+        value = raw
+    return key.split("."), value
+
+
+def apply_override(data: dict, path: list[str], value: Any) -> None:
+    """Set ``data[path[0]][path[1]]... = value`` checking every level is a known key."""
+    cls = TrainerConfig
+    node = data
+    for depth, part in enumerate(path):
+        key = ".".join(path[: depth + 1])
+        if cls is not None:
+            names = {f.name for f in dataclasses.fields(cls)}
+            if part not in names:
+                where = ".".join(path[:depth]) or "the top level"
+                raise ConfigError(f"unknown config key '{key}' (in {where}); valid keys: {_valid_keys(cls)}")
+        if depth == len(path) - 1:
+            node[part] = value
+            return
+        hint = typing.get_type_hints(cls)[part] if cls is not None else None
+        if cls is not None and not dataclasses.is_dataclass(hint) and typing.get_origin(hint) is not dict:
+            raise ConfigError(f"config key '{key}' is a value, not a section")
+        cls = hint if dataclasses.is_dataclass(hint) else None
+        node = node.setdefault(part, {})
+        if not isinstance(node, dict):
+            raise ConfigError(f"config key '{key}' is not a mapping")
+
+
+def resolve_config_path(path: str) -> str:
+    """A file path, or the name of a shipped config (``tiny-cpu`` -> trainer/configs/tiny-cpu.yaml)."""
+    if os.path.exists(path):
+        return path
+    shipped = os.path.join(CONFIG_DIR, path if path.endswith(".yaml") else path + ".yaml")
+    if os.path.exists(shipped):
+        return shipped
+    names = sorted(n[:-5] for n in os.listdir(CONFIG_DIR) if n.endswith(".yaml"))
+    raise ConfigError(f"config file {path!r} not found (shipped configs: {', '.join(names)})")
+
+
+def load_config(path: Optional[str] = None, overrides: Optional[list[str]] = None) -> TrainerConfig:
+    """Read a YAML file (or start from the defaults), apply overrides, check and validate."""
+    data: dict = {}
+    if path is not None:
+        path = resolve_config_path(path)
+        with open(path, encoding="utf-8") as f:
+            try:
+                data = yaml.safe_load(f) or {}
+            except yaml.YAMLError as e:
+                raise ConfigError(f"{path}: not valid YAML: {e}") from None
+        if not isinstance(data, dict):
+            raise ConfigError(f"{path}: the top level must be a mapping")
+    for text in overrides or []:
+        keys, value = parse_override(text)
+        apply_override(data, keys, value)
+    cfg = from_dict(TrainerConfig, data)
+    validate(cfg)
+    return cfg
+
+
+def config_from_dict(data: dict) -> TrainerConfig:
+    cfg = from_dict(TrainerConfig, data)
+    validate(cfg)
+    return cfg
+
+
+def max_sequence_length(model: ModelConfig, pad_token_id: int = 1) -> int:
+    """Longest input the position table allows: ``max_position_embeddings - (pad_token_id + 1)``.
+
+    RoBERTa numbers positions from ``pad_token_id + 1`` (2 for the usual pad id 1), so 514
+    positions hold sequences of 512 tokens.
+    """
+    return model.max_position_embeddings - (pad_token_id + 1)
+
+
+def validate(cfg: TrainerConfig) -> None:
+    """Checks that need no device, no data and no tokenizer (those come later, still before training)."""
+    m, d, t, o, s, c = cfg.model, cfg.data, cfg.training, cfg.optimizer, cfg.schedule, cfg.checkpoint
+
+    def positive(key, value):
+        if value <= 0:
+            raise ConfigError(f"config key '{key}' must be > 0, got {value}")
+
+    for key, value in [
+        ("model.hidden_size", m.hidden_size), ("model.num_layers", m.num_layers),
+        ("model.num_heads", m.num_heads), ("model.intermediate_size", m.intermediate_size),
+        ("model.max_position_embeddings", m.max_position_embeddings),
+        ("data.max_seq_length", d.max_seq_length), ("data.shuffle_buffer", d.shuffle_buffer),
+        ("data.tokenize_batch_size", d.tokenize_batch_size), ("data.prefetch_batches", d.prefetch_batches),
+        ("training.max_steps", t.max_steps), ("training.global_batch_size", t.global_batch_size),
+        ("training.grad_accum_steps", t.grad_accum_steps), ("training.eval_batch_size", t.eval_batch_size),
+        ("training.eval_every_steps", t.eval_every_steps), ("checkpoint.every_steps", c.every_steps),
+        ("checkpoint.keep", c.keep), ("logging.every_steps", cfg.logging.every_steps),
+        ("optimizer.learning_rate", o.learning_rate),
+    ]:
+        positive(key, value)
+    if m.vocab_size is not None:
+        positive("model.vocab_size", m.vocab_size)
+    if m.hidden_size % m.num_heads:
+        raise ConfigError(
+            f"model.hidden_size ({m.hidden_size}) must be divisible by model.num_heads ({m.num_heads})"
+        )
+    longest = max_sequence_length(m)
+    if d.max_seq_length > longest:
+        raise ConfigError(
+            f"data.max_seq_length ({d.max_seq_length}) is longer than the model's positions allow: "
+            f"model.max_position_embeddings={m.max_position_embeddings} holds at most {longest} tokens "
+            f"(RoBERTa positions start at pad_token_id + 1); raise max_position_embeddings or shorten "
+            f"the sequences"
+        )
+    if d.max_seq_length < 2:
+        raise ConfigError("data.max_seq_length must be at least 2 (<s> and one token)")
+    if d.num_eval_samples < 0:
+        raise ConfigError(f"data.num_eval_samples must be >= 0, got {d.num_eval_samples}")
+    if t.global_batch_size % t.grad_accum_steps:
+        raise ConfigError(
+            f"training.global_batch_size ({t.global_batch_size}) must be divisible by "
+            f"training.grad_accum_steps ({t.grad_accum_steps})"
+        )
+    for key, p in [("model.hidden_dropout", m.hidden_dropout), ("model.attention_dropout", m.attention_dropout)]:
+        if not 0.0 <= p < 1.0:
+            raise ConfigError(f"config key '{key}' must be in [0, 1), got {p}")
+    if not 0.0 < t.mlm_probability < 1.0:
+        raise ConfigError(f"training.mlm_probability must be in (0, 1), got {t.mlm_probability}")
+    if t.mask_replace_prob < 0 or t.random_replace_prob < 0 or t.mask_replace_prob + t.random_replace_prob > 1:
+        raise ConfigError(
+            "training.mask_replace_prob and training.random_replace_prob must be >= 0 and sum to at most 1 "
+            f"(got {t.mask_replace_prob} + {t.random_replace_prob})"
+        )
+    if s.warmup_steps < 0:
+        raise ConfigError(f"schedule.warmup_steps must be >= 0, got {s.warmup_steps}")
+    if s.warmup_steps > cfg.decay_steps:
+        raise ConfigError(
+            f"schedule.warmup_steps ({s.warmup_steps}) is after the end of the decay ({cfg.decay_steps}); "
+            "lower the warm-up or raise schedule.decay_steps / training.max_steps"
+        )
+    if o.max_grad_norm < 0 or o.weight_decay < 0:
+        raise ConfigError("optimizer.max_grad_norm and optimizer.weight_decay must be >= 0")
+    if m.attention_impl == "cudnn" and m.attention_dropout > 0:
+        raise ConfigError("model.attention_impl 'cudnn' has no attention dropout; set model.attention_dropout=0")
+    if m.attention_impl == "cudnn" and m.dtype == "float32":
+        raise ConfigError("model.attention_impl 'cudnn' needs model.dtype bfloat16 or float16")

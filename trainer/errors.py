@@ -1,0 +1,29 @@
+"""User-facing errors of the trainer.
+
+Every mistake a user can make (a bad config value, a dataset without the text column, a
+checkpoint from another model shape...) raises a subclass of :class:`TrainerError` with a message
+that names the problem and how to fix it. The command line prints that message and exits with
+status 2 instead of showing a traceback.
+"""
+
+from __future__ import annotations
+
+
+class TrainerError(Exception):
+    """Base class of the errors caused by the user's input (not by a bug)."""
+
+
+class ConfigError(TrainerError, ValueError):
+    """Unknown config key, wrong type, inconsistent values."""
+
+
+class DataError(TrainerError):
+    """The dataset cannot be loaded or lacks what the trainer needs."""
+
+
+class CheckpointError(TrainerError):
+    """No checkpoint where one is expected, or one that does not fit the model."""
+
+
+class ExportError(TrainerError):
+    """A model folder cannot be written, read or uploaded."""

@@ -1,0 +1,230 @@
+"""RoBERTa for masked LM in Flax Linen, laid out like transformers' ``RobertaForMaskedLM``.
+
+Linen is used on purpose: the model is a pure function ``apply(params, ...)`` of a plain
+parameter pytree, which makes sharding, checkpointing, exact resume and the one-to-one mapping
+onto the PyTorch state dict (:mod:`trainer.convert`) straightforward.
+
+Parameter tree (``L`` layers)::
+
+    embeddings/{word_embeddings,position_embeddings,token_type_embeddings}/embedding, LayerNorm
+    layers_{i}/attention/{query,key,value}, attention/output/{dense,LayerNorm}
+    layers_{i}/intermediate/dense, layers_{i}/output/{dense,LayerNorm}
+    lm_head/{dense,layer_norm,bias}      (the decoder is tied to the word embeddings)
+
+Compute runs in ``spec.dtype`` (bf16 by default) on ``spec.param_dtype`` (f32) master weights;
+LayerNorm statistics, softmax and the loss are computed in float32.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Optional
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+
+@dataclasses.dataclass(frozen=True)
+class RobertaSpec:
+    """Resolved architecture (hashable, so it can be a Linen attribute and a jit static)."""
+
+    vocab_size: int
+    hidden_size: int = 768
+    num_layers: int = 12
+    num_heads: int = 12
+    intermediate_size: int = 3072
+    max_position_embeddings: int = 514
+    type_vocab_size: int = 1
+    layer_norm_eps: float = 1e-5
+    hidden_dropout: float = 0.1
+    attention_dropout: float = 0.0
+    initializer_range: float = 0.02
+    pad_token_id: int = 1
+    dtype: str = "bfloat16"
+    param_dtype: str = "float32"
+    attention_impl: Optional[str] = None  # None/"xla" or "cudnn" (see resolve_attention_impl)
+
+    @property
+    def head_dim(self) -> int:
+        return self.hidden_size // self.num_heads
+
+
+def resolve_attention_impl(requested: str, dtype: str, head_dim: int, backend: Optional[str] = None) -> Optional[str]:
+    """``auto`` -> ``"cudnn"`` on NVIDIA GPUs for bf16/fp16 with head_dim % 8 == 0, else ``"xla"``."""
+    if requested != "auto":
+        return requested
+    backend = backend or jax.default_backend()
+    if backend == "gpu" and dtype in ("bfloat16", "float16") and head_dim % 8 == 0:
+        return "cudnn"
+    return "xla"
+
+
+def roberta_position_ids(input_ids: jax.Array, pad_token_id: int) -> jax.Array:
+    """RoBERTa positions: ``cumsum(ids != pad) * (ids != pad) + pad`` (pad tokens get ``pad``).
+
+    Non-padding tokens are numbered ``pad + 1, pad + 2, ...`` exactly as transformers'
+    ``create_position_ids_from_input_ids``.
+    """
+    not_pad = (input_ids != pad_token_id).astype(jnp.int32)
+    return jnp.cumsum(not_pad, axis=1) * not_pad + pad_token_id
+
+
+def _dense(spec: RobertaSpec, features: int, name: str) -> nn.Dense:
+    return nn.Dense(
+        features,
+        dtype=spec.dtype,
+        param_dtype=spec.param_dtype,
+        kernel_init=nn.initializers.normal(spec.initializer_range),
+        name=name,
+    )
+
+
+def _layer_norm(spec: RobertaSpec, name: str) -> nn.LayerNorm:
+    return nn.LayerNorm(epsilon=spec.layer_norm_eps, dtype=spec.dtype, param_dtype=spec.param_dtype, name=name)
+
+
+class Embeddings(nn.Module):
+    spec: RobertaSpec
+
+    def setup(self):
+        s = self.spec
+        init = nn.initializers.normal(s.initializer_range)
+        kw = dict(dtype=s.dtype, param_dtype=s.param_dtype, embedding_init=init)
+        self.word_embeddings = nn.Embed(s.vocab_size, s.hidden_size, **kw)
+        self.position_embeddings = nn.Embed(s.max_position_embeddings, s.hidden_size, **kw)
+        self.token_type_embeddings = nn.Embed(s.type_vocab_size, s.hidden_size, **kw)
+        self.LayerNorm = _layer_norm(s, None)
+        self.dropout = nn.Dropout(s.hidden_dropout)
+
+    def __call__(self, input_ids, deterministic: bool):
+        positions = roberta_position_ids(input_ids, self.spec.pad_token_id)
+        x = (
+            self.word_embeddings(input_ids)
+            + self.position_embeddings(positions)
+            + self.token_type_embeddings(jnp.zeros_like(input_ids))
+        )
+        return self.dropout(self.LayerNorm(x), deterministic=deterministic)
+
+    def attend(self, x):
+        """Tied decoder: ``x @ word_embeddings.T``."""
+        return self.word_embeddings.attend(x)
+
+
+class SelfAttention(nn.Module):
+    """Multi-head attention through ``jax.nn.dot_product_attention`` (fused when possible)."""
+
+    spec: RobertaSpec
+
+    @nn.compact
+    def __call__(self, x, mask: Optional[jax.Array], deterministic: bool):
+        s = self.spec
+        b, t, _ = x.shape
+        split = lambda y: y.reshape(b, t, s.num_heads, s.head_dim)  # noqa: E731
+        q = split(_dense(s, s.hidden_size, "query")(x))
+        k = split(_dense(s, s.hidden_size, "key")(x))
+        v = split(_dense(s, s.hidden_size, "value")(x))
+        if s.attention_dropout > 0.0 and not deterministic:
+            out = _explicit_attention(q, k, v, mask, s.attention_dropout, self.make_rng("dropout"))
+        elif s.attention_impl == "cudnn":
+            lengths = None if mask is None else jnp.sum(mask, axis=-1).astype(jnp.int32)
+            out = jax.nn.dot_product_attention(
+                q, k, v, query_seq_lengths=lengths, key_value_seq_lengths=lengths, implementation="cudnn"
+            )  # right padding only (the trainer never pads inside a sequence)
+        else:
+            m = None if mask is None else mask[:, None, None, :].astype(bool)
+            out = jax.nn.dot_product_attention(q, k, v, mask=m, implementation="xla")
+        return out.reshape(b, t, s.hidden_size)
+
+
+def _explicit_attention(q, k, v, mask, rate: float, rng) -> jax.Array:
+    """``softmax(q k^T / sqrt(d) + mask) -> dropout -> @ v`` (the path with attention dropout)."""
+    logits = jnp.einsum("btnd,bsnd->bnts", q, k).astype(jnp.float32) / jnp.sqrt(q.shape[-1]).astype(jnp.float32)
+    if mask is not None:
+        logits = jnp.where(mask[:, None, None, :].astype(bool), logits, jnp.finfo(jnp.float32).min)
+    probs = jax.nn.softmax(logits, axis=-1)
+    keep = jax.random.bernoulli(rng, 1.0 - rate, probs.shape)
+    probs = jnp.where(keep, probs / (1.0 - rate), 0.0).astype(v.dtype)
+    return jnp.einsum("bnts,bsnd->btnd", probs, v)
+
+
+class AttentionBlock(nn.Module):
+    """transformers' ``RobertaAttention``: self-attention, projection, dropout, residual + LayerNorm."""
+
+    spec: RobertaSpec
+
+    @nn.compact
+    def __call__(self, x, mask, deterministic: bool):
+        s = self.spec
+        h = SelfAttention(s, name="self")(x, mask, deterministic)
+        h = _dense(s, s.hidden_size, "output_dense")(h)
+        h = nn.Dropout(s.hidden_dropout)(h, deterministic=deterministic)
+        return _layer_norm(s, "output_LayerNorm")(h + x)
+
+
+class Layer(nn.Module):
+    spec: RobertaSpec
+
+    @nn.compact
+    def __call__(self, x, mask, deterministic: bool):
+        s = self.spec
+        x = AttentionBlock(s, name="attention")(x, mask, deterministic)
+        h = nn.gelu(_dense(s, s.intermediate_size, "intermediate_dense")(x), approximate=False)
+        h = _dense(s, s.hidden_size, "output_dense")(h)
+        h = nn.Dropout(s.hidden_dropout)(h, deterministic=deterministic)
+        return _layer_norm(s, "output_LayerNorm")(h + x)
+
+
+class LMHead(nn.Module):
+    """dense -> GELU -> LayerNorm -> tied decoder + bias."""
+
+    spec: RobertaSpec
+
+    @nn.compact
+    def __call__(self, x, embeddings: Embeddings):
+        s = self.spec
+        h = nn.gelu(_dense(s, s.hidden_size, "dense")(x), approximate=False)
+        h = _layer_norm(s, "layer_norm")(h)
+        bias = self.param("bias", nn.initializers.zeros, (s.vocab_size,), s.param_dtype)
+        return embeddings.attend(h) + bias.astype(s.dtype)
+
+
+class RobertaForMaskedLM(nn.Module):
+    spec: RobertaSpec
+
+    def setup(self):
+        self.embeddings = Embeddings(self.spec)
+        self.layers = [Layer(self.spec) for _ in range(self.spec.num_layers)]
+        self.lm_head = LMHead(self.spec)
+
+    def __call__(self, input_ids, attention_mask=None, deterministic: bool = True):
+        """Logits ``[batch, length, vocab]`` in the compute dtype.
+
+        ``attention_mask`` (1 = attend, 0 = padding) may be None: packed training sequences
+        have no padding, and a None mask keeps the fused attention kernel on its fastest path.
+        """
+        x = self.embeddings(input_ids, deterministic)
+        for layer in self.layers:
+            x = layer(x, attention_mask, deterministic)
+        return self.lm_head(x, self.embeddings)
+
+
+def init_params(spec: RobertaSpec, key: jax.Array, seq_len: int = 8):
+    """Random parameters (normal(initializer_range) weights, zero biases, unit LayerNorm scales)."""
+    model = RobertaForMaskedLM(spec)
+    ids = jnp.full((1, seq_len), spec.pad_token_id + 2, dtype=jnp.int32)
+    return model.init({"params": key}, ids, deterministic=True)["params"]
+
+
+def mlm_loss_sums(logits: jax.Array, labels: jax.Array, weights: jax.Array):
+    """Sums for the masked-LM metrics over the tokens with weight 1.
+
+    Returns ``(sum_i w_i * CE_i, sum_i w_i, sum_i w_i * [argmax logits_i == label_i])``; the loss
+    is ``loss_sum / count`` and the accuracy ``correct / count``. Summing first (instead of
+    averaging per device or micro-batch) makes the result independent of how the batch is split.
+    """
+    logits = logits.astype(jnp.float32)
+    ce = -jnp.take_along_axis(jax.nn.log_softmax(logits, axis=-1), labels[..., None], axis=-1)[..., 0]
+    w = weights.astype(jnp.float32)
+    correct = (jnp.argmax(logits, axis=-1) == labels).astype(jnp.float32)
+    return jnp.sum(ce * w), jnp.sum(w), jnp.sum(correct * w)
