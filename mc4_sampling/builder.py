@@ -119,10 +119,10 @@ class Mc4SamplingConfig(datasets.BuilderConfig):
             raise ConfigError(
                 f"on_bad_record={self.on_bad_record!r} is not valid; choose one of {', '.join(BAD_RECORD_POLICIES)}"
             )
-        if self.data_dir and self.base_url:
-            raise ConfigError("data_dir and base_url are exclusive: give a local folder or an HTTP mirror, not both")
         if self.base_url is not None and not str(self.base_url).startswith(("http://", "https://")):
             raise ConfigError(f"base_url={self.base_url!r} is not valid; it must start with http:// or https://")
+        if self.data_dir and self.base_url:
+            raise ConfigError("data_dir and base_url are exclusive: give a local folder or an HTTP mirror, not both")
         if self.shards is not None:
             most = max(shard_counts()[lang].train for lang in self.languages)
             if not (
@@ -276,15 +276,15 @@ class Mc4Sampling(datasets.GeneratorBasedBuilder):
 
     def _split_generators(self, dl_manager):
         config = self.config
+        for lang in config.languages:  # resolve models, boundaries and factors before any reading
+            config.sampling_rules(lang)
+            if config.needs_model("train") or config.needs_model("validation"):
+                config.model(lang)
         generators = []
         for split, name in (("train", datasets.Split.TRAIN), ("validation", datasets.Split.VALIDATION)):
             refs = config.shard_refs(split)
             if not refs:
                 continue
-            for lang in config.languages:  # resolve models, boundaries and factors before any reading
-                config.sampling_rules(lang)
-                if config.needs_model(split):
-                    config.model(lang)
             generators.append(
                 datasets.SplitGenerator(
                     name=name,

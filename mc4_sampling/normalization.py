@@ -37,7 +37,8 @@ def _build_table(strip_accents: bool) -> dict[int, str | None]:
         elif unicodedata.category(ch) == "Nd":  # what CCNet's r"\d" matches
             table[cp] = "0"
     for src, dst in UNICODE_PUNCT.items():
-        table[ord(src)] = dst
+        if table.get(ord(src)) != "0":  # digits became "0" before the punctuation map ran
+            table[ord(src)] = dst
     for cp in NON_PRINTING:
         table[cp] = None
     return table

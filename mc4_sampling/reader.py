@@ -41,6 +41,7 @@ class ResumableHTTPStream(io.RawIOBase):
         self.timeout = timeout
         self.backoff = backoff
         self.position = 0
+        self.reconnections = 0
         self.length: int | None = None
         self._response = None
         self._connect()
@@ -75,7 +76,6 @@ class ResumableHTTPStream(io.RawIOBase):
         self._response = response
 
     def readinto(self, buffer) -> int:
-        attempt = 0
         while True:
             try:
                 if self._response is None:
@@ -88,7 +88,8 @@ class ResumableHTTPStream(io.RawIOBase):
             except DataNotFoundError:
                 raise
             except _TRANSIENT as e:
-                attempt += 1
+                self.reconnections += 1
+                attempt = self.reconnections
                 self._close_response()
                 if attempt > self.retries:
                     raise ConnectionError(
@@ -122,6 +123,8 @@ def open_shard(path: str, retries: int = 5):
 def iter_records(path: str, on_bad_record: str = "raise", retries: int = 5) -> Iterator[tuple[int, dict | None]]:
     """Yield ``(position, record)`` for every line of a shard, ``position`` counting from 0.
 
+    Files are gzip-compressed unless their name ends in ``.json`` or ``.jsonl``.
+
     A bad record (a line that is not a JSON object with a string ``text``) raises
     :class:`BadRecordError` naming the file and line, or with ``on_bad_record="skip"`` is
     yielded as ``(position, None)`` so the caller can count it. A corrupt or truncated gzip
@@ -130,8 +133,10 @@ def iter_records(path: str, on_bad_record: str = "raise", retries: int = 5) -> I
     raw = open_shard(path, retries)
     position = -1
     try:
-        with gzip.GzipFile(fileobj=io.BufferedReader(raw, 1 << 16), mode="rb") as gz:
-            for position, line in enumerate(gz):
+        buffered = io.BufferedReader(raw, 1 << 16)
+        compressed = not path.endswith((".json", ".jsonl"))  # mC4 files are .json.gz
+        with gzip.GzipFile(fileobj=buffered, mode="rb") if compressed else buffered as lines:
+            for position, line in enumerate(lines):
                 record = _parse(line)
                 if isinstance(record, str):
                     if on_bad_record == "raise":

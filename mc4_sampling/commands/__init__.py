@@ -1,0 +1,1 @@
+"""Subcommands of the ``mc4-sampling`` console command, one module each."""

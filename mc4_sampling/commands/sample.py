@@ -1,0 +1,100 @@
+"""``mc4-sampling sample``: stream a perplexity-sampled subset of mC4 to JSON lines."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+import numpy as np
+from tqdm import tqdm
+
+from ..pipeline import DocumentSampler, SamplingStats
+from .common import add_model_options, add_sampling_options, add_source_options, build_config
+
+
+def add_parser(subparsers) -> None:
+    p = subparsers.add_parser(
+        "sample",
+        help="stream a sample to JSON lines",
+        description="Stream mC4 documents, keep each with the chosen perplexity weighting, and write the "
+        "kept ones as JSON lines (text, timestamp, url[, perplexity]). Prints a summary to stderr.",
+    )
+    add_source_options(p)
+    add_sampling_options(p)
+    add_model_options(p)
+    p.add_argument("--split", choices=("train", "validation"), default="train", help="split to read (default: train)")
+    p.add_argument("--return-perplexity", action="store_true", help="add each kept document's perplexity")
+    p.add_argument("--max-docs", type=int, help="stop after this many kept documents")
+    p.add_argument("-o", "--output", default="-", help="output file (default: - for stdout)")
+    p.add_argument("--report", metavar="DIR", help="score every document and write a sampling report to DIR")
+    p.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    config = build_config(args, return_perplexity=args.return_perplexity)
+    if args.max_docs is not None and args.max_docs <= 0:
+        raise SystemExit("error: --max-docs must be a positive integer")
+    shards = config.shard_refs(args.split)
+    if not shards:
+        raise SystemExit(f"error: no {args.split} files found for {'+'.join(config.languages)}")
+    stats = SamplingStats()
+    samplers = {}
+    out = sys.stdout if args.output == "-" else open(args.output, "w", encoding="utf-8")
+    report = args.report is not None
+    try:
+        with tqdm(total=len(shards), unit="shard", desc="sampling", file=sys.stderr, dynamic_ncols=True) as bar:
+            for shard in shards:
+                if shard.language not in samplers:
+                    samplers[shard.language] = _sampler(config, shard.language, args.split, report)
+                for _, example in samplers[shard.language].sample(shard, stats):
+                    out.write(json.dumps(example, ensure_ascii=False) + "\n")
+                    if args.max_docs and stats.kept >= args.max_docs:
+                        break
+                    if stats.read % 512 == 0:
+                        bar.set_postfix(read=stats.read, kept=stats.kept, refresh=False)
+                bar.set_postfix(read=stats.read, kept=stats.kept)
+                bar.update()
+                if args.max_docs and stats.kept >= args.max_docs:
+                    break
+    finally:
+        if out is not sys.stdout:
+            out.close()
+    print(summary(stats), file=sys.stderr)
+    if report:
+        _write_report(args, config, stats)
+    return 0
+
+
+def _sampler(config, language: str, split: str, score_all: bool) -> DocumentSampler:
+    needs_model = config.needs_model(split) or score_all
+    return DocumentSampler(
+        config.sampling_rules(language)[split],
+        seed=config.seed,
+        model=config.model(language) if needs_model else None,
+        return_perplexity=config.return_perplexity,
+        score_all=score_all,
+        on_bad_record=config.on_bad_record,
+        retries=config.http_retries,
+    )
+
+
+def summary(stats: SamplingStats) -> str:
+    lines = [
+        f"documents read: {stats.read}",
+        f"documents kept: {stats.kept}",
+        f"keep rate:      {stats.keep_rate:.4f}",
+    ]
+    if stats.bad_records:
+        lines.append(f"bad records skipped: {stats.bad_records}")
+    if stats.kept_perplexities:
+        q1, q2, q3 = np.percentile(stats.kept_perplexities, [25, 50, 75])
+        lines.append(f"perplexity of kept documents: Q1 {q1:.2f}  median {q2:.2f}  Q3 {q3:.2f}")
+    return "\n".join(lines)
+
+
+def _write_report(args, config, stats: SamplingStats) -> None:
+    """Observed vs expected distribution of the kept documents (see mc4_sampling.report)."""
+    from ..report import write_sampling_report
+
+    write_sampling_report(args.report, stats, config, split=args.split)

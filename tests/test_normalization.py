@@ -1,0 +1,41 @@
+"""CCNet normalisation, applied line by line."""
+
+import re
+import unicodedata
+
+from mc4_sampling.normalization import UNICODE_PUNCT, normalize_document, normalize_line
+
+
+def ccnet_reference(line: str) -> str:
+    """An independent, regex-based rendering of CCNet's text_normalizer.normalize()."""
+    line = line.strip()
+    if not line:
+        return line
+    line = line.lower()
+    line = "".join(c for c in unicodedata.normalize("NFD", line) if unicodedata.category(c) != "Mn")
+    line = re.sub(r"\d", "0", line)
+    line = "".join(UNICODE_PUNCT.get(c, c) for c in line)
+    return re.sub("[" + "".join(map(chr, list(range(0, 32)) + list(range(127, 160)))) + "]", "", line)
+
+
+def test_examples():
+    assert normalize_line("  Él   dijo: «¡Hola!» — 1984…  ") == 'el   dijo: "¡hola!"  -  0000...'
+    assert normalize_line("Año ２０２１，ñandú") == "ano 0000,nandu"
+    assert normalize_line("tab\there\x07") == "tabhere"
+    assert normalize_line("   ") == ""
+
+
+def test_matches_reference_on_varied_text():
+    texts = ["Canción Nº 5 — «Verano» (1999)…", "ÀÉÎÕÜ çñ ß Ωμέγα", "fin：¿qué？ ５％【x】", "\x00\x1fa\x7fb\x9fc"]
+    for t in texts:
+        assert normalize_line(t) == ccnet_reference(t)
+
+
+def test_document_keeps_lines_apart_and_drops_empty_ones():
+    doc = "Primera línea.\n\n  \nSegunda\tlínea 2\n"
+    assert normalize_document(doc) == ["primera linea.", "segundalinea 0"]
+
+
+def test_switches():
+    assert normalize_line("Árbol", lower_case=False, strip_accents=False) == "Árbol"
+    assert normalize_line("Árbol", lower_case=True, strip_accents=False) == "árbol"

@@ -1,0 +1,149 @@
+"""Perplexity in raw and ccnet mode against direct KenLM computations; model resolution."""
+
+import os
+import pickle
+
+import kenlm
+import numpy as np
+import pytest
+import sentencepiece as spm
+
+from mc4_sampling import ConfigError, ModelNotFoundError, PerplexityModel, load_perplexity_model
+from mc4_sampling.sampling import BERTIN_ES_BOUNDARIES
+from test_normalization import ccnet_reference
+
+DOCS = [
+    "el gato come pescado\nel perro come",
+    "",
+    "\n\n",
+    "Una línea con ACENTOS, números 123 y puntuación…\n\nOtra línea",
+    "palabras desconocidas xyzzy plugh",
+]
+
+
+@pytest.fixture(scope="session")
+def tiny_sp(tmp_path_factory) -> str:
+    folder = tmp_path_factory.mktemp("sp")
+    corpus = folder / "corpus.txt"
+    lines = [ccnet_reference(x) for x in DOCS[0].split("\n") + DOCS[3].split("\n")] * 20
+    corpus.write_text("\n".join(x for x in lines if x), encoding="utf-8")
+    spm.SentencePieceTrainer.train(
+        input=str(corpus), model_prefix=str(folder / "tiny"), vocab_size=40, model_type="unigram",
+        hard_vocab_limit=False, minloglevel=2,
+    )
+    return str(folder / "tiny.model")
+
+
+def raw_reference(model: kenlm.Model, text: str) -> float:
+    """BERTIN's computation, written out again."""
+    log_score, length = 0.0, 0
+    for line in text.split("\n"):
+        log_score += model.score(line, bos=True, eos=True)
+        length += len(line.split()) + 1
+    return 10.0 ** (-log_score / length)
+
+
+def ccnet_reference_perplexity(model: kenlm.Model, sp: spm.SentencePieceProcessor, text: str) -> float:
+    log_score, length = 0.0, 0
+    lines = [ccnet_reference(x) for x in text.split("\n")]
+    for line in [x for x in lines if x] or [""]:
+        pieces = sp.encode_as_pieces(line)
+        log_score += model.score(" ".join(pieces), bos=True, eos=True)
+        length += len(pieces) + 1
+    return 10.0 ** (-log_score / length)
+
+
+def test_raw_mode_equals_direct_kenlm(tiny_arpa):
+    model = PerplexityModel(tiny_arpa, mode="raw")
+    direct = kenlm.Model(tiny_arpa)
+    got = model.perplexities(DOCS)
+    np.testing.assert_allclose(got, [raw_reference(direct, d) for d in DOCS], rtol=1e-12)
+    assert np.isfinite(got).all()
+    # a hand check: "el gato come pescado" with the bigrams of the tiny model
+    lp = -0.3 + -0.2 + -0.25 + -0.3 + (-0.9 + -0.1)  # <s> el, el gato, gato come, come pescado, backoff(pescado)+</s>
+    assert model.perplexity("el gato come pescado") == pytest.approx(10 ** (-lp / 5))
+
+
+def test_ccnet_mode_equals_reference(tiny_arpa, tiny_sp):
+    model = PerplexityModel(tiny_arpa, tiny_sp)
+    assert model.mode == "ccnet"
+    direct, sp = kenlm.Model(tiny_arpa), spm.SentencePieceProcessor(model_file=tiny_sp)
+    np.testing.assert_allclose(
+        model.perplexities(DOCS), [ccnet_reference_perplexity(direct, sp, d) for d in DOCS], rtol=1e-12
+    )
+
+
+def test_empty_documents_have_a_defined_perplexity(tiny_arpa, tiny_sp):
+    for model in (PerplexityModel(tiny_arpa), PerplexityModel(tiny_arpa, tiny_sp)):
+        for text in ("", "\n", "   \n\t"):
+            assert np.isfinite(model.perplexity(text)) and model.perplexity(text) > 0
+
+
+def test_models_pickle_as_paths_and_reload(tiny_arpa, tiny_sp):
+    model = PerplexityModel(tiny_arpa, tiny_sp).load()
+    clone = pickle.loads(pickle.dumps(model))
+    assert "_kenlm" not in clone.__dict__
+    assert clone.perplexity(DOCS[0]) == model.perplexity(DOCS[0])
+    assert clone.model_id == model.model_id
+
+
+def test_identity_depends_on_content_not_location(tmp_path, tiny_arpa):
+    copy = tmp_path / "tiny.arpa"
+    copy.write_bytes(open(tiny_arpa, "rb").read())
+    assert PerplexityModel(str(copy)).model_id == PerplexityModel(tiny_arpa).model_id
+    other = tmp_path / "other" / "tiny.arpa"
+    other.parent.mkdir()
+    other.write_text(open(tiny_arpa).read().replace("-0.8\tel", "-0.7\tel"))
+    assert PerplexityModel(str(other)).model_id != PerplexityModel(tiny_arpa).model_id
+
+
+def test_missing_unreadable_and_corrupt_models(tmp_path, tiny_arpa):
+    with pytest.raises(ModelNotFoundError, match="nope.arpa.bin"):
+        load_perplexity_model(str(tmp_path / "nope.arpa.bin"))
+    with pytest.raises(ModelNotFoundError, match="es.arpa.bin"):
+        load_perplexity_model(str(tmp_path))  # a folder without <lang>.arpa.bin
+    bad = tmp_path / "bad.arpa"
+    bad.write_text("this is not an ARPA file\n")
+    with pytest.raises(ModelNotFoundError, match="cannot load KenLM model"):
+        PerplexityModel(str(bad)).perplexity("hola")
+    if os.geteuid() != 0:  # root reads everything
+        locked = tmp_path / "locked.arpa"
+        locked.write_text("x")
+        locked.chmod(0)
+        with pytest.raises(ModelNotFoundError, match="not readable"):
+            PerplexityModel(str(locked))
+    with pytest.raises(ConfigError, match="needs a SentencePiece model"):
+        PerplexityModel(tiny_arpa, mode="ccnet")
+    with pytest.raises(ConfigError, match="perplexity_mode"):
+        load_perplexity_model(tiny_arpa, mode="fancy")
+
+
+def test_bertin_boundaries_belong_to_es_arpa_bin_in_raw_mode(tmp_path, tiny_arpa):
+    es = tmp_path / "es.arpa.bin"
+    es.write_bytes(open(tiny_arpa, "rb").read())
+    assert load_perplexity_model(str(es), mode="raw").default_boundaries == BERTIN_ES_BOUNDARIES
+    assert PerplexityModel(tiny_arpa).default_boundaries is None
+
+
+def test_folder_and_pair_specs(tmp_path, tiny_arpa, tiny_sp):
+    (tmp_path / "ca.arpa.bin").write_bytes(open(tiny_arpa, "rb").read())
+    (tmp_path / "ca.sp.model").write_bytes(open(tiny_sp, "rb").read())
+    folder_model = load_perplexity_model(str(tmp_path), "ca")
+    pair_model = load_perplexity_model((tiny_arpa, tiny_sp))
+    assert folder_model.mode == pair_model.mode == "ccnet"
+    assert folder_model.perplexity(DOCS[3]) == pair_model.perplexity(DOCS[3])
+
+
+def test_hub_location_is_fetched_cached_and_loaded(fake_hub, tiny_arpa, tiny_sp):
+    hub = fake_hub({"someone/kenlm/wikipedia/es.arpa.bin": tiny_arpa, "someone/kenlm/wikipedia/es.sp.model": tiny_sp})
+    model = load_perplexity_model("someone/kenlm/wikipedia", "es")
+    assert model.mode == "ccnet"
+    assert model.perplexity(DOCS[0]) == PerplexityModel(tiny_arpa, tiny_sp).perplexity(DOCS[0])
+    assert any("/someone/kenlm/resolve/main/wikipedia/es.sp.model" in r for r in hub.requests)
+    # raw mode fetches the KenLM file alone, and BERTIN's defaults apply to es.arpa.bin
+    raw = load_perplexity_model("hf://someone/kenlm/wikipedia@main", "es", "raw")
+    assert raw.sp_path is None and raw.default_boundaries == BERTIN_ES_BOUNDARIES
+    with pytest.raises(ModelNotFoundError, match="ca.arpa.bin"):
+        load_perplexity_model("someone/kenlm/wikipedia", "ca")
+    with pytest.raises(ModelNotFoundError, match="not found on the Hub"):
+        load_perplexity_model("nobody/nothing", "es")
