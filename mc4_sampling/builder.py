@@ -147,7 +147,7 @@ class Mc4SamplingConfig(datasets.BuilderConfig):
             return {"train": SamplingRule("none"), "validation": SamplingRule("none")}
         calibration = self._calibration()
         model = self.model(language) if method in ("stepwise", "gaussian") else None
-        params = calibration.methods.get(method, {}) if calibration else {}
+        params = calibration.parameters(method) if calibration else {}
         factor = self.sampling_factor or params.get("factor")
         width = self.width or params.get("width") or (model and model.default_width) or DEFAULT_WIDTH
         boundaries = None

@@ -141,18 +141,23 @@ class DocumentSampler:
         p = rule.probability(perplexity) if rule.needs_perplexity else rule.probability(u)
         keep = u < p
         if stats is not None:
-            stats.read += len(block)
             stats.scored += int(to_score.sum())
-            stats.kept += int(keep.sum())
-            if self.score_all:
-                stats.scored_documents.extend(zip(perplexity.tolist(), np.minimum(p, 1.0).tolist(), keep.tolist()))
-        for i in np.flatnonzero(keep):
+        # Counters move document by document, so a consumer that stops early sees exact numbers.
+        for i, kept in enumerate(keep.tolist()):
+            if stats is not None:
+                stats.read += 1
+                if self.score_all:
+                    stats.scored_documents.append((float(perplexity[i]), min(float(p[i]), 1.0), kept))
+            if not kept:
+                continue
             position, record = block[i]
             example = {"text": record["text"], "timestamp": record.get("timestamp"), "url": record.get("url")}
             if self.return_perplexity:
                 example["perplexity"] = float(perplexity[i])
-            if stats is not None and not np.isnan(perplexity[i]):
-                stats.kept_perplexities.append(float(perplexity[i]))
+            if stats is not None:
+                stats.kept += 1
+                if not np.isnan(perplexity[i]):
+                    stats.kept_perplexities.append(float(perplexity[i]))
             yield position, example
 
 

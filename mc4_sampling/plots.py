@@ -103,7 +103,7 @@ def plot_expected_distributions(perplexities, boundaries: Sequence[float],
     ``methods`` maps a method name to its parameters (``factor``, and ``width`` for gaussian), as
     in a calibration file. Three panels: the keep probability ``min(1, p(x))``; the expected number
     of documents kept per bin (the sum of ``min(1, p)``) against all scored documents; and the same
-    distributions normalised to compare their shapes.
+    distributions normalised (fraction per bin; the bins are equal in log x) to compare shapes.
     """
     x = np.asarray(perplexities, dtype=np.float64)
     bins = log_bins(x, n_bins)
@@ -112,8 +112,8 @@ def plot_expected_distributions(perplexities, boundaries: Sequence[float],
     grid = np.geomspace(bins[0], bins[-1], 800)
     ax_n.hist(x, bins=bins, color=COLORS["original"], alpha=0.45,
               label=f"all scored documents ({x.size:,})")
-    ax_d.hist(x, bins=bins, density=True, color=COLORS["original"], alpha=0.45,
-              label="all scored documents")
+    ax_d.hist(x, bins=bins, weights=np.full(x.size, 1 / x.size), color=COLORS["original"],
+              alpha=0.45, label="all scored documents")
     for method in ("random", "stepwise", "gaussian"):
         if method not in methods:
             continue
@@ -129,8 +129,7 @@ def plot_expected_distributions(perplexities, boundaries: Sequence[float],
         ax_n.step(centers, kept, where="mid", color=COLORS[method], linewidth=2,
                   label=f"{method}: expected {rate:.2%} kept ({q.sum():,.0f} docs)")
         if q.sum() > 0:
-            dens = kept / q.sum() / np.diff(bins)
-            ax_d.step(centers, dens, where="mid", color=COLORS[method], linewidth=2,
+            ax_d.step(centers, kept / q.sum(), where="mid", color=COLORS[method], linewidth=2,
                       label=f"{method} (expected)")
     for ax in (ax_p, ax_n, ax_d):
         _quartile_lines(ax, boundaries, label=ax is ax_p)
@@ -140,11 +139,11 @@ def plot_expected_distributions(perplexities, boundaries: Sequence[float],
     ax_p.set_title(title or "Calibrated weightings: keep probability and expected kept distribution")
     ax_n.set_ylabel("documents per bin")
     ax_n.set_title("Expected documents kept per bin, against all scored documents")
-    ax_d.set_ylabel("density (per unit perplexity)")
-    ax_d.set_title("Shapes compared (each distribution normalised to area 1)")
+    ax_d.set_ylabel("fraction of documents per bin")
+    ax_d.set_title("Shapes compared (each distribution normalised to sum 1; bins equal in log x)")
     ax_p.legend(loc="upper right", fontsize="small")
-    ax_n.legend(loc="upper right", fontsize="small")
-    ax_d.legend(loc="upper right", fontsize="small")
+    ax_n.legend(loc="upper left", fontsize="small")
+    ax_d.legend(loc="upper left", fontsize="small")
     return _save(fig, path)
 
 
@@ -166,14 +165,16 @@ def plot_observed_vs_expected(perplexities, kept, weights, path, *, boundaries=N
     bins = log_bins(x, n_bins)
     centers = np.sqrt(bins[:-1] * bins[1:])
     fig, (ax_h, ax_c) = _figure(2, height=4.0)
-    ax_h.hist(x[kept], bins=bins, density=True, color=COLORS["observed"], alpha=0.55,
+    n_kept = max(int(kept.sum()), 1)
+    ax_h.hist(x[kept], bins=bins, weights=np.full(int(kept.sum()), 1 / n_kept),
+              color=COLORS["observed"], alpha=0.55,
               label=f"observed: {int(kept.sum()):,} kept documents")
     if q.sum() > 0:
         exp_counts, _ = np.histogram(x, bins=bins, weights=q)
-        ax_h.step(centers, exp_counts / q.sum() / np.diff(bins), where="mid",
+        ax_h.step(centers, exp_counts / q.sum(), where="mid",
                   color=COLORS["expected"], linewidth=2,
                   label=f"expected: {x.size:,} scored documents weighted by min(1, p)")
-    ax_h.hist(x, bins=bins, density=True, histtype="step", color=COLORS["original"],
+    ax_h.hist(x, bins=bins, weights=np.full(x.size, 1 / x.size), histtype="step", color=COLORS["original"],
               linewidth=1.2, linestyle="--", label="all scored documents")
     order = np.argsort(x, kind="stable")
     xs = x[order]
@@ -189,7 +190,7 @@ def plot_observed_vs_expected(perplexities, kept, weights, path, *, boundaries=N
         if boundaries is not None:
             _quartile_lines(ax, boundaries, label=ax is ax_h)
         _log_x(ax)
-    ax_h.set_ylabel("density (per unit perplexity)")
+    ax_h.set_ylabel("fraction of documents per bin")
     ax_h.set_title(title or "Kept documents: observed against expected perplexity distribution")
     ax_c.set_ylabel("cumulative fraction")
     ax_c.set_ylim(-0.02, 1.02)
@@ -206,6 +207,6 @@ def plot_observed_vs_expected(perplexities, kept, weights, path, *, boundaries=N
         ax_c.text(0.99, 0.04, "\n".join(lines), transform=ax_c.transAxes, ha="right",
                   va="bottom", fontsize="small",
                   bbox={"boxstyle": "round", "facecolor": "white", "alpha": 0.85})
-    ax_h.legend(loc="upper right", fontsize="small")
+    ax_h.legend(loc="best", fontsize="small")
     ax_c.legend(loc="upper left", fontsize="small")
     return _save(fig, path)

@@ -126,8 +126,14 @@ class ReportCollector:
 def build_report(perplexities, kept, method: str, factor: float, boundaries=None,
                  width: float = DEFAULT_WIDTH, *, documents_read: int | None = None,
                  score_probability: float = 1.0, target_rate: float | None = None,
-                 confidence: float = DEFAULT_CONFIDENCE, metadata: dict | None = None) -> dict:
-    """The report (a JSON-ready dict) for one run; see the module docstring."""
+                 confidence: float = DEFAULT_CONFIDENCE, metadata: dict | None = None,
+                 keep_probabilities=None) -> dict:
+    """The report (a JSON-ready dict) for one run; see the module docstring.
+
+    ``keep_probabilities`` (``min(1, p)`` of each scored document) replace the ones computed from
+    ``method``/``factor``/``boundaries``/``width`` when given (e.g. several languages, each with
+    its own rule).
+    """
     from scipy import stats
 
     x = np.asarray(perplexities, dtype=np.float64)
@@ -138,18 +144,23 @@ def build_report(perplexities, kept, method: str, factor: float, boundaries=None
         raise ConfigError("no scored documents to report on")
     if not 0 < score_probability <= 1:
         raise ConfigError(f"score_probability={score_probability!r} must be in (0, 1]")
-    finite = np.isfinite(x)
+    if keep_probabilities is not None:
+        keep = np.minimum(1.0, np.asarray(keep_probabilities, dtype=np.float64))
+        if keep.shape != x.shape:
+            raise ConfigError("perplexities and keep probabilities differ in length")
+    else:
+        keep = np.minimum(1.0, keep_probability(x, method, factor, boundaries, width))
+    finite = np.isfinite(x) & np.isfinite(keep)
     if not finite.all():
         logger.warning("report: %d documents without a finite perplexity left out",
                        int((~finite).sum()))
-        x, k = x[finite], k[finite]
+        x, k, keep = x[finite], k[finite], keep[finite]
     n_scored = int(x.size)
     n_kept = int(k.sum())
     n_read = int(documents_read) if documents_read is not None else n_scored
     if n_read < n_scored:
         raise ConfigError(f"documents_read={n_read} is below the {n_scored} documents scored")
 
-    keep = np.minimum(1.0, keep_probability(x, method, factor, boundaries, width))
     q = np.minimum(1.0, keep / score_probability)  # P(kept | scored)
     expected_kept = float(q.sum())
     sd = math.sqrt(float((q * (1 - q)).sum()))
@@ -215,7 +226,7 @@ def _weighted_quantiles(x, w, probs) -> list[float] | None:
     return [float(x[order][min(np.searchsorted(cw, p), x.size - 1)]) for p in probs]
 
 
-def write_report(report: dict, perplexities, kept, out_dir) -> dict:
+def write_report(report: dict, perplexities, kept, out_dir, keep_probabilities=None) -> dict:
     """Write ``report.json`` and ``observed_vs_expected.png`` to ``out_dir``; return the paths."""
     from .plots import plot_observed_vs_expected
 
@@ -224,11 +235,14 @@ def write_report(report: dict, perplexities, kept, out_dir) -> dict:
     params = report["parameters"]
     x = np.asarray(perplexities, dtype=np.float64)
     k = np.asarray(kept, dtype=bool)
-    finite = np.isfinite(x)
-    x, k = x[finite], k[finite]
-    width = params["width"] if params["width"] is not None else DEFAULT_WIDTH
-    weights = np.minimum(1.0, keep_probability(x, report["method"], params["factor"],
-                                               params["boundaries"], width))
+    if keep_probabilities is not None:
+        weights = np.minimum(1.0, np.asarray(keep_probabilities, dtype=np.float64))
+    else:
+        width = params["width"] if params["width"] is not None else DEFAULT_WIDTH
+        weights = np.minimum(1.0, keep_probability(x, report["method"], params["factor"],
+                                                   params["boundaries"], width))
+    finite = np.isfinite(x) & np.isfinite(weights)
+    x, k, weights = x[finite], k[finite], weights[finite]
     png = plot_observed_vs_expected(
         x, k, weights, out / "observed_vs_expected.png", boundaries=params["boundaries"],
         ks_statistic=report["distribution_check"]["ks_statistic"],
@@ -241,3 +255,46 @@ def write_report(report: dict, perplexities, kept, out_dir) -> dict:
     path.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
     logger.info("wrote %s", path)
     return {"json": path, "png": png}
+
+
+def write_sampling_report(out_dir, stats, config, split: str = "train",
+                          confidence: float = DEFAULT_CONFIDENCE) -> dict:
+    """The report of a ``mc4-sampling sample --report DIR`` run.
+
+    ``stats`` is the run's :class:`mc4_sampling.pipeline.SamplingStats`, filled with
+    ``score_all=True`` so that ``stats.scored_documents`` holds ``(perplexity, min(1, p), kept)``
+    for every document read; ``config`` the :class:`Mc4SamplingConfig`. With a calibration file
+    its target rate is checked too. Writes ``report.json`` and ``observed_vs_expected.png``.
+    """
+    if not stats.scored_documents:
+        raise ConfigError("the run scored no documents: nothing to report")
+    x, p, k = (np.asarray(c) for c in zip(*stats.scored_documents))
+    rules = {lang: config.sampling_rules(lang)[split] for lang in config.languages}
+    rule = rules[config.languages[0]]
+    target = None
+    calibration_path = getattr(config, "calibration", None)
+    if calibration_path and rule.method != "none":
+        from .calibration import load_calibration
+
+        cal = load_calibration(calibration_path)
+        # the calibrated rate holds for the calibrated parameters only (not for a validation factor)
+        params = cal.methods.get(rule.method, {})
+        if split == cal.split and params.get("factor") == rule.factor:
+            target = cal.target_rate
+    metadata = {
+        "languages": list(config.languages),
+        "split": split,
+        "seed": config.seed,
+        "calibration": calibration_path,
+        "rules": {lang: {"method": r.method, "factor": r.factor,
+                         "boundaries": list(r.boundaries) if r.boundaries else None,
+                         "width": r.width} for lang, r in rules.items()},
+    }
+    if stats.bad_records:
+        metadata["bad_records"] = stats.bad_records
+    report = build_report(
+        x.astype(np.float64), k.astype(bool), rule.method, rule.factor, rule.boundaries, rule.width,
+        documents_read=stats.read, target_rate=target, confidence=confidence, metadata=metadata,
+        keep_probabilities=p.astype(np.float64),
+    )
+    return write_report(report, x, k, out_dir, keep_probabilities=p.astype(np.float64))

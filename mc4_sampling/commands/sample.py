@@ -9,6 +9,7 @@ import sys
 import numpy as np
 from tqdm import tqdm
 
+from ..errors import ConfigError, DataNotFoundError
 from ..pipeline import DocumentSampler, SamplingStats
 from .common import add_model_options, add_sampling_options, add_source_options, build_config
 
@@ -32,12 +33,12 @@ def add_parser(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    config = build_config(args, return_perplexity=args.return_perplexity)
     if args.max_docs is not None and args.max_docs <= 0:
-        raise SystemExit("error: --max-docs must be a positive integer")
+        raise ConfigError(f"--max-docs={args.max_docs} is not valid; it must be a positive integer")
+    config = build_config(args, return_perplexity=args.return_perplexity)
     shards = config.shard_refs(args.split)
     if not shards:
-        raise SystemExit(f"error: no {args.split} files found for {'+'.join(config.languages)}")
+        raise DataNotFoundError(f"no {args.split} files found for {'+'.join(config.languages)}")
     stats = SamplingStats()
     samplers = {}
     out = sys.stdout if args.output == "-" else open(args.output, "w", encoding="utf-8")

@@ -1,0 +1,172 @@
+"""Perplexity scoring and sampling throughput, as ratios against baselines measured in this run.
+
+- floor: the C++ cost alone, i.e. SentencePiece encode (batched) + KenLM score of the same,
+  already normalised lines in a tight loop (``raw``: KenLM score of the raw lines);
+- naive: a straightforward per-document implementation (regex normalisation of each line,
+  one SentencePiece call per line), as CCNet-derived scripts do it;
+- ours: ``PerplexityModel.perplexities`` on blocks of 64 documents, as the sampler calls it;
+- a full gaussian pass over the bundled sample (read, decompress, parse, draw, score, decide);
+- the same pass in 2 processes over half the shards each, against 1 process.
+
+Targets (issue #2): ours >= 0.87 x floor throughput on one core; >= 1.8 x with 2 processes.
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import os
+import re
+import time
+import unicodedata
+
+import numpy as np
+
+import mc4_sampling
+from mc4_sampling.builder import Mc4Sampling
+from mc4_sampling.normalization import UNICODE_PUNCT, normalize_document
+from mc4_sampling.perplexity import embedded_model
+from mc4_sampling.pipeline import DocumentSampler, SamplingStats
+from mc4_sampling.reader import iter_records
+
+REPEATS = 5
+BLOCK = 64
+
+
+def best_rate(fn, n_items: int, repeats: int = REPEATS) -> float:
+    """Items per second of the fastest of ``repeats`` runs."""
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - start)
+    return n_items / best
+
+
+def sample_texts() -> list[str]:
+    config = Mc4Sampling(config_name="es", data_dir=mc4_sampling.SAMPLE_DATA_DIR).config
+    return [r["text"] for s in config.shard_refs("train") for _, r in iter_records(s.path)]
+
+
+_DIGITS = re.compile(r"\d")
+_NON_PRINTING = re.compile("[" + "".join(map(chr, list(range(0, 32)) + list(range(127, 160)))) + "]")
+
+
+def naive_normalize(line: str) -> str:
+    line = line.strip().lower()
+    line = "".join(c for c in unicodedata.normalize("NFD", line) if unicodedata.category(c) != "Mn")
+    line = _DIGITS.sub("0", line)
+    line = "".join(UNICODE_PUNCT.get(c, c) for c in line)
+    return _NON_PRINTING.sub("", line)
+
+
+def naive_ccnet(model, texts):
+    out = []
+    for text in texts:
+        log_score, length = 0.0, 0
+        for line in [naive_normalize(x) for x in text.split("\n")]:
+            if not line:
+                continue
+            pieces = model.sp.encode_as_pieces(line)
+            log_score += model.kenlm.score(" ".join(pieces))
+            length += len(pieces) + 1
+        out.append(10 ** (-log_score / max(length, 1)))
+    return out
+
+
+def blocks(texts):
+    return [texts[i : i + BLOCK] for i in range(0, len(texts), BLOCK)]
+
+
+def gaussian_pass(shard_indices) -> int:
+    """Sample the given train shards with the default gaussian weighting; documents read."""
+    config = Mc4Sampling(config_name="es", data_dir=mc4_sampling.SAMPLE_DATA_DIR, sampling_method="gaussian").config
+    sampler = DocumentSampler(config.sampling_rules("es")["train"], config.seed, config.model("es").load())
+    stats = SamplingStats()
+    for shard in config.shard_refs("train"):
+        if shard.index in shard_indices:
+            for _ in sampler.sample(shard, stats):
+                pass
+    return stats.read
+
+
+def _timed_pass(shards):
+    gaussian_pass(shards)  # warm: load models, build tables
+    start = time.perf_counter()
+    n = gaussian_pass(shards)
+    return n, time.perf_counter() - start
+
+
+def main() -> None:
+    texts = sample_texts()
+    n = len(texts)
+    model = embedded_model().load()
+    raw_model = mc4_sampling.PerplexityModel(model.kenlm_path, mode="raw").load()
+    print(f"{n} documents from the bundled sample, {sum(map(len, texts)) / n:.0f} characters on average; "
+          f"{os.cpu_count()} CPU(s)")
+
+    # --- ccnet -----------------------------------------------------------------------------
+    lines = [line for t in texts for line in (normalize_document(t) or [""])]
+
+    def floor_ccnet():
+        score = model.kenlm.score
+        for pieces in model.sp.encode(lines, out_type=str, num_threads=1):
+            score(" ".join(pieces))
+
+    ours_blocks = blocks(texts)
+    floor = best_rate(floor_ccnet, n)
+    ours = best_rate(lambda: [model.perplexities(b) for b in ours_blocks], n)
+    naive = best_rate(lambda: naive_ccnet(model, texts), n, repeats=2)
+    np.testing.assert_allclose(np.concatenate([model.perplexities(b) for b in ours_blocks]), naive_ccnet(model, texts), rtol=1e-9)
+
+    # --- raw -------------------------------------------------------------------------------
+    raw_lines = [line for t in texts for line in t.split("\n")]
+
+    def floor_raw():
+        score = raw_model.kenlm.score
+        for line in raw_lines:
+            score(line)
+
+    raw_floor = best_rate(floor_raw, n)
+    raw_ours = best_rate(lambda: [raw_model.perplexities(b) for b in ours_blocks], n)
+
+    # --- a full gaussian pass, 1 and 2 processes ---------------------------------------------
+    config = Mc4Sampling(config_name="es", data_dir=mc4_sampling.SAMPLE_DATA_DIR).config
+    shard_ids = [s.index for s in config.shard_refs("train")]
+    one = min((_timed_pass(shard_ids) for _ in range(3)), key=lambda r: r[1])
+    halves = [shard_ids[0::2], shard_ids[1::2]]
+    two_times = []
+    ctx = mp.get_context("spawn")
+    with ctx.Pool(2) as pool:
+        pool.map(gaussian_pass, halves)  # warm both workers
+        for _ in range(3):
+            start = time.perf_counter()
+            counts = pool.map(gaussian_pass, halves)
+            two_times.append(time.perf_counter() - start)
+    pass_rate = one[0] / one[1]
+    two_rate = sum(counts) / min(two_times)
+
+    rows = [
+        ("ccnet floor (SentencePiece + KenLM only)", floor, 1.0),
+        ("ccnet ours (normalise + encode + score)", ours, ours / floor),
+        ("ccnet naive per-document implementation", naive, naive / floor),
+        ("raw floor (KenLM score of raw lines)", raw_floor, 1.0),
+        ("raw ours", raw_ours, raw_ours / raw_floor),
+        ("gaussian pass, 1 process (read+parse+draw+score)", pass_rate, pass_rate / floor),
+        ("gaussian pass, 2 processes", two_rate, two_rate / floor),
+    ]
+    print(f"{'measurement':52s} {'docs/s':>9s} {'x floor':>8s}")
+    for name, rate, ratio in rows:
+        print(f"{name:52s} {rate:9.0f} {ratio:8.2f}")
+    print(f"ours vs naive: {ours / naive:.2f}x faster")
+    checks = [
+        ("ccnet scoring >= 0.87 x floor on one core", ours / floor >= 0.87),
+        ("raw scoring >= 0.87 x floor on one core", raw_ours / raw_floor >= 0.87),
+        ("2 processes >= 1.8 x one process", two_rate / pass_rate >= 1.8),
+    ]
+    print(f"2-process speed-up: {two_rate / pass_rate:.2f}x")
+    for name, ok in checks:
+        print(f"[{'PASS' if ok else 'MISS'}] {name}")
+
+
+if __name__ == "__main__":
+    main()

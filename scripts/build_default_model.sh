@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# Rebuild the embedded Spanish perplexity model (mc4_sampling/data/model/) and the bundled
+# mC4-layout sample (mc4_sampling/data/sample/) from Debian packages, on a Debian 12 machine,
+# as root, from any directory. Needs the project's virtualenv (`make install`) or PYTHON=...
+# with kenlm, sentencepiece and numpy. Everything intermediate goes to scripts/.build/
+# (git-ignored). Takes a few minutes; -j2 at most.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+BUILD=scripts/.build
+PY=${PYTHON:-.venv/bin/python}
+export DEBIAN_FRONTEND=noninteractive
+
+# Spanish prose for training (see scripts/spanish_text.py: TRAIN_SOURCES), held-out prose for
+# the sample (HELDOUT_SOURCES), a word list and packages with Spanish .mo catalogues.
+TRAIN_PACKAGES=(sword-text-sparv libreoffice-help-es manpages-es manpages-es-dev lilypond-doc-html-es
+                debian-reference-es gnome-user-docs fortunes-es aptitude-doc-es maint-guide-es)
+HELDOUT_PACKAGES=(gimp-help-es debian-handbook)
+OTHER_PACKAGES=(wspanish tar grep sed wget findutils diffutils)
+
+# 1. Build dependencies of KenLM's estimation tools.
+apt-get update
+apt-get install -y --no-install-recommends build-essential cmake libboost-program-options-dev \
+    libboost-system-dev libboost-thread-dev libboost-test-dev zlib1g-dev libbz2-dev liblzma-dev
+
+# 2. lmplz and build_binary from the upstream kenlm 0.3.0 source distribution.
+KENLM=$BUILD/kenlm-src
+if [ ! -x "$KENLM/build/bin/lmplz" ] || [ ! -x "$KENLM/build/bin/build_binary" ]; then
+    mkdir -p "$KENLM"
+    "$PY" -m pip download --no-deps --no-binary kenlm kenlm==0.3.0 -d "$KENLM"
+    rm -rf "$KENLM/kenlm-0.3.0" "$KENLM/build"
+    tar -xzf "$KENLM/kenlm-0.3.0.tar.gz" -C "$KENLM"
+    cmake -S "$KENLM/kenlm-0.3.0" -B "$KENLM/build" -DCMAKE_BUILD_TYPE=Release
+    cmake --build "$KENLM/build" -j2 --target lmplz build_binary
+fi
+
+# 3. Download the packages (current bookworm versions) and unpack them without installing.
+rm -rf "$BUILD/debs" "$BUILD/root"
+mkdir -p "$BUILD/debs" "$BUILD/root"
+(cd "$BUILD/debs" && apt-get download "${TRAIN_PACKAGES[@]}" "${HELDOUT_PACKAGES[@]}" "${OTHER_PACKAGES[@]}")
+for deb in "$BUILD"/debs/*.deb; do
+    name=$(dpkg-deb -f "$deb" Package)
+    mkdir -p "$BUILD/root/$name"
+    dpkg -x "$deb" "$BUILD/root/$name"
+    dpkg-deb -f "$deb" Version > "$BUILD/root/$name/.version"
+done
+
+# 4. The sample first (its train split gives the model's quartiles), then the model.
+"$PY" scripts/build_sample.py
+"$PY" scripts/build_default_model.py
+
+# 5. Large intermediates stay under scripts/.build/; print what was produced.
+sha256sum mc4_sampling/data/model/* mc4_sampling/data/sample/multilingual/*
+du -sh mc4_sampling/data/model mc4_sampling/data/sample

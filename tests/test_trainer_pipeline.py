@@ -1,0 +1,132 @@
+"""Input pipeline: exact positions, held-out eval documents, audit, bad sources, prefetch."""
+
+from __future__ import annotations
+
+import itertools
+import json
+
+import numpy as np
+import pytest
+from trainer_helpers import make_corpus, make_tokenizer
+
+from trainer.config import DataConfig
+from trainer.data import document_hash
+from trainer.errors import DataError
+from trainer.packing import unpack
+from trainer.pipeline import BatchStream, StreamPosition
+from trainer.prefetch import Prefetcher
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("corpus")
+    paths = make_corpus(str(folder), n_docs=120, n_files=3)
+    return paths, make_tokenizer(str(folder / "tok"), paths, vocab_size=300)
+
+
+def _stream(corpus, audit_dir=None, rank=0, world=1, **kw):
+    from transformers import AutoTokenizer
+
+    paths, tok = corpus
+    cfg = DataConfig(path="json", name=None, kwargs={}, data_files=paths, max_seq_length=32, shuffle_buffer=25,
+                     tokenize_batch_size=7, num_eval_samples=10, **kw)
+    return BatchStream(cfg, AutoTokenizer.from_pretrained(tok), batch_size=8, seed=3, rank=rank, world_size=world,
+                       audit_dir=audit_dir)
+
+
+def test_resume_from_any_batch_gives_the_same_following_batches(corpus):
+    stream = _stream(corpus)
+    reference = list(itertools.islice(stream.batches(), 80))  # > 2 epochs of 110 training documents
+    assert reference[-1].position.epoch >= 1
+    for k in (0, 1, 5, 17, 34, 35, 36, 60):
+        saved = StreamPosition.from_json(json.loads(json.dumps(reference[k].position.to_json())))
+        resumed = list(itertools.islice(_stream(corpus).batches(saved), 8))
+        for a, b in zip(reference[k + 1:], resumed):
+            assert np.array_equal(a.tokens, b.tokens)
+
+
+def test_batches_are_exactly_the_shuffled_token_stream(corpus):
+    """Concatenated batches == the training documents, block-shuffled, ``doc </s>`` each, epoch after epoch."""
+    import datasets
+
+    from trainer.packing import token_stream
+    from trainer.pipeline import block_permutation
+
+    stream = _stream(corpus)
+    batches = list(itertools.islice(stream.batches(), 80))
+    emitted = np.concatenate([unpack(b.tokens) for b in batches])
+    ds = datasets.load_dataset("json", data_files=corpus[0], streaming=True, split="train")
+    train_texts = [ex["text"] for ex in ds][10:]  # the first 10 are the eval documents
+    expected = []
+    for epoch in range(3):
+        for block in range(0, len(train_texts), 25):
+            docs = train_texts[block: block + 25]
+            perm = block_permutation(3, epoch, block // 25, len(docs))
+            expected.append(token_stream(stream.tok.encode([docs[i] for i in perm]), stream.tok.eos_id))
+    expected = np.concatenate(expected)
+    assert len(expected) > len(emitted) > 2 * len(expected) // 3
+    assert np.array_equal(emitted, expected[: len(emitted)])
+
+
+def test_eval_documents_are_never_trained_on(corpus, tmp_path):
+    stream = _stream(corpus, audit_dir=str(tmp_path))
+    eval_texts = stream.eval_texts()
+    assert len(eval_texts) == 10
+    list(itertools.islice(stream.batches(), 80))  # two epochs and more
+    eval_hashes = set((tmp_path / "eval-rank0.txt").read_text().split())
+    train = [line.split("\t") for line in (tmp_path / "train-rank0.txt").read_text().splitlines()]
+    epochs = {int(e) for e, _ in train}
+    assert epochs >= {0, 1, 2}
+    train_hashes = {h for _, h in train}
+    assert eval_hashes == {document_hash(t) for t in eval_texts}
+    assert not eval_hashes & train_hashes
+    per_epoch0 = [h for e, h in train if e == "0"]
+    assert len(per_epoch0) == len(set(per_epoch0)) == 110  # every training document once per epoch
+
+
+def test_multi_host_split_is_disjoint(corpus):
+    a, b = _stream(corpus, rank=0, world=2), _stream(corpus, rank=1, world=2)
+    ea, eb = a.eval_texts(), b.eval_texts()
+    assert len(ea) == len(eb) == 5 and not set(ea) & set(eb)
+    ta = next(a.batches()).tokens
+    tb = next(b.batches()).tokens
+    assert not np.array_equal(ta, tb)
+
+
+def test_missing_text_column_is_a_clear_error(corpus):
+    with pytest.raises(DataError, match="no text column 'content'.*columns: text, url"):
+        _stream(corpus, text_column="content").check_source()
+
+
+def test_unloadable_source_is_a_clear_error(corpus, tmp_path):
+    stream = _stream(corpus)
+    stream.cfg.data_files = [str(tmp_path / "missing-*.jsonl")]
+    with pytest.raises(DataError, match="cannot open dataset data.path='json'"):
+        stream.check_source()
+
+
+def test_too_many_eval_documents(corpus):
+    stream = _stream(corpus)
+    stream.num_eval = 1000
+    with pytest.raises(DataError, match="lower data.num_eval_samples"):
+        stream.eval_texts()
+    stream.num_eval = 120
+    stream.eval_texts()
+    with pytest.raises(DataError, match="no training documents"):
+        next(stream.batches())
+
+
+def test_prefetcher_forwards_items_and_errors():
+    def gen():
+        yield 1
+        yield 2
+        raise ValueError("boom")
+
+    p = Prefetcher(gen(), size=1)
+    assert next(p) == 1 and next(p) == 2
+    with pytest.raises(ValueError, match="boom"):
+        next(p)
+    p.close()
+    q = Prefetcher(iter(range(3)), size=2)
+    assert list(q) == [0, 1, 2]
+    q.close()
