@@ -108,9 +108,8 @@ def main() -> None:
     lines = [line for t in texts for line in (normalize_document(t) or [""])]
 
     def floor_ccnet():
-        score = model.kenlm.score
-        for pieces in model.sp.encode(lines, out_type=str, num_threads=1):
-            score(" ".join(pieces))
+        pieces = model.sp.encode(lines, out_type=str, num_threads=1)
+        list(map(model.kenlm.score, [" ".join(p) for p in pieces]))
 
     ours_blocks = blocks(texts)
     floor = best_rate(floor_ccnet, n)
@@ -122,9 +121,7 @@ def main() -> None:
     raw_lines = [line for t in texts for line in t.split("\n")]
 
     def floor_raw():
-        score = raw_model.kenlm.score
-        for line in raw_lines:
-            score(line)
+        list(map(raw_model.kenlm.score, raw_lines))
 
     raw_floor = best_rate(floor_raw, n)
     raw_ours = best_rate(lambda: [raw_model.perplexities(b) for b in ours_blocks], n)

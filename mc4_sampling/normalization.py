@@ -7,14 +7,18 @@ Unicode punctuation to ASCII; drop non-printing characters (code points 0-31 and
 CCNet's last step also deletes ``\\n``, so a whole document collapses into one "line". Here the
 caller splits the document into lines first and normalises each line on its own.
 
-Everything after lower-casing and NFD is one ``str.translate`` table, which keeps this cheap next
-to SentencePiece and KenLM.
+Everything after lower-casing and NFD is one ``str.translate`` table. :func:`normalize_document`
+applies it to whole documents and only to the characters it can change, which keeps
+normalisation cheap next to SentencePiece and KenLM.
 """
 
 from __future__ import annotations
 
+import codecs
 import sys
+import threading
 import unicodedata
+from functools import lru_cache
 
 #: CCNet's Unicode punctuation map.
 UNICODE_PUNCT: dict[str, str] = {
@@ -65,7 +69,70 @@ def normalize_line(line: str, lower_case: bool = True, strip_accents: bool = Tru
     return line.translate(_table(strip_accents))
 
 
+#: Stands in for a normalised run that does not fit in Latin-1 (see :func:`normalize_document`).
+_PLACEHOLDER = "\x00"
+
+
+@lru_cache(maxsize=2)
+def _latin1(strip_accents: bool) -> tuple[bytes, bytes, str]:
+    """The normalisation of the 256 Latin-1 characters as a ``bytes.translate`` table.
+
+    Returns ``(table, deleted bytes, name of the codec error handler)``. Every Latin-1 character
+    normalises to at most one Latin-1 character (checked here), so one byte maps to one byte.
+    ``\n`` and the placeholder map to themselves. The error handler normalises each run of
+    characters beyond Latin-1 met while encoding; a result that still does not fit in Latin-1 is
+    kept aside (in ``_ASIDE.runs``) and replaced by the placeholder.
+    """
+    table = _table(strip_accents)
+    mapping, deleted = bytearray(range(256)), bytearray()
+    for b in range(256):
+        if chr(b) in ("\n", _PLACEHOLDER):
+            continue
+        out = (unicodedata.normalize("NFD", chr(b)) if strip_accents else chr(b)).translate(table)
+        if not out:
+            deleted.append(b)
+        else:
+            assert len(out) == 1 and ord(out) < 256, (b, out)
+            mapping[b] = ord(out)
+
+    def handler(error: UnicodeEncodeError):
+        run = error.object[error.start : error.end]
+        out = (unicodedata.normalize("NFD", run) if strip_accents else run).translate(table)
+        if any(ord(c) > 255 for c in out):
+            _ASIDE.runs.append(out)
+            out = _PLACEHOLDER
+        return out, error.end
+
+    name = f"mc4_sampling.ccnet.{int(strip_accents)}"
+    codecs.register_error(name, handler)
+    return bytes(mapping), bytes(deleted), name
+
+
+_ASIDE = threading.local()  # .runs: the current document's runs kept aside, per thread
+
+
 def normalize_document(text: str, lower_case: bool = True, strip_accents: bool = True) -> list[str]:
-    """Split ``text`` on ``\\n`` and normalise each line; lines that end up empty are dropped."""
-    lines = (normalize_line(x, lower_case, strip_accents) for x in text.split("\n"))
-    return [x for x in lines if x]
+    """Split ``text`` on ``\n`` and normalise each line; lines that end up empty are dropped.
+
+    Equal to ``[normalize_line(x) for x in text.split("\n")]`` without the empty lines, but
+    several times faster: the lines are stripped and joined again, lower-cased at once, then
+    encoded to Latin-1, where one ``bytes.translate`` applies the rest; the codec's error handler
+    normalises the runs of characters beyond Latin-1 (results that do not fit in Latin-1 wait
+    behind a placeholder and are put back after decoding).
+    NFD works on each run alone as on the whole text: characters below U+0300 are starters
+    that never reorder with their neighbours, and every Latin-1 character is mapped as NFD
+    followed by the table would map it.
+    """
+    doc = "\n".join([line.strip() for line in text.split("\n")])
+    if lower_case:
+        doc = doc.lower()
+    if _PLACEHOLDER in doc:  # a NUL in the text itself: rare, take the simple path
+        lines = (normalize_line(x, lower_case=False, strip_accents=strip_accents) for x in doc.split("\n"))
+        return [x for x in lines if x]
+    mapping, deleted, errors = _latin1(strip_accents)
+    aside = _ASIDE.runs = []
+    doc = doc.encode("latin-1", errors).translate(mapping, deleted).decode("latin-1")
+    if aside:
+        parts = doc.split(_PLACEHOLDER)
+        doc = "".join(p for pair in zip(parts, aside + [""]) for p in pair)
+    return [line for line in doc.split("\n") if line]

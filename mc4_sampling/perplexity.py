@@ -23,7 +23,8 @@ import json
 import logging
 import os
 import re
-from functools import cached_property
+import sys
+from functools import cached_property, lru_cache
 from pathlib import Path
 from typing import Iterable, Sequence
 
@@ -170,41 +171,64 @@ class PerplexityModel:
         return float(self.perplexities([text])[0])
 
     def perplexities(self, texts: Iterable[str]) -> np.ndarray:
-        """Perplexities of several documents (SentencePiece encodes them in one batch)."""
+        """Perplexities of several documents (scored together: one SentencePiece batch)."""
         texts = list(texts)
-        if self.mode == "raw":
-            return np.array([self._raw(t) for t in texts], dtype=np.float64)
-        return self._ccnet(texts)
+        return self._raw(texts) if self.mode == "raw" else self._ccnet(texts)
 
-    def _raw(self, text: str) -> float:
-        score = self.kenlm.score
-        log_score = 0.0
-        length = 0
-        for line in text.split("\n"):
-            log_score += score(line)
-            length += len(line.split()) + 1
-        return 10.0 ** (-log_score / length)
+    def _raw(self, texts: list[str]) -> np.ndarray:
+        lines: list[str] = []
+        ends: list[int] = []
+        for text in texts:
+            lines.extend(text.split("\n"))
+            ends.append(len(lines))
+        scores = list(map(self.kenlm.score, lines))
+        # words never span lines, so the words of a document's lines are the words of its text
+        words = word_counts(texts)
+        return _document_perplexities(scores, ends, words + np.diff(ends, prepend=0))
 
     def _ccnet(self, texts: list[str]) -> np.ndarray:
         lines: list[str] = []
         ends: list[int] = []
         for text in texts:
-            doc = normalize_document(text, self.lower_case, self.strip_accents)
-            lines.extend(doc or [""])
+            lines.extend(normalize_document(text, self.lower_case, self.strip_accents) or [""])
             ends.append(len(lines))
         pieces = self.sp.encode(lines, out_type=str, num_threads=1)
-        score = self.kenlm.score
-        out = np.empty(len(texts), dtype=np.float64)
-        start = 0
-        for i, end in enumerate(ends):
-            log_score = 0.0
-            length = 0
-            for p in pieces[start:end]:
-                log_score += score(" ".join(p))
-                length += len(p) + 1
-            out[i] = 10.0 ** (-log_score / length)
-            start = end
-        return out
+        scores = list(map(self.kenlm.score, [" ".join(p) for p in pieces]))
+        lengths = np.add.reduceat(np.fromiter(map(len, pieces), np.int64, len(pieces)), np.array([0] + ends[:-1], dtype=np.int64))
+        return _document_perplexities(scores, ends, lengths + np.diff(ends, prepend=0))
+
+
+def _document_perplexities(line_scores: list[float], ends: list[int], lengths) -> np.ndarray:
+    """``10 ** (-sum(line scores) / length)`` per document; ``ends`` ends each one's lines.
+
+    The scores are added left to right in Python, as a line-by-line loop adds them.
+    """
+    out = np.empty(len(ends), dtype=np.float64)
+    start = 0
+    for i, end in enumerate(ends):
+        out[i] = sum(line_scores[start:end])
+        start = end
+    return 10.0 ** (-out / lengths)
+
+
+@lru_cache(maxsize=1)
+def _whitespace_table() -> np.ndarray:
+    """``table[c]`` is True where ``chr(c).isspace()``, i.e. where ``str.split()`` splits."""
+    table = np.zeros(sys.maxunicode + 1, dtype=bool)
+    table[[c for c in range(sys.maxunicode + 1) if chr(c).isspace()]] = True
+    return table
+
+
+def word_counts(texts: list[str]) -> np.ndarray:
+    """``[len(t.split()) for t in texts]``, vectorised: count the starts of non-space runs."""
+    if not texts:
+        return np.zeros(0, dtype=np.int64)
+    joined = " ".join(texts) + " "  # a space after every document ends its last word there
+    codes = np.frombuffer(joined.encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
+    word = ~_whitespace_table()[codes]
+    starts = word & np.r_[True, ~word[:-1]]
+    offsets = np.cumsum([0] + [len(t) + 1 for t in texts[:-1]])  # strictly increasing
+    return np.add.reduceat(starts.astype(np.int64), offsets)
 
 
 # --- resolving a ``perplexity_model`` option ----------------------------------------------------

@@ -39,3 +39,29 @@ def test_document_keeps_lines_apart_and_drops_empty_ones():
 def test_switches():
     assert normalize_line("Árbol", lower_case=False, strip_accents=False) == "Árbol"
     assert normalize_line("Árbol", lower_case=True, strip_accents=False) == "árbol"
+
+
+def test_whole_document_path_equals_the_line_by_line_definition():
+    import mc4_sampling
+    from mc4_sampling.builder import Mc4Sampling
+    from mc4_sampling.reader import iter_records
+
+    tricky = [
+        "\x07  borde  \x07\n — guion — \n\x85\x9f\n٣٤ árabe\n\t\r\nÀ\u0301\u0303 ñ\nfin\r",
+        "  \x07 \x07  \nlinea\n\n",
+        "５％ “comillas” 【x】 … ¿qué? ¡sí!",
+    ]
+    cfg = Mc4Sampling(config_name="es", data_dir=mc4_sampling.SAMPLE_DATA_DIR).config
+    texts = tricky + [r["text"] for s in cfg.shard_refs("validation") for _, r in iter_records(s.path)]
+    for lower in (True, False):
+        for accents in (True, False):
+            for text in texts:
+                by_line = [normalize_line(x, lower, accents) for x in text.split("\n")]
+                assert normalize_document(text, lower, accents) == [x for x in by_line if x]
+
+
+def test_whole_document_path_on_text_beyond_latin1():
+    texts = ["precio 5€ → oferta “ya” ▸ más\nΑθήνα ２０ → \x00 nul", "€€ x → y\n\n→", "日本語 テキスト ١٢٣"]
+    for text in texts:
+        by_line = [normalize_line(x) for x in text.split("\n")]
+        assert normalize_document(text) == [x for x in by_line if x]

@@ -147,3 +147,11 @@ def test_hub_location_is_fetched_cached_and_loaded(fake_hub, tiny_arpa, tiny_sp)
         load_perplexity_model("someone/kenlm/wikipedia", "ca")
     with pytest.raises(ModelNotFoundError, match="not found on the Hub"):
         load_perplexity_model("nobody/nothing", "es")
+
+
+def test_vectorised_word_counts_equal_str_split():
+    from mc4_sampling.perplexity import word_counts
+
+    texts = ["", "uno", "  dos  tres ", "a\u00a0b\u2003c\x1cd", "\n\n", "fin", "x\ud800y z", ""]
+    assert word_counts(texts).tolist() == [len(t.split()) for t in texts]
+    assert word_counts([]).tolist() == []

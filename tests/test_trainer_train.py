@@ -166,3 +166,24 @@ def test_gradient_accumulation_gives_the_same_update():
     assert float(m1["loss"]) == pytest.approx(float(m2["loss"]), rel=1e-6)
     for a, b in zip(jax.tree.leaves(p1), jax.tree.leaves(p2)):
         np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-5, atol=1e-6)
+
+
+def test_export_and_push_to_a_loopback_hub(corpus, reference_run, tmp_path, monkeypatch):
+    from trainer_helpers import FakeHubUpload
+
+    from trainer.cli import main
+
+    hub = FakeHubUpload()
+    monkeypatch.setenv("HF_TOKEN", "hf_test")
+    try:
+        out = str(tmp_path / "export")
+        assert main(["export", "--checkpoint", reference_run[0], "--step", "12", "--output", out,
+                     "--push-to-hub", "someone/tiny-roberta", "--hub-endpoint", hub.url]) == 0
+    finally:
+        hub.close()
+    assert "/api/repos/create" in hub.requests
+    assert set(hub.files) == set(os.listdir(out))
+    for name, data in hub.files.items():
+        assert data == open(os.path.join(out, name), "rb").read()
+    card = hub.files["README.md"].decode()
+    assert "pipeline_tag: fill-mask" in card and "someone/tiny-roberta" in card and "| steps | 12 |" in card

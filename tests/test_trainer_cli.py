@@ -1,0 +1,46 @@
+"""`python -m trainer.tokenizer` and the upload plan."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from trainer_helpers import make_corpus
+
+from trainer.errors import ExportError
+from trainer.hub import upload_plan
+from trainer.tokenizer import main as tokenizer_main
+
+
+def test_tokenizer_command_writes_a_roberta_tokenizer(tmp_path, capsys):
+    from transformers import AutoTokenizer
+
+    paths = make_corpus(str(tmp_path / "c"), n_docs=150)
+    out = str(tmp_path / "tok")
+    sets = {"data.path": "json", "data.name": None, "data.kwargs": {}, "data.data_files": paths,
+            "data.num_eval_samples": 10}
+    argv = ["--config", "tiny-cpu", "--output", out, "--num-docs", "100", "--vocab-size", "350"]
+    for k, v in sets.items():
+        argv += ["--set", f"{k}={json.dumps(v)}"]
+    assert tokenizer_main(argv) == 0
+    assert "trained on 100 documents" in capsys.readouterr().out
+    tok = AutoTokenizer.from_pretrained(out)
+    assert tok.is_fast and len(tok) == 350
+    assert [tok.convert_ids_to_tokens(i) for i in range(5)] == ["<s>", "<pad>", "</s>", "<unk>", "<mask>"]
+    ids = tok("El perro <mask>.")["input_ids"]
+    assert ids[0] == tok.bos_token_id and ids[-1] == tok.eos_token_id
+    assert tok.mask_token_id in ids
+    # <mask> takes the space before it (lstrip): no lone "Ġ" token in front of it
+    before = tok.convert_ids_to_tokens(ids[ids.index(tok.mask_token_id) - 1])
+    assert before != "Ġ"
+
+
+def test_tokenizer_command_reports_bad_config(capsys):
+    assert tokenizer_main(["--config", "tiny-cpu", "--set", "data.txt_column=x", "--output", "/nonexistent"]) == 2
+    assert "unknown config key 'data.txt_column'" in capsys.readouterr().err
+
+
+def test_upload_plan_needs_a_complete_export(tmp_path):
+    (tmp_path / "config.json").write_text("{}")
+    with pytest.raises(ExportError, match="missing model.safetensors, tokenizer.json, README.md"):
+        upload_plan(str(tmp_path))
