@@ -1,4 +1,4 @@
-"""The ``mc4-sampling`` console command: ``sample``, ``score`` and ``calibrate``."""
+"""The ``mc4-sampling`` console command: ``sample``, ``score``, ``calibrate`` and ``publish``."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from .errors import Mc4SamplingError
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from .commands import calibrate, sample, score
+    from .commands import calibrate, publish, sample, score
 
     parser = argparse.ArgumentParser(
         prog="mc4-sampling",
@@ -21,6 +21,7 @@ def build_parser() -> argparse.ArgumentParser:
     sample.add_parser(sub)
     score.add_parser(sub)
     calibrate.add_parser(sub)
+    publish.add_parser(sub)
     return parser
 
 

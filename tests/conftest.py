@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import http.server
+import json
 import os
 import socketserver
 import threading
@@ -132,12 +134,22 @@ def file_server():
 
 
 class FakeHub:
-    """The part of the Hub's HTTP API ``hf_hub_download`` uses: ``/{repo}/resolve/{rev}/{path}``."""
+    """The parts of the Hub's HTTP API that ``huggingface_hub`` downloads and uploads use.
+
+    Downloads: ``HEAD/GET [/datasets]/{owner}/{name}/resolve/{rev}/{path}`` of ``files``
+    (``"owner/name/path" -> local file``) or of what was uploaded. Uploads: ``/api/repos/create``,
+    ``/api/{type}s/{repo}/preupload/{rev}`` (every file "regular", sent inline) and
+    ``/api/{type}s/{repo}/commit/{rev}`` (NDJSON), stored in ``uploaded``; ``/api/validate-yaml`` parses the card's front matter.
+    """
 
     COMMIT = "0123456789abcdef0123456789abcdef01234567"
 
-    def __init__(self, files: dict[str, Path]):
-        self.files = files  # "owner/name/path/in/repo" -> local file
+    def __init__(self, files: dict[str, Path] | None = None):
+        self.files = {k: Path(v).read_bytes() for k, v in (files or {}).items()}
+        self.uploaded: dict[str, bytes] = {}  # "type:owner/name/path" -> content
+        self.created: list[dict] = []
+        self.validated: list[str] = []
+        self.commits: list[dict] = []
         self.requests: list[str] = []
         outer = self
 
@@ -147,41 +159,74 @@ class FakeHub:
 
             def _lookup(self):
                 outer.requests.append(f"{self.command} {self.path}")
-                parts = self.path.lstrip("/").split("/")
+                parts = self.path.split("?")[0].lstrip("/").split("/")
+                kind = "model"
+                if parts and parts[0] in ("datasets", "spaces"):
+                    kind, parts = parts[0][:-1], parts[1:]
                 if len(parts) < 5 or parts[2] != "resolve":
                     return None, "RepoNotFound"
                 repo = "/".join(parts[:2])
-                if not any(k.startswith(repo + "/") for k in outer.files):
-                    return None, "RepoNotFound"
                 key = repo + "/" + "/".join(parts[4:])
-                return outer.files.get(key), "EntryNotFound"
+                if kind == "model" and key in outer.files:
+                    return outer.files[key], None
+                if f"{kind}:{key}" in outer.uploaded:
+                    return outer.uploaded[f"{kind}:{key}"], None
+                known = [k for k in outer.files if kind == "model"] + [k.split(":", 1)[1] for k in outer.uploaded if k.startswith(kind + ":")]
+                return None, "EntryNotFound" if any(k.startswith(repo + "/") for k in known) else "RepoNotFound"
 
-            def _headers(self, data: bytes):
-                self.send_response(200)
-                self.send_header("X-Repo-Commit", outer.COMMIT)
-                self.send_header("ETag", '"' + hashlib.sha256(data).hexdigest() + '"')
+            def _send(self, data: bytes, status=200, headers=()):
+                self.send_response(status)
+                for k, v in headers:
+                    self.send_header(k, v)
                 self.send_header("Content-Length", str(len(data)))
                 self.end_headers()
+                if self.command != "HEAD":
+                    self.wfile.write(data)
 
-            def _missing(self, code):
-                self.send_response(404)
-                self.send_header("X-Error-Code", code)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
+            def _file(self):
+                data, code = self._lookup()
+                if data is None:
+                    return self._send(b"", 404, [("X-Error-Code", code)])
+                self._send(data, 200, [("X-Repo-Commit", outer.COMMIT), ("ETag", '"' + hashlib.sha256(data).hexdigest() + '"')])
 
-            def do_HEAD(self):
-                path, code = self._lookup()
-                if path is None:
-                    return self._missing(code)
-                self._headers(Path(path).read_bytes())
+            do_HEAD = do_GET = _file
 
-            def do_GET(self):
-                path, code = self._lookup()
-                if path is None:
-                    return self._missing(code)
-                data = Path(path).read_bytes()
-                self._headers(data)
-                self.wfile.write(data)
+            def do_POST(self):
+                outer.requests.append(f"POST {self.path}")
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                parts = self.path.split("?")[0].lstrip("/").split("/")
+                if parts[:3] == ["api", "repos", "create"]:
+                    payload = json.loads(body)
+                    outer.created.append(payload)
+                    name = f"{payload.get('organization')}/{payload['name']}"
+                    return self._send(json.dumps({"url": f"{outer.url}/{name}", "name": name}).encode())
+                if parts[:2] == ["api", "validate-yaml"]:  # the README's front matter must be YAML
+                    import yaml
+
+                    content = json.loads(body)["content"]
+                    try:
+                        meta = yaml.safe_load(content.split("---")[1]) if content.startswith("---") else None
+                        errors = [] if meta is None or isinstance(meta, dict) else [{"message": "not a mapping"}]
+                    except yaml.YAMLError as e:
+                        errors = [{"message": str(e)}]
+                    outer.validated.append(content)
+                    answer = {"errors": errors, "warnings": [] if content.startswith("---") else [{"message": "empty metadata"}]}
+                    return self._send(json.dumps(answer).encode(), 400 if errors else 200)
+                if len(parts) >= 6 and parts[0] == "api" and parts[4] in ("preupload", "commit"):
+                    kind, repo = parts[1][:-1], "/".join(parts[2:4])
+                    if parts[4] == "preupload":
+                        files = json.loads(body)["files"]
+                        answer = {"files": [{"path": f["path"], "uploadMode": "regular", "shouldIgnore": False} for f in files]}
+                        return self._send(json.dumps(answer).encode())
+                    lines = [json.loads(x) for x in body.splitlines() if x.strip()]
+                    outer.commits.append({"repo": f"{kind}:{repo}", "lines": lines})
+                    for item in lines:
+                        if item["key"] == "file":
+                            value = item["value"]
+                            outer.uploaded[f"{kind}:{repo}/{value['path']}"] = base64.b64decode(value["content"])
+                    answer = {"commitUrl": f"{outer.url}/{repo}/commit/{outer.COMMIT}", "commitOid": outer.COMMIT, "pullRequestUrl": None}
+                    return self._send(json.dumps(answer).encode())
+                self._send(b"", 404, [("X-Error-Code", "RepoNotFound")])
 
         self.server, self.url = _serve(Handler)
 
@@ -194,7 +239,7 @@ class FakeHub:
 def fake_hub(monkeypatch, tmp_path):
     hubs = []
 
-    def start(files):
+    def start(files=None):
         hub = FakeHub(files)
         hubs.append(hub)
         monkeypatch.setenv("HF_ENDPOINT", hub.url)

@@ -155,3 +155,32 @@ def test_vectorised_word_counts_equal_str_split():
     texts = ["", "uno", "  dos  tres ", "a\u00a0b\u2003c\x1cd", "\n\n", "fin", "x\ud800y z", ""]
     assert word_counts(texts).tolist() == [len(t.split()) for t in texts]
     assert word_counts([]).tolist() == []
+
+
+PROSE = [
+    "El pueblo se despertó temprano aquel domingo. Las campanas de la iglesia sonaban mientras los vecinos "
+    "caminaban hacia la plaza, donde el mercado ya había abierto sus puestos de fruta y verdura.",
+    "La biblioteca municipal amplía su horario durante el verano para que los estudiantes puedan preparar "
+    "los exámenes. Además, ofrece talleres gratuitos de lectura para niños y adultos.",
+    "Mi abuela siempre decía que el secreto de una buena sopa está en la paciencia: hay que dejar que las "
+    "verduras se cocinen a fuego lento y no tener prisa por servirla.",
+]
+JUNK = {
+    "English": "The quick brown fox jumps over the lazy dog. Click here to subscribe to our newsletter and "
+    "get the latest news delivered straight to your inbox every morning.",
+    "word salad": "ventana azul correr mesa lluvia después ordenador cebolla montaña rápido silla "
+    "escalera trompeta nube cuchara ayer bosque",
+    "boilerplate": "Inicio | Quiénes somos | Servicios | Contacto\nAviso legal | Política de cookies | "
+    "Mapa del sitio\n© 2020 Todos los derechos reservados\nInicio | Quiénes somos | Servicios | Contacto",
+    "spam": "COMPRAR BARATO viagra casino GRATIS $$$ ganar dinero rápido click aquí oferta oferta oferta "
+    "préstamos sin aval bitcoin x100 GRATIS GRATIS",
+}
+
+
+def test_embedded_model_ranks_prose_below_low_quality_text():
+    model = load_perplexity_model()
+    worst_prose = max(model.perplexities(PROSE))
+    for kind, text in JUNK.items():
+        assert model.perplexity(text) > 2 * worst_prose, kind
+    q1, q2, q3 = model.default_boundaries
+    assert worst_prose < q2 < min(model.perplexities(list(JUNK.values())))
