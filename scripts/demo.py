@@ -25,7 +25,7 @@ os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("HF_UPDATE_DOWNLOAD_COUNTS", "0")
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
 
-SENTENCES = ["Madrid es la <mask> de España.", "El niño juega en el <mask> con sus amigos.",
+SENTENCES = ["Madrid es la capital <mask> España.", "Los niños juegan en <mask> parque.",
              "La <mask> de la casa está abierta."]
 
 
@@ -33,7 +33,7 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--output", default=os.path.join(ROOT, "demo-output"))
     p.add_argument("--steps", type=int, default=None, help="training steps (default: the tiny-cpu config's)")
-    p.add_argument("--vocab-size", type=int, default=6000)
+    p.add_argument("--vocab-size", type=int, default=4000)
     args = p.parse_args(argv)
 
     from trainer.cli import configure_logging

@@ -45,7 +45,7 @@ def test_score_texts_and_stdin():
     assert len(result.stdout.splitlines()) == 2
 
 
-@pytest.mark.parametrize("command", ["sample", "score"])
+@pytest.mark.parametrize("command", ["sample", "score", "calibrate", "publish"])
 def test_help_documents_every_option(command, capsys):
     with pytest.raises(SystemExit):
         main([command, "--help"])

@@ -58,7 +58,8 @@ class DataConfig:
     split: str = "train"
     data_files: Optional[list[str]] = None
     data_dir: Optional[str] = None
-    kwargs: dict[str, Any] = field(default_factory=lambda: {"sampling_method": "gaussian"})
+    # Extra keyword arguments of load_dataset (builder options), e.g. {sampling_method: gaussian}.
+    kwargs: dict[str, Any] = field(default_factory=dict)
     text_column: str = "text"
     tokenizer: Optional[str] = None  # folder loadable by AutoTokenizer.from_pretrained
     max_seq_length: int = 128
