@@ -5,11 +5,12 @@ Run by ``scripts/build_default_model.sh`` after it has built KenLM's ``lmplz`` a
 ``build_binary``, unpacked the Debian packages under ``scripts/.build/root/`` and built the
 bundled sample (whose train split gives the quartiles). Steps:
 
-1. Spanish prose paragraphs of the training packages (``spanish_text.TRAIN_SOURCES``), held-out
-   documents removed, de-duplicated, each normalised with
+1. Spanish prose paragraphs of the training packages (``spanish_text.TRAIN_SOURCES``, thinned
+   by ``TRAIN_KEEP_MODULUS``, then ``EXTRA_TRAIN_SOURCES``), held-out documents removed,
+   de-duplicated, each normalised with
    ``mc4_sampling.normalization.normalize_line`` (the runtime's normalisation) -> one line each.
-2. SentencePiece unigram model (16 000 pieces, single-threaded, no sampling: deterministic).
-3. The lines encoded with it (pieces joined by spaces) -> ``lmplz -o 5 --prune 0 1 1 1 1`` ->
+2. SentencePiece unigram model (12 000 pieces, single-threaded, no sampling: deterministic).
+3. The lines encoded with it (pieces joined by spaces) -> ``lmplz -o 5 --prune 0 0 1 1 1`` ->
    ``build_binary -q 8 -b 8 -a 64 trie``.
 4. Quartiles of the perplexity (``PerplexityModel(..., mode="ccnet")``) of the documents of the
    bundled sample's train split -> ``model.json``; perplexity table by kind of document.
@@ -45,7 +46,7 @@ from mc4_sampling.normalization import normalize_line  # noqa: E402
 LANG = "es"
 SP_SETTINGS = dict(
     model_type="unigram",
-    vocab_size=16000,
+    vocab_size=12000,
     character_coverage=0.9995,
     input_sentence_size=0,  # use every line
     shuffle_input_sentence=False,
@@ -55,7 +56,7 @@ SP_SETTINGS = dict(
     normalization_rule_name="nmt_nfkc",
     minloglevel=2,
 )
-LMPLZ_ARGS = ["-o", "5", "--prune", "0", "1", "1", "1", "1", "-S", "20%"]
+LMPLZ_ARGS = ["-o", "5", "--prune", "0", "0", "1", "1", "1", "-S", "20%"]
 BUILD_BINARY_ARGS = ["-q", "8", "-b", "8", "-a", "64", "trie"]
 BERTIN_Q1 = 536394.99320948
 BERTIN_STEPWISE_FACTOR = 1.5e5
@@ -78,7 +79,7 @@ def run(cmd: list[str], **kw) -> None:
 
 
 def write_training_text(root: Path, path: Path) -> dict:
-    train, _heldout = st.load_corpus(root, normalize_line)
+    train, _heldout = st.load_corpus(root, normalize_line, extra=True)
     stats = {}
     with open(path, "w", encoding="utf-8") as f:
         for package, docs in train.items():
@@ -96,7 +97,15 @@ def write_training_text(root: Path, path: Path) -> dict:
 def train_sentencepiece(text: Path, prefix: Path) -> None:
     import sentencepiece as spm
 
-    spm.SentencePieceTrainer.train(input=str(text), model_prefix=str(prefix), **SP_SETTINGS)
+    # The model file records the input and prefix given here: relative names, from their folder,
+    # so that the bytes do not depend on where the repository is checked out.
+    assert text.parent == prefix.parent
+    cwd = os.getcwd()
+    os.chdir(text.parent)
+    try:
+        spm.SentencePieceTrainer.train(input=text.name, model_prefix=prefix.name, **SP_SETTINGS)
+    finally:
+        os.chdir(cwd)
 
 
 def encode(sp_model: Path, text: Path, out: Path) -> int:
@@ -252,26 +261,41 @@ def write_manifest(args, stats, total, n_tokens, ngram_counts, meta, table, all_
         "## Training text",
         "",
         "Spanish paragraphs extracted from these Debian 12 (bookworm) packages (`apt-get download`,",
-        "`dpkg -x`; markup stripped: HTML, roff, Mallard XML, OSIS; see `scripts/spanish_text.py`):",
+        "`dpkg -x`; markup stripped: HTML, roff, Mallard XML, OSIS, GNU `.mo` and Qt `.qm` message",
+        "catalogues; see `scripts/spanish_text.py`). \"used\" is the share of a package's",
+        "non-held-out documents in the training text:",
         "",
-        "| package | version | licence | documents | paragraphs | words | bytes |",
-        "|---|---|---|---:|---:|---:|---:|",
+        "| package | version | licence | used | documents | paragraphs | words | bytes |",
+        "|---|---|---|---|---:|---:|---:|---:|",
     ]
     for package, s in stats.items():
-        lic = st.TRAIN_SOURCES[package][1]
+        lic = {**st.TRAIN_SOURCES, **st.EXTRA_TRAIN_SOURCES}[package][1]
+        n = st.BIBLE_KEEP_MODULUS if package == "sword-text-sparv" else st.TRAIN_KEEP_MODULUS.get(package, 1)
+        used = "none" if n == 0 else "all" if n == 1 else f"1 in {n}"
         lines.append(
-            f"| {package} | {ver(package)} | {lic} | {s['documents']:,} | {s['paragraphs']:,} | {s['words']:,} | {s['bytes']:,} |"
+            f"| {package} | {ver(package)} | {lic} | {used} | {s['documents']:,} | {s['paragraphs']:,} | {s['words']:,} | {s['bytes']:,} |"
         )
     lines += [
-        f"| **total** | | | {total['documents']:,} | {total['paragraphs']:,} | {total['words']:,} | {total['bytes']:,} |",
+        f"| **total** | | | | {total['documents']:,} | {total['paragraphs']:,} | {total['words']:,} | {total['bytes']:,} |",
         "",
         "- A paragraph is kept when it looks like prose (at least 30 characters, mostly letters,",
         "  few code symbols) and like Spanish (at least 6 words, at least 15 % of them frequent",
         "  Spanish function words, and at least 3 times as many of those as English ones).",
+        "- Messages of `.mo` / `.qm` catalogues with placeholders (`%s`, `{x}`, `$x`) are dropped as",
+        "  program messages; a catalogue's other messages are grouped 20 to a document.",
         "- Paragraphs are de-duplicated on their normalised form.",
+        "- Software documentation (`used` = none above: menu paths, option lists, command lines)",
+        "  is not trained on: it made the model score menus and boilerplate like prose and everyday",
+        "  Spanish like noise. It still gives the held-out prose of the bundled sample; the",
+        "  thinning comes after de-duplication, so the held-out split does not depend on it.",
+        "- Game, educational and astronomy packages (Wesnoth, Freeciv, Widelands, Cataclysm: DDA,",
+        "  FreedroidRPG, GCompris, Stellarium) give narrative, dialogue, descriptive and",
+        "  encyclopedic modern Spanish; they are read after the split (training only), with the",
+        "  same 1-in-20 hold-out rule, and any paragraph equal to a held-out one is dropped.",
         f"- Held out (never trained on): the packages {', '.join(st.HELDOUT_SOURCES)} and 1 in",
         f"  {st.HOLDOUT_MODULUS} documents of each package above (by a SHA-256 of `package/document`);",
-        "  they make the prose of the bundled sample (`mc4_sampling/data/sample/`).",
+        "  those of the packages listed in `TRAIN_SOURCES` (not the game and astronomy ones)",
+        "  and the two packages make the prose of the bundled sample (`mc4_sampling/data/sample/`).",
         f"- The Reina-Valera 1909 Bible (archaic spelling) is thinned: 1 in {st.BIBLE_KEEP_MODULUS} of its",
         "  documents (groups of 20 verses).",
         "- Each paragraph becomes one line normalised with",

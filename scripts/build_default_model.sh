@@ -3,7 +3,8 @@
 # mC4-layout sample (mc4_sampling/data/sample/) from Debian packages, on a Debian 12 machine,
 # as root, from any directory. Needs the project's virtualenv (`make install`) or PYTHON=...
 # with kenlm, sentencepiece and numpy. Everything intermediate goes to scripts/.build/
-# (git-ignored). Takes a few minutes; -j2 at most.
+# (git-ignored); the packages are about 1.4 GB to download, 3 GB unpacked. Takes a few
+# minutes; -j2 at most.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BUILD=scripts/.build
@@ -14,6 +15,12 @@ export DEBIAN_FRONTEND=noninteractive
 # the sample (HELDOUT_SOURCES), a word list and packages with Spanish .mo catalogues.
 TRAIN_PACKAGES=(sword-text-sparv libreoffice-help-es manpages-es manpages-es-dev lilypond-doc-html-es
                 debian-reference-es gnome-user-docs fortunes-es aptitude-doc-es maint-guide-es)
+# Narrative, descriptive and encyclopedic prose for training only (spanish_text.EXTRA_TRAIN_SOURCES).
+EXTRA_PACKAGES=(wesnoth-1.16-data wesnoth-1.16-did wesnoth-1.16-dm wesnoth-1.16-dw wesnoth-1.16-ei
+                wesnoth-1.16-httt wesnoth-1.16-l wesnoth-1.16-low wesnoth-1.16-nr wesnoth-1.16-sof
+                wesnoth-1.16-sota wesnoth-1.16-sotbe wesnoth-1.16-thot wesnoth-1.16-trow wesnoth-1.16-tsg
+                wesnoth-1.16-ttb wesnoth-1.16-utbs freeciv-data widelands-data stellarium-data
+                cataclysm-dda-data freedroidrpg-data gcompris-qt-data)
 HELDOUT_PACKAGES=(gimp-help-es debian-handbook)
 OTHER_PACKAGES=(wspanish tar grep sed wget findutils diffutils)
 
@@ -36,7 +43,8 @@ fi
 # 3. Download the packages (current bookworm versions) and unpack them without installing.
 rm -rf "$BUILD/debs" "$BUILD/root"
 mkdir -p "$BUILD/debs" "$BUILD/root"
-(cd "$BUILD/debs" && apt-get download "${TRAIN_PACKAGES[@]}" "${HELDOUT_PACKAGES[@]}" "${OTHER_PACKAGES[@]}")
+(cd "$BUILD/debs" && apt-get download "${TRAIN_PACKAGES[@]}" "${EXTRA_PACKAGES[@]}" "${HELDOUT_PACKAGES[@]}" \
+    "${OTHER_PACKAGES[@]}")
 for deb in "$BUILD"/debs/*.deb; do
     name=$(dpkg-deb -f "$deb" Package)
     mkdir -p "$BUILD/root/$name"

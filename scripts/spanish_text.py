@@ -371,6 +371,119 @@ TRAIN_SOURCES: dict[str, tuple[Callable[[Path], Iterator[Doc]], str]] = {
     "maint-guide-es": (maint_guide_docs, "MIT or GPL-2+ (see package copyright)"),
 }
 
+# --- narrative and encyclopedic prose from game and astronomy data (training only) ---------
+_MO_TAG_RE = re.compile(r"<[^<>]*>")
+#: printf / Python / Lua / shell placeholders: such strings are program messages, not prose.
+_PLACEHOLDER_RE = re.compile(r"%(?:\d+\$)?[-+#0-9.]*[a-zA-Z(]|\{[^{}]*\}|\$[A-Za-z_(]|@\w+@")
+
+
+def mo_prose(msgstr: str) -> list[str]:
+    """Paragraphs of one ``.mo`` translation: markup dropped, split at line breaks."""
+    if _PLACEHOLDER_RE.search(msgstr):
+        return []
+    text = _MO_TAG_RE.sub(" ", msgstr.replace("\\n", "\n"))
+    return [p for p in (clean(line) for line in text.split("\n")) if p]
+
+
+def _mo_docs(base: Path, pattern: str, skip: tuple[str, ...] = (), per_doc: int = 20) -> Iterator[Doc]:
+    """Spanish ``.mo`` catalogues under ``base``: documents of ``per_doc`` consecutive messages."""
+    for path in _files(base, pattern):
+        if path.name in skip:
+            continue
+        paras = [p for _msgid, msgstr in read_mo(path) for p in mo_prose(msgstr)]
+        for j in range(0, len(paras), per_doc):
+            yield f"{path.name}/{j // per_doc:04d}", paras[j : j + per_doc]
+
+
+def wesnoth_docs(root: Path) -> Iterator[Doc]:
+    """Battle for Wesnoth: campaign dialogue and story text, unit and help descriptions."""
+    yield from _mo_docs(root / "usr/share/games/wesnoth", "*/locale/es/LC_MESSAGES/*.mo",
+                        skip=("wesnoth-lib.mo", "wesnoth-editor.mo"))
+
+
+def freeciv_docs(root: Path) -> Iterator[Doc]:
+    """Freeciv: nation histories and the help texts (messages with placeholders dropped)."""
+    yield from _mo_docs(root / "usr/share/locale/es/LC_MESSAGES", "freeciv-*.mo", skip=("freeciv-ruledit.mo",))
+
+
+def widelands_docs(root: Path) -> Iterator[Doc]:
+    """Widelands: scenario stories, tribe encyclopedia, map descriptions."""
+    yield from _mo_docs(root / "usr/share/games/widelands/data/locale/es/LC_MESSAGES", "*.mo",
+                        skip=("widelands_editor.mo", "widelands_console.mo"))
+
+
+def cataclysm_docs(root: Path) -> Iterator[Doc]:
+    """Cataclysm: Dark Days Ahead (es_ES and es_AR): item and place descriptions, NPC dialogue,
+    notes and news snippets; everyday modern vocabulary."""
+    yield from _mo_docs(root / "usr/share/locale", "es_*/LC_MESSAGES/cataclysm-dda.mo")
+
+
+def freedroidrpg_docs(root: Path) -> Iterator[Doc]:
+    """FreedroidRPG: dialogue and item descriptions."""
+    yield from _mo_docs(root / "usr/share/locale/es/LC_MESSAGES", "freedroidrpg-*.mo")
+
+
+def read_qm(path: Path) -> list[str]:
+    """Translations of a Qt ``.qm`` catalogue (the messages section, tag 0x69), in file order."""
+    data = path.read_bytes()
+    pos, out = 16, []  # 16-byte magic, then (tag: u8, length: u32 BE, payload) sections
+    while pos + 5 <= len(data):
+        tag, length = data[pos], struct.unpack(">I", data[pos + 1 : pos + 5])[0]
+        section, pos = data[pos + 5 : pos + 5 + length], pos + 5 + length
+        if tag != 0x69:
+            continue
+        i = 0
+        while i < len(section):
+            t = section[i]
+            i += 1
+            if t == 1:  # end of message
+                continue
+            if t == 5:  # obsolete: 4 bytes
+                i += 4
+            elif t in (3, 6, 7, 8):  # translation (UTF-16BE), source text, context, comment
+                n = struct.unpack(">I", section[i : i + 4])[0]
+                i += 4
+                if n == 0xFFFFFFFF:
+                    continue
+                if t == 3:
+                    out.append(section[i : i + n].decode("utf-16-be", errors="replace"))
+                i += n
+            else:  # unknown tag: stop rather than misread
+                break
+    return out
+
+
+def gcompris_docs(root: Path) -> Iterator[Doc]:
+    """GCompris: instructions and stories of the children's activities."""
+    path = root / "usr/share/gcompris-qt/translations/gcompris_es.qm"
+    paras = [p for msg in read_qm(path) for p in mo_prose(msg)]
+    for j in range(0, len(paras), 20):
+        yield f"{path.name}/{j // 20:04d}", paras[j : j + 20]
+
+
+def stellarium_docs(root: Path) -> Iterator[Doc]:
+    """Stellarium: the Spanish descriptions of the sky cultures (myths, history of astronomy)."""
+    base = root / "usr/share/stellarium/skycultures"
+    yield from _html_docs(base, "*/description.es.utf8", base)
+
+
+_WESNOTH = ("data", "did", "dm", "dw", "ei", "httt", "l", "low", "nr", "sof", "sota", "sotbe", "thot",
+            "trow", "tsg", "ttb", "utbs")  # fmt: skip
+
+#: More training text, added after the sources above (so the bundled sample, built from the
+#: held-out part of TRAIN_SOURCES, does not depend on it): modern narrative and encyclopedic
+#: Spanish, which software documentation lacks. Same language filter, same 1-in-20 hold-out,
+#: de-duplicated against the training text and against every held-out paragraph.
+EXTRA_TRAIN_SOURCES: dict[str, tuple[Callable[[Path], Iterator[Doc]], str]] = {
+    **{f"wesnoth-1.16-{c}": (wesnoth_docs, "GPL-2+") for c in _WESNOTH},
+    "freeciv-data": (freeciv_docs, "GPL-2+"),
+    "widelands-data": (widelands_docs, "GPL-2+"),
+    "stellarium-data": (stellarium_docs, "GPL-2+"),
+    "cataclysm-dda-data": (cataclysm_docs, "CC-BY-SA-3.0"),
+    "freedroidrpg-data": (freedroidrpg_docs, "GPL-2+"),
+    "gcompris-qt-data": (gcompris_docs, "GPL-3+"),
+}
+
 #: Held-out Spanish prose for the bundled sample (never used to train the model).
 HELDOUT_SOURCES: dict[str, tuple[Callable[[Path], Iterator[Doc]], str]] = {
     "gimp-help-es": (gimp_help_docs, "GFDL-NIV-1.2+ (copyright file in gimp-help-common)"),
@@ -426,13 +539,36 @@ HOLDOUT_MODULUS = 20
 BIBLE_KEEP_MODULUS = 2
 
 
+#: Share of the (non-held-out) documents of a TRAIN_SOURCES package that goes into the training
+#: text: 1 in N (by the same hash), 0 = none. Software documentation (menu paths, option
+#: lists, command lines) made the model rank menus and boilerplate like prose and everyday
+#: Spanish like noise, so it stays out of the training text; it still makes the held-out prose
+#: of the bundled sample. This is applied after de-duplication, so the held-out split (and so the
+#: sample) is the same as when every document was trained on. Packages not listed: all.
+TRAIN_KEEP_MODULUS = {
+    "libreoffice-help-es": 0,
+    "manpages-es": 0,
+    "manpages-es-dev": 0,
+    "lilypond-doc-html-es": 0,
+    "debian-reference-es": 0,
+    "aptitude-doc-es": 0,
+    "maint-guide-es": 0,
+    "gnome-user-docs": 2,
+}
+
+
+def in_training_text(package: str, bucket: int) -> bool:
+    n = TRAIN_KEEP_MODULUS.get(package, 1)
+    return n > 0 and (bucket // HOLDOUT_MODULUS) % n == 0
+
+
 def _bucket(package: str, doc_id: str) -> int:
     import hashlib
 
     return int.from_bytes(hashlib.sha256(f"{package}/{doc_id}".encode()).digest()[:8], "big")
 
 
-def load_corpus(root: Path, normalize: Callable[[str], str]):
+def load_corpus(root: Path, normalize: Callable[[str], str], extra: bool = False):
     """Split the Spanish prose of the unpacked packages into training and held-out documents.
 
     Returns ``(train, heldout)``, each a dict ``package -> list[(doc_id, paragraphs)]`` in a
@@ -460,7 +596,7 @@ def load_corpus(root: Path, normalize: Callable[[str], str]):
                 if key not in seen_train:
                     seen_train.add(key)
                     kept.append(p)
-            if kept:
+            if kept and in_training_text(package, bucket):
                 docs.append((doc_id, kept))
         train[package] = docs
     for package, (extract, _licence) in HELDOUT_SOURCES.items():
@@ -476,4 +612,20 @@ def load_corpus(root: Path, normalize: Callable[[str], str]):
                 kept.append(p)
         if kept:
             heldout.setdefault(package, []).append((doc_id, kept))
+    if extra:
+        # Training only: never changes ``heldout`` (the bundled sample), never repeats it.
+        for package, (extract, _licence) in EXTRA_TRAIN_SOURCES.items():
+            docs = []
+            for doc_id, paras in spanish_paragraphs(extract(root / package)):
+                if _bucket(package, doc_id) % HOLDOUT_MODULUS == 0:
+                    continue
+                kept = []
+                for p in paras:
+                    key = normalize(p)
+                    if key not in seen_train and key not in seen_heldout:
+                        seen_train.add(key)
+                        kept.append(p)
+                if kept:
+                    docs.append((doc_id, kept))
+            train[package] = docs
     return train, heldout
