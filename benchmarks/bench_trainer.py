@@ -145,7 +145,7 @@ def main(argv=None) -> int:
 
         hf_tok = AutoTokenizer.from_pretrained(cfg.data.tokenizer)
     else:  # a tokenizer of the config's vocabulary size trained on the stream
-        vocab = cfg.model.vocab_size or 6000
+        vocab = cfg.model.vocab_size or 4000
         hf_tok = train_tokenizer(texts, tempfile.mkdtemp(prefix="bench-tok-"), vocab_size=vocab)
     tok = TokenizerFns(hf_tok)
 

@@ -100,5 +100,15 @@ def main(argv=None) -> int:
     return 0
 
 
+def _guarded() -> int:
+    from trainer.errors import TrainerError
+
+    try:
+        return main()
+    except TrainerError as e:  # a user-facing problem (data, config): one line, no traceback
+        print(f"demo failed: {e}", file=sys.stderr)
+        return 2
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(_guarded())

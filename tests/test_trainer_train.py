@@ -18,13 +18,26 @@ from trainer.monitor import read_metrics
 from trainer.train import FAULT_ENV, Trainer
 
 
+def _shared_dir(tmp_path_factory, name: str):
+    """A folder shared by the pytest-xdist workers of this session (built once, under a lock)."""
+    from filelock import FileLock
+
+    root = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        root = root.parent
+    return root / name, FileLock(str(root / (name + ".lock")))
+
+
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("train-corpus")
-    paths = make_corpus(str(folder), n_docs=400, n_files=2)
-    tok = make_tokenizer(str(folder / "tok"), paths, vocab_size=400)
+    folder, lock = _shared_dir(tmp_path_factory, "trainer-train-corpus")
+    with lock:
+        if not (folder / "tok" / "tokenizer.json").exists():
+            paths = make_corpus(str(folder), n_docs=400, n_files=2)
+            make_tokenizer(str(folder / "tok"), paths, vocab_size=400)
+    paths = sorted(str(p) for p in folder.glob("part-*.jsonl"))
     cache = str(folder / "jax-cache")  # subprocesses share compiled programs
-    return paths, tok, cache
+    return paths, str(folder / "tok"), cache
 
 
 def _cli_args(corpus, out, **extra):
@@ -42,9 +55,14 @@ def _env(corpus, **extra):
 
 @pytest.fixture(scope="module")
 def reference_run(corpus, tmp_path_factory):
-    out = str(tmp_path_factory.mktemp("reference") / "run")
-    r = run_trainer(_cli_args(corpus, out), env=_env(corpus))
-    assert r.returncode == 0, r.stderr[-3000:]
+    """An uninterrupted 14-step run (shared by the xdist workers; read-only for the tests)."""
+    folder, lock = _shared_dir(tmp_path_factory, "trainer-reference-run")
+    out = str(folder / "run")
+    with lock:
+        if not (folder / "done").exists():
+            r = run_trainer(_cli_args(corpus, out), env=_env(corpus))
+            assert r.returncode == 0, r.stderr[-3000:]
+            (folder / "done").write_text("ok")
     return out, read_metrics(os.path.join(out, "metrics.jsonl")), read_metrics(os.path.join(out, "metrics.jsonl"), "eval")
 
 
@@ -58,12 +76,14 @@ def test_reference_run_learns_and_logs(reference_run):
     assert sorted(int(s) for s in os.listdir(os.path.join(out, "checkpoints")) if s.isdigit()) == [8, 12, 14]
 
 
+@pytest.mark.slow
 def test_sigkill_and_resume_continue_bit_for_bit(corpus, reference_run, tmp_path):
     _, ref, ref_eval = reference_run
     out = str(tmp_path / "run")
-    killed = run_trainer(_cli_args(corpus, out), env=_env(corpus, **{FAULT_ENV: "10"}))
+    args = _cli_args(corpus, out, **{"logging.audit": True})
+    killed = run_trainer(args, env=_env(corpus, **{FAULT_ENV: "10"}))
     assert killed.returncode == -9, killed.stderr[-2000:]
-    resumed = run_trainer(_cli_args(corpus, out), env=_env(corpus))
+    resumed = run_trainer(args, env=_env(corpus))
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert "resumed from" in resumed.stderr
     got, got_eval = read_metrics(os.path.join(out, "metrics.jsonl")), read_metrics(os.path.join(out, "metrics.jsonl"), "eval")
@@ -71,8 +91,13 @@ def test_sigkill_and_resume_continue_bit_for_bit(corpus, reference_run, tmp_path
         assert got[step]["loss"] == ref[step]["loss"], step
         assert got[step]["batch_crc32"] == ref[step]["batch_crc32"], step
     assert got_eval[14]["loss"] == ref_eval[14]["loss"]
+    # the held-out documents stay out of training across the kill and the resume
+    eval_hashes = set(open(os.path.join(out, "audit", "eval-rank0.txt")).read().split())
+    train_hashes = {line.split("\t")[1] for line in open(os.path.join(out, "audit", "train-rank0.txt")).read().splitlines()}
+    assert len(eval_hashes) == 20 and train_hashes and not eval_hashes & train_hashes
 
 
+@pytest.mark.slow
 def test_four_devices_with_fsdp_match_one_device(corpus, reference_run, tmp_path):
     _, ref, _ = reference_run
     out = str(tmp_path / "run4")
@@ -112,8 +137,11 @@ def test_phase_switch_fresh_or_kept_optimizer(corpus, reference_run, tmp_path):
     assert r.step == 3 and r.eval_history[-1]["masked_tokens"] > 0
 
 
-def test_checkpoint_of_another_shape_is_refused(corpus, reference_run):
-    cfg = _cfg(corpus, reference_run[0], **{"model.hidden_size": 48, "model.num_heads": 2})
+def test_checkpoint_of_another_shape_is_refused(corpus, reference_run, tmp_path):
+    import shutil
+
+    shutil.copytree(os.path.join(reference_run[0], "checkpoints"), tmp_path / "run" / "checkpoints")
+    cfg = _cfg(corpus, str(tmp_path / "run"), **{"model.hidden_size": 48, "model.num_heads": 2})
     with pytest.raises(CheckpointError, match="another model shape.*hidden_size: checkpoint 32, config 48"):
         Trainer(cfg).setup()
 
@@ -187,3 +215,22 @@ def test_export_and_push_to_a_loopback_hub(corpus, reference_run, tmp_path, monk
         assert data == open(os.path.join(out, name), "rb").read()
     card = hub.files["README.md"].decode()
     assert "pipeline_tag: fill-mask" in card and "someone/tiny-roberta" in card and "| steps | 12 |" in card
+
+
+def test_start_from_a_transformers_folder(corpus, tmp_path):
+    torch = pytest.importorskip("torch")
+    from transformers import RobertaConfig, RobertaForMaskedLM
+
+    torch.manual_seed(0)
+    hf = RobertaForMaskedLM(RobertaConfig(vocab_size=400, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                                          intermediate_size=64, max_position_embeddings=40, type_vocab_size=1,
+                                          layer_norm_eps=1e-5))
+    hf.save_pretrained(str(tmp_path / "hf"))
+    trainer = Trainer(_cfg(corpus, str(tmp_path / "run"), **{"model.init_from_transformers": str(tmp_path / "hf")}))
+    trainer.setup()
+    got = np.asarray(trainer.params["layers_1"]["attention"]["self"]["query"]["kernel"])
+    want = hf.state_dict()["roberta.encoder.layer.1.attention.self.query.weight"].numpy().T
+    assert np.array_equal(got, want)
+    with pytest.raises(ConfigError, match="hidden_size: folder 32, config 64"):
+        Trainer(_cfg(corpus, str(tmp_path / "run2"), **{"model.init_from_transformers": str(tmp_path / "hf"),
+                                                         "model.hidden_size": 64})).setup()

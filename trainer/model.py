@@ -213,7 +213,7 @@ def init_params(spec: RobertaSpec, key: jax.Array, seq_len: int = 8):
     """Random parameters (normal(initializer_range) weights, zero biases, unit LayerNorm scales)."""
     model = RobertaForMaskedLM(spec)
     ids = jnp.full((1, seq_len), spec.pad_token_id + 2, dtype=jnp.int32)
-    return model.init({"params": key}, ids, deterministic=True)["params"]
+    return jax.jit(lambda k: model.init({"params": k}, ids, deterministic=True)["params"])(key)
 
 
 def mlm_loss_sums(logits: jax.Array, labels: jax.Array, weights: jax.Array):
