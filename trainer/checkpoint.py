@@ -1,0 +1,149 @@
+"""Orbax checkpoints: parameters, optimizer state, step, RNG, input-pipeline position, metadata.
+
+Layout of one step (Orbax writes it in a temporary folder and renames it when complete, so a
+crash while saving leaves the previous steps usable)::
+
+    <dir>/<step>/params      sharded arrays
+    <dir>/<step>/opt_state   sharded arrays
+    <dir>/<step>/train       JSON: step, seed, rng key data
+    <dir>/<step>/position    JSON: one StreamPosition per process
+    <dir>/<step>/meta        JSON: model spec, config, tokenizer folder
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+from typing import Optional
+
+import jax
+import numpy as np
+
+from .errors import CheckpointError
+from .model import RobertaSpec
+
+log = logging.getLogger(__name__)
+
+ARCH_FIELDS = ("vocab_size", "hidden_size", "num_layers", "num_heads", "intermediate_size",
+               "max_position_embeddings", "type_vocab_size")
+
+
+def _ocp():
+    import orbax.checkpoint as ocp
+
+    if logging.getLogger("absl").getEffectiveLevel() < logging.ERROR:
+        logging.getLogger("absl").setLevel(logging.ERROR)  # Orbax reports normal events as warnings
+    return ocp
+
+
+class Checkpointer:
+    def __init__(self, directory: str, keep: int = 5, async_save: bool = True, read_only: bool = False):
+        ocp = _ocp()
+        self.directory = os.path.abspath(directory)
+        if read_only and not os.path.isdir(self.directory):
+            raise CheckpointError(f"no checkpoint folder at {directory}")
+        options = ocp.CheckpointManagerOptions(
+            max_to_keep=keep, create=not read_only, enable_async_checkpointing=async_save, read_only=read_only,
+            cleanup_tmp_directories=not read_only,
+        )
+        self.manager = ocp.CheckpointManager(
+            self.directory, options=options, item_names=("params", "opt_state", "train", "position", "meta")
+        )
+
+    def latest_step(self) -> Optional[int]:
+        return self.manager.latest_step()
+
+    def all_steps(self) -> list[int]:
+        return list(self.manager.all_steps())
+
+    def save(self, step: int, params, opt_state, train: dict, positions: list[dict], meta: dict) -> None:
+        ocp = _ocp()
+        self.manager.save(step, args=ocp.args.Composite(
+            params=ocp.args.StandardSave(params),
+            opt_state=ocp.args.StandardSave(opt_state),
+            train=ocp.args.JsonSave(train),
+            position=ocp.args.JsonSave({"positions": positions}),
+            meta=ocp.args.JsonSave(meta),
+        ), force=True)
+
+    def _require(self, step: Optional[int]) -> int:
+        step = self.latest_step() if step is None else step
+        if step is None or step not in self.all_steps():
+            raise CheckpointError(
+                f"no checkpoint {'at step ' + str(step) if step is not None else ''} in {self.directory} "
+                f"(steps: {self.all_steps() or 'none'})"
+            )
+        return step
+
+    def restore_json(self, step: Optional[int] = None) -> tuple[int, dict, dict, list[dict]]:
+        """``(step, meta, train, positions)`` without touching the arrays."""
+        ocp = _ocp()
+        step = self._require(step)
+        r = self.manager.restore(step, args=ocp.args.Composite(
+            meta=ocp.args.JsonRestore(), train=ocp.args.JsonRestore(), position=ocp.args.JsonRestore()))
+        return step, r["meta"], r["train"], r["position"]["positions"]
+
+    def restore_arrays(self, step: int, abstract_params, abstract_opt_state=None):
+        """Restore params (and opt_state when an abstract tree is given) with their shardings."""
+        ocp = _ocp()
+        items = {"params": ocp.args.StandardRestore(abstract_params)}
+        if abstract_opt_state is not None:
+            items["opt_state"] = ocp.args.StandardRestore(abstract_opt_state)
+        try:
+            r = self.manager.restore(step, args=ocp.args.Composite(**items))
+        except Exception as e:
+            raise CheckpointError(f"cannot restore step {step} from {self.directory}: {type(e).__name__}: {e}") from None
+        return r["params"], r.get("opt_state") if abstract_opt_state is not None else None
+
+    def wait(self) -> None:
+        self.manager.wait_until_finished()
+
+    def close(self) -> None:
+        self.manager.wait_until_finished()
+        self.manager.close()
+
+
+def spec_to_meta(spec: RobertaSpec) -> dict:
+    return dataclasses.asdict(spec)
+
+
+def check_compatible(saved_spec: dict, spec: RobertaSpec, where: str) -> None:
+    """Raise CheckpointError naming every architecture field that differs."""
+    diffs = [f"{k}: checkpoint {saved_spec.get(k)!r}, config {getattr(spec, k)!r}"
+             for k in ARCH_FIELDS if saved_spec.get(k) != getattr(spec, k)]
+    if diffs:
+        raise CheckpointError(
+            f"the checkpoint in {where} was made for another model shape ({'; '.join(diffs)}); "
+            "use a matching model config or another checkpoint folder"
+        )
+
+
+def split_checkpoint_path(path: str) -> tuple[str, Optional[int]]:
+    """``runs/x/checkpoints`` -> (that, None); ``runs/x/checkpoints/300`` -> (``runs/x/checkpoints``, 300).
+
+    A run folder holding ``checkpoints/`` is accepted too.
+    """
+    path = os.path.abspath(path)
+    base = os.path.basename(path)
+    if base.isdigit() and os.path.isdir(path):
+        return os.path.dirname(path), int(base)
+    if os.path.isdir(os.path.join(path, "checkpoints")):
+        return os.path.join(path, "checkpoints"), None
+    return path, None
+
+
+def gather_positions(position_json: dict) -> list[dict]:
+    """Every process's stream position (one entry per process, in process order)."""
+    if jax.process_count() == 1:
+        return [position_json]
+    import json
+
+    from jax.experimental import multihost_utils
+
+    data = np.frombuffer(json.dumps(position_json).encode(), np.uint8)
+    lengths = multihost_utils.process_allgather(np.asarray([len(data)], np.int64))
+    padded = np.zeros((int(np.max(lengths)),), np.uint8)
+    padded[: len(data)] = data
+    allp = multihost_utils.process_allgather(padded)
+    return [json.loads(bytes(row[: int(n)]).decode()) for row, n in zip(allp, np.ravel(lengths))]

@@ -1,0 +1,209 @@
+"""One-to-one mapping between our Flax parameters and transformers' ``RobertaForMaskedLM``.
+
+* :func:`params_to_state_dict` / :func:`state_dict_to_params`: parameter pytree <-> PyTorch
+  state-dict names (Dense kernels are stored transposed in PyTorch: ``weight = kernel.T``).
+* :func:`export_pretrained`: a folder with ``config.json``, ``model.safetensors`` and the
+  tokenizer files, loadable by ``AutoModelForMaskedLM.from_pretrained``.
+* :func:`import_pretrained`: the other way, from any transformers RoBERTa folder.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from typing import Iterator, Optional
+
+import numpy as np
+
+from .errors import ExportError
+from .model import RobertaSpec
+
+log = logging.getLogger(__name__)
+
+_LN = (("scale", "weight", False), ("bias", "bias", False))
+_DENSE = (("kernel", "weight", True), ("bias", "bias", False))
+
+
+def _entries(spec: RobertaSpec) -> Iterator[tuple[tuple[str, ...], str, bool]]:
+    """(flax path, torch name, transposed) for every parameter."""
+    for name in ("word_embeddings", "position_embeddings", "token_type_embeddings"):
+        yield ("embeddings", name, "embedding"), f"roberta.embeddings.{name}.weight", False
+    for leaf, tname, tr in _LN:
+        yield ("embeddings", "LayerNorm", leaf), f"roberta.embeddings.LayerNorm.{tname}", tr
+    for i in range(spec.num_layers):
+        fl, tl = f"layers_{i}", f"roberta.encoder.layer.{i}"
+        modules = [
+            ((fl, "attention", "self", "query"), f"{tl}.attention.self.query", _DENSE),
+            ((fl, "attention", "self", "key"), f"{tl}.attention.self.key", _DENSE),
+            ((fl, "attention", "self", "value"), f"{tl}.attention.self.value", _DENSE),
+            ((fl, "attention", "output_dense"), f"{tl}.attention.output.dense", _DENSE),
+            ((fl, "attention", "output_LayerNorm"), f"{tl}.attention.output.LayerNorm", _LN),
+            ((fl, "intermediate_dense"), f"{tl}.intermediate.dense", _DENSE),
+            ((fl, "output_dense"), f"{tl}.output.dense", _DENSE),
+            ((fl, "output_LayerNorm"), f"{tl}.output.LayerNorm", _LN),
+        ]
+        for fpath, tprefix, leaves in modules:
+            for leaf, tname, tr in leaves:
+                yield fpath + (leaf,), f"{tprefix}.{tname}", tr
+    for fpath, tprefix, leaves in [(("lm_head", "dense"), "lm_head.dense", _DENSE),
+                                   (("lm_head", "layer_norm"), "lm_head.layer_norm", _LN)]:
+        for leaf, tname, tr in leaves:
+            yield fpath + (leaf,), f"{tprefix}.{tname}", tr
+    yield ("lm_head", "bias"), "lm_head.bias", False
+
+
+def _get(tree, path):
+    for p in path:
+        tree = tree[p]
+    return tree
+
+
+def params_to_state_dict(params, spec: RobertaSpec) -> dict[str, np.ndarray]:
+    """Flax params -> ``{torch name: float32 array}`` (contiguous, ready for safetensors)."""
+    out = {}
+    for fpath, tname, transposed in _entries(spec):
+        value = np.asarray(_get(params, fpath), dtype=np.float32)
+        out[tname] = np.ascontiguousarray(value.T if transposed else value)
+    return out
+
+
+def state_dict_to_params(state_dict: dict[str, np.ndarray], spec: RobertaSpec, fallback=None) -> dict:
+    """``{torch name: array}`` -> Flax params. Missing LM-head weights are taken from ``fallback``."""
+    params: dict = {}
+    missing = []
+    for fpath, tname, transposed in _entries(spec):
+        if tname in state_dict:
+            value = np.asarray(state_dict[tname], dtype=np.float32)
+            value = value.T if transposed else value
+        elif fallback is not None and fpath[0] == "lm_head":
+            value = np.asarray(_get(fallback, fpath), dtype=np.float32)
+        else:
+            missing.append(tname)
+            continue
+        expected = np.shape(_get(fallback, fpath)) if fallback is not None else None
+        if expected is not None and tuple(expected) != value.shape:
+            raise ExportError(f"weight {tname} has shape {value.shape}, the model expects {tuple(expected)}")
+        node = params
+        for p in fpath[:-1]:
+            node = node.setdefault(p, {})
+        node[fpath[-1]] = value
+    if missing:
+        raise ExportError(f"{len(missing)} weights missing from the checkpoint, e.g. {missing[:3]}")
+    return params
+
+
+def spec_to_hf_config(spec: RobertaSpec, bos_token_id: int = 0, eos_token_id: int = 2):
+    from transformers import RobertaConfig
+
+    return RobertaConfig(
+        vocab_size=spec.vocab_size,
+        hidden_size=spec.hidden_size,
+        num_hidden_layers=spec.num_layers,
+        num_attention_heads=spec.num_heads,
+        intermediate_size=spec.intermediate_size,
+        hidden_act="gelu",
+        hidden_dropout_prob=spec.hidden_dropout,
+        attention_probs_dropout_prob=spec.attention_dropout,
+        max_position_embeddings=spec.max_position_embeddings,
+        type_vocab_size=spec.type_vocab_size,
+        initializer_range=spec.initializer_range,
+        layer_norm_eps=spec.layer_norm_eps,
+        pad_token_id=spec.pad_token_id,
+        bos_token_id=bos_token_id,
+        eos_token_id=eos_token_id,
+        tie_word_embeddings=True,
+        architectures=["RobertaForMaskedLM"],
+    )
+
+
+def hf_config_to_spec(config: dict, **overrides) -> RobertaSpec:
+    """A transformers RoBERTa ``config.json`` (as a dict) -> :class:`RobertaSpec`."""
+    if config.get("model_type") not in ("roberta", "xlm-roberta", "camembert"):
+        raise ExportError(f"not a RoBERTa model (model_type={config.get('model_type')!r})")
+    if config.get("hidden_act", "gelu") != "gelu":
+        raise ExportError(f"unsupported hidden_act {config.get('hidden_act')!r} (only exact 'gelu')")
+    if config.get("position_embedding_type", "absolute") != "absolute":
+        raise ExportError("only absolute position embeddings are supported")
+    kw = dict(
+        vocab_size=config["vocab_size"],
+        hidden_size=config["hidden_size"],
+        num_layers=config["num_hidden_layers"],
+        num_heads=config["num_attention_heads"],
+        intermediate_size=config["intermediate_size"],
+        max_position_embeddings=config["max_position_embeddings"],
+        type_vocab_size=config.get("type_vocab_size", 1),
+        layer_norm_eps=config.get("layer_norm_eps", 1e-12),
+        hidden_dropout=config.get("hidden_dropout_prob", 0.1),
+        attention_dropout=config.get("attention_probs_dropout_prob", 0.1),
+        initializer_range=config.get("initializer_range", 0.02),
+        pad_token_id=config.get("pad_token_id", 1),
+    )
+    kw.update(overrides)
+    return RobertaSpec(**kw)
+
+
+def export_pretrained(params, spec: RobertaSpec, out_dir: str, tokenizer_dir: Optional[str] = None,
+                      tokenizer=None, extra_files: Optional[dict[str, str]] = None) -> str:
+    """Write ``config.json``, ``model.safetensors`` (+ tokenizer files) to ``out_dir``."""
+    from safetensors.numpy import save_file
+
+    os.makedirs(out_dir, exist_ok=True)
+    if tokenizer is None and tokenizer_dir is not None:
+        from transformers import AutoTokenizer
+
+        tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir)
+    bos = getattr(tokenizer, "bos_token_id", None) if tokenizer is not None else None
+    eos = getattr(tokenizer, "eos_token_id", None) if tokenizer is not None else None
+    config = spec_to_hf_config(spec, bos if bos is not None else 0, eos if eos is not None else 2)
+    config.save_pretrained(out_dir)
+    save_file(params_to_state_dict(params, spec), os.path.join(out_dir, "model.safetensors"),
+              metadata={"format": "pt"})
+    if tokenizer is not None:
+        tokenizer.save_pretrained(out_dir)
+    for name, text in (extra_files or {}).items():
+        with open(os.path.join(out_dir, name), "w", encoding="utf-8") as f:
+            f.write(text)
+    log.info("exported %s (%d layers, hidden %d, vocab %d)", out_dir, spec.num_layers, spec.hidden_size, spec.vocab_size)
+    return out_dir
+
+
+def read_state_dict(folder: str) -> dict[str, np.ndarray]:
+    """Weights of a transformers folder (``model.safetensors``, or ``pytorch_model.bin`` with torch)."""
+    st = os.path.join(folder, "model.safetensors")
+    if os.path.exists(st):
+        from safetensors.numpy import load_file
+
+        sd = load_file(st)
+    elif os.path.exists(os.path.join(folder, "pytorch_model.bin")):
+        try:
+            import torch
+        except ImportError:
+            raise ExportError(f"{folder} holds pytorch_model.bin; reading it needs torch") from None
+        sd = {k: v.float().numpy() for k, v in torch.load(os.path.join(folder, "pytorch_model.bin"),
+                                                           map_location="cpu", weights_only=True).items()}
+    else:
+        raise ExportError(f"{folder}: no model.safetensors or pytorch_model.bin")
+    # A bare RobertaModel checkpoint has no "roberta." prefix.
+    if not any(k.startswith("roberta.") for k in sd):
+        sd = {("roberta." + k if not k.startswith("lm_head.") else k): v for k, v in sd.items()}
+    return sd
+
+
+def import_pretrained(folder: str, fallback_params=None, **spec_overrides):
+    """Read a transformers RoBERTa folder -> ``(spec, params)`` (numpy float32 params)."""
+    path = os.path.join(folder, "config.json")
+    if not os.path.exists(path):
+        raise ExportError(f"{folder}: no config.json (not a transformers model folder)")
+    with open(path, encoding="utf-8") as f:
+        config = json.load(f)
+    spec = hf_config_to_spec(config, **spec_overrides)
+    sd = read_state_dict(folder)
+    if "lm_head.bias" not in sd and fallback_params is None:
+        import jax
+
+        from .model import init_params
+
+        log.warning("%s has no masked-LM head; the head starts from random weights", folder)
+        fallback_params = jax.tree.map(np.asarray, init_params(spec, jax.random.key(0)))
+    return spec, state_dict_to_params(sd, spec, fallback=fallback_params)

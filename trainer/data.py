@@ -1,0 +1,84 @@
+"""Opening any streaming ``datasets`` source for the trainer."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from typing import Any
+
+from .config import SAMPLE_DATA_DIR_MARKER, DataConfig
+from .errors import DataError
+
+log = logging.getLogger(__name__)
+
+
+def resolve_markers(value: Any) -> Any:
+    """Replace the string ``SAMPLE_DATA_DIR`` (anywhere in lists/dicts) by the bundled sample folder."""
+    if isinstance(value, dict):
+        return {k: resolve_markers(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [resolve_markers(v) for v in value]
+    if isinstance(value, str) and SAMPLE_DATA_DIR_MARKER in value:
+        try:
+            import mc4_sampling
+        except ImportError as e:  # pragma: no cover - the package is part of this project
+            raise DataError(f"{SAMPLE_DATA_DIR_MARKER} needs the mc4_sampling package: {e}") from None
+        sample = getattr(mc4_sampling, "SAMPLE_DATA_DIR", None)
+        if sample is None:
+            raise DataError("mc4_sampling.SAMPLE_DATA_DIR is not available in this version of mc4_sampling")
+        return value.replace(SAMPLE_DATA_DIR_MARKER, str(sample))
+    return value
+
+
+def load_stream(cfg: DataConfig, rank: int = 0, world_size: int = 1):
+    """``load_dataset(path, name, split=..., streaming=True, **kwargs)``, split by node when multi-host."""
+    import datasets
+    from datasets.distributed import split_dataset_by_node
+
+    if cfg.path == "mc4-sampling":
+        try:
+            import mc4_sampling  # noqa: F401  (registers the builder)
+        except ImportError as e:
+            raise DataError(f"data.path 'mc4-sampling' needs the mc4_sampling package: {e}") from None
+    kwargs = dict(resolve_markers(cfg.kwargs))
+    if cfg.data_files is not None:
+        kwargs["data_files"] = resolve_markers(cfg.data_files)
+    if cfg.data_dir is not None:
+        kwargs["data_dir"] = resolve_markers(cfg.data_dir)
+    try:
+        ds = datasets.load_dataset(cfg.path, cfg.name, split=cfg.split, streaming=True, **kwargs)
+    except Exception as e:  # datasets raises many types; all mean "this source does not load"
+        raise DataError(
+            f"cannot open dataset data.path={cfg.path!r} name={cfg.name!r} split={cfg.split!r} "
+            f"kwargs={kwargs!r}: {type(e).__name__}: {e}"
+        ) from None
+    if not isinstance(ds, datasets.IterableDataset):
+        raise DataError(f"dataset {cfg.path!r} did not give a streaming split (got {type(ds).__name__})")
+    columns = ds.column_names
+    if columns is not None and cfg.text_column not in columns:
+        raise_missing_column(cfg.text_column, columns)
+    if world_size > 1:
+        ds = split_dataset_by_node(ds, rank=rank, world_size=world_size)
+    return ds
+
+
+def raise_missing_column(column: str, columns) -> None:
+    raise DataError(
+        f"the dataset has no text column {column!r} (columns: {', '.join(sorted(columns))}); "
+        "set data.text_column to the column holding the documents"
+    )
+
+
+def document_text(example: dict, column: str) -> str:
+    try:
+        text = example[column]
+    except KeyError:
+        raise_missing_column(column, example.keys())
+    if not isinstance(text, str):
+        raise DataError(f"column {column!r} holds {type(text).__name__}, not text")
+    return text
+
+
+def document_hash(text: str) -> str:
+    """Identity of a document for the eval/train audit: first 16 hex digits of SHA-1(UTF-8 text)."""
+    return hashlib.sha1(text.encode("utf-8")).hexdigest()[:16]

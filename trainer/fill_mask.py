@@ -1,0 +1,50 @@
+"""Top-k predictions for ``<mask>`` with our Flax model on an exported transformers folder."""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from .convert import import_pretrained
+from .errors import TrainerError
+from .model import RobertaForMaskedLM
+
+
+class FillMask:
+    def __init__(self, model_dir: str):
+        from transformers import AutoTokenizer
+
+        self.spec, self.params = import_pretrained(model_dir, dtype="float32", attention_impl="xla")
+        try:
+            self.tokenizer = AutoTokenizer.from_pretrained(model_dir)
+        except Exception as e:
+            raise TrainerError(f"{model_dir}: no usable tokenizer files ({type(e).__name__}: {e})") from None
+        self.model = RobertaForMaskedLM(self.spec)
+        self._apply = jax.jit(lambda p, ids: self.model.apply({"params": p}, ids, deterministic=True))
+
+    def __call__(self, text: str, top_k: int = 5) -> list[list[dict]]:
+        """For every ``<mask>`` in ``text``: ``[{"token", "token_str", "score", "sequence"}...]``."""
+        tok = self.tokenizer
+        if tok.mask_token not in text:
+            raise TrainerError(f"the text has no {tok.mask_token} token")
+        ids = np.asarray([tok(text)["input_ids"]], np.int32)
+        logits = np.asarray(self._apply(self.params, jnp.asarray(ids)))[0]
+        out = []
+        for pos in np.flatnonzero(ids[0] == tok.mask_token_id):
+            probs = np.asarray(jax.nn.softmax(logits[pos].astype(np.float64)))
+            best = np.argsort(-probs)[:top_k]
+            preds = []
+            for t in best:
+                filled = ids[0].copy()
+                filled[pos] = t
+                preds.append({"token": int(t), "token_str": tok.decode([int(t)]), "score": float(probs[t]),
+                              "sequence": tok.decode(filled, skip_special_tokens=True)})
+            out.append(preds)
+        return out
+
+
+def fill_mask(model_dir: str, text: str, top_k: int = 5, runner: Optional[FillMask] = None) -> list[list[dict]]:
+    return (runner or FillMask(model_dir))(text, top_k)

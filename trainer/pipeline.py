@@ -1,0 +1,212 @@
+"""Input pipeline: held-out eval documents, block shuffle, batched tokenisation, packing, position.
+
+Document order of one node's stream (after ``split_dataset_by_node``)::
+
+    [ eval: first num_eval_samples docs ][ training docs ... ]   (every epoch the same split)
+
+Training documents are read in *blocks* of ``shuffle_buffer`` documents; each block is permuted
+with ``default_rng([seed, epoch, block])`` and tokenised ``tokenize_batch_size`` documents at a
+time, then packed (:mod:`trainer.packing`). The :class:`StreamPosition` attached to every batch
+is small and exact: the ``datasets`` ``state_dict()`` at the start of the current block, how many
+permuted documents of the block were tokenised, and the tokens not yet emitted. Resuming from it
+reproduces the following batches bit for bit; no document is repeated or skipped, and the eval
+documents are skipped by position at every epoch start, so they are never trained on.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import itertools
+import logging
+import os
+import zlib
+from typing import Callable, Iterator, NamedTuple, Optional
+
+import numpy as np
+
+from .config import DataConfig
+from .data import document_hash, document_text, load_stream
+from .errors import DataError
+from .packing import pack, pad_final, unpack
+
+log = logging.getLogger(__name__)
+
+
+@dataclasses.dataclass
+class StreamPosition:
+    epoch: int = 0
+    block: int = 0
+    block_state: Optional[dict] = None  # datasets state_dict() before the block's first document
+    docs_before_block: int = 0  # training documents of this epoch before the block
+    offset: int = 0  # documents of the permuted block already tokenised
+    remainder: list = dataclasses.field(default_factory=list)  # stream tokens not yet in a batch
+    batches: int = 0  # batches produced since the start of training
+    documents: int = 0  # training documents tokenised since the start of training
+    shuffle_buffer: int = 0  # block size the position refers to
+
+    def to_json(self) -> dict:
+        d = dataclasses.asdict(self)
+        d["remainder"] = [int(t) for t in self.remainder]
+        return d
+
+    @classmethod
+    def from_json(cls, d: dict) -> "StreamPosition":
+        return cls(**d)
+
+
+class Batch(NamedTuple):
+    tokens: np.ndarray  # [local_batch, length] int32, every row starts with <s>
+    position: StreamPosition  # where the stream stands after this batch
+    digest: int  # crc32 of the tokens (logged, to compare runs)
+
+
+def block_permutation(seed: int, epoch: int, block: int, n: int) -> np.ndarray:
+    """The shuffle of one block: ``default_rng([seed, epoch, block]).permutation(n)`` (pure)."""
+    return np.random.default_rng([seed, epoch, block]).permutation(n)
+
+
+class TokenizerFns:
+    """What the pipeline needs from a fast tokenizer: batched ids and the special ids."""
+
+    def __init__(self, tokenizer):
+        self.tokenizer = tokenizer
+        self._backend = tokenizer.backend_tokenizer
+        self.bos_id = tokenizer.bos_token_id if tokenizer.bos_token_id is not None else tokenizer.cls_token_id
+        self.eos_id = tokenizer.eos_token_id if tokenizer.eos_token_id is not None else tokenizer.sep_token_id
+        self.pad_id = tokenizer.pad_token_id
+        self.mask_id = tokenizer.mask_token_id
+        if None in (self.bos_id, self.eos_id, self.pad_id, self.mask_id):
+            raise DataError("the tokenizer needs <s>, </s>, <pad> and <mask> tokens (RoBERTa specials)")
+        self.special_ids = tuple(sorted(set(tokenizer.all_special_ids)))
+        self.vocab_size = len(tokenizer)
+
+    def encode(self, texts: list[str]) -> list[list[int]]:
+        return [e.ids for e in self._backend.encode_batch(texts, add_special_tokens=False)]
+
+
+class BatchStream:
+    """Produces training batches of ``batch_size`` packed sequences and the eval set of one node."""
+
+    def __init__(self, cfg: DataConfig, tokenizer, batch_size: int, seed: int, rank: int = 0,
+                 world_size: int = 1, audit_dir: Optional[str] = None, open_fn: Callable = load_stream):
+        self.cfg = cfg
+        self.tok = tokenizer if isinstance(tokenizer, TokenizerFns) else TokenizerFns(tokenizer)
+        self.batch_size = batch_size
+        self.seed = seed
+        self.rank, self.world_size = rank, world_size
+        self.audit_dir = audit_dir
+        self.open_fn = open_fn
+        self.num_eval = cfg.num_eval_samples // world_size if world_size > 1 else cfg.num_eval_samples
+        if audit_dir:
+            os.makedirs(audit_dir, exist_ok=True)
+
+    # -- documents ------------------------------------------------------------------------------
+    def _texts(self, iterator) -> Iterator[str]:
+        for example in iterator:
+            yield document_text(example, self.cfg.text_column)
+
+    def eval_texts(self) -> list[str]:
+        """The first ``num_eval_samples`` documents of the stream (also checks the text column)."""
+        ds = self.open_fn(self.cfg, self.rank, self.world_size)
+        texts = list(itertools.islice(self._texts(iter(ds)), self.num_eval))
+        if len(texts) < self.num_eval:
+            raise DataError(
+                f"the stream has only {len(texts)} documents, all needed for the {self.num_eval} held out "
+                "for evaluation; lower data.num_eval_samples"
+            )
+        if self.audit_dir:
+            with open(os.path.join(self.audit_dir, f"eval-rank{self.rank}.txt"), "w") as f:
+                f.writelines(document_hash(t) + "\n" for t in texts)
+        return texts
+
+    def check_source(self) -> None:
+        """Read one document to fail early on a missing text column or an empty stream."""
+        ds = self.open_fn(self.cfg, self.rank, self.world_size)
+        first = next(iter(ds), None)
+        if first is None:
+            raise DataError(f"the dataset {self.cfg.path!r} yields no documents")
+        document_text(first, self.cfg.text_column)
+
+    def eval_sequences(self, texts: list[str], seq_len: int) -> np.ndarray:
+        """Eval documents packed like training ones; the last partial sequence is padded (no token lost)."""
+        seqs, rem = pack(np.zeros((0,), np.int32), self.tok.encode(texts), seq_len, self.tok.bos_id, self.tok.eos_id)
+        return np.concatenate([seqs, pad_final(rem, seq_len, self.tok.bos_id, self.tok.pad_id)])
+
+    def _open_at(self, pos: StreamPosition):
+        ds = self.open_fn(self.cfg, self.rank, self.world_size)
+        if pos.block_state is not None:
+            try:
+                ds.load_state_dict(copy.deepcopy(pos.block_state))
+                return ds, self._texts(iter(ds))
+            except Exception as e:  # an iterable without state support: position by counting
+                log.warning("resuming the stream by skipping documents (state_dict failed: %s)", e)
+                ds = self.open_fn(self.cfg, self.rank, self.world_size)
+        texts = self._texts(iter(ds))
+        skip = self.num_eval + pos.docs_before_block
+        if skip:
+            next(itertools.islice(texts, skip - 1, skip), None)
+        return ds, texts
+
+    @staticmethod
+    def _state(ds) -> Optional[dict]:
+        try:
+            return copy.deepcopy(ds.state_dict())
+        except Exception:
+            return None
+
+    # -- batches --------------------------------------------------------------------------------
+    def batches(self, position: Optional[StreamPosition] = None) -> Iterator[Batch]:
+        """Endless iterator of batches starting at ``position`` (the start of the stream if None)."""
+        cfg, tok, L, B = self.cfg, self.tok, self.cfg.max_seq_length, self.batch_size
+        pos = copy.deepcopy(position) if position is not None else StreamPosition()
+        if pos.shuffle_buffer and pos.shuffle_buffer != cfg.shuffle_buffer:
+            raise DataError(
+                f"the saved stream position uses data.shuffle_buffer={pos.shuffle_buffer}, the config "
+                f"{cfg.shuffle_buffer}; use the same value to resume (or checkpoint.init_data_position=false)"
+            )
+        pos.shuffle_buffer = cfg.shuffle_buffer
+        pending = np.zeros((0, L), np.int32)
+        stream_rem = np.asarray(pos.remainder, np.int32)
+        audit = open(os.path.join(self.audit_dir, f"train-rank{self.rank}.txt"), "a") if self.audit_dir else None
+        try:
+            while True:  # epochs
+                ds, texts = self._open_at(pos)
+                first_in_epoch = pos.block == 0 and pos.offset == 0 and pos.docs_before_block == 0
+                while True:  # blocks
+                    state = pos.block_state if pos.block_state is not None else self._state(ds)
+                    docs = list(itertools.islice(texts, cfg.shuffle_buffer))
+                    if not docs:
+                        break
+                    first_in_epoch = False
+                    perm = block_permutation(self.seed, pos.epoch, pos.block, len(docs))
+                    pos.block_state = state
+                    for start in range(pos.offset, len(docs), cfg.tokenize_batch_size):
+                        chunk = [docs[i] for i in perm[start: start + cfg.tokenize_batch_size]]
+                        if audit:
+                            audit.writelines(f"{pos.epoch}\t{document_hash(t)}\n" for t in chunk)
+                            audit.flush()
+                        seqs, stream_rem = pack(stream_rem, tok.encode(chunk), L, tok.bos_id, tok.eos_id)
+                        pos.offset = start + len(chunk)
+                        pos.documents += len(chunk)
+                        pending = np.concatenate([pending, seqs]) if len(pending) else seqs
+                        while len(pending) >= B:
+                            out, pending = pending[:B], pending[B:]
+                            pos.batches += 1
+                            pos.remainder = np.concatenate([unpack(pending), stream_rem]).tolist()
+                            yield Batch(out, copy.deepcopy(pos), zlib.crc32(out.tobytes()))
+                    pos.docs_before_block += len(docs)
+                    pos.block += 1
+                    pos.offset = 0
+                    pos.block_state = None
+                if first_in_epoch:
+                    raise DataError(
+                        f"the stream has no training documents after the {self.num_eval} held out for "
+                        "evaluation; lower data.num_eval_samples or use more data"
+                    )
+                log.info("epoch %d of the training stream done after %d documents", pos.epoch, pos.docs_before_block)
+                pos = dataclasses.replace(pos, epoch=pos.epoch + 1, block=0, block_state=None,
+                                          docs_before_block=0, offset=0)
+        finally:
+            if audit:
+                audit.close()

@@ -1,0 +1,91 @@
+"""Train a byte-level BPE tokenizer (RoBERTa style) on documents of a stream.
+
+``python -m trainer.tokenizer --config tiny-cpu --output runs/tok --num-docs 5000 --vocab-size 8000``
+
+The result is a folder that ``AutoTokenizer.from_pretrained`` loads as a RoBERTa fast tokenizer:
+specials ``<s> <pad> </s> <unk> <mask>`` (ids 0-4, as in BERTIN), ``<mask>`` strips the space
+on its left (so ``"la <mask>."`` predicts ``"Ġword"`` tokens), and ``<s> ... </s>`` framing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import logging
+import sys
+from typing import Iterable, Optional
+
+from .errors import TrainerError
+
+log = logging.getLogger(__name__)
+
+SPECIAL_TOKENS = ["<s>", "<pad>", "</s>", "<unk>", "<mask>"]
+
+
+def train_tokenizer(texts: Iterable[str], output_dir: str, vocab_size: int = 50_265, min_frequency: int = 2,
+                    model_max_length: int = 512):
+    """Train on ``texts`` and save to ``output_dir``; returns the transformers tokenizer."""
+    from tokenizers import AddedToken, ByteLevelBPETokenizer
+    from tokenizers.processors import RobertaProcessing
+    from transformers import RobertaTokenizerFast
+
+    bpe = ByteLevelBPETokenizer(add_prefix_space=False, trim_offsets=True)
+    specials = [AddedToken(t, lstrip=(t == "<mask>"), rstrip=False, normalized=False, special=True)
+                for t in SPECIAL_TOKENS]
+    bpe.train_from_iterator(texts, vocab_size=vocab_size, min_frequency=min_frequency,
+                            special_tokens=specials, show_progress=False)
+    backend = bpe._tokenizer
+    backend.post_processor = RobertaProcessing(("</s>", backend.token_to_id("</s>")),
+                                               ("<s>", backend.token_to_id("<s>")),
+                                               trim_offsets=True, add_prefix_space=False)
+    tok = RobertaTokenizerFast(
+        tokenizer_object=backend, bos_token="<s>", eos_token="</s>", sep_token="</s>", cls_token="<s>",
+        unk_token="<unk>", pad_token="<pad>", mask_token=AddedToken("<mask>", lstrip=True, rstrip=False),
+        model_max_length=model_max_length,
+    )
+    tok.save_pretrained(output_dir)
+    log.info("tokenizer with %d tokens saved to %s", len(tok), output_dir)
+    return tok
+
+
+def stream_texts(cfg, num_docs: int, skip: int = 0) -> Iterable[str]:
+    """``num_docs`` texts of the configured stream after the first ``skip`` (the eval documents)."""
+    from .data import document_text, load_stream
+
+    ds = load_stream(cfg.data)
+    it = (document_text(ex, cfg.data.text_column) for ex in ds)
+    return itertools.islice(it, skip, skip + num_docs)
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    from .cli import configure_logging, run_guarded
+    from .config import load_config
+
+    p = argparse.ArgumentParser(prog="python -m trainer.tokenizer", description=__doc__.split("\n\n")[0])
+    p.add_argument("--config", help="config YAML (its data section is read) or a shipped config name")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="config override")
+    p.add_argument("--output", required=True, help="folder to write the tokenizer to")
+    p.add_argument("--num-docs", type=int, default=100_000, help="documents to train on (default 100000)")
+    p.add_argument("--vocab-size", type=int, default=50_265, help="BERTIN: 50265")
+    p.add_argument("--min-frequency", type=int, default=2, help="BERTIN: 2")
+    p.add_argument("--include-eval", action="store_true",
+                   help="also read the documents the trainer holds out for evaluation")
+    args = p.parse_args(argv)
+    configure_logging()
+
+    def go():
+        cfg = load_config(args.config, args.set)
+        skip = 0 if args.include_eval else cfg.data.num_eval_samples
+        texts = list(stream_texts(cfg, args.num_docs, skip))
+        if not texts:
+            raise TrainerError("the stream gave no documents to train the tokenizer on")
+        tok = train_tokenizer(texts, args.output, args.vocab_size, args.min_frequency,
+                              model_max_length=cfg.data.max_seq_length)
+        print(f"tokenizer: {len(tok)} tokens trained on {len(texts)} documents -> {args.output}")
+        return 0
+
+    return run_guarded(go)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
