@@ -146,10 +146,8 @@ class Mc4SamplingConfig(datasets.BuilderConfig):
         if method == "none":
             return {"train": SamplingRule("none"), "validation": SamplingRule("none")}
         calibration = self._calibration()
-        model = self.model(language) if method in ("stepwise", "gaussian") else None
         params = calibration.parameters(method) if calibration else {}
-        factor = self.sampling_factor or params.get("factor")
-        width = self.width or params.get("width") or (model and model.default_width) or DEFAULT_WIDTH
+        model = self.model(language) if method in ("stepwise", "gaussian") else None
         boundaries = None
         if model is not None:
             if calibration is not None:
@@ -161,14 +159,18 @@ class Mc4SamplingConfig(datasets.BuilderConfig):
                     f"{model.name} in {model.mode!r} mode, which has no default ones: pass boundaries=(b1, b2, b3) "
                     "or a calibration file made with `mc4-sampling calibrate`"
                 )
-            if factor is None and model.default_factors:
-                factor = model.default_factors.get(method)
-            if factor is None and method == "stepwise" and not self.boundaries == model.default_boundaries:
+        factor = self.sampling_factor or params.get("factor")
+        if factor is None:
+            # a model's default factors go with its default boundaries (stepwise's scale depends on them)
+            own_boundaries = model is not None and self.boundaries is None and calibration is None
+            factor = (model.default_factors or {}).get(method) if own_boundaries else None
+            if factor is None and method == "stepwise":
                 raise ConfigError(
                     "sampling_method='stepwise' needs sampling_factor for these boundaries (its scale "
                     "depends on them): pass sampling_factor or a calibration file"
                 )
-        factor = factor or DEFAULT_FACTORS[method]
+            factor = factor or DEFAULT_FACTORS[method]
+        width = self.width or params.get("width") or (model and model.default_width) or DEFAULT_WIDTH
         train = SamplingRule(method, float(factor), boundaries, float(width))
         if self.validation_sampling_factor is None:
             validation = SamplingRule("none")

@@ -58,6 +58,11 @@ def test_model_without_boundaries_points_to_calibration(mini_mc4, tiny_arpa):
         load(mini_mc4.parent, sampling_method="stepwise", perplexity_model=tiny_arpa)
     with pytest.raises(ConfigError, match="needs sampling_factor"):
         load(mini_mc4.parent, sampling_method="stepwise", perplexity_model=tiny_arpa, boundaries=(10, 20, 30))
+    # the embedded model's stepwise factor belongs to its own quartiles, not to other boundaries
+    with pytest.raises(ConfigError, match="needs sampling_factor"):
+        load(mini_mc4.parent, sampling_method="stepwise", boundaries=(100, 200, 300))
+    cfg = Mc4Sampling(config_name="es", sampling_method="gaussian", boundaries=(100, 200, 300)).config
+    assert cfg.sampling_rules("es")["train"].factor == 0.78
 
 
 def test_embedded_model_is_spanish_only(mini_mc4):
