@@ -73,22 +73,34 @@ def normalize_line(line: str, lower_case: bool = True, strip_accents: bool = Tru
 _PLACEHOLDER = "\x00"
 
 
-@lru_cache(maxsize=2)
-def _latin1(strip_accents: bool) -> tuple[bytes, bytes, str]:
+#: Greek capital sigma lower-cases by context (final or not): documents with it take the simple path.
+_CONTEXTUAL_CASE = "\u03a3"
+
+
+@lru_cache(maxsize=4)
+def _latin1(lower_case: bool, strip_accents: bool) -> tuple[bytes, bytes, str]:
     """The normalisation of the 256 Latin-1 characters as a ``bytes.translate`` table.
 
     Returns ``(table, deleted bytes, name of the codec error handler)``. Every Latin-1 character
-    normalises to at most one Latin-1 character (checked here), so one byte maps to one byte.
-    ``\n`` and the placeholder map to themselves. The error handler normalises each run of
-    characters beyond Latin-1 met while encoding; a result that still does not fit in Latin-1 is
-    kept aside (in ``_ASIDE.runs``) and replaced by the placeholder.
+    lower-cases and normalises to at most one Latin-1 character (checked here), so one byte maps
+    to one byte. ``\n`` and the placeholder map to themselves. The error handler normalises each
+    run of characters beyond Latin-1 met while encoding; a result that still does not fit in
+    Latin-1 is kept aside (in ``_ASIDE.runs``) and replaced by the placeholder.
     """
     table = _table(strip_accents)
+
+    def normalize_run(run: str) -> str:
+        if lower_case:
+            run = run.lower()
+        if strip_accents:
+            run = unicodedata.normalize("NFD", run)
+        return run.translate(table)
+
     mapping, deleted = bytearray(range(256)), bytearray()
     for b in range(256):
         if chr(b) in ("\n", _PLACEHOLDER):
             continue
-        out = (unicodedata.normalize("NFD", chr(b)) if strip_accents else chr(b)).translate(table)
+        out = normalize_run(chr(b))
         if not out:
             deleted.append(b)
         else:
@@ -96,14 +108,13 @@ def _latin1(strip_accents: bool) -> tuple[bytes, bytes, str]:
             mapping[b] = ord(out)
 
     def handler(error: UnicodeEncodeError):
-        run = error.object[error.start : error.end]
-        out = (unicodedata.normalize("NFD", run) if strip_accents else run).translate(table)
+        out = normalize_run(error.object[error.start : error.end])
         if any(ord(c) > 255 for c in out):
             _ASIDE.runs.append(out)
             out = _PLACEHOLDER
         return out, error.end
 
-    name = f"mc4_sampling.ccnet.{int(strip_accents)}"
+    name = f"mc4_sampling.ccnet.{int(lower_case)}{int(strip_accents)}"
     codecs.register_error(name, handler)
     return bytes(mapping), bytes(deleted), name
 
@@ -115,21 +126,19 @@ def normalize_document(text: str, lower_case: bool = True, strip_accents: bool =
     """Split ``text`` on ``\n`` and normalise each line; lines that end up empty are dropped.
 
     Equal to ``[normalize_line(x) for x in text.split("\n")]`` without the empty lines, but
-    several times faster: the lines are stripped and joined again, lower-cased at once, then
-    encoded to Latin-1, where one ``bytes.translate`` applies the rest; the codec's error handler
-    normalises the runs of characters beyond Latin-1 (results that do not fit in Latin-1 wait
-    behind a placeholder and are put back after decoding).
-    NFD works on each run alone as on the whole text: characters below U+0300 are starters
-    that never reorder with their neighbours, and every Latin-1 character is mapped as NFD
-    followed by the table would map it.
+    several times faster: the lines are stripped and joined again, then encoded to Latin-1, where
+    one ``bytes.translate`` applies every step to the Latin-1 characters; the codec's error
+    handler normalises the runs of characters beyond Latin-1 (results that do not fit in
+    Latin-1 wait behind a placeholder and are put back after decoding).
+    Each step works on a run alone as on the whole text: lower-casing is per character (but for
+    the Greek capital sigma, whose documents take the simple path), and characters below U+0300
+    are NFD starters that never reorder with their neighbours.
     """
     doc = "\n".join([line.strip() for line in text.split("\n")])
-    if lower_case:
-        doc = doc.lower()
-    if _PLACEHOLDER in doc:  # a NUL in the text itself: rare, take the simple path
-        lines = (normalize_line(x, lower_case=False, strip_accents=strip_accents) for x in doc.split("\n"))
+    if _PLACEHOLDER in doc or _CONTEXTUAL_CASE in doc:  # rare: take the simple path
+        lines = (normalize_line(x, lower_case, strip_accents) for x in doc.split("\n"))
         return [x for x in lines if x]
-    mapping, deleted, errors = _latin1(strip_accents)
+    mapping, deleted, errors = _latin1(lower_case, strip_accents)
     aside = _ASIDE.runs = []
     doc = doc.encode("latin-1", errors).translate(mapping, deleted).decode("latin-1")
     if aside:

@@ -93,7 +93,7 @@ class DocumentSampler:
         score_all: bool = False,
         on_bad_record: str = "raise",
         retries: int = 5,
-        block_size: int = 64,
+        block_size: int = 256,
     ):
         if (rule.needs_perplexity or return_perplexity or score_all) and model is None:
             raise ValueError("a perplexity model is needed for this sampling rule")

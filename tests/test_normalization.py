@@ -61,7 +61,8 @@ def test_whole_document_path_equals_the_line_by_line_definition():
 
 
 def test_whole_document_path_on_text_beyond_latin1():
-    texts = ["precio 5€ → oferta “ya” ▸ más\nΑθήνα ２０ → \x00 nul", "€€ x → y\n\n→", "日本語 テキスト ١٢٣"]
+    texts = ["precio 5€ → oferta “ya” ▸ más\nΑθήνα ２０ → \x00 nul", "€€ x → y\n\n→", "日本語 テキスト ١٢٣",
+             "ΟΔΥΣΣΕΥΣ aΣ Σa İstanbul ÀÉÎ Straße", "ÉCOLE Ñandú ÆØÅ İ"]
     for text in texts:
         by_line = [normalize_line(x) for x in text.split("\n")]
         assert normalize_document(text) == [x for x in by_line if x]
