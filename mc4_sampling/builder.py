@@ -178,6 +178,24 @@ class Mc4SamplingConfig(datasets.BuilderConfig):
             validation = SamplingRule(method, float(self.validation_sampling_factor), boundaries, float(width))
         return {"train": train, "validation": validation}
 
+    def document_sampler(self, language: str, split: str, *, return_perplexity: bool | None = None,
+                         score_all: bool = False) -> DocumentSampler:
+        """The keep filter of one language and split, as the builder applies it.
+
+        ``return_perplexity`` overrides the option; ``score_all`` scores rejected documents too.
+        """
+        return_perplexity = self.return_perplexity if return_perplexity is None else return_perplexity
+        needs_model = self.needs_model(split) or return_perplexity or score_all
+        return DocumentSampler(
+            self.sampling_rules(language)[split],
+            seed=self.seed,
+            model=self.model(language) if needs_model else None,
+            return_perplexity=return_perplexity,
+            score_all=score_all,
+            on_bad_record=self.on_bad_record,
+            retries=self.http_retries,
+        )
+
     def needs_model(self, split: str) -> bool:
         return self.return_perplexity or (
             self.sampling_method in ("stepwise", "gaussian")
@@ -304,13 +322,5 @@ class Mc4Sampling(datasets.GeneratorBasedBuilder):
     def _generate_examples(self, shards: list[ShardRef], file_ids: list[int]):
         config = self.config
         for shard, file_id in zip(shards, file_ids):
-            sampler = DocumentSampler(
-                config.sampling_rules(shard.language)[shard.split],
-                seed=config.seed,
-                model=config.model(shard.language) if config.needs_model(shard.split) else None,
-                return_perplexity=config.return_perplexity,
-                on_bad_record=config.on_bad_record,
-                retries=config.http_retries,
-            )
-            for position, example in sampler.sample(shard):
+            for position, example in config.document_sampler(shard.language, shard.split).sample(shard):
                 yield Key(file_id, position), example

@@ -13,7 +13,6 @@ from .errors import ConfigError
 C4_REVISION = "1ddc917116b730e1859edef32896ec5c16be51d0"
 #: Default base URL: shard files are found at ``{base_url}/{file name}``.
 DEFAULT_BASE_URL = f"https://huggingface.co/datasets/allenai/c4/resolve/{C4_REVISION}/multilingual"
-SPLITS = ("train", "validation")
 
 _TSV = Path(__file__).with_name("data") / "mc4-languages.tsv"
 
@@ -48,12 +47,6 @@ def check_language(language: str) -> str:
             + ", ".join(LANGUAGES)
         )
     return language
-
-
-def check_split(split: str) -> str:
-    if split not in SPLITS:
-        raise ConfigError(f"split={split!r} is not valid; choose one of {', '.join(SPLITS)}")
-    return split
 
 
 def shard_file_name(language: str, split: str, index: int, n_shards: int) -> str:

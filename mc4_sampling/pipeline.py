@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from typing import Iterator, Sequence
+from typing import Iterator
 
 import numpy as np
 
@@ -128,10 +128,9 @@ class DocumentSampler:
         u = uniform_draws(key, positions)
         if self.score_all:
             to_score = np.ones(len(block), dtype=bool)
-        elif rule.needs_perplexity:
-            to_score = u < rule.max_probability  # u >= max p rejects whatever the perplexity
-        elif self.return_perplexity:
-            to_score = u < rule.max_probability  # only kept documents need a perplexity
+        elif rule.needs_perplexity or self.return_perplexity:
+            # u >= max p rejects whatever the perplexity, and only kept documents carry one
+            to_score = u < rule.max_probability
         else:
             to_score = np.zeros(len(block), dtype=bool)
         perplexity = np.full(len(block), np.nan)
@@ -160,9 +159,3 @@ class DocumentSampler:
                     stats.kept_perplexities.append(float(perplexity[i]))
             yield position, example
 
-
-def iter_kept(sampler: DocumentSampler, shards: Sequence[ShardRef], stats: SamplingStats | None = None):
-    """Chain :meth:`DocumentSampler.sample` over several shards."""
-    for shard in shards:
-        for _, example in sampler.sample(shard, stats):
-            yield example

@@ -10,7 +10,7 @@ import numpy as np
 
 from .builder import Mc4SamplingConfig
 from .errors import ConfigError
-from .pipeline import DocumentSampler, SamplingRule, SamplingStats
+from .pipeline import SamplingRule, SamplingStats
 
 logger = logging.getLogger(__name__)
 
@@ -61,10 +61,7 @@ def materialize(
                 rows = []
 
         for shard in config.shard_refs(split):
-            sampler = DocumentSampler(
-                config.sampling_rules(shard.language)[split], config.seed, config.model(shard.language),
-                return_perplexity=True, on_bad_record=config.on_bad_record, retries=config.http_retries,
-            )
+            sampler = config.document_sampler(shard.language, split, return_perplexity=True)
             for _, example in sampler.sample(shard, stats):
                 rows.append(example)
                 if len(rows) >= rows_per_file:

@@ -1,6 +1,5 @@
 """Bad input: a clear error naming the value, file or line, raised before any work."""
 
-import gzip
 import json
 import shutil
 
@@ -8,7 +7,7 @@ import pytest
 from datasets import load_dataset
 
 from mc4_sampling import BadRecordError, ConfigError, DataNotFoundError, Mc4Sampling, ModelNotFoundError
-from test_reader_http import mini_mc4, write_shard  # noqa: F401  (fixture)
+from conftest import write_shard
 
 
 def load(data_dir, **kw):

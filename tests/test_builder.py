@@ -11,7 +11,7 @@ from datasets.distributed import split_dataset_by_node
 import mc4_sampling
 from mc4_sampling import Mc4Sampling
 from mc4_sampling.perplexity import embedded_model
-from mc4_sampling.pipeline import DocumentSampler, SamplingRule, SamplingStats
+from mc4_sampling.pipeline import DocumentSampler, SamplingStats
 
 SAMPLE = mc4_sampling.SAMPLE_DATA_DIR
 METHODS = ("none", "random", "stepwise", "gaussian")

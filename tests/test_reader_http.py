@@ -1,38 +1,13 @@
 """Reading shards locally and over HTTP: dropped connections, ranges, missing files."""
 
-import gzip
 import json
 
 import pytest
 from datasets import load_dataset
 
+from conftest import write_shard
 from mc4_sampling import DataNotFoundError
 from mc4_sampling.reader import iter_records
-
-WORDS = "el gato come pescado perro casa sol luna agua".split()
-
-
-def write_shard(path, n, seed=0, lines=None):
-    import random
-
-    rng = random.Random(seed)
-    with gzip.open(path, "wt", encoding="utf-8") as f:
-        for j in range(n):
-            text = "\n".join(" ".join(rng.choices(WORDS, k=rng.randint(3, 30))) for _ in range(rng.randint(1, 4)))
-            f.write(json.dumps({"text": f"{j} {text}", "timestamp": "2020-05-0%dT10:00:00Z" % (1 + j % 9), "url": f"https://ejemplo.es/{seed}/{j}"}) + "\n")
-        for line in lines or []:
-            f.write(line + "\n")
-
-
-@pytest.fixture(scope="module")
-def mini_mc4(tmp_path_factory):
-    """Three train shards (of 2048) and one validation shard (of 16), 400 documents each."""
-    root = tmp_path_factory.mktemp("mc4") / "multilingual"
-    root.mkdir()
-    for i in (0, 1, 2):
-        write_shard(root / f"c4-es.tfrecord-{i:05d}-of-02048.json.gz", 400, seed=i)
-    write_shard(root / "c4-es-validation.tfrecord-00000-of-00016.json.gz", 400, seed=99)
-    return root
 
 
 def load(**kw):

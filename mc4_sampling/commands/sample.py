@@ -10,7 +10,7 @@ import numpy as np
 from tqdm import tqdm
 
 from ..errors import ConfigError, DataNotFoundError
-from ..pipeline import DocumentSampler, SamplingStats
+from ..pipeline import SamplingStats
 from .common import add_model_options, add_sampling_options, add_source_options, build_config
 
 
@@ -47,7 +47,7 @@ def run(args: argparse.Namespace) -> int:
         with tqdm(total=len(shards), unit="shard", desc="sampling", file=sys.stderr, dynamic_ncols=True) as bar:
             for shard in shards:
                 if shard.language not in samplers:
-                    samplers[shard.language] = _sampler(config, shard.language, args.split, report)
+                    samplers[shard.language] = config.document_sampler(shard.language, args.split, score_all=report)
                 for _, example in samplers[shard.language].sample(shard, stats):
                     out.write(json.dumps(example, ensure_ascii=False) + "\n")
                     if args.max_docs and stats.kept >= args.max_docs:
@@ -65,19 +65,6 @@ def run(args: argparse.Namespace) -> int:
     if report:
         _write_report(args, config, stats)
     return 0
-
-
-def _sampler(config, language: str, split: str, score_all: bool) -> DocumentSampler:
-    needs_model = config.needs_model(split) or score_all
-    return DocumentSampler(
-        config.sampling_rules(language)[split],
-        seed=config.seed,
-        model=config.model(language) if needs_model else None,
-        return_perplexity=config.return_perplexity,
-        score_all=score_all,
-        on_bad_record=config.on_bad_record,
-        retries=config.http_retries,
-    )
 
 
 def summary(stats: SamplingStats) -> str:

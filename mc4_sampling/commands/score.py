@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 
-from ..errors import BadRecordError
 from ..perplexity import load_perplexity_model
 from .common import add_model_options, model_spec
 
