@@ -26,5 +26,8 @@ demo: install
 bench: install
 	$(BIN)/python benchmarks/run_all.py
 
+lint: install
+	$(BIN)/ruff check .
+
 clean:
-	rm -rf $(VENV) demo-output .pytest_cache
+	rm -rf $(VENV) demo-output .pytest_cache .ruff_cache

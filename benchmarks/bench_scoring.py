@@ -25,10 +25,12 @@ import numpy as np
 
 import mc4_sampling
 from mc4_sampling.builder import Mc4Sampling
+from mc4_sampling.models import embedded_model
 from mc4_sampling.normalization import UNICODE_PUNCT, normalize_document
-from mc4_sampling.perplexity import embedded_model
-from mc4_sampling.pipeline import DocumentSampler, SamplingStats
+from mc4_sampling.plan import SamplingPlan
 from mc4_sampling.reader import iter_records
+from mc4_sampling.sampler import DocumentSampler, SamplingStats
+from mc4_sampling.shards import shard_refs_for
 
 REPEATS = 9
 BLOCK = inspect.signature(DocumentSampler).parameters["block_size"].default  # as the sampler scores
@@ -51,7 +53,7 @@ def best_rates(fns: dict, n_items: int, repeats: int = REPEATS) -> dict:
 
 def sample_texts() -> list[str]:
     config = Mc4Sampling(config_name="es", data_dir=mc4_sampling.SAMPLE_DATA_DIR).config
-    return [r["text"] for s in config.shard_refs("train") for _, r in iter_records(s.path)]
+    return [r["text"] for s in shard_refs_for(config, "train") for _, r in iter_records(s.path)]
 
 
 _DIGITS = re.compile(r"\d")
@@ -87,10 +89,11 @@ def blocks(texts):
 def gaussian_pass(shard_indices, rounds: int = 1) -> int:
     """Sample the given train shards ``rounds`` times with the default gaussian weighting."""
     config = Mc4Sampling(config_name="es", data_dir=mc4_sampling.SAMPLE_DATA_DIR, sampling_method="gaussian").config
-    sampler = DocumentSampler(config.sampling_rules("es")["train"], config.seed, config.model("es").load())
+    plan = SamplingPlan.resolve(config, "es")
+    sampler = DocumentSampler(plan.train, config.seed, plan.model.load())
     stats = SamplingStats()
     for _ in range(rounds):
-        for shard in config.shard_refs("train"):
+        for shard in shard_refs_for(config, "train"):
             if shard.index in shard_indices:
                 for _ in sampler.sample(shard, stats):
                     pass
@@ -137,7 +140,7 @@ def main() -> None:
 
     # --- a full gaussian pass: 1 process, and 2 processes over half the shards each ------------
     config = Mc4Sampling(config_name="es", data_dir=mc4_sampling.SAMPLE_DATA_DIR).config
-    shard_ids = [s.index for s in config.shard_refs("train")]
+    shard_ids = [s.index for s in shard_refs_for(config, "train")]
     halves = [shard_ids[0::2], shard_ids[1::2]]
     rounds = 3
     ctx = mp.get_context("spawn")

@@ -18,7 +18,8 @@ SAMPLE_DATA_DIR = str(Path(__file__).with_name("data") / "sample")
 from .builder import Mc4Sampling, Mc4SamplingConfig  # noqa: E402
 from .errors import BadRecordError, ConfigError, DataNotFoundError, Mc4SamplingError, ModelNotFoundError  # noqa: E402
 from .languages import LANGUAGES  # noqa: E402
-from .perplexity import DEFAULT_MODEL_DIR, PerplexityModel, load_perplexity_model  # noqa: E402
+from .models import DEFAULT_MODEL_DIR, load_perplexity_model  # noqa: E402
+from .perplexity import PerplexityModel  # noqa: E402
 from .registry import register as _register  # noqa: E402
 
 REGISTERED = _register()

@@ -1,24 +1,24 @@
-"""The ``mc4-sampling`` dataset builder: mC4 streamed with a perplexity-based keep filter."""
+"""The ``mc4-sampling`` dataset builder: mC4 streamed with a perplexity-based keep filter.
+
+:class:`Mc4SamplingConfig` holds and validates the options; what they mean for a language is its
+:class:`~mc4_sampling.plan.SamplingPlan`, which the builder applies to every shard.
+"""
 
 from __future__ import annotations
 
-import logging
-import os
-import re
 from dataclasses import dataclass, fields
 from typing import Sequence
 
 import datasets
 from datasets.builder import Key
 
-from .errors import ConfigError, DataNotFoundError
-from .languages import DEFAULT_BASE_URL, LANGUAGES, check_language, shard_counts, shard_file_name
-from .perplexity import MODES, load_perplexity_model
-from .pipeline import DocumentSampler, SamplingRule, ShardRef
+from .errors import ConfigError, DataNotFoundError, invalid_choice
+from .languages import LANGUAGES, check_language, shard_counts, shard_file_name
+from .perplexity import MODES
+from .plan import SamplingPlan
 from .reader import BAD_RECORD_POLICIES
-from .sampling import DEFAULT_FACTORS, DEFAULT_WIDTH, METHODS
-
-logger = logging.getLogger(__name__)
+from .shards import ShardRef, shard_refs_for
+from .weighting import METHODS
 
 _DESCRIPTION = """\
 mC4 (the multilingual colossal clean crawled corpus, 108 languages) streamed with a per-document
@@ -86,7 +86,6 @@ class Mc4SamplingConfig(datasets.BuilderConfig):
             self.name = "+".join(self.languages)
         super().__post_init__()
 
-    # ---------------------------------------------------------------------------------------
     def validate(self) -> "Mc4SamplingConfig":
         """Check every option; raise :class:`ConfigError` naming the option and its valid range."""
         langs = self.languages or self.name.split("+")
@@ -94,9 +93,7 @@ class Mc4SamplingConfig(datasets.BuilderConfig):
             langs = [langs]
         self.languages = [check_language(lang) for lang in langs]
         if self.sampling_method not in METHODS:
-            raise ConfigError(
-                f"sampling_method={self.sampling_method!r} is not valid; choose one of {', '.join(METHODS)}"
-            )
+            raise invalid_choice("sampling_method", self.sampling_method, METHODS)
         for name in ("sampling_factor", "validation_sampling_factor", "width"):
             value = getattr(self, name)
             if value is not None and not (_is_number(value) and value > 0):
@@ -114,11 +111,9 @@ class Mc4SamplingConfig(datasets.BuilderConfig):
         if not (isinstance(self.seed, int) and not isinstance(self.seed, bool) and self.seed >= 0):
             raise ConfigError(f"seed={self.seed!r} is not valid; it must be an integer >= 0")
         if self.perplexity_mode is not None and self.perplexity_mode not in MODES:
-            raise ConfigError(f"perplexity_mode={self.perplexity_mode!r} is not valid; choose one of {', '.join(MODES)}")
+            raise invalid_choice("perplexity_mode", self.perplexity_mode, MODES)
         if self.on_bad_record not in BAD_RECORD_POLICIES:
-            raise ConfigError(
-                f"on_bad_record={self.on_bad_record!r} is not valid; choose one of {', '.join(BAD_RECORD_POLICIES)}"
-            )
+            raise invalid_choice("on_bad_record", self.on_bad_record, BAD_RECORD_POLICIES)
         if self.base_url is not None and not str(self.base_url).startswith(("http://", "https://")):
             raise ConfigError(f"base_url={self.base_url!r} is not valid; it must start with http:// or https://")
         if self.data_dir and self.base_url:
@@ -139,124 +134,9 @@ class Mc4SamplingConfig(datasets.BuilderConfig):
                 )
         return self
 
-    # ---------------------------------------------------------------------------------------
-    def sampling_rules(self, language: str) -> dict[str, SamplingRule]:
-        """The rule for each split, with defaults filled in from the calibration or the model."""
-        method = self.sampling_method
-        if method == "none":
-            return {"train": SamplingRule("none"), "validation": SamplingRule("none")}
-        calibration = self._calibration()
-        params = calibration.parameters(method) if calibration else {}
-        model = self.model(language) if method in ("stepwise", "gaussian") else None
-        boundaries = None
-        if model is not None:
-            if calibration is not None:
-                calibration.check_model(model.model_id, model.mode)
-            boundaries = self.boundaries or (calibration.boundaries if calibration else None) or model.default_boundaries
-            if boundaries is None:
-                raise ConfigError(
-                    f"sampling_method={method!r} needs boundaries (three quartile perplexities) for "
-                    f"{model.name} in {model.mode!r} mode, which has no default ones: pass boundaries=(b1, b2, b3) "
-                    "or a calibration file made with `mc4-sampling calibrate`"
-                )
-        factor = self.sampling_factor or params.get("factor")
-        if factor is None:
-            # a model's default factors go with its default boundaries (stepwise's scale depends on them)
-            own_boundaries = model is not None and self.boundaries is None and calibration is None
-            factor = (model.default_factors or {}).get(method) if own_boundaries else None
-            if factor is None and method == "stepwise":
-                raise ConfigError(
-                    "sampling_method='stepwise' needs sampling_factor for these boundaries (its scale "
-                    "depends on them): pass sampling_factor or a calibration file"
-                )
-            factor = factor or DEFAULT_FACTORS[method]
-        width = self.width or params.get("width") or (model and model.default_width) or DEFAULT_WIDTH
-        train = SamplingRule(method, float(factor), boundaries, float(width))
-        if self.validation_sampling_factor is None:
-            validation = SamplingRule("none")
-        else:
-            validation = SamplingRule(method, float(self.validation_sampling_factor), boundaries, float(width))
-        return {"train": train, "validation": validation}
-
-    def document_sampler(self, language: str, split: str, *, return_perplexity: bool | None = None,
-                         score_all: bool = False) -> DocumentSampler:
-        """The keep filter of one language and split, as the builder applies it.
-
-        ``return_perplexity`` overrides the option; ``score_all`` scores rejected documents too.
-        """
-        return_perplexity = self.return_perplexity if return_perplexity is None else return_perplexity
-        needs_model = self.needs_model(split) or return_perplexity or score_all
-        return DocumentSampler(
-            self.sampling_rules(language)[split],
-            seed=self.seed,
-            model=self.model(language) if needs_model else None,
-            return_perplexity=return_perplexity,
-            score_all=score_all,
-            on_bad_record=self.on_bad_record,
-            retries=self.http_retries,
-        )
-
-    def needs_model(self, split: str) -> bool:
-        return self.return_perplexity or (
-            self.sampling_method in ("stepwise", "gaussian")
-            and (split == "train" or self.validation_sampling_factor is not None)
-        )
-
-    def model(self, language: str):
-        if self.perplexity_model is None and language != "es" and self.perplexity_mode != "raw":
-            raise ConfigError(
-                f"the embedded perplexity model is Spanish; for language {language!r} pass perplexity_model= "
-                "(a KenLM file, a folder or a Hub location of CCNet-style <lang>.arpa.bin/<lang>.sp.model)"
-            )
-        return load_perplexity_model(self.perplexity_model, language, self.perplexity_mode)
-
-    def _calibration(self):
-        if self.calibration is None:
-            return None
-        from .calibration import load_calibration
-
-        return load_calibration(self.calibration)
-
-    # ---------------------------------------------------------------------------------------
-    def shard_refs(self, split: str) -> list[ShardRef]:
-        """The files of ``split`` for every language, local (``data_dir``) or remote."""
-        refs = []
-        for lang in self.languages:
-            if self.data_dir:
-                found = _local_shards(self.data_dir, lang, split)
-                indices = sorted(found) if self.shards is None else [i for i in self.shards if i in found]
-                refs += [ShardRef(lang, split, i, found[i]) for i in indices]
-            else:
-                n = shard_counts()[lang].for_split(split)
-                base = (self.base_url or DEFAULT_BASE_URL).rstrip("/")
-                indices = range(n) if self.shards is None else [i for i in self.shards if i < n]
-                refs += [ShardRef(lang, split, i, f"{base}/{shard_file_name(lang, split, i, n)}") for i in indices]
-        return refs
-
 
 def _is_number(x) -> bool:
     return isinstance(x, (int, float)) and not isinstance(x, bool) and x == x
-
-
-def _local_shards(data_dir: str, language: str, split: str) -> dict[int, str]:
-    """Shard index -> path of the files of one language and split found in ``data_dir``."""
-    folder = os.path.expanduser(str(data_dir))
-    if os.path.isdir(os.path.join(folder, "multilingual")):
-        folder = os.path.join(folder, "multilingual")
-    if not os.path.isdir(folder):
-        raise DataNotFoundError(
-            f"data_dir={data_dir!r} is not a folder. Give a folder laid out like allenai/c4's "
-            "multilingual/ (files c4-<lang>.tfrecord-NNNNN-of-NNNNN.json.gz), e.g. "
-            "mc4_sampling.SAMPLE_DATA_DIR, or leave data_dir unset to stream from the Hub"
-        )
-    suffix = "" if split == "train" else "-validation"
-    pattern = re.compile(rf"^c4-{re.escape(language)}{suffix}\.tfrecord-(\d{{5}})-of-(\d{{5}})\.json\.gz$")
-    found = {}
-    for name in os.listdir(folder):
-        m = pattern.match(name)
-        if m:
-            found[int(m[1])] = os.path.join(folder, name)
-    return found
 
 
 class Mc4Sampling(datasets.GeneratorBasedBuilder):
@@ -297,12 +177,10 @@ class Mc4Sampling(datasets.GeneratorBasedBuilder):
     def _split_generators(self, dl_manager):
         config = self.config
         for lang in config.languages:  # resolve models, boundaries and factors before any reading
-            config.sampling_rules(lang)
-            if config.needs_model("train") or config.needs_model("validation"):
-                config.model(lang)
+            SamplingPlan.resolve(config, lang)
         generators = []
         for split, name in (("train", datasets.Split.TRAIN), ("validation", datasets.Split.VALIDATION)):
-            refs = config.shard_refs(split)
+            refs = shard_refs_for(config, split)
             if not refs:
                 continue
             generators.append(
@@ -320,7 +198,10 @@ class Mc4Sampling(datasets.GeneratorBasedBuilder):
         return generators
 
     def _generate_examples(self, shards: list[ShardRef], file_ids: list[int]):
-        config = self.config
+        samplers = {}
         for shard, file_id in zip(shards, file_ids):
-            for position, example in config.document_sampler(shard.language, shard.split).sample(shard):
+            key = (shard.language, shard.split)
+            if key not in samplers:
+                samplers[key] = SamplingPlan.resolve(self.config, shard.language).document_sampler(shard.split)
+            for position, example in samplers[key].sample(shard):
                 yield Key(file_id, position), example

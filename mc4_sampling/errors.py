@@ -1,4 +1,5 @@
-"""Exceptions raised for user mistakes, each with a message that says what to do."""
+"""Exceptions raised for user mistakes, each with a message that says what to do, and the helpers
+that word the common ones."""
 
 
 class Mc4SamplingError(ValueError):
@@ -28,3 +29,33 @@ class BadRecordError(Mc4SamplingError):
         self.path = path
         self.line = line
         self.reason = reason
+
+
+class RemoteReadError(Mc4SamplingError, ConnectionError):
+    """A remote shard could not be read (network error, server error, a transfer that kept breaking
+    off, a response that does not match the request); the message names the URL, the byte, the
+    cause and what to try. Also a :class:`ConnectionError`."""
+
+    def __init__(self, url: str, message: str):
+        super().__init__(message)
+        self.url = url
+
+
+class RemoteFileChangedError(RemoteReadError):
+    """A remote shard changed on the server while it was being read (its ``ETag``/``Last-Modified``,
+    size or content differs from the first response's)."""
+
+
+def invalid_choice(option: str, value, choices) -> ConfigError:
+    """``<option>=<value> is not valid; choose one of <choices>``."""
+    return ConfigError(f"{option}={value!r} is not valid; choose one of {', '.join(choices)}")
+
+
+def option_value(option: str, value) -> str:
+    """How a message shows an option's value: ``name=value``, or ``--flag value`` for a command-line flag."""
+    return f"{option} {value}" if option.startswith("-") else f"{option}={value!r}"
+
+
+def out_of_range(option: str, value, requirement: str) -> ConfigError:
+    """``<option>=<value> is out of range: <requirement>`` (``--flag value`` for a command-line flag)."""
+    return ConfigError(f"{option_value(option, value)} is out of range: {requirement}")

@@ -4,7 +4,7 @@ Both modes score a document line by line with a KenLM model (log10 probabilities
 sentence begin and end markers) and return ``10 ** (-sum(line scores) / sum(line lengths))``:
 
 - ``raw``: every ``\\n``-separated line of the raw text, length = whitespace words + 1. This is
-  BERTIN's computation, so BERTIN's Spanish quartiles apply to CCNet's ``es.arpa.bin``.
+  BERTIN's computation (BERTIN scored CCNet's Spanish ``es.arpa.bin`` this way).
 - ``ccnet``: each line is normalised (:mod:`mc4_sampling.normalization`) and tokenised with
   SentencePiece; the pieces joined by spaces are scored, length = pieces + 1. Lines empty after
   normalisation carry no text and are skipped.
@@ -12,35 +12,25 @@ sentence begin and end markers) and return ``10 ** (-sum(line scores) / sum(line
 A document with nothing to score (empty, or only empty lines in ``ccnet`` mode) is scored as one
 empty line, ``10 ** -score("")``: a finite, defined value, never a division by zero.
 
-Models are loaded lazily, once per process; a :class:`PerplexityModel` pickles as its paths, so
-it can be sent to worker processes.
+The model files are loaded lazily, on first use; a :class:`PerplexityModel` pickles as its
+paths, so it can be sent to worker processes. Locating models (files, folders, the Hub, the
+embedded one) and their default sampling parameters is :mod:`mc4_sampling.models`' job.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
-import logging
 import os
-import re
 import sys
 from functools import cached_property, lru_cache
-from pathlib import Path
 from typing import Iterable, Sequence
 
 import numpy as np
 
-from .errors import ConfigError, ModelNotFoundError
+from .errors import ConfigError, ModelNotFoundError, invalid_choice
 from .normalization import normalize_document
-from .sampling import BERTIN_ES_BOUNDARIES, DEFAULT_FACTORS, DEFAULT_WIDTH
-
-logger = logging.getLogger(__name__)
 
 MODES = ("raw", "ccnet")
-#: Folder of the embedded Spanish model: ``es.arpa.bin``, ``es.sp.model`` and ``model.json``.
-DEFAULT_MODEL_DIR = str(Path(__file__).with_name("data") / "model")
-
-_HUB_SPEC = re.compile(r"^(?:hf://)?(?P<repo>[\w.-]+/[\w.-]+)(?P<sub>(?:/[\w.-]+)*)(?:@(?P<rev>[\w.-]+))?$")
 
 
 def _fingerprint(path: str) -> str:
@@ -96,7 +86,7 @@ class PerplexityModel:
     ):
         mode = mode or ("ccnet" if sp_path else "raw")
         if mode not in MODES:
-            raise ConfigError(f"perplexity_mode={mode!r} is not valid; choose one of {', '.join(MODES)}")
+            raise invalid_choice("perplexity_mode", mode, MODES)
         if mode == "ccnet" and not sp_path:
             raise ConfigError(
                 "perplexity_mode='ccnet' needs a SentencePiece model: pass perplexity_model as a pair "
@@ -229,134 +219,3 @@ def word_counts(texts: list[str]) -> np.ndarray:
     starts = word & np.r_[True, ~word[:-1]]
     offsets = np.cumsum([0] + [len(t) + 1 for t in texts[:-1]])  # strictly increasing
     return np.add.reduceat(starts.astype(np.int64), offsets)
-
-
-# --- resolving a ``perplexity_model`` option ----------------------------------------------------
-
-_CACHE: dict = {}
-
-
-def embedded_model() -> PerplexityModel:
-    """The small Spanish CCNet-style model shipped in the package, with its own quartiles."""
-    meta_path = os.path.join(DEFAULT_MODEL_DIR, "model.json")
-    if not os.path.isfile(meta_path):
-        raise ModelNotFoundError(
-            f"the embedded model is missing ({meta_path!r}); reinstall the package or rebuild it "
-            "with scripts/build_default_model.sh"
-        )
-    with open(meta_path, encoding="utf-8") as f:
-        meta = json.load(f)
-    lang = meta.get("language", "es")
-    return PerplexityModel(
-        os.path.join(DEFAULT_MODEL_DIR, f"{lang}.arpa.bin"),
-        os.path.join(DEFAULT_MODEL_DIR, f"{lang}.sp.model"),
-        "ccnet",
-        lower_case=meta.get("lower_case", True),
-        strip_accents=meta.get("strip_accents", True),
-        default_boundaries=meta["boundaries"],
-        default_factors=meta.get("factors"),
-        default_width=meta.get("width", DEFAULT_WIDTH),
-        name=f"embedded ({lang})",
-    )
-
-
-def _known_defaults(kenlm_path: str, mode: str) -> dict:
-    """BERTIN's quartiles belong to CCNet's Spanish ``es.arpa.bin`` scored in ``raw`` mode."""
-    if os.path.basename(kenlm_path) == "es.arpa.bin" and mode == "raw":
-        return {"default_boundaries": BERTIN_ES_BOUNDARIES, "default_factors": DEFAULT_FACTORS}
-    return {}
-
-
-def _from_folder(folder: str, language: str, mode: str | None, name: str) -> PerplexityModel:
-    kenlm_path = os.path.join(folder, f"{language}.arpa.bin")
-    sp_path = os.path.join(folder, f"{language}.sp.model")
-    mode = mode or "ccnet"
-    return PerplexityModel(
-        kenlm_path, sp_path if mode == "ccnet" else None, mode, name=name, **_known_defaults(kenlm_path, mode)
-    )
-
-
-def _from_hub(repo: str, subfolder: str, revision: str | None, language: str, mode: str | None):
-    from huggingface_hub import hf_hub_download
-    from huggingface_hub.errors import EntryNotFoundError, RepositoryNotFoundError, RevisionNotFoundError
-
-    mode = mode or "ccnet"
-    names = [f"{language}.arpa.bin"] + ([f"{language}.sp.model"] if mode == "ccnet" else [])
-    paths = []
-    for name in names:
-        try:
-            paths.append(
-                hf_hub_download(
-                    repo,
-                    name,
-                    subfolder=subfolder or None,
-                    revision=revision,
-                    endpoint=os.environ.get("HF_ENDPOINT") or None,
-                )
-            )
-        except (EntryNotFoundError, RepositoryNotFoundError, RevisionNotFoundError) as e:
-            where = f"{repo}{'/' + subfolder if subfolder else ''}@{revision or 'main'}"
-            raise ModelNotFoundError(
-                f"perplexity model file {name!r} not found on the Hub at {where}: {type(e).__name__}"
-            ) from None
-    logger.info("perplexity model %s fetched from the Hub into %s", names, os.path.dirname(paths[0]))
-    spec = f"{repo}/{subfolder}" if subfolder else repo
-    return PerplexityModel(
-        paths[0], paths[1] if mode == "ccnet" else None, mode, name=f"{spec}/{names[0]}",
-        **_known_defaults(paths[0], mode),
-    )
-
-
-def load_perplexity_model(spec=None, language: str = "es", mode: str | None = None) -> PerplexityModel:
-    """Resolve a ``perplexity_model`` option into a :class:`PerplexityModel` (cached per process).
-
-    ``spec`` is one of:
-
-    - ``None``: the embedded Spanish model (``ccnet`` mode);
-    - a KenLM file (``raw`` mode unless ``mode="ccnet"``, which then looks for
-      ``<lang>.sp.model`` beside it);
-    - a pair ``(kenlm_path, sp_path)`` (``ccnet`` mode by default);
-    - a folder with ``<lang>.arpa.bin`` and ``<lang>.sp.model`` (``ccnet`` by default);
-    - a Hub location ``owner/name[/subfolder][@revision]`` (optionally ``hf://``-prefixed) of
-      CCNet-style files, fetched with ``huggingface_hub`` and cached.
-    """
-    if mode is not None and mode not in MODES:
-        raise ConfigError(f"perplexity_mode={mode!r} is not valid; choose one of {', '.join(MODES)}")
-    key = (tuple(spec) if isinstance(spec, (list, tuple)) else spec, language, mode)
-    if key not in _CACHE:
-        _CACHE[key] = _resolve(spec, language, mode)
-    return _CACHE[key]
-
-
-def _resolve(spec, language: str, mode: str | None) -> PerplexityModel:
-    if spec is None:
-        if mode == "raw":
-            raise ConfigError(
-                "the embedded model is a SentencePiece model and scores in 'ccnet' mode only; "
-                "use perplexity_mode='ccnet' or pass a raw-text KenLM model"
-            )
-        return embedded_model()
-    if isinstance(spec, (list, tuple)):
-        if len(spec) != 2:
-            raise ConfigError(f"perplexity_model as a pair must be (kenlm_path, sp_path), got {spec!r}")
-        kenlm_path, sp_path = (os.path.expanduser(str(p)) for p in spec)
-        mode = mode or "ccnet"
-        return PerplexityModel(
-            kenlm_path, sp_path if mode == "ccnet" else None, mode, **_known_defaults(kenlm_path, mode)
-        )
-    spec = str(spec)
-    path = os.path.expanduser(spec)
-    if os.path.isdir(path):
-        return _from_folder(path, language, mode, name=spec)
-    if os.path.exists(path) or spec.startswith((".", "/", "~")) or spec.endswith((".arpa", ".bin")):
-        mode = mode or "raw"
-        sp_path = None
-        if mode == "ccnet":
-            sp_path = os.path.join(os.path.dirname(path), os.path.basename(path).split(".")[0] + ".sp.model")
-        return PerplexityModel(path, sp_path, mode, **_known_defaults(path, mode))
-    hub = _HUB_SPEC.match(spec)
-    if hub:
-        return _from_hub(hub["repo"], hub["sub"].strip("/"), hub["rev"], language, mode)
-    raise ModelNotFoundError(
-        f"perplexity_model={spec!r} is neither an existing path nor a Hub location 'owner/name[/subfolder][@revision]'"
-    )

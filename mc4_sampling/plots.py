@@ -14,7 +14,7 @@ from typing import Mapping, Sequence
 import numpy as np
 
 from .errors import ConfigError
-from .sampling import keep_probability
+from .weighting import keep_probability
 
 logger = logging.getLogger(__name__)
 

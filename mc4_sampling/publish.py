@@ -1,20 +1,21 @@
-"""Materialise a sampled subset (Parquet shards + a dataset card) and push it to the Hub."""
+"""Materialise a sampled subset (Parquet shards) and render its dataset card (pushed with :mod:`.hub`)."""
 
 from __future__ import annotations
 
 import logging
-import os
 from pathlib import Path
 
 import numpy as np
 
+from . import hub
 from .builder import Mc4SamplingConfig
-from .errors import ConfigError
-from .pipeline import SamplingRule, SamplingStats
+from .plan import SamplingPlan, check_max_docs, iter_kept
+from .sampler import SamplingStats
+from .shards import shard_refs_for
+from .weighting import SamplingRule
 
 logger = logging.getLogger(__name__)
 
-CARD_TEMPLATE = Path(__file__).with_name("data") / "dataset_card.md"
 FORMULAS = {
     "none": "1 (every document kept)",
     "random": "`p = factor`",
@@ -40,8 +41,7 @@ def materialize(
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    if max_docs is not None and max_docs <= 0:
-        raise ConfigError(f"max_docs={max_docs} is not valid; it must be a positive integer")
+    check_max_docs(max_docs)
     data_dir = Path(output_dir) / "data"
     data_dir.mkdir(parents=True, exist_ok=True)
     for old in data_dir.glob("*.parquet"):
@@ -60,18 +60,12 @@ def materialize(
                 n_files += 1
                 rows = []
 
-        for shard in config.shard_refs(split):
-            sampler = config.document_sampler(shard.language, split, return_perplexity=True)
-            for _, example in sampler.sample(shard, stats):
-                rows.append(example)
-                if len(rows) >= rows_per_file:
-                    flush()
-                if progress and stats.kept % 256 == 0:
-                    progress(split, stats)
-                if max_docs and stats.kept >= max_docs:
-                    break
-            if max_docs and stats.kept >= max_docs:
-                break
+        for example in iter_kept(config, split, stats=stats, max_docs=max_docs, return_perplexity=True):
+            rows.append(example)
+            if len(rows) >= rows_per_file:
+                flush()
+            if progress and stats.kept % 256 == 0:
+                progress(split, stats)
         flush()
         results[split] = stats
         logger.info("%s: kept %d of %d documents", split, stats.kept, stats.read)
@@ -81,18 +75,20 @@ def materialize(
 def render_card(config: Mc4SamplingConfig, stats: dict[str, SamplingStats], repo_id: str, splits) -> str:
     """The dataset card (README.md with YAML metadata) of a materialised subset."""
     language = config.languages[0]
-    rule: SamplingRule = config.sampling_rules(language)["train"]
-    validation: SamplingRule = config.sampling_rules(language)["validation"]
-    model = config.model(language)
+    plan = SamplingPlan.resolve(config, language)
+    rule: SamplingRule = plan.train
+    validation: SamplingRule = plan.validation
+    model = plan.model
     total = sum(s.kept for s in stats.values())
     rows = []
     for split, s in stats.items():
         q = np.percentile(s.kept_perplexities, [25, 50, 75]) if s.kept_perplexities else None
         quartiles = " / ".join(f"{v:.1f}" for v in q) if q is not None else "-"
         rows.append(f"| {split} | {s.read:,} | {s.kept:,} | {s.keep_rate:.4f} | {quartiles} |")
-    source = f"local copy ({len(config.shard_refs('train'))} train shards)" if config.data_dir else (
+    source = f"local copy ({len(shard_refs_for(config, 'train'))} train shards)" if config.data_dir else (
         f"`{config.base_url}`" if config.base_url else "`allenai/c4` (Hub), pinned revision")
-    return CARD_TEMPLATE.read_text(encoding="utf-8").format(
+    return hub.render_card(
+        "dataset",
         language_yaml="\n".join(f"- {lang.split('-')[0]}" for lang in config.languages),
         pretty_name=f"mC4 {'+'.join(config.languages)}, {rule.method} perplexity sampling",
         size_category=_size_category(total),
@@ -120,24 +116,3 @@ def _size_category(n: int) -> str:
         if n < limit:
             return name
     return "1B<n<10B"
-
-
-def write_card(output_dir: str, card: str) -> str:
-    path = os.path.join(output_dir, "README.md")
-    with open(path, "w", encoding="utf-8") as f:
-        f.write(card)
-    return path
-
-
-def push_to_hub(output_dir: str, repo_id: str, private: bool = False, token: str | None = None):
-    """Create the dataset repository if needed and upload ``output_dir`` in one commit."""
-    from huggingface_hub import HfApi
-
-    api = HfApi(endpoint=os.environ.get("HF_ENDPOINT") or None, token=token)
-    api.create_repo(repo_id, repo_type="dataset", private=private, exist_ok=True)
-    info = api.upload_folder(
-        folder_path=output_dir, repo_id=repo_id, repo_type="dataset",
-        commit_message="Upload perplexity-sampled mC4 subset (mc4-sampling)",
-    )
-    logger.info("pushed %s to %s", output_dir, repo_id)
-    return info

@@ -13,7 +13,7 @@ Given the perplexity of every scored document and whether it was kept, the repor
 * optionally a target rate (from a calibration file) with a Wilson score interval of the
   observed rate.
 
-If the pipeline scores only the documents whose draw ``u`` is below the largest keep probability
+If the sampler scores only the documents whose draw ``u`` is below the largest keep probability
 ``s = max p`` (the rest cannot be kept whatever their perplexity), the scored documents are an
 unbiased ``s``-thinning of all documents read; pass ``score_probability=s`` and
 ``documents_read``. The expected distribution is unchanged; each scored document is then kept
@@ -27,14 +27,13 @@ from __future__ import annotations
 import json
 import logging
 import math
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
 from .errors import ConfigError
-from .sampling import DEFAULT_WIDTH, keep_probability
+from .plan import SamplingPlan
+from .weighting import DEFAULT_WIDTH, keep_probability
 
 logger = logging.getLogger(__name__)
 
@@ -78,49 +77,6 @@ def weighted_ks_statistic(x, kept, weights) -> float:
     f_kept = np.cumsum(kept[order])[last_of_group] / kept.sum()
     f_w = np.cumsum(w[order])[last_of_group] / w.sum()
     return float(np.max(np.abs(f_kept - f_w)))
-
-
-@dataclass
-class ReportCollector:
-    """Accumulates ``(perplexity, kept)`` for the scored documents of a run.
-
-    Feed it with :meth:`add` (or :meth:`extend`), count every document read with
-    :meth:`count_read` when the pipeline does not score them all, then call :meth:`build` or
-    :meth:`write`.
-    """
-
-    method: str
-    factor: float
-    boundaries: Sequence[float] | None = None
-    width: float = DEFAULT_WIDTH
-    score_probability: float = 1.0
-    target_rate: float | None = None
-    confidence: float = DEFAULT_CONFIDENCE
-    perplexities: list = field(default_factory=list)
-    kept: list = field(default_factory=list)
-    documents_read: int | None = None
-    metadata: dict = field(default_factory=dict)
-
-    def add(self, perplexity: float, kept: bool) -> None:
-        self.perplexities.append(float(perplexity))
-        self.kept.append(bool(kept))
-
-    def extend(self, pairs) -> None:
-        for perplexity, kept in pairs:
-            self.add(perplexity, kept)
-
-    def count_read(self, n: int = 1) -> None:
-        self.documents_read = (self.documents_read or 0) + n
-
-    def build(self) -> dict:
-        return build_report(
-            self.perplexities, self.kept, self.method, self.factor, self.boundaries, self.width,
-            documents_read=self.documents_read, score_probability=self.score_probability,
-            target_rate=self.target_rate, confidence=self.confidence, metadata=self.metadata,
-        )
-
-    def write(self, out_dir) -> dict:
-        return write_report(self.build(), self.perplexities, self.kept, out_dir)
 
 
 def build_report(perplexities, kept, method: str, factor: float, boundaries=None,
@@ -257,35 +213,34 @@ def write_report(report: dict, perplexities, kept, out_dir, keep_probabilities=N
     return {"json": path, "png": png}
 
 
-def write_sampling_report(out_dir, stats, config, split: str = "train",
+def write_sampling_report(out_dir, stats, options, split: str = "train",
                           confidence: float = DEFAULT_CONFIDENCE) -> dict:
     """The report of a ``mc4-sampling sample --report DIR`` run.
 
-    ``stats`` is the run's :class:`mc4_sampling.pipeline.SamplingStats`, filled with
+    ``stats`` is the run's :class:`mc4_sampling.sampler.SamplingStats`, filled with
     ``score_all=True`` so that ``stats.scored_documents`` holds ``(perplexity, min(1, p), kept)``
-    for every document read; ``config`` the :class:`Mc4SamplingConfig`. With a calibration file
-    its target rate is checked too. Writes ``report.json`` and ``observed_vs_expected.png``.
+    for every document read; ``options`` the run's :class:`Mc4SamplingConfig`, whose
+    :class:`~mc4_sampling.plan.SamplingPlan` of each language gives the rules. With a calibration
+    file its target rate is checked too. Writes ``report.json`` and ``observed_vs_expected.png``.
     """
     if not stats.scored_documents:
         raise ConfigError("the run scored no documents: nothing to report")
     x, p, k = (np.asarray(c) for c in zip(*stats.scored_documents))
-    rules = {lang: config.sampling_rules(lang)[split] for lang in config.languages}
-    rule = rules[config.languages[0]]
+    plans = {lang: SamplingPlan.resolve(options, lang) for lang in options.languages}
+    rules = {lang: plan.rule(split) for lang, plan in plans.items()}
+    rule = rules[options.languages[0]]
     target = None
-    calibration_path = getattr(config, "calibration", None)
-    if calibration_path and rule.method != "none":
-        from .calibration import load_calibration
-
-        cal = load_calibration(calibration_path)
+    cal = plans[options.languages[0]].calibration
+    if cal is not None and rule.method != "none":
         # the calibrated rate holds for the calibrated parameters only (not for a validation factor)
         params = cal.methods.get(rule.method, {})
         if split == cal.split and params.get("factor") == rule.factor:
             target = cal.target_rate
     metadata = {
-        "languages": list(config.languages),
+        "languages": list(options.languages),
         "split": split,
-        "seed": config.seed,
-        "calibration": calibration_path,
+        "seed": options.seed,
+        "calibration": options.calibration,
         "rules": {lang: {"method": r.method, "factor": r.factor,
                          "boundaries": list(r.boundaries) if r.boundaries else None,
                          "width": r.width} for lang, r in rules.items()},

@@ -7,6 +7,7 @@ import pytest
 from datasets import load_dataset
 
 from mc4_sampling import BadRecordError, ConfigError, DataNotFoundError, Mc4Sampling, ModelNotFoundError
+from mc4_sampling.plan import SamplingPlan
 from conftest import write_shard
 
 
@@ -61,7 +62,7 @@ def test_model_without_boundaries_points_to_calibration(mini_mc4, tiny_arpa):
     with pytest.raises(ConfigError, match="needs sampling_factor"):
         load(mini_mc4.parent, sampling_method="stepwise", boundaries=(100, 200, 300))
     cfg = Mc4Sampling(config_name="es", sampling_method="gaussian", boundaries=(100, 200, 300)).config
-    assert cfg.sampling_rules("es")["train"].factor == 0.78
+    assert SamplingPlan.resolve(cfg, "es").train.factor == 0.78
 
 
 def test_embedded_model_is_spanish_only(mini_mc4):
@@ -108,7 +109,9 @@ def test_corrupt_gzip_names_the_file(bad_dir):
 
 
 def test_skip_policy_skips_and_counts_without_losing_good_records(bad_dir):
-    from mc4_sampling.pipeline import DocumentSampler, SamplingRule, SamplingStats
+    from mc4_sampling.sampler import DocumentSampler, SamplingStats
+    from mc4_sampling.shards import shard_refs_for
+    from mc4_sampling.weighting import SamplingRule
 
     write_shard(bad_dir / "c4-es.tfrecord-00001-of-02048.json.gz", 10, lines=["oops", json.dumps({"text": 5}), json.dumps({"text": "último"})])
     ds = load(bad_dir.parent, sampling_method="none", on_bad_record="skip")
@@ -116,6 +119,6 @@ def test_skip_policy_skips_and_counts_without_losing_good_records(bad_dir):
     config = Mc4Sampling(config_name="es", data_dir=str(bad_dir.parent), on_bad_record="skip").config
     stats = SamplingStats()
     sampler = DocumentSampler(SamplingRule("none"), seed=0, on_bad_record="skip")
-    for shard in config.shard_refs("train"):
+    for shard in shard_refs_for(config, "train"):
         list(sampler.sample(shard, stats))
     assert (stats.read, stats.bad_records) == (411, 2)

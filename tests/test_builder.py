@@ -10,8 +10,10 @@ from datasets.distributed import split_dataset_by_node
 
 import mc4_sampling
 from mc4_sampling import Mc4Sampling
-from mc4_sampling.perplexity import embedded_model
-from mc4_sampling.pipeline import DocumentSampler, SamplingStats
+from mc4_sampling.models import embedded_model
+from mc4_sampling.plan import SamplingPlan
+from mc4_sampling.sampler import DocumentSampler, SamplingStats
+from mc4_sampling.shards import shard_refs_for
 
 SAMPLE = mc4_sampling.SAMPLE_DATA_DIR
 METHODS = ("none", "random", "stepwise", "gaussian")
@@ -30,19 +32,23 @@ def config(**kw):
     return Mc4Sampling(config_name="es", data_dir=SAMPLE, **kw).config
 
 
+def rule_of(cfg, split="train"):
+    return SamplingPlan.resolve(cfg, "es").rule(split)
+
+
 def scored_run(method, seed, split="train", **kw):
     """(perplexity, keep probability, kept) of every document, with the builder's own rule."""
     cfg = config(sampling_method=method, seed=seed, **kw)
-    sampler = DocumentSampler(cfg.sampling_rules("es")[split], seed, embedded_model(), score_all=True)
+    sampler = DocumentSampler(rule_of(cfg, split), seed, embedded_model(), score_all=True)
     stats = SamplingStats()
-    for shard in cfg.shard_refs(split):
+    for shard in shard_refs_for(cfg, split):
         list(sampler.sample(shard, stats))
     return np.array(stats.scored_documents, dtype=float)
 
 
 def test_sample_is_in_mc4_layout_and_sizable():
     cfg = config()
-    train, validation = cfg.shard_refs("train"), cfg.shard_refs("validation")
+    train, validation = shard_refs_for(cfg, "train"), shard_refs_for(cfg, "validation")
     assert train and validation
     assert all(r.path.endswith(f"c4-es.tfrecord-{r.index:05d}-of-02048.json.gz") for r in train)
     assert all(r.path.endswith(f"c4-es-validation.tfrecord-{r.index:05d}-of-00016.json.gz") for r in validation)
@@ -77,7 +83,7 @@ def test_acceptance_as_a_function_of_perplexity_matches_the_formula(method):
     runs = np.concatenate([scored_run(method, seed) for seed in range(6)])
     x, kept = runs[:, 0], runs[:, 2]
     cfg = config(sampling_method=method)
-    rule = cfg.sampling_rules("es")["train"]
+    rule = rule_of(cfg)
     p = np.minimum(rule.probability(x), 1.0)
     edges = np.quantile(x, np.linspace(0, 1, 11))
     bins = np.clip(np.searchsorted(edges, x, side="right") - 1, 0, 9)
@@ -108,11 +114,11 @@ def test_methods_visibly_differ_on_the_sample():
 
 def test_skipping_the_scoring_of_rejected_documents_changes_no_decision():
     cfg = config(sampling_method="gaussian", seed=5)
-    rule = cfg.sampling_rules("es")["train"]
+    rule = rule_of(cfg)
     model = embedded_model()
     lazy, eager = SamplingStats(), SamplingStats()
-    lazy_kept = [ex["url"] for s in cfg.shard_refs("train") for _, ex in DocumentSampler(rule, 5, model).sample(s, lazy)]
-    eager_kept = [ex["url"] for s in cfg.shard_refs("train") for _, ex in DocumentSampler(rule, 5, model, score_all=True).sample(s, eager)]
+    lazy_kept = [ex["url"] for s in shard_refs_for(cfg, "train") for _, ex in DocumentSampler(rule, 5, model).sample(s, lazy)]
+    eager_kept = [ex["url"] for s in shard_refs_for(cfg, "train") for _, ex in DocumentSampler(rule, 5, model, score_all=True).sample(s, eager)]
     assert lazy_kept == eager_kept
     assert eager.scored == eager.read and lazy.scored < eager.scored
     assert abs(lazy.scored / lazy.read - rule.max_probability) < 0.05
@@ -178,12 +184,12 @@ def test_validation_split_is_not_sampled_by_default():
 def test_several_languages_each_with_their_own_urls(tmp_path):
     cfg = Mc4Sampling(languages=["es", "ca"], sampling_method="random").config
     assert cfg.name == "es+ca"
-    refs = cfg.shard_refs("train")
+    refs = shard_refs_for(cfg, "train")
     assert len(refs) == 2048 + 512
     assert refs[0].path.endswith("/multilingual/c4-es.tfrecord-00000-of-02048.json.gz")
     assert refs[-1].path.endswith("/multilingual/c4-ca.tfrecord-00511-of-00512.json.gz")
     assert "c4-es+ca" not in refs[0].path
-    val = cfg.shard_refs("validation")
+    val = shard_refs_for(cfg, "validation")
     assert val[-1].path.endswith("c4-ca-validation.tfrecord-00000-of-00001.json.gz")
     ds = load_dataset("mc4-sampling", "es+ca", streaming=True, split="train")
     assert ds.n_shards == 2048 + 512

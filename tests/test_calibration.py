@@ -15,6 +15,7 @@ from mc4_sampling.calibration import (
     UnreachableTargetError,
     build_calibration,
     clean_perplexities,
+    draw_subset,
     expected_keep_rate,
     fit_gaussian,
     fit_methods,
@@ -22,14 +23,16 @@ from mc4_sampling.calibration import (
     fit_stepwise,
     load_calibration,
     quantiles,
+    reservoir_sample,
     resolve_target,
     save_calibration,
     solve_factor,
 )
 from mc4_sampling.cli import build_parser, main
-from mc4_sampling.commands.calibrate import draw_subset, reservoir_sample
 from mc4_sampling.errors import ConfigError
-from mc4_sampling.sampling import gaussian_keep_probability, stepwise_keep_probability
+from mc4_sampling.plan import SamplingPlan
+from mc4_sampling.shards import shard_refs_for
+from mc4_sampling.weighting import gaussian_keep_probability, stepwise_keep_probability
 
 SAMPLE = mc4_sampling.SAMPLE_DATA_DIR
 
@@ -200,7 +203,7 @@ def test_calibration_file_round_trip(lognormal, tmp_path):
     loaded = load_calibration(path)
     assert loaded.boundaries == cal.boundaries and loaded.methods == json.loads(json.dumps(cal.methods))
     assert loaded.target_rate == 0.12 and loaded.path == str(path)
-    assert loaded.factor("gaussian") == 1.0 and loaded.width() == cal.methods["gaussian"]["width"]
+    assert loaded.parameters("gaussian")["factor"] == 1.0
     for method, params in loaded.methods.items():
         assert expected_keep_rate(lognormal, method, params["factor"], loaded.boundaries,
                                   params.get("width", 4.5)) == pytest.approx(0.12, rel=1e-7)
@@ -247,7 +250,7 @@ def test_builder_refuses_a_calibration_of_another_model_or_mode(lognormal, tmp_p
         path = save_calibration(build_calibration(lognormal, 0.1, model_id=model_id, mode=mode), tmp_path / f"{mode}.json")
         config = Mc4Sampling(config_name="es", sampling_method="gaussian", data_dir=SAMPLE, calibration=str(path)).config
         with pytest.raises(ConfigError, match=message):
-            config.sampling_rules("es")
+            SamplingPlan.resolve(config, "es")
 
 
 # --- subset selection ---------------------------------------------------------------------------
@@ -274,7 +277,7 @@ def test_subset_spans_random_shards_and_follows_the_seed():
     assert a.texts != b.texts
     from mc4_sampling.reader import iter_records
 
-    refs = {r.index: r.path for r in config.shard_refs("train")}
+    refs = {r.index: r.path for r in shard_refs_for(config, "train")}
     by_shard = {i: {rec["text"] for _, rec in iter_records(refs[i])} for i in a.shards}
     hits = [sum(t in by_shard[i] for t in a.texts) for i in a.shards]
     assert all(h > 50 for h in hits), hits  # drawn from every picked shard, not just the first
@@ -398,7 +401,7 @@ def test_calibration_on_a_subset_generalises_to_the_split(tmp_path):
     The bound adds the subset's estimation error (sampling without replacement from the 3 600)
     to the binomial error of the run: sd^2 = R(1-R)/n_run + R(1-R)/n_cal * (1 - n_cal/N).
     """
-    from mc4_sampling.commands.calibrate import run_calibration
+    from mc4_sampling.calibration import run_calibration
 
     config = Mc4Sampling(config_name="es", data_dir=SAMPLE).config
     cal, x = run_calibration(config, "es", 0.2, docs=1200, shards_to_read=2, seed=4,

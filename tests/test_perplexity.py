@@ -1,5 +1,6 @@
 """Perplexity in raw and ccnet mode against direct KenLM computations; model resolution."""
 
+import json
 import os
 import pickle
 
@@ -8,8 +9,16 @@ import numpy as np
 import pytest
 import sentencepiece as spm
 
-from mc4_sampling import ConfigError, ModelNotFoundError, PerplexityModel, load_perplexity_model
-from mc4_sampling.sampling import BERTIN_ES_BOUNDARIES
+from mc4_sampling import (
+    DEFAULT_MODEL_DIR,
+    ConfigError,
+    Mc4Sampling,
+    ModelNotFoundError,
+    PerplexityModel,
+    load_perplexity_model,
+)
+from mc4_sampling.plan import SamplingPlan
+from mc4_sampling.weighting import BERTIN_ES_BOUNDARIES
 from test_normalization import ccnet_reference
 
 DOCS = [
@@ -118,11 +127,46 @@ def test_missing_unreadable_and_corrupt_models(tmp_path, tiny_arpa):
         load_perplexity_model(tiny_arpa, mode="fancy")
 
 
-def test_bertin_boundaries_belong_to_es_arpa_bin_in_raw_mode(tmp_path, tiny_arpa):
+def test_default_boundaries_are_declared_not_read_from_a_file_name(tmp_path, tiny_arpa):
+    # a file merely named es.arpa.bin has no defaults
     es = tmp_path / "es.arpa.bin"
     es.write_bytes(open(tiny_arpa, "rb").read())
-    assert load_perplexity_model(str(es), mode="raw").default_boundaries == BERTIN_ES_BOUNDARIES
+    assert load_perplexity_model(str(es), mode="raw").default_boundaries is None
     assert PerplexityModel(tiny_arpa).default_boundaries is None
+    # the embedded model (the same content, wherever it lies) has none in raw mode: its model.json
+    # declares its ccnet quartiles only
+    embedded = load_perplexity_model()
+    copy = tmp_path / "copy" / "es.arpa.bin"
+    copy.parent.mkdir()
+    copy.write_bytes(open(embedded.kenlm_path, "rb").read())
+    for raw in (load_perplexity_model(str(copy), mode="raw"), load_perplexity_model(DEFAULT_MODEL_DIR, "es", "raw")):
+        assert raw.model_id == embedded.model_id.split("+")[0]
+        assert raw.default_boundaries is None and raw.default_factors is None
+    assert load_perplexity_model(DEFAULT_MODEL_DIR, "es").default_boundaries == embedded.default_boundaries
+    # so stepwise and gaussian with it ask for boundaries or a calibration file
+    for method in ("stepwise", "gaussian"):
+        config = Mc4Sampling(config_name="es", sampling_method=method, perplexity_model=DEFAULT_MODEL_DIR,
+                             perplexity_mode="raw").config
+        with pytest.raises(ConfigError, match=r"needs boundaries .* 'raw' mode, which has no default ones.*calibrate"):
+            SamplingPlan.resolve(config, "es")
+
+
+def test_a_folder_declares_its_defaults_per_mode(tmp_path, tiny_arpa, tiny_sp):
+    (tmp_path / "ca.arpa.bin").write_bytes(open(tiny_arpa, "rb").read())
+    (tmp_path / "ca.sp.model").write_bytes(open(tiny_sp, "rb").read())
+    declaration = {"language": "ca", "modes": {"raw": {"boundaries": [10, 20, 30], "factors": {"stepwise": 2.5}},
+                                               "ccnet": {"boundaries": [1, 2, 3], "width": 3.0}}}
+    (tmp_path / "model.json").write_text(json.dumps(declaration))
+    raw = load_perplexity_model(str(tmp_path), "ca", "raw")
+    assert raw.default_boundaries == (10, 20, 30) and raw.default_factors == {"stepwise": 2.5}
+    ccnet = load_perplexity_model(str(tmp_path), "ca", "ccnet")
+    assert ccnet.default_boundaries == (1, 2, 3) and ccnet.default_width == 3.0
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / "ca.arpa.bin").write_bytes(open(tiny_arpa, "rb").read())
+    (bad / "model.json").write_text(json.dumps({"language": "ca", "mode": "raw", "boundaries": [3, 2, 1]}))
+    with pytest.raises(ModelNotFoundError, match="model.json: boundaries for mode 'raw'"):
+        load_perplexity_model(str(bad), "ca", "raw")
 
 
 def test_folder_and_pair_specs(tmp_path, tiny_arpa, tiny_sp):
@@ -134,17 +178,18 @@ def test_folder_and_pair_specs(tmp_path, tiny_arpa, tiny_sp):
     assert folder_model.perplexity(DOCS[3]) == pair_model.perplexity(DOCS[3])
 
 
-def test_hub_location_is_fetched_cached_and_loaded(fake_hub, tiny_arpa, tiny_sp):
-    hub = fake_hub({"someone/kenlm/wikipedia/es.arpa.bin": tiny_arpa, "someone/kenlm/wikipedia/es.sp.model": tiny_sp})
-    model = load_perplexity_model("someone/kenlm/wikipedia", "es")
+def test_hub_location_is_fetched_cached_and_loaded(loopback_hub, tiny_arpa, tiny_sp):
+    hub = loopback_hub({"edugp/kenlm/wikipedia/es.arpa.bin": tiny_arpa,
+                        "edugp/kenlm/wikipedia/es.sp.model": tiny_sp})
+    model = load_perplexity_model("edugp/kenlm/wikipedia", "es")
     assert model.mode == "ccnet"
     assert model.perplexity(DOCS[0]) == PerplexityModel(tiny_arpa, tiny_sp).perplexity(DOCS[0])
-    assert any("/someone/kenlm/resolve/main/wikipedia/es.sp.model" in r for r in hub.requests)
-    # raw mode fetches the KenLM file alone, and BERTIN's defaults apply to es.arpa.bin
-    raw = load_perplexity_model("hf://someone/kenlm/wikipedia@main", "es", "raw")
+    assert any("/edugp/kenlm/resolve/main/wikipedia/es.sp.model" in r for r in hub.requests)
+    # raw mode fetches the KenLM file alone, and BERTIN's defaults are declared for this source
+    raw = load_perplexity_model("hf://edugp/kenlm/wikipedia@main", "es", "raw")
     assert raw.sp_path is None and raw.default_boundaries == BERTIN_ES_BOUNDARIES
     with pytest.raises(ModelNotFoundError, match="ca.arpa.bin"):
-        load_perplexity_model("someone/kenlm/wikipedia", "ca")
+        load_perplexity_model("edugp/kenlm/wikipedia", "ca")
     with pytest.raises(ModelNotFoundError, match="not found on the Hub"):
         load_perplexity_model("nobody/nothing", "es")
 

@@ -10,6 +10,7 @@ from datasets import load_dataset
 
 import mc4_sampling
 from mc4_sampling import ConfigError, Mc4Sampling
+from mc4_sampling.plan import SamplingPlan
 from mc4_sampling.publish import materialize, render_card
 
 SAMPLE = mc4_sampling.SAMPLE_DATA_DIR
@@ -29,7 +30,7 @@ def test_materialized_subset_equals_the_stream_and_has_a_valid_card(tmp_path):
     assert meta["configs"][0]["data_files"][0] == {"split": "train", "path": "data/train-*"}
     assert meta["language"] == ["es"] and meta["license"] == "odc-by"
     assert f"| train | 3,600 | {stats['train'].kept:,} |" in card
-    assert "`stepwise`" in card and config.model("es").model_id in card
+    assert "`stepwise`" in card and SamplingPlan.resolve(config, "es").model.model_id in card
     ds = load_dataset("parquet", data_files={"train": [str(f) for f in files]}, split="train")
     assert ds.num_rows == stats["train"].kept
 
@@ -42,8 +43,8 @@ def test_max_docs_caps_each_split(tmp_path):
         materialize(config, str(tmp_path), max_docs=0)
 
 
-def test_publish_pushes_data_and_card_to_the_hub(tmp_path, fake_hub):
-    hub = fake_hub()
+def test_publish_pushes_data_and_card_to_the_hub(tmp_path, loopback_hub):
+    hub = loopback_hub()
     out = tmp_path / "subset"
     result = subprocess.run(
         [sys.executable, "-m", "mc4_sampling.cli", "publish", str(out), "--data-dir", SAMPLE, "--method", "gaussian",
@@ -52,8 +53,9 @@ def test_publish_pushes_data_and_card_to_the_hub(tmp_path, fake_hub):
     )
     assert result.returncode == 0, result.stderr
     assert hub.created[0]["type"] == "dataset" and hub.created[0]["name"] == "mc4-es-gaussian"
+    uploaded = hub.repo_files("someone/mc4-es-gaussian", repo_type="dataset")
     for name in ("README.md", "data/train-00000.parquet", "data/validation-00000.parquet"):
-        assert hub.uploaded[f"dataset:someone/mc4-es-gaussian/{name}"] == (out / name).read_bytes()
+        assert uploaded[name] == (out / name).read_bytes()
     assert hub.validated and hub.validated[0].startswith("---")
     result = subprocess.run([sys.executable, "-m", "mc4_sampling.cli", "publish", str(out), "--push-to-hub", "noslash"],
                             capture_output=True, text=True)

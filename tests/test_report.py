@@ -9,14 +9,8 @@ import pytest
 from scipy import stats
 
 from mc4_sampling.errors import ConfigError
-from mc4_sampling.report import (
-    ReportCollector,
-    build_report,
-    weighted_ks_statistic,
-    wilson_interval,
-    write_report,
-)
-from mc4_sampling.sampling import keep_probability, max_keep_probability
+from mc4_sampling.report import build_report, weighted_ks_statistic, wilson_interval, write_report
+from mc4_sampling.weighting import keep_probability, max_keep_probability
 
 BOUNDS = (4.3e5, 5.9e5, 8.4e5)
 
@@ -105,11 +99,10 @@ def test_report_bad_input(pool):
         build_report(pool, _draw(pool, "random", 0.5), "random", 0.5, documents_read=10)
 
 
-def test_collector_writes_json_and_png(pool, tmp_path):
+def test_report_writes_json_and_png(pool, tmp_path):
     kept = _draw(pool[:5000], "gaussian", 0.7)
-    c = ReportCollector("gaussian", 0.7, BOUNDS, target_rate=0.3)
-    c.extend(zip(pool[:5000], kept))
-    paths = c.write(tmp_path / "r")
+    report = build_report(pool[:5000], kept, "gaussian", 0.7, BOUNDS, target_rate=0.3)
+    paths = write_report(report, pool[:5000], kept, tmp_path / "r")
     report = json.loads(paths["json"].read_text())
     assert report["files"] == {"png": "observed_vs_expected.png"}
     assert report["target_check"]["target_rate"] == 0.3

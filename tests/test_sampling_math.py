@@ -6,15 +6,14 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from mc4_sampling.sampling import (
+from mc4_sampling.draw import shard_key, uniform_draws
+from mc4_sampling.weighting import (
     BERTIN_ES_BOUNDARIES,
     gaussian_keep_probability,
     keep_probability,
     max_keep_probability,
     random_keep_probability,
-    shard_key,
     stepwise_keep_probability,
-    uniform_draws,
 )
 
 B = BERTIN_ES_BOUNDARIES

@@ -7,7 +7,7 @@ import argparse
 from ..builder import Mc4Sampling, Mc4SamplingConfig
 from ..perplexity import MODES
 from ..reader import BAD_RECORD_POLICIES
-from ..sampling import METHODS
+from ..weighting import METHODS
 
 
 def add_source_options(parser: argparse.ArgumentParser) -> None:

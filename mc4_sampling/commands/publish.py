@@ -8,7 +8,9 @@ import sys
 from tqdm import tqdm
 
 from ..errors import ConfigError
-from ..publish import materialize, push_to_hub, render_card, write_card
+from ..hub import push_folder, write_card
+from ..plan import check_max_docs
+from ..publish import materialize, render_card
 from .common import add_model_options, add_sampling_options, add_source_options, build_config
 
 
@@ -33,8 +35,7 @@ def add_parser(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.max_docs is not None and args.max_docs <= 0:
-        raise ConfigError(f"--max-docs={args.max_docs} is not valid; it must be a positive integer")
+    check_max_docs(args.max_docs, "--max-docs")
     if args.push_to_hub is not None and args.push_to_hub.count("/") != 1:
         raise ConfigError(f"--push-to-hub={args.push_to_hub!r} is not valid; give a repository id owner/name")
     config = build_config(args, return_perplexity=True)
@@ -54,6 +55,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"{split}: kept {s.kept} of {s.read} documents (keep rate {s.keep_rate:.4f})", file=sys.stderr)
     print(f"wrote {args.output_dir}/README.md and {args.output_dir}/data/", file=sys.stderr)
     if args.push_to_hub:
-        info = push_to_hub(args.output_dir, args.push_to_hub, private=args.private)
+        info = push_folder(args.output_dir, args.push_to_hub, repo_type="dataset", private=args.private,
+                           commit_message="Upload perplexity-sampled mC4 subset (mc4-sampling)")
         print(f"pushed to {args.push_to_hub}: {info.commit_url if hasattr(info, 'commit_url') else info}", file=sys.stderr)
     return 0

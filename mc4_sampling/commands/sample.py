@@ -9,8 +9,10 @@ import sys
 import numpy as np
 from tqdm import tqdm
 
-from ..errors import ConfigError, DataNotFoundError
-from ..pipeline import SamplingStats
+from ..errors import DataNotFoundError
+from ..plan import check_max_docs, iter_kept
+from ..sampler import SamplingStats
+from ..shards import shard_refs_for
 from .common import add_model_options, add_sampling_options, add_source_options, build_config
 
 
@@ -33,31 +35,27 @@ def add_parser(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.max_docs is not None and args.max_docs <= 0:
-        raise ConfigError(f"--max-docs={args.max_docs} is not valid; it must be a positive integer")
+    check_max_docs(args.max_docs, "--max-docs")
     config = build_config(args, return_perplexity=args.return_perplexity)
-    shards = config.shard_refs(args.split)
+    shards = shard_refs_for(config, args.split)
     if not shards:
         raise DataNotFoundError(f"no {args.split} files found for {'+'.join(config.languages)}")
     stats = SamplingStats()
-    samplers = {}
     out = sys.stdout if args.output == "-" else open(args.output, "w", encoding="utf-8")
     report = args.report is not None
     try:
         with tqdm(total=len(shards), unit="shard", desc="sampling", file=sys.stderr, dynamic_ncols=True) as bar:
-            for shard in shards:
-                if shard.language not in samplers:
-                    samplers[shard.language] = config.document_sampler(shard.language, args.split, score_all=report)
-                for _, example in samplers[shard.language].sample(shard, stats):
-                    out.write(json.dumps(example, ensure_ascii=False) + "\n")
-                    if args.max_docs and stats.kept >= args.max_docs:
-                        break
-                    if stats.read % 512 == 0:
-                        bar.set_postfix(read=stats.read, kept=stats.kept, refresh=False)
+
+            def shard_done(shard, stats):
                 bar.set_postfix(read=stats.read, kept=stats.kept)
                 bar.update()
-                if args.max_docs and stats.kept >= args.max_docs:
-                    break
+
+            kept = iter_kept(config, args.split, stats=stats, shards=shards, max_docs=args.max_docs,
+                             score_all=report, on_shard_end=shard_done)
+            for example in kept:
+                out.write(json.dumps(example, ensure_ascii=False) + "\n")
+                if stats.read % 512 == 0:
+                    bar.set_postfix(read=stats.read, kept=stats.kept, refresh=False)
     finally:
         if out is not sys.stdout:
             out.close()
@@ -82,7 +80,7 @@ def summary(stats: SamplingStats) -> str:
 
 
 def _write_report(args, config, stats: SamplingStats) -> None:
-    """Observed vs expected distribution of the kept documents (see mc4_sampling.report)."""
+    """Observed vs expected distribution of the kept documents (see :mod:`mc4_sampling.report`)."""
     from ..report import write_sampling_report
 
     write_sampling_report(args.report, stats, config, split=args.split)

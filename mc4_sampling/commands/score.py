@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ..perplexity import load_perplexity_model
+from ..models import load_perplexity_model
 from .common import add_model_options, model_spec
 
 

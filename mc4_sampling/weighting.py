@@ -1,21 +1,20 @@
-"""Keep probabilities and the deterministic accept/reject draw.
+"""Keep probabilities: how likely a document with perplexity ``x`` is to be kept.
 
-A document with perplexity ``x`` is kept when a uniform draw ``u`` in [0, 1) is below its keep
-probability ``p(x)``. The functions here are pure and vectorised: they take scalars or NumPy
-arrays and return the same shape.
-
-The draw ``u`` is a pure function of (seed, language, split, shard, position in shard), so the
-same documents are kept however the stream is split over workers or nodes, or restarted.
+A document is kept when a uniform draw ``u`` in [0, 1) (:mod:`mc4_sampling.draw`) is below its
+keep probability ``p(x)``; ``p >= 1`` means "always kept". The functions here are pure and
+vectorised: they take scalars or NumPy arrays and return the same shape. :class:`SamplingRule`
+is one weighting with its parameters, as applied to a split.
 """
 
 from __future__ import annotations
 
-import hashlib
+import math
+from dataclasses import dataclass
 from typing import Sequence
 
 import numpy as np
 
-from .errors import ConfigError
+from .errors import invalid_choice
 
 METHODS = ("none", "random", "stepwise", "gaussian")
 
@@ -23,7 +22,7 @@ METHODS = ("none", "random", "stepwise", "gaussian")
 DEFAULT_FACTORS = {"random": 0.5, "stepwise": 1.5e5, "gaussian": 0.78}
 #: BERTIN's default gaussian width (the ``width`` in ``exp(-(1/width) * r**2)``).
 DEFAULT_WIDTH = 9 / 2
-#: BERTIN's Spanish quartiles for CCNet's ``es.arpa.bin`` scored in ``raw`` mode.
+#: BERTIN's Spanish quartiles: CCNet's ``es.arpa.bin`` (``edugp/kenlm``, ``wikipedia``) in ``raw`` mode.
 BERTIN_ES_BOUNDARIES = (536394.99320948, 662247.50212365, 919250.87225178)
 
 
@@ -68,51 +67,48 @@ def keep_probability(x, method: str, factor: float, boundaries=None, width: floa
         return stepwise_keep_probability(x, factor, boundaries)
     if method == "gaussian":
         return gaussian_keep_probability(x, factor, width, boundaries[1])
-    raise ConfigError(f"sampling_method={method!r} is not valid; choose one of {', '.join(METHODS)}")
+    raise invalid_choice("sampling_method", method, METHODS)
 
 
 def max_keep_probability(method: str, factor: float, boundaries=None) -> float:
     """The largest ``p(x)`` the weighting can give, capped at 1.
 
+    ``min(1, factor)`` for random and gaussian (which peaks at ``x = m``);
+    ``min(1, factor * max(1 / b1, 1 / (b2 - b1), 1 / (b3 - b2), 1 / (10 b3)))`` for stepwise.
     A draw ``u`` at or above it rejects the document whatever its perplexity, so the document
     need not be scored.
     """
     if method == "none":
         return 1.0
-    if method in ("random", "gaussian"):  # the gaussian peaks at x = m with p = factor
+    if method in ("random", "gaussian"):
         return min(1.0, float(factor))
     if method == "stepwise":
         b1, b2, b3 = boundaries
         return min(1.0, float(factor) * max(1 / b1, 1 / (b2 - b1), 1 / (b3 - b2), 1 / (10 * b3)))
-    raise ConfigError(f"sampling_method={method!r} is not valid; choose one of {', '.join(METHODS)}")
+    raise invalid_choice("sampling_method", method, METHODS)
 
 
-# --- the deterministic draw -------------------------------------------------------------------
-
-_MASK64 = np.uint64(0xFFFFFFFFFFFFFFFF)
-
-
-def shard_key(seed: int, language: str, split: str, shard: int) -> int:
-    """A 64-bit key for one shard: the first 8 bytes of BLAKE2b of ``seed/language/split/shard``."""
-    digest = hashlib.blake2b(f"{seed}/{language}/{split}/{shard}".encode(), digest_size=8).digest()
-    return int.from_bytes(digest, "little")
+def are_quartiles(values: Sequence[float]) -> bool:
+    """True for three finite perplexities with ``0 < b1 < b2 < b3`` (stepwise divides by their gaps)."""
+    return len(values) == 3 and all(math.isfinite(v) for v in values) and 0 < values[0] < values[1] < values[2]
 
 
-def _splitmix64(z: np.ndarray) -> np.ndarray:
-    """SplitMix64's finaliser (Steele, Lea & Flood 2014), a bijective 64-bit mixer."""
-    with np.errstate(over="ignore"):
-        z = z + np.uint64(0x9E3779B97F4A7C15)
-        z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
-        z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
-        return z ^ (z >> np.uint64(31))
+@dataclass(frozen=True)
+class SamplingRule:
+    """The weighting applied to one split (``method="none"`` keeps every document)."""
 
+    method: str
+    factor: float = 1.0
+    boundaries: tuple[float, float, float] | None = None
+    width: float = DEFAULT_WIDTH
 
-def uniform_draws(key: int, positions) -> np.ndarray:
-    """``u = mix(key + mix(position)) / 2**64`` in [0, 1) for each position, with 53 bits kept.
+    def probability(self, perplexities):
+        return keep_probability(perplexities, self.method, self.factor, self.boundaries, self.width)
 
-    A counter-based generator: each draw depends on the key and the position alone.
-    """
-    pos = np.asarray(positions, dtype=np.uint64)
-    with np.errstate(over="ignore"):
-        z = _splitmix64(np.uint64(key) + _splitmix64(pos))
-    return (z >> np.uint64(11)).astype(np.float64) * (1.0 / (1 << 53))
+    @property
+    def needs_perplexity(self) -> bool:
+        return self.method in ("stepwise", "gaussian")
+
+    @property
+    def max_probability(self) -> float:
+        return max_keep_probability(self.method, self.factor, self.boundaries)

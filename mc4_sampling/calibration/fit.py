@@ -1,19 +1,16 @@
-"""Fit the sampling parameters to a target keep rate, and read/write calibration files.
-
-Everything here is pure NumPy (no SciPy, no Matplotlib), so the builder can import
-:func:`load_calibration` without the ``calibrate`` extra.
+"""Fitting the weightings to a target keep rate: pure NumPy, exact.
 
 The expected keep rate of a weighting over a scored subset of documents is::
 
     rate = mean_i min(1, p(x_i))
 
-where ``p`` is the keep probability of :mod:`mc4_sampling.sampling` (a draw ``u`` in [0, 1) keeps a
-document when ``u < p``, so ``p >= 1`` means "always kept"). All three weightings are linear in
+where ``p`` is the keep probability of :mod:`mc4_sampling.weighting` (a draw ``u`` in [0, 1) keeps
+a document when ``u < p``, so ``p >= 1`` means "always kept"). All three weightings are linear in
 their ``factor``: ``p(x) = factor * w(x)`` with ``w`` the weighting at ``factor = 1``. The rate is
 therefore a continuous, non-decreasing, piecewise-linear function of ``factor`` whose slope drops
 each time one more document saturates at ``p = 1``; :func:`solve_factor` inverts it exactly.
 
-Reachability (see ``docs/calibration.md``):
+Reachability (see the README, "How the parameters are fitted"):
 
 * ``random``: any rate in (0, 1] (``factor = rate``).
 * ``stepwise``: any rate below 1. A rate of 1 needs a factor at which every quartile saturates
@@ -29,31 +26,18 @@ Reachability (see ``docs/calibration.md``):
 
 from __future__ import annotations
 
-import json
 import logging
 import math
-import os
-import time
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Iterable, Mapping, Sequence
+from typing import Iterable, Sequence
 
 import numpy as np
 
-from .errors import ConfigError
-from .sampling import (
-    DEFAULT_WIDTH,
-    gaussian_keep_probability,
-    keep_probability,
-    stepwise_keep_probability,
-)
+from ..errors import ConfigError, invalid_choice, option_value, out_of_range
+from ..weighting import DEFAULT_WIDTH, gaussian_keep_probability, keep_probability, stepwise_keep_probability
 
 logger = logging.getLogger(__name__)
 
-#: Value of the ``format`` field of a calibration file.
-CALIBRATION_FORMAT = "mc4-sampling-calibration"
-#: Version of the calibration file layout; bumped on incompatible changes.
-CALIBRATION_FORMAT_VERSION = 1
 #: Fewest scored documents from which quartiles are estimated at all.
 MIN_DOCUMENTS = 20
 #: Methods a calibration can fit, in the order they are reported.
@@ -80,9 +64,17 @@ def _finite_number(name: str, value) -> float:
     try:
         v = float(value)
     except (TypeError, ValueError):
-        raise ConfigError(f"{name}={value!r} is not a number") from None
+        raise ConfigError(f"{option_value(name, value)} is not a number") from None
     if not math.isfinite(v):
-        raise ConfigError(f"{name}={value!r} must be a finite number")
+        raise ConfigError(f"{option_value(name, value)} must be a finite number")
+    return v
+
+
+def check_positive(value, name: str) -> float:
+    """Return ``value`` as a float, or raise :class:`ConfigError` unless it is finite and > 0."""
+    v = _finite_number(name, value)
+    if v <= 0:
+        raise out_of_range(name, v, "it must be > 0")
     return v
 
 
@@ -90,7 +82,7 @@ def check_target_rate(rate, name: str = "target_rate") -> float:
     """Return ``rate`` as a float, or raise :class:`ConfigError` unless it lies in (0, 1]."""
     r = _finite_number(name, rate)
     if not 0.0 < r <= 1.0:
-        raise ConfigError(f"{name}={rate!r} is out of range: a keep rate must be in (0, 1]")
+        raise out_of_range(name, rate, "a keep rate must be in (0, 1]")
     return r
 
 
@@ -117,13 +109,11 @@ def resolve_target(target_rate=None, target_docs=None, total_docs=None) -> float
     n = _finite_number("target_docs", target_docs)
     m = _finite_number("total_docs", total_docs)
     if m <= 0:
-        raise ConfigError(f"total_docs={total_docs!r} is out of range: it must be > 0")
+        raise out_of_range("total_docs", total_docs, "it must be > 0")
     if n <= 0:
-        raise ConfigError(f"target_docs={target_docs!r} is out of range: it must be > 0")
+        raise out_of_range("target_docs", target_docs, "it must be > 0")
     if n > m:
-        raise ConfigError(
-            f"target_docs={target_docs!r} is out of range: it must be <= total_docs={total_docs!r}"
-        )
+        raise out_of_range("target_docs", target_docs, f"it must be <= total_docs={total_docs!r}")
     return n / m
 
 
@@ -293,9 +283,7 @@ def fit_gaussian(perplexities, boundaries: Sequence[float], target: float,
     median = float(boundaries[1])
     if fit_width:
         return _fit_gaussian_width(x, median, target, factor)
-    width = _finite_number("width", width)
-    if width <= 0:
-        raise ConfigError(f"width={width!r} is out of range: it must be > 0")
+    width = check_positive(width, "width")
     w = gaussian_keep_probability(x, 1.0, width, median)
     reach = max_rate(w)
     if target >= reach:
@@ -321,9 +309,7 @@ def fit_gaussian(perplexities, boundaries: Sequence[float], target: float,
 
 
 def _fit_gaussian_width(x: np.ndarray, median: float, target: float, factor: float) -> MethodFit:
-    factor = _finite_number("gaussian_factor", factor)
-    if factor <= 0:
-        raise ConfigError(f"gaussian_factor={factor!r} is out of range: it must be > 0")
+    factor = check_positive(factor, "gaussian_factor")
     reach = min(1.0, factor)
     if target >= reach:
         raise UnreachableTargetError(
@@ -381,174 +367,5 @@ def fit_methods(perplexities, target: float, boundaries: Sequence[float] | None 
             fits[method] = fit_gaussian(x, boundaries, target, width=width, fit_width=fit_width,
                                         factor=gaussian_factor)
         else:
-            raise ConfigError(
-                f"method={method!r} cannot be calibrated; choose among {', '.join(FIT_METHODS)}"
-            )
+            raise invalid_choice("method", method, FIT_METHODS)
     return fits
-
-
-# --- calibration file -----------------------------------------------------------------------
-
-
-@dataclass
-class Calibration:
-    """A calibration file: the model it was scored with, the quartiles and per-method parameters."""
-
-    model_id: str
-    mode: str
-    boundaries: tuple[float, float, float]
-    methods: dict[str, dict]
-    language: str | None = None
-    split: str | None = None
-    model_spec: str | None = None
-    documents_scored: int | None = None
-    seed: int | None = None
-    target_rate: float | None = None
-    deciles: list[float] = field(default_factory=list)
-    percentiles: list[float] = field(default_factory=list)
-    extra: dict = field(default_factory=dict)
-    path: str | None = None
-
-    def check_model(self, model_id: str, mode: str) -> None:
-        """Raise :class:`ConfigError` unless the calibration was made with this model and mode."""
-        where = f"calibration file {self.path}" if self.path else "calibration"
-        if model_id != self.model_id:
-            raise ConfigError(
-                f"{where} was made with perplexity model {self.model_id!r}, but the model in use "
-                f"is {model_id!r}; perplexities of different models are not comparable: "
-                "run `mc4-sampling calibrate` with this model"
-            )
-        if mode != self.mode:
-            raise ConfigError(
-                f"{where} was made in perplexity mode {self.mode!r}, but the mode in use is "
-                f"{mode!r}; use perplexity_mode={self.mode!r} or recalibrate"
-            )
-
-    def parameters(self, method: str) -> dict:
-        """``{"factor": .., "width": ..?}`` for ``method``; :class:`ConfigError` if not calibrated."""
-        if method not in self.methods:
-            raise ConfigError(
-                f"sampling_method={method!r} is not in the calibration file "
-                f"{self.path or ''} (it holds: {', '.join(self.methods) or 'none'})"
-            )
-        return dict(self.methods[method])
-
-    def factor(self, method: str) -> float:
-        return float(self.parameters(method)["factor"])
-
-    def width(self, default: float = DEFAULT_WIDTH) -> float:
-        return float(self.methods.get("gaussian", {}).get("width", default))
-
-    def to_dict(self) -> dict:
-        d = {
-            "format": CALIBRATION_FORMAT,
-            "format_version": CALIBRATION_FORMAT_VERSION,
-            "model": {"model_id": self.model_id, "mode": self.mode, "spec": self.model_spec},
-            "language": self.language,
-            "split": self.split,
-            "documents_scored": self.documents_scored,
-            "seed": self.seed,
-            "target_rate": self.target_rate,
-            "boundaries": list(self.boundaries),
-            "deciles": list(self.deciles),
-            "percentiles": list(self.percentiles),
-            "methods": self.methods,
-        }
-        d.update(self.extra)
-        return d
-
-
-def build_calibration(perplexities, target_rate: float, *, model_id: str, mode: str,
-                      model_spec=None, language=None, split="train", seed=None,
-                      methods: Iterable[str] = FIT_METHODS, width: float = DEFAULT_WIDTH,
-                      fit_width: bool = False, gaussian_factor: float = 1.0,
-                      extra: Mapping | None = None) -> Calibration:
-    """Quantiles + per-method fits of ``perplexities`` for ``target_rate``, as a :class:`Calibration`."""
-    target_rate = check_target_rate(target_rate)
-    x = clean_perplexities(perplexities)
-    q = quantiles(x)
-    fits = fit_methods(x, target_rate, q["boundaries"], methods, width, fit_width, gaussian_factor)
-    return Calibration(
-        model_id=model_id, mode=mode, boundaries=q["boundaries"],
-        methods={m: f.to_dict() for m, f in fits.items()},
-        language=language, split=split,
-        model_spec=None if model_spec is None else str(model_spec),
-        documents_scored=int(x.size), seed=seed, target_rate=target_rate,
-        deciles=q["deciles"], percentiles=q["percentiles"],
-        extra={"perplexity_summary": {k: q[k] for k in ("min", "max", "mean")},
-               "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-               **dict(extra or {})},
-    )
-
-
-def save_calibration(calibration: Calibration, path) -> Path:
-    """Write ``calibration`` as indented JSON to ``path`` (parents created); return the path."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(calibration.to_dict(), indent=2) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
-    calibration.path = str(path)
-    return path
-
-
-def _bad(path, what: str) -> ConfigError:
-    return ConfigError(f"calibration={str(path)!r} is not a valid calibration file: {what}")
-
-
-def load_calibration(path) -> Calibration:
-    """Read and validate a calibration file written by ``mc4-sampling calibrate``.
-
-    Raises :class:`ConfigError` naming the file when it is missing, not JSON, of another format
-    version, or holds invalid boundaries or parameters.
-    """
-    p = Path(path)
-    try:
-        text = p.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError(f"calibration={str(path)!r}: file not found") from None
-    except OSError as e:
-        raise ConfigError(f"calibration={str(path)!r}: cannot be read ({e})") from None
-    try:
-        d = json.loads(text)
-    except json.JSONDecodeError as e:
-        raise _bad(path, f"not JSON ({e})") from None
-    if not isinstance(d, dict) or d.get("format") != CALIBRATION_FORMAT:
-        raise _bad(path, f"the field format is not {CALIBRATION_FORMAT!r}")
-    version = d.get("format_version")
-    if version != CALIBRATION_FORMAT_VERSION:
-        raise _bad(path, f"format_version {version!r} is not supported "
-                         f"(this version reads {CALIBRATION_FORMAT_VERSION}); recalibrate")
-    model = d.get("model")
-    if not isinstance(model, dict) or not isinstance(model.get("model_id"), str) \
-            or model.get("mode") not in ("raw", "ccnet"):
-        raise _bad(path, "model must hold a model_id string and a mode 'raw' or 'ccnet'")
-    b = d.get("boundaries")
-    try:
-        boundaries = tuple(float(v) for v in b)
-    except (TypeError, ValueError):
-        raise _bad(path, "boundaries must be three numbers") from None
-    if len(boundaries) != 3 or not all(math.isfinite(v) for v in boundaries) \
-            or not 0 < boundaries[0] < boundaries[1] < boundaries[2]:
-        raise _bad(path, f"boundaries must be three increasing positive numbers, got {b!r}")
-    methods = d.get("methods")
-    if not isinstance(methods, dict):
-        raise _bad(path, "methods must be an object")
-    for name, params in methods.items():
-        if name not in FIT_METHODS or not isinstance(params, dict):
-            raise _bad(path, f"methods.{name} is not a calibrated method")
-        for key in ("factor",) + (("width",) if name == "gaussian" else ()):
-            v = params.get(key)
-            if not isinstance(v, (int, float)) or not math.isfinite(v) or v <= 0:
-                raise _bad(path, f"methods.{name}.{key} must be a positive number, got {v!r}")
-    known = {"format", "format_version", "model", "language", "split", "documents_scored",
-             "seed", "target_rate", "boundaries", "deciles", "percentiles", "methods"}
-    return Calibration(
-        model_id=model["model_id"], mode=model["mode"], boundaries=boundaries,
-        methods={k: dict(v) for k, v in methods.items()},
-        language=d.get("language"), split=d.get("split"), model_spec=model.get("spec"),
-        documents_scored=d.get("documents_scored"), seed=d.get("seed"),
-        target_rate=d.get("target_rate"), deciles=list(d.get("deciles") or []),
-        percentiles=list(d.get("percentiles") or []),
-        extra={k: v for k, v in d.items() if k not in known}, path=str(p),
-    )

@@ -1,55 +1,23 @@
 """Keep or drop the documents of one shard: the per-example accept/reject filter.
 
-For each block of documents: draw ``u`` for every position, score only the documents that a
-draw does not already reject (``u < max p``), compute ``p(x)``, keep when ``u < p(x)``.
-The decisions are a pure function of (seed, language, split, shard, position), whatever order
-or subset of shards a worker reads.
+For each block of documents: draw ``u`` for every position (:mod:`mc4_sampling.draw`), score only
+the documents that a draw does not already reject (``u < max p``), compute ``p(x)``
+(:mod:`mc4_sampling.weighting`), keep when ``u < p(x)``. The decisions are a pure function of
+(seed, language, split, shard, position), whatever order or subset of shards a worker reads.
 """
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass, field
 from typing import Iterator
 
 import numpy as np
 
+from .draw import shard_key, uniform_draws
 from .perplexity import PerplexityModel
 from .reader import iter_records
-from .sampling import keep_probability, max_keep_probability, shard_key, uniform_draws
-
-logger = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class ShardRef:
-    """One mC4 file: its language, split, index among that split's shards, and location."""
-
-    language: str
-    split: str
-    index: int
-    path: str
-
-
-@dataclass(frozen=True)
-class SamplingRule:
-    """The weighting applied to one split (``method="none"`` keeps every document)."""
-
-    method: str
-    factor: float = 1.0
-    boundaries: tuple[float, float, float] | None = None
-    width: float = 4.5
-
-    def probability(self, perplexities):
-        return keep_probability(perplexities, self.method, self.factor, self.boundaries, self.width)
-
-    @property
-    def needs_perplexity(self) -> bool:
-        return self.method in ("stepwise", "gaussian")
-
-    @property
-    def max_probability(self) -> float:
-        return max_keep_probability(self.method, self.factor, self.boundaries)
+from .shards import ShardRef
+from .weighting import SamplingRule
 
 
 @dataclass

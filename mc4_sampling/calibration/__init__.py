@@ -1,0 +1,165 @@
+"""Calibration of the sampler for a language, a perplexity model and a target keep rate.
+
+:func:`run_calibration` is the whole run: draw a random subset of documents
+(:mod:`~mc4_sampling.calibration.subset`), score it, fit every method's parameters
+(:mod:`~mc4_sampling.calibration.fit`, :func:`build_calibration`) and write ``calibration.json``
+(:mod:`~mc4_sampling.calibration.file`) with pictures. Importing this package needs neither SciPy
+nor Matplotlib (only the pictures do), so :func:`load_calibration` works without the
+``calibrate`` extra.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Callable, Iterable, Mapping, Sequence
+
+import numpy as np
+
+from ..errors import ConfigError
+from ..weighting import DEFAULT_WIDTH
+from .file import CALIBRATION_FORMAT, CALIBRATION_FORMAT_VERSION, Calibration, load_calibration, save_calibration
+from .fit import (
+    FIT_METHODS,
+    MIN_DOCUMENTS,
+    MethodFit,
+    UnreachableTargetError,
+    check_positive,
+    check_target_rate,
+    clean_perplexities,
+    expected_keep_rate,
+    fit_gaussian,
+    fit_methods,
+    fit_random,
+    fit_stepwise,
+    max_rate,
+    quantiles,
+    resolve_target,
+    solve_factor,
+)
+from .subset import DEFAULT_DOCS, DEFAULT_SHARDS_TO_READ, Subset, check_subset, draw_subset, reservoir_sample
+
+__all__ = [
+    "CALIBRATION_FILE", "CALIBRATION_FORMAT", "CALIBRATION_FORMAT_VERSION", "Calibration", "DEFAULT_DOCS",
+    "DEFAULT_SHARDS_TO_READ", "EXPECTED_FILE", "FIT_METHODS", "HISTOGRAM_FILE", "MIN_DOCUMENTS", "MethodFit",
+    "Subset", "UnreachableTargetError", "build_calibration", "check_target_rate", "clean_perplexities",
+    "draw_subset", "expected_keep_rate", "fit_gaussian", "fit_methods", "fit_random", "fit_stepwise",
+    "load_calibration", "max_rate", "quantiles", "reservoir_sample", "resolve_target", "run_calibration",
+    "save_calibration", "score_texts", "solve_factor", "write_plots",
+]  # fmt: skip
+
+CALIBRATION_FILE = "calibration.json"
+HISTOGRAM_FILE = "perplexity_histogram.png"
+EXPECTED_FILE = "expected_distributions.png"
+
+
+def build_calibration(perplexities, target_rate: float, *, model_id: str, mode: str,
+                      model_spec=None, language=None, split="train", seed=None,
+                      methods: Iterable[str] = FIT_METHODS, width: float = DEFAULT_WIDTH,
+                      fit_width: bool = False, gaussian_factor: float = 1.0,
+                      extra: Mapping | None = None) -> Calibration:
+    """Quantiles + per-method fits of ``perplexities`` for ``target_rate``, as a :class:`Calibration`."""
+    target_rate = check_target_rate(target_rate)
+    x = clean_perplexities(perplexities)
+    q = quantiles(x)
+    fits = fit_methods(x, target_rate, q["boundaries"], methods, width, fit_width, gaussian_factor)
+    return Calibration(
+        model_id=model_id, mode=mode, boundaries=q["boundaries"],
+        methods={m: f.to_dict() for m, f in fits.items()},
+        language=language, split=split,
+        model_spec=None if model_spec is None else str(model_spec),
+        documents_scored=int(x.size), seed=seed, target_rate=target_rate,
+        deciles=q["deciles"], percentiles=q["percentiles"],
+        extra={"perplexity_summary": {k: q[k] for k in ("min", "max", "mean")},
+               "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+               **dict(extra or {})},
+    )
+
+
+def score_texts(model, texts: Sequence[str], batch_size: int = 256,
+                progress: Callable[[int], None] | None = None) -> np.ndarray:
+    """Perplexities of ``texts`` in batches (``progress(n)`` after each batch)."""
+    out = np.empty(len(texts), dtype=np.float64)
+    for start in range(0, len(texts), batch_size):
+        batch = texts[start:start + batch_size]
+        out[start:start + len(batch)] = model.perplexities(batch)
+        if progress is not None:
+            progress(len(batch))
+    return out
+
+
+def run_calibration(options, language: str, target_rate: float, *, split: str = "train",
+                    docs: int = DEFAULT_DOCS, seed: int = 2021,
+                    shards_to_read: int = DEFAULT_SHARDS_TO_READ,
+                    max_docs_per_shard: int | None = None,
+                    methods: Sequence[str] = FIT_METHODS, width: float = DEFAULT_WIDTH,
+                    fit_width: bool = False, gaussian_factor: float = 1.0,
+                    output: str | Path | None = None, plots: bool = True,
+                    read_progress=None, score_progress=None,
+                    on_subset: Callable[[int], None] | None = None,
+                    option_name: Callable[[str], str] = str) -> tuple[Calibration, np.ndarray]:
+    """Draw, score and fit; write ``calibration.json`` (and pictures) to ``output`` if given.
+
+    ``options`` are the data source and model options of a validated
+    :class:`mc4_sampling.Mc4SamplingConfig` (or any object with those attributes).
+    Every parameter is checked before anything is read; error messages call a parameter
+    ``option_name(parameter)`` (a command line passes its flags). ``read_progress(n)``/``score_progress(n)``
+    report documents read and scored; ``on_subset(n)`` is called once the subset of ``n``
+    documents is drawn. Returns the calibration and the scored perplexities.
+    """
+    from ..plan import SamplingPlan  # the plan module reads calibration files: import it late
+
+    target_rate = check_target_rate(target_rate)
+    check_subset(docs, shards_to_read, max_docs_per_shard, option_name)
+    check_positive(width, option_name("width"))
+    check_positive(gaussian_factor, option_name("gaussian_factor"))
+    model = SamplingPlan.resolve(options, language).model
+    subset = draw_subset(options, language, split, docs, seed, shards_to_read, max_docs_per_shard,
+                         read_progress)
+    if len(subset.texts) < MIN_DOCUMENTS:
+        raise ConfigError(
+            f"too few documents to estimate quartiles: {len(subset.texts)} found in the picked "
+            f"{split} shards of {language!r} (need at least {MIN_DOCUMENTS}); point at more data"
+        )
+    if on_subset is not None:
+        on_subset(len(subset.texts))
+    perplexities = score_texts(model, subset.texts, progress=score_progress)
+    spec = options.perplexity_model
+    calibration = build_calibration(
+        perplexities, target_rate, model_id=model.model_id, mode=model.mode,
+        model_spec=(list(spec) if isinstance(spec, (list, tuple)) else spec) or "embedded",
+        language=language, split=split, seed=seed, methods=methods, width=width,
+        fit_width=fit_width, gaussian_factor=gaussian_factor,
+        extra={"subset": {"shards_read": subset.shards, "documents_read": subset.documents_read,
+                          "bad_records": subset.bad_records,
+                          "max_docs_per_shard": max_docs_per_shard,
+                          "source": options.data_dir or options.base_url or "hub"},
+               "model_name": getattr(model, "name", None)},
+    )
+    if output is not None:
+        out = Path(output)
+        save_calibration(calibration, out / CALIBRATION_FILE)
+        if plots:
+            write_plots(calibration, perplexities, out)
+    return calibration, perplexities
+
+
+def write_plots(calibration: Calibration, perplexities, out_dir) -> list[Path]:
+    """The perplexity histogram and the expected distributions of each fitted method, as PNG files."""
+    from ..plots import plot_expected_distributions, plot_perplexity_histogram
+
+    x = clean_perplexities(perplexities)
+    out = Path(out_dir)
+    who = f"{calibration.language or ''} {calibration.split or ''}".strip()
+    return [
+        plot_perplexity_histogram(
+            x, calibration.boundaries, out / HISTOGRAM_FILE, deciles=calibration.deciles,
+            title=f"Perplexity of {x.size:,} scored documents ({who}, {calibration.mode} mode), "
+            "with quartiles",
+        ),
+        plot_expected_distributions(
+            x, calibration.boundaries, calibration.methods, out / EXPECTED_FILE,
+            title=f"Calibrated for a {calibration.target_rate:.4g} keep rate ({who}): "
+            "keep probability by perplexity",
+        ),
+    ]

@@ -1,0 +1,105 @@
+"""The random subset a calibration scores: ``docs`` documents drawn uniformly from random shards."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Callable, Iterable, Sequence
+
+import numpy as np
+
+from ..errors import ConfigError, out_of_range
+from ..reader import iter_records
+from ..shards import shard_refs_for
+from .fit import MIN_DOCUMENTS
+
+logger = logging.getLogger(__name__)
+
+#: Default number of documents scored.
+DEFAULT_DOCS = 10_000
+#: Default number of shards (picked at random) the subset is drawn from.
+DEFAULT_SHARDS_TO_READ = 8
+
+
+@dataclass
+class Subset:
+    """The drawn documents, how many documents were read to draw them, and from which shards."""
+
+    texts: list[str]
+    documents_read: int
+    shards: list[int]
+    bad_records: int = 0
+
+
+def check_subset(docs: int, shards_to_read: int, max_docs_per_shard: int | None,
+                 option_name: Callable[[str], str] = str) -> None:
+    """Raise :class:`ConfigError` naming the first out-of-range size (as ``option_name(parameter)``)."""
+    if docs < MIN_DOCUMENTS:
+        raise out_of_range(option_name("docs"), docs,
+                           f"at least {MIN_DOCUMENTS} documents are needed to estimate quartiles")
+    if shards_to_read < 1:
+        raise out_of_range(option_name("shards_to_read"), shards_to_read, "it must be >= 1")
+    if max_docs_per_shard is not None and max_docs_per_shard < 1:
+        raise out_of_range(option_name("max_docs_per_shard"), max_docs_per_shard, "it must be >= 1")
+
+
+def reservoir_sample(items: Iterable, k: int, rng: np.random.Generator) -> tuple[list, int]:
+    """Algorithm R: a uniform random sample of ``k`` items of a stream; returns (sample, seen)."""
+    sample: list = []
+    seen = 0
+    for item in items:
+        if seen < k:
+            sample.append(item)
+        else:
+            j = int(rng.integers(0, seen + 1))
+            if j < k:
+                sample[j] = item
+        seen += 1
+    return sample, seen
+
+
+def pick_shards(shards: Sequence, shards_to_read: int, rng: np.random.Generator) -> list:
+    """``shards_to_read`` of ``shards`` picked at random (all of them if there are fewer), in order."""
+    if not shards:
+        raise ConfigError("no shards to read")
+    order = rng.permutation(len(shards))[: min(shards_to_read, len(shards))]
+    return [shards[i] for i in sorted(order)]
+
+
+def draw_subset(options, language: str, split: str, n_docs: int, seed: int,
+                shards_to_read: int = DEFAULT_SHARDS_TO_READ,
+                max_docs_per_shard: int | None = None,
+                progress: Callable[[int], None] | None = None) -> Subset:
+    """A uniform random subset of ``n_docs`` documents from ``shards_to_read`` random shards.
+
+    ``options`` locates the shards and says how to read them (``languages``, ``data_dir``,
+    ``base_url``, ``shards``, ``on_bad_record``, ``http_retries``), e.g. a validated
+    :class:`mc4_sampling.Mc4SamplingConfig`. ``progress(n)`` is called with the number of
+    documents read since the last call. ``seed`` fixes both the shard pick and the reservoir.
+    """
+    check_subset(n_docs, shards_to_read, max_docs_per_shard)
+    refs = [r for r in shard_refs_for(options, split) if r.language == language]
+    if not refs:
+        raise ConfigError(f"no {split} files found for language {language!r}")
+    rng = np.random.default_rng(seed)
+    picked = pick_shards(refs, shards_to_read, rng)
+    logger.info("drawing %d documents from %s shards %s", n_docs, split, [r.index for r in picked])
+    bad = 0
+
+    def texts():
+        nonlocal bad
+        for ref in picked:
+            for n, (_, record) in enumerate(iter_records(ref.path, options.on_bad_record, options.http_retries)):
+                if max_docs_per_shard is not None and n >= max_docs_per_shard:
+                    break
+                if progress is not None:
+                    progress(1)
+                if record is None:
+                    bad += 1
+                    continue
+                yield record["text"]
+
+    sample, seen = reservoir_sample(texts(), n_docs, rng)
+    if seen < n_docs:
+        logger.warning("only %d documents in the picked shards: all of them are scored", seen)
+    return Subset(sample, seen, [r.index for r in picked], bad)

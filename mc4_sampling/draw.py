@@ -1,0 +1,38 @@
+"""The deterministic accept/reject draw: a uniform ``u`` in [0, 1) per document.
+
+``u`` is a pure function of (seed, language, split, shard, position in the shard): a
+counter-based generator (SplitMix64 of the position, keyed by BLAKE2b of the rest). The same
+documents are therefore kept however the stream is split over workers or nodes, or restarted.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+import numpy as np
+
+
+def shard_key(seed: int, language: str, split: str, shard: int) -> int:
+    """A 64-bit key for one shard: the first 8 bytes of BLAKE2b of ``seed/language/split/shard``."""
+    digest = hashlib.blake2b(f"{seed}/{language}/{split}/{shard}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "little")
+
+
+def _splitmix64(z: np.ndarray) -> np.ndarray:
+    """SplitMix64's finaliser (Steele, Lea & Flood 2014), a bijective 64-bit mixer."""
+    with np.errstate(over="ignore"):
+        z = z + np.uint64(0x9E3779B97F4A7C15)
+        z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+        return z ^ (z >> np.uint64(31))
+
+
+def uniform_draws(key: int, positions) -> np.ndarray:
+    """``u = mix(key + mix(position)) / 2**64`` in [0, 1) for each position, with 53 bits kept.
+
+    A counter-based generator: each draw depends on the key and the position alone.
+    """
+    pos = np.asarray(positions, dtype=np.uint64)
+    with np.errstate(over="ignore"):
+        z = _splitmix64(np.uint64(key) + _splitmix64(pos))
+    return (z >> np.uint64(11)).astype(np.float64) * (1.0 / (1 << 53))

@@ -1,0 +1,224 @@
+"""The sampling plan of a language: what the options mean once every default is filled in.
+
+:meth:`SamplingPlan.resolve` turns sampling options (a validated
+:class:`~mc4_sampling.Mc4SamplingConfig`, or any object with the same attributes, see
+:class:`SamplingOptions`) and a language into the :class:`~mc4_sampling.weighting.SamplingRule` of
+each split. Each parameter of the weighting is taken from the first of:
+
+1. the option itself (``boundaries``, ``sampling_factor``, ``width``);
+2. the calibration file (``calibration``), which must belong to the model and mode in use;
+3. the defaults declared for the perplexity model and mode (:mod:`mc4_sampling.models`); a model's
+   default factors go with its default boundaries only (stepwise's scale depends on them);
+4. BERTIN's factors and width (:data:`~mc4_sampling.weighting.DEFAULT_FACTORS`,
+   :data:`~mc4_sampling.weighting.DEFAULT_WIDTH`).
+
+Stepwise and gaussian need boundaries: with none from 1-3 the plan cannot be resolved. The plan
+also says which perplexity model scores the language (loaded when first needed, once per
+process) and makes the :class:`~mc4_sampling.sampler.DocumentSampler` of a split.
+:func:`iter_kept` applies the plans of every language to the shards of a split.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable, Iterator, Protocol, Sequence
+
+from .calibration import Calibration, load_calibration
+from .errors import ConfigError
+from .models import load_perplexity_model
+from .perplexity import PerplexityModel
+from .sampler import DocumentSampler, SamplingStats
+from .shards import ShardRef, shard_refs_for
+from .weighting import DEFAULT_FACTORS, DEFAULT_WIDTH, SamplingRule
+
+SPLITS = ("train", "validation")
+
+
+class SamplingOptions(Protocol):
+    """The options a plan reads (fields of :class:`~mc4_sampling.Mc4SamplingConfig`, validated)."""
+
+    sampling_method: str
+    sampling_factor: float | None
+    validation_sampling_factor: float | None
+    width: float | None
+    boundaries: Sequence[float] | None
+    perplexity_model: Any
+    perplexity_mode: str | None
+    calibration: str | None
+    seed: int
+    return_perplexity: bool
+    on_bad_record: str
+    http_retries: int
+
+
+@dataclass(frozen=True)
+class ModelSource:
+    """The perplexity model of a language: a ``perplexity_model`` option and mode, loaded on demand."""
+
+    spec: Any
+    language: str
+    mode: str | None
+
+    def load(self) -> PerplexityModel:
+        """The model, loaded once per process (:func:`mc4_sampling.models.load_perplexity_model`)."""
+        if self.spec is None and self.language != "es" and self.mode != "raw":
+            raise ConfigError(
+                f"the embedded perplexity model is Spanish; for language {self.language!r} pass perplexity_model= "
+                "(a KenLM file, a folder or a Hub location of CCNet-style <lang>.arpa.bin/<lang>.sp.model)"
+            )
+        return load_perplexity_model(self.spec, self.language, self.mode)
+
+
+@dataclass(frozen=True)
+class SamplingPlan:
+    """The resolved sampling of one language: a rule per split, the model, the sampler settings."""
+
+    language: str
+    train: SamplingRule
+    validation: SamplingRule
+    model_source: ModelSource
+    seed: int = 2021
+    return_perplexity: bool = False
+    on_bad_record: str = "raise"
+    http_retries: int = 5
+    #: the calibration file the rules were read from, if any
+    calibration: Calibration | None = None
+
+    @classmethod
+    def resolve(cls, options: SamplingOptions, language: str) -> "SamplingPlan":
+        """The plan of ``language`` under ``options``; raises :class:`ConfigError` when a needed
+        parameter has no value, or the calibration file belongs to another model or mode.
+
+        The model is loaded now when a split needs it, so a missing model is reported before any
+        data is read.
+        """
+        source = ModelSource(options.perplexity_model, language, options.perplexity_mode)
+        method = options.sampling_method
+        calibration = None
+        if method == "none":
+            train = validation = SamplingRule("none")
+        else:
+            if options.calibration is not None:
+                calibration = load_calibration(options.calibration)
+            train = _train_rule(options, calibration, source)
+            if options.validation_sampling_factor is None:
+                validation = SamplingRule("none")  # as BERTIN: the validation split is not sampled
+            else:
+                validation = SamplingRule(method, float(options.validation_sampling_factor), train.boundaries,
+                                          train.width)
+        plan = cls(language, train, validation, source, options.seed, options.return_perplexity,
+                   options.on_bad_record, options.http_retries, calibration)
+        if any(plan.needs_model(split) for split in SPLITS):
+            source.load()
+        return plan
+
+    def rule(self, split: str) -> SamplingRule:
+        """The rule of ``split`` (``train`` or ``validation``)."""
+        return {"train": self.train, "validation": self.validation}[split]
+
+    @property
+    def model(self) -> PerplexityModel:
+        """The perplexity model of the language (loaded on first use, once per process)."""
+        return self.model_source.load()
+
+    def needs_model(self, split: str) -> bool:
+        """Whether sampling ``split`` scores documents (its rule weighs perplexities, or
+        ``return_perplexity`` is set)."""
+        return self.return_perplexity or self.rule(split).needs_perplexity
+
+    def document_sampler(self, split: str, *, return_perplexity: bool | None = None,
+                         score_all: bool = False) -> DocumentSampler:
+        """The keep filter of ``split``, as the builder applies it.
+
+        ``return_perplexity`` overrides the option; ``score_all`` scores rejected documents too.
+        """
+        return_perplexity = self.return_perplexity if return_perplexity is None else return_perplexity
+        needs_model = self.needs_model(split) or return_perplexity or score_all
+        return DocumentSampler(
+            self.rule(split),
+            seed=self.seed,
+            model=self.model if needs_model else None,
+            return_perplexity=return_perplexity,
+            score_all=score_all,
+            on_bad_record=self.on_bad_record,
+            retries=self.http_retries,
+        )
+
+
+def _train_rule(options: SamplingOptions, calibration: Calibration | None, source: ModelSource) -> SamplingRule:
+    """The rule of the train split for a weighting method, each parameter by the module's precedence."""
+    method = options.sampling_method
+    params = calibration.parameters(method) if calibration else {}
+    model = source.load() if method in ("stepwise", "gaussian") else None
+    boundaries = None
+    if model is not None:
+        if calibration is not None:
+            calibration.check_model(model.model_id, model.mode)
+        boundaries = options.boundaries or (calibration.boundaries if calibration else None) or model.default_boundaries
+        if boundaries is None:
+            raise ConfigError(
+                f"sampling_method={method!r} needs boundaries (three quartile perplexities) for "
+                f"{model.name} in {model.mode!r} mode, which has no default ones: pass boundaries=(b1, b2, b3) "
+                "or a calibration file made with `mc4-sampling calibrate`"
+            )
+    factor = options.sampling_factor or params.get("factor")
+    if factor is None:
+        own_boundaries = model is not None and options.boundaries is None and calibration is None
+        factor = (model.default_factors or {}).get(method) if own_boundaries else None
+        if factor is None and method == "stepwise":
+            raise ConfigError(
+                "sampling_method='stepwise' needs sampling_factor for these boundaries (its scale "
+                "depends on them): pass sampling_factor or a calibration file"
+            )
+        factor = factor or DEFAULT_FACTORS[method]
+    width = options.width or params.get("width") or (model and model.default_width) or DEFAULT_WIDTH
+    return SamplingRule(method, float(factor), boundaries, float(width))
+
+
+# --- a whole run ------------------------------------------------------------------------------
+
+
+def check_max_docs(max_docs: int | None, option: str = "max_docs") -> int | None:
+    """``max_docs`` unless it is set and not a positive integer (:class:`ConfigError` naming ``option``)."""
+    if max_docs is not None and max_docs <= 0:
+        raise ConfigError(f"{option}={max_docs} is not valid; it must be a positive integer")
+    return max_docs
+
+
+def iter_kept(
+    options,
+    split: str,
+    *,
+    stats: SamplingStats | None = None,
+    shards: Sequence[ShardRef] | None = None,
+    max_docs: int | None = None,
+    return_perplexity: bool | None = None,
+    score_all: bool = False,
+    on_shard_end: Callable[[ShardRef, SamplingStats], None] | None = None,
+) -> Iterator[dict]:
+    """The kept documents of ``split``, shard after shard over every language of ``options``.
+
+    ``options`` are :class:`SamplingOptions` plus the data source (``languages``, ``data_dir``,
+    ``base_url``, ``shards``); ``shards`` replaces the shards they locate. Each language's plan is
+    resolved when its first shard is reached. Stops after ``max_docs`` kept documents; ``stats``
+    counts as documents are read, ``on_shard_end(shard, stats)`` is called after each shard.
+    ``return_perplexity`` and ``score_all`` are those of :meth:`SamplingPlan.document_sampler`.
+    """
+    check_max_docs(max_docs)
+    stats = stats if stats is not None else SamplingStats()
+    samplers: dict[str, DocumentSampler] = {}
+    for shard in shard_refs_for(options, split) if shards is None else shards:
+        sampler = samplers.get(shard.language)
+        if sampler is None:
+            plan = SamplingPlan.resolve(options, shard.language)
+            sampler = samplers[shard.language] = plan.document_sampler(
+                split, return_perplexity=return_perplexity, score_all=score_all
+            )
+        for _, example in sampler.sample(shard, stats):
+            yield example
+            if max_docs and stats.kept >= max_docs:
+                break
+        if on_shard_end is not None:
+            on_shard_end(shard, stats)
+        if max_docs and stats.kept >= max_docs:
+            return
