@@ -36,10 +36,10 @@ def bench_training(cfg, tok, steps: int, warmup: int) -> dict:
     import jax.numpy as jnp
 
     from trainer import flops as F
+    from trainer.model import init_params
     from trainer.optim import make_optimizer, schedule_fn
     from trainer.sharding import batch_sharding, make_mesh, replicated, state_shardings
-    from trainer.steps import MaskingRule, make_train_step
-    from trainer.model import init_params
+    from trainer.steps import MaskingRule, make_train_step, run_keys
     from trainer.train import build_spec, check_devices
 
     spec = build_spec(cfg, tok)
@@ -48,15 +48,15 @@ def bench_training(cfg, tok, steps: int, warmup: int) -> dict:
     t, L = cfg.training, cfg.data.max_seq_length
     mesh = make_mesh()
     tx = make_optimizer(cfg)
-    key = jax.random.key(0)
-    abstract = jax.eval_shape(lambda k: init_params(spec, k), key)
+    keys = run_keys(t.seed)
+    abstract = jax.eval_shape(lambda k: init_params(spec, k), keys.init)
     psh = state_shardings(abstract, mesh, t.fsdp)
-    params = jax.jit(lambda k: init_params(spec, k), out_shardings=psh)(key)
+    params = jax.jit(lambda k: init_params(spec, k), out_shardings=psh)(keys.init)
     osh = state_shardings(jax.eval_shape(tx.init, abstract), mesh, t.fsdp)
     opt = jax.jit(tx.init, out_shardings=osh)(params)
     rule = MaskingRule(tok.special_ids, tok.mask_id, spec.vocab_size, t.mlm_probability, t.mask_replace_prob,
                        t.random_replace_prob)
-    step_fn = jax.jit(make_train_step(spec, tx, schedule_fn(cfg), rule, t.seed),
+    step_fn = jax.jit(make_train_step(spec, tx, schedule_fn(cfg), rule, keys.step),
                       in_shardings=(psh, osh, replicated(mesh), batch_sharding(mesh)),
                       out_shardings=(psh, osh, replicated(mesh)), donate_argnums=(0, 1))
     batch = jax.device_put(jax.random.randint(jax.random.key(1), (t.grad_accum_steps, micro, L), 5, spec.vocab_size,
@@ -81,7 +81,7 @@ def bench_training(cfg, tok, steps: int, warmup: int) -> dict:
 
 def bench_pipeline(cfg, tok, texts, seconds: float) -> dict:
     """Tokens/s of BatchStream on one core: from in-memory texts, and from the configured stream."""
-    from trainer.pipeline import BatchStream
+    from trainer.batches import BatchStream
 
     class Memory:  # a minimal IterableDataset stand-in over in-memory texts, cycled
         def __init__(self, texts):
@@ -128,12 +128,12 @@ def main(argv=None) -> int:
     p.add_argument("--skip-pipeline", action="store_true")
     args = p.parse_args(argv)
 
-    from trainer.cli import configure_logging
-    from trainer.config import load_config
-    from trainer.pipeline import TokenizerFns
-    from trainer.tokenizer import stream_texts, train_tokenizer
-
     import logging
+
+    from trainer.batches import TokenizerFns
+    from trainer.config_loading import load_config
+    from trainer.console import configure_logging
+    from trainer.tokenizer import stream_texts, train_tokenizer
 
     configure_logging(logging.WARNING)
     cfg = load_config(args.config, args.set)
@@ -158,7 +158,8 @@ def main(argv=None) -> int:
     print(f"training on {tr['device']}, attention {tr['attention']}:")
     print(f"  {tr['tokens_per_s']:,.0f} tokens/s  ({tr['step_s'] * 1e3:.1f} ms/step, "
           f"compile+warm-up {tr['warmup_s']:.1f} s)")
-    print(f"  {tr['flops_per_token'] / 1e6:.1f} MFLOP/token -> {tr['achieved_tflops'] * 1e3:.1f} GFLOP/s achieved; MFU {mfu}")
+    print(f"  {tr['flops_per_token'] / 1e6:.1f} MFLOP/token -> {tr['achieved_tflops'] * 1e3:.1f} GFLOP/s achieved; "
+          f"MFU {mfu}")
     if not args.skip_pipeline:
         print(f"input pipeline on one core ({len(texts)} documents read from the stream in {read_s:.1f} s = "
               f"{len(texts) / read_s:,.0f} docs/s incl. sampling):")

@@ -36,10 +36,10 @@ def main(argv=None) -> int:
     p.add_argument("--vocab-size", type=int, default=4000)
     args = p.parse_args(argv)
 
-    from trainer.cli import configure_logging
+    from trainer.console import configure_logging
 
     configure_logging(logging.WARNING)
-    from trainer.config import load_config
+    from trainer.config_loading import load_config
     from trainer.export import export_checkpoint
     from trainer.fill_mask import FillMask
     from trainer.tokenizer import stream_texts, train_tokenizer

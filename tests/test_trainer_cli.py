@@ -1,4 +1,4 @@
-"""`python -m trainer.tokenizer` and the upload plan."""
+"""The command line (`trainer tokenizer`, `python -m trainer.tokenizer`, --help) and the upload plan."""
 
 from __future__ import annotations
 
@@ -7,8 +7,9 @@ import json
 import pytest
 from trainer_helpers import make_corpus
 
+from trainer.cli import main
 from trainer.errors import ExportError
-from trainer.hub import upload_plan
+from trainer.export import upload_plan
 from trainer.tokenizer import main as tokenizer_main
 
 
@@ -36,8 +37,21 @@ def test_tokenizer_command_writes_a_roberta_tokenizer(tmp_path, capsys):
 
 
 def test_tokenizer_command_reports_bad_config(capsys):
-    assert tokenizer_main(["--config", "tiny-cpu", "--set", "data.txt_column=x", "--output", "/nonexistent"]) == 2
+    assert main(["tokenizer", "--config", "tiny-cpu", "--set", "data.txt_column=x", "--output", "/nonexistent"]) == 2
     assert "unknown config key 'data.txt_column'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("command", [[], ["train"], ["export"], ["fill-mask"], ["tokenizer"]])
+def test_every_command_has_help(command, capsys):
+    with pytest.raises(SystemExit) as e:
+        main([*command, "--help"])
+    assert e.value.code == 0 and capsys.readouterr().out.startswith(" ".join(["usage: trainer", *command]))
+
+
+def test_no_command_and_no_config_is_a_usage_error(capsys):
+    with pytest.raises(SystemExit) as e:
+        main([])
+    assert e.value.code == 2 and "give a command or --config" in capsys.readouterr().err
 
 
 def test_upload_plan_needs_a_complete_export(tmp_path):

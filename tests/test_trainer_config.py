@@ -5,19 +5,22 @@ from __future__ import annotations
 import pytest
 
 from trainer.cli import main
-from trainer.config import TrainerConfig, load_config
+from trainer.config import TrainerConfig
+from trainer.config_loading import load_config
 from trainer.errors import ConfigError
 from trainer.train import check_devices
 
 
 def test_defaults_reproduce_bertin_phase_1():
     cfg = TrainerConfig()
-    assert (cfg.model.hidden_size, cfg.model.num_layers, cfg.model.num_heads, cfg.model.intermediate_size) == (768, 12, 12, 3072)
+    m = cfg.model
+    assert (m.hidden_size, m.num_layers, m.num_heads, m.intermediate_size) == (768, 12, 12, 3072)
     assert cfg.model.max_position_embeddings == 514
     assert cfg.data.max_seq_length == 128 and cfg.training.global_batch_size == 2048
     assert cfg.optimizer.learning_rate == 6e-4 and cfg.schedule.warmup_steps == 24_000
     assert cfg.training.max_steps == 250_000
-    assert (cfg.optimizer.b1, cfg.optimizer.b2, cfg.optimizer.eps, cfg.optimizer.weight_decay) == (0.9, 0.98, 1e-6, 0.01)
+    o = cfg.optimizer
+    assert (o.b1, o.b2, o.eps, o.weight_decay) == (0.9, 0.98, 1e-6, 0.01)
     assert cfg.training.mlm_probability == 0.15 and cfg.model.dtype == "bfloat16" and cfg.model.param_dtype == "float32"
     assert (cfg.checkpoint.every_steps, cfg.checkpoint.keep) == (10_000, 5)
 

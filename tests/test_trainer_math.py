@@ -1,4 +1,4 @@
-"""The pure functions: masking, packing, shuffle, schedule, weight-decay mask, FLOPs."""
+"""The pure functions: masking, run keys, packing, shuffle, schedule, weight-decay mask, FLOPs, hook periods."""
 
 from __future__ import annotations
 
@@ -7,12 +7,14 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from trainer.batches import block_permutation
 from trainer.flops import flops_per_token, matmul_params, mfu, peak_flops
-from trainer.masking import mask_tokens, step_key
+from trainer.hooks import Hook, StepInfo, itstime, run_hooks
+from trainer.masking import mask_tokens
 from trainer.model import RobertaSpec, init_params
 from trainer.optim import decay_mask, warmup_linear_decay
 from trainer.packing import pack, pad_final, token_stream, unpack
-from trainer.pipeline import block_permutation
+from trainer.steps import run_keys
 
 SPECIALS = (0, 1, 2, 3)
 MASK = 4
@@ -44,6 +46,7 @@ def test_masking_rates_and_specials():
 def test_masking_is_a_pure_function_of_the_step_key():
     ids = jnp.arange(5, 5 + 2 * 64, dtype=jnp.int32).reshape(2, 64)
     kw = dict(special_ids=SPECIALS, mask_id=MASK, vocab_size=200)
+    step_key = lambda seed, step: jax.random.fold_in(run_keys(seed).step, step)  # noqa: E731
     a = mask_tokens(step_key(7, 3), ids, **kw)
     b = mask_tokens(step_key(7, 3), ids, **kw)
     c = mask_tokens(step_key(7, 4), ids, **kw)
@@ -95,3 +98,26 @@ def test_flops_per_token_roberta_base():
     assert flops_per_token(base, 512) == pytest.approx(801e6, rel=2e-3)
     assert peak_flops("NVIDIA H100 80GB HBM3") == 989e12 and peak_flops("cpu") is None
     assert mfu(650_000, base, 128, "NVIDIA H100 80GB HBM3", 1) == pytest.approx(0.499, abs=0.002)
+
+
+def test_run_keys_are_three_distinct_pure_keys():
+    data = lambda keys: [tuple(np.asarray(jax.random.key_data(k)).ravel()) for k in keys]  # noqa: E731
+    first = data(run_keys(2021))
+    assert len(set(first)) == 3 and first == data(run_keys(2021)) and first != data(run_keys(2022))
+
+
+def test_itstime_on_multiples_and_at_the_last_step():
+    assert [s for s in range(1, 15) if itstime(s, 4, 14)] == [4, 8, 12, 14]
+    assert [s for s in range(1, 6) if itstime(s, 1, 5)] == [1, 2, 3, 4, 5]
+    assert [s for s in range(1, 8) if itstime(s, 100, 7)] == [7]
+    assert [s for s in range(9, 15) if itstime(s, 4, 14)] == [12, 14]  # a resumed run keeps the count
+
+
+def test_hooks_run_in_order_when_due():
+    calls = []
+    hooks = [Hook(lambda i: calls.append(("a", i.step)), 2), Hook(lambda i: calls.append(("b", i.step)), 3)]
+    for step in range(1, 6):
+        run_hooks(hooks, StepInfo(step, 5, trainer=None, batch=None, metrics={}))
+    assert calls == [("a", 2), ("b", 3), ("a", 4), ("a", 5), ("b", 5)]
+    with pytest.raises(ValueError, match="every N >= 1"):
+        Hook(print, 0)

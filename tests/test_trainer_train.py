@@ -12,10 +12,10 @@ import numpy as np
 import pytest
 from trainer_helpers import make_corpus, make_tokenizer, run_trainer, tiny_overrides
 
-from trainer.config import load_config
+from trainer.config_loading import load_config
 from trainer.errors import CheckpointError, ConfigError
 from trainer.monitor import read_metrics
-from trainer.train import FAULT_ENV, Trainer
+from trainer.train import Trainer
 
 
 def _shared_dir(tmp_path_factory, name: str):
@@ -63,7 +63,8 @@ def reference_run(corpus, tmp_path_factory):
             r = run_trainer(_cli_args(corpus, out), env=_env(corpus))
             assert r.returncode == 0, r.stderr[-3000:]
             (folder / "done").write_text("ok")
-    return out, read_metrics(os.path.join(out, "metrics.jsonl")), read_metrics(os.path.join(out, "metrics.jsonl"), "eval")
+    metrics = os.path.join(out, "metrics.jsonl")
+    return out, read_metrics(metrics), read_metrics(metrics, "eval")
 
 
 def test_reference_run_learns_and_logs(reference_run):
@@ -81,19 +82,21 @@ def test_sigkill_and_resume_continue_bit_for_bit(corpus, reference_run, tmp_path
     _, ref, ref_eval = reference_run
     out = str(tmp_path / "run")
     args = _cli_args(corpus, out, **{"logging.audit": True})
-    killed = run_trainer(args, env=_env(corpus, **{FAULT_ENV: "10"}))
+    killed = run_trainer(args, env=_env(corpus), kill_after_step=10)
     assert killed.returncode == -9, killed.stderr[-2000:]
     resumed = run_trainer(args, env=_env(corpus))
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert "resumed from" in resumed.stderr
-    got, got_eval = read_metrics(os.path.join(out, "metrics.jsonl")), read_metrics(os.path.join(out, "metrics.jsonl"), "eval")
+    metrics = os.path.join(out, "metrics.jsonl")
+    got, got_eval = read_metrics(metrics), read_metrics(metrics, "eval")
     for step in range(1, 15):  # same loss bit for bit, same batch (no document repeated or skipped)
         assert got[step]["loss"] == ref[step]["loss"], step
         assert got[step]["batch_crc32"] == ref[step]["batch_crc32"], step
     assert got_eval[14]["loss"] == ref_eval[14]["loss"]
     # the held-out documents stay out of training across the kill and the resume
     eval_hashes = set(open(os.path.join(out, "audit", "eval-rank0.txt")).read().split())
-    train_hashes = {line.split("\t")[1] for line in open(os.path.join(out, "audit", "train-rank0.txt")).read().splitlines()}
+    train_lines = open(os.path.join(out, "audit", "train-rank0.txt")).read().splitlines()
+    train_hashes = {line.split("\t")[1] for line in train_lines}
     assert len(eval_hashes) == 20 and train_hashes and not eval_hashes & train_hashes
 
 
@@ -165,7 +168,8 @@ def test_export_from_checkpoint_matches_pytorch(corpus, reference_run, tmp_path,
                                                       jnp.asarray(ids["attention_mask"])))
     model = AutoModelForMaskedLM.from_pretrained(out).eval()
     with torch.no_grad():
-        theirs = model(input_ids=torch.tensor(ids["input_ids"]), attention_mask=torch.tensor(ids["attention_mask"])).logits.numpy()
+        theirs = model(input_ids=torch.tensor(ids["input_ids"]),
+                       attention_mask=torch.tensor(ids["attention_mask"])).logits.numpy()
     valid = ids["attention_mask"].astype(bool)
     assert np.abs(ours - theirs)[valid].max() <= 1e-4
     capsys.readouterr()
@@ -178,7 +182,7 @@ def test_gradient_accumulation_gives_the_same_update():
     from trainer.config import TrainerConfig
     from trainer.model import RobertaSpec, init_params
     from trainer.optim import make_optimizer, schedule_fn
-    from trainer.steps import MaskingRule, make_train_step
+    from trainer.steps import MaskingRule, make_train_step, run_keys
 
     spec = RobertaSpec(vocab_size=60, hidden_size=16, num_layers=1, num_heads=2, intermediate_size=32,
                        max_position_embeddings=20, hidden_dropout=0.0, dtype="float32", attention_impl="xla")
@@ -186,7 +190,7 @@ def test_gradient_accumulation_gives_the_same_update():
     cfg.schedule = dataclasses.replace(cfg.schedule, warmup_steps=0)
     tx = make_optimizer(cfg)
     rule = MaskingRule((0, 1, 2, 3), 4, 60, 0.15, 0.8, 0.1)
-    step = jax.jit(make_train_step(spec, tx, schedule_fn(cfg), rule, seed=0))
+    step = jax.jit(make_train_step(spec, tx, schedule_fn(cfg), rule, run_keys(0).step))
     tokens = jax.random.randint(jax.random.key(0), (8, 16), 5, 60)
     params = init_params(spec, jax.random.key(1))
     p1, _, m1 = step(params, tx.init(params), 0, tokens.reshape(1, 8, 16))
@@ -196,24 +200,20 @@ def test_gradient_accumulation_gives_the_same_update():
         np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-5, atol=1e-6)
 
 
-def test_export_and_push_to_a_loopback_hub(corpus, reference_run, tmp_path, monkeypatch):
-    from trainer_helpers import FakeHubUpload
-
+def test_export_and_push_to_a_loopback_hub(corpus, reference_run, tmp_path, monkeypatch, loopback_hub):
     from trainer.cli import main
 
-    hub = FakeHubUpload()
+    hub = loopback_hub()
     monkeypatch.setenv("HF_TOKEN", "hf_test")
-    try:
-        out = str(tmp_path / "export")
-        assert main(["export", "--checkpoint", reference_run[0], "--step", "12", "--output", out,
-                     "--push-to-hub", "someone/tiny-roberta", "--hub-endpoint", hub.url]) == 0
-    finally:
-        hub.close()
-    assert "/api/repos/create" in hub.requests
-    assert set(hub.files) == set(os.listdir(out))
-    for name, data in hub.files.items():
+    out = str(tmp_path / "export")
+    assert main(["export", "--checkpoint", reference_run[0], "--step", "12", "--output", out,
+                 "--push-to-hub", "someone/tiny-roberta", "--hub-endpoint", hub.url]) == 0
+    assert "POST /api/repos/create" in hub.requests
+    files = hub.repo_files("someone/tiny-roberta")
+    assert set(files) == set(os.listdir(out))
+    for name, data in files.items():
         assert data == open(os.path.join(out, name), "rb").read()
-    card = hub.files["README.md"].decode()
+    card = files["README.md"].decode()
     assert "pipeline_tag: fill-mask" in card and "someone/tiny-roberta" in card and "| steps | 12 |" in card
 
 

@@ -2,14 +2,10 @@
 
 from __future__ import annotations
 
-import base64
-import http.server
 import json
 import os
-import socketserver
 import subprocess
 import sys
-import threading
 
 import numpy as np
 
@@ -20,7 +16,8 @@ _WORDS = ("el la los las un una de del en con por para que y o casa perro gato c
           "nunca muy bien mal libro mesa agua pan sol luna árbol flor niño niña madre padre").split()
 
 
-def make_corpus(folder: str, n_docs: int = 400, n_files: int = 2, seed: int = 0, text_column: str = "text") -> list[str]:
+def make_corpus(folder: str, n_docs: int = 400, n_files: int = 2, seed: int = 0,
+                text_column: str = "text") -> list[str]:
     """JSON-lines files of short pseudo-Spanish documents with a learnable structure; returns paths."""
     rng = np.random.default_rng(seed)
     os.makedirs(folder, exist_ok=True)
@@ -67,68 +64,13 @@ def tiny_overrides(corpus_paths: list[str], tokenizer: str, output_dir: str, **e
     return [f"{k}={json.dumps(v)}" for k, v in sets.items()]
 
 
-def run_trainer(args: list[str], env: dict | None = None, timeout: int = 240) -> subprocess.CompletedProcess:
+def run_trainer(args: list[str], env: dict | None = None, timeout: int = 240,
+                kill_after_step: int | None = None) -> subprocess.CompletedProcess:
+    """``python -m trainer ARGS`` on CPU; with ``kill_after_step``, a run that SIGKILLs itself after that step."""
     full_env = {**os.environ, "JAX_PLATFORMS": "cpu", "TOKENIZERS_PARALLELISM": "false", **(env or {})}
-    return subprocess.run([sys.executable, "-m", "trainer", *args], cwd=REPO, env=full_env, capture_output=True,
-                          text=True, timeout=timeout)
-
-
-class _Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
-    daemon_threads = True
-
-
-class FakeHubUpload:
-    """The part of the Hub API ``HfApi.create_repo`` + ``upload_folder`` use, on loopback HTTP.
-
-    Every file is accepted in "regular" (inline base64) mode; uploaded files land in ``self.files``.
-    """
-
-    def __init__(self):
-        self.requests: list[str] = []
-        self.files: dict[str, bytes] = {}
-        outer = self
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def log_message(self, *args):
-                pass
-
-            def _json(self, obj, code=200):
-                data = json.dumps(obj).encode()
-                self.send_response(code)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            def do_POST(self):
-                body = self.rfile.read(int(self.headers.get("Content-Length", 0) or 0))
-                outer.requests.append(self.path)
-                if self.path == "/api/repos/create":
-                    req = json.loads(body)
-                    return self._json({"url": f"{outer.url}/{req.get('organization')}/{req['name']}"})
-                if self.path == "/api/validate-yaml":
-                    return self._json({"errors": [], "warnings": []})
-                if "/preupload/" in self.path:
-                    files = json.loads(body)["files"]
-                    return self._json({"files": [{"path": f["path"], "uploadMode": "regular", "shouldIgnore": False}
-                                                 for f in files]})
-                if "/commit/" in self.path:
-                    for line in body.decode().splitlines():
-                        rec = json.loads(line)
-                        if rec["key"] == "file":
-                            outer.files[rec["value"]["path"]] = base64.b64decode(rec["value"]["content"])
-                    repo = self.path.split("/api/models/")[1].split("/commit/")[0]
-                    return self._json({"commitUrl": f"{outer.url}/{repo}/commit/{'1' * 40}", "commitOid": "1" * 40})
-                self._json({"error": "not found"}, 404)
-
-            def do_GET(self):
-                outer.requests.append(self.path)
-                self._json({"error": "not found"}, 404)
-
-        self.server = _Server(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def close(self):
-        self.server.shutdown()
-        self.server.server_close()
+    if kill_after_step is None:
+        cmd = [sys.executable, "-m", "trainer", *args]
+    else:
+        script = os.path.join(REPO, "tests", "trainer_with_fault.py")
+        cmd = [sys.executable, script, "--kill-after-step", str(kill_after_step), *args]
+    return subprocess.run(cmd, cwd=REPO, env=full_env, capture_output=True, text=True, timeout=timeout)

@@ -1,11 +1,11 @@
-"""Orbax checkpoints: parameters, optimizer state, step, RNG, input-pipeline position, metadata.
+"""Orbax checkpoints: parameters, optimizer state, step, seed, batch-stream position, metadata.
 
 Layout of one step (Orbax writes it in a temporary folder and renames it when complete, so a
 crash while saving leaves the previous steps usable)::
 
     <dir>/<step>/params      sharded arrays
     <dir>/<step>/opt_state   sharded arrays
-    <dir>/<step>/train       JSON: step, seed, rng key data
+    <dir>/<step>/train       JSON: step, seed (every PRNG key is derived from the seed)
     <dir>/<step>/position    JSON: one StreamPosition per process
     <dir>/<step>/meta        JSON: model spec, config, tokenizer folder
 """
@@ -21,13 +21,9 @@ import jax
 import numpy as np
 
 from .errors import CheckpointError
-from .model import RobertaSpec
+from .model import ARCH_FIELDS, RobertaSpec
 
 log = logging.getLogger(__name__)
-
-ARCH_FIELDS = ("vocab_size", "hidden_size", "num_layers", "num_heads", "intermediate_size",
-               "max_position_embeddings", "type_vocab_size")
-
 
 def _ocp():
     import orbax.checkpoint as ocp
@@ -93,11 +89,9 @@ class Checkpointer:
         try:
             r = self.manager.restore(step, args=ocp.args.Composite(**items))
         except Exception as e:
-            raise CheckpointError(f"cannot restore step {step} from {self.directory}: {type(e).__name__}: {e}") from None
+            raise CheckpointError(
+                f"cannot restore step {step} from {self.directory}: {type(e).__name__}: {e}") from None
         return r["params"], r.get("opt_state") if abstract_opt_state is not None else None
-
-    def wait(self) -> None:
-        self.manager.wait_until_finished()
 
     def close(self) -> None:
         self.manager.wait_until_finished()
@@ -109,7 +103,7 @@ def spec_to_meta(spec: RobertaSpec) -> dict:
 
 
 def check_compatible(saved_spec: dict, spec: RobertaSpec, where: str) -> None:
-    """Raise CheckpointError naming every architecture field that differs."""
+    """Raise CheckpointError naming every architecture field (:data:`~trainer.model.ARCH_FIELDS`) that differs."""
     diffs = [f"{k}: checkpoint {saved_spec.get(k)!r}, config {getattr(spec, k)!r}"
              for k in ARCH_FIELDS if saved_spec.get(k) != getattr(spec, k)]
     if diffs:

@@ -1,21 +1,17 @@
-"""Typed configuration: dataclasses, YAML loading, ``--set a.b=value`` overrides, validation.
+"""Typed configuration: one dataclass per YAML section, with BERTIN's defaults, and :func:`validate`.
 
 The defaults reproduce BERTIN's phase-1 recipe (RoBERTa-base, length 128, batch 2048, peak LR
 6e-4, 24 000 warm-up steps, 250 000 steps, AdamW 0.9/0.98/1e-6, weight decay 0.01, bf16).
-Every key is checked: an unknown key or a value of the wrong type raises
-:class:`~trainer.errors.ConfigError` naming the key and the valid keys or the expected type.
+Reading YAML files and ``--set`` overrides into these classes, with a check of every key and
+type, is :mod:`trainer.config_loading`'s job.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import os
-import types
-import typing
 from dataclasses import dataclass, field
-from typing import Any, Literal, Optional, Union
-
-import yaml
+from typing import Any, Literal, Optional
 
 from .errors import ConfigError
 
@@ -23,20 +19,27 @@ from .errors import ConfigError
 #: by ``mc4_sampling.SAMPLE_DATA_DIR`` (the bundled sample of Spanish mC4).
 SAMPLE_DATA_DIR_MARKER = "SAMPLE_DATA_DIR"
 
-CONFIG_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "configs")
+#: Field metadata of the architecture values the trained weights depend on: a checkpoint being
+#: resumed or an imported transformers folder must agree on each (``trainer.model.ARCH_FIELDS``).
+ARCH = {"arch": True}
 
 
-@dataclass
-class ModelConfig:
-    """RoBERTa encoder with a masked-LM head (transformers' ``RobertaForMaskedLM`` layout)."""
+@dataclass(frozen=True)
+class RobertaArchitecture:
+    """The network: sizes, numerics, dropout (BERTIN's RoBERTa-base by default).
 
-    vocab_size: Optional[int] = None  # None: the tokenizer's size (BERTIN: 50 265)
-    hidden_size: int = 768
-    num_layers: int = 12
-    num_heads: int = 12
-    intermediate_size: int = 3072
-    max_position_embeddings: int = 514  # RoBERTa offsets positions by pad_token_id + 1
-    type_vocab_size: int = 1
+    Declared once for the ``model`` config section (:class:`ModelConfig`) and the resolved
+    :class:`trainer.model.RobertaSpec` the model is built from; both extend it.
+    """
+
+    vocab_size: Optional[int] = field(default=None, metadata=ARCH)  # None: the tokenizer's size (BERTIN: 50 265)
+    hidden_size: int = field(default=768, metadata=ARCH)
+    num_layers: int = field(default=12, metadata=ARCH)
+    num_heads: int = field(default=12, metadata=ARCH)
+    intermediate_size: int = field(default=3072, metadata=ARCH)
+    # RoBERTa offsets positions by pad_token_id + 1
+    max_position_embeddings: int = field(default=514, metadata=ARCH)
+    type_vocab_size: int = field(default=1, metadata=ARCH)
     layer_norm_eps: float = 1e-5
     hidden_dropout: float = 0.1
     # Dropout on attention probabilities forbids the fused (cuDNN) kernel; 0 keeps it usable.
@@ -45,6 +48,12 @@ class ModelConfig:
     dtype: Literal["bfloat16", "float32", "float16"] = "bfloat16"  # compute dtype
     param_dtype: Literal["float32", "bfloat16"] = "float32"  # master weights
     attention_impl: Literal["auto", "xla", "cudnn"] = "auto"
+
+
+@dataclass(frozen=True)
+class ModelConfig(RobertaArchitecture):
+    """RoBERTa encoder with a masked-LM head (transformers' ``RobertaForMaskedLM`` layout)."""
+
     # A transformers RoBERTa folder to start from (weights imported one to one).
     init_from_transformers: Optional[str] = None
 
@@ -163,189 +172,6 @@ class TrainerConfig:
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
-
-
-# ---------------------------------------------------------------------------------------------
-# Building dataclasses from plain dicts with type checking
-
-
-def _type_name(tp) -> str:
-    origin = typing.get_origin(tp)
-    if origin is Literal:
-        return "one of " + ", ".join(repr(a) for a in typing.get_args(tp))
-    if origin in (Union, types.UnionType):
-        return " or ".join(_type_name(a) for a in typing.get_args(tp))
-    if tp is type(None):
-        return "null"
-    if origin is not None:
-        return repr(tp).replace("typing.", "")
-    return getattr(tp, "__name__", repr(tp))
-
-
-def _coerce(value: Any, tp: Any, key: str) -> Any:
-    """Check ``value`` against the annotation ``tp`` (coercing only lossless cases)."""
-    origin = typing.get_origin(tp)
-    if tp is Any:
-        return value
-    if origin in (Union, types.UnionType):
-        args = typing.get_args(tp)
-        if value is None and type(None) in args:
-            return None
-        for arg in args:
-            if arg is type(None):
-                continue
-            try:
-                return _coerce(value, arg, key)
-            except ConfigError:
-                pass
-        raise ConfigError(f"config key '{key}': expected {_type_name(tp)}, got {value!r}")
-    if origin is Literal:
-        if value in typing.get_args(tp):
-            return value
-        raise ConfigError(f"config key '{key}': expected {_type_name(tp)}, got {value!r}")
-    if dataclasses.is_dataclass(tp):
-        if not isinstance(value, dict):
-            raise ConfigError(f"config key '{key}': expected a mapping of {_valid_keys(tp)}, got {value!r}")
-        return from_dict(tp, value, prefix=key + ".")
-    if origin is list:
-        (item_tp,) = typing.get_args(tp)
-        if isinstance(value, str):  # a single path is a list of one
-            value = [value]
-        if not isinstance(value, (list, tuple)):
-            raise ConfigError(f"config key '{key}': expected a list, got {value!r}")
-        return [_coerce(v, item_tp, f"{key}[{i}]") for i, v in enumerate(value)]
-    if origin is dict:
-        if not isinstance(value, dict):
-            raise ConfigError(f"config key '{key}': expected a mapping, got {value!r}")
-        return dict(value)
-    if tp is bool:
-        if isinstance(value, bool):
-            return value
-        raise ConfigError(f"config key '{key}': expected true or false, got {value!r}")
-    if tp is int:
-        if isinstance(value, int) and not isinstance(value, bool):
-            return value
-        if isinstance(value, float) and value.is_integer():
-            return int(value)
-        if isinstance(value, str):
-            try:
-                return int(float(value)) if float(value).is_integer() else int(value)
-            except ValueError:
-                pass
-        raise ConfigError(f"config key '{key}': expected an integer, got {value!r}")
-    if tp is float:
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
-        if isinstance(value, str):  # YAML 1.1 reads "6e-4" as a string
-            try:
-                return float(value)
-            except ValueError:
-                pass
-        raise ConfigError(f"config key '{key}': expected a number, got {value!r}")
-    if tp is str:
-        if isinstance(value, str):
-            return value
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return str(value)
-        raise ConfigError(f"config key '{key}': expected a string, got {value!r}")
-    raise AssertionError(f"unsupported annotation {tp!r} for {key}")  # pragma: no cover
-
-
-def _valid_keys(cls) -> str:
-    return ", ".join(f.name for f in dataclasses.fields(cls))
-
-
-def from_dict(cls, data: dict, prefix: str = ""):
-    """Build dataclass ``cls`` from ``data``; unknown keys and wrong types raise ConfigError."""
-    hints = typing.get_type_hints(cls)
-    names = {f.name for f in dataclasses.fields(cls)}
-    unknown = [k for k in data if k not in names]
-    if unknown:
-        where = f"in section '{prefix[:-1]}'" if prefix else "at the top level"
-        raise ConfigError(
-            f"unknown config key '{prefix}{unknown[0]}' {where}; valid keys: {_valid_keys(cls)}"
-        )
-    kwargs = {k: _coerce(v, hints[k], prefix + k) for k, v in data.items()}
-    return cls(**kwargs)
-
-
-# ---------------------------------------------------------------------------------------------
-# Overrides and files
-
-
-def parse_override(text: str) -> tuple[list[str], Any]:
-    """``"a.b=value"`` -> (["a", "b"], value parsed as YAML)."""
-    if "=" not in text:
-        raise ConfigError(f"override {text!r} is not of the form section.key=value")
-    key, raw = text.split("=", 1)
-    key = key.strip()
-    if not key:
-        raise ConfigError(f"override {text!r} has an empty key")
-    try:
-        value = yaml.safe_load(raw) if raw.strip() else ""
-    except yaml.YAMLError:
-        value = raw
-    return key.split("."), value
-
-
-def apply_override(data: dict, path: list[str], value: Any) -> None:
-    """Set ``data[path[0]][path[1]]... = value`` checking every level is a known key."""
-    cls = TrainerConfig
-    node = data
-    for depth, part in enumerate(path):
-        key = ".".join(path[: depth + 1])
-        if cls is not None:
-            names = {f.name for f in dataclasses.fields(cls)}
-            if part not in names:
-                where = ".".join(path[:depth]) or "the top level"
-                raise ConfigError(f"unknown config key '{key}' (in {where}); valid keys: {_valid_keys(cls)}")
-        if depth == len(path) - 1:
-            node[part] = value
-            return
-        hint = typing.get_type_hints(cls)[part] if cls is not None else None
-        if cls is not None and not dataclasses.is_dataclass(hint) and typing.get_origin(hint) is not dict:
-            raise ConfigError(f"config key '{key}' is a value, not a section")
-        cls = hint if dataclasses.is_dataclass(hint) else None
-        node = node.setdefault(part, {})
-        if not isinstance(node, dict):
-            raise ConfigError(f"config key '{key}' is not a mapping")
-
-
-def resolve_config_path(path: str) -> str:
-    """A file path, or the name of a shipped config (``tiny-cpu`` -> trainer/configs/tiny-cpu.yaml)."""
-    if os.path.exists(path):
-        return path
-    shipped = os.path.join(CONFIG_DIR, path if path.endswith(".yaml") else path + ".yaml")
-    if os.path.exists(shipped):
-        return shipped
-    names = sorted(n[:-5] for n in os.listdir(CONFIG_DIR) if n.endswith(".yaml"))
-    raise ConfigError(f"config file {path!r} not found (shipped configs: {', '.join(names)})")
-
-
-def load_config(path: Optional[str] = None, overrides: Optional[list[str]] = None) -> TrainerConfig:
-    """Read a YAML file (or start from the defaults), apply overrides, check and validate."""
-    data: dict = {}
-    if path is not None:
-        path = resolve_config_path(path)
-        with open(path, encoding="utf-8") as f:
-            try:
-                data = yaml.safe_load(f) or {}
-            except yaml.YAMLError as e:
-                raise ConfigError(f"{path}: not valid YAML: {e}") from None
-        if not isinstance(data, dict):
-            raise ConfigError(f"{path}: the top level must be a mapping")
-    for text in overrides or []:
-        keys, value = parse_override(text)
-        apply_override(data, keys, value)
-    cfg = from_dict(TrainerConfig, data)
-    validate(cfg)
-    return cfg
-
-
-def config_from_dict(data: dict) -> TrainerConfig:
-    cfg = from_dict(TrainerConfig, data)
-    validate(cfg)
-    return cfg
 
 
 def max_sequence_length(model: ModelConfig, pad_token_id: int = 1) -> int:

@@ -164,7 +164,8 @@ def export_pretrained(params, spec: RobertaSpec, out_dir: str, tokenizer_dir: Op
     for name, text in (extra_files or {}).items():
         with open(os.path.join(out_dir, name), "w", encoding="utf-8") as f:
             f.write(text)
-    log.info("exported %s (%d layers, hidden %d, vocab %d)", out_dir, spec.num_layers, spec.hidden_size, spec.vocab_size)
+    log.info("exported %s (%d layers, hidden %d, vocab %d)", out_dir, spec.num_layers, spec.hidden_size,
+             spec.vocab_size)
     return out_dir
 
 

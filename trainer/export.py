@@ -10,12 +10,17 @@ from typing import Optional
 import jax
 import numpy as np
 
+from mc4_sampling.hub import HubError, push_folder, render_card
+
 from .checkpoint import Checkpointer, split_checkpoint_path
 from .convert import export_pretrained
 from .errors import ExportError
 from .model import RobertaSpec, init_params
 
 log = logging.getLogger(__name__)
+
+#: What an upload must contain: model, config, tokenizer and model card.
+REQUIRED_FILES = ("config.json", "model.safetensors", "tokenizer.json", "README.md")
 
 
 def load_checkpoint_params(path: str, step: Optional[int] = None):
@@ -34,40 +39,41 @@ def load_checkpoint_params(path: str, step: Optional[int] = None):
 
 
 def model_card(meta: dict, step: int, repo_id: Optional[str] = None, eval_metrics: Optional[dict] = None) -> str:
+    """The model card (README.md with YAML metadata): the ``model`` template of :mod:`mc4_sampling.hub`."""
     cfg = meta.get("config", {})
     spec = meta["spec"]
     data = cfg.get("data", {})
-    training = cfg.get("training", {})
-    lines = [
-        "---",
-        "language: es" if data.get("name") == "es" else "language: multilingual",
-        "license: apache-2.0",
-        "library_name: transformers",
-        "pipeline_tag: fill-mask",
-        "tags: [roberta, fill-mask, mc4-sampling, jax, flax]",
-        "---",
-        "",
-        f"# {repo_id or cfg.get('name', 'roberta-mlm')}",
-        "",
-        "A RoBERTa masked-language model pretrained from scratch with the `trainer` of mc4-sampling "
-        "(Flax/JAX), on documents streamed from "
-        f"`{data.get('path')}` ({data.get('name')}, options {data.get('kwargs')}), BERTIN-style perplexity sampling.",
-        "",
-        "| | |",
-        "|---|---|",
-        f"| layers / hidden / heads | {spec['num_layers']} / {spec['hidden_size']} / {spec['num_heads']} |",
-        f"| vocabulary | {spec['vocab_size']} |",
-        f"| sequence length | {data.get('max_seq_length')} |",
-        f"| steps | {step} |",
-        f"| global batch | {training.get('global_batch_size')} |",
-        f"| peak learning rate | {cfg.get('optimizer', {}).get('learning_rate')} |",
-    ]
+    eval_row = ""
     if eval_metrics:
-        lines.append(f"| held-out masked-LM loss / accuracy | {eval_metrics['loss']:.4f} / {eval_metrics['accuracy']:.4f} |")
-    lines += ["", "```python", "from transformers import pipeline",
-              f"fill = pipeline('fill-mask', model='{repo_id or 'PATH'}')", "fill('Madrid es la <mask> de España.')",
-              "```", ""]
-    return "\n".join(lines)
+        loss, accuracy = eval_metrics["loss"], eval_metrics["accuracy"]
+        eval_row = f"| held-out masked-LM loss / accuracy | {loss:.4f} / {accuracy:.4f} |\n"
+    return render_card(
+        "model",
+        language="es" if data.get("name") == "es" else "multilingual",
+        title=repo_id or cfg.get("name", "roberta-mlm"),
+        data_path=data.get("path"),
+        data_name=data.get("name"),
+        data_kwargs=data.get("kwargs"),
+        num_layers=spec["num_layers"],
+        hidden_size=spec["hidden_size"],
+        num_heads=spec["num_heads"],
+        vocab_size=spec["vocab_size"],
+        max_seq_length=data.get("max_seq_length"),
+        step=step,
+        global_batch_size=cfg.get("training", {}).get("global_batch_size"),
+        learning_rate=cfg.get("optimizer", {}).get("learning_rate"),
+        eval_row=eval_row,
+        model_ref=repo_id or "PATH",
+    )
+
+
+def upload_plan(folder: str) -> list[str]:
+    """The files an upload sends (checked: model, config, tokenizer and model card must be there)."""
+    files = sorted(f for f in os.listdir(folder) if os.path.isfile(os.path.join(folder, f)))
+    missing = [f for f in REQUIRED_FILES if f not in files]
+    if missing:
+        raise ExportError(f"{folder} is not a complete export (missing {', '.join(missing)})")
+    return files
 
 
 def last_eval(output_dir: str, step: int) -> Optional[dict]:
@@ -93,7 +99,12 @@ def export_checkpoint(path: str, output_dir: str, step: Optional[int] = None, to
     spec_out = dataclasses.replace(spec, dtype="float32")
     export_pretrained(params, spec_out, output_dir, tokenizer_dir=tokenizer_dir, extra_files={"README.md": card})
     if push_to_hub:
-        from .hub import push_folder
-
-        push_folder(output_dir, push_to_hub, private=private, endpoint=hub_endpoint, token=hub_token)
+        files = upload_plan(output_dir)
+        try:
+            push_folder(output_dir, push_to_hub, repo_type="model", private=private, token=hub_token,
+                        endpoint=hub_endpoint, commit_message="Upload RoBERTa MLM from mc4-sampling trainer",
+                        allow_patterns=files)
+        except HubError as e:
+            raise ExportError(str(e)) from None
+        log.info("uploaded %d files to %s", len(files), push_to_hub)
     return output_dir

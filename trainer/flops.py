@@ -51,7 +51,8 @@ def peak_flops(device_kind: str) -> Optional[float]:
     return None
 
 
-def mfu(tokens_per_second: float, spec: RobertaSpec, seq_len: int, device_kind: str, num_devices: int) -> Optional[float]:
+def mfu(tokens_per_second: float, spec: RobertaSpec, seq_len: int, device_kind: str,
+        num_devices: int) -> Optional[float]:
     """``tokens/s * flops_per_token / (num_devices * peak)``; None when the peak is unknown."""
     peak = peak_flops(device_kind)
     if peak is None:

@@ -4,8 +4,9 @@ BERT/RoBERTa rule: every maskable token is selected with probability ``p`` (0.15
 token is replaced by ``<mask>`` with probability ``m`` (0.8), by a uniformly random vocabulary
 token with probability ``r`` (0.1) and left unchanged otherwise (``1 - m - r``). Special tokens
 (``<s>``, ``</s>``, ``<pad>``, ...) are never selected. The loss is computed on the selected
-positions only. The key for step ``s`` is ``fold_in(key(seed), s)``, so a resumed run draws the
-same masks as an uninterrupted one.
+positions only. The key of training step ``s`` is ``fold_in(step_key, s)``, with ``step_key`` one
+of the run's three keys (:func:`trainer.steps.run_keys`), so a resumed run draws the same masks as
+an uninterrupted one.
 """
 
 from __future__ import annotations
@@ -51,8 +52,3 @@ def mask_tokens(
     inputs = jnp.where(to_mask, jnp.asarray(mask_id, input_ids.dtype), input_ids)
     inputs = jnp.where(to_random, random_ids, inputs)
     return inputs, input_ids, selected.astype(jnp.float32)
-
-
-def step_key(seed: int, step) -> jax.Array:
-    """The masking/dropout key of a training step: ``fold_in(key(seed), step)``."""
-    return jax.random.fold_in(jax.random.key(seed), step)

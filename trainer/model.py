@@ -24,30 +24,39 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from .config import ARCH, RobertaArchitecture
+
 
 @dataclasses.dataclass(frozen=True)
-class RobertaSpec:
-    """Resolved architecture (hashable, so it can be a Linen attribute and a jit static)."""
+class RobertaSpec(RobertaArchitecture):
+    """The resolved architecture the model is built from (hashable: a Linen attribute and a jit static).
 
-    vocab_size: int
-    hidden_size: int = 768
-    num_layers: int = 12
-    num_heads: int = 12
-    intermediate_size: int = 3072
-    max_position_embeddings: int = 514
-    type_vocab_size: int = 1
-    layer_norm_eps: float = 1e-5
-    hidden_dropout: float = 0.1
-    attention_dropout: float = 0.0
-    initializer_range: float = 0.02
-    pad_token_id: int = 1
-    dtype: str = "bfloat16"
-    param_dtype: str = "float32"
-    attention_impl: Optional[str] = None  # None/"xla" or "cudnn" (see resolve_attention_impl)
+    The network fields of the ``model`` config section (:class:`~trainer.config.RobertaArchitecture`,
+    BERTIN's RoBERTa-base by default) with what the config leaves open filled in: ``vocab_size``
+    and ``pad_token_id`` (from the tokenizer), ``attention_impl`` (``"xla"`` or ``"cudnn"``; None
+    means ``"xla"``).
+    """
+
+    vocab_size: int = dataclasses.field(metadata=ARCH)
+    attention_impl: Optional[str] = None
+    pad_token_id: int = dataclasses.field(default=1, metadata=ARCH)
+
+    @classmethod
+    def from_config(cls, model: RobertaArchitecture, vocab_size: int, pad_token_id: int,
+                    backend: Optional[str] = None) -> "RobertaSpec":
+        """``model``'s network fields with ``vocab_size``, ``pad_token_id`` and the attention resolved."""
+        arch = {f.name: getattr(model, f.name) for f in dataclasses.fields(RobertaArchitecture)}
+        impl = resolve_attention_impl(model.attention_impl, model.dtype, model.hidden_size // model.num_heads, backend)
+        return cls(**{**arch, "vocab_size": vocab_size, "pad_token_id": pad_token_id, "attention_impl": impl})
 
     @property
     def head_dim(self) -> int:
         return self.hidden_size // self.num_heads
+
+
+#: The architecture fields trained weights depend on (``metadata["arch"]``): a checkpoint being
+#: resumed or continued, or an imported transformers folder, must agree on every one.
+ARCH_FIELDS = tuple(f.name for f in dataclasses.fields(RobertaSpec) if f.metadata.get("arch"))
 
 
 def resolve_attention_impl(requested: str, dtype: str, head_dim: int, backend: Optional[str] = None) -> Optional[str]:

@@ -1,4 +1,5 @@
-"""The train and eval step functions (pure functions of the state and a batch; jitted by the caller)."""
+"""The train and eval step functions (pure functions of the state and a batch; jitted by the caller)
+and the run's PRNG keys."""
 
 from __future__ import annotations
 
@@ -10,6 +11,19 @@ import optax
 
 from .masking import mask_tokens
 from .model import RobertaForMaskedLM, RobertaSpec, mlm_loss_sums
+
+
+class RunKeys(NamedTuple):
+    """The three independent PRNG keys of a run: ``init, step, eval = split(key(seed), 3)``."""
+
+    init: jax.Array  # parameter initialisation
+    step: jax.Array  # parent of the training steps' keys: step s uses fold_in(step, s)
+    eval: jax.Array  # the fixed masks of the held-out eval set
+
+
+def run_keys(seed: int) -> RunKeys:
+    """Split ``key(seed)`` once into the init, per-step and eval keys (pure: resume recomputes them)."""
+    return RunKeys(*jax.random.split(jax.random.key(seed), 3))
 
 
 class MaskingRule(NamedTuple):
@@ -27,15 +41,15 @@ class MaskingRule(NamedTuple):
 
 
 def make_train_step(spec: RobertaSpec, tx: optax.GradientTransformation, schedule: Callable, rule: MaskingRule,
-                    seed: int):
+                    step_key: jax.Array):
     """``step(params, opt_state, step, tokens[accum, micro, L]) -> (params, opt_state, metrics)``.
 
-    Per step key ``k = fold_in(key(seed), step)``; ``split(k)[0]`` masks the whole global batch
-    (seen as ``[accum * micro, L]``, so the masks do not depend on the accumulation), micro-batch
-    ``i`` drops out with ``fold_in(split(k)[1], i)``. Gradients are summed over the
-    micro-batches and divided by the total number of masked tokens, so the update is the
-    gradient of the mean masked-LM loss over the global batch whatever the accumulation and the
-    device count. The learning rate ``schedule(step)`` scales AdamW's unit-rate update.
+    Per step key ``k = fold_in(step_key, step)`` (``step_key``: :attr:`RunKeys.step`); ``split(k)[0]``
+    masks the whole global batch (seen as ``[accum * micro, L]``, so the masks do not depend on
+    the accumulation), micro-batch ``i`` drops out with ``fold_in(split(k)[1], i)``. Gradients are
+    summed over the micro-batches and divided by the total number of masked tokens, so the update
+    is the gradient of the mean masked-LM loss over the global batch whatever the accumulation and
+    the device count. The learning rate ``schedule(step)`` scales AdamW's unit-rate update.
     """
     model = RobertaForMaskedLM(spec)
 
@@ -47,7 +61,7 @@ def make_train_step(spec: RobertaSpec, tx: optax.GradientTransformation, schedul
     grad_fn = jax.value_and_grad(micro_loss, has_aux=True)
 
     def train_step(params, opt_state, step, tokens):
-        mask_key, dropout_root = jax.random.split(jax.random.fold_in(jax.random.key(seed), step))
+        mask_key, dropout_root = jax.random.split(jax.random.fold_in(step_key, step))
         flat = tokens.reshape(-1, tokens.shape[-1])
         masked = [a.reshape(tokens.shape) for a in rule.apply(mask_key, flat)]
 

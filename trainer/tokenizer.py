@@ -1,6 +1,7 @@
 """Train a byte-level BPE tokenizer (RoBERTa style) on documents of a stream.
 
-``python -m trainer.tokenizer --config tiny-cpu --output runs/tok --num-docs 5000 --vocab-size 8000``
+``trainer tokenizer --config tiny-cpu --output runs/tok --num-docs 5000 --vocab-size 8000`` (or
+``python -m trainer.tokenizer ...``)
 
 The result is a folder that ``AutoTokenizer.from_pretrained`` loads as a RoBERTa fast tokenizer:
 specials ``<s> <pad> </s> <unk> <mask>`` (ids 0-4, as in BERTIN), ``<mask>`` strips the space
@@ -15,9 +16,14 @@ import logging
 import sys
 from typing import Iterable, Optional
 
+from .config_loading import add_config_arguments, load_config
+from .console import configure_logging, run_guarded
 from .errors import TrainerError
 
 log = logging.getLogger(__name__)
+
+#: The command's one-line description (``--help``).
+DESCRIPTION = __doc__.split("\n\n")[0]
 
 SPECIAL_TOKENS = ["<s>", "<pad>", "</s>", "<unk>", "<mask>"]
 
@@ -57,34 +63,37 @@ def stream_texts(cfg, num_docs: int, skip: int = 0) -> Iterable[str]:
     return itertools.islice(it, skip, skip + num_docs)
 
 
-def main(argv: Optional[list[str]] = None) -> int:
-    from .cli import configure_logging, run_guarded
-    from .config import load_config
-
-    p = argparse.ArgumentParser(prog="python -m trainer.tokenizer", description=__doc__.split("\n\n")[0])
-    p.add_argument("--config", help="config YAML (its data section is read) or a shipped config name")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="config override")
+def add_arguments(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """The options of the ``tokenizer`` command (``trainer tokenizer`` and ``python -m trainer.tokenizer``)."""
+    add_config_arguments(p, help="config YAML (its data section is read) or a shipped config name")
     p.add_argument("--output", required=True, help="folder to write the tokenizer to")
     p.add_argument("--num-docs", type=int, default=100_000, help="documents to train on (default 100000)")
     p.add_argument("--vocab-size", type=int, default=50_265, help="BERTIN: 50265")
     p.add_argument("--min-frequency", type=int, default=2, help="BERTIN: 2")
     p.add_argument("--include-eval", action="store_true",
                    help="also read the documents the trainer holds out for evaluation")
-    args = p.parse_args(argv)
+    return p
+
+
+def run(args: argparse.Namespace) -> int:
+    """The ``tokenizer`` command: train on the configured stream, skipping the eval documents."""
+    cfg = load_config(args.config, args.set)
+    skip = 0 if args.include_eval else cfg.data.num_eval_samples
+    texts = list(stream_texts(cfg, args.num_docs, skip))
+    if not texts:
+        raise TrainerError("the stream gave no documents to train the tokenizer on")
+    tok = train_tokenizer(texts, args.output, args.vocab_size, args.min_frequency,
+                          model_max_length=cfg.data.max_seq_length)
+    print(f"tokenizer: {len(tok)} tokens trained on {len(texts)} documents -> {args.output}")
+    return 0
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    """``python -m trainer.tokenizer``: the same command as ``trainer tokenizer``."""
+    p = argparse.ArgumentParser(prog="python -m trainer.tokenizer", description=DESCRIPTION)
+    args = add_arguments(p).parse_args(argv)
     configure_logging()
-
-    def go():
-        cfg = load_config(args.config, args.set)
-        skip = 0 if args.include_eval else cfg.data.num_eval_samples
-        texts = list(stream_texts(cfg, args.num_docs, skip))
-        if not texts:
-            raise TrainerError("the stream gave no documents to train the tokenizer on")
-        tok = train_tokenizer(texts, args.output, args.vocab_size, args.min_frequency,
-                              model_max_length=cfg.data.max_seq_length)
-        print(f"tokenizer: {len(tok)} tokens trained on {len(texts)} documents -> {args.output}")
-        return 0
-
-    return run_guarded(go)
+    return run_guarded(lambda: run(args))
 
 
 if __name__ == "__main__":

@@ -1,13 +1,18 @@
-"""The training loop: setup and validation, then step / log / evaluate / checkpoint."""
+"""The trainer: setup and every check before the first step, then a step loop with periodic hooks.
+
+:meth:`Trainer.run` repeats: next batch, one jitted train step, then the hooks that are due
+(:mod:`trainer.hooks`). The default hooks, in order: progress bar, metrics logging (every
+``logging.every_steps``), held-out evaluation (``training.eval_every_steps``), checkpoint
+(``checkpoint.every_steps``); each also runs after the last step. :meth:`Trainer.add_hook` adds
+more, run after those.
+"""
 
 from __future__ import annotations
 
 import dataclasses
 import logging
 import os
-import signal
-import time
-from typing import Callable, Optional
+from typing import Any, Callable, Optional
 
 import jax
 import jax.numpy as jnp
@@ -15,23 +20,20 @@ import numpy as np
 import yaml
 
 from . import flops as flops_lib
+from .batches import BatchStream, StreamPosition, TokenizerFns
 from .checkpoint import Checkpointer, check_compatible, gather_positions, spec_to_meta, split_checkpoint_path
 from .config import TrainerConfig, max_sequence_length
 from .errors import CheckpointError, ConfigError
-from .model import RobertaSpec, init_params, resolve_attention_impl
+from .hooks import Hook, StepInfo, run_hooks
+from .model import ARCH_FIELDS, RobertaSpec, init_params
 from .monitor import Monitor
 from .optim import make_optimizer, schedule_fn
-from .pipeline import BatchStream, StreamPosition, TokenizerFns
 from .prefetch import Prefetcher
 from .sharding import batch_sharding, make_mesh, replicated, state_shardings
-from .steps import MaskingRule, make_eval_step, make_train_step
+from .steps import MaskingRule, make_eval_step, make_train_step, run_keys
+from .throughput import Throughput
 
 log = logging.getLogger(__name__)
-
-#: Fault injection for the resume tests: SIGKILL this process right after the given step.
-FAULT_ENV = "TRAINER_FAULT_AFTER_STEP"
-#: ``fold_in`` constant of the fixed eval-masking key (``fold_in(key(seed), EVAL_KEY)``).
-EVAL_KEY = 0x6576616C
 
 
 @dataclasses.dataclass
@@ -49,7 +51,7 @@ class TrainResult:
 
 def load_tokenizer(path: Optional[str]):
     if not path:
-        raise ConfigError("data.tokenizer is not set: train one with `python -m trainer.tokenizer` "
+        raise ConfigError("data.tokenizer is not set: train one with `python -m trainer tokenizer` "
                           "and pass --set data.tokenizer=FOLDER")
     if not os.path.isdir(path):
         raise ConfigError(f"data.tokenizer: no tokenizer folder at {path!r}")
@@ -69,14 +71,7 @@ def build_spec(cfg: TrainerConfig, tok: TokenizerFns) -> RobertaSpec:
     vocab = m.vocab_size if m.vocab_size is not None else tok.vocab_size
     if tok.vocab_size > vocab:
         raise ConfigError(f"model.vocab_size ({vocab}) is smaller than the tokenizer's vocabulary ({tok.vocab_size})")
-    spec = RobertaSpec(
-        vocab_size=vocab, hidden_size=m.hidden_size, num_layers=m.num_layers, num_heads=m.num_heads,
-        intermediate_size=m.intermediate_size, max_position_embeddings=m.max_position_embeddings,
-        type_vocab_size=m.type_vocab_size, layer_norm_eps=m.layer_norm_eps, hidden_dropout=m.hidden_dropout,
-        attention_dropout=m.attention_dropout, initializer_range=m.initializer_range, pad_token_id=tok.pad_id,
-        dtype=m.dtype, param_dtype=m.param_dtype,
-        attention_impl=resolve_attention_impl(m.attention_impl, m.dtype, m.hidden_size // m.num_heads),
-    )
+    spec = RobertaSpec.from_config(m, vocab_size=vocab, pad_token_id=tok.pad_id)
     if cfg.data.max_seq_length > max_sequence_length(m, tok.pad_id):
         raise ConfigError(
             f"data.max_seq_length ({cfg.data.max_seq_length}) exceeds the {max_sequence_length(m, tok.pad_id)} "
@@ -114,15 +109,13 @@ def init_distributed(cfg: TrainerConfig) -> None:
 
 
 def check_transformers_init(cfg: TrainerConfig, spec: RobertaSpec):
-    """Import ``model.init_from_transformers``; its architecture must match the config."""
+    """Import ``model.init_from_transformers``; its architecture (:data:`ARCH_FIELDS`) must match the config."""
     from .convert import import_pretrained
 
     folder = cfg.model.init_from_transformers
     imported_spec, params = import_pretrained(folder)
     diffs = [f"{k}: folder {getattr(imported_spec, k)!r}, config {getattr(spec, k)!r}"
-             for k in ("vocab_size", "hidden_size", "num_layers", "num_heads", "intermediate_size",
-                       "max_position_embeddings", "type_vocab_size", "pad_token_id")
-             if getattr(imported_spec, k) != getattr(spec, k)]
+             for k in ARCH_FIELDS if getattr(imported_spec, k) != getattr(spec, k)]
     if diffs:
         raise ConfigError(f"model.init_from_transformers={folder!r} does not match the model config: "
                           + "; ".join(diffs))
@@ -133,9 +126,16 @@ def check_transformers_init(cfg: TrainerConfig, spec: RobertaSpec):
 
 
 class Trainer:
+    """``Trainer(cfg).run()``; :meth:`setup` (called by :meth:`run` when needed) makes every check first."""
+
     def __init__(self, cfg: TrainerConfig, on_eval: Optional[Callable[[int, dict], None]] = None):
         self.cfg = cfg
-        self.on_eval = on_eval
+        self.on_eval = on_eval  # called with (step, eval metrics) after each evaluation
+        self.hooks: list[Hook] = []  # added with add_hook; run after the default hooks
+
+    def add_hook(self, fn: Callable[[StepInfo], Any], every: int = 1) -> None:
+        """Call ``fn(StepInfo)`` after every ``every``-th step and after the last (:func:`~trainer.hooks.itstime`)."""
+        self.hooks.append(Hook(fn, every))
 
     # -- setup (every check happens here, before the first step) ---------------------------------
     def setup(self) -> None:
@@ -147,6 +147,7 @@ class Trainer:
         self.hf_tokenizer = load_tokenizer(cfg.data.tokenizer)
         self.tok = TokenizerFns(self.hf_tokenizer)
         self.spec = build_spec(cfg, self.tok)
+        self.keys = run_keys(cfg.training.seed)
         self.imported = check_transformers_init(cfg, self.spec) if cfg.model.init_from_transformers else None
 
         # Where do we start from: our own latest checkpoint, another run's (phase switch), or scratch.
@@ -201,7 +202,8 @@ class Trainer:
     def _build_eval_set(self) -> None:
         cfg = self.cfg
         texts = self.stream.eval_texts()
-        seqs = self.stream.eval_sequences(texts, cfg.data.max_seq_length) if texts else np.zeros((0, cfg.data.max_seq_length), np.int32)
+        L = cfg.data.max_seq_length
+        seqs = self.stream.eval_sequences(texts, L) if texts else np.zeros((0, L), np.int32)
         rows = len(seqs)
         if self.world > 1:
             from jax.experimental import multihost_utils
@@ -209,13 +211,12 @@ class Trainer:
             rows = int(np.max(multihost_utils.process_allgather(np.asarray([rows]))))
         local_eval_batch = cfg.training.eval_batch_size // self.world
         n_batches = -(-rows // local_eval_batch) if rows else 0
-        padded = np.full((n_batches * local_eval_batch, cfg.data.max_seq_length), self.tok.pad_id, np.int32)
+        padded = np.full((n_batches * local_eval_batch, L), self.tok.pad_id, np.int32)
         padded[: len(seqs)] = seqs
         rule = self._masking_rule()
-        key = jax.random.fold_in(jax.random.key(cfg.training.seed), EVAL_KEY)
         with jax.default_device(jax.local_devices(backend="cpu")[0]):
-            inputs, labels, weights = jax.jit(rule.apply)(key, jnp.asarray(padded))
-        shape = (n_batches, local_eval_batch, cfg.data.max_seq_length)
+            inputs, labels, weights = jax.jit(rule.apply)(self.keys.eval, jnp.asarray(padded))
+        shape = (n_batches, local_eval_batch, L)
         self.eval_set = [np.asarray(a).reshape(shape) for a in (inputs, labels, weights)]
         self.eval_tokens = int(np.asarray(weights).sum())
         log.info("eval set: %d documents -> %d sequences, %d masked tokens", len(texts), len(seqs), self.eval_tokens)
@@ -229,8 +230,7 @@ class Trainer:
         cfg = self.cfg
         self.mesh = make_mesh()
         self.tx = make_optimizer(cfg)
-        key = jax.random.key(cfg.training.seed)
-        abstract_params = jax.eval_shape(lambda k: init_params(self.spec, k), key)
+        abstract_params = jax.eval_shape(lambda k: init_params(self.spec, k), self.keys.init)
         self.param_sharding = state_shardings(abstract_params, self.mesh, cfg.training.fsdp)
         abstract_opt = jax.eval_shape(self.tx.init, abstract_params)
         self.opt_sharding = state_shardings(abstract_opt, self.mesh, cfg.training.fsdp)
@@ -257,12 +257,13 @@ class Trainer:
                                                       abstract_params), self.param_sharding)
             self.opt_state = init_opt(self.params)
         else:
-            self.params = jax.jit(lambda k: init_params(self.spec, k), out_shardings=self.param_sharding)(key)
+            init = jax.jit(lambda k: init_params(self.spec, k), out_shardings=self.param_sharding)
+            self.params = init(self.keys.init)
             self.opt_state = init_opt(self.params)
 
     def _compile(self) -> None:
         cfg = self.cfg
-        train_step = make_train_step(self.spec, self.tx, schedule_fn(cfg), self._masking_rule(), cfg.training.seed)
+        train_step = make_train_step(self.spec, self.tx, schedule_fn(cfg), self._masking_rule(), self.keys.step)
         self.batch_sharding = batch_sharding(self.mesh)
         rep = replicated(self.mesh)
         self.train_step = jax.jit(
@@ -316,74 +317,82 @@ class Trainer:
         if not hasattr(self, "stream"):
             self.setup()
         cfg, t = self.cfg, self.cfg.training
-        monitor = Monitor(cfg, enabled=self.rank == 0)
-        fault_step = int(os.environ.get(FAULT_ENV, "0") or 0)
         L = cfg.data.max_seq_length
-        tokens_per_step = t.global_batch_size * L
         device_kind = jax.devices()[0].device_kind
-        eval_history: list = []
-        last: dict = {}
-        batches = Prefetcher(self.stream.batches(self.start_position), size=cfg.data.prefetch_batches)
-        bar = None
+        self.throughput = Throughput(t.global_batch_size * L,
+                                     lambda tps: flops_lib.mfu(tps, self.spec, L, device_kind, self.num_devices))
+        self.monitor = Monitor(cfg, enabled=self.rank == 0)
+        self.train_metrics: dict = {}  # the last logged record
+        self.eval_history: list = []
+        self.bar = None
         if cfg.logging.progress_bar and self.rank == 0:
             from tqdm.auto import tqdm
 
-            bar = tqdm(total=t.max_steps, initial=self.step, desc=cfg.name, unit="step", dynamic_ncols=True)
+            self.bar = tqdm(total=t.max_steps, initial=self.step, desc=cfg.name, unit="step", dynamic_ncols=True)
+        hooks = self._default_hooks() + self.hooks
+        batches = Prefetcher(self.stream.batches(self.start_position), size=cfg.data.prefetch_batches)
         try:
-            timer_start, timer_steps, wait_time = None, 0, 0.0
             while self.step < t.max_steps:
-                w0 = time.perf_counter()
-                batch = next(batches)
-                wait_time += time.perf_counter() - w0
+                batch = self.throughput.next_batch(batches)
                 self.params, self.opt_state, metrics = self.train_step(
                     self.params, self.opt_state, jnp.asarray(self.step, jnp.int32), self.device_batch(batch.tokens))
                 self.step += 1
-                timer_steps += 1
-                if bar is not None:
-                    bar.update(1)
-                if timer_start is None:  # the first step compiles: time from its end
-                    jax.block_until_ready(metrics)
-                    timer_start, timer_steps, wait_time = time.perf_counter(), 0, 0.0
-                if self.step % cfg.logging.every_steps == 0 or self.step == t.max_steps:
-                    m = {k: float(v) for k, v in jax.device_get(metrics).items()}
-                    now = time.perf_counter()
-                    if timer_steps:
-                        tps = tokens_per_step * timer_steps / (now - timer_start)
-                        m["tokens_per_second"] = tps
-                        util = flops_lib.mfu(tps, self.spec, L, device_kind, self.num_devices)
-                        if util is not None:
-                            m["mfu"] = util
-                        m["input_wait_fraction"] = wait_time / (now - timer_start)
-                    timer_start, timer_steps, wait_time = now, 0, 0.0
-                    m["batch_crc32"] = batch.digest
-                    m["epoch"] = batch.position.epoch
-                    last = m
-                    monitor.write(self.step, m, "train")
-                    if bar is not None:
-                        bar.set_postfix(loss=f"{m['loss']:.3f}", tok_s=f"{m.get('tokens_per_second', 0):.0f}")
-                if self.eval_tokens and (self.step % t.eval_every_steps == 0 or self.step == t.max_steps):
-                    ev = self.evaluate()
-                    eval_history.append({"step": self.step, **ev})
-                    monitor.write(self.step, ev, "eval")
-                    log.info("step %d: eval loss %.4f, masked accuracy %.4f", self.step, ev["loss"], ev["accuracy"])
-                    if self.on_eval is not None:
-                        self.on_eval(self.step, ev)
-                if self.step % cfg.checkpoint.every_steps == 0 or self.step == t.max_steps:
-                    self.save(batch.position)
-                if fault_step and self.step == fault_step:
-                    os.kill(os.getpid(), signal.SIGKILL)
+                self.throughput.stepped(metrics)
+                run_hooks(hooks, StepInfo(self.step, t.max_steps, self, batch, metrics))
         finally:
             batches.close()
-            if bar is not None:
-                bar.close()
+            if self.bar is not None:
+                self.bar.close()
             self.ckpt.close()
-            monitor.close()
-        return TrainResult(self.step, cfg.training.output_dir, self.ckpt.directory, last, eval_history)
+            self.monitor.close()
+        return TrainResult(self.step, cfg.training.output_dir, self.ckpt.directory, self.train_metrics,
+                           self.eval_history)
+
+    # -- default hooks ----------------------------------------------------------------------------
+    def _default_hooks(self) -> list[Hook]:
+        cfg = self.cfg
+        hooks = []
+        if self.bar is not None:
+            hooks.append(Hook(self._advance_bar, 1))
+        hooks.append(Hook(self._log_metrics, cfg.logging.every_steps))
+        if self.bar is not None:
+            hooks.append(Hook(self._show_metrics_on_bar, cfg.logging.every_steps))
+        if self.eval_tokens:
+            hooks.append(Hook(self._evaluate, cfg.training.eval_every_steps))
+        hooks.append(Hook(self._checkpoint, cfg.checkpoint.every_steps))
+        return hooks
+
+    def _advance_bar(self, info: StepInfo) -> None:
+        self.bar.update(1)
+
+    def _log_metrics(self, info: StepInfo) -> None:
+        """The step's metrics, the throughput since the last record, the batch's digest and epoch."""
+        m = {k: float(v) for k, v in jax.device_get(info.metrics).items()}
+        m.update(self.throughput.read())
+        m["batch_crc32"] = info.batch.digest
+        m["epoch"] = info.position.epoch
+        self.train_metrics = m
+        self.monitor.write(info.step, m, "train")
+
+    def _show_metrics_on_bar(self, info: StepInfo) -> None:
+        m = self.train_metrics
+        self.bar.set_postfix(loss=f"{m['loss']:.3f}", tok_s=f"{m.get('tokens_per_second', 0):.0f}")
+
+    def _evaluate(self, info: StepInfo) -> None:
+        ev = self.evaluate()
+        self.eval_history.append({"step": info.step, **ev})
+        self.monitor.write(info.step, ev, "eval")
+        log.info("step %d: eval loss %.4f, masked accuracy %.4f", info.step, ev["loss"], ev["accuracy"])
+        if self.on_eval is not None:
+            self.on_eval(info.step, ev)
+
+    def _checkpoint(self, info: StepInfo) -> None:
+        self.save(info.position)
 
     def save(self, position: StreamPosition) -> None:
+        """Checkpoint the current step: arrays, ``{step, seed}``, every process's stream position, metadata."""
         positions = gather_positions(position.to_json())
-        train = {"step": self.step, "seed": self.cfg.training.seed,
-                 "rng": np.asarray(jax.random.key_data(jax.random.key(self.cfg.training.seed))).tolist()}
+        train = {"step": self.step, "seed": self.cfg.training.seed}
         self.ckpt.save(self.step, self.params, self.opt_state, train, positions, self.meta())
         log.info("checkpoint at step %d requested (%s)", self.step, self.ckpt.directory)
 

@@ -1,4 +1,4 @@
-"""Input pipeline: exact positions, held-out eval documents, audit, bad sources, prefetch."""
+"""The batch stream: exact positions, held-out eval documents, audit, bad sources, prefetch."""
 
 from __future__ import annotations
 
@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 from trainer_helpers import make_corpus, make_tokenizer
 
+from trainer.batches import BatchStream, StreamPosition
 from trainer.config import DataConfig
 from trainer.data import document_hash
 from trainer.errors import DataError
 from trainer.packing import unpack
-from trainer.pipeline import BatchStream, StreamPosition
 from trainer.prefetch import Prefetcher
 
 
@@ -49,8 +49,8 @@ def test_batches_are_exactly_the_shuffled_token_stream(corpus):
     """Concatenated batches == the training documents, block-shuffled, ``doc </s>`` each, epoch after epoch."""
     import datasets
 
+    from trainer.batches import block_permutation
     from trainer.packing import token_stream
-    from trainer.pipeline import block_permutation
 
     stream = _stream(corpus)
     batches = list(itertools.islice(stream.batches(), 80))

@@ -1,4 +1,4 @@
-"""Input pipeline: held-out eval documents, block shuffle, batched tokenisation, packing, position.
+"""The batch stream: held-out eval documents, block shuffle, batched tokenisation, packing, position.
 
 Document order of one node's stream (after ``split_dataset_by_node``)::
 
@@ -67,7 +67,7 @@ def block_permutation(seed: int, epoch: int, block: int, n: int) -> np.ndarray:
 
 
 class TokenizerFns:
-    """What the pipeline needs from a fast tokenizer: batched ids and the special ids."""
+    """What the batch stream needs from a fast tokenizer: batched ids and the special ids."""
 
     def __init__(self, tokenizer):
         self.tokenizer = tokenizer

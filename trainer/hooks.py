@@ -1,0 +1,69 @@
+"""Periodic actions of the training loop: when they are due, what they see, the list they sit in.
+
+After every optimizer step the loop builds a :class:`StepInfo` and calls each :class:`Hook`
+whose period is due (:func:`itstime`), in order. Logging, evaluation, checkpoints and the
+progress bar are such hooks (registered by :class:`trainer.train.Trainer`); more are added with
+``Trainer.add_hook(fn, every=N)``, e.g. a test's fault injection.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import TYPE_CHECKING, Any, Callable
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .batches import Batch, StreamPosition
+    from .train import Trainer
+
+
+def itstime(step: int, every: int, last_step: int) -> bool:
+    """Is an action run every ``every`` steps due after step ``step``?
+
+    ``step % every == 0 or step == last_step``: on the multiples of ``every`` and always after
+    the last step, so the final state is logged, evaluated and saved. ``step`` counts the
+    optimizer steps done (1 after the first update); a resumed run continues the count.
+    """
+    return step % every == 0 or step == last_step
+
+
+@dataclasses.dataclass(frozen=True)
+class StepInfo:
+    """What a hook sees after a step."""
+
+    step: int  # optimizer steps done, 1 after the first update
+    last_step: int  # training.max_steps
+    trainer: "Trainer"
+    batch: "Batch"  # the batch just trained on: tokens, position after it, digest
+    metrics: dict  # the step's metrics as device arrays (loss, accuracy, grad_norm, learning_rate, masked_tokens)
+
+    @property
+    def params(self):
+        return self.trainer.params
+
+    @property
+    def opt_state(self):
+        return self.trainer.opt_state
+
+    @property
+    def position(self) -> "StreamPosition":
+        """Where the batch stream stands after this step's batch (what a checkpoint saves)."""
+        return self.batch.position
+
+
+@dataclasses.dataclass(frozen=True)
+class Hook:
+    """``fn(info)`` after every ``every``-th step and after the last one."""
+
+    fn: Callable[[StepInfo], Any]
+    every: int = 1
+
+    def __post_init__(self):
+        if self.every < 1:
+            raise ValueError(f"a hook runs every N >= 1 steps, got every={self.every}")
+
+
+def run_hooks(hooks: list[Hook], info: StepInfo) -> None:
+    """Call, in order, every hook due after ``info.step``."""
+    for hook in hooks:
+        if itstime(info.step, hook.every, info.last_step):
+            hook.fn(info)
