@@ -136,7 +136,8 @@ def main() -> None:
     )
     floor, ours, raw_floor, raw_ours = rates["floor"], rates["ours"], rates["raw_floor"], rates["raw_ours"]
     naive = best_rates({"naive": lambda: naive_ccnet(model, texts)}, n, repeats=2)["naive"]
-    np.testing.assert_allclose(np.concatenate([model.perplexities(b) for b in ours_blocks]), naive_ccnet(model, texts), rtol=1e-9)
+    ours_all = np.concatenate([model.perplexities(b) for b in ours_blocks])
+    np.testing.assert_allclose(ours_all, naive_ccnet(model, texts), rtol=1e-9)
 
     # --- a full gaussian pass: 1 process, and 2 processes over half the shards each ------------
     config = Mc4Sampling(config_name="es", data_dir=mc4_sampling.SAMPLE_DATA_DIR).config

@@ -184,7 +184,8 @@ class PerplexityModel:
             ends.append(len(lines))
         pieces = self.sp.encode(lines, out_type=str, num_threads=1)
         scores = list(map(self.kenlm.score, [" ".join(p) for p in pieces]))
-        lengths = np.add.reduceat(np.fromiter(map(len, pieces), np.int64, len(pieces)), np.array([0] + ends[:-1], dtype=np.int64))
+        starts = np.array([0] + ends[:-1], dtype=np.int64)
+        lengths = np.add.reduceat(np.fromiter(map(len, pieces), np.int64, len(pieces)), starts)
         return _document_perplexities(scores, ends, lengths + np.diff(ends, prepend=0))
 
 

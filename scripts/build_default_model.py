@@ -39,8 +39,8 @@ sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(REPO))
 
 import numpy as np  # noqa: E402
-
 import spanish_text as st  # noqa: E402
+
 from mc4_sampling.normalization import normalize_line  # noqa: E402
 
 LANG = "es"
@@ -201,7 +201,8 @@ def main() -> None:
     q1, q2, q3 = (float(x) for x in np.percentile(ppl, [25, 50, 75]))
     stepwise = BERTIN_STEPWISE_FACTOR * q1 / BERTIN_Q1
     table = []
-    for kind in ["prose", "prose_nav", "english", "word_salad", "boilerplate", "spam", "repeated", "short", "ui_strings"]:
+    kinds = ["prose", "prose_nav", "english", "word_salad", "boilerplate", "spam", "repeated", "short", "ui_strings"]
+    for kind in kinds:
         p = model.perplexities(by_kind[kind])
         table.append((kind, len(p), *(float(x) for x in np.percentile(p, [10, 50, 90]))))
     all_p = (len(ppl), *(float(x) for x in np.percentile(ppl, [10, 50, 90])))
@@ -273,10 +274,12 @@ def write_manifest(args, stats, total, n_tokens, ngram_counts, meta, table, all_
         n = st.BIBLE_KEEP_MODULUS if package == "sword-text-sparv" else st.TRAIN_KEEP_MODULUS.get(package, 1)
         used = "none" if n == 0 else "all" if n == 1 else f"1 in {n}"
         lines.append(
-            f"| {package} | {ver(package)} | {lic} | {used} | {s['documents']:,} | {s['paragraphs']:,} | {s['words']:,} | {s['bytes']:,} |"
+            f"| {package} | {ver(package)} | {lic} | {used} "
+            f"| {s['documents']:,} | {s['paragraphs']:,} | {s['words']:,} | {s['bytes']:,} |"
         )
     lines += [
-        f"| **total** | | | | {total['documents']:,} | {total['paragraphs']:,} | {total['words']:,} | {total['bytes']:,} |",
+        f"| **total** | | | | {total['documents']:,} | {total['paragraphs']:,} | {total['words']:,} "
+        f"| {total['bytes']:,} |",
         "",
         "- A paragraph is kept when it looks like prose (at least 30 characters, mostly letters,",
         "  few code symbols) and like Spanish (at least 6 words, at least 15 % of them frequent",

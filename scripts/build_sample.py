@@ -38,6 +38,7 @@ sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(REPO))
 
 import spanish_text as st  # noqa: E402
+
 from mc4_sampling.normalization import normalize_line  # noqa: E402
 
 SEED = 20210715
@@ -88,9 +89,14 @@ NAV_ITEMS = [
     "Recursos", "Opiniones", "Envíos y devoluciones", "Condiciones de venta", "Prensa", "Equipo",
 ]  # fmt: skip
 COOKIE_LINES = [
-    "Utilizamos cookies propias y de terceros para mejorar nuestros servicios y mostrarle publicidad relacionada con sus preferencias mediante el análisis de sus hábitos de navegación. Si continúa navegando, consideramos que acepta su uso.",
-    "Este sitio web utiliza cookies para que usted tenga la mejor experiencia de usuario. Si continúa navegando está dando su consentimiento para la aceptación de las mencionadas cookies y la aceptación de nuestra política de cookies.",
-    "Usamos cookies para asegurar que te damos la mejor experiencia en nuestra web. Si continúas usando este sitio, asumiremos que estás de acuerdo con ello.",
+    "Utilizamos cookies propias y de terceros para mejorar nuestros servicios y mostrarle publicidad relacionada "
+    "con sus preferencias mediante el análisis de sus hábitos de navegación. Si continúa navegando, consideramos "
+    "que acepta su uso.",
+    "Este sitio web utiliza cookies para que usted tenga la mejor experiencia de usuario. Si continúa navegando "
+    "está dando su consentimiento para la aceptación de las mencionadas cookies y la aceptación de nuestra "
+    "política de cookies.",
+    "Usamos cookies para asegurar que te damos la mejor experiencia en nuestra web. Si continúas usando este "
+    "sitio, asumiremos que estás de acuerdo con ello.",
     "Esta web usa cookies. Aceptar Leer más",
     "Aceptar cookies Configurar Rechazar",
     "Al navegar por este sitio aceptas el uso de cookies. Más información",
@@ -286,7 +292,8 @@ class Generator:
 
     def repeated(self) -> list[str]:
         r = self.rng
-        pool = [self.fill(t) for t in r.sample(FOOTER_LINES, 3)] + [self.fill(r.choice(SPAM_TEMPLATES[r.randrange(len(SPAM_TEMPLATES))]))]
+        footers = [self.fill(t) for t in r.sample(FOOTER_LINES, 3)]
+        pool = footers + [self.fill(r.choice(SPAM_TEMPLATES[r.randrange(len(SPAM_TEMPLATES))]))]
         block = r.sample(pool, r.randint(1, 3))
         return block * r.randint(6, 40 // len(block) + 6)
 
@@ -301,7 +308,8 @@ class Generator:
             k = r.randint(3, 10)
             lines.append(" ".join(self.fill(r.choice(templates)) for _ in range(k)))
         if r.random() < 0.5:
-            lines.insert(0, self.fill(r.choice(templates)).capitalize() + " - Las mejores ofertas de " + str(r.randint(2014, 2020)))
+            title = self.fill(r.choice(templates)).capitalize()
+            lines.insert(0, title + " - Las mejores ofertas de " + str(r.randint(2014, 2020)))
         return lines
 
     def ui(self) -> list[str]:
@@ -397,7 +405,8 @@ def build(root: Path, out_dir: Path, kinds_path: Path) -> dict:
 
     stats = {
         "files": {name: (split, len(ds), (out / name).stat().st_size) for name, (split, ds) in files.items()},
-        "kinds": {split: Counter(d["kind"] for d in ds) for split, ds in (("train", docs[:n_train]), ("validation", docs[n_train:]))},
+        "kinds": {split: Counter(d["kind"] for d in ds)
+                  for split, ds in (("train", docs[:n_train]), ("validation", docs[n_train:]))},
         "sources": sources,
         "prose_chunks_available": len(prose),
         "chars": sum(len(d["text"]) for d in docs),
@@ -442,7 +451,8 @@ def write_readme(root: Path, path: Path, stats: dict, counts: dict) -> None:
     ]
     for kind in KINDS:
         lines.append(
-            f"| `{kind}` | {KIND_DESCRIPTIONS[kind]} | {stats['kinds']['train'][kind]} | {stats['kinds']['validation'][kind]} |"
+            f"| `{kind}` | {KIND_DESCRIPTIONS[kind]} | {stats['kinds']['train'][kind]} "
+            f"| {stats['kinds']['validation'][kind]} |"
         )
     low = sum(n for k, n in counts.items() if k not in {"prose", "prose_nav"})
     lines += [
@@ -476,7 +486,8 @@ def write_readme(root: Path, path: Path, stats: dict, counts: dict) -> None:
         "None of the prose here was used to train `mc4_sampling/data/model/`: `gimp-help-es` and",
         f"`debian-handbook` are held out as whole packages, 1 in {st.HOLDOUT_MODULUS} documents of every",
         "training package is held out (by a hash of package and document name), and any held-out",
-        "paragraph whose normalised form also occurs in the training text is dropped (see `scripts/spanish_text.py`, `load_corpus`). The",
+        "paragraph whose normalised form also occurs in the training text is dropped (see "
+        "`scripts/spanish_text.py`, `load_corpus`). The",
         "model's quartiles (`model.json`, `boundaries`) are computed on the train split of this",
         "sample.",
         "",

@@ -117,8 +117,10 @@ def test_skipping_the_scoring_of_rejected_documents_changes_no_decision():
     rule = rule_of(cfg)
     model = embedded_model()
     lazy, eager = SamplingStats(), SamplingStats()
-    lazy_kept = [ex["url"] for s in shard_refs_for(cfg, "train") for _, ex in DocumentSampler(rule, 5, model).sample(s, lazy)]
-    eager_kept = [ex["url"] for s in shard_refs_for(cfg, "train") for _, ex in DocumentSampler(rule, 5, model, score_all=True).sample(s, eager)]
+    shards = shard_refs_for(cfg, "train")
+    lazy_kept = [ex["url"] for s in shards for _, ex in DocumentSampler(rule, 5, model).sample(s, lazy)]
+    eager_sampler = DocumentSampler(rule, 5, model, score_all=True)
+    eager_kept = [ex["url"] for s in shards for _, ex in eager_sampler.sample(s, eager)]
     assert lazy_kept == eager_kept
     assert eager.scored == eager.read and lazy.scored < eager.scored
     assert abs(lazy.scored / lazy.read - rule.max_probability) < 0.05
@@ -196,7 +198,8 @@ def test_several_languages_each_with_their_own_urls(tmp_path):
 
 
 def test_fallback_builder_api_matches_load_dataset():
-    built = Mc4Sampling(config_name="es", data_dir=SAMPLE, sampling_method="gaussian").as_streaming_dataset(split="train")
+    builder = Mc4Sampling(config_name="es", data_dir=SAMPLE, sampling_method="gaussian")
+    built = builder.as_streaming_dataset(split="train")
     assert urls(built) == urls(load(sampling_method="gaussian"))
 
 

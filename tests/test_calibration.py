@@ -196,7 +196,8 @@ def test_calibration_file_round_trip(lognormal, tmp_path):
                             language="es", seed=3, fit_width=True)
     path = save_calibration(cal, tmp_path / "sub" / "calibration.json")
     raw = json.loads(path.read_text())
-    assert raw["format_version"] == 1 and raw["model"] == {"model_id": "es.arpa.bin#abc", "mode": "raw", "spec": "/x/es.arpa.bin"}
+    assert raw["format_version"] == 1
+    assert raw["model"] == {"model_id": "es.arpa.bin#abc", "mode": "raw", "spec": "/x/es.arpa.bin"}
     assert raw["documents_scored"] == 20_000 and raw["seed"] == 3
     assert len(raw["deciles"]) == 9 and len(raw["percentiles"]) == 99
     assert raw["boundaries"] == [raw["percentiles"][24], raw["percentiles"][49], raw["percentiles"][74]]
@@ -247,8 +248,10 @@ def test_builder_refuses_a_calibration_of_another_model_or_mode(lognormal, tmp_p
     embedded = mc4_sampling.load_perplexity_model(None, "es")
     for model_id, mode, message in [("other.bin#0", embedded.mode, "made with perplexity model"),
                                     (embedded.model_id, "raw", "made in perplexity mode")]:
-        path = save_calibration(build_calibration(lognormal, 0.1, model_id=model_id, mode=mode), tmp_path / f"{mode}.json")
-        config = Mc4Sampling(config_name="es", sampling_method="gaussian", data_dir=SAMPLE, calibration=str(path)).config
+        calibration = build_calibration(lognormal, 0.1, model_id=model_id, mode=mode)
+        path = save_calibration(calibration, tmp_path / f"{mode}.json")
+        config = Mc4Sampling(config_name="es", sampling_method="gaussian", data_dir=SAMPLE,
+                             calibration=str(path)).config
         with pytest.raises(ConfigError, match=message):
             SamplingPlan.resolve(config, "es")
 
@@ -299,7 +302,8 @@ def test_subset_spans_random_shards_and_follows_the_seed():
         (["--target-rate", "0.1", "--docs", "5"], "--docs 5 is out of range: at least 20"),
         (["--target-rate", "0.1", "--lang", "es", "ca"], "one language at a time"),
         (["--target-rate", "0.1", "--width", "-1"], "--width -1.0 is out of range"),
-        (["--target-rate", "1", "--docs", "200", "--no-plots"], "stepwise: target keep rate 1 cannot be reached: .*every quartile saturates"),
+        (["--target-rate", "1", "--docs", "200", "--no-plots"],
+         "stepwise: target keep rate 1 cannot be reached: .*every quartile saturates"),
     ],
 )
 def test_calibrate_command_bad_input(tmp_path, capsys, args, message):

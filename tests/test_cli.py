@@ -11,12 +11,14 @@ from mc4_sampling.cli import build_parser, main
 
 
 def run_cli(*args, stdin=None):
-    return subprocess.run([sys.executable, "-m", "mc4_sampling.cli", *args], capture_output=True, text=True, input=stdin)
+    return subprocess.run([sys.executable, "-m", "mc4_sampling.cli", *args], capture_output=True, text=True,
+                          input=stdin)
 
 
 def test_sample_writes_json_lines_and_a_summary(tmp_path, capsys):
     out = tmp_path / "kept.jsonl"
-    rc = main(["sample", "--data-dir", mc4_sampling.SAMPLE_DATA_DIR, "--method", "gaussian", "--return-perplexity", "-o", str(out)])
+    rc = main(["sample", "--data-dir", mc4_sampling.SAMPLE_DATA_DIR, "--method", "gaussian", "--return-perplexity",
+               "-o", str(out)])
     assert rc == 0
     docs = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
     assert docs and all(set(d) == {"text", "timestamp", "url", "perplexity"} for d in docs)
@@ -25,7 +27,8 @@ def test_sample_writes_json_lines_and_a_summary(tmp_path, capsys):
     assert "documents read:" in err and "keep rate:" in err and "median" in err
     from datasets import load_dataset
 
-    same = load_dataset("mc4-sampling", "es", data_dir=mc4_sampling.SAMPLE_DATA_DIR, sampling_method="gaussian", streaming=True, split="train")
+    same = load_dataset("mc4-sampling", "es", data_dir=mc4_sampling.SAMPLE_DATA_DIR, sampling_method="gaussian",
+                        streaming=True, split="train")
     assert [d["url"] for d in docs] == [d["url"] for d in same]
 
 

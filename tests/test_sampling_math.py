@@ -77,7 +77,8 @@ def test_uniform_draws_are_pure_and_uniform():
 
 
 def test_shard_keys_differ_by_every_component():
-    keys = {shard_key(s, lang, split, i) for s in (1, 2) for lang in ("es", "ca") for split in ("train", "validation") for i in (0, 1)}
+    keys = {shard_key(s, lang, split, i)
+            for s in (1, 2) for lang in ("es", "ca") for split in ("train", "validation") for i in (0, 1)}
     assert len(keys) == 16
     u1 = uniform_draws(shard_key(1, "es", "train", 0), np.arange(1000))
     u2 = uniform_draws(shard_key(2, "es", "train", 0), np.arange(1000))

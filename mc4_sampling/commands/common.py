@@ -14,8 +14,8 @@ def add_source_options(parser: argparse.ArgumentParser) -> None:
     g = parser.add_argument_group("data source")
     g.add_argument("--lang", nargs="+", default=["es"], metavar="LANG",
                    help="mC4 language code(s), e.g. es, or several: es ca (default: es)")
-    g.add_argument("--data-dir", help="local folder laid out like allenai/c4's multilingual/ "
-                   "(e.g. the bundled sample: see `python -c 'import mc4_sampling; print(mc4_sampling.SAMPLE_DATA_DIR)'`)")
+    g.add_argument("--data-dir", help="local folder laid out like allenai/c4's multilingual/ (e.g. the bundled "
+                   "sample: see `python -c 'import mc4_sampling; print(mc4_sampling.SAMPLE_DATA_DIR)'`)")
     g.add_argument("--base-url", help="HTTP(S) mirror of allenai/c4's multilingual/ folder (default: the Hub)")
     g.add_argument("--shards", type=int, nargs="+", metavar="I", help="read only these shard indices")
     g.add_argument("--on-bad-record", choices=BAD_RECORD_POLICIES, default="raise",
@@ -38,7 +38,8 @@ def add_sampling_options(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--width", type=float, help="gaussian width (default 4.5)")
     g.add_argument("--boundaries", type=float, nargs=3, metavar=("B1", "B2", "B3"),
                    help="quartile perplexities (default: those of the model)")
-    g.add_argument("--calibration", help="calibration JSON from `mc4-sampling calibrate` (replaces boundaries/factor/width)")
+    g.add_argument("--calibration",
+                   help="calibration JSON from `mc4-sampling calibrate` (replaces boundaries/factor/width)")
     g.add_argument("--seed", type=int, default=2021, help="seed of the keep decisions (default 2021)")
 
 

@@ -19,7 +19,8 @@ def add_parser(subparsers) -> None:
     )
     p.add_argument("texts", nargs="*", metavar="TEXT", help="texts to score")
     p.add_argument("--jsonl", help="a JSON-lines file (or .json.gz) whose 'text' fields are scored")
-    p.add_argument("--lang", default="es", help="language of the model files to pick in a folder or Hub repo (default: es)")
+    p.add_argument("--lang", default="es",
+                   help="language of the model files to pick in a folder or Hub repo (default: es)")
     add_model_options(p)
     p.set_defaults(handler=run)
 
