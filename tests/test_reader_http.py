@@ -3,9 +3,9 @@
 import json
 
 import pytest
+from conftest import write_shard
 from datasets import load_dataset
 
-from conftest import write_shard
 from mc4_sampling import DataNotFoundError
 from mc4_sampling.reader import iter_records
 
