@@ -14,7 +14,7 @@ $(STAMP): setup.cfg pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q torch==2.13.0
-	$(BIN)/python -m pip install -q -e '.[calibrate,trainer,test]'
+	$(BIN)/python -m pip install -q -e '.[calibrate,trainer,test,scale]'
 	touch $(STAMP)
 
 test: install

@@ -46,11 +46,19 @@ def push_folder(
     endpoint: str | None = None,
     commit_message: str = "Upload with mc4-sampling",
     allow_patterns: list[str] | str | None = None,
+    large: bool = False,
+    revision: str | None = None,
+    create_branch: bool = False,
 ):
     """Create the ``repo_type`` repository ``repo_id`` (unless it exists) and upload ``folder`` in one commit.
 
     ``endpoint`` defaults to ``HF_ENDPOINT`` when set (else the Hub), ``token`` to the one
-    ``huggingface_hub`` finds; ``allow_patterns`` limits the files sent. Returns the commit info;
+    ``huggingface_hub`` finds; ``allow_patterns`` limits the files sent. ``large=True`` (datasets of
+    many files): ``upload_large_folder`` where ``huggingface_hub`` has it (resumable, several
+    commits); in ``huggingface_hub`` 2.x, where it is gone, ``upload_folder`` itself streams large
+    folders in several commits and resumes by re-running (returns its commit info, the last one).
+    ``revision``: upload to that branch (``create_branch=True`` makes it first, from the main
+    branch's head, unless it exists). Returns the commit info;
     raises :class:`HubError` (naming the folder and the repository, not the token) when it fails.
     """
     from huggingface_hub import HfApi
@@ -58,12 +66,18 @@ def push_folder(
     api = HfApi(endpoint=endpoint or os.environ.get("HF_ENDPOINT") or None, token=token)
     try:
         api.create_repo(repo_id, repo_type=repo_type, private=private, exist_ok=True)
+        if revision and create_branch:
+            api.create_branch(repo_id, branch=revision, repo_type=repo_type, exist_ok=True)
+        upload_large_folder = getattr(api, "upload_large_folder", None) if large else None
+        if upload_large_folder is not None:
+            return upload_large_folder(repo_id=repo_id, folder_path=folder, repo_type=repo_type, private=private,
+                                       allow_patterns=allow_patterns, print_report=False)
         info = api.upload_folder(folder_path=folder, repo_id=repo_id, repo_type=repo_type,
-                                 commit_message=commit_message, allow_patterns=allow_patterns)
+                                 commit_message=commit_message, allow_patterns=allow_patterns, revision=revision)
     except Exception as e:
         reason = _redact(f"{type(e).__name__}: {e}", token)
         raise HubError(f"upload of {folder} to {repo_id} failed: {reason}") from None
-    logger.info("pushed %s to %s repository %s", folder, repo_type, repo_id)
+    logger.info("pushed %s to %s repository %s%s", folder, repo_type, repo_id, f" ({revision})" if revision else "")
     return info
 
 

@@ -1,112 +1,544 @@
-"""Materialise a sampled subset (Parquet shards) and render its dataset card (pushed with :mod:`.hub`)."""
+"""Materialise sampled subsets as one multi-config Parquet dataset with its card, on datatrove.
+
+:func:`publish` runs the pipeline of :mod:`mc4_sampling.engine` (read, keep by perplexity, write)
+over every shard of the requested splits with a datatrove executor (``local`` processes, ``ray``,
+``slurm``), one config per sampling method, into::
+
+    OUTPUT/data/<config>/<split>-NNNNN-of-NNNNN.parquet   one file per config and input shard
+    OUTPUT/README.md                                      the dataset card, written last
+    OUTPUT/.mc4-sampling/options.json                     what the folder holds (the manifest)
+    OUTPUT/.mc4-sampling/units/<split>-NNNNN-of-NNNNN.json  statistics of each finished shard
+    OUTPUT/.mc4-sampling/logs/                            datatrove's logs, stats and completions
+
+A rerun with the same options finishes only the missing shards; a folder holding another dataset
+(other options) or files this tool did not write is refused unless ``overwrite``, which replaces
+the folder's contents. The files of a shard do not depend on the executor, the number of tasks or
+workers: the same options give the same dataset at any scale, equal to what ``load_dataset`` keeps.
+"""
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
+import importlib
+import json
 import logging
+import os
+import shutil
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from . import hub
 from .builder import Mc4SamplingConfig
-from .plan import SamplingPlan, check_max_docs, iter_kept
-from .sampler import SamplingStats
+from .errors import ConfigError, DataNotFoundError, Mc4SamplingError
+from .plan import SPLITS, SamplingPlan, check_max_docs
 from .shards import shard_refs_for
-from .weighting import SamplingRule
 
 logger = logging.getLogger(__name__)
+
+EXECUTORS = ("local", "ray", "slurm")
+SCALE_EXTRA = "pip install 'mc4-sampling[scale]'"
+STATE_DIR = ".mc4-sampling"
+MANIFEST_FORMAT = "mc4-sampling-publish"
+#: options that decide which documents a dataset holds (``http_retries`` does not)
+MANIFEST_OPTIONS = ("languages", "sampling_method", "sampling_factor", "validation_sampling_factor", "width",
+                    "boundaries", "perplexity_model", "perplexity_mode", "seed", "data_dir", "base_url", "shards",
+                    "on_bad_record", "calibration", "max_record_bytes")
 
 FORMULAS = {
     "none": "1 (every document kept)",
     "random": "`p = factor`",
-    "stepwise": "`factor / b1` (x <= b1), `factor / (b2 - b1)` (b1 < x < b2), `factor / (b3 - b2)` (b2 <= x < b3), `factor / (10 b3)` (x >= b3)",
+    "stepwise": "`factor / b1` (x <= b1), `factor / (b2 - b1)` (b1 < x < b2), `factor / (b3 - b2)` (b2 <= x < b3), "
+                "`factor / (10 b3)` (x >= b3)",
     "gaussian": "`p = factor * exp(-(1 / width) * ((x - b2) / b2) ** 2)`",
 }
 
 
-def materialize(
-    config: Mc4SamplingConfig,
-    output_dir: str,
-    splits=("train", "validation"),
-    max_docs: int | None = None,
-    rows_per_file: int = 100_000,
-    progress=None,
-) -> dict[str, SamplingStats]:
-    """Write the kept documents of each split to ``output_dir/data/{split}-NNNNN.parquet``.
+class PublishError(Mc4SamplingError):
+    """A publish run cannot start or did not finish; the message says what to do."""
 
-    Every document carries its ``perplexity``. ``max_docs`` caps the documents kept per split.
-    ``progress(split, stats)`` is called after every block of documents (for progress bars).
-    Returns the statistics of each split.
+
+class MissingExtraError(Mc4SamplingError, ImportError):
+    """An optional dependency of the ``scale`` extra is missing."""
+
+
+@dataclass
+class SlurmOptions:
+    """Options of the Slurm executor (sbatch directives and the job's environment)."""
+
+    partition: str
+    time: str = "24:00:00"
+    cpus_per_task: int = 1
+    mem_per_cpu_gb: float = 2
+    job_name: str = "mc4-sampling"
+    venv_path: str | None = None
+    #: False: write the sbatch script and the pickled pipeline, submit nothing
+    submit: bool = True
+
+
+@dataclass
+class SplitStats:
+    """Statistics of one config and split, summed over its shards."""
+
+    read: int = 0
+    scored: int = 0
+    skipped_by_draw: int = 0
+    kept: int = 0
+    bad_records: int = 0
+    num_bytes: int = 0
+    files: list = field(default_factory=list)
+
+    @property
+    def keep_rate(self) -> float:
+        return self.kept / self.read if self.read else 0.0
+
+
+@dataclass
+class PublishResult:
+    output_dir: str
+    configs: list[str]
+    splits: list[str]
+    #: ``{config: {split: SplitStats}}`` (finished shards only)
+    stats: dict
+    complete: bool
+    shards: int
+    tasks: int
+    card: str | None = None
+    #: the sbatch script (Slurm executor)
+    slurm_script: str | None = None
+
+
+# --- the engine and its optional dependencies --------------------------------------------------
+
+
+def load_engine():
+    """:mod:`mc4_sampling.engine` (needs datatrove); :class:`MissingExtraError` naming the extra."""
+    try:
+        engine = importlib.import_module("mc4_sampling.engine")
+    except ImportError as e:
+        raise MissingExtraError(f"publish needs datatrove ({e}); install it with: {SCALE_EXTRA}") from None
+    return engine
+
+
+def require_ray():
+    try:
+        import ray
+    except ImportError as e:
+        raise MissingExtraError(f"--executor ray needs Ray ({e}); install it with: {SCALE_EXTRA}") from None
+    return ray
+
+
+# --- the run -----------------------------------------------------------------------------------
+
+
+def method_configs(config: Mc4SamplingConfig, methods) -> dict[str, Mc4SamplingConfig]:
+    """``{method: the config with that sampling_method}`` (every one validated, perplexity returned)."""
+    configs = {}
+    for method in dict.fromkeys(methods):
+        c = dataclasses.replace(config, sampling_method=method, return_perplexity=True)
+        configs[method] = c.validate()
+    return configs
+
+
+def manifest_of(configs: dict[str, Mc4SamplingConfig], splits, max_docs) -> dict:
+    """What the folder holds: the options that decide its documents, per config."""
+    def options(c):
+        values = {name: getattr(c, name, None) for name in MANIFEST_OPTIONS}
+        if c.calibration is not None:
+            values["calibration"] = {"path": str(c.calibration),
+                                     "sha256": hashlib.sha256(Path(c.calibration).read_bytes()).hexdigest()}
+        if c.data_dir is not None:
+            values["data_dir"] = os.path.abspath(os.path.expanduser(str(c.data_dir)))
+        return values
+
+    manifest = {"format": MANIFEST_FORMAT, "version": 1, "splits": list(splits), "max_docs": max_docs,
+                "configs": {name: options(c) for name, c in configs.items()}}
+    return json.loads(json.dumps(manifest, default=list))
+
+
+def publish(
+    configs: dict[str, Mc4SamplingConfig],
+    output_dir: str,
+    *,
+    splits=SPLITS,
+    executor: str = "local",
+    tasks: int | None = None,
+    workers: int | None = None,
+    max_docs: int | None = None,
+    overwrite: bool = False,
+    slurm: SlurmOptions | None = None,
+    ray_address: str | None = None,
+    repo_id: str | None = None,
+) -> PublishResult:
+    """Sample every shard of ``splits`` with each config and write the dataset (see the module).
+
+    ``configs`` maps config names to validated builder configs that differ only in their sampling
+    (:func:`method_configs`). ``tasks`` defaults to one per input shard, ``workers`` (tasks run at
+    once) to the CPU count (local, Ray) or no limit (Slurm). ``max_docs`` keeps at most that many
+    documents per config and split, with one local task only. Returns the statistics; raises
+    :class:`PublishError` naming the shards that failed (the other shards' files are kept).
     """
-    import pyarrow as pa
+    if executor not in EXECUTORS:
+        raise ConfigError(f"executor={executor!r} is not valid; choose one of: {', '.join(EXECUTORS)}")
+    if not configs:
+        raise ConfigError("give at least one sampling method")
+    if slurm is not None and executor != "slurm":
+        raise ConfigError("Slurm options need --executor slurm")
+    if executor == "slurm" and slurm is None:
+        raise ConfigError("--executor slurm needs --slurm-partition")
+    check_max_docs(max_docs, "--max-docs")
+    engine = load_engine()
+    if executor == "ray":
+        require_ray()
+    splits = [s for s in SPLITS if s in splits]
+    first = next(iter(configs.values()))
+    for c in configs.values():  # models, boundaries, calibration: checked before anything is written
+        for language in c.languages:
+            SamplingPlan.resolve(c, language)
+    units = []
+    for split in splits:
+        refs = shard_refs_for(first, split)
+        units += [engine.Unit(split, i, len(refs), ref) for i, ref in enumerate(refs)]
+    if not units:
+        raise DataNotFoundError(f"no mC4 files for {', '.join(first.languages)} and splits {', '.join(splits)}"
+                                + (f" in data_dir={first.data_dir!r}" if first.data_dir else ""))
+    if tasks is not None and tasks < 1:
+        raise ConfigError(f"--tasks={tasks} is not valid; it must be a positive integer")
+    if workers is not None and workers < 1:
+        raise ConfigError(f"--workers={workers} is not valid; it must be a positive integer")
+    tasks = min(tasks or len(units), len(units))
+    if max_docs is not None and (tasks != 1 or executor != "local"):
+        raise ConfigError("--max-docs is only deterministic in one task: use it with --executor local --tasks 1 "
+                          f"(here: --executor {executor}, {tasks} tasks)")
+    if workers is None:
+        workers = -1 if executor == "slurm" else max(1, min(tasks, os.cpu_count() or 1))
+    else:
+        workers = min(workers, tasks)
+
+    out = os.path.abspath(os.path.expanduser(output_dir))
+    manifest = manifest_of(configs, splits, max_docs)
+    prepare_output(out, manifest, overwrite)
+    names = list(configs)
+    state = os.path.join(out, STATE_DIR)
+    logs = os.path.join(state, "logs")
+    _forget_unfinished_tasks(engine, out, logs, units, tasks, reset=max_docs is not None)
+
+    pipeline = [
+        engine.Mc4ShardReader(units, out, first.on_bad_record, first.http_retries, skip_done=max_docs is None,
+                              max_record_bytes=getattr(first, "max_record_bytes", None),
+                              timeout=getattr(first, "http_timeout", None)),
+        engine.PerplexitySampler(configs, max_docs=max_docs),
+        engine.SubsetWriter(out, names),
+    ]
+    slurm_script = None
+    try:
+        if executor == "local":
+            from datatrove.executor import LocalPipelineExecutor
+
+            if workers > 1:  # workers fork from a server that has imported the engine once
+                import multiprocess
+
+                multiprocess.get_context("forkserver").set_forkserver_preload(["mc4_sampling.engine"])
+            LocalPipelineExecutor(pipeline, tasks=tasks, workers=workers, logging_dir=logs).run()
+        elif executor == "ray":
+            with _ray_session(ray_address, workers):
+                from datatrove.executor.ray import RayPipelineExecutor
+
+                RayPipelineExecutor(pipeline, tasks=tasks, workers=workers, logging_dir=logs, cpus_per_task=1,
+                                    mem_per_cpu_gb=0.5).run()
+        else:
+            slurm_script = _run_slurm(pipeline, tasks, workers, logs, slurm)
+    except Mc4SamplingError:
+        raise
+    except Exception as e:
+        raise PublishError(f"a task failed: {type(e).__name__}: {e}. The finished shards are kept; see the logs in "
+                           f"{logs} and run the same command again to finish the others") from e
+
+    result = collect(engine, out, names, splits, units, tasks)
+    result.slurm_script = slurm_script
+    failures = _failures(engine, out, units)
+    if failures:
+        listed = "; ".join(f"shard {f['shard']}: {f['error']}" for f in failures[:5])
+        more = f" (and {len(failures) - 5} more)" if len(failures) > 5 else ""
+        raise PublishError(f"{len(failures)} shard(s) failed: {listed}{more}. The other shards' files are kept "
+                           f"(logs in {logs}); fix the input or pass --on-bad-record skip, then run the same "
+                           "command again to finish")
+    if not result.complete:
+        if executor == "slurm":
+            return result
+        missing = [u.name for u in units if not os.path.exists(engine.unit_stats_file(out, u))]
+        raise PublishError(f"{len(missing)} of {len(units)} shard(s) did not finish ({', '.join(missing[:5])}); "
+                           f"see the logs in {logs} and run the same command again to finish them")
+    card = render_card(configs, result, repo_id or f"your-name/mc4-{'+'.join(first.languages)}-sampled")
+    _write_atomic(os.path.join(out, "README.md"), card)
+    result.card = os.path.join(out, "README.md")
+    _write_atomic(os.path.join(state, "stats.json"), json.dumps(
+        {name: {split: dataclasses.asdict(s) for split, s in by_split.items()}
+         for name, by_split in result.stats.items()},
+        indent=1))
+    return result
+
+
+# --- the output folder -------------------------------------------------------------------------
+
+
+def _ours(relative: str, configs) -> bool:
+    """Whether a file of the output folder is one this tool writes."""
+    parts = relative.split("/")
+    if parts[0] in (STATE_DIR, ".cache") or relative == "README.md":
+        return True
+    return len(parts) == 3 and parts[0] == "data" and parts[1] in configs and parts[2].endswith(".parquet")
+
+
+def _files(folder: str) -> list[str]:
+    found = []
+    for root, dirs, files in os.walk(folder):
+        found += [os.path.relpath(os.path.join(root, f), folder).replace(os.sep, "/") for f in files]
+    return sorted(found)
+
+
+def prepare_output(out: str, manifest: dict, overwrite: bool) -> bool:
+    """Check that ``out`` is new, empty or holds this same dataset (then resumed: True).
+
+    A folder holding another dataset or files this tool did not write is refused
+    (:class:`PublishError`) unless ``overwrite``, which empties it. Raises :class:`PublishError`
+    when the folder cannot be written.
+    """
+    if os.path.exists(out) and not os.path.isdir(out):
+        raise PublishError(f"output folder {out} is a file; give a folder")
+    manifest_path = os.path.join(out, STATE_DIR, "options.json")
+    existing = _files(out) if os.path.isdir(out) else []
+    resumed = False
+    if existing:
+        try:
+            with open(manifest_path, encoding="utf-8") as f:
+                old = json.load(f)
+        except (OSError, ValueError):
+            old = None
+        foreign = [f for f in existing if not _ours(f, (old or {}).get("configs", {}))] if old else existing
+        if old == manifest and not foreign:
+            resumed = True
+        elif not overwrite:
+            if old is None or old.get("format") != MANIFEST_FORMAT:
+                listed = ", ".join(foreign[:3]) + (", ..." if len(foreign) > 3 else "")
+                reason = f"holds files this tool did not write ({listed})"
+            elif old != manifest:
+                differ = sorted(k for k in set(old) | set(manifest) if old.get(k) != manifest.get(k))
+                if "configs" in differ:
+                    differ = _config_differences(old.get("configs") or {}, manifest["configs"]) + \
+                        [d for d in differ if d != "configs"]
+                reason = f"holds another dataset (made with other options: {', '.join(differ)})"
+            else:
+                reason = f"holds files this tool did not write ({', '.join(foreign[:3])})"
+            raise PublishError(f"output folder {out} {reason}; give a new or empty folder, the same options to "
+                               "resume, or --overwrite to replace its contents")
+        else:
+            logger.warning("--overwrite: removing the contents of %s", out)
+            for entry in os.listdir(out):
+                path = os.path.join(out, entry)
+                shutil.rmtree(path) if os.path.isdir(path) and not os.path.islink(path) else os.unlink(path)
+    try:
+        os.makedirs(os.path.join(out, STATE_DIR), exist_ok=True)
+        probe = os.path.join(out, STATE_DIR, f".probe-{os.getpid()}")
+        with open(probe, "w") as f:
+            f.write("ok")
+        os.unlink(probe)
+        if not resumed:
+            _write_atomic(manifest_path, json.dumps(manifest, indent=1, sort_keys=True))
+    except OSError as e:
+        raise PublishError(f"cannot write to the output folder {out}: {e.strerror or e}") from None
+    return resumed
+
+
+def _config_differences(old: dict, new: dict) -> list[str]:
+    """``config.option`` for each option that differs, ``config NAME`` for configs in one only."""
+    differ = []
+    for name in dict.fromkeys([*old, *new]):
+        if name not in old or name not in new:
+            differ.append(f"config {name}")
+        elif isinstance(old[name], dict):
+            differ += [f"{name}.{k}" for k in dict.fromkeys([*old[name], *new[name]])
+                       if old[name].get(k) != new[name].get(k)]
+    return differ
+
+
+def _write_atomic(path: str, text: str) -> None:
+    tmp = f"{path}.tmp-{os.getpid()}"
+    with open(tmp, "w", encoding="utf-8") as f:
+        f.write(text)
+    os.replace(tmp, path)
+
+
+def _forget_unfinished_tasks(engine, out: str, logs: str, units, tasks: int, reset: bool) -> None:
+    """Before a run: drop stale temporary files and failure records, and the completion markers of
+    the tasks (under this number of tasks) that own a shard not finished, so they run again."""
+    for folder in Path(out, "data").glob("*"):
+        for tmp in folder.glob(".tmp.*.parquet"):
+            tmp.unlink()
+    shutil.rmtree(os.path.join(out, STATE_DIR, "failed"), ignore_errors=True)
+    if reset:  # --max-docs counts over the whole task: never resumed shard by shard
+        shutil.rmtree(os.path.join(out, STATE_DIR, "units"), ignore_errors=True)
+    for rank in range(tasks):
+        mine = engine.units_of_task(units, rank, tasks)
+        if any(not os.path.exists(engine.unit_stats_file(out, u)) for u in mine):
+            marker = os.path.join(logs, "completions", f"{rank:05d}")
+            if os.path.exists(marker):
+                os.unlink(marker)
+
+
+def _failures(engine, out: str, units) -> list[dict]:
+    failures = []
+    for unit in units:
+        path = engine.failure_file(out, unit)
+        if os.path.exists(path):
+            with open(path, encoding="utf-8") as f:
+                failures.append(json.load(f))
+    return failures
+
+
+def collect(engine, out: str, configs, splits, units, tasks: int) -> PublishResult:
+    """The statistics of the finished shards of a folder."""
+    stats = {name: {split: SplitStats() for split in splits} for name in configs}
+    finished = 0
+    for unit in units:
+        path = engine.unit_stats_file(out, unit)
+        if not os.path.exists(path):
+            continue
+        finished += 1
+        with open(path, encoding="utf-8") as f:
+            record = json.load(f)
+        for name in configs:
+            s, r = stats[name][unit.split], record["configs"][name]
+            s.read += r["read"]
+            s.scored += r["scored"]
+            s.skipped_by_draw += r["skipped_by_draw"]
+            s.kept += r["kept"]
+            s.bad_records += record["bad_records"]
+            s.num_bytes += r["num_bytes"]
+            s.files.append(r["file"])
+    return PublishResult(out, list(configs), list(splits), stats, finished == len(units), len(units), tasks)
+
+
+# --- executors ---------------------------------------------------------------------------------
+
+
+@contextmanager
+def _ray_session(address: str | None, workers: int):
+    """Ray, started in this process for the run (unless already initialised or ``address`` given)."""
+    ray = require_ray()
+    if ray.is_initialized():
+        yield
+        return
+    os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+    address = address or os.environ.get("RAY_ADDRESS")
+    if address:
+        ray.init(address=address, log_to_driver=False)
+    else:
+        ray.init(num_cpus=max(1, workers), include_dashboard=False, log_to_driver=False)
+    try:
+        yield
+    finally:
+        ray.shutdown()
+
+
+def _run_slurm(pipeline, tasks: int, workers: int, logs: str, slurm: SlurmOptions) -> str:
+    """Submit the pipeline as a Slurm job array (or, ``submit=False``, only write its script); the script's path."""
+    from unittest import mock
+
+    import datatrove.executor.slurm as slurm_module
+
+    executor = slurm_module.SlurmPipelineExecutor(
+        pipeline, tasks=tasks, time=slurm.time, partition=slurm.partition, cpus_per_task=slurm.cpus_per_task,
+        mem_per_cpu_gb=slurm.mem_per_cpu_gb, workers=workers, job_name=slurm.job_name, venv_path=slurm.venv_path,
+        logging_dir=logs,
+    )
+    if slurm.submit:
+        executor.run()
+    else:
+        with mock.patch.object(slurm_module, "launch_slurm_job", lambda *args, **kwargs: "-1"):
+            executor.run()
+    return os.path.join(logs, "launch_script.slurm")
+
+
+# --- the card ----------------------------------------------------------------------------------
+
+
+def _quartiles(out: str, files) -> str:
     import pyarrow.parquet as pq
 
-    check_max_docs(max_docs)
-    data_dir = Path(output_dir) / "data"
-    data_dir.mkdir(parents=True, exist_ok=True)
-    for old in data_dir.glob("*.parquet"):
-        old.unlink()
-    schema = pa.schema([("text", pa.string()), ("timestamp", pa.string()), ("url", pa.string()), ("perplexity", pa.float64())])
-    results = {}
-    for split in splits:
-        stats = SamplingStats()
-        rows: list[dict] = []
-        n_files = 0
-
-        def flush():
-            nonlocal rows, n_files
-            if rows or n_files == 0:
-                pq.write_table(pa.Table.from_pylist(rows, schema=schema), data_dir / f"{split}-{n_files:05d}.parquet")
-                n_files += 1
-                rows = []
-
-        for example in iter_kept(config, split, stats=stats, max_docs=max_docs, return_perplexity=True):
-            rows.append(example)
-            if len(rows) >= rows_per_file:
-                flush()
-            if progress and stats.kept % 256 == 0:
-                progress(split, stats)
-        flush()
-        results[split] = stats
-        logger.info("%s: kept %d of %d documents", split, stats.kept, stats.read)
-    return results
+    values = [pq.read_table(os.path.join(out, f), columns=["perplexity"]).column(0).to_numpy() for f in files]
+    values = np.concatenate(values) if values else np.array([])
+    if not len(values):
+        return "-"
+    return " / ".join(f"{v:.1f}" for v in np.percentile(values, [25, 50, 75]))
 
 
-def render_card(config: Mc4SamplingConfig, stats: dict[str, SamplingStats], repo_id: str, splits) -> str:
-    """The dataset card (README.md with YAML metadata) of a materialised subset."""
-    language = config.languages[0]
-    plan = SamplingPlan.resolve(config, language)
-    rule: SamplingRule = plan.train
-    validation: SamplingRule = plan.validation
-    model = plan.model
-    total = sum(s.kept for s in stats.values())
-    rows = []
-    for split, s in stats.items():
-        q = np.percentile(s.kept_perplexities, [25, 50, 75]) if s.kept_perplexities else None
-        quartiles = " / ".join(f"{v:.1f}" for v in q) if q is not None else "-"
-        rows.append(f"| {split} | {s.read:,} | {s.kept:,} | {s.keep_rate:.4f} | {quartiles} |")
-    source = f"local copy ({len(shard_refs_for(config, 'train'))} train shards)" if config.data_dir else (
-        f"`{config.base_url}`" if config.base_url else "`allenai/c4` (Hub), pinned revision")
+def render_card(configs: dict[str, Mc4SamplingConfig], result: PublishResult, repo_id: str) -> str:
+    """The dataset card (README.md): YAML ``configs`` and ``dataset_info`` per config, sampling
+    parameters, the perplexity model and the statistics of the run."""
+    import yaml
+
+    first = next(iter(configs.values()))
+    language = first.languages[0]
+    configs_yaml, info, param_rows, stat_rows = [], [], [], []
+    model = None
+    for index, (name, config) in enumerate(configs.items()):
+        plan = SamplingPlan.resolve(config, language)
+        model = model or plan.model
+        by_split = result.stats[name]
+        # datasets cannot build a split without rows: a split that kept nothing is left out
+        splits = [s for s in result.splits if by_split[s].kept] or result.splits
+        entry = {"config_name": name, "data_files": [{"split": s, "path": f"data/{name}/{s}-*"} for s in splits]}
+        if index == 0:
+            entry["default"] = True
+        configs_yaml.append(entry)
+        info.append({
+            "config_name": name,
+            "features": [{"name": "text", "dtype": "string"}, {"name": "timestamp", "dtype": "string"},
+                         {"name": "url", "dtype": "string"}, {"name": "perplexity", "dtype": "float64"}],
+            "splits": [{"name": s, "num_bytes": by_split[s].num_bytes, "num_examples": by_split[s].kept}
+                       for s in splits],
+            "dataset_size": sum(by_split[s].num_bytes for s in splits),
+        })
+        rule, validation = plan.train, plan.validation
+        validation_rule = ("not sampled (every document kept)" if validation.method == "none"
+                           else f"factor {validation.factor:g}")
+        param_rows.append(
+            f"| `{name}` | `{rule.method}` | {FORMULAS[rule.method]} | "
+            f"{f'{rule.factor:g}' if rule.method != 'none' else '-'} | "
+            f"{f'{rule.width:g}' if rule.method == 'gaussian' else '-'} | "
+            f"{', '.join(f'{b:.2f}' for b in rule.boundaries) if rule.boundaries else '-'} | "
+            f"{validation_rule} |"
+        )
+        for s in result.splits:
+            st = by_split[s]
+            stat_rows.append(f"| `{name}` | {s} | {st.read:,} | {st.scored:,} | {st.skipped_by_draw:,} | {st.kept:,} | "
+                             f"{st.keep_rate:.4f} | {st.bad_records:,} | {_quartiles(result.output_dir, st.files)} |")
+    total = max(sum(s.kept for s in by_split.values()) for by_split in result.stats.values())
+    source = (f"local copy ({len(shard_refs_for(first, 'train'))} train shards)" if first.data_dir else
+              f"`{first.base_url}`" if first.base_url else "`allenai/c4` (Hub), pinned revision")
     return hub.render_card(
         "dataset",
-        language_yaml="\n".join(f"- {lang.split('-')[0]}" for lang in config.languages),
-        pretty_name=f"mC4 {'+'.join(config.languages)}, {rule.method} perplexity sampling",
+        language_yaml="\n".join(f"- {lang.split('-')[0]}" for lang in first.languages),
+        pretty_name=f"mC4 {'+'.join(first.languages)}, perplexity sampling ({', '.join(configs)})",
         size_category=_size_category(total),
-        data_files_yaml="\n".join(f"  - split: {s}\n    path: data/{s}-*" for s in splits),
-        languages=", ".join(config.languages),
-        method=rule.method,
-        formula=FORMULAS[rule.method],
-        factor=f"{rule.factor:g}" if rule.method != "none" else "-",
-        width=f"{rule.width:g}" if rule.method == "gaussian" else "-",
-        boundaries=", ".join(f"{b:.2f}" for b in rule.boundaries) if rule.boundaries else "-",
-        validation_rule="not sampled (every document kept)" if validation.method == "none" else f"factor {validation.factor:g}",
+        configs_yaml=yaml.safe_dump({"configs": configs_yaml}, sort_keys=False).rstrip(),
+        dataset_info_yaml=yaml.safe_dump({"dataset_info": info}, sort_keys=False).rstrip(),
+        languages=", ".join(first.languages),
+        param_rows="\n".join(param_rows),
         model_id=model.model_id,
         model_name=model.name,
         mode=model.mode,
-        seed=config.seed,
+        seed=first.seed,
         source=source,
-        stats_rows="\n".join(rows),
+        shards=result.shards,
+        stats_rows="\n".join(stat_rows),
         repo_id=repo_id,
+        first_config=next(iter(configs)),
+        config_list=", ".join(f"`{c}`" for c in configs),
     )
 
 

@@ -37,6 +37,47 @@ class SamplingStats:
         return self.kept / self.read if self.read else 0.0
 
 
+@dataclass
+class BlockDecision:
+    """The keep decisions of one block of documents (arrays aligned with the block)."""
+
+    #: the documents that were scored
+    to_score: np.ndarray
+    #: their perplexities (NaN where not scored)
+    perplexity: np.ndarray
+    #: keep probability ``p`` (of ``u`` for ``random``/``none``)
+    probability: np.ndarray
+    #: ``u < p``
+    keep: np.ndarray
+
+
+def decide_block(rule: SamplingRule, key: int, positions: np.ndarray, score, *, return_perplexity: bool = False,
+                 score_all: bool = False) -> BlockDecision:
+    """The keep decisions of a block of documents of one shard: the draw first, then the scores it needs.
+
+    ``key`` is the shard's :func:`~mc4_sampling.draw.shard_key`, ``positions`` the documents'
+    line numbers in the shard (bad lines included), ``score(indices)`` returns the perplexities of
+    the documents at these indices of the block (called once, only when some document needs a
+    score). The builder (:class:`DocumentSampler`) and the datatrove step
+    (:class:`mc4_sampling.engine.PerplexitySampler`) both decide through this function.
+    """
+    n = len(positions)
+    u = uniform_draws(key, positions)
+    if score_all:
+        to_score = np.ones(n, dtype=bool)
+    elif rule.needs_perplexity or return_perplexity:
+        # u >= max p rejects whatever the perplexity, and only kept documents carry one
+        to_score = u < rule.max_probability
+    else:
+        to_score = np.zeros(n, dtype=bool)
+    perplexity = np.full(n, np.nan)
+    if to_score.any():
+        idx = np.flatnonzero(to_score)
+        perplexity[idx] = score(idx)
+    p = rule.probability(perplexity) if rule.needs_perplexity else rule.probability(u)
+    return BlockDecision(to_score, perplexity, p, u < p)
+
+
 class DocumentSampler:
     """Applies a :class:`SamplingRule` to shards.
 
@@ -49,6 +90,7 @@ class DocumentSampler:
         score_all: score every document, also those a draw rejects (for reports); changes no
             decision.
         on_bad_record: ``"raise"`` or ``"skip"``.
+        retries, max_record_bytes, timeout: those of :func:`~mc4_sampling.reader.iter_records`.
         block_size: documents scored together (one SentencePiece batch).
     """
 
@@ -62,6 +104,8 @@ class DocumentSampler:
         on_bad_record: str = "raise",
         retries: int = 5,
         block_size: int = 256,
+        max_record_bytes: int | None = None,
+        timeout: float | None = None,
     ):
         if (rule.needs_perplexity or return_perplexity or score_all) and model is None:
             raise ValueError("a perplexity model is needed for this sampling rule")
@@ -73,12 +117,15 @@ class DocumentSampler:
         self.on_bad_record = on_bad_record
         self.retries = retries
         self.block_size = block_size
+        self.max_record_bytes = max_record_bytes
+        self.timeout = timeout
 
     def sample(self, shard: ShardRef, stats: SamplingStats | None = None) -> Iterator[tuple[int, dict]]:
         """Yield ``(position, example)`` for the kept documents of ``shard``, in file order."""
-        key = shard_key(self.seed, shard.language, shard.split, shard.index)
+        key = self.shard_key(shard)
         block: list[tuple[int, dict]] = []
-        for position, record in iter_records(shard.path, self.on_bad_record, self.retries):
+        for position, record in iter_records(shard.path, self.on_bad_record, self.retries,
+                                             max_record_bytes=self.max_record_bytes, timeout=self.timeout):
             if record is None:
                 if stats is not None:
                     stats.bad_records += 1
@@ -90,23 +137,19 @@ class DocumentSampler:
         if block:
             yield from self._decide(key, block, stats)
 
+    def shard_key(self, shard: ShardRef) -> int:
+        """The key of ``shard``'s draws under this sampler's seed."""
+        return shard_key(self.seed, shard.language, shard.split, shard.index)
+
+    def decide(self, key: int, positions: np.ndarray, score) -> BlockDecision:
+        """The decisions of one block of a shard (:func:`decide_block` with this sampler's settings)."""
+        return decide_block(self.rule, key, positions, score, return_perplexity=self.return_perplexity,
+                            score_all=self.score_all)
+
     def _decide(self, key: int, block, stats: SamplingStats | None):
-        rule = self.rule
         positions = np.fromiter((p for p, _ in block), dtype=np.uint64, count=len(block))
-        u = uniform_draws(key, positions)
-        if self.score_all:
-            to_score = np.ones(len(block), dtype=bool)
-        elif rule.needs_perplexity or self.return_perplexity:
-            # u >= max p rejects whatever the perplexity, and only kept documents carry one
-            to_score = u < rule.max_probability
-        else:
-            to_score = np.zeros(len(block), dtype=bool)
-        perplexity = np.full(len(block), np.nan)
-        if to_score.any():
-            idx = np.flatnonzero(to_score)
-            perplexity[idx] = self.model.perplexities([block[i][1]["text"] for i in idx])
-        p = rule.probability(perplexity) if rule.needs_perplexity else rule.probability(u)
-        keep = u < p
+        decision = self.decide(key, positions, lambda idx: self.model.perplexities([block[i][1]["text"] for i in idx]))
+        to_score, perplexity, p, keep = decision.to_score, decision.perplexity, decision.probability, decision.keep
         if stats is not None:
             stats.scored += int(to_score.sum())
         # Counters move document by document, so a consumer that stops early sees exact numbers.

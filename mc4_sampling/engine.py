@@ -1,0 +1,357 @@
+"""The sampler as datatrove pipeline steps: read mC4 shards, keep documents by perplexity, write Parquet.
+
+Three steps make the pipeline of ``mc4-sampling publish`` (:mod:`mc4_sampling.publish`), run by
+any datatrove executor (local processes, Ray, Slurm):
+
+* :class:`Mc4ShardReader` reads the shards (*units*: one split's shard) of its task, local or HTTP
+  (:func:`mc4_sampling.reader.iter_records`), and yields a :class:`~datatrove.data.Document` per
+  good record, with ``language``, ``split``, ``shard``, ``position`` (line number in the shard, bad
+  lines included, as the builder counts them), ``timestamp`` and ``url`` in its metadata. After
+  the last record of a shard it yields an *end-of-shard marker* (``metadata["mc4_end"]``: the
+  unit, its bad records, or the error that stopped it).
+* :class:`PerplexitySampler` applies the builder's keep decision to the documents, in blocks of
+  256 of one shard: the same :class:`~mc4_sampling.sampler.DocumentSampler` (from
+  :meth:`~mc4_sampling.plan.SamplingPlan.document_sampler`) decides each block through
+  :func:`~mc4_sampling.sampler.decide_block` (draw first, score what the draw does not reject,
+  keep when ``u < p(x)``). Several configs (methods) are decided on the same documents, each
+  document scored at most once. Each kept document is yielded with its ``config`` and
+  ``perplexity`` in its metadata.
+* :class:`SubsetWriter` writes the kept documents of each (config, shard) to
+  ``data/<config>/<split>-NNNNN-of-NNNNN.parquet`` under a temporary name, renamed when the
+  shard is complete, then the shard's statistics to ``.mc4-sampling/units/<unit>.json``, which
+  marks the shard as done (a rerun skips it). A shard that failed leaves no file but
+  ``.mc4-sampling/failed/<unit>.json`` (the shard and the error).
+
+Datatrove statistics of each task: ``read``, ``bad_records``, ``scored`` (documents scored once,
+whatever the number of configs), and per config ``<config>/scored``, ``<config>/skipped_by_draw``,
+``<config>/kept``.
+
+This module needs datatrove (``pip install 'mc4-sampling[scale]'``); :mod:`mc4_sampling.publish`
+imports it only when a pipeline runs.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass
+from typing import Iterator
+
+import numpy as np
+from datatrove.data import Document
+from datatrove.pipeline.base import PipelineStep
+
+from .errors import Mc4SamplingError
+from .plan import SamplingPlan
+from .reader import iter_records
+from .shards import ShardRef
+
+#: metadata key of the end-of-shard markers that travel between the steps
+END = "mc4_end"
+#: the bookkeeping folder inside an output folder
+STATE_DIR = ".mc4-sampling"
+FEATURES = {"text": "string", "timestamp": "string", "url": "string", "perplexity": "float64"}
+
+
+@dataclass(frozen=True)
+class Unit:
+    """One shard of one split: the work of a task is a list of units."""
+
+    split: str
+    #: index of the shard among the split's files of this dataset, and their number
+    index: int
+    count: int
+    shard: ShardRef
+
+    @property
+    def name(self) -> str:
+        return f"{self.split}-{self.index:05d}-of-{self.count:05d}"
+
+
+def units_of_task(units: list[Unit], rank: int, world_size: int) -> list[Unit]:
+    """The units of task ``rank`` of ``world_size``: a contiguous slice, in order."""
+    n = len(units)
+    return units[rank * n // world_size:(rank + 1) * n // world_size]
+
+
+def data_file(config: str, unit: Unit) -> str:
+    """The Parquet file of a config and unit, relative to the output folder."""
+    return f"data/{config}/{unit.name}.parquet"
+
+
+def unit_stats_file(output_dir: str, unit: Unit) -> str:
+    return os.path.join(output_dir, STATE_DIR, "units", f"{unit.name}.json")
+
+
+def failure_file(output_dir: str, unit: Unit) -> str:
+    return os.path.join(output_dir, STATE_DIR, "failed", f"{unit.name}.json")
+
+
+def write_json_atomic(path: str, value) -> None:
+    """Write ``value`` as JSON to ``path`` through a temporary file renamed when complete."""
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    tmp = f"{path}.tmp-{os.getpid()}"
+    with open(tmp, "w", encoding="utf-8") as f:
+        json.dump(value, f, indent=1, sort_keys=True)
+    os.replace(tmp, path)
+
+
+class Mc4ShardReader(PipelineStep):
+    """Reads the units of a task (see the module); skips units already done in ``output_dir``."""
+
+    name = "mC4 shards"
+    type = "📖 - READER"
+
+    def __init__(self, units: list[Unit], output_dir: str | None = None, on_bad_record: str = "raise",
+                 retries: int = 5, skip_done: bool = True, max_record_bytes: int | None = None,
+                 timeout: float | None = None):
+        super().__init__()
+        self.units = list(units)
+        #: as the builder reads (``max_record_bytes`` decides which long lines are bad records)
+        self.reader_options = {"max_record_bytes": max_record_bytes, "timeout": timeout}
+        self.output_dir = output_dir
+        self.on_bad_record = on_bad_record
+        self.retries = retries
+        self.skip_done = skip_done
+
+    def run(self, data=None, rank: int = 0, world_size: int = 1) -> Iterator[Document]:
+        if data:
+            yield from data
+        for unit in units_of_task(self.units, rank, world_size):
+            if self.skip_done and self.output_dir and os.path.exists(unit_stats_file(self.output_dir, unit)):
+                self.stat_update("shards_already_done")
+                continue
+            yield from self.read_unit(unit)
+
+    def read_unit(self, unit: Unit) -> Iterator[Document]:
+        shard = unit.shard
+        bad = lines = read = 0
+        try:
+            for position, record in iter_records(shard.path, self.on_bad_record, self.retries, **self.reader_options):
+                lines = position + 1
+                if record is None:
+                    bad += 1
+                    continue
+                read += 1
+                yield Document(
+                    text=record["text"], id=f"{unit.name}/{position}",
+                    metadata={"language": shard.language, "split": shard.split, "shard": shard.index,
+                              "position": position, "timestamp": record.get("timestamp"), "url": record.get("url"),
+                              "unit": unit.name},
+                )
+        except (Mc4SamplingError, OSError, ConnectionError, EOFError) as e:
+            self.stat_update("failed_shards")
+            yield _marker(unit, bad, lines, error=f"{type(e).__name__}: {e}")
+            return
+        finally:  # counted per shard: a statistic per document would cost more than reading it
+            self.stat_update("read", value=read, unit="shard")
+            self.stat_update("bad_records", value=bad, unit="shard")
+        self.stat_update("shards")
+        yield _marker(unit, bad, lines)
+
+
+def _marker(unit: Unit, bad_records: int, lines: int, error: str | None = None) -> Document:
+    return Document(text="", id=f"{unit.name}/end",
+                    metadata={END: {"unit": unit, "bad_records": bad_records, "lines": lines, "error": error}})
+
+
+class PerplexitySampler(PipelineStep):
+    """The builder's keep decision as a datatrove step (see the module).
+
+    Args:
+        configs: ``{config name: validated Mc4SamplingConfig}``; each is decided on every document.
+        block_size: documents of one shard decided together (one SentencePiece batch), as the builder.
+        max_docs: stop keeping for a (config, split) after this many kept documents, counted in
+            the task (deterministic only with one task).
+    """
+
+    name = "perplexity sampling"
+    type = "🔻 - FILTER"
+
+    def __init__(self, configs: dict, block_size: int = 256, max_docs: int | None = None):
+        super().__init__()
+        self.configs = dict(configs)
+        self.block_size = block_size
+        self.max_docs = max_docs
+
+    def run(self, data, rank: int = 0, world_size: int = 1) -> Iterator[Document]:
+        self._samplers: dict = {}
+        self._unit_stats: dict[str, dict] = {}
+        self._kept_in_task: dict[tuple[str, str], int] = {}
+        block: list[Document] = []
+        for doc in data or ():
+            end = doc.metadata.get(END)
+            if end is None and block and doc.metadata["unit"] != block[0].metadata["unit"]:
+                yield from self._decide(block)
+                block = []
+            if end is not None:
+                if end["error"] is None:
+                    yield from self._decide(block)
+                    end["configs"] = self._unit_stats.pop(end["unit"].name, None) or self._empty_stats()
+                self._unit_stats.pop(end["unit"].name, None)
+                block = []
+                yield doc
+                continue
+            block.append(doc)
+            if len(block) == self.block_size:
+                yield from self._decide(block)
+                block = []
+        if block:
+            yield from self._decide(block)
+
+    def _empty_stats(self) -> dict:
+        return {name: {"read": 0, "scored": 0, "skipped_by_draw": 0, "kept": 0} for name in self.configs}
+
+    def sampler(self, name: str, language: str, split: str):
+        """The builder's sampler of a config, language and split (resolved once per process)."""
+        key = (name, language, split)
+        if key not in self._samplers:
+            plan = SamplingPlan.resolve(self.configs[name], language)
+            self._samplers[key] = plan.document_sampler(split, return_perplexity=True)
+        return self._samplers[key]
+
+    def _decide(self, block: list[Document]) -> Iterator[Document]:
+        if not block:
+            return
+        meta = block[0].metadata
+        unit, split = meta["unit"], meta["split"]
+        shard = ShardRef(meta["language"], split, meta["shard"], "")
+        positions = np.fromiter((d.metadata["position"] for d in block), dtype=np.uint64, count=len(block))
+        scores = np.full(len(block), np.nan)
+        scored = np.zeros(len(block), dtype=bool)
+        unit_stats = self._unit_stats.setdefault(unit, self._empty_stats())
+        model_holder = {}
+
+        def score(idx):  # each document scored once, whichever configs need it
+            missing = idx[~scored[idx]]
+            if len(missing):
+                model = model_holder["model"]
+                with self.track_time("block"):
+                    scores[missing] = model.perplexities([block[i].text for i in missing])
+                scored[missing] = True
+                self.stat_update("scored", value=len(missing))
+            return scores[idx]
+
+        kept_by_doc: list[list[str]] = [[] for _ in block]
+        for name in self.configs:
+            count_key = (name, split)
+            if self.max_docs and self._kept_in_task.get(count_key, 0) >= self.max_docs:
+                continue
+            sampler = self.sampler(name, meta["language"], split)
+            model_holder["model"] = sampler.model
+            decision = sampler.decide(sampler.shard_key(shard), positions, score)
+            stats = unit_stats[name]
+            n_scored = int(decision.to_score.sum())
+            stats["scored"] += n_scored
+            stats["skipped_by_draw"] += len(block) - n_scored
+            self.stat_update(f"{name}/scored", value=n_scored)
+            self.stat_update(f"{name}/skipped_by_draw", value=len(block) - n_scored)
+            kept = 0
+            for i, keep in enumerate(decision.keep.tolist()):
+                stats["read"] += 1
+                if keep:
+                    kept += 1
+                    kept_by_doc[i].append(name)
+                    if self.max_docs:
+                        self._kept_in_task[count_key] = self._kept_in_task.get(count_key, 0) + 1
+                        if self._kept_in_task[count_key] >= self.max_docs:
+                            break
+            stats["kept"] += kept
+            self.stat_update(f"{name}/kept", value=kept, unit="block")
+        for i, names in enumerate(kept_by_doc):
+            if not names:
+                continue
+            doc = block[i]
+            for name in names[1:]:  # a copy for each further config that keeps it
+                yield Document(text=doc.text, id=doc.id,
+                               metadata={**doc.metadata, "config": name, "perplexity": float(scores[i])})
+            doc.metadata["config"], doc.metadata["perplexity"] = names[0], float(scores[i])
+            yield doc
+
+
+class SubsetWriter(PipelineStep):
+    """Writes the kept documents of each (config, shard) as one Parquet file (see the module)."""
+
+    name = "Parquet per config and shard"
+    type = "💽 - WRITER"
+
+    def __init__(self, output_dir: str, configs: list[str], rows_per_group: int = 10_000):
+        super().__init__()
+        self.output_dir = output_dir
+        self.configs = list(configs)
+        self.rows_per_group = rows_per_group
+
+    def run(self, data, rank: int = 0, world_size: int = 1) -> Iterator[Document]:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        schema = pa.schema([(name, pa.string() if kind == "string" else pa.float64())
+                            for name, kind in FEATURES.items()])
+        open_files: dict[str, dict] = {}  # config -> {"tmp", "writer", "rows", "bytes"} of the current unit
+
+        def flush(state):
+            if state["writer"] is None:
+                state["writer"] = pq.ParquetWriter(state["tmp"], schema)
+            if not state["rows"]:  # an empty shard: a file without row groups (which readers skip)
+                return
+            columns = list(zip(*state["rows"]))
+            table = pa.Table.from_arrays([pa.array(c, type=f.type) for c, f in zip(columns, schema)], schema=schema)
+            state["writer"].write_table(table)
+            state["bytes"] += table.nbytes
+            state["rows"] = []
+
+        def state_for(config, unit_name):
+            state = open_files.get(config)
+            if state is None:
+                folder = os.path.join(self.output_dir, "data", config)
+                os.makedirs(folder, exist_ok=True)
+                tmp = os.path.join(folder, f".tmp.{unit_name}.{os.getpid()}.parquet")
+                state = open_files[config] = {"tmp": tmp, "writer": None, "rows": [], "bytes": 0}
+            return state
+
+        def discard():
+            for state in open_files.values():
+                if state["writer"] is not None:
+                    state["writer"].close()
+                if os.path.exists(state["tmp"]):
+                    os.unlink(state["tmp"])
+            open_files.clear()
+
+        try:
+            for doc in data or ():
+                end = doc.metadata.get(END)
+                if end is None:
+                    meta = doc.metadata
+                    state = state_for(meta["config"], meta["unit"])
+                    state["rows"].append((doc.text, meta["timestamp"], meta["url"], meta["perplexity"]))
+                    if len(state["rows"]) >= self.rows_per_group:
+                        flush(state)
+                    continue
+                unit: Unit = end["unit"]
+                if end["error"] is not None:
+                    discard()
+                    write_json_atomic(failure_file(self.output_dir, unit),
+                                      {"shard": unit.shard.path, "unit": unit.name, "error": end["error"]})
+                    continue
+                files = {}
+                for config in self.configs:
+                    state = state_for(config, unit.name)
+                    if state["rows"] or state["writer"] is None:
+                        flush(state)
+                    state["writer"].close()
+                    final = os.path.join(self.output_dir, data_file(config, unit))
+                    os.replace(state["tmp"], final)
+                    files[config] = state["bytes"]
+                    self.stat_update(f"{config}/bytes", value=state["bytes"], unit="shard")
+                open_files.clear()
+                configs = end["configs"]
+                for config in self.configs:
+                    configs[config]["num_bytes"] = files[config]
+                    configs[config]["file"] = data_file(config, unit)
+                write_json_atomic(unit_stats_file(self.output_dir, unit), {
+                    "unit": unit.name, "split": unit.split, "shard": asdict(unit.shard), "lines": end["lines"],
+                    "bad_records": end["bad_records"], "configs": configs,
+                })
+        finally:
+            discard()
+        yield from ()
