@@ -16,7 +16,15 @@ __version__ = "0.1.0"
 SAMPLE_DATA_DIR = str(Path(__file__).with_name("data") / "sample")
 
 from .builder import Mc4Sampling, Mc4SamplingConfig  # noqa: E402
-from .errors import BadRecordError, ConfigError, DataNotFoundError, Mc4SamplingError, ModelNotFoundError  # noqa: E402
+from .corpus import sample_dataset  # noqa: E402
+from .errors import (  # noqa: E402
+    BadRecordError,
+    ConfigError,
+    DataNotFoundError,
+    Mc4SamplingError,
+    ModelNotFoundError,
+    OutputError,
+)
 from .languages import LANGUAGES  # noqa: E402
 from .models import DEFAULT_MODEL_DIR, load_perplexity_model  # noqa: E402
 from .perplexity import PerplexityModel  # noqa: E402
@@ -34,8 +42,10 @@ __all__ = [
     "Mc4SamplingConfig",
     "Mc4SamplingError",
     "ModelNotFoundError",
+    "OutputError",
     "PerplexityModel",
     "REGISTERED",
     "SAMPLE_DATA_DIR",
     "load_perplexity_model",
+    "sample_dataset",
 ]

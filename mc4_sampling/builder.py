@@ -6,16 +6,20 @@
 
 from __future__ import annotations
 
+import hashlib
+import math
+import os
+import stat
 from dataclasses import dataclass, fields
 from typing import Sequence
 
 import datasets
 from datasets.builder import Key
 
-from .errors import ConfigError, DataNotFoundError, invalid_choice
+from .errors import ConfigError, DataNotFoundError, Mc4SamplingError, invalid_choice
 from .languages import LANGUAGES, check_language, shard_counts, shard_file_name
 from .perplexity import MODES
-from .plan import SamplingPlan
+from .plan import ModelSource, SamplingPlan
 from .reader import BAD_RECORD_POLICIES
 from .shards import ShardRef, shard_refs_for
 from .weighting import METHODS
@@ -54,7 +58,7 @@ class Mc4SamplingConfig(datasets.BuilderConfig):
             those that belong to the perplexity model and mode.
         perplexity_model: unset (embedded Spanish model), a KenLM path, a pair of paths, a folder,
             or a Hub location ``owner/name[/subfolder][@revision]``.
-        perplexity_mode: ``raw`` or ``ccnet``; default depends on the model (see README).
+        perplexity_mode: ``raw``, ``ccnet`` or ``ccnet_document``; default depends on the model (see README).
         seed: seed of the keep decisions.
         return_perplexity: add a ``perplexity`` float to every document.
         base_url: HTTP(S) mirror of ``allenai/c4``'s ``multilingual/`` folder.
@@ -62,7 +66,11 @@ class Mc4SamplingConfig(datasets.BuilderConfig):
         on_bad_record: ``raise`` (default) or ``skip`` (skip and count bad records).
         calibration: a calibration JSON file (``mc4-sampling calibrate``), used in place of
             ``boundaries``, ``sampling_factor`` and ``width``.
-        http_retries: reconnections allowed per remote file.
+        http_retries: reconnections allowed per remote file (an integer >= 0).
+        max_record_bytes: longest line read as a record (default 16 MiB); a longer one is a bad
+            record (see ``on_bad_record``).
+        http_timeout: seconds without an answer or a byte before a remote request counts as
+            failed (default 60).
     """
 
     languages: Sequence[str] | None = None
@@ -80,6 +88,8 @@ class Mc4SamplingConfig(datasets.BuilderConfig):
     on_bad_record: str = "raise"
     calibration: str | None = None
     http_retries: int = 5
+    max_record_bytes: int | None = None
+    http_timeout: float | None = None
 
     def __post_init__(self):
         if self.languages and self.name == "default":
@@ -91,13 +101,19 @@ class Mc4SamplingConfig(datasets.BuilderConfig):
         langs = self.languages or self.name.split("+")
         if isinstance(langs, str):
             langs = [langs]
+        if not isinstance(langs, (list, tuple)) or not all(isinstance(lang, str) for lang in langs):
+            raise ConfigError(f"languages={self.languages!r} is not valid; give mC4 language codes, e.g. ['es', 'ca']")
         self.languages = [check_language(lang) for lang in langs]
-        if self.sampling_method not in METHODS:
+        repeated = sorted({lang for lang in self.languages if self.languages.count(lang) > 1})
+        if repeated:  # every document of a repeated language would come twice
+            raise ConfigError(f"languages={self.languages!r} names {', '.join(map(repr, repeated))} more than once; "
+                              "give each language once")
+        if not isinstance(self.sampling_method, str) or self.sampling_method not in METHODS:
             raise invalid_choice("sampling_method", self.sampling_method, METHODS)
-        for name in ("sampling_factor", "validation_sampling_factor", "width"):
+        for name in ("sampling_factor", "validation_sampling_factor", "width", "http_timeout"):
             value = getattr(self, name)
             if value is not None and not (_is_number(value) and value > 0):
-                raise ConfigError(f"{name}={value!r} is not valid; it must be a number > 0")
+                raise ConfigError(f"{name}={value!r} is not valid; it must be a finite number > 0")
         if self.boundaries is not None:
             b = self.boundaries
             if not (
@@ -105,15 +121,24 @@ class Mc4SamplingConfig(datasets.BuilderConfig):
                 and 0 < b[0] < b[1] < b[2]
             ):
                 raise ConfigError(
-                    f"boundaries={b!r} is not valid; it must be three increasing positive perplexities (b1 < b2 < b3)"
+                    f"boundaries={b!r} is not valid; it must be three increasing positive finite perplexities "
+                    "(b1 < b2 < b3)"
                 )
             self.boundaries = tuple(float(x) for x in b)
-        if not (isinstance(self.seed, int) and not isinstance(self.seed, bool) and self.seed >= 0):
-            raise ConfigError(f"seed={self.seed!r} is not valid; it must be an integer >= 0")
-        if self.perplexity_mode is not None and self.perplexity_mode not in MODES:
-            raise invalid_choice("perplexity_mode", self.perplexity_mode, MODES)
-        if self.on_bad_record not in BAD_RECORD_POLICIES:
-            raise invalid_choice("on_bad_record", self.on_bad_record, BAD_RECORD_POLICIES)
+        for name, least in (("seed", 0), ("http_retries", 0), ("max_record_bytes", 1)):
+            value = getattr(self, name)
+            if (value is not None or name != "max_record_bytes") and not (_is_int(value) and value >= least):
+                raise ConfigError(f"{name}={value!r} is not valid; it must be an integer >= {least}")
+        if not isinstance(self.return_perplexity, bool):
+            raise ConfigError(f"return_perplexity={self.return_perplexity!r} is not valid; it must be True or False")
+        for name in ("perplexity_mode", "on_bad_record"):
+            value, choices = getattr(self, name), {"perplexity_mode": MODES, "on_bad_record": BAD_RECORD_POLICIES}[name]
+            if (value is not None or name == "on_bad_record") and not (isinstance(value, str) and value in choices):
+                raise invalid_choice(name, value, choices)
+        for name in ("base_url", "calibration", "data_dir"):
+            value = getattr(self, name)
+            if value is not None and not isinstance(value, (str, os.PathLike)):
+                raise ConfigError(f"{name}={value!r} is not valid; it must be a string")
         if self.base_url is not None and not str(self.base_url).startswith(("http://", "https://")):
             raise ConfigError(f"base_url={self.base_url!r} is not valid; it must start with http:// or https://")
         if self.data_dir and self.base_url:
@@ -122,7 +147,7 @@ class Mc4SamplingConfig(datasets.BuilderConfig):
             most = max(shard_counts()[lang].train for lang in self.languages)
             if not (
                 isinstance(self.shards, (list, tuple, range)) and len(self.shards) > 0
-                and all(isinstance(i, int) and 0 <= i < most for i in self.shards)
+                and all(_is_int(i) and 0 <= i < most for i in self.shards)
             ):
                 raise ConfigError(f"shards={self.shards!r} is not valid; give shard indices in [0, {most})")
             self.shards = sorted(set(self.shards))
@@ -134,9 +159,57 @@ class Mc4SamplingConfig(datasets.BuilderConfig):
                 )
         return self
 
+    def content_fingerprint(self) -> str:
+        """A hash of the content of every local file the options point to, so that the cache of a
+        non-streaming ``load_dataset`` is not reused after one of them changed: the calibration
+        file and the perplexity model files (content fingerprints, when the sampling uses them)
+        and each local shard (size, modification time, first and last 64 KiB). A file that
+        cannot be found is left out: the error comes when the data is generated."""
+        from .perplexity import _fingerprint
+
+        h = hashlib.blake2b(digest_size=8)
+        uses_model = self.return_perplexity or self.sampling_method in ("stepwise", "gaussian")
+        if self.sampling_method != "none" and self.calibration is not None and os.path.isfile(self.calibration):
+            h.update(f"calibration:{_fingerprint(str(self.calibration))}\n".encode())
+        for lang in self.languages if uses_model else ():
+            try:
+                model_id = ModelSource(self.perplexity_model, lang, self.perplexity_mode).load().model_id
+            except Mc4SamplingError:
+                continue
+            h.update(f"model:{lang}:{model_id}\n".encode())
+        if self.data_dir:
+            for split in ("train", "validation"):
+                try:
+                    refs = shard_refs_for(self, split)
+                except Mc4SamplingError:
+                    continue
+                for ref in refs:
+                    h.update(f"shard:{ref.path}:{_shard_fingerprint(ref.path)}\n".encode())
+        return h.hexdigest()
+
+
+def _shard_fingerprint(path: str, edge: int = 64 << 10) -> str:
+    """Size, modification time and a hash of the first and last ``edge`` bytes of a local file."""
+    st = os.stat(path)
+    h = hashlib.blake2b(digest_size=8)
+    h.update(f"{st.st_size}:{st.st_mtime_ns}".encode())
+    if not stat.S_ISREG(st.st_mode):  # a FIFO or a device: reading it here would consume it
+        return h.hexdigest()
+    with open(path, "rb") as f:
+        h.update(f.read(edge))
+        if st.st_size > 2 * edge:
+            f.seek(-edge, os.SEEK_END)
+            h.update(f.read())
+    return h.hexdigest()
+
 
 def _is_number(x) -> bool:
-    return isinstance(x, (int, float)) and not isinstance(x, bool) and x == x
+    """A finite int or float (not a bool, not NaN or infinite)."""
+    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
+
+
+def _is_int(x) -> bool:
+    return isinstance(x, int) and not isinstance(x, bool)
 
 
 class Mc4Sampling(datasets.GeneratorBasedBuilder):
@@ -151,19 +224,25 @@ class Mc4Sampling(datasets.GeneratorBasedBuilder):
         unknown = sorted(set(config_kwargs) - valid)
         if unknown:
             options = sorted(valid - {"name", "version", "description", "data_files"})
-            raise ConfigError(f"unknown option(s) {', '.join(unknown)} for mc4-sampling; valid options: {', '.join(options)}")
+            raise ConfigError(f"unknown option(s) {', '.join(unknown)} for mc4-sampling; "
+                              f"valid options: {', '.join(options)}")
         if isinstance(config_name, str) and config_name not in self.builder_configs:
             if all(lang in LANGUAGES for lang in config_name.split("+")):
                 config_kwargs.setdefault("languages", config_name.split("+"))
-                self.builder_configs[config_name] = Mc4SamplingConfig(name=config_name, languages=config_name.split("+"))
+                self.builder_configs[config_name] = Mc4SamplingConfig(name=config_name,
+                                                                      languages=config_name.split("+"))
             else:
                 check_language(config_name)
+        explicit_id = config_id is not None
         config, config_id = super()._create_builder_config(config_name, custom_features, config_id, **config_kwargs)
         config.validate()
+        if not explicit_id:  # the cache of a non-streaming build depends on the files' content too
+            config_id = f"{config_id}-{config.content_fingerprint()}"
         return config, config_id
 
     def _info(self):
-        features = {"text": datasets.Value("string"), "timestamp": datasets.Value("string"), "url": datasets.Value("string")}
+        features = {"text": datasets.Value("string"), "timestamp": datasets.Value("string"),
+                    "url": datasets.Value("string")}
         if self.config.return_perplexity:
             features["perplexity"] = datasets.Value("float64")
         return datasets.DatasetInfo(

@@ -37,6 +37,9 @@ def main(argv=None) -> int:
         return 2
     except BrokenPipeError:  # e.g. `mc4-sampling sample | head`
         return 0
+    except KeyboardInterrupt:  # Ctrl-C: output files are renamed only when complete, so none is left
+        print(f"mc4-sampling {args.command}: interrupted; no output file written", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

@@ -36,3 +36,28 @@ def uniform_draws(key: int, positions) -> np.ndarray:
     with np.errstate(over="ignore"):
         z = _splitmix64(np.uint64(key) + _splitmix64(pos))
     return (z >> np.uint64(11)).astype(np.float64) * (1.0 / (1 << 53))
+
+
+# --- documents without a (shard, position): keyed by their id or their content ------------------
+
+
+def document_key(seed: int, language: str) -> int:
+    """A 64-bit key for the draws of documents identified by an id or their text (no shard, no position):
+    the first 8 bytes of BLAKE2b of ``seed/language/document``."""
+    digest = hashlib.blake2b(f"{seed}/{language}/document".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "little")
+
+
+def hash64(value) -> int:
+    """A stable 64-bit hash of a document id or text: the first 8 bytes of BLAKE2b of its UTF-8 bytes.
+
+    ``bytes`` are hashed as they are, anything else as ``str(value)`` (so the id ``7`` and ``"7"``
+    are the same document). Unlike Python's ``hash``, it is the same in every process.
+    """
+    data = value if isinstance(value, (bytes, bytearray)) else str(value).encode("utf-8", "surrogatepass")
+    return int.from_bytes(hashlib.blake2b(data, digest_size=8).digest(), "little")
+
+
+def hashes64(values) -> np.ndarray:
+    """:func:`hash64` of each value, as ``uint64`` (the ``positions`` of :func:`uniform_draws`)."""
+    return np.fromiter((hash64(v) for v in values), dtype=np.uint64, count=len(values))

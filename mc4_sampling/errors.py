@@ -40,6 +40,9 @@ class RemoteReadError(Mc4SamplingError, ConnectionError):
         super().__init__(message)
         self.url = url
 
+    def __reduce__(self):  # survives pickling (DataLoader workers, multiprocessing)
+        return type(self), (self.url, str(self)), self.__dict__
+
 
 class RemoteFileChangedError(RemoteReadError):
     """A remote shard changed on the server while it was being read (its ``ETag``/``Last-Modified``,
@@ -59,3 +62,14 @@ def option_value(option: str, value) -> str:
 def out_of_range(option: str, value, requirement: str) -> ConfigError:
     """``<option>=<value> is out of range: <requirement>`` (``--flag value`` for a command-line flag)."""
     return ConfigError(f"{option_value(option, value)} is out of range: {requirement}")
+
+
+class OutputError(Mc4SamplingError, OSError):
+    """An output file or folder cannot be created or written (missing folder, a folder where a file
+    is expected, no permission, a full disk); the message names the path. Also an :class:`OSError`."""
+
+
+def output_error(path, error: OSError) -> OutputError:
+    """``cannot write <path>: <reason>`` from the OSError raised while creating or writing ``path``."""
+    reason = error.strerror or str(error)
+    return OutputError(f"cannot write {str(path)!r}: {reason}")

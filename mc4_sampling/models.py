@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Mapping
 
 from .errors import ConfigError, ModelNotFoundError, invalid_choice
-from .perplexity import MODES, PerplexityModel
+from .perplexity import MODES, SENTENCEPIECE_MODES, PerplexityModel
 from .weighting import BERTIN_ES_BOUNDARIES, DEFAULT_FACTORS, are_quartiles
 
 logger = logging.getLogger(__name__)
@@ -114,7 +114,7 @@ def from_folder(folder: str, language: str, mode: str | None, name: str) -> Perp
     meta = meta or {}
     return PerplexityModel(
         os.path.join(folder, f"{language}.arpa.bin"),
-        os.path.join(folder, f"{language}.sp.model") if mode == "ccnet" else None,
+        os.path.join(folder, f"{language}.sp.model") if mode in SENTENCEPIECE_MODES else None,
         mode,
         lower_case=meta.get("lower_case", True),
         strip_accents=meta.get("strip_accents", True),
@@ -123,8 +123,9 @@ def from_folder(folder: str, language: str, mode: str | None, name: str) -> Perp
     )
 
 
-def embedded_model() -> PerplexityModel:
-    """The small Spanish CCNet-style model shipped in the package, with its declared quartiles."""
+def embedded_model(mode: str = "ccnet") -> PerplexityModel:
+    """The small Spanish CCNet-style model shipped in the package, with its declared quartiles
+    (declared for ``ccnet`` mode; in ``ccnet_document`` mode it has none)."""
     meta = read_declaration(DEFAULT_MODEL_DIR)
     if meta is None:
         raise ModelNotFoundError(
@@ -132,7 +133,7 @@ def embedded_model() -> PerplexityModel:
             "reinstall the package or rebuild it with scripts/build_default_model.sh"
         )
     lang = meta.get("language", "es")
-    return from_folder(DEFAULT_MODEL_DIR, lang, "ccnet", name=f"embedded ({lang})")
+    return from_folder(DEFAULT_MODEL_DIR, lang, mode, name=f"embedded ({lang})")
 
 
 def from_hub(repo: str, subfolder: str, revision: str | None, language: str, mode: str | None) -> PerplexityModel:
@@ -141,7 +142,7 @@ def from_hub(repo: str, subfolder: str, revision: str | None, language: str, mod
     from huggingface_hub.errors import EntryNotFoundError, RepositoryNotFoundError, RevisionNotFoundError
 
     mode = mode or "ccnet"
-    names = [f"{language}.arpa.bin"] + ([f"{language}.sp.model"] if mode == "ccnet" else [])
+    names = [f"{language}.arpa.bin"] + ([f"{language}.sp.model"] if mode in SENTENCEPIECE_MODES else [])
     paths = []
     for name in names:
         try:
@@ -163,7 +164,8 @@ def from_hub(repo: str, subfolder: str, revision: str | None, language: str, mod
     spec = f"{repo}/{subfolder}" if subfolder else repo
     defaults = KNOWN_SOURCES.get((repo, subfolder, language, mode), SamplingDefaults())
     return PerplexityModel(
-        paths[0], paths[1] if mode == "ccnet" else None, mode, name=f"{spec}/{names[0]}", **defaults.model_kwargs()
+        paths[0], paths[1] if mode in SENTENCEPIECE_MODES else None, mode, name=f"{spec}/{names[0]}",
+        **defaults.model_kwargs(),
     )
 
 
@@ -203,16 +205,16 @@ def _resolve(spec, language: str, mode: str | None) -> PerplexityModel:
     if spec is None:
         if mode == "raw":
             raise ConfigError(
-                "the embedded model is a SentencePiece model and scores in 'ccnet' mode only; "
-                "use perplexity_mode='ccnet' or pass a raw-text KenLM model"
+                "the embedded model is a SentencePiece model and scores in 'ccnet' or 'ccnet_document' mode "
+                "only; use perplexity_mode='ccnet' or pass a raw-text KenLM model"
             )
-        return embedded_model()
+        return embedded_model(mode or "ccnet")
     if isinstance(spec, (list, tuple)):
         if len(spec) != 2:
             raise ConfigError(f"perplexity_model as a pair must be (kenlm_path, sp_path), got {spec!r}")
         kenlm_path, sp_path = (os.path.expanduser(str(p)) for p in spec)
         mode = mode or "ccnet"
-        return PerplexityModel(kenlm_path, sp_path if mode == "ccnet" else None, mode)
+        return PerplexityModel(kenlm_path, sp_path if mode in SENTENCEPIECE_MODES else None, mode)
     spec = str(spec)
     path = os.path.expanduser(spec)
     if os.path.isdir(path):
@@ -220,7 +222,7 @@ def _resolve(spec, language: str, mode: str | None) -> PerplexityModel:
     if os.path.exists(path) or spec.startswith((".", "/", "~")) or spec.endswith((".arpa", ".bin")):
         mode = mode or "raw"
         sp_path = None
-        if mode == "ccnet":
+        if mode in SENTENCEPIECE_MODES:
             sp_path = os.path.join(os.path.dirname(path), os.path.basename(path).split(".")[0] + ".sp.model")
         return PerplexityModel(path, sp_path, mode)
     hub = _HUB_SPEC.match(spec)

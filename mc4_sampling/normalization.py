@@ -145,3 +145,27 @@ def normalize_document(text: str, lower_case: bool = True, strip_accents: bool =
         parts = doc.split(_PLACEHOLDER)
         doc = "".join(p for pair in zip(parts, aside + [""]) for p in pair)
     return [line for line in doc.split("\n") if line]
+
+
+def normalize_text(text: str, lower_case: bool = True, strip_accents: bool = True) -> str:
+    """CCNet's ``normalize`` of a whole document, as CCNet, its users and datatrove apply it.
+
+    Unlike :func:`normalize_document`, nothing is split: the text is stripped once, and the
+    non-printing-character step deletes the ``\\n`` too, gluing the last word of each line to the
+    first of the next (CCNet's known defect, reproduced on purpose for the ``ccnet_document``
+    mode). Inner lines keep their leading and trailing spaces. Returns one line.
+    Equal to :func:`normalize_line` applied to the whole text, through the same Latin-1 fast path
+    as :func:`normalize_document`.
+    """
+    text = text.strip()
+    if not text:
+        return text
+    if _PLACEHOLDER in text or _CONTEXTUAL_CASE in text:  # rare: take the simple path
+        return normalize_line(text, lower_case, strip_accents)  # its table deletes "\n" as CCNet does
+    mapping, deleted, errors = _latin1(lower_case, strip_accents)
+    aside = _ASIDE.runs = []
+    text = text.encode("latin-1", errors).translate(mapping, deleted + b"\n").decode("latin-1")
+    if aside:
+        parts = text.split(_PLACEHOLDER)
+        text = "".join(p for pair in zip(parts, aside + [""]) for p in pair)
+    return text

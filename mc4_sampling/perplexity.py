@@ -8,6 +8,13 @@ sentence begin and end markers) and return ``10 ** (-sum(line scores) / sum(line
 - ``ccnet``: each line is normalised (:mod:`mc4_sampling.normalization`) and tokenised with
   SentencePiece; the pieces joined by spaces are scored, length = pieces + 1. Lines empty after
   normalisation carry no text and are skipped.
+- ``ccnet_document``: exactly CCNet's own computation (``cc_net/perplexity.py``, also edugp's
+  models' users and datatrove): the *whole* document is normalised at once, which deletes the
+  newlines and glues the lines together (:func:`~mc4_sampling.normalization.normalize_text`),
+  SentencePiece encodes it, the pieces joined by spaces are scored as one line, length =
+  whitespace tokens + 1, and the perplexity is rounded to one decimal as CCNet's
+  ``round(pp(log_score, length), 1)`` does. Its values are on CCNet's scale, so thresholds published
+  for CCNet-scored corpora apply.
 
 A document with nothing to score (empty, or only empty lines in ``ccnet`` mode) is scored as one
 empty line, ``10 ** -score("")``: a finite, defined value, never a division by zero.
@@ -28,9 +35,11 @@ from typing import Iterable, Sequence
 import numpy as np
 
 from .errors import ConfigError, ModelNotFoundError, invalid_choice
-from .normalization import normalize_document
+from .normalization import normalize_document, normalize_text
 
-MODES = ("raw", "ccnet")
+MODES = ("raw", "ccnet", "ccnet_document")
+#: the modes that tokenise with SentencePiece (and need a SentencePiece model)
+SENTENCEPIECE_MODES = ("ccnet", "ccnet_document")
 
 
 def _fingerprint(path: str) -> str:
@@ -64,8 +73,8 @@ class PerplexityModel:
     Args:
         kenlm_path: ARPA or KenLM binary file.
         sp_path: SentencePiece model; required in ``ccnet`` mode.
-        mode: ``"raw"`` or ``"ccnet"``; defaults to ``ccnet`` when ``sp_path`` is given.
-        lower_case, strip_accents: CCNet normalisation switches (``ccnet`` mode only).
+        mode: ``"raw"``, ``"ccnet"`` or ``"ccnet_document"``; defaults to ``ccnet`` when ``sp_path`` is given.
+        lower_case, strip_accents: CCNet normalisation switches (``ccnet`` and ``ccnet_document`` modes).
         default_boundaries, default_factors, default_width: the sampling parameters that belong
             to this (model, mode) pair, if known.
         name: how logs and calibration files refer to the model.
@@ -87,9 +96,9 @@ class PerplexityModel:
         mode = mode or ("ccnet" if sp_path else "raw")
         if mode not in MODES:
             raise invalid_choice("perplexity_mode", mode, MODES)
-        if mode == "ccnet" and not sp_path:
+        if mode in SENTENCEPIECE_MODES and not sp_path:
             raise ConfigError(
-                "perplexity_mode='ccnet' needs a SentencePiece model: pass perplexity_model as a pair "
+                f"perplexity_mode={mode!r} needs a SentencePiece model: pass perplexity_model as a pair "
                 "(kenlm_path, sp_path) or a folder with <lang>.arpa.bin and <lang>.sp.model"
             )
         self.kenlm_path = _check_readable(str(kenlm_path), "KenLM model")
@@ -107,7 +116,7 @@ class PerplexityModel:
     def model_id(self) -> str:
         """``<kenlm file>#<fingerprint>[+<sp file>#<fingerprint>]``: the same files give the same id."""
         parts = [f"{os.path.basename(self.kenlm_path)}#{_fingerprint(self.kenlm_path)}"]
-        if self.sp_path and self.mode == "ccnet":
+        if self.sp_path and self.mode in SENTENCEPIECE_MODES:
             parts.append(f"{os.path.basename(self.sp_path)}#{_fingerprint(self.sp_path)}")
         return "+".join(parts)
 
@@ -151,7 +160,7 @@ class PerplexityModel:
     def load(self) -> "PerplexityModel":
         """Load the model files now (they are otherwise loaded on first use)."""
         self.kenlm
-        if self.mode == "ccnet":
+        if self.mode in SENTENCEPIECE_MODES:
             self.sp
         return self
 
@@ -163,6 +172,8 @@ class PerplexityModel:
     def perplexities(self, texts: Iterable[str]) -> np.ndarray:
         """Perplexities of several documents (scored together: one SentencePiece batch)."""
         texts = list(texts)
+        if self.mode == "ccnet_document":
+            return self._ccnet_document(texts)
         return self._raw(texts) if self.mode == "raw" else self._ccnet(texts)
 
     def _raw(self, texts: list[str]) -> np.ndarray:
@@ -187,6 +198,20 @@ class PerplexityModel:
         starts = np.array([0] + ends[:-1], dtype=np.int64)
         lengths = np.add.reduceat(np.fromiter(map(len, pieces), np.int64, len(pieces)), starts)
         return _document_perplexities(scores, ends, lengths + np.diff(ends, prepend=0))
+
+    def _ccnet_document(self, texts: list[str]) -> np.ndarray:
+        # CCNet: SentencePiece(normalize=True) then DocLM(normalize=False) on the tokenized field
+        docs = [normalize_text(text, self.lower_case, self.strip_accents) for text in texts]
+        pieces = self.sp.encode(docs, out_type=str, num_threads=1)
+        score = self.kenlm.score
+        out = np.empty(len(texts), dtype=np.float64)
+        for i, doc_pieces in enumerate(pieces):
+            log_score, length = 0.0, 0
+            for line in " ".join(doc_pieces).split("\n"):  # one line: normalisation deleted the newlines
+                log_score += score(line)
+                length += len(line.split()) + 1
+            out[i] = round(10.0 ** (-log_score / length), 1)
+        return out
 
 
 def _document_perplexities(line_scores: list[float], ends: list[int], lengths) -> np.ndarray:

@@ -49,6 +49,8 @@ class SamplingOptions(Protocol):
     return_perplexity: bool
     on_bad_record: str
     http_retries: int
+    max_record_bytes: int | None  # optional: None when the options object lacks them
+    http_timeout: float | None
 
 
 @dataclass(frozen=True)
@@ -83,6 +85,8 @@ class SamplingPlan:
     http_retries: int = 5
     #: the calibration file the rules were read from, if any
     calibration: Calibration | None = None
+    max_record_bytes: int | None = None
+    http_timeout: float | None = None
 
     @classmethod
     def resolve(cls, options: SamplingOptions, language: str) -> "SamplingPlan":
@@ -107,7 +111,8 @@ class SamplingPlan:
                 validation = SamplingRule(method, float(options.validation_sampling_factor), train.boundaries,
                                           train.width)
         plan = cls(language, train, validation, source, options.seed, options.return_perplexity,
-                   options.on_bad_record, options.http_retries, calibration)
+                   options.on_bad_record, options.http_retries, calibration,
+                   getattr(options, "max_record_bytes", None), getattr(options, "http_timeout", None))
         if any(plan.needs_model(split) for split in SPLITS):
             source.load()
         return plan
@@ -142,6 +147,8 @@ class SamplingPlan:
             score_all=score_all,
             on_bad_record=self.on_bad_record,
             retries=self.http_retries,
+            max_record_bytes=self.max_record_bytes,
+            timeout=self.http_timeout,
         )
 
 

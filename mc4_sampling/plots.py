@@ -14,6 +14,7 @@ from typing import Mapping, Sequence
 import numpy as np
 
 from .errors import ConfigError
+from .outputs import atomic_path, make_output_dir
 from .weighting import keep_probability
 
 logger = logging.getLogger(__name__)
@@ -46,8 +47,9 @@ def _figure(nrows: int = 1, height: float = 4.5, width: float = 9.0):
 
 def _save(fig, path) -> Path:
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
+    make_output_dir(path.parent)
+    with atomic_path(path) as tmp:  # renamed when complete
+        fig.savefig(tmp, dpi=110)
     logger.info("wrote %s", path)
     return path
 

@@ -21,8 +21,7 @@ def register() -> bool:
     from . import __version__
 
     try:
-        from datasets import load as datasets_load
-        from datasets import packaged_modules
+        from datasets import load as datasets_load, packaged_modules
         from datasets.data_files import DataFilesDict
 
         registry = packaged_modules._PACKAGED_DATASETS_MODULES

@@ -27,11 +27,11 @@ from __future__ import annotations
 import json
 import logging
 import math
-from pathlib import Path
 
 import numpy as np
 
 from .errors import ConfigError
+from .outputs import atomic_path, make_output_dir
 from .plan import SamplingPlan
 from .weighting import DEFAULT_WIDTH, keep_probability
 
@@ -186,8 +186,7 @@ def write_report(report: dict, perplexities, kept, out_dir, keep_probabilities=N
     """Write ``report.json`` and ``observed_vs_expected.png`` to ``out_dir``; return the paths."""
     from .plots import plot_observed_vs_expected
 
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    out = make_output_dir(out_dir)
     params = report["parameters"]
     x = np.asarray(perplexities, dtype=np.float64)
     k = np.asarray(kept, dtype=bool)
@@ -208,7 +207,8 @@ def write_report(report: dict, perplexities, kept, out_dir, keep_probabilities=N
     )
     report = dict(report, files={"png": png.name})
     path = out / "report.json"
-    path.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
     logger.info("wrote %s", path)
     return {"json": path, "png": png}
 

@@ -5,17 +5,24 @@ named revisions (branches; "main" by default) pointing at commits, and each comm
 ``{path: bytes}``, so a file resolves at a branch or at a commit id. Served:
 
 * ``HEAD/GET [/datasets|/spaces]/{owner}/{name}/resolve/{revision}/{path}``: a file of a repository
-  at a revision (branch or commit id), with ``X-Repo-Commit`` and ``ETag``; a 404 carries the
+  at a revision (branch or commit id), with ``X-Repo-Commit`` and ``ETag`` (a byte ``Range``, as
+  readers of Parquet footers ask for, is answered 206 with ``Content-Range``); a 404 carries the
   ``X-Error-Code`` (RepoNotFound, RevisionNotFound, EntryNotFound) that ``huggingface_hub`` maps
   to its errors;
 * ``POST /api/repos/create``: creates the repository with an empty "main" (idempotent);
 * ``POST /api/{type}s/{owner}/{name}/preupload/{revision}``: every file is "regular" (inline);
 * ``POST /api/{type}s/{owner}/{name}/commit/{revision}``: NDJSON of ``file`` (inline base64),
   ``deletedFile`` and ``deletedFolder`` operations, applied on top of the revision's head;
+* ``POST /api/{type}s/{owner}/{name}/branch/{branch}``: creates a branch at ``startingPoint``
+  (a revision; default: the head of "main"); 409 ``Conflict`` when it exists;
 * ``POST /api/validate-yaml``: parses a card's YAML front matter.
+* ``GET /api/{type}s/{owner}/{name}[/revision/{revision}]``: repository info (``sha``, ``siblings``);
+  ``GET .../tree/{revision}[/{path}][?recursive=true]`` and ``POST .../paths-info/{revision}``: file
+  listings, as ``datasets.load_dataset("owner/name")`` resolves a repository's data files;
 
 Every request is recorded in ``requests`` ("METHOD /path"), every creation payload in
-``created``, every validated card in ``validated`` and every commit in ``commits``. To serve
+``created``, every validated card in ``validated``, every commit in ``commits`` and every
+created branch in ``branches``. To serve
 another endpoint (a branch, an LFS batch...), add a route to ``ROUTES`` and a method to the handler.
 """
 
@@ -43,6 +50,10 @@ ROUTES = [
     ("POST", r"/api/validate-yaml", "validate_yaml"),
     ("POST", _API_REPO + r"/preupload/(?P<revision>[^/]+)", "preupload"),
     ("POST", _API_REPO + r"/commit/(?P<revision>[^/]+)", "commit"),
+    ("POST", _API_REPO + r"/branch/(?P<branch>[^/]+)", "create_branch"),
+    ("GET", _API_REPO + r"(?:/revision/(?P<revision>[^/]+))?", "repo_info"),
+    ("GET", _API_REPO + r"/tree/(?P<revision>[^/]+)(?:/(?P<path>.*))?", "list_tree"),
+    ("POST", _API_REPO + r"/paths-info/(?P<revision>[^/]+)", "paths_info"),
 ]
 _ROUTES = [(method, re.compile(pattern + "$"), name) for method, pattern, name in ROUTES]
 
@@ -79,7 +90,39 @@ class _HubHandler(Handler):
         if path not in tree:
             raise HubError("EntryNotFound", f"{path} not found in {repo_id}@{revision}")
         data = tree[path]
-        self.send(data, 200, [("X-Repo-Commit", oid), ("ETag", f'"{hashlib.sha256(data).hexdigest()}"')])
+        headers = [("X-Repo-Commit", oid), ("ETag", f'"{hashlib.sha256(data).hexdigest()}"'),
+                   ("Accept-Ranges", "bytes")]
+        ranged = re.fullmatch(r"bytes=(\d*)-(\d*)", self.headers.get("Range") or "")
+        if ranged and data and (ranged[1] or ranged[2]):  # a byte range (readers of Parquet footers ask for one)
+            if ranged[1]:
+                start, end = int(ranged[1]), min(int(ranged[2] or len(data) - 1), len(data) - 1)
+            else:  # the last N bytes
+                start, end = max(0, len(data) - int(ranged[2])), len(data) - 1
+            if start > end:
+                return self.send(b"", 416, [("Content-Range", f"bytes */{len(data)}")])
+            headers.append(("Content-Range", f"bytes {start}-{end}/{len(data)}"))
+            return self.send(data[start:end + 1], 206, headers)
+        self.send(data, 200, headers)
+
+    def repo_info(self, hub, body, repo_type, repo_id, revision="main"):
+        oid, tree = hub._tree(repo_type, repo_id, revision)
+        self.send_json({"id": repo_id, "sha": oid, "private": False, "disabled": False, "gated": False,
+                        "siblings": [{"rfilename": p} for p in sorted(tree)]})
+
+    def list_tree(self, hub, body, repo_type, repo_id, revision, path=""):
+        oid, tree = hub._tree(repo_type, repo_id, revision)
+        self.send_json(_tree_entries(tree, path.strip("/"), "recursive=true" in urlsplit(self.path).query.lower()))
+
+    def paths_info(self, hub, body, repo_type, repo_id, revision):
+        from urllib.parse import parse_qs
+
+        oid, tree = hub._tree(repo_type, repo_id, revision)
+        try:
+            paths = json.loads(body)["paths"]
+        except ValueError:
+            paths = parse_qs(body.decode()).get("paths", [])
+        entries = _tree_entries(tree, "", True)
+        self.send_json([e for e in entries if e["path"] in paths])
 
     def create_repo(self, hub, body):
         payload = json.loads(body)
@@ -108,11 +151,40 @@ class _HubHandler(Handler):
         files = json.loads(body)["files"]
         self.send_json({"files": [{"path": f["path"], "uploadMode": "regular", "shouldIgnore": False} for f in files]})
 
+    def create_branch(self, hub, body, repo_type, repo_id, branch):
+        payload = json.loads(body) if body.strip() else {}
+        oid, _ = hub._tree(repo_type, repo_id, payload.get("startingPoint") or "main")
+        with hub._lock:
+            refs = hub._refs[(repo_type, repo_id)]
+            if branch in refs:
+                raise HubError("Conflict", f"branch {branch} already exists in {repo_id}", 409)
+            refs[branch] = oid
+            hub.branches.append({"repo_type": repo_type, "repo_id": repo_id, "branch": branch, "oid": oid})
+        self.send_json({"name": branch, "oid": oid})
+
     def commit(self, hub, body, repo_type, repo_id, revision):
         lines = [json.loads(line) for line in body.splitlines() if line.strip()]
         oid = hub._commit(repo_type, repo_id, revision, lines)
         url = f"{hub.url}/{_URL_PREFIX[repo_type]}{repo_id}/commit/{oid}"
         self.send_json({"commitUrl": url, "commitOid": oid, "pullRequestUrl": None})
+
+
+def _tree_entries(tree: dict[str, bytes], folder: str, recursive: bool) -> list[dict]:
+    """The files and folders under ``folder`` (all levels with ``recursive``) as the tree API lists them."""
+    prefix = folder + "/" if folder else ""
+    entries: dict[str, dict] = {}
+    for path, data in sorted(tree.items()):
+        if not path.startswith(prefix):
+            continue
+        parts = path[len(prefix):].split("/")
+        for depth in range(1, len(parts)):
+            sub = prefix + "/".join(parts[:depth])
+            if recursive or depth == 1:
+                oid = hashlib.sha1(sub.encode()).hexdigest()
+                entries.setdefault(sub, {"type": "directory", "path": sub, "oid": oid})
+        if recursive or len(parts) == 1:
+            entries[path] = {"type": "file", "path": path, "size": len(data), "oid": hashlib.sha1(data).hexdigest()}
+    return list(entries.values())
 
 
 class LoopbackHub(LoopbackServer):
@@ -129,6 +201,7 @@ class LoopbackHub(LoopbackServer):
         self.created: list[dict] = []
         self.validated: list[str] = []
         self.commits: list[dict] = []
+        self.branches: list[dict] = []  # every branch created through the API
         self._refs: dict[tuple[str, str], dict[str, str]] = {}  # (type, repo) -> {revision: commit id}
         self._history: dict[tuple[str, str], set[str]] = {}  # (type, repo) -> its commit ids
         self._trees: dict[str, dict[str, bytes]] = {}  # commit id -> {path: content}
@@ -151,6 +224,11 @@ class LoopbackHub(LoopbackServer):
         lines = [{"key": "file", "value": {"path": path, "encoding": "base64", "content": base64.b64encode(
             data if isinstance(data, bytes) else Path(data).read_bytes()).decode()}} for path, data in files.items()]
         return self._commit(repo_type, repo_id, revision, lines, record=False)
+
+    def repo_branches(self, repo_id: str, repo_type: str = "model") -> list[str]:
+        """The branch names of a repository (sorted)."""
+        with self._lock:
+            return sorted(self._refs.get((repo_type, repo_id), {}))
 
     def repo_files(self, repo_id: str, repo_type: str = "model", revision: str = "main") -> dict[str, bytes]:
         """The files of a repository at a revision (branch or commit id): ``{path: content}``."""

@@ -4,15 +4,16 @@ import json
 import shutil
 
 import pytest
+from conftest import write_shard
 from datasets import load_dataset
 
 from mc4_sampling import BadRecordError, ConfigError, DataNotFoundError, Mc4Sampling, ModelNotFoundError
 from mc4_sampling.plan import SamplingPlan
-from conftest import write_shard
 
 
 def load(data_dir, **kw):
-    return load_dataset("mc4-sampling", kw.pop("name", "es"), streaming=True, split="train", data_dir=str(data_dir), **kw)
+    return load_dataset("mc4-sampling", kw.pop("name", "es"), streaming=True, split="train", data_dir=str(data_dir),
+                        **kw)
 
 
 @pytest.mark.parametrize(
@@ -20,8 +21,35 @@ def load(data_dir, **kw):
     [
         (dict(name="xx"), "language='xx' is not an mC4 language"),
         (dict(languages=["es", "klingon"]), "language='klingon'"),
-        (dict(sampling_method="gauss"), "sampling_method='gauss' is not valid; choose one of none, random, stepwise, gaussian"),
-        (dict(sampling_factor=0), "sampling_factor=0 is not valid; it must be a number > 0"),
+        (dict(sampling_method="gauss"),
+         "sampling_method='gauss' is not valid; choose one of none, random, stepwise, gaussian"),
+        (dict(sampling_factor=0), "sampling_factor=0 is not valid; it must be a finite number > 0"),
+        (dict(sampling_factor=float("inf")), "sampling_factor=inf is not valid; it must be a finite number > 0"),
+        (dict(sampling_factor=float("nan")), "sampling_factor=nan is not valid"),
+        (dict(sampling_factor="0.5"), "sampling_factor='0.5' is not valid"),
+        (dict(width=float("inf")), "width=inf is not valid"),
+        (dict(boundaries=[1, 2, float("inf")]), "three increasing positive finite"),
+        (dict(boundaries=[1, 2, float("nan")]), "three increasing positive finite"),
+        (dict(http_retries=-3), "http_retries=-3 is not valid; it must be an integer >= 0"),
+        (dict(http_retries="5"), "http_retries='5' is not valid; it must be an integer >= 0"),
+        (dict(http_retries=2.0), "http_retries=2.0 is not valid"),
+        (dict(http_retries=True), "http_retries=True is not valid"),
+        (dict(return_perplexity="no"), "return_perplexity='no' is not valid; it must be True or False"),
+        (dict(return_perplexity=1), "return_perplexity=1 is not valid"),
+        (dict(seed=True), "seed=True is not valid; it must be an integer >= 0"),
+        (dict(seed="7"), "seed='7' is not valid"),
+        (dict(shards=[True]), "shards=\\[True\\] is not valid"),
+        (dict(max_record_bytes=0), "max_record_bytes=0 is not valid; it must be an integer >= 1"),
+        (dict(max_record_bytes="1M"), "max_record_bytes='1M' is not valid"),
+        (dict(http_timeout=0), "http_timeout=0 is not valid; it must be a finite number > 0"),
+        (dict(http_timeout=float("inf")), "http_timeout=inf is not valid"),
+        (dict(name="es+es"), "languages=\\['es', 'es'\\] names 'es' more than once"),
+        (dict(languages=["es", "ca", "es"]), "names 'es' more than once"),
+        (dict(languages=[5]), "languages=\\[5\\] is not valid"),
+        (dict(sampling_method=["gaussian"]), "sampling_method=\\['gaussian'\\] is not valid"),
+        (dict(perplexity_mode=5), "perplexity_mode=5 is not valid; choose one of"),
+        (dict(on_bad_record=0), "on_bad_record=0 is not valid; choose one of raise, skip"),
+        (dict(calibration=5), "calibration=5 is not valid; it must be a string"),
         (dict(sampling_factor=-1.5), "sampling_factor=-1.5"),
         (dict(validation_sampling_factor=-1), "validation_sampling_factor=-1"),
         (dict(width=0), "width=0 is not valid"),
@@ -113,7 +141,8 @@ def test_skip_policy_skips_and_counts_without_losing_good_records(bad_dir):
     from mc4_sampling.shards import shard_refs_for
     from mc4_sampling.weighting import SamplingRule
 
-    write_shard(bad_dir / "c4-es.tfrecord-00001-of-02048.json.gz", 10, lines=["oops", json.dumps({"text": 5}), json.dumps({"text": "último"})])
+    write_shard(bad_dir / "c4-es.tfrecord-00001-of-02048.json.gz", 10,
+                lines=["oops", json.dumps({"text": 5}), json.dumps({"text": "último"})])
     ds = load(bad_dir.parent, sampling_method="none", on_bad_record="skip")
     assert len(list(ds)) == 400 + 11
     config = Mc4Sampling(config_name="es", data_dir=str(bad_dir.parent), on_bad_record="skip").config
@@ -122,3 +151,16 @@ def test_skip_policy_skips_and_counts_without_losing_good_records(bad_dir):
     for shard in shard_refs_for(config, "train"):
         list(sampler.sample(shard, stats))
     assert (stats.read, stats.bad_records) == (411, 2)
+
+
+def test_max_record_bytes_and_http_timeout_reach_the_reader(mini_mc4):
+    everything = list(load(mini_mc4.parent, sampling_method="none"))
+    longest = max(len(d["text"].encode()) for d in everything)
+    short = list(load(mini_mc4.parent, sampling_method="none", on_bad_record="skip", max_record_bytes=longest // 2))
+    assert 0 < len(short) < len(everything)
+    assert {d["url"] for d in short} < {d["url"] for d in everything}
+    with pytest.raises(BadRecordError, match=f"longer than max_record_bytes={longest // 2}"):
+        list(load(mini_mc4.parent, sampling_method="none", max_record_bytes=longest // 2))
+    config = Mc4Sampling(config_name="es", http_timeout=7.5, max_record_bytes=1000).config
+    sampler = SamplingPlan.resolve(config, "es").document_sampler("train")
+    assert (sampler.timeout, sampler.max_record_bytes) == (7.5, 1000)

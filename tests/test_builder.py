@@ -214,3 +214,47 @@ def test_registration_is_guarded(monkeypatch):
         warnings.simplefilter("always")
         assert registry.register() is False
     assert "as_streaming_dataset" in str(caught[0].message)
+
+
+def test_non_streaming_cache_follows_the_content_of_local_shards_and_calibration(tmp_path, mini_mc4):
+    """After a local shard or the calibration file changes, a non-streaming build is made again
+    (the cache key covers their content), and equals streaming."""
+    import json
+    import os
+    import shutil
+
+    from conftest import write_shard
+
+    from mc4_sampling.calibration import Calibration, save_calibration
+
+    data = tmp_path / "data" / "multilingual"
+    shutil.copytree(mini_mc4, data)
+    model = embedded_model()
+    calibration = tmp_path / "calibration.json"
+
+    def calibrate(b1):
+        save_calibration(Calibration(model.model_id, model.mode, (b1, b1 * 2, b1 * 4),
+                                     {"gaussian": {"factor": 0.9, "width": 2.0}}), calibration)
+
+    def both(**kw):
+        kw = dict(data_dir=str(data.parent), split="train", shards=[0, 1], **kw)
+        built = load_dataset("mc4-sampling", "es", streaming=False, cache_dir=str(tmp_path / "cache"), **kw)
+        streamed = [x["url"] for x in load_dataset("mc4-sampling", "es", streaming=True, **kw)]
+        assert built["url"] == streamed
+        return streamed
+
+    first = both(sampling_method="none")
+    shard = data / "c4-es.tfrecord-00001-of-02048.json.gz"
+    stat = os.stat(shard)
+    write_shard(shard, 400, seed=7)  # same name and document count, other documents
+    os.utime(shard, ns=(stat.st_atime_ns, stat.st_mtime_ns))  # even with the old modification time
+    second = both(sampling_method="none")
+    assert second != first and second[:400] == first[:400]
+    assert any(u.startswith("https://ejemplo.es/7/") for u in second)
+
+    calibrate(300.0)
+    third = both(sampling_method="gaussian", calibration=str(calibration))
+    calibrate(3000.0)
+    fourth = both(sampling_method="gaussian", calibration=str(calibration))
+    assert third != fourth
+    assert json.loads(calibration.read_text())["boundaries"][0] == 3000.0

@@ -8,6 +8,7 @@ import kenlm
 import numpy as np
 import pytest
 import sentencepiece as spm
+from test_normalization import ccnet_reference
 
 from mc4_sampling import (
     DEFAULT_MODEL_DIR,
@@ -19,7 +20,6 @@ from mc4_sampling import (
 )
 from mc4_sampling.plan import SamplingPlan
 from mc4_sampling.weighting import BERTIN_ES_BOUNDARIES
-from test_normalization import ccnet_reference
 
 DOCS = [
     "el gato come pescado\nel perro come",

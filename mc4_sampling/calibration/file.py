@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import json
 import math
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import ConfigError
+from ..outputs import atomic_path, make_output_dir
 from ..perplexity import MODES
 from ..weighting import are_quartiles
 from .fit import FIT_METHODS
@@ -88,10 +88,9 @@ class Calibration:
 def save_calibration(calibration: Calibration, path) -> Path:
     """Write ``calibration`` as indented JSON to ``path`` (parents created); return the path."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(calibration.to_dict(), indent=2) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+    make_output_dir(path.parent)
+    with atomic_path(path) as tmp:  # renamed when complete; OutputError naming the path on failure
+        tmp.write_text(json.dumps(calibration.to_dict(), indent=2) + "\n", encoding="utf-8")
     calibration.path = str(path)
     return path
 
@@ -126,7 +125,7 @@ def load_calibration(path) -> Calibration:
     model = d.get("model")
     if not isinstance(model, dict) or not isinstance(model.get("model_id"), str) \
             or model.get("mode") not in MODES:
-        raise _bad(path, "model must hold a model_id string and a mode 'raw' or 'ccnet'")
+        raise _bad(path, "model must hold a model_id string and a mode 'raw' or 'ccnet' (or 'ccnet_document')")
     b = d.get("boundaries")
     try:
         boundaries = tuple(float(v) for v in b)

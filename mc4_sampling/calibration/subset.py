@@ -73,7 +73,8 @@ def draw_subset(options, language: str, split: str, n_docs: int, seed: int,
     """A uniform random subset of ``n_docs`` documents from ``shards_to_read`` random shards.
 
     ``options`` locates the shards and says how to read them (``languages``, ``data_dir``,
-    ``base_url``, ``shards``, ``on_bad_record``, ``http_retries``), e.g. a validated
+    ``base_url``, ``shards``, ``on_bad_record``, ``http_retries``, optionally ``max_record_bytes``
+    and ``http_timeout``), e.g. a validated
     :class:`mc4_sampling.Mc4SamplingConfig`. ``progress(n)`` is called with the number of
     documents read since the last call. ``seed`` fixes both the shard pick and the reservoir.
     """
@@ -89,7 +90,10 @@ def draw_subset(options, language: str, split: str, n_docs: int, seed: int,
     def texts():
         nonlocal bad
         for ref in picked:
-            for n, (_, record) in enumerate(iter_records(ref.path, options.on_bad_record, options.http_retries)):
+            records = iter_records(ref.path, options.on_bad_record, options.http_retries,
+                                   max_record_bytes=getattr(options, "max_record_bytes", None),
+                                   timeout=getattr(options, "http_timeout", None))
+            for n, (_, record) in enumerate(records):
                 if max_docs_per_shard is not None and n >= max_docs_per_shard:
                     break
                 if progress is not None:

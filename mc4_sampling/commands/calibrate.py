@@ -25,8 +25,10 @@ from ..calibration import (
     run_calibration,
 )
 from ..errors import ConfigError
+from ..outputs import make_output_dir
 from ..weighting import DEFAULT_WIDTH
 from .common import add_model_options, add_source_options, build_config
+from .dataset_source import add_dataset_options, check_mc4_split, run_calibrate
 
 
 def add_parser(subparsers) -> None:
@@ -40,9 +42,10 @@ def add_parser(subparsers) -> None:
     )
     add_source_options(p)
     add_model_options(p)
+    add_dataset_options(p)
     g = p.add_argument_group("subset")
-    g.add_argument("--split", choices=("train", "validation"), default="train",
-                   help="split to draw the subset from (default: train)")
+    g.add_argument("--split", help="split to draw the subset from: train or validation of mC4, any split of a "
+                   "--dataset (default: train)")
     g.add_argument("--docs", type=int, default=DEFAULT_DOCS,
                    help=f"documents to score (default {DEFAULT_DOCS}; at least {MIN_DOCUMENTS})")
     g.add_argument("--shards-to-read", type=int, default=DEFAULT_SHARDS_TO_READ, metavar="K",
@@ -80,9 +83,13 @@ def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     target = resolve_target(args.target_rate, args.target_docs, args.total_docs)
+    if args.dataset:
+        return run_calibrate(args, target)
+    check_mc4_split(args)
     if len(args.lang) != 1:
         raise ConfigError(f"--lang: calibrate one language at a time, got {' '.join(args.lang)}")
     config = build_config(args, sampling_method="none")
+    make_output_dir(args.output)  # a folder that cannot be written is reported before any reading
     bars: dict[str, tqdm] = {}
 
     def bar(desc: str, total: int | None = None) -> tqdm:

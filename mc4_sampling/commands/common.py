@@ -27,7 +27,9 @@ def add_model_options(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--perplexity-model", nargs="+", metavar="PATH",
                    help="KenLM file, KENLM SP pair, folder with <lang>.arpa.bin/<lang>.sp.model, or Hub "
                    "location owner/name[/subfolder][@revision] (default: the embedded Spanish model)")
-    g.add_argument("--perplexity-mode", choices=MODES, help="raw (BERTIN) or ccnet (default depends on the model)")
+    g.add_argument("--perplexity-mode", choices=MODES,
+                   help="raw (BERTIN), ccnet (line by line) or ccnet_document (CCNet's own numbers; "
+                   "default depends on the model)")
 
 
 def add_sampling_options(parser: argparse.ArgumentParser) -> None:

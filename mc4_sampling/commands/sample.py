@@ -10,10 +10,12 @@ import numpy as np
 from tqdm import tqdm
 
 from ..errors import DataNotFoundError
+from ..outputs import OutputFile, make_output_dir
 from ..plan import check_max_docs, iter_kept
 from ..sampler import SamplingStats
 from ..shards import shard_refs_for
 from .common import add_model_options, add_sampling_options, add_source_options, build_config
+from .dataset_source import add_dataset_options, check_mc4_split, run_sample
 
 
 def add_parser(subparsers) -> None:
@@ -26,7 +28,9 @@ def add_parser(subparsers) -> None:
     add_source_options(p)
     add_sampling_options(p)
     add_model_options(p)
-    p.add_argument("--split", choices=("train", "validation"), default="train", help="split to read (default: train)")
+    add_dataset_options(p)
+    p.add_argument("--split", help="split to read: train or validation of mC4, any split of a --dataset "
+                   "(default: train)")
     p.add_argument("--return-perplexity", action="store_true", help="add each kept document's perplexity")
     p.add_argument("--max-docs", type=int, help="stop after this many kept documents")
     p.add_argument("-o", "--output", default="-", help="output file (default: - for stdout)")
@@ -36,13 +40,19 @@ def add_parser(subparsers) -> None:
 
 def run(args: argparse.Namespace) -> int:
     check_max_docs(args.max_docs, "--max-docs")
+    if args.dataset:
+        return run_sample(args)
+    check_mc4_split(args)
     config = build_config(args, return_perplexity=args.return_perplexity)
     shards = shard_refs_for(config, args.split)
     if not shards:
         raise DataNotFoundError(f"no {args.split} files found for {'+'.join(config.languages)}")
     stats = SamplingStats()
-    out = sys.stdout if args.output == "-" else open(args.output, "w", encoding="utf-8")
     report = args.report is not None
+    if report:  # a folder that cannot be written is reported before any reading
+        make_output_dir(args.report)
+    # -o FILE is written under a temporary name and renamed when complete (never a partial file)
+    out = sys.stdout if args.output == "-" else OutputFile(args.output)
     try:
         with tqdm(total=len(shards), unit="shard", desc="sampling", file=sys.stderr, dynamic_ncols=True) as bar:
 
@@ -56,9 +66,12 @@ def run(args: argparse.Namespace) -> int:
                 out.write(json.dumps(example, ensure_ascii=False) + "\n")
                 if stats.read % 512 == 0:
                     bar.set_postfix(read=stats.read, kept=stats.kept, refresh=False)
-    finally:
+    except BaseException:
         if out is not sys.stdout:
-            out.close()
+            out.discard()
+        raise
+    if out is not sys.stdout:
+        out.commit()
     print(summary(stats), file=sys.stderr)
     if report:
         _write_report(args, config, stats)

@@ -1,0 +1,335 @@
+"""Perplexity sampling of any ``datasets`` corpus: :func:`sample_dataset`.
+
+The builder samples mC4, whose documents have a (shard, position) that keys their draw. A corpus
+such as FineWeb-2 or CulturaX, read through ``load_dataset(..., streaming=True)``, has no such
+thing a sampler can rely on (shards are split over nodes and workers, files are re-sharded between
+versions). Here the draw of a document is keyed by the document itself::
+
+    u = mix(document_key(seed, language) + mix(hash64(id or text)))
+
+(:func:`mc4_sampling.draw.document_key`, :func:`~mc4_sampling.draw.hash64`: BLAKE2b, then the
+builder's SplitMix64 draw), so the kept set does not depend on the order of the stream, the number
+of nodes (``split_dataset_by_node``), ``DataLoader`` workers or restarts. With ``id_column`` the
+key is the document's id (which must be unique: documents sharing an id share a decision); without
+one it is the text, so exact duplicates get the same decision (all kept or all dropped).
+
+The options are the builder's (method, factor, width, boundaries, model, mode, calibration, seed,
+``return_perplexity``) and are resolved by the same :class:`~mc4_sampling.plan.SamplingPlan`; the
+keep decision of each block is the builder's :func:`~mc4_sampling.sampler.decide_block` (the draw
+first, then the perplexities of the documents the draw does not already reject, scored together).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import warnings
+from dataclasses import asdict, dataclass
+from typing import Any, Sequence
+
+import numpy as np
+
+from .draw import document_key, hashes64
+from .errors import BadRecordError, ConfigError, invalid_choice
+from .perplexity import MODES
+from .plan import SamplingPlan
+from .sampler import SamplingStats, decide_block
+from .weighting import METHODS
+
+#: documents decided (and scored) together: one batched ``filter``/``map`` call
+BLOCK_SIZE = 256
+#: how many ids are remembered to detect duplicated ids (then the check stops: bounded memory)
+DUPLICATE_CHECK_IDS = 100_000
+BAD_RECORD_POLICIES = ("raise", "skip")
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+@dataclass
+class CorpusSamplingOptions:
+    """The sampling options of :func:`sample_dataset` (a :class:`~mc4_sampling.plan.SamplingOptions`).
+
+    The same options and meanings as the builder's (see README), without the mC4 source options;
+    ``language`` only picks the perplexity model's files and defaults and keys the draws.
+    """
+
+    sampling_method: str = "gaussian"
+    sampling_factor: float | None = None
+    width: float | None = None
+    boundaries: Sequence[float] | None = None
+    perplexity_model: Any = None
+    perplexity_mode: str | None = None
+    calibration: str | None = None
+    seed: int = 2021
+    return_perplexity: bool = False
+    on_bad_record: str = "raise"
+    language: str = "es"
+    # read by SamplingPlan.resolve; a corpus has one split, sampled with the train rule
+    validation_sampling_factor: float | None = None
+    http_retries: int = 0
+    max_record_bytes: int | None = None
+    http_timeout: float | None = None
+
+    def validate(self) -> "CorpusSamplingOptions":
+        """Check every option; raise :class:`ConfigError` naming the option and its valid range."""
+        if not isinstance(self.sampling_method, str) or self.sampling_method not in METHODS:
+            raise invalid_choice("sampling_method", self.sampling_method, METHODS)
+        for name in ("sampling_factor", "width"):
+            value = getattr(self, name)
+            if value is not None and not (_is_number(value) and value > 0):
+                raise ConfigError(f"{name}={value!r} is not valid; it must be a finite number > 0")
+        if self.boundaries is not None:
+            b = self.boundaries
+            if not (isinstance(b, (list, tuple)) and len(b) == 3 and all(_is_number(x) for x in b)
+                    and 0 < b[0] < b[1] < b[2]):
+                raise ConfigError(f"boundaries={b!r} is not valid; it must be three increasing positive finite "
+                                  "perplexities (b1 < b2 < b3)")
+            self.boundaries = tuple(float(x) for x in b)
+        if not (isinstance(self.seed, int) and not isinstance(self.seed, bool) and self.seed >= 0):
+            raise ConfigError(f"seed={self.seed!r} is not valid; it must be an integer >= 0")
+        if not isinstance(self.return_perplexity, bool):
+            raise ConfigError(f"return_perplexity={self.return_perplexity!r} is not valid; it must be True or False")
+        if self.perplexity_mode is not None and self.perplexity_mode not in MODES:
+            raise invalid_choice("perplexity_mode", self.perplexity_mode, MODES)
+        if self.on_bad_record not in BAD_RECORD_POLICIES:
+            raise invalid_choice("on_bad_record", self.on_bad_record, BAD_RECORD_POLICIES)
+        if not isinstance(self.language, str) or not self.language:
+            raise ConfigError(f"language={self.language!r} is not valid; it must be a language code such as 'es'")
+        if self.calibration is not None:
+            clashes = [n for n in ("boundaries", "sampling_factor", "width") if getattr(self, n) is not None]
+            if clashes:
+                raise ConfigError(f"calibration={self.calibration!r} replaces {', '.join(clashes)}; "
+                                  "pass one or the other")
+        return self
+
+
+def _columns_error(what: str, column: str, columns) -> ConfigError:
+    return ConfigError(f"{what}={column!r} is not a column of the dataset (columns: {', '.join(sorted(columns))})")
+
+
+class CorpusSampler:
+    """The keep decisions of batches of a corpus (the function given to ``filter``/``map``).
+
+    Picklable (the model travels as its paths and is loaded once per process), so it runs in
+    ``DataLoader`` workers. ``stats`` counts what this process has seen.
+    """
+
+    def __init__(self, plan: SamplingPlan, text_column: str = "text", id_column: str | None = None,
+                 stats: SamplingStats | None = None):
+        self.plan = plan
+        self.rule = plan.train
+        self.key = document_key(plan.seed, plan.language)
+        self.text_column = text_column
+        self.id_column = id_column
+        self.stats = stats if stats is not None else SamplingStats()
+        self.needs_model = plan.needs_model("train")
+        self._seen_ids: set[int] | None = set() if id_column is not None else None
+        self._warned_duplicates = False
+
+    def __getstate__(self):
+        state = self.__dict__.copy()
+        state["_seen_ids"] = set() if self.id_column is not None else None
+        return state
+
+    def decide(self, batch: dict, indices: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
+        """``(keep, perplexity)`` of a batch (column -> list); bad records are never kept."""
+        texts = self._column(batch, self.text_column, "text_column")
+        ids = self._column(batch, self.id_column, "id_column") if self.id_column is not None else None
+        n = len(texts)
+        good = np.fromiter((isinstance(t, str) for t in texts), dtype=bool, count=n)
+        if ids is not None:
+            good &= np.fromiter((i is not None for i in ids), dtype=bool, count=n)
+        if not good.all():
+            self._bad_records(texts, ids, indices, good)
+        rows = np.flatnonzero(good)
+        keep = np.zeros(n, dtype=bool)
+        perplexity = np.full(n, np.nan)
+        if len(rows) == 0:
+            return keep, perplexity
+        good_texts = [texts[i] for i in rows]
+        keys = hashes64([ids[i] for i in rows] if ids is not None else good_texts)
+        if self._seen_ids is not None:
+            self._check_duplicates(keys)
+        model = self.plan.model if self.needs_model else None
+        decision = decide_block(self.rule, self.key, keys,
+                                lambda idx: model.perplexities([good_texts[i] for i in idx]),
+                                return_perplexity=self.plan.return_perplexity)
+        keep[rows] = decision.keep
+        perplexity[rows] = decision.perplexity
+        self.stats.read += len(rows)
+        self.stats.scored += int(decision.to_score.sum())
+        self.stats.kept += int(decision.keep.sum())
+        return keep, perplexity
+
+    def _column(self, batch: dict, column: str, option: str) -> list:
+        try:
+            return batch[column]
+        except KeyError:
+            raise _columns_error(option, column, batch.keys()) from None
+
+    def _bad_records(self, texts, ids, indices, good: np.ndarray) -> None:
+        bad = np.flatnonzero(~good)
+        if self.plan.on_bad_record == "skip":
+            self.stats.bad_records += len(bad)
+            return
+        i = int(bad[0])
+        where = f"row {indices[i]}" if indices is not None else f"row {i} of a batch"
+        if ids is not None and ids[i] is not None:
+            where += f" ({self.id_column}={ids[i]!r})"
+        if ids is not None and ids[i] is None:
+            reason = f"column {self.id_column!r} (id_column) is null"
+        else:
+            reason = f"column {self.text_column!r} holds {type(texts[i]).__name__} {texts[i]!r:.40}, not a string"
+        raise BadRecordError(where, None, reason)
+
+    def _check_duplicates(self, keys: np.ndarray) -> None:
+        seen = self._seen_ids
+        if self._warned_duplicates or len(seen) >= DUPLICATE_CHECK_IDS:
+            return
+        batch = keys.tolist()
+        if len(set(batch)) < len(batch) or not seen.isdisjoint(batch):
+            self._warned_duplicates = True
+            warnings.warn(
+                f"id_column={self.id_column!r} holds duplicated ids: documents with the same id share one keep "
+                "decision (all kept or all dropped). Use a unique id column, or no id_column to key the draw by "
+                "the text", UserWarning, stacklevel=2)
+            return
+        seen.update(batch[: DUPLICATE_CHECK_IDS - len(seen)])
+
+    # --- the functions given to datasets ---------------------------------------------------------
+    def keep_mask(self, batch: dict, indices: Sequence[int]) -> list[bool]:
+        """For ``filter(batched=True, with_indices=True)``."""
+        return self.decide(batch, indices)[0].tolist()
+
+    def kept_rows(self, batch: dict, indices: Sequence[int]) -> dict:
+        """For ``map(batched=True, with_indices=True)``: the kept rows, every column, plus ``perplexity``."""
+        keep, perplexity = self.decide(batch, indices)
+        rows = np.flatnonzero(keep).tolist()
+        out = {name: [values[i] for i in rows] for name, values in batch.items()}
+        out["perplexity"] = perplexity[rows].tolist()
+        return out
+
+
+def sample_dataset(
+    ds,
+    sampling_method: str = "gaussian",
+    text_column: str = "text",
+    id_column: str | None = None,
+    language: str = "es",
+    perplexity_model=None,
+    perplexity_mode: str | None = None,
+    calibration: str | None = None,
+    boundaries: Sequence[float] | None = None,
+    sampling_factor: float | None = None,
+    width: float | None = None,
+    seed: int = 2021,
+    return_perplexity: bool = False,
+    on_bad_record: str = "raise",
+    *,
+    block_size: int = BLOCK_SIZE,
+    stats: SamplingStats | None = None,
+):
+    """The perplexity-sampled version of a ``datasets`` ``IterableDataset`` or ``Dataset``.
+
+    Every document (a row with a string in ``text_column``) is kept when its draw ``u`` is below
+    its keep probability ``p(perplexity)``, with the builder's weightings and options (see
+    :class:`CorpusSamplingOptions` and README). ``u`` is keyed by ``id_column`` (a unique document
+    id) or, without one, by the text, and by ``seed`` and ``language``: the same documents are
+    kept whatever the order, node or worker split, or restarts. The other columns are kept as they
+    are; ``return_perplexity`` adds a float ``perplexity`` column. Documents are decided in blocks
+    of ``block_size``, the draw first, scoring only those it does not already reject.
+
+    A row whose text is not a string (null, a number) or whose id is null is a bad record: an error
+    naming the row under ``on_bad_record="raise"``, skipped and counted in ``stats.bad_records``
+    under ``"skip"``. Streaming datasets are sampled lazily (``stats`` fills as they are read, in
+    the reading process); a ``Dataset`` is sampled now.
+    """
+    import datasets
+
+    options = CorpusSamplingOptions(
+        sampling_method=sampling_method, sampling_factor=sampling_factor, width=width, boundaries=boundaries,
+        perplexity_model=perplexity_model, perplexity_mode=perplexity_mode, calibration=calibration, seed=seed,
+        return_perplexity=return_perplexity, on_bad_record=on_bad_record, language=language,
+    ).validate()
+    if not isinstance(ds, (datasets.IterableDataset, datasets.Dataset)):
+        raise ConfigError(f"sample_dataset needs a datasets IterableDataset or Dataset, got {type(ds).__name__} "
+                          "(for a DatasetDict, pass one split: ds['train'])")
+    if not (isinstance(block_size, int) and block_size > 0):
+        raise ConfigError(f"block_size={block_size!r} is not valid; it must be an integer > 0")
+    columns = ds.column_names
+    for option, column in (("text_column", text_column), ("id_column", id_column)):
+        if column is None and option == "id_column":
+            continue
+        if not isinstance(column, str):
+            raise ConfigError(f"{option}={column!r} is not valid; it must be a column name")
+        if columns is not None and column not in columns:
+            raise _columns_error(option, column, columns)
+    if return_perplexity and columns is not None and "perplexity" in columns:
+        raise ConfigError("return_perplexity=True adds a 'perplexity' column, but the dataset already has one; "
+                          "rename it first (ds.rename_column('perplexity', ...))")
+    plan = SamplingPlan.resolve(options, language)
+    sampler = CorpusSampler(plan, text_column, id_column, stats)
+    kwargs: dict = {"batched": True, "batch_size": block_size, "with_indices": True}
+    if isinstance(ds, datasets.Dataset):
+        kwargs["new_fingerprint"] = _fingerprint(ds._fingerprint, options, plan, text_column, id_column)
+    if not return_perplexity:
+        return ds.filter(sampler.keep_mask, **kwargs)
+    features = ds.features.copy() if ds.features is not None else None
+    if features is not None:
+        features["perplexity"] = datasets.Value("float64")
+        kwargs["features"] = features
+    return ds.map(sampler.kept_rows, **kwargs)
+
+
+def _fingerprint(parent: str, options: CorpusSamplingOptions, plan: SamplingPlan, text_column: str,
+                 id_column: str | None) -> str:
+    """The fingerprint of a sampled ``Dataset``: its parent's, the options and the model's identity."""
+    h = hashlib.blake2b(digest_size=8)
+    model_id = plan.model.model_id if plan.needs_model("train") else None
+    fields = {k: v for k, v in asdict(options).items() if k != "perplexity_model"}
+    h.update(repr((parent, sorted(fields.items()), repr(plan.train), model_id, text_column, id_column)).encode())
+    return h.hexdigest()
+
+
+#: file name endings -> the ``datasets`` packaged builder that reads them
+_FILE_BUILDERS = {".parquet": "parquet", ".jsonl": "json", ".json": "json", ".jsonl.gz": "json", ".json.gz": "json",
+                  ".jsonl.zst": "json", ".csv": "csv", ".csv.gz": "csv", ".txt": "text", ".txt.gz": "text"}
+
+
+def open_corpus(source: str, config: str | None = None, split: str = "train"):
+    """A streaming ``IterableDataset`` of ``source``: local data files (a file, a glob, or a folder
+    of files of one format: Parquet, JSON lines, CSV, text) or a Hub dataset ``owner/name`` (with
+    ``config``, e.g. FineWeb-2's ``spa_Latn``). Local files have a single split, ``train``.
+    A source that does not load raises :class:`~mc4_sampling.errors.DataNotFoundError`.
+    """
+    import glob
+    import os
+    from pathlib import Path
+
+    import datasets
+
+    from .errors import DataNotFoundError
+
+    path = os.path.expanduser(source)
+    files = sorted(glob.glob(path)) if any(c in path for c in "*?[") else [path] if os.path.isfile(path) else []
+    if os.path.isdir(path) and not os.path.isfile(os.path.join(path, "README.md")):
+        files = sorted(str(p) for p in Path(path).rglob("*") if p.is_file())
+    try:
+        if files:
+            kinds = {next((b for e, b in _FILE_BUILDERS.items() if f.endswith(e)), None) for f in files}
+            kinds.discard(None)
+            if len(kinds) != 1:
+                raise DataNotFoundError(
+                    f"{source!r}: found {'no' if not kinds else 'several'} data file formats among {len(files)} files "
+                    f"({', '.join(sorted(k for k in kinds if k)) or 'none known'}); give files of one format: "
+                    f"{', '.join(sorted(_FILE_BUILDERS))}")
+            return datasets.load_dataset(kinds.pop(), data_files=[f for f in files if any(
+                f.endswith(e) for e in _FILE_BUILDERS)], split="train", streaming=True)
+        return datasets.load_dataset(source, config, split=split, streaming=True)
+    except DataNotFoundError:
+        raise
+    except Exception as e:  # datasets raises many types; all mean "this source does not load"
+        raise DataNotFoundError(f"cannot open dataset {source!r} (config {config!r}, split {split!r}): "
+                                f"{type(e).__name__}: {e}") from None
