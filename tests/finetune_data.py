@@ -1,0 +1,129 @@
+"""Small synthetic downstream datasets with a learnable structure (for tests/test_finetune.py and the benchmark).
+
+* NER: Spanish-like sentences where the tag is a function of the word (a lexicon of PER and LOC
+  names, some of two words: ``B-``/``I-``), every other word ``O``;
+* pairs: two sentences, each holding one key word; the label is 1 when they hold the same one.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+
+import numpy as np
+
+FILLER = ("el la de en con por para que y un una casa perro gato ciudad río grande pequeño come bebe corre "
+          "vive canta lee hoy mañana siempre muy bien libro mesa agua pan sol luna").split()
+PER = ["Ana", "Carlos", "María", "Juan", "Lucía", "Pedro", ("José", "Luis"), ("Rosa", "María")]
+LOC = ["Madrid", "Sevilla", "Valencia", "Bilbao", "Toledo", ("San", "Sebastián"), ("Buenos", "Aires")]
+NER_TAGS = ["O", "B-PER", "I-PER", "B-LOC", "I-LOC"]
+KEYS = ["gato", "perro"]
+
+
+def ner_rows(n: int, seed: int) -> dict:
+    rng = np.random.default_rng(seed)
+    tokens, tags = [], []
+    for _ in range(n):
+        words, t = [], []
+        for _ in range(int(rng.integers(4, 10))):
+            r = rng.random()
+            if r < 0.2 or r < 0.35:
+                lex, kind = (PER, "PER") if r < 0.2 else (LOC, "LOC")
+                name = lex[int(rng.integers(len(lex)))]
+                parts = name if isinstance(name, tuple) else (name,)
+                words += list(parts)
+                t += [NER_TAGS.index(f"B-{kind}")] + [NER_TAGS.index(f"I-{kind}")] * (len(parts) - 1)
+            else:
+                words.append(FILLER[int(rng.integers(len(FILLER)))])
+                t.append(0)
+        tokens.append(words)
+        tags.append(t)
+    return {"tokens": tokens, "ner_tags": tags}
+
+
+def pair_rows(n: int, seed: int) -> dict:
+    rng = np.random.default_rng(seed)
+    s1, s2, labels = [], [], []
+    for _ in range(n):
+        same = bool(rng.integers(2))
+        k1 = KEYS[int(rng.integers(2))]
+        k2 = k1 if same else KEYS[1 - KEYS.index(k1)]
+        out = []
+        for k in (k1, k2):
+            words = [FILLER[int(i)] for i in rng.integers(0, len(FILLER), int(rng.integers(3, 7)))]
+            words = [w for w in words if w not in KEYS]
+            words.insert(int(rng.integers(len(words) + 1)), k)
+            out.append(" ".join(words))
+        s1.append(out[0])
+        s2.append(out[1])
+        labels.append(int(same))
+    return {"sentence1": s1, "sentence2": s2, "label": labels}
+
+
+def ner_features():
+    import datasets
+
+    return datasets.Features({"tokens": datasets.Sequence(datasets.Value("string")),
+                              "ner_tags": datasets.Sequence(datasets.ClassLabel(names=NER_TAGS))})
+
+
+def pair_features():
+    import datasets
+
+    return datasets.Features({"sentence1": datasets.Value("string"), "sentence2": datasets.Value("string"),
+                              "label": datasets.ClassLabel(names=["different", "same"])})
+
+
+def parquet_bytes(rows: dict, features=None) -> bytes:
+    import datasets
+
+    buf = io.BytesIO()
+    datasets.Dataset.from_dict(rows, features=features).to_parquet(buf)
+    return buf.getvalue()
+
+
+def hub_files(repo: str, splits: dict[str, bytes]) -> dict[str, bytes]:
+    """``{"datasets/REPO/data/SPLIT-00000-of-00001.parquet": bytes}`` for :class:`loopback_hub.LoopbackHub`."""
+    return {f"datasets/{repo}/data/{split}-00000-of-00001.parquet": data for split, data in splits.items()}
+
+
+def corpus_texts(n: int = 300) -> list[str]:
+    ner, pair = ner_rows(n, 123), pair_rows(n, 456)
+    return [" ".join(w) for w in ner["tokens"]] + pair["sentence1"] + pair["sentence2"]
+
+
+def tiny_model_folder(folder: str, vocab_size: int = 1000, max_positions: int = 66, seed: int = 0) -> str:
+    """A tokenizer trained on the synthetic sentences and a random tiny RoBERTa, exported as a transformers
+    masked-LM folder (what ``trainer export`` writes)."""
+    import jax
+
+    from trainer.convert import export_pretrained
+    from trainer.model import RobertaSpec, init_params
+    from trainer.tokenizer import train_tokenizer
+
+    tok_dir = os.path.join(folder, "tokenizer")
+    corpus = os.path.join(folder, "corpus.jsonl")
+    os.makedirs(folder, exist_ok=True)
+    with open(corpus, "w", encoding="utf-8") as f:
+        for t in corpus_texts():
+            f.write(json.dumps({"text": t}) + "\n")
+    tok = train_tokenizer(corpus_texts(), tok_dir, vocab_size=vocab_size, min_frequency=1,
+                          model_max_length=max_positions - 2)
+    spec = RobertaSpec(vocab_size=len(tok), hidden_size=32, num_layers=2, num_heads=2, intermediate_size=64,
+                       max_position_embeddings=max_positions, dtype="float32", attention_impl="xla",
+                       hidden_dropout=0.0, attention_dropout=0.0)
+    # numpy draws of init_params' distribution (no compilation: seconds saved on a busy CPU)
+    rng = np.random.default_rng(seed)
+    shapes = jax.eval_shape(lambda k: init_params(spec, k), jax.random.key(0))
+
+    def draw(path, a):
+        leaf = path[-1].key
+        if leaf in ("kernel", "embedding"):
+            return (spec.initializer_range * rng.standard_normal(a.shape)).astype(np.float32)
+        return (np.ones if leaf == "scale" else np.zeros)(a.shape, np.float32)
+
+    params = jax.tree_util.tree_map_with_path(draw, shapes)
+    out = os.path.join(folder, "model")
+    export_pretrained(params, spec, out, tokenizer=tok)
+    return out

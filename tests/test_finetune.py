@@ -1,0 +1,328 @@
+"""Downstream fine-tuning (`trainer finetune` / `evaluate` / `compare`) on small synthetic datasets served by
+the loopback Hub: learning beats chance, broken labels do not, collapsed runs are detected and rerun, the
+exports give PyTorch's logits, bad input gives one-line errors."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("seqeval")
+
+import finetune_data as fd  # noqa: E402
+
+from trainer.cli import main  # noqa: E402
+from trainer.finetune.loading import load_model  # noqa: E402
+from trainer.finetune.run import RunResult, Settings, collapse_check, run_seeds, summarize  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tmp_path_factory):
+    """A tokenizer trained on the synthetic sentences and a random tiny RoBERTa (transformers folder)."""
+    return fd.tiny_model_folder(str(tmp_path_factory.mktemp("tiny")))
+
+
+def _shuffled(rows: dict, seed: int) -> dict:
+    out = dict(rows)
+    out["label"] = list(np.random.default_rng(seed).permutation(rows["label"]))
+    return out
+
+
+@pytest.fixture
+def hub(loopback_hub, monkeypatch, tmp_path):
+    """The loopback Hub serving the synthetic datasets as Parquet; ``load_dataset("me/...")`` reaches it."""
+    import datasets.config
+    import huggingface_hub.constants as hf
+    from huggingface_hub import HfFileSystem
+
+    ner = lambda n, s: fd.parquet_bytes(fd.ner_rows(n, s), fd.ner_features())  # noqa: E731
+    pairs = lambda rows: fd.parquet_bytes(rows, fd.pair_features())  # noqa: E731
+    odd_train = {"text": ["uno", "dos", "tres", "cuatro"], "label": ["sí", "no", "sí", "no"]}
+    odd_eval = {"text": ["cinco", "seis"], "label": ["sí", "quizá"]}
+    files = {
+        **fd.hub_files("me/ner", {"train": ner(200, 1), "validation": ner(80, 2)}),
+        **fd.hub_files("me/pairs", {"train": pairs(fd.pair_rows(400, 1)), "validation": pairs(fd.pair_rows(100, 2))}),
+        **fd.hub_files("me/pairs-shuffled", {"train": pairs(_shuffled(fd.pair_rows(400, 1), 0)),
+                                             "validation": pairs(fd.pair_rows(100, 2))}),
+        **fd.hub_files("me/odd-labels", {"train": fd.parquet_bytes(odd_train),
+                                         "validation": fd.parquet_bytes(odd_eval)}),
+    }
+    server = loopback_hub(files)
+    # the Hub clients read HF_ENDPOINT when imported: point their constants at the loopback Hub
+    monkeypatch.setattr(hf, "ENDPOINT", server.url)
+    monkeypatch.setattr(hf, "HUGGINGFACE_CO_URL_TEMPLATE", server.url + "/{repo_id}/resolve/{revision}/{filename}")
+    monkeypatch.setattr(datasets.config, "HF_ENDPOINT", server.url)
+    monkeypatch.setattr(datasets.config, "HUB_DATASETS_URL",
+                        server.url + "/datasets/{repo_id}/resolve/{revision}/{path}")
+    monkeypatch.setattr(datasets.config, "HF_DATASETS_CACHE", str(tmp_path / "datasets-cache"))
+    HfFileSystem.clear_instance_cache()  # no file system of an earlier test's Hub
+    yield server
+    HfFileSystem.clear_instance_cache()
+
+
+def _flax_logits(folder: str, kind: str, ids, mask):
+    from trainer.finetune.heads import RobertaForClassification
+
+    loaded = load_model(folder)
+    params = {**loaded.encoder, "classifier": loaded.heads[kind]}
+    model = RobertaForClassification(loaded.spec, len(loaded.id2label), kind)
+    return np.asarray(model.apply({"params": params}, jnp.asarray(ids), jnp.asarray(mask)))
+
+
+def _torch_logits(model, ids, mask):
+    model.eval()
+    with torch.no_grad():
+        return model(input_ids=torch.tensor(ids, dtype=torch.long),
+                     attention_mask=torch.tensor(mask, dtype=torch.long)).logits.numpy()
+
+
+def test_ner_learns_exports_with_pytorch_parity_and_evaluates(tiny_model, hub, tmp_path, capsys):
+    from transformers import AutoModelForTokenClassification, AutoTokenizer
+
+    out = str(tmp_path / "ner")
+    rc = main(["finetune", "--model", f"tiny={tiny_model}", "--task", "ner", "--dataset", "me/ner",
+               "--learning-rate", "5e-3", "--epochs", "10", "--seeds", "2", "--output", out, "--no-png",
+               "--push-to-hub", "me/tiny-ner"])
+    assert rc == 0
+    report = json.load(open(os.path.join(out, "results.json")))["models"]["tiny"]["ner"]
+    assert report["labels"] == fd.NER_TAGS and report["kind"] == "token"
+    majority = report["runs"][0]["metrics"]["majority"]
+    assert 0.5 < majority < 0.7  # "O"
+    # a lexicon tagger: entity F1 and token accuracy far above the all-"O" baseline, on every seed
+    assert min(report["metrics"]["f1"]["values"]) > 0.8
+    assert min(report["metrics"]["accuracy"]["values"]) > majority + 0.25
+    assert len(report["runs"]) == 2 and report["metrics"]["f1"]["std"] >= 0.0
+    # the preset's max length (128) exceeds the model's 64 positions: said in the report
+    assert "truncated at 64" in report["truncated"]["note"]
+    assert "| tiny |" in open(os.path.join(out, "results.md")).read()
+
+    # the export: RobertaForTokenClassification with the labels, same logits as ours
+    folder = os.path.join(out, "tiny-ner")
+    model, info = AutoModelForTokenClassification.from_pretrained(folder, output_loading_info=True)
+    assert not info["missing_keys"] and not info["unexpected_keys"] and not info["mismatched_keys"]
+    assert model.config.id2label == dict(enumerate(fd.NER_TAGS))
+    assert "token-classification" in open(os.path.join(folder, "README.md")).read()
+    tok = AutoTokenizer.from_pretrained(folder)
+    enc = tok(["el gato vive en San Sebastián con Ana", "Madrid"], padding=True, return_tensors="np")
+    ids, mask = enc["input_ids"].astype(np.int32), enc["attention_mask"].astype(np.int32)
+    ours, theirs = _flax_logits(folder, "token", ids, mask), _torch_logits(model, ids, mask)
+    assert np.abs(ours - theirs)[mask.astype(bool)].max() <= 1e-4
+
+    # uploaded to the (loopback) Hub with its card ...
+    uploaded = hub.repo_files("me/tiny-ner")
+    assert {"config.json", "model.safetensors", "tokenizer.json", "README.md"} <= set(uploaded)
+    assert b"pipeline_tag: token-classification" in uploaded["README.md"]
+    # ... and `trainer evaluate` on the model read back from the Hub gives the best seed's metrics
+    capsys.readouterr()
+    rc = main(["evaluate", "--model", "me/tiny-ner", "--task", "ner", "--dataset", "me/ner",
+               "--output", str(tmp_path / "eval.json")])
+    assert rc == 0
+    evaluated = json.load(open(tmp_path / "eval.json"))["metrics"]
+    assert evaluated["f1"] == max(report["metrics"]["f1"]["values"])
+
+
+def test_pairs_learn_side_by_side_and_shuffled_labels_do_not(tiny_model, hub, tmp_path, capsys):
+    from transformers import AutoModelForSequenceClassification
+
+    out = str(tmp_path / "pairs")
+    common = ["--task", "paws-x-512", "--learning-rate", "5e-3", "--epochs", "10", "--max-length", "64"]
+    rc = main(["finetune", "--model", f"random-a={tiny_model}", "--model", f"random-b={tiny_model}", *common,
+               "--dataset", "me/pairs", "--seeds", "2", "--max-reruns", "4", "--output", out, "--export"])
+    assert rc == 0
+    results = json.load(open(os.path.join(out, "results.json")))
+    for name in ("random-a", "random-b"):
+        r = results["models"][name]["paws-x-512"]
+        assert r["collapsed_kept"] == 0 and len(r["runs"]) == 2
+        # chance is 0.5 (100 examples: a standard deviation of 0.05); the shared key word is learnt
+        assert r["metrics"]["accuracy"]["mean"] > 0.75  # 5 standard deviations above chance
+        assert all(x["collapsed"] for x in r["replaced_runs"]) and r["reruns"] == len(r["replaced_runs"])
+    table = open(os.path.join(out, "results.md")).read()
+    assert "| random-a |" in table and "| random-b |" in table and "paws-x-512 (Acc / macro-F1)" in table
+    assert open(os.path.join(out, "results.png"), "rb").read(8) == b"\x89PNG\r\n\x1a\n"
+
+    # the sequence-classification export gives PyTorch's logits
+    folder = os.path.join(out, "random-a-paws-x-512")
+    model = AutoModelForSequenceClassification.from_pretrained(folder)
+    assert model.config.id2label == {0: "different", 1: "same"}
+    rows = fd.pair_rows(4, 7)
+    from transformers import AutoTokenizer
+
+    enc = AutoTokenizer.from_pretrained(folder)(rows["sentence1"], rows["sentence2"], padding=True, return_tensors="np")
+    ids, mask = enc["input_ids"].astype(np.int32), enc["attention_mask"].astype(np.int32)
+    assert np.abs(_flax_logits(folder, "sequence", ids, mask) - _torch_logits(model, ids, mask)).max() <= 1e-4
+
+    # the same sentences with shuffled labels: nothing to learn, no better than chance
+    broken = str(tmp_path / "broken")
+    rc = main(["finetune", "--model", f"shuffled={tiny_model}", *common, "--dataset", "me/pairs-shuffled",
+               "--seeds", "1", "--max-reruns", "0", "--output", broken, "--no-png"])
+    assert rc == 0
+    r = json.load(open(os.path.join(broken, "results.json")))["models"]["shuffled"]["paws-x-512"]
+    assert r["metrics"]["accuracy"]["mean"] < 0.5 + 0.15
+    # compare: both result files in one table
+    rc = main(["compare", os.path.join(out, "results.json"), os.path.join(broken, "results.json"),
+               "--output", str(tmp_path / "cmp"), "--no-png"])
+    assert rc == 0
+    merged = open(tmp_path / "cmp" / "results.md").read()
+    assert "| shuffled |" in merged and "| random-a |" in merged
+
+
+def _fake(collapsing: dict):
+    calls = []
+
+    def train(seed):
+        calls.append(seed)
+        left = collapsing.get(seed % 1000, 0)
+        bad = left > 0
+        if bad:
+            collapsing[seed % 1000] = left - 1
+        acc = 0.5 if bad else 0.9 + 0.001 * (seed % 1000)
+        return RunResult(seed, {"accuracy": acc, "majority": 0.5}, 10, 0.1, 1.0, bad, "forced" if bad else "")
+
+    return train, calls
+
+
+def test_collapsed_runs_are_rerun_with_other_seeds_within_the_budget():
+    train, calls = _fake({1: 2})  # seed 1 collapses twice
+    kept, replaced = run_seeds(train, Settings(seeds=3, max_reruns=3))
+    assert calls == [0, 1, 1001, 2001, 2]
+    assert [r.seed for r in kept] == [0, 2001, 2] and not any(r.collapsed for r in kept)
+    report = summarize(kept, replaced, ("accuracy",))
+    assert report["reruns"] == 2 and [r["seed"] for r in report["replaced_runs"]] == [1, 1001]
+    assert report["metrics"]["accuracy"]["mean"] == pytest.approx(0.901)
+    # the budget is shared by all runs: a run still collapsed afterwards is kept and flagged
+    train, calls = _fake({0: 5, 1: 5})
+    kept, replaced = run_seeds(train, Settings(seeds=2, max_reruns=2))
+    assert calls == [0, 1000, 2000, 1] and [r.collapsed for r in kept] == [True, True]
+    assert summarize(kept, replaced, ("accuracy",))["collapsed_kept"] == 2
+    # the detector: majority/chance rate + margin, and non-finite losses
+    assert collapse_check({"accuracy": 0.3333, "majority": 0.3334}, 3, 0.02, 0.9)[0]
+    assert collapse_check({"accuracy": 0.52, "majority": 0.4}, 2, 0.02, 0.7)[0]  # chance 0.5 + 0.02
+    assert not collapse_check({"accuracy": 0.8, "majority": 0.5}, 2, 0.02, 0.3)[0]
+    assert collapse_check({"accuracy": 0.9, "majority": 0.5}, 2, 0.02, float("nan"))[0]
+
+
+def test_a_run_forced_to_collapse_is_detected_and_reported(tiny_model, hub, tmp_path):
+    out = str(tmp_path / "zero")
+    rc = main(["finetune", "--model", f"frozen={tiny_model}", "--task", "paws-x-512", "--dataset", "me/pairs",
+               "--learning-rate", "0", "--epochs", "1", "--max-length", "64", "--seeds", "1", "--max-reruns", "1",
+               "--output", out, "--no-png"])
+    assert rc == 0
+    r = json.load(open(os.path.join(out, "results.json")))["models"]["frozen"]["paws-x-512"]
+    assert r["reruns"] == 1 and r["collapsed_kept"] == 1  # learning rate 0: the head never learns
+    assert "majority/chance rate" in r["runs"][0]["collapse_reason"]
+    table = open(os.path.join(out, "results.md")).read()
+    assert "!" in table.splitlines()[2] and "still collapsed" in table and "rerun with other seeds" in table
+
+
+def _error(capsys, argv) -> str:
+    capsys.readouterr()
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()  # (after the datasets' progress bars)
+    errors = [line for line in err if line.startswith("error: ")]
+    assert len(errors) == 1 and err[-1] == errors[0] and "Traceback" not in "\n".join(err), err
+    return errors[0]
+
+
+def test_bad_input_gives_one_line_errors(tiny_model, hub, tmp_path, capsys):
+    out = str(tmp_path / "o")
+    # a masked-LM checkpoint has no classification head to evaluate
+    assert "has no token-classification head" in _error(
+        capsys, ["evaluate", "--model", tiny_model, "--task", "ner", "--dataset", "me/ner"])
+    # a dataset without the task's columns: the error lists the dataset's
+    msg = _error(capsys, ["finetune", "--model", tiny_model, "--task", "ner", "--dataset", "me/pairs",
+                          "--output", out])
+    assert "no column 'tokens', 'ner_tags'" in msg and "sentence1, sentence2, label" in msg
+    # label sets that differ between the splits
+    msg = _error(capsys, ["finetune", "--model", tiny_model, "--task", "sequence-classification", "--dataset",
+                          "me/odd-labels", "--output", out])
+    assert "label sets" in msg and "quizá" in msg
+    # a checkpoint with another vocabulary than its tokenizer
+    small = str(tmp_path / "small-vocab")
+    shutil.copytree(tiny_model, small)
+    from safetensors.numpy import load_file, save_file
+
+    sd = load_file(os.path.join(small, "model.safetensors"))
+    for k in ("roberta.embeddings.word_embeddings.weight", "lm_head.bias"):
+        sd[k] = sd[k][:100]
+    save_file(sd, os.path.join(small, "model.safetensors"))
+    cfg = json.load(open(os.path.join(small, "config.json")))
+    json.dump({**cfg, "vocab_size": 100}, open(os.path.join(small, "config.json"), "w"))
+    msg = _error(capsys, ["finetune", "--model", small, "--task", "ner", "--dataset", "me/ner", "--output", out])
+    assert "vocabulary of 100" in msg
+    # a missing checkpoint, an unknown task
+    assert "no such checkpoint" in _error(capsys, ["finetune", "--model", str(tmp_path / "nope"), "--task", "ner",
+                                                   "--dataset", "me/ner", "--output", out])
+    assert "unknown task" in _error(capsys, ["finetune", "--model", tiny_model, "--task", "sts", "--output", out])
+
+
+def test_long_sequences_are_truncated_and_counted(tiny_model, hub):
+    from trainer.finetune.tasks import encode, get_preset, load_task_data
+
+    loaded = load_model(tiny_model)
+    for name, repo in (("ner", "me/ner"), ("paws-x-512", "me/pairs")):
+        task = get_preset(name).replace(path=repo, max_length=12)
+        task = type(task)(**{**task.__dict__, "name": None, "revision": None})
+        data = load_task_data(task)
+        enc = encode(data.eval, task, loaded.tokenizer, 12)
+        assert enc.input_ids.shape[1] == 12 and 0 < enc.truncated < len(enc)
+        # each truncated row still ends with </s>
+        full = enc.attention_mask.sum(axis=1) == 12
+        assert full.sum() >= enc.truncated
+        assert (enc.input_ids[full, -1] == loaded.tokenizer.eos_token_id).all()
+        if name == "ner":  # labels only on first sub-tokens, never on <s> / </s>
+            assert (enc.weights[:, 0] == 0).all() and (enc.weights[full, -1] == 0).all()
+
+
+def test_an_orbax_checkpoint_loads_the_same_encoder(tiny_model, tmp_path):
+    """The trainer's own checkpoints are read as `trainer export` reads them (spec and tokenizer from the meta),
+    vocabulary padding rows included; the classifier export drops them again."""
+    import dataclasses
+
+    import jax
+
+    from trainer.checkpoint import Checkpointer, spec_to_meta
+    from trainer.convert import classifier_to_state_dict, import_pretrained, params_to_state_dict, state_dict_to_params
+
+    spec, params = import_pretrained(tiny_model)
+    padded = dataclasses.replace(spec, pad_vocab_to_multiple_of=64)
+    assert padded.padded_vocab_size > spec.vocab_size
+    params = state_dict_to_params(params_to_state_dict(params, spec), padded)
+    ckpt = Checkpointer(str(tmp_path / "run" / "checkpoints"), async_save=False)
+    ckpt.save(7, jax.tree.map(jnp.asarray, params), {"count": jnp.zeros(())}, {"step": 7, "seed": 0}, [{}],
+              {"spec": spec_to_meta(padded), "tokenizer_dir": tiny_model})
+    ckpt.close()
+    from_orbax, from_folder = load_model(str(tmp_path / "run")), load_model(tiny_model)
+    assert from_orbax.source.endswith("@7") and "lm_head" not in from_orbax.encoder
+    words = from_orbax.encoder["embeddings"]["word_embeddings"]["embedding"]
+    assert words.shape[0] == padded.padded_vocab_size
+    np.testing.assert_array_equal(words[: spec.vocab_size],
+                                  from_folder.encoder["embeddings"]["word_embeddings"]["embedding"])
+    same = jax.tree.map(np.array_equal, from_orbax.encoder["layers_1"], from_folder.encoder["layers_1"])
+    assert all(jax.tree.leaves(same))
+    head = {"kernel": np.ones((spec.hidden_size, 3), np.float32), "bias": np.zeros(3, np.float32)}
+    sd = classifier_to_state_dict({**from_orbax.encoder, "classifier": head}, from_orbax.spec, "token")
+    assert sd["roberta.embeddings.word_embeddings.weight"].shape[0] == spec.vocab_size
+    assert sd["classifier.weight"].shape == (3, spec.hidden_size)
+
+
+def test_plain_label_values_from_local_files(tmp_path):
+    """Labels without a ClassLabel feature: the training split's sorted values; ``--data-files``-style input."""
+    from trainer.finetune.tasks import get_preset, load_task_data
+
+    files = {}
+    for split, rows in (("train", {"texto": ["a", "b", "c", "d"], "clase": ["pos", "neg", "neu", "pos"]}),
+                        ("validation", {"texto": ["e", "f"], "clase": ["neg", "pos"]})):
+        path = tmp_path / f"{split}.parquet"
+        path.write_bytes(fd.parquet_bytes(rows))
+        files[split] = [str(path)]
+    task = get_preset("sequence-classification").replace(path="parquet", text_columns=("texto",),
+                                                         label_column="clase")
+    data = load_task_data(task, files)
+    assert data.labels == ["neg", "neu", "pos"] and not data.iob
+    assert list(data.train["clase"]) == [2, 0, 1, 2] and list(data.eval["clase"]) == [0, 2]

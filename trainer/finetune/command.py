@@ -1,0 +1,221 @@
+"""``trainer finetune``, ``trainer evaluate`` and ``trainer compare`` (see README "Downstream evaluation")."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import logging
+import os
+
+from ..errors import CheckpointError, ConfigError
+from .tasks import PRESETS, get_preset
+
+log = logging.getLogger(__name__)
+
+
+def _add_task_arguments(p: argparse.ArgumentParser, multiple: bool) -> None:
+    p.add_argument("--task", required=True, action="append" if multiple else "store",
+                   help=f"task preset{' (repeatable)' if multiple else ''}: {', '.join(PRESETS)}")
+    p.add_argument("--tokenizer", help="tokenizer folder (default: the checkpoint's own)")
+    d = p.add_argument_group("dataset (defaults: the preset's)")
+    d.add_argument("--dataset", help="Hub dataset id or builder (parquet, json, csv)")
+    d.add_argument("--dataset-config", help="dataset config name")
+    d.add_argument("--revision", help="dataset revision (branch, tag or commit) to pin")
+    d.add_argument("--data-files", action="append", metavar="SPLIT=PATH", help="local files of a split (repeatable)")
+    d.add_argument("--text-columns", help="sequence tasks: one or two comma-separated text columns")
+    d.add_argument("--tokens-column", help="token tasks: the column of word lists")
+    d.add_argument("--label-column", help="the label (or tag list) column")
+    d.add_argument("--train-split")
+    d.add_argument("--eval-split")
+    h = p.add_argument_group("training (defaults: the preset's)")
+    h.add_argument("--max-length", type=int)
+    h.add_argument("--batch-size", type=int)
+    h.add_argument("--epochs", type=float)
+    h.add_argument("--learning-rate", type=float)
+    h.add_argument("--warmup-ratio", type=float)
+    h.add_argument("--weight-decay", type=float)
+    h.add_argument("--dtype", default="float32", choices=("float32", "bfloat16"), help="compute dtype")
+    h.add_argument("--eval-batch-size", type=int, default=64)
+    h.add_argument("--max-steps", type=int, help="cap on the optimizer steps (smoke tests)")
+
+
+def _task(args, name: str):
+    preset = get_preset(name)
+    text_columns = tuple(c.strip() for c in args.text_columns.split(",")) if args.text_columns else None
+    if text_columns is not None and not 1 <= len(text_columns) <= 2:
+        raise ConfigError(f"--text-columns takes one or two columns, not {len(text_columns)}")
+    changes = dict(path=args.dataset, name=args.dataset_config, revision=args.revision, text_columns=text_columns,
+                   tokens_column=args.tokens_column, label_column=args.label_column, train_split=args.train_split,
+                   eval_split=args.eval_split, max_length=args.max_length, batch_size=args.batch_size,
+                   epochs=args.epochs, learning_rate=args.learning_rate, warmup_ratio=args.warmup_ratio,
+                   weight_decay=args.weight_decay)
+    if args.dataset and args.dataset != preset.path:  # another dataset: the preset's config/revision do not apply
+        preset = dataclasses.replace(preset, name=None, revision=None)
+    return preset.replace(**changes)
+
+
+def _data_files(args):
+    if not args.data_files:
+        return None
+    out: dict = {}
+    for item in args.data_files:
+        split, sep, path = item.partition("=")
+        if not sep or not split or not path:
+            raise ConfigError(f"--data-files takes SPLIT=PATH, not {item!r}")
+        out.setdefault(split, []).append(path)
+    return out
+
+
+def _models(specs: list[str]) -> list[tuple[str, str]]:
+    out = []
+    for s in specs:
+        name, sep, source = s.partition("=")
+        if not sep or os.path.exists(s):
+            name, source = os.path.basename(s.rstrip("/")) or s, s
+        out.append((name, source))
+    names = [n for n, _ in out]
+    if len(set(names)) != len(names):
+        raise ConfigError(f"two --model entries share a name ({', '.join(names)}); name them NAME=PATH")
+    return out
+
+
+def add_finetune_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", required=True, action="append", metavar="[NAME=]CHECKPOINT",
+                   help="Orbax checkpoint folder, transformers folder or Hub id (repeatable: compared side by side)")
+    p.add_argument("--output", required=True, help="folder of results.json / results.md / results.png")
+    _add_task_arguments(p, multiple=True)
+    s = p.add_argument_group("seeds and collapsed runs")
+    s.add_argument("--seeds", type=int, default=3, help="runs per task (default 3): mean and standard deviation")
+    s.add_argument("--seed", type=int, default=0, help="first seed")
+    s.add_argument("--max-reruns", type=int, default=3, help="collapsed runs rerun with another seed, at most")
+    s.add_argument("--collapse-margin", type=float, default=0.02,
+                   help="collapsed: accuracy <= max(majority rate, chance) + this")
+    p.add_argument("--export", action="store_true", help="write the best seed of each model and task as a "
+                   "transformers folder (OUTPUT/MODEL-TASK) with a model card")
+    p.add_argument("--push-to-hub", metavar="REPO", help="upload the export (one model and one task)")
+    p.add_argument("--hub-endpoint", default=os.environ.get("HF_ENDPOINT"), help=argparse.SUPPRESS)
+    p.add_argument("--no-png", action="store_true", help="no bar chart")
+    p.set_defaults(handler=run_finetune)
+
+
+def run_finetune(args) -> int:
+    from .loading import load_model
+    from .results import markdown_table, write_tables
+    from .run import Settings, classifier_card, export_classifier, fine_tune_task
+    from .tasks import load_task_data
+
+    models = _models(args.model)
+    tasks = [(name, _task(args, name)) for name in dict.fromkeys(args.task)]
+    if args.push_to_hub and (len(models) > 1 or len(tasks) > 1):
+        raise ConfigError("--push-to-hub uploads one model fine-tuned on one task; give one --model and one --task")
+    if args.seeds < 1:
+        raise ConfigError("--seeds must be at least 1")
+    settings = Settings(seeds=args.seeds, seed=args.seed, max_reruns=args.max_reruns,
+                        collapse_margin=args.collapse_margin, dtype=args.dtype, eval_batch_size=args.eval_batch_size,
+                        max_steps=args.max_steps)
+    data_files = _data_files(args)
+    datas = {name: load_task_data(task, data_files) for name, task in tasks}  # check every dataset first
+    loaded_models = [(name, load_model(source, args.tokenizer, dtype=args.dtype)) for name, source in models]
+    results: dict = {"models": {}}
+    os.makedirs(args.output, exist_ok=True)
+    for model_name, loaded in loaded_models:
+        for task_name, task in tasks:
+            log.info("fine-tuning %s on %s (%d seeds)", model_name, task_name, settings.seeds)
+            report, best, tuner = fine_tune_task(loaded, task, datas[task_name], settings, task_name)
+            report["model_source"] = loaded.source
+            results["models"].setdefault(model_name, {})[task_name] = report
+            write_tables(results, args.output, png=False)  # partial results survive an interruption
+            if args.export or args.push_to_hub:
+                out = os.path.join(args.output, f"{model_name}-{task_name}")
+                card = classifier_card(report, loaded.source, args.push_to_hub, f"{model_name}-{task_name}",
+                                       best.seed)
+                export_classifier(best.params, tuner.spec, task.kind, report["labels"], out, loaded.tokenizer, card)
+                report["export"] = out
+                print(f"exported {model_name} / {task_name} (seed {best.seed}) to {out}")
+                if args.push_to_hub:
+                    _push(out, args.push_to_hub, args.hub_endpoint)
+    paths = write_tables(results, args.output, png=not args.no_png)
+    print(markdown_table(results))
+    print("written: " + ", ".join(paths))
+    return 0
+
+
+def _push(folder: str, repo: str, endpoint) -> None:
+    from mc4_sampling.hub import HubError, push_folder
+
+    from ..errors import ExportError
+
+    files = sorted(f for f in os.listdir(folder) if os.path.isfile(os.path.join(folder, f)))
+    try:
+        push_folder(folder, repo, repo_type="model", endpoint=endpoint, allow_patterns=files,
+                    commit_message="Upload fine-tuned RoBERTa from mc4-sampling trainer")
+    except HubError as e:
+        raise ExportError(str(e)) from None
+    print(f"uploaded {len(files)} files to {repo}")
+
+
+def add_evaluate_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", required=True, help="a fine-tuned transformers folder or Hub id (with its head)")
+    p.add_argument("--split", help="split to evaluate (default: the task's eval split)")
+    p.add_argument("--output", help="write the metrics as JSON here")
+    _add_task_arguments(p, multiple=False)
+    p.set_defaults(handler=run_evaluate)
+
+
+def run_evaluate(args) -> int:
+    from .loading import load_model
+    from .run import FineTuner, Settings
+    from .tasks import load_task_data
+
+    task = _task(args, args.task)
+    if args.split:
+        task = task.replace(eval_split=args.split)
+    loaded = load_model(args.model, args.tokenizer, dtype=args.dtype)
+    head = loaded.heads.get(task.kind)
+    kind_name = "token-classification" if task.kind == "token" else "sequence-classification"
+    if head is None:
+        raise CheckpointError(f"{args.model} has no {kind_name} head (a masked-LM or other checkpoint); "
+                              "fine-tune it first with `trainer finetune --export`")
+    data = load_task_data(task, _data_files(args))
+    if loaded.id2label is not None and loaded.id2label != data.labels:
+        raise CheckpointError(f"{args.model} was fine-tuned for the labels {loaded.id2label}, the dataset has "
+                              f"{data.labels}")
+    tuner = FineTuner(loaded, task, data, Settings(seeds=1, dtype=args.dtype, eval_batch_size=args.eval_batch_size))
+    params = tuner.initial_params(0)
+    if jax_shapes(params["classifier"]) != jax_shapes(head):
+        raise CheckpointError(f"{args.model}'s {kind_name} head has another number of labels than the dataset's "
+                              f"{len(data.labels)}")
+    metrics = tuner.evaluate(params)
+    metrics["truncated"] = tuner.eval_enc.truncated
+    for k, v in metrics.items():
+        print(f"{k}: {v:.4f}" if isinstance(v, float) else f"{k}: {v}")
+    if args.output:
+        with open(args.output, "w", encoding="utf-8") as f:
+            json.dump({"model": args.model, "task": args.task, "split": task.eval_split, "metrics": metrics}, f,
+                      indent=2)
+    return 0
+
+
+def jax_shapes(tree):
+    import jax
+    import numpy as np
+
+    return jax.tree.map(np.shape, tree)
+
+
+def add_compare_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("results", nargs="+", help="results.json files of `trainer finetune`")
+    p.add_argument("--output", required=True, help="folder for the merged results.json / results.md / results.png")
+    p.add_argument("--no-png", action="store_true")
+    p.set_defaults(handler=run_compare)
+
+
+def run_compare(args) -> int:
+    from .results import load_results, markdown_table, write_tables
+
+    results = load_results(args.results)
+    paths = write_tables(results, args.output, png=not args.no_png)
+    print(markdown_table(results))
+    print("written: " + ", ".join(paths))
+    return 0

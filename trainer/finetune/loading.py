@@ -1,0 +1,134 @@
+"""A checkpoint to fine-tune or evaluate: this trainer's Orbax folder, a transformers folder or a Hub id.
+
+:func:`load_model` returns a :class:`LoadedModel`: the spec, the encoder parameters (numpy), the
+classification head when the checkpoint has one (a fine-tuned export), and the tokenizer.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import os
+from typing import Any, Optional
+
+import numpy as np
+
+from ..convert import encoder_from_state_dict, head_from_state_dict, hf_config_to_spec, read_state_dict
+from ..errors import CheckpointError, ExportError
+from ..model import RobertaSpec
+
+log = logging.getLogger(__name__)
+
+#: The files of a transformers model repository a fine-tuning needs (the others are optional).
+HUB_FILES = ("config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json",
+             "special_tokens_map.json", "vocab.json", "merges.txt")
+
+
+@dataclasses.dataclass
+class LoadedModel:
+    source: str
+    spec: RobertaSpec
+    encoder: dict  # embeddings, layers_{i}
+    tokenizer: Any
+    heads: dict = dataclasses.field(default_factory=dict)  # kind -> classifier params found in the checkpoint
+    config: dict = dataclasses.field(default_factory=dict)  # the transformers config.json (folders)
+
+    @property
+    def id2label(self) -> Optional[list[str]]:
+        m = self.config.get("id2label")
+        return [m[str(i)] if str(i) in m else m[i] for i in range(len(m))] if m else None
+
+
+def _is_orbax(path: str) -> bool:
+    from ..checkpoint import split_checkpoint_path
+
+    directory, _ = split_checkpoint_path(path)
+    return os.path.isdir(directory) and not os.path.exists(os.path.join(path, "config.json")) and any(
+        name.isdigit() for name in os.listdir(directory))
+
+
+def _hub_snapshot(repo_id: str, revision: Optional[str]) -> str:
+    """Download a model repository's files (those of :data:`HUB_FILES` it has) into the Hub cache."""
+    from huggingface_hub import hf_hub_download
+    from huggingface_hub.errors import EntryNotFoundError, RepositoryNotFoundError, RevisionNotFoundError
+
+    folder = None
+    for name in HUB_FILES:
+        try:
+            path = hf_hub_download(repo_id, name, revision=revision)
+        except EntryNotFoundError:
+            continue
+        except (RepositoryNotFoundError, RevisionNotFoundError) as e:
+            raise CheckpointError(f"no model {repo_id!r} on the Hub ({type(e).__name__})") from None
+        except Exception as e:  # offline, no such file in the cache...
+            first = str(e).splitlines()[0] if str(e) else ""
+            raise CheckpointError(f"cannot download {repo_id!r}: {type(e).__name__}: {first}") from None
+        folder = os.path.dirname(path)
+    if folder is None or not os.path.exists(os.path.join(folder, "config.json")):
+        raise CheckpointError(f"{repo_id!r} has no config.json (not a transformers model repository)")
+    return folder
+
+
+def _tokenizer(folder: str):
+    from transformers import AutoTokenizer
+
+    try:
+        return AutoTokenizer.from_pretrained(folder, add_prefix_space=True)
+    except Exception as e:
+        raise CheckpointError(f"cannot load a tokenizer from {folder}: {type(e).__name__}: {e}") from None
+
+
+def load_model(source: str, tokenizer: Optional[str] = None, revision: Optional[str] = None,
+               dtype: str = "float32") -> LoadedModel:
+    """Read ``source`` (Orbax checkpoint folder, transformers folder or Hub id) and its tokenizer."""
+    if os.path.isdir(source) and _is_orbax(source):
+        from ..export import load_checkpoint_params
+
+        spec, params, meta, step = load_checkpoint_params(source)
+        tok_dir = tokenizer or meta.get("tokenizer_dir")
+        if not tok_dir or not os.path.isdir(tok_dir):
+            raise CheckpointError(f"tokenizer folder {tok_dir!r} of {source} not found; pass --tokenizer FOLDER")
+        encoder = {k: v for k, v in params.items() if k != "lm_head"}
+        loaded = LoadedModel(f"{source}@{step}", spec, encoder, _tokenizer(tok_dir))
+    else:
+        folder = source if os.path.isdir(source) else None
+        if folder is None:
+            if os.path.exists(source) or source.startswith((".", "/")) or source.count("/") != 1:
+                raise CheckpointError(f"{source}: no such checkpoint folder (and not a Hub model id owner/name)")
+            folder = _hub_snapshot(source, revision)
+        path = os.path.join(folder, "config.json")
+        if not os.path.exists(path):
+            raise CheckpointError(f"{source}: no config.json and no Orbax checkpoint (not a model folder)")
+        with open(path, encoding="utf-8") as f:
+            config = json.load(f)
+        try:
+            spec = hf_config_to_spec(config)
+            sd = read_state_dict(folder)
+            encoder = encoder_from_state_dict(sd, spec)
+        except ExportError as e:
+            raise CheckpointError(f"{source}: {e}") from None
+        heads = {kind: h for kind in ("token", "sequence") if (h := head_from_state_dict(sd, kind)) is not None}
+        loaded = LoadedModel(source, spec, encoder, _tokenizer(tokenizer or folder), heads, config)
+    loaded.spec = dataclasses.replace(loaded.spec, dtype=dtype, param_dtype="float32", attention_impl="xla")
+    check_vocabulary(loaded)
+    return loaded
+
+
+def check_vocabulary(loaded: LoadedModel) -> None:
+    """The tokenizer's ids must all be rows of the model's embeddings (else: another vocabulary)."""
+    n = len(loaded.tokenizer)
+    if n > loaded.spec.vocab_size:
+        raise CheckpointError(
+            f"the tokenizer has {n} tokens but the model {loaded.source} has a vocabulary of "
+            f"{loaded.spec.vocab_size}: they were not made together; pass the model's own tokenizer (--tokenizer)")
+    pad = loaded.tokenizer.pad_token_id
+    if pad is not None and pad != loaded.spec.pad_token_id:
+        raise CheckpointError(f"the tokenizer's padding id is {pad}, the model's {loaded.spec.pad_token_id}: "
+                              "another vocabulary; pass the model's own tokenizer (--tokenizer)")
+
+
+def as_numpy(tree):
+    import jax
+
+    return jax.tree.map(np.asarray, tree)

@@ -1,0 +1,167 @@
+"""The comparison table of fine-tuning results: checkpoints side by side (BERTIN's Tables 3 and 4).
+
+A results file (``results.json``, written by ``trainer finetune``) is
+``{"models": {model name: {task name: report}}}``, a report as :func:`trainer.finetune.run.fine_tune_task`
+returns it. :func:`merge` joins several files; :func:`markdown_table`, :func:`bar_chart` render them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Optional
+
+from ..errors import DataError
+
+_SHORT = {"f1": "F1", "accuracy": "Acc", "macro_f1": "macro-F1"}
+
+
+def load_results(paths: list[str]) -> dict:
+    return merge([_read(p) for p in paths])
+
+
+def _read(path: str) -> dict:
+    try:
+        with open(path, encoding="utf-8") as f:
+            data = json.load(f)
+    except (OSError, ValueError) as e:
+        raise DataError(f"cannot read results file {path}: {e}") from None
+    if not isinstance(data, dict) or "models" not in data:
+        raise DataError(f"{path} is not a results file of `trainer finetune` (no 'models')")
+    return data
+
+
+def merge(results: list[dict]) -> dict:
+    out: dict = {"models": {}}
+    for r in results:
+        for model, tasks in r["models"].items():
+            out["models"].setdefault(model, {}).update(tasks)
+    return out
+
+
+def _tasks(results: dict) -> list[str]:
+    seen: list[str] = []
+    for tasks in results["models"].values():
+        seen += [t for t in tasks if t not in seen]
+    return seen
+
+
+def _metric_names(results: dict, task: str) -> list[str]:
+    for tasks in results["models"].values():
+        if task in tasks:
+            return list(tasks[task]["metrics"])
+    return []
+
+
+def markdown_table(results: dict, std: bool = True) -> str:
+    """One row per model, one column per task (``F1 / Acc`` as BERTIN's tables), mean ± std over seeds;
+    ``*`` marks a task where collapsed runs were rerun, ``!`` one where a collapsed run remains."""
+    tasks = _tasks(results)
+    heads = [f"{t} ({' / '.join(_SHORT.get(m, m) for m in _metric_names(results, t))})" for t in tasks]
+    lines = ["| Model | " + " | ".join(heads) + " |", "|---" * (len(tasks) + 1) + "|"]
+    best = {}
+    for t in tasks:
+        metric = _metric_names(results, t)[0]
+        scores = [tasks_[t]["metrics"][metric]["mean"] for tasks_ in results["models"].values() if t in tasks_]
+        best[t] = max(scores) if len(scores) > 1 else None
+    for model, model_tasks in results["models"].items():
+        cells = []
+        for t in tasks:
+            r = model_tasks.get(t)
+            if r is None:
+                cells.append("–")
+                continue
+            parts = []
+            for m in _metric_names(results, t):
+                v = r["metrics"][m]
+                parts.append(f"{v['mean']:.4f}" + (f" ± {v['std']:.4f}" if std else ""))
+            cell = " / ".join(parts)
+            if best[t] is not None and r["metrics"][_metric_names(results, t)[0]]["mean"] == best[t]:
+                cell = f"**{cell}**"
+            cell += "\\*" if r.get("reruns") else ""  # escaped: BERTIN's star, not emphasis
+            cell += "!" if r.get("collapsed_kept") else ""
+            cells.append(cell)
+        lines.append(f"| {model} | " + " | ".join(cells) + " |")
+    notes = []
+    for model, model_tasks in results["models"].items():
+        for t, r in model_tasks.items():
+            n = len(r["runs"])
+            if r.get("reruns"):
+                seeds = ", ".join(str(x["seed"]) for x in r["replaced_runs"])
+                notes.append(f"* {model} / {t}: {r['reruns']} collapsed run(s) (seeds {seeds}) rerun with other seeds")
+            if r.get("collapsed_kept"):
+                notes.append(f"* {model} / {t}: {r['collapsed_kept']} of {n} runs still collapsed after the reruns")
+            tr = r.get("truncated", {})
+            if tr.get("train") or tr.get("eval"):
+                notes.append(f"* {model} / {t}: {tr.get('train', 0)} training and {tr.get('eval', 0)} evaluation "
+                             "examples truncated at the max length")
+    seeds = sorted({len(r["runs"]) for m in results["models"].values() for r in m.values()})
+    text = "\n".join(lines) + "\n\n" + f"Mean ± standard deviation over {'/'.join(map(str, seeds))} seeds.\n"
+    if notes:
+        text += "\n" + "\n".join(notes) + "\n"
+    return text
+
+
+def bar_chart(results: dict, path: str, title: Optional[str] = None) -> str:
+    """Grouped bars (one group per task, one bar per model) of each task's headline metric, std error bars."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    tasks = _tasks(results)
+    models = list(results["models"])
+    width = 0.8 / max(len(models), 1)
+    fig, ax = plt.subplots(figsize=(max(5.0, 1.6 * len(tasks) * max(1, len(models)) / 2 + 2), 4))
+    x = np.arange(len(tasks))
+    lows, highs = [], []
+    for i, model in enumerate(models):
+        means, stds = [], []
+        for t in tasks:
+            r = results["models"][model].get(t)
+            metric = _metric_names(results, t)[0]
+            means.append(r["metrics"][metric]["mean"] if r else np.nan)
+            stds.append(r["metrics"][metric]["std"] if r else 0.0)
+        lows += [m - s for m, s in zip(means, stds) if not np.isnan(m)]
+        highs += [m + s for m, s in zip(means, stds) if not np.isnan(m)]
+        bars = ax.bar(x + (i - (len(models) - 1) / 2) * width, means, width, yerr=stds, capsize=3, label=model)
+        for b, m, s in zip(bars, means, stds):
+            if not np.isnan(m):  # the value above the error bar
+                ax.annotate(f"{m:.3f}", (b.get_x() + b.get_width() / 2, m + s), ha="center", va="bottom",
+                            fontsize=7, xytext=(0, 2), textcoords="offset points")
+    ax.set_xticks(x, [f"{t}\n({_SHORT.get(_metric_names(results, t)[0], _metric_names(results, t)[0])})"
+                      for t in tasks])
+    ax.set_ylim(max(0.0, min(lows, default=0.0) - 0.1), max(1.0, max(highs, default=1.0)) + 0.05)
+    ax.set_ylabel("score (mean ± std over seeds)")
+    ax.set_title(title or "Downstream fine-tuning")
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), title="checkpoint")
+    fig.tight_layout()
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def strict_json(obj):
+    """``obj`` with NaN and infinities (a diverged run's loss) as None: standard JSON."""
+    if isinstance(obj, float):
+        return obj if obj == obj and obj not in (float("inf"), float("-inf")) else None
+    if isinstance(obj, dict):
+        return {k: strict_json(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [strict_json(v) for v in obj]
+    return obj
+
+
+def write_tables(results: dict, out_dir: str, png: bool = True) -> list[str]:
+    """``results.json``, ``results.md`` (and ``results.png``) in ``out_dir``; their paths."""
+    os.makedirs(out_dir, exist_ok=True)
+    paths = [os.path.join(out_dir, "results.json"), os.path.join(out_dir, "results.md")]
+    with open(paths[0], "w", encoding="utf-8") as f:
+        json.dump(strict_json(results), f, indent=2)
+    with open(paths[1], "w", encoding="utf-8") as f:
+        f.write(markdown_table(results))
+    if png:
+        paths.append(bar_chart(results, os.path.join(out_dir, "results.png")))
+    return paths
