@@ -1,0 +1,76 @@
+"""Seed suites (MultiBERTs / EarlyBERTs style): one config trained for seeds 0..K-1.
+
+``trainer suite --config C --seeds K [--set k=v ...] [--init-from PATH]`` runs the config once per
+seed, one after the other; seed ``k`` gets ``training.seed=k``, ``name=<name>-seed{k}``, its own
+``training.output_dir`` (``<output_dir>/seed{k}``; the same for an explicit
+``checkpoint.directory``) and, when ``hub.push_to_hub`` is set, its own repository
+``<repo>-seed{k}``. ``--init-from`` starts each seed from a checkpoint of this trainer
+(``checkpoint.init_from``) or a transformers folder (``model.init_from_transformers``); ``{seed}``
+in it is replaced by the seed. A suite that stopped is rerun with the same command: finished seeds
+resume at their last step (nothing left to do), the interrupted one continues.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from typing import Optional
+
+from .config import TrainerConfig
+from .config_loading import add_config_arguments, load_config
+from .errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+
+def seed_config(config: Optional[str], overrides: list[str], seed: int, init_from: Optional[str] = None
+                ) -> TrainerConfig:
+    """The config of seed ``seed`` of the suite."""
+    base = load_config(config, overrides)
+    sets = [f"training.seed={seed}", f"name={json.dumps(f'{base.name}-seed{seed}')}",
+            f"training.output_dir={json.dumps(os.path.join(base.training.output_dir, f'seed{seed}'))}"]
+    if base.checkpoint.directory:
+        sets.append(f"checkpoint.directory={json.dumps(os.path.join(base.checkpoint.directory, f'seed{seed}'))}")
+    if base.hub.push_to_hub:
+        sets.append(f"hub.push_to_hub={json.dumps(f'{base.hub.push_to_hub}-seed{seed}')}")
+    if init_from:
+        path = init_from.replace("{seed}", str(seed))
+        if not os.path.exists(path):
+            raise ConfigError(f"--init-from: {path!r} (seed {seed}) does not exist")
+        key = ("model.init_from_transformers" if os.path.isfile(os.path.join(path, "config.json"))
+               else "checkpoint.init_from")
+        sets.append(f"{key}={json.dumps(path)}")
+    return load_config(config, list(overrides) + sets)
+
+
+def run_suite(config: Optional[str], overrides: list[str], seeds: int, init_from: Optional[str] = None,
+              first_seed: int = 0) -> list:
+    """Train every seed in turn; the list of :class:`~trainer.train.TrainResult`."""
+    from .train import train
+
+    if seeds < 1:
+        raise ConfigError(f"--seeds must be >= 1, got {seeds}")
+    configs = [seed_config(config, overrides, k, init_from) for k in range(first_seed, first_seed + seeds)]
+    results = []
+    for cfg in configs:
+        log.info("suite: %s (seed %d) -> %s", cfg.name, cfg.training.seed, cfg.training.output_dir)
+        results.append(train(cfg))
+    return results
+
+
+def add_arguments(parser) -> None:
+    add_config_arguments(parser, required=True)
+    parser.add_argument("--seeds", type=int, required=True, help="number of seeds K: runs seeds 0..K-1")
+    parser.add_argument("--first-seed", type=int, default=0, help="first seed (default 0)")
+    parser.add_argument("--init-from", help="checkpoint or transformers folder to start each seed from "
+                                            "({seed} is replaced by the seed)")
+
+
+def run(args) -> int:
+    results = run_suite(args.config, args.set, args.seeds, args.init_from, args.first_seed)
+    for r in results:
+        last = r.eval_history[-1] if r.eval_history else None
+        extra = f"; eval loss {last['loss']:.4f}" if last else ""
+        print(f"{r.output_dir}: step {r.step}{extra}")
+    return 0

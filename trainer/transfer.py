@@ -1,0 +1,152 @@
+"""Transfer to a new language (continued pretraining with a new tokenizer) and frozen parameters.
+
+``model.transfer_from`` names the weights to start from: a checkpoint of this trainer (a
+checkpoints folder, a step in it, or a run folder), a transformers RoBERTa folder, or a Hub model
+id (``owner/name`` or ``owner/name@revision``). Every parameter is taken from it except, with
+``model.reinit_embeddings`` (the default), the token embeddings, the tied LM-head decoder (the
+same matrix) and the LM-head bias, which start from this run's random initialisation, so the new
+tokenizer may have any vocabulary ("re-initialised embeddings" of the artificial-pretraining
+blog). ``model.reset_position_embeddings`` re-initialises the position embeddings too. The
+optimizer state always starts fresh.
+
+``model.freeze`` lists regular expressions matched (``re.fullmatch``) against the ``/``-joined
+parameter paths (``embeddings/word_embeddings/embedding``, ``layers_3/attention/self/query/kernel``,
+...); the parameters they match get no optimizer update and no weight decay
+(:func:`trainer.optim.make_optimizer`: ``optax.multi_transform`` with ``set_to_zero``).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+
+import numpy as np
+
+from .errors import ConfigError
+from .model import ARCH_FIELDS, RobertaSpec
+
+log = logging.getLogger(__name__)
+
+#: The parameters re-initialised by ``model.reinit_embeddings`` (the decoder is tied to the first).
+EMBEDDING_PATHS = (("embeddings", "word_embeddings", "embedding"), ("lm_head", "bias"))
+POSITION_PATH = ("embeddings", "position_embeddings", "embedding")
+
+
+def _paths(params) -> list[str]:
+    from .weight_stats import flat_params
+
+    return list(flat_params(params))
+
+
+def freeze_labels(params, patterns: list[str]):
+    """A tree like ``params`` of ``"frozen"`` (a pattern matches the leaf's path) or ``"train"``."""
+    import jax
+
+    from .weight_stats import path_str
+
+    compiled = [re.compile(p) for p in patterns]
+    return jax.tree_util.tree_map_with_path(
+        lambda path, _: "frozen" if any(c.fullmatch(path_str(path)) for c in compiled) else "train", params)
+
+
+def check_freeze(params, patterns: list[str]) -> list[str]:
+    """The frozen paths; ConfigError for a pattern that matches no parameter (naming a few paths)."""
+    paths = _paths(params)
+    frozen = []
+    for pattern in patterns:
+        hits = [p for p in paths if re.fullmatch(pattern, p)]
+        if not hits:
+            examples = ", ".join(paths[:3] + [p for p in paths if p.startswith("layers_0/")][:2])
+            raise ConfigError(f"model.freeze: pattern {pattern!r} matches no parameter (matched in full against "
+                              f"'/'-joined paths such as {examples}; e.g. 'embeddings/.*')")
+        frozen += [p for p in hits if p not in frozen]
+    if frozen:
+        log.info("frozen: %d parameters (%s)", len(frozen), ", ".join(frozen[:6]) + (" ..." if len(frozen) > 6 else ""))
+    return frozen
+
+
+def _download(repo: str) -> str:
+    """A Hub model's ``config.json`` and weights in the local cache; the folder holding them."""
+    from huggingface_hub import hf_hub_download
+
+    repo_id, _, revision = repo.partition("@")
+    try:
+        config = hf_hub_download(repo_id, "config.json", revision=revision or None)
+        try:
+            hf_hub_download(repo_id, "model.safetensors", revision=revision or None)
+        except Exception:
+            hf_hub_download(repo_id, "pytorch_model.bin", revision=revision or None)
+    except Exception as e:
+        raise ConfigError(f"model.transfer_from={repo!r}: not a checkpoint or model folder here, and the Hub "
+                          f"has no such model ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})"
+                          ) from None
+    return os.path.dirname(config)
+
+
+def load_source(source: str, spec: RobertaSpec, reinit_embeddings: bool = True) -> dict:
+    """The numpy params of ``source``, checked against ``spec`` (every differing architecture field
+    named; the vocabulary may differ when the embeddings are re-initialised)."""
+    from .errors import CheckpointError, ExportError
+
+    try:
+        if os.path.isfile(os.path.join(source, "config.json")):
+            from .convert import import_pretrained
+
+            src_spec, params = import_pretrained(source, pad_vocab_to_multiple_of=spec.pad_vocab_to_multiple_of)
+        elif os.path.exists(source):
+            from .export import load_checkpoint_params
+
+            src_spec, params, _, step = load_checkpoint_params(source)
+            log.info("transfer: weights of %s step %d", source, step)
+        else:
+            from .convert import import_pretrained
+
+            src_spec, params = import_pretrained(_download(source),
+                                                 pad_vocab_to_multiple_of=spec.pad_vocab_to_multiple_of)
+    except (CheckpointError, ExportError) as e:
+        raise ConfigError(f"model.transfer_from={source!r}: {e}") from None
+    free = {"vocab_size", "pad_vocab_to_multiple_of"} if reinit_embeddings else set()
+    diffs = [f"{k}: source {getattr(src_spec, k)!r}, config {getattr(spec, k)!r}"
+             for k in ARCH_FIELDS if k not in free and getattr(src_spec, k) != getattr(spec, k)]
+    if diffs:
+        hint = "" if reinit_embeddings else " (with model.reinit_embeddings=false the vocabulary must match too)"
+        raise ConfigError(f"model.transfer_from={source!r} does not match the model config{hint}: " + "; ".join(diffs))
+    return params
+
+
+def _get(tree, path):
+    for p in path:
+        tree = tree[p]
+    return tree
+
+
+def _set(tree, path, value):
+    for p in path[:-1]:
+        tree = tree[p]
+    tree[path[-1]] = value
+
+
+def combine(source_params, fresh_params, reinit_embeddings: bool = True, reset_position_embeddings: bool = False):
+    """``source_params`` with the re-initialised parts taken from ``fresh_params`` (numpy, float32
+    dtypes of ``fresh_params``); every other leaf must have the same shape in both."""
+    import jax
+
+    fresh = jax.tree.map(np.asarray, fresh_params)
+    src = jax.tree.map(np.asarray, source_params)
+    out = jax.tree.map(lambda a: a, fresh)  # same structure, fresh leaves (replaced below)
+    replaced = set()
+    if reinit_embeddings:
+        replaced |= set(EMBEDDING_PATHS)
+    if reset_position_embeddings:
+        replaced.add(POSITION_PATH)
+    for path_keys, leaf in jax.tree_util.tree_flatten_with_path(fresh)[0]:
+        path = tuple(getattr(k, "key", k) for k in path_keys)
+        if path in replaced:
+            continue
+        value = np.asarray(_get(src, path))
+        if value.shape != leaf.shape:
+            raise ConfigError(f"model.transfer_from: {'/'.join(path)} has shape {value.shape}, the model "
+                              f"{leaf.shape}")
+        _set(out, path, value.astype(leaf.dtype))
+    return out
