@@ -1,17 +1,23 @@
 #!/usr/bin/env python
-"""Trainer throughput: training tokens/s and MFU, and the input pipeline's tokens/s per core.
+"""Trainer throughput: training tokens/s and MFU, memory, and the input pipeline's tokens/s with workers.
 
     python benchmarks/bench_trainer.py                      # tiny-cpu on CPU (what `make bench` runs)
-    python benchmarks/bench_trainer.py --config roberta-base-128 --set training.global_batch_size=256
+    python benchmarks/bench_trainer.py --config roberta-base-128 --set training.per_device_batch_size=256
 
 * Training: the jitted train step on random token batches (no data loading), after ``--warmup``
-  compiled steps, timed over ``--steps`` steps. FLOPs per token = 6 x matmul parameters +
-  12 x layers x length x hidden (:mod:`trainer.flops`); MFU = achieved / (devices x peak bf16).
-  CPUs have no entry in the peak table: MFU is reported as n/a with the achieved GFLOP/s.
-* Input pipeline: documents -> batched tokenisation -> packing -> batches, on one core
-  (``TOKENIZERS_PARALLELISM=false``), in two variants: from texts already in memory (tokeniser
-  and packer only) and from the configured stream (the mc4-sampling builder scores perplexity
-  too). The ratio to the training consumption says whether one host keeps the device busy.
+  compiled steps, timed over ``--steps`` steps, with the LM head on the masked positions only (the
+  default) and, for comparison, at every position (``--skip-full-head`` leaves it out). MFU
+  convention (:mod:`trainer.flops`): model FLOPs needed per token = 6 x encoder matmul params +
+  6 x head matmul params x predicted fraction (0.15; 1 for the full head) + 12 x layers x length
+  x hidden; MFU = achieved / (devices x peak bf16). CPUs have no entry in the peak table: MFU is
+  n/a, the achieved GFLOP/s are printed. Memory: XLA's estimate for the compiled step and the
+  device's peak bytes in use (when the backend reports them; CPUs do not).
+* Input pipeline: documents -> batched tokenisation -> packing -> batches
+  (``TOKENIZERS_PARALLELISM=false``: one core per tokeniser), in the pipeline's thread
+  (``data.num_workers=0``) and with 1 and ``--workers`` tokenizer processes, in two variants:
+  from texts already in memory (tokeniser and packer only) and from the configured stream (the
+  main process reads the stream; the mc4-sampling builder scores perplexity there too). The
+  ratio to the training consumption says whether one host keeps the device busy.
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ from __future__ import annotations
 import argparse
 import itertools
 import os
+import resource
 import sys
 import tempfile
 import time
@@ -35,16 +42,17 @@ def bench_training(cfg, tok, steps: int, warmup: int) -> dict:
     import jax
     import jax.numpy as jnp
 
-    from trainer import flops as F
+    from trainer import flops as F, memory
     from trainer.model import init_params
     from trainer.optim import make_optimizer, schedule_fn
     from trainer.sharding import batch_sharding, make_mesh, replicated, state_shardings
-    from trainer.steps import MaskingRule, make_train_step, run_keys
-    from trainer.train import build_spec, check_devices
+    from trainer.steps import make_train_step, run_keys
+    from trainer.train import accumulation_steps, build_spec, check_devices, masking_rule
 
     spec = build_spec(cfg, tok)
     n_dev = jax.device_count()
     micro = check_devices(cfg, n_dev, 1)
+    accum = accumulation_steps(cfg, n_dev)
     t, L = cfg.training, cfg.data.max_seq_length
     mesh = make_mesh()
     tx = make_optimizer(cfg)
@@ -54,14 +62,14 @@ def bench_training(cfg, tok, steps: int, warmup: int) -> dict:
     params = jax.jit(lambda k: init_params(spec, k), out_shardings=psh)(keys.init)
     osh = state_shardings(jax.eval_shape(tx.init, abstract), mesh, t.fsdp)
     opt = jax.jit(tx.init, out_shardings=osh)(params)
-    rule = MaskingRule(tok.special_ids, tok.mask_id, spec.vocab_size, t.mlm_probability, t.mask_replace_prob,
-                       t.random_replace_prob)
+    rule = masking_rule(cfg, tok)
     step_fn = jax.jit(make_train_step(spec, tx, schedule_fn(cfg), rule, keys.step),
                       in_shardings=(psh, osh, replicated(mesh), batch_sharding(mesh)),
                       out_shardings=(psh, osh, replicated(mesh)), donate_argnums=(0, 1))
-    batch = jax.device_put(jax.random.randint(jax.random.key(1), (t.grad_accum_steps, micro, L), 5, spec.vocab_size,
+    batch = jax.device_put(jax.random.randint(jax.random.key(1), (accum, micro, L), 5, tok.vocab_size,
                                               dtype=jnp.int32), batch_sharding(mesh))
     t0 = time.perf_counter()
+    estimate = memory.compiled_bytes(step_fn.lower(params, opt, jnp.int32(0), batch).compile())
     for i in range(warmup):
         params, opt, m = step_fn(params, opt, jnp.int32(i), batch)
     jax.block_until_ready(m)
@@ -73,14 +81,19 @@ def bench_training(cfg, tok, steps: int, warmup: int) -> dict:
     dt = time.perf_counter() - t0
     tps = steps * t.global_batch_size * L / dt
     kind = jax.devices()[0].device_kind
-    fpt = F.flops_per_token(spec, L)
+    predicted = F.predicted_fraction(rule.max_predictions, t.mlm_probability)
+    fpt = F.flops_per_token(spec, L, predicted)
     return {"device": f"{n_dev} x {kind} ({jax.default_backend()})", "step_s": dt / steps, "tokens_per_s": tps,
-            "flops_per_token": fpt, "achieved_tflops": tps * fpt / 1e12, "mfu": F.mfu(tps, spec, L, kind, n_dev),
-            "warmup_s": compile_s, "attention": spec.attention_impl, "dtype": spec.dtype}
+            "flops_per_token": fpt, "achieved_tflops": tps * fpt / 1e12,
+            "mfu": F.mfu(tps, spec, L, kind, n_dev, predicted), "warmup_s": compile_s,
+            "attention": spec.attention_impl, "dtype": spec.dtype, "max_predictions": rule.max_predictions,
+            "predicted": predicted, "accum": accum, "micro": micro, "remat": spec.remat,
+            "padded_vocab": spec.padded_vocab_size, "estimate": estimate,
+            "peak_bytes": memory.peak_bytes_in_use(jax.local_devices()[0])}
 
 
-def bench_pipeline(cfg, tok, texts, seconds: float) -> dict:
-    """Tokens/s of BatchStream on one core: from in-memory texts, and from the configured stream."""
+def bench_pipeline(cfg, tok, texts, seconds: float, workers: tuple = (0,)) -> dict:
+    """Tokens/s of BatchStream: from in-memory texts, and from the configured stream, per worker count."""
     from trainer.batches import BatchStream
 
     class Memory:  # a minimal IterableDataset stand-in over in-memory texts, cycled
@@ -97,24 +110,35 @@ def bench_pipeline(cfg, tok, texts, seconds: float) -> dict:
         def column_names(self):
             return ["text"]
 
+    import dataclasses
+
     out = {}
     for name, opener in [("in-memory texts", lambda *a: Memory(texts)), ("configured stream", None)]:
-        kw = {"open_fn": opener} if opener else {}
-        cfg.data.text_column = "text"
-        stream = BatchStream(cfg.data, tok, cfg.training.global_batch_size, cfg.training.seed, **kw)
-        stream.num_eval = 0
-        it = stream.batches()
-        next(it)
-        n, t0 = 0, time.perf_counter()
-        while time.perf_counter() - t0 < seconds:
-            try:
-                b = next(it)
-            except Exception as e:  # e.g. a stream shorter than one epoch of batches
-                out[name] = f"failed: {e}"
-                break
-            n += b.tokens.size
-        else:
-            out[name] = n / (time.perf_counter() - t0)
+        for w in workers:
+            kw = {"open_fn": opener} if opener else {}
+            data = dataclasses.replace(cfg.data, text_column="text", num_workers=w)
+            stream = BatchStream(data, tok, cfg.training.global_batch_size, cfg.training.seed, **kw)
+            stream.num_eval = 0
+            children0 = resource.getrusage(resource.RUSAGE_CHILDREN)
+            it = stream.batches()
+            for _ in range(2 + w):  # workers started, queues filled
+                next(it)
+            n, t0, c0 = 0, time.perf_counter(), time.process_time()
+            while time.perf_counter() - t0 < seconds:
+                try:
+                    b = next(it)
+                except Exception as e:  # e.g. a stream shorter than one epoch of batches
+                    out[name, w] = f"failed: {e}"
+                    break
+                n += b.tokens.size
+            else:
+                wall, main_cpu = time.perf_counter() - t0, time.process_time() - c0
+                it.close()  # the workers exit: their CPU time is in RUSAGE_CHILDREN (start-up included)
+                children1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+                workers_cpu = (children1.ru_utime + children1.ru_stime) - (children0.ru_utime + children0.ru_stime)
+                out[name, w] = {"tps": n / wall, "main_cores": main_cpu / wall, "worker_cores": workers_cpu / wall,
+                                "tokens_per_cpu_s": n / max(main_cpu + workers_cpu, 1e-9)}
+            it.close()
     return out
 
 
@@ -122,10 +146,13 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--config", default="tiny-cpu")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
-    p.add_argument("--steps", type=int, default=20)
+    p.add_argument("--steps", type=int, default=10)
     p.add_argument("--warmup", type=int, default=3)
-    p.add_argument("--pipeline-seconds", type=float, default=8.0)
+    p.add_argument("--pipeline-seconds", type=float, default=4.0)
+    p.add_argument("--workers", type=int, default=min(os.cpu_count() or 1, 2),
+                   help="tokenizer processes of the largest pipeline variant (default: 2, or 1 on one core)")
     p.add_argument("--skip-pipeline", action="store_true")
+    p.add_argument("--skip-full-head", action="store_true", help="do not also time the LM head at every position")
     args = p.parse_args(argv)
 
     import logging
@@ -152,23 +179,53 @@ def main(argv=None) -> int:
     print(f"== trainer benchmark: config {args.config} ({cfg.model.num_layers} layers x {cfg.model.hidden_size}, "
           f"vocab {tok.vocab_size}, length {cfg.data.max_seq_length}, batch {cfg.training.global_batch_size}, "
           f"{cfg.model.dtype})")
-    tr = bench_training(cfg, tok, args.steps, args.warmup)
-    mfu = f"{100 * tr['mfu']:.1f} %" if tr["mfu"] is not None else (
-        "n/a (no peak FLOP/s for this device kind; CPUs have no meaningful bf16 peak)")
-    print(f"training on {tr['device']}, attention {tr['attention']}:")
-    print(f"  {tr['tokens_per_s']:,.0f} tokens/s  ({tr['step_s'] * 1e3:.1f} ms/step, "
-          f"compile+warm-up {tr['warmup_s']:.1f} s)")
-    print(f"  {tr['flops_per_token'] / 1e6:.1f} MFLOP/token -> {tr['achieved_tflops'] * 1e3:.1f} GFLOP/s achieved; "
-          f"MFU {mfu}")
+    import dataclasses
+
+    runs = [("LM head on masked positions", cfg)]
+    if not args.skip_full_head and cfg.training.max_predictions_per_seq != 0:
+        full = dataclasses.replace(cfg, training=dataclasses.replace(cfg.training, max_predictions_per_seq=0))
+        runs.append(("LM head at every position", full))
+    print("MFU convention: model FLOPs needed per token = 6 x encoder matmul params + 6 x LM-head matmul params "
+          "x predicted fraction + 12 x layers x length x hidden (trainer/flops.py)")
+    results = []
+    for label, c in runs:
+        tr = bench_training(c, tok, args.steps, args.warmup)
+        results.append(tr)
+        mfu = f"{100 * tr['mfu']:.1f} %" if tr["mfu"] is not None else (
+            "n/a (no peak FLOP/s for this device kind; CPUs have no meaningful bf16 peak)")
+        head = (f"{tr['max_predictions']} gathered positions per row, predicted fraction {tr['predicted']}"
+                if tr["max_predictions"] else "every position, predicted fraction 1")
+        print(f"training on {tr['device']}, attention {tr['attention']}, {label} ({head}); "
+              f"{tr['accum']} x {tr['micro']} sequences per step, remat {tr['remat']}, "
+              f"vocabulary rows {tr['padded_vocab']}:")
+        print(f"  {tr['tokens_per_s']:,.0f} tokens/s  ({tr['step_s'] * 1e3:.1f} ms/step, "
+              f"compile+warm-up {tr['warmup_s']:.1f} s)")
+        print(f"  {tr['flops_per_token'] / 1e6:.1f} MFLOP/token -> {tr['achieved_tflops'] * 1e3:.1f} GFLOP/s "
+              f"achieved; MFU {mfu}")
+        est, peak = tr["estimate"], tr["peak_bytes"]
+        print("  memory per device: XLA estimate " + (f"{est['total'] / 2 ** 30:.2f} GiB (temporaries "
+              f"{est['temporaries'] / 2 ** 30:.2f} GiB)" if est else "n/a") + "; peak in use " +
+              (f"{peak / 2 ** 30:.2f} GiB" if peak else "n/a (not reported by this backend)"))
+    if len(results) == 2:
+        print(f"  head on masked positions: {results[0]['tokens_per_s'] / results[1]['tokens_per_s']:.2f}x the "
+              "tokens/s of the full head")
+    consumption = results[0]["tokens_per_s"]
     if not args.skip_pipeline:
-        print(f"input pipeline on one core ({len(texts)} documents read from the stream in {read_s:.1f} s = "
-              f"{len(texts) / read_s:,.0f} docs/s incl. sampling):")
-        pipe = bench_pipeline(cfg, hf_tok, texts, args.pipeline_seconds)
-        for name, v in pipe.items():
+        print(f"input pipeline ({len(texts)} documents read from the stream in {read_s:.1f} s = "
+              f"{len(texts) / read_s:,.0f} docs/s incl. sampling; {os.cpu_count()} cores on this machine):")
+        workers = tuple(sorted({0, 1, max(1, args.workers)}))
+        pipe = bench_pipeline(cfg, hf_tok, texts, args.pipeline_seconds, workers)
+        print(f"  (load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores: other jobs share them)")
+        for (name, w), v in pipe.items():
+            how = "in the pipeline thread" if w == 0 else f"{w} tokenizer process{'es' if w > 1 else ''}"
             if isinstance(v, str):
-                print(f"  {name}: {v}")
-            else:
-                print(f"  {name}: {v:,.0f} tokens/s per core = {v / tr['tokens_per_s']:.2f}x the training consumption")
+                print(f"  {name}, {how}: {v}")
+                continue
+            base = pipe.get((name, 0))
+            ratio = f", {v['tps'] / base['tps']:.2f}x the in-thread rate" if w and isinstance(base, dict) else ""
+            print(f"  {name}, {how}: {v['tps']:,.0f} tokens/s = {v['tps'] / consumption:.2f}x the training "
+                  f"consumption{ratio}; CPU: main process {v['main_cores']:.2f} cores, workers "
+                  f"{v['worker_cores']:.2f} cores, {v['tokens_per_cpu_s']:,.0f} tokens per CPU second")
     return 0
 
 

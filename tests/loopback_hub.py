@@ -15,6 +15,7 @@ named revisions (branches; "main" by default) pointing at commits, and each comm
   ``deletedFile`` and ``deletedFolder`` operations, applied on top of the revision's head;
 * ``POST /api/{type}s/{owner}/{name}/branch/{branch}``: creates a branch at ``startingPoint``
   (a revision; default: the head of "main"); 409 ``Conflict`` when it exists;
+* ``GET /api/{type}s/{owner}/{name}/refs``: the branches and their commits (``list_repo_refs``);
 * ``POST /api/validate-yaml``: parses a card's YAML front matter.
 * ``GET /api/{type}s/{owner}/{name}[/revision/{revision}]``: repository info (``sha``, ``siblings``);
   ``GET .../tree/{revision}[/{path}][?recursive=true]`` and ``POST .../paths-info/{revision}``: file
@@ -51,6 +52,7 @@ ROUTES = [
     ("POST", _API_REPO + r"/preupload/(?P<revision>[^/]+)", "preupload"),
     ("POST", _API_REPO + r"/commit/(?P<revision>[^/]+)", "commit"),
     ("POST", _API_REPO + r"/branch/(?P<branch>[^/]+)", "create_branch"),
+    ("GET", _API_REPO + r"/refs", "list_refs"),
     ("GET", _API_REPO + r"(?:/revision/(?P<revision>[^/]+))?", "repo_info"),
     ("GET", _API_REPO + r"/tree/(?P<revision>[^/]+)(?:/(?P<path>.*))?", "list_tree"),
     ("POST", _API_REPO + r"/paths-info/(?P<revision>[^/]+)", "paths_info"),
@@ -150,6 +152,14 @@ class _HubHandler(Handler):
         hub._tree(repo_type, repo_id, revision)
         files = json.loads(body)["files"]
         self.send_json({"files": [{"path": f["path"], "uploadMode": "regular", "shouldIgnore": False} for f in files]})
+
+    def list_refs(self, hub, body, repo_type, repo_id):
+        hub._tree(repo_type, repo_id, "main")  # RepoNotFound
+        with hub._lock:
+            refs = dict(hub._refs[(repo_type, repo_id)])
+        branches = [{"name": name, "ref": f"refs/heads/{name}", "targetCommit": oid}
+                    for name, oid in sorted(refs.items())]
+        self.send_json({"branches": branches, "tags": [], "converts": []})
 
     def create_branch(self, hub, body, repo_type, repo_id, branch):
         payload = json.loads(body) if body.strip() else {}

@@ -130,3 +130,26 @@ def test_prefetcher_forwards_items_and_errors():
     q = Prefetcher(iter(range(3)), size=2)
     assert list(q) == [0, 1, 2]
     q.close()
+
+
+def test_tokenizer_workers_give_the_same_batches_and_resume(corpus):
+    """0, 1 and 2 tokenizer processes: the same batches and positions, over epochs and from a resume."""
+    reference = list(itertools.islice(_stream(corpus).batches(), 60))  # > 2 epochs
+    for workers in (1, 2):
+        got = list(itertools.islice(_stream(corpus, num_workers=workers).batches(), 60))
+        for a, b in zip(reference, got, strict=True):
+            assert np.array_equal(a.tokens, b.tokens) and a.position.to_json() == b.position.to_json()
+    for k in (17, 35):  # mid-block, then mid-epoch of the second epoch
+        saved = StreamPosition.from_json(json.loads(json.dumps(reference[k].position.to_json())))
+        stream = _stream(corpus, num_workers=2).batches(saved)
+        resumed = list(itertools.islice(stream, 6))
+        stream.close()  # stops the workers
+        for a, b in zip(reference[k + 1:], resumed):
+            assert np.array_equal(a.tokens, b.tokens)
+
+
+def test_tokenizer_workers_raise_the_stream_errors_in_order(corpus):
+    stream = _stream(corpus, num_workers=2)
+    stream.num_eval = 120
+    with pytest.raises(DataError, match="no training documents"):
+        next(stream.batches())

@@ -27,6 +27,7 @@ def test_tokenizer_command_writes_a_roberta_tokenizer(tmp_path, capsys):
     assert "trained on 100 documents" in capsys.readouterr().out
     tok = AutoTokenizer.from_pretrained(out)
     assert tok.is_fast and len(tok) == 350
+    assert tok.model_max_length == 130 - 2  # tiny-cpu's positions, not its training length of 64
     assert [tok.convert_ids_to_tokens(i) for i in range(5)] == ["<s>", "<pad>", "</s>", "<unk>", "<mask>"]
     ids = tok("El perro <mask>.")["input_ids"]
     assert ids[0] == tok.bos_token_id and ids[-1] == tok.eos_token_id

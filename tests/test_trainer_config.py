@@ -101,3 +101,24 @@ def test_cli_reports_user_errors_without_traceback(capsys):
     assert err.startswith("error: unknown config key 'training.bogus'") and "Traceback" not in err
     assert main(["--config", "no-such-config"]) == 2
     assert "shipped configs: roberta-base-128, roberta-base-512, tiny-cpu" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("override, key", [
+    ("optimizer.learning_rate=.nan", "optimizer.learning_rate"),
+    ("optimizer.learning_rate=.inf", "optimizer.learning_rate"),
+    ("optimizer.b2=nan", "optimizer.b2"),
+    ("optimizer.max_grad_norm=-.inf", "optimizer.max_grad_norm"),
+    ("schedule.end_learning_rate=inf", "schedule.end_learning_rate"),
+    ("model.layer_norm_eps=.nan", "model.layer_norm_eps"),
+    ("training.mlm_probability=.nan", "training.mlm_probability"),
+])
+def test_non_finite_numbers_are_refused(override, key):
+    with pytest.raises(ConfigError, match=f"'{key}' must be a finite number"):
+        load_config("tiny-cpu", [override])
+
+
+def test_on_nonfinite_is_stop_or_skip():
+    assert load_config("tiny-cpu").training.on_nonfinite == "stop"
+    assert load_config("tiny-cpu", ["training.on_nonfinite=skip"]).training.on_nonfinite == "skip"
+    with pytest.raises(ConfigError, match="training.on_nonfinite"):
+        load_config("tiny-cpu", ["training.on_nonfinite=ignore"])

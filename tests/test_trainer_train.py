@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import signal
 
 import jax
 import jax.numpy as jnp
@@ -13,7 +14,7 @@ import pytest
 from trainer_helpers import make_corpus, make_tokenizer, run_trainer, tiny_overrides
 
 from trainer.config_loading import load_config
-from trainer.errors import CheckpointError, ConfigError
+from trainer.errors import CheckpointError, ConfigError, NonFiniteError
 from trainer.monitor import read_metrics
 from trainer.train import Trainer
 
@@ -78,6 +79,21 @@ def test_reference_run_learns_and_logs(reference_run):
 
 
 @pytest.mark.slow
+def test_tokenizer_workers_train_the_reference_run_bit_for_bit(corpus, reference_run, tmp_path):
+    """``python -m trainer`` with 2 spawned tokenizer processes: the reference run's batches and losses."""
+    _, ref, ref_eval = reference_run
+    out = str(tmp_path / "run")
+    r = run_trainer(_cli_args(corpus, out, **{"data.num_workers": 2}), env=_env(corpus))
+    assert r.returncode == 0, r.stderr[-3000:]
+    got, got_eval = read_metrics(os.path.join(out, "metrics.jsonl")), read_metrics(os.path.join(out, "metrics.jsonl"),
+                                                                                   "eval")
+    for step in range(1, 15):
+        assert got[step]["batch_crc32"] == ref[step]["batch_crc32"] and got[step]["loss"] == ref[step]["loss"], step
+    assert got_eval[14]["loss"] == ref_eval[14]["loss"]
+    assert got[14]["tokens_per_second"] > 0 and got[14]["tokens_per_second_wall"] > 0
+
+
+@pytest.mark.slow
 def test_sigkill_and_resume_continue_bit_for_bit(corpus, reference_run, tmp_path):
     _, ref, ref_eval = reference_run
     out = str(tmp_path / "run")
@@ -98,6 +114,40 @@ def test_sigkill_and_resume_continue_bit_for_bit(corpus, reference_run, tmp_path
     train_lines = open(os.path.join(out, "audit", "train-rank0.txt")).read().splitlines()
     train_hashes = {line.split("\t")[1] for line in train_lines}
     assert len(eval_hashes) == 20 and train_hashes and not eval_hashes & train_hashes
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("sig, status", [("TERM", 143), ("INT", 130)])
+def test_sigterm_or_sigint_saves_then_resume_is_bit_for_bit(corpus, reference_run, tmp_path, sig, status):
+    """The signal (sent by the run to itself after step 10, to its real handler) saves step 10 and exits
+    128 + N with one line; the resumed run ends with the reference run's params and metrics bit for bit."""
+    from trainer.export import load_checkpoint_params
+
+    ref_out, ref, ref_eval = reference_run
+    out = str(tmp_path / "run")
+    args = _cli_args(corpus, out)
+    stopped = run_trainer(args, env=_env(corpus), kill_after_step=10, signal=sig)
+    assert stopped.returncode == status, stopped.stderr[-3000:]
+    assert "Traceback" not in stopped.stderr
+    ckpts = os.path.join(out, "checkpoints")
+    assert stopped.stderr.rstrip().splitlines()[-1] == (
+        f"stopped by SIG{sig} at step 10; checkpoint saved in {ckpts}; rerun the same command to resume")
+    assert max(int(s) for s in os.listdir(ckpts) if s.isdigit()) == 10
+    assert 11 not in read_metrics(os.path.join(out, "metrics.jsonl"))
+    resumed = run_trainer(args, env=_env(corpus))
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert "resumed from" in resumed.stderr and "at step 10" in resumed.stderr
+    metrics = os.path.join(out, "metrics.jsonl")
+    got, got_eval = read_metrics(metrics), read_metrics(metrics, "eval")
+    for step in range(1, 15):
+        assert got[step]["loss"] == ref[step]["loss"], step
+        assert got[step]["grad_norm"] == ref[step]["grad_norm"], step
+        assert got[step]["batch_crc32"] == ref[step]["batch_crc32"], step
+    assert got_eval[14]["loss"] == ref_eval[14]["loss"]
+    _, want, _, _ = load_checkpoint_params(os.path.join(ref_out, "checkpoints"), 14)
+    _, have, _, _ = load_checkpoint_params(ckpts, 14)
+    for a, b in zip(jax.tree.leaves(have), jax.tree.leaves(want), strict=True):
+        assert np.array_equal(np.asarray(a), np.asarray(b))
 
 
 @pytest.mark.slow
@@ -171,7 +221,8 @@ def test_export_from_checkpoint_matches_pytorch(corpus, reference_run, tmp_path,
         theirs = model(input_ids=torch.tensor(ids["input_ids"]),
                        attention_mask=torch.tensor(ids["attention_mask"])).logits.numpy()
     valid = ids["attention_mask"].astype(bool)
-    assert np.abs(ours - theirs)[valid].max() <= 1e-4
+    assert ours.shape[-1] == spec.padded_vocab_size > theirs.shape[-1] == spec.vocab_size  # padding dropped
+    assert np.abs(ours[..., : spec.vocab_size] - theirs)[valid].max() <= 1e-4
     capsys.readouterr()
     assert main(["fill-mask", "--model", out, "--top-k", "3", "La <mask> es grande."]) == 0
     lines = capsys.readouterr().out.splitlines()
@@ -234,3 +285,68 @@ def test_start_from_a_transformers_folder(corpus, tmp_path):
     with pytest.raises(ConfigError, match="hidden_size: folder 32, config 64"):
         Trainer(_cfg(corpus, str(tmp_path / "run2"), **{"model.init_from_transformers": str(tmp_path / "hf"),
                                                          "model.hidden_size": 64})).setup()
+
+
+def _poison_step(trainer, at_step: int) -> None:
+    """Step ``at_step`` trains on token ids past the vocabulary: NaN embeddings, a NaN loss and gradient."""
+    device_batch = trainer.device_batch
+
+    def poisoned(tokens):
+        if trainer.step + 1 == at_step:
+            tokens = np.full_like(tokens, trainer.spec.padded_vocab_size + 7)
+        return device_batch(tokens)
+
+    trainer.device_batch = poisoned
+
+
+def test_nonfinite_step_stops_and_keeps_the_last_good_checkpoint(corpus, tmp_path):
+    out = str(tmp_path / "run")
+    trainer = Trainer(_cfg(corpus, out))
+    trainer.setup()
+    _poison_step(trainer, 6)
+    with pytest.raises(NonFiniteError, match=r"step 6: the loss \(nan\).* not finite.*last checkpoint, step 4"):
+        trainer.run()
+    ckpts = os.path.join(out, "checkpoints")
+    assert sorted(int(s) for s in os.listdir(ckpts) if s.isdigit()) == [4]
+    from trainer.export import load_checkpoint_params
+
+    _, params, _, _ = load_checkpoint_params(ckpts, 4)
+    assert all(np.isfinite(np.asarray(a)).all() for a in jax.tree.leaves(params))
+
+
+def test_nonfinite_step_is_skipped_and_counted(corpus, tmp_path):
+    out = str(tmp_path / "run")
+    trainer = Trainer(_cfg(corpus, out, **{"training.on_nonfinite": "skip"}))
+    trainer.setup()
+    _poison_step(trainer, 6)
+    before = {}
+    trainer.add_hook(lambda info: before.setdefault(info.step, jax.tree.map(np.asarray, info.params)))
+    handlers = signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)
+    result = trainer.run()
+    assert (signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)) == handlers  # restored
+    assert result.step == 12
+    got = read_metrics(os.path.join(out, "metrics.jsonl"))
+    assert [s for s in got if got[s]["nonfinite"]] == [6]
+    assert got[5]["skipped_steps"] == 0 and got[6]["skipped_steps"] == 1 and got[12]["skipped_steps"] == 1
+    assert all(np.isfinite(got[s]["loss"]) for s in got if s != 6)
+    for a, b in zip(jax.tree.leaves(before[6]), jax.tree.leaves(before[5])):  # the update of step 6 was dropped
+        assert np.array_equal(a, b)
+    assert all(np.isfinite(a).all() for a in jax.tree.leaves(before[12]))
+
+
+@pytest.mark.parametrize("extra, message", [
+    ({"checkpoint.init_from": "MISSING"}, "error: no checkpoint folder at "),
+    ({"checkpoint.init_from": "EMPTY"}, "error: no checkpoint  in "),
+    ({"logging.audit": True, "data.text_column": "body"}, "error: the dataset has no text column 'body'"),
+])
+def test_config_error_through_the_cli_is_one_line_and_leaves_nothing(corpus, tmp_path, extra, message):
+    (tmp_path / "empty" / "checkpoints").mkdir(parents=True)
+    where = {"MISSING": str(tmp_path / "phase1" / "checkpoints"), "EMPTY": str(tmp_path / "empty" / "checkpoints")}
+    extra = {k: where.get(v, v) for k, v in extra.items()}
+    out = tmp_path / "run"
+    r = run_trainer(_cli_args(corpus, str(out), **extra), env=_env(corpus))
+    assert r.returncode == 2, r.stderr[-3000:]
+    assert "Traceback" not in r.stderr and "RuntimeError" not in r.stderr, r.stderr[-3000:]
+    errors = [line for line in r.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and errors[0].startswith(message), r.stderr[-3000:]
+    assert not out.exists()

@@ -65,12 +65,13 @@ def tiny_overrides(corpus_paths: list[str], tokenizer: str, output_dir: str, **e
 
 
 def run_trainer(args: list[str], env: dict | None = None, timeout: int = 240,
-                kill_after_step: int | None = None) -> subprocess.CompletedProcess:
-    """``python -m trainer ARGS`` on CPU; with ``kill_after_step``, a run that SIGKILLs itself after that step."""
+                kill_after_step: int | None = None, signal: str = "KILL") -> subprocess.CompletedProcess:
+    """``python -m trainer ARGS`` on CPU; with ``kill_after_step``, a run that sends itself SIG``signal``
+    (KILL, TERM or INT) after that step."""
     full_env = {**os.environ, "JAX_PLATFORMS": "cpu", "TOKENIZERS_PARALLELISM": "false", **(env or {})}
     if kill_after_step is None:
         cmd = [sys.executable, "-m", "trainer", *args]
     else:
         script = os.path.join(REPO, "tests", "trainer_with_fault.py")
-        cmd = [sys.executable, script, "--kill-after-step", str(kill_after_step), *args]
+        cmd = [sys.executable, script, "--kill-after-step", str(kill_after_step), "--signal", signal, *args]
     return subprocess.run(cmd, cwd=REPO, env=full_env, capture_output=True, text=True, timeout=timeout)

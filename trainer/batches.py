@@ -28,7 +28,7 @@ import numpy as np
 from .config import DataConfig
 from .data import document_hash, document_text, load_stream
 from .errors import DataError
-from .packing import pack, pad_final, unpack
+from .packing import pack, pack_stream, pad_final, token_stream, unpack
 
 log = logging.getLogger(__name__)
 
@@ -40,19 +40,32 @@ class StreamPosition:
     block_state: Optional[dict] = None  # datasets state_dict() before the block's first document
     docs_before_block: int = 0  # training documents of this epoch before the block
     offset: int = 0  # documents of the permuted block already tokenised
-    remainder: list = dataclasses.field(default_factory=list)  # stream tokens not yet in a batch
+    # stream tokens not yet in a batch (a list once read back from JSON; an int32 array in the
+    # positions the stream emits, which are cheap shallow copies: nothing mutates them)
+    remainder: list = dataclasses.field(default_factory=list)
     batches: int = 0  # batches produced since the start of training
     documents: int = 0  # training documents tokenised since the start of training
     shuffle_buffer: int = 0  # block size the position refers to
 
     def to_json(self) -> dict:
         d = dataclasses.asdict(self)
-        d["remainder"] = [int(t) for t in self.remainder]
+        d["remainder"] = np.asarray(self.remainder, np.int64).tolist()
         return d
 
     @classmethod
     def from_json(cls, d: dict) -> "StreamPosition":
         return cls(**d)
+
+
+class _Chunk(NamedTuple):
+    """``data.tokenize_batch_size`` documents of a shuffled block and where they sit in the stream."""
+
+    epoch: int
+    block: int
+    block_state: Optional[dict]  # datasets state_dict() before the block's first document
+    docs_before_block: int
+    end: int  # documents of the permuted block tokenised once this chunk is
+    texts: list
 
 
 class Batch(NamedTuple):
@@ -83,6 +96,10 @@ class TokenizerFns:
 
     def encode(self, texts: list[str]) -> list[list[int]]:
         return [e.ids for e in self._backend.encode_batch(texts, add_special_tokens=False)]
+
+    def to_json(self) -> str:
+        """The backend tokenizer as JSON (rebuilt in worker processes by ``Tokenizer.from_str``)."""
+        return self._backend.to_str()
 
 
 class BatchStream:
@@ -156,8 +173,42 @@ class BatchStream:
             return None
 
     # -- batches --------------------------------------------------------------------------------
+    def _chunks(self, position: StreamPosition) -> Iterator[_Chunk]:
+        """The training documents from ``position`` on: block by block, shuffled, in tokenising chunks."""
+        cfg = self.cfg
+        pos = copy.deepcopy(position)
+        while True:  # epochs
+            ds, texts = self._open_at(pos)
+            first_in_epoch = pos.block == 0 and pos.offset == 0 and pos.docs_before_block == 0
+            while True:  # blocks
+                state = pos.block_state if pos.block_state is not None else self._state(ds)
+                docs = list(itertools.islice(texts, cfg.shuffle_buffer))
+                if not docs:
+                    break
+                first_in_epoch = False
+                perm = block_permutation(self.seed, pos.epoch, pos.block, len(docs))
+                for start in range(pos.offset, len(docs), cfg.tokenize_batch_size):
+                    chunk = [docs[i] for i in perm[start: start + cfg.tokenize_batch_size]]
+                    yield _Chunk(pos.epoch, pos.block, state, pos.docs_before_block, start + len(chunk), chunk)
+                pos.docs_before_block += len(docs)
+                pos.block += 1
+                pos.offset = 0
+                pos.block_state = None
+            if first_in_epoch:
+                raise DataError(
+                    f"the stream has no training documents after the {self.num_eval} held out for "
+                    "evaluation; lower data.num_eval_samples or use more data"
+                )
+            log.info("epoch %d of the training stream read after %d documents", pos.epoch, pos.docs_before_block)
+            pos = dataclasses.replace(pos, epoch=pos.epoch + 1, block=0, block_state=None,
+                                      docs_before_block=0, offset=0)
+
     def batches(self, position: Optional[StreamPosition] = None) -> Iterator[Batch]:
-        """Endless iterator of batches starting at ``position`` (the start of the stream if None)."""
+        """Endless iterator of batches starting at ``position`` (the start of the stream if None).
+
+        With ``data.num_workers`` > 0 the chunks are tokenised in worker processes
+        (:mod:`trainer.tokenize_pool`) and come back in order: the same batches and positions.
+        """
         cfg, tok, L, B = self.cfg, self.tok, self.cfg.max_seq_length, self.batch_size
         pos = copy.deepcopy(position) if position is not None else StreamPosition()
         if pos.shuffle_buffer and pos.shuffle_buffer != cfg.shuffle_buffer:
@@ -169,44 +220,34 @@ class BatchStream:
         pending = np.zeros((0, L), np.int32)
         stream_rem = np.asarray(pos.remainder, np.int32)
         audit = open(os.path.join(self.audit_dir, f"train-rank{self.rank}.txt"), "a") if self.audit_dir else None
+        pool = None
         try:
-            while True:  # epochs
-                ds, texts = self._open_at(pos)
-                first_in_epoch = pos.block == 0 and pos.offset == 0 and pos.docs_before_block == 0
-                while True:  # blocks
-                    state = pos.block_state if pos.block_state is not None else self._state(ds)
-                    docs = list(itertools.islice(texts, cfg.shuffle_buffer))
-                    if not docs:
-                        break
-                    first_in_epoch = False
-                    perm = block_permutation(self.seed, pos.epoch, pos.block, len(docs))
-                    pos.block_state = state
-                    for start in range(pos.offset, len(docs), cfg.tokenize_batch_size):
-                        chunk = [docs[i] for i in perm[start: start + cfg.tokenize_batch_size]]
-                        if audit:
-                            audit.writelines(f"{pos.epoch}\t{document_hash(t)}\n" for t in chunk)
-                            audit.flush()
-                        seqs, stream_rem = pack(stream_rem, tok.encode(chunk), L, tok.bos_id, tok.eos_id)
-                        pos.offset = start + len(chunk)
-                        pos.documents += len(chunk)
-                        pending = np.concatenate([pending, seqs]) if len(pending) else seqs
-                        while len(pending) >= B:
-                            out, pending = pending[:B], pending[B:]
-                            pos.batches += 1
-                            pos.remainder = np.concatenate([unpack(pending), stream_rem]).tolist()
-                            yield Batch(out, copy.deepcopy(pos), zlib.crc32(out.tobytes()))
-                    pos.docs_before_block += len(docs)
-                    pos.block += 1
-                    pos.offset = 0
-                    pos.block_state = None
-                if first_in_epoch:
-                    raise DataError(
-                        f"the stream has no training documents after the {self.num_eval} held out for "
-                        "evaluation; lower data.num_eval_samples or use more data"
-                    )
-                log.info("epoch %d of the training stream done after %d documents", pos.epoch, pos.docs_before_block)
-                pos = dataclasses.replace(pos, epoch=pos.epoch + 1, block=0, block_state=None,
-                                          docs_before_block=0, offset=0)
+            chunks = self._chunks(pos)
+            if getattr(cfg, "num_workers", 0) > 0:
+                from .tokenize_pool import TokenizerPool
+
+                pool = TokenizerPool(tok.to_json(), tok.eos_id, cfg.num_workers)
+                encoded = pool.map(chunks, lambda c: c.texts)
+            else:
+                encoded = ((c, token_stream(tok.encode(c.texts), tok.eos_id)) for c in chunks)
+            for chunk, tokens in encoded:
+                if audit:
+                    audit.writelines(f"{chunk.epoch}\t{document_hash(t)}\n" for t in chunk.texts)
+                    audit.flush()
+                seqs, stream_rem = pack_stream(stream_rem, tokens, L, tok.bos_id)
+                pos.epoch, pos.block, pos.block_state = chunk.epoch, chunk.block, chunk.block_state
+                pos.docs_before_block, pos.offset = chunk.docs_before_block, chunk.end
+                pos.documents += len(chunk.texts)
+                pending = np.concatenate([pending, seqs]) if len(pending) else seqs
+                while len(pending) >= B:
+                    out, pending = pending[:B], pending[B:]
+                    pos.batches += 1
+                    # a new array and a shallow copy: a deep copy of the position at every batch
+                    # (the remainder holds up to a chunk of tokens) cost more than tokenising
+                    pos.remainder = np.concatenate([unpack(pending), stream_rem])
+                    yield Batch(out, dataclasses.replace(pos), zlib.crc32(out.tobytes()))
         finally:
+            if pool is not None:
+                pool.close()
             if audit:
                 audit.close()

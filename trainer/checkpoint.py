@@ -34,14 +34,21 @@ def _ocp():
 
 
 class Checkpointer:
-    def __init__(self, directory: str, keep: int = 5, async_save: bool = True, read_only: bool = False):
+    def __init__(self, directory: str, keep: int = 5, async_save: bool = True, read_only: bool = False,
+                 preserve: tuple = ()):
+        """``keep``: the latest steps kept; ``preserve``: steps never deleted (``checkpoint.schedule``)."""
         ocp = _ocp()
         self.directory = os.path.abspath(directory)
         if read_only and not os.path.isdir(self.directory):
             raise CheckpointError(f"no checkpoint folder at {directory}")
+        retention = dict(max_to_keep=keep)
+        if preserve:
+            cm = ocp.checkpoint_managers
+            retention = dict(preservation_policy=cm.AnyPreservationPolicy(
+                [cm.LatestN(n=keep), cm.CustomSteps(steps=sorted(preserve))]))
         options = ocp.CheckpointManagerOptions(
-            max_to_keep=keep, create=not read_only, enable_async_checkpointing=async_save, read_only=read_only,
-            cleanup_tmp_directories=not read_only,
+            create=not read_only, enable_async_checkpointing=async_save, read_only=read_only,
+            cleanup_tmp_directories=not read_only, **retention,
         )
         self.manager = ocp.CheckpointManager(
             self.directory, options=options, item_names=("params", "opt_state", "train", "position", "meta")
@@ -104,8 +111,11 @@ def spec_to_meta(spec: RobertaSpec) -> dict:
 
 def check_compatible(saved_spec: dict, spec: RobertaSpec, where: str) -> None:
     """Raise CheckpointError naming every architecture field (:data:`~trainer.model.ARCH_FIELDS`) that differs."""
-    diffs = [f"{k}: checkpoint {saved_spec.get(k)!r}, config {getattr(spec, k)!r}"
-             for k in ARCH_FIELDS if saved_spec.get(k) != getattr(spec, k)]
+    # a field the checkpoint does not name has its RobertaSpec default (e.g. no vocabulary padding)
+    defaults = {f.name: f.default for f in dataclasses.fields(RobertaSpec)}
+    saved = {k: saved_spec.get(k, defaults.get(k)) for k in ARCH_FIELDS}
+    diffs = [f"{k}: checkpoint {saved[k]!r}, config {getattr(spec, k)!r}"
+             for k in ARCH_FIELDS if saved[k] != getattr(spec, k)]
     if diffs:
         raise CheckpointError(
             f"the checkpoint in {where} was made for another model shape ({'; '.join(diffs)}); "

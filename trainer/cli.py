@@ -1,5 +1,6 @@
 """Command line: ``trainer train --config C [--set k=v]`` (or just ``trainer --config C``),
-``trainer export``, ``trainer fill-mask``, ``trainer tokenizer``.
+``trainer export``, ``trainer fill-mask``, ``trainer tokenizer``, ``trainer finetune`` / ``evaluate`` /
+``compare`` (downstream evaluation, :mod:`trainer.finetune`).
 
 User mistakes (:class:`~trainer.errors.TrainerError`) are printed as one line and exit with
 status 2; tracebacks are reserved for bugs (:mod:`trainer.console`).
@@ -56,7 +57,8 @@ def _fill_mask(args) -> int:
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="trainer", description="Flax RoBERTa masked-LM pretraining on a streaming dataset")
     add_config_arguments(p, help="train with this config when no command is given (as `trainer train --config`)")
-    sub = p.add_subparsers(dest="command", metavar="{train,export,fill-mask,tokenizer}")
+    sub = p.add_subparsers(dest="command",
+                           metavar="{train,export,fill-mask,tokenizer,finetune,evaluate,compare,stats,suite}")
 
     t = sub.add_parser("train", help="train or resume (the default command)")
     add_config_arguments(t, required=True)
@@ -82,6 +84,24 @@ def build_parser() -> argparse.ArgumentParser:
                        description=tokenizer.DESCRIPTION)
     tokenizer.add_arguments(k)
     k.set_defaults(handler=tokenizer.run)
+
+    from . import suite, weight_stats
+
+    w = sub.add_parser("stats", help="mean / std / max|w| of every module per layer, several checkpoints, PNG")
+    weight_stats.add_arguments(w)
+    w.set_defaults(handler=weight_stats.run)
+    u = sub.add_parser("suite", help="train a config for seeds 0..K-1, each in its own folder and repository")
+    suite.add_arguments(u)
+    u.set_defaults(handler=suite.run)
+
+    from .finetune import command as finetune_command
+
+    ft = sub.add_parser("finetune", help="fine-tune checkpoints on downstream tasks (seeds, table, export)")
+    finetune_command.add_finetune_arguments(ft)
+    ev = sub.add_parser("evaluate", help="evaluate a fine-tuned model on a dataset split")
+    finetune_command.add_evaluate_arguments(ev)
+    cp = sub.add_parser("compare", help="merge fine-tuning results into one table (Markdown, JSON, PNG)")
+    finetune_command.add_compare_arguments(cp)
     return p
 
 

@@ -9,9 +9,10 @@ type, is :mod:`trainer.config_loading`'s job.
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 from dataclasses import dataclass, field
-from typing import Any, Literal, Optional
+from typing import Any, Literal, Optional, Union
 
 from .errors import ConfigError
 
@@ -48,6 +49,12 @@ class RobertaArchitecture:
     dtype: Literal["bfloat16", "float32", "float16"] = "bfloat16"  # compute dtype
     param_dtype: Literal["float32", "bfloat16"] = "float32"  # master weights
     attention_impl: Literal["auto", "xla", "cudnn"] = "auto"
+    # Rows of the word embeddings and LM-head bias padded to a multiple of this (1: no padding);
+    # the padded logits are masked out and the export keeps the tokenizer's vocabulary size.
+    pad_vocab_to_multiple_of: int = field(default=128, metadata=ARCH)
+    # Rematerialisation: "full" recomputes each encoder layer's activations in the backward pass
+    # (nn.remat), trading about a third more compute for activation memory.
+    remat: Literal["none", "full"] = "none"
 
 
 @dataclass(frozen=True)
@@ -56,6 +63,35 @@ class ModelConfig(RobertaArchitecture):
 
     # A transformers RoBERTa folder to start from (weights imported one to one).
     init_from_transformers: Optional[str] = None
+    # Transfer / continued pretraining with a new tokenizer (trainer.transfer): a checkpoint of this
+    # trainer, a transformers RoBERTa folder or a Hub id; every other weight is taken from it.
+    transfer_from: Optional[str] = None
+    reinit_embeddings: bool = True  # with transfer_from: fresh word embeddings, tied decoder and LM-head bias
+    reset_position_embeddings: bool = False  # with transfer_from: fresh position embeddings too
+    # Regexes (re.fullmatch) over "/"-joined parameter paths, e.g. "embeddings/.*": no update, no decay.
+    freeze: list[str] = field(default_factory=list)
+
+
+@dataclass
+class SamplingConfig:
+    """Perplexity sampling of the ``data`` source (``mc4_sampling.sample_dataset``), before the hold-out.
+
+    ``method: none`` (the default) reads the source as it is. The options are the sampler's (README,
+    "Sampling any corpus"): the draw of a document is keyed by ``id_column`` (a unique id) or its text.
+    """
+
+    method: Literal["none", "random", "stepwise", "gaussian"] = "none"
+    factor: Optional[float] = None  # sampling_factor; None: the model's or BERTIN's
+    width: Optional[float] = None  # gaussian width; None: 9/2 or the model's
+    boundaries: Optional[list[float]] = None  # three increasing quartile perplexities
+    calibration: Optional[str] = None  # a calibration.json of `mc4-sampling calibrate`
+    perplexity_model: Any = None  # None: the embedded Spanish model; a path, a pair, a folder, a Hub location
+    perplexity_mode: Optional[Literal["raw", "ccnet", "ccnet_document"]] = None
+    language: str = "es"  # the perplexity model's language (and part of the draw's key)
+    id_column: Optional[str] = None  # None: key the draws by the text
+    seed: int = 2021
+    return_perplexity: bool = False
+    on_bad_record: Literal["raise", "skip"] = "raise"
 
 
 @dataclass
@@ -76,6 +112,11 @@ class DataConfig:
     tokenize_batch_size: int = 256
     num_eval_samples: int = 2_000
     prefetch_batches: int = 4
+    # Perplexity sampling of the source (method none: off); the eval documents are held out of the sample.
+    sampling: SamplingConfig = field(default_factory=SamplingConfig)
+    # Tokeniser processes (0: tokenise in the pipeline's thread). The main process still reads and
+    # shuffles the documents and packs in order: the batches are identical for any value.
+    num_workers: int = 0
 
 
 @dataclass
@@ -105,13 +146,25 @@ class TrainingConfig:
     max_steps: int = 250_000
     global_batch_size: int = 2048  # sequences per optimizer step, over all devices and hosts
     grad_accum_steps: int = 1
+    # Sequences per device per micro-batch; when set, grad_accum_steps follows as
+    # global_batch_size / (per_device_batch_size x devices) (leave grad_accum_steps at 1).
+    per_device_batch_size: Optional[int] = None
     mlm_probability: float = 0.15
     mask_replace_prob: float = 0.8  # of the selected tokens, replaced by <mask>
     random_replace_prob: float = 0.1  # of the selected tokens, replaced by a random token
+    # Random replacements never draw special tokens (fairseq); false: any id of the tokenizer's vocabulary.
+    random_replace_excludes_specials: bool = True
+    # The LM head runs on at most this many masked positions per row (masking selects no more);
+    # None: ceil(L p + 6 sd) rounded up to a multiple of 8 (48 at 128, 128 at 512); 0: full head, no cap.
+    max_predictions_per_seq: Optional[int] = None
     eval_every_steps: int = 2_000
     eval_batch_size: int = 256
     output_dir: str = "runs/default"
     fsdp: bool = False  # shard parameters and optimizer state over the devices
+    # A step whose loss or gradient norm is not finite: stop (error naming the step; the last good
+    # checkpoint is kept) or skip its update (params and optimizer state unchanged; counted in
+    # the metrics as skipped_steps).
+    on_nonfinite: Literal["stop", "skip"] = "stop"
     distributed: bool = False  # call jax.distributed.initialize() (multi-host)
     coordinator_address: Optional[str] = None
     num_processes: Optional[int] = None
@@ -130,6 +183,9 @@ class CheckpointConfig:
     init_step: Optional[int] = None  # None: the latest step in init_from
     init_optimizer: Literal["fresh", "keep"] = "fresh"
     init_data_position: bool = True  # continue the stream where the other run stopped
+    # Extra saves, never deleted by `keep` (trainer.schedule): "earlyberts" or a list of steps;
+    # each is also exported to <output_dir>/revisions/step{N} (and pushed as branch step{N}).
+    schedule: Optional[Union[str, list[int]]] = None
 
 
 @dataclass
@@ -141,11 +197,14 @@ class LoggingConfig:
     wandb_project: str = "mc4-sampling-trainer"
     metrics_file: bool = True  # <output_dir>/metrics.jsonl, one JSON object per logged step
     audit: bool = False  # write hashes of the eval and train documents under <output_dir>/audit
+    weight_stats_every_steps: int = 0  # mean/std/max|w| of every module to the metrics sinks (0: off)
 
 
 @dataclass
 class HubConfig:
-    push_to_hub: Optional[str] = None  # repository id used by `trainer export` when set
+    # repository id used by `trainer export` when set; with checkpoint.schedule, training pushes each
+    # scheduled step to its branch step{N} and the latest to main (trainer.revisions)
+    push_to_hub: Optional[str] = None
     private: bool = False
 
 
@@ -183,9 +242,53 @@ def max_sequence_length(model: ModelConfig, pad_token_id: int = 1) -> int:
     return model.max_position_embeddings - (pad_token_id + 1)
 
 
+def _check_finite(obj, prefix: str) -> None:
+    """Every float field of the config (at any depth) must be a finite number."""
+    for f in dataclasses.fields(obj):
+        value = getattr(obj, f.name)
+        if dataclasses.is_dataclass(value):
+            _check_finite(value, f"{prefix}{f.name}.")
+        elif isinstance(value, float) and not math.isfinite(value):
+            raise ConfigError(f"config key '{prefix}{f.name}' must be a finite number, got {value}")
+
+
+def _validate_sampling(d: DataConfig) -> None:
+    """``data.sampling``: values in range, no option that its method or the calibration makes meaningless."""
+    sp = d.sampling
+    if sp.method == "none":
+        set_keys = [k for k in ("factor", "width", "boundaries", "calibration", "id_column")
+                    if getattr(sp, k) is not None]
+        if set_keys:
+            raise ConfigError(f"data.sampling.{set_keys[0]} is set but data.sampling.method is 'none' (no "
+                              "sampling); set data.sampling.method to random, stepwise or gaussian")
+        return
+    for key in ("factor", "width"):
+        value = getattr(sp, key)
+        if value is not None and not value > 0:
+            raise ConfigError(f"config key 'data.sampling.{key}' must be > 0, got {value}")
+    b = sp.boundaries
+    if b is not None and not (len(b) == 3 and all(math.isfinite(x) for x in b) and 0 < b[0] < b[1] < b[2]):
+        raise ConfigError(f"config key 'data.sampling.boundaries' must be three increasing positive perplexities "
+                          f"(b1 < b2 < b3), got {b}")
+    if sp.calibration is not None:
+        clashes = [k for k in ("boundaries", "factor", "width") if getattr(sp, k) is not None]
+        if clashes:
+            raise ConfigError(f"data.sampling.calibration replaces data.sampling.{clashes[0]}; set one or the other")
+    if sp.seed < 0:
+        raise ConfigError(f"config key 'data.sampling.seed' must be >= 0, got {sp.seed}")
+    if not sp.language:
+        raise ConfigError("config key 'data.sampling.language' must be a language code such as 'es'")
+    builder_method = d.kwargs.get("sampling_method", "none") if d.path == "mc4-sampling" else "none"
+    if builder_method != "none":
+        raise ConfigError(
+            f"data.kwargs.sampling_method={builder_method!r} and data.sampling.method={sp.method!r} would sample "
+            "twice; sample with one of them")
+
+
 def validate(cfg: TrainerConfig) -> None:
     """Checks that need no device, no data and no tokenizer (those come later, still before training)."""
     m, d, t, o, s, c = cfg.model, cfg.data, cfg.training, cfg.optimizer, cfg.schedule, cfg.checkpoint
+    _check_finite(cfg, "")
 
     def positive(key, value):
         if value <= 0:
@@ -206,6 +309,18 @@ def validate(cfg: TrainerConfig) -> None:
         positive(key, value)
     if m.vocab_size is not None:
         positive("model.vocab_size", m.vocab_size)
+    positive("model.pad_vocab_to_multiple_of", m.pad_vocab_to_multiple_of)
+    if t.per_device_batch_size is not None:
+        positive("training.per_device_batch_size", t.per_device_batch_size)
+        if t.grad_accum_steps != 1:
+            raise ConfigError(
+                f"set either training.per_device_batch_size ({t.per_device_batch_size}) or "
+                f"training.grad_accum_steps ({t.grad_accum_steps}), not both: with per_device_batch_size the "
+                "accumulation follows from global_batch_size / (per_device_batch_size x devices)"
+            )
+    if t.max_predictions_per_seq is not None and t.max_predictions_per_seq < 0:
+        raise ConfigError(
+            f"training.max_predictions_per_seq must be >= 0 (0: full head), got {t.max_predictions_per_seq}")
     if m.hidden_size % m.num_heads:
         raise ConfigError(
             f"model.hidden_size ({m.hidden_size}) must be divisible by model.num_heads ({m.num_heads})"
@@ -220,8 +335,11 @@ def validate(cfg: TrainerConfig) -> None:
         )
     if d.max_seq_length < 2:
         raise ConfigError("data.max_seq_length must be at least 2 (<s> and one token)")
+    if d.num_workers < 0:
+        raise ConfigError(f"data.num_workers must be >= 0 (0: tokenise in-process), got {d.num_workers}")
     if d.num_eval_samples < 0:
         raise ConfigError(f"data.num_eval_samples must be >= 0, got {d.num_eval_samples}")
+    _validate_sampling(d)
     if t.global_batch_size % t.grad_accum_steps:
         raise ConfigError(
             f"training.global_batch_size ({t.global_batch_size}) must be divisible by "
@@ -250,3 +368,6 @@ def validate(cfg: TrainerConfig) -> None:
         raise ConfigError("model.attention_impl 'cudnn' has no attention dropout; set model.attention_dropout=0")
     if m.attention_impl == "cudnn" and m.dtype == "float32":
         raise ConfigError("model.attention_impl 'cudnn' needs model.dtype bfloat16 or float16")
+    from .schedule import validate_research
+
+    validate_research(cfg)

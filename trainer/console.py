@@ -10,7 +10,7 @@ import logging
 import sys
 from typing import Callable
 
-from .errors import TrainerError
+from .errors import StoppedBySignal, TrainerError
 
 #: Libraries that log routine events at INFO (or warnings that are not the user's concern).
 QUIET_LOGGERS = ("absl", "jax._src", "orbax", "httpx", "urllib3", "datasets", "huggingface_hub", "filelock")
@@ -23,9 +23,13 @@ def configure_logging(level: int = logging.INFO) -> None:
 
 
 def run_guarded(fn: Callable[[], int]) -> int:
-    """``fn()``'s exit status; 2 after printing a TrainerError, 130 on Ctrl-C."""
+    """``fn()``'s exit status; 2 after printing a TrainerError, 130 on Ctrl-C, 128 + N after signal N
+    stopped training (:class:`~trainer.errors.StoppedBySignal`)."""
     try:
         return fn()
+    except StoppedBySignal as e:  # preempted: checkpoint saved, one line, 128 + signal number
+        print(str(e), file=sys.stderr)
+        return e.exit_status
     except TrainerError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

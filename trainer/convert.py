@@ -59,11 +59,20 @@ def _get(tree, path):
     return tree
 
 
+#: The parameters with one row per vocabulary id (padded to ``spec.padded_vocab_size`` in Flax).
+_VOCAB_ROWS = (("embeddings", "word_embeddings", "embedding"), ("lm_head", "bias"))
+
+
 def params_to_state_dict(params, spec: RobertaSpec) -> dict[str, np.ndarray]:
-    """Flax params -> ``{torch name: float32 array}`` (contiguous, ready for safetensors)."""
+    """Flax params -> ``{torch name: float32 array}`` (contiguous, ready for safetensors).
+
+    The vocabulary padding rows are dropped: the state dict has ``spec.vocab_size`` rows.
+    """
     out = {}
     for fpath, tname, transposed in _entries(spec):
         value = np.asarray(_get(params, fpath), dtype=np.float32)
+        if fpath in _VOCAB_ROWS:
+            value = value[: spec.vocab_size]
         out[tname] = np.ascontiguousarray(value.T if transposed else value)
     return out
 
@@ -76,6 +85,9 @@ def state_dict_to_params(state_dict: dict[str, np.ndarray], spec: RobertaSpec, f
         if tname in state_dict:
             value = np.asarray(state_dict[tname], dtype=np.float32)
             value = value.T if transposed else value
+            if fpath in _VOCAB_ROWS and value.shape[0] == spec.vocab_size < spec.padded_vocab_size:
+                pad = np.zeros((spec.padded_vocab_size - spec.vocab_size,) + value.shape[1:], np.float32)
+                value = np.concatenate([value, pad])  # padding rows: never predicted, never an input
         elif fallback is not None and fpath[0] == "lm_head":
             value = np.asarray(_get(fallback, fpath), dtype=np.float32)
         else:
@@ -156,6 +168,8 @@ def export_pretrained(params, spec: RobertaSpec, out_dir: str, tokenizer_dir: Op
     bos = getattr(tokenizer, "bos_token_id", None) if tokenizer is not None else None
     eos = getattr(tokenizer, "eos_token_id", None) if tokenizer is not None else None
     config = spec_to_hf_config(spec, bos if bos is not None else 0, eos if eos is not None else 2)
+    if tokenizer is not None:  # the model's length, not the training length the tokenizer was saved with
+        tokenizer.model_max_length = spec.max_position_embeddings - spec.pad_token_id - 1
     config.save_pretrained(out_dir)
     save_file(params_to_state_dict(params, spec), os.path.join(out_dir, "model.safetensors"),
               metadata={"format": "pt"})
@@ -208,3 +222,74 @@ def import_pretrained(folder: str, fallback_params=None, **spec_overrides):
         log.warning("%s has no masked-LM head; the head starts from random weights", folder)
         fallback_params = jax.tree.map(np.asarray, init_params(spec, jax.random.key(0)))
     return spec, state_dict_to_params(sd, spec, fallback=fallback_params)
+
+
+# --- classification heads (RobertaForTokenClassification / RobertaForSequenceClassification) ------------
+
+#: (flax path, torch name prefix) of each head's Dense layers, by kind (see :mod:`trainer.finetune.heads`).
+HEAD_MODULES = {
+    "token": ((("classifier",), "classifier"),),
+    "sequence": ((("classifier", "dense"), "classifier.dense"), (("classifier", "out_proj"), "classifier.out_proj")),
+}
+HEAD_ARCHITECTURES = {"token": "RobertaForTokenClassification", "sequence": "RobertaForSequenceClassification"}
+
+
+def classifier_entries(spec: RobertaSpec, kind: str) -> Iterator[tuple[tuple[str, ...], str, bool]]:
+    """(flax path, torch name, transposed) of a classification model: the encoder, then the head."""
+    for entry in _entries(spec):
+        if entry[0][0] != "lm_head":
+            yield entry
+    for fpath, tprefix in HEAD_MODULES[kind]:
+        for leaf, tname, tr in _DENSE:
+            yield fpath + (leaf,), f"{tprefix}.{tname}", tr
+
+
+def classifier_to_state_dict(params, spec: RobertaSpec, kind: str) -> dict[str, np.ndarray]:
+    """Classification params -> ``{torch name: float32 array}`` (vocabulary padding rows dropped)."""
+    out = {}
+    for fpath, tname, transposed in classifier_entries(spec, kind):
+        value = np.asarray(_get(params, fpath), dtype=np.float32)
+        if fpath in _VOCAB_ROWS:
+            value = value[: spec.vocab_size]
+        out[tname] = np.ascontiguousarray(value.T if transposed else value)
+    return out
+
+
+def encoder_from_state_dict(state_dict: dict[str, np.ndarray], spec: RobertaSpec) -> dict:
+    """The encoder part (``embeddings``, ``layers_{i}``) of a RoBERTa state dict as Flax params."""
+    params: dict = {}
+    missing = []
+    for fpath, tname, transposed in classifier_entries(spec, "token"):
+        if fpath[0] == "classifier":
+            continue
+        if tname not in state_dict:
+            missing.append(tname)
+            continue
+        value = np.asarray(state_dict[tname], dtype=np.float32)
+        value = value.T if transposed else value
+        if fpath in _VOCAB_ROWS and value.shape[0] == spec.vocab_size < spec.padded_vocab_size:
+            pad = np.zeros((spec.padded_vocab_size - spec.vocab_size,) + value.shape[1:], np.float32)
+            value = np.concatenate([value, pad])
+        node = params
+        for p in fpath[:-1]:
+            node = node.setdefault(p, {})
+        node[fpath[-1]] = value
+    if missing:
+        raise ExportError(f"{len(missing)} weights missing from the checkpoint, e.g. {missing[:3]}")
+    return params
+
+
+def head_from_state_dict(state_dict: dict[str, np.ndarray], kind: str) -> Optional[dict]:
+    """The ``classifier`` params of a ``kind`` head in a state dict, or None when it has none."""
+    head: dict = {}
+    for fpath, tprefix in HEAD_MODULES[kind]:
+        for leaf, tname, tr in _DENSE:
+            name = f"{tprefix}.{tname}"
+            if name not in state_dict:
+                return None
+            value = np.asarray(state_dict[name], dtype=np.float32)
+            node = head
+            for p in fpath[1:]:
+                node = node.setdefault(p, {})
+            node[leaf] = value.T if tr else value
+    return head

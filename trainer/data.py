@@ -57,9 +57,36 @@ def load_stream(cfg: DataConfig, rank: int = 0, world_size: int = 1):
     columns = ds.column_names
     if columns is not None and cfg.text_column not in columns:
         raise_missing_column(cfg.text_column, columns)
+    ds = sample_stream(ds, cfg)
     if world_size > 1:
         ds = split_dataset_by_node(ds, rank=rank, world_size=world_size)
     return ds
+
+
+def sample_stream(ds, cfg: DataConfig):
+    """``ds`` perplexity-sampled as ``data.sampling`` says (unchanged for method ``none``).
+
+    The keep decision of a document depends on the document alone (its id or text), so it is the
+    same on every node, worker and resume; the hold-out (the first documents of the stream) is taken
+    from the sample.
+    """
+    sp = cfg.sampling
+    if sp.method == "none":
+        return ds
+    try:
+        from mc4_sampling import Mc4SamplingError, sample_dataset
+    except ImportError as e:  # pragma: no cover - the package is part of this project
+        raise DataError(f"data.sampling needs the mc4_sampling package: {e}") from None
+    try:
+        return sample_dataset(
+            ds, sampling_method=sp.method, text_column=cfg.text_column, id_column=sp.id_column, language=sp.language,
+            perplexity_model=resolve_markers(sp.perplexity_model), perplexity_mode=sp.perplexity_mode,
+            calibration=sp.calibration, boundaries=tuple(sp.boundaries) if sp.boundaries else None,
+            sampling_factor=sp.factor, width=sp.width, seed=sp.seed, return_perplexity=sp.return_perplexity,
+            on_bad_record=sp.on_bad_record,
+        )
+    except Mc4SamplingError as e:
+        raise DataError(f"data.sampling: {e}") from None
 
 
 def raise_missing_column(column: str, columns) -> None:

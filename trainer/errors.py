@@ -27,3 +27,15 @@ class CheckpointError(TrainerError):
 
 class ExportError(TrainerError):
     """A model folder cannot be written, read or uploaded."""
+
+
+class NonFiniteError(TrainerError):
+    """The loss or the gradient norm became NaN or infinite (``training.on_nonfinite: stop``)."""
+
+
+class StoppedBySignal(Exception):
+    """Training stopped cleanly on SIGTERM/SIGINT after checkpointing; ``exit_status`` is 128 + signal."""
+
+    def __init__(self, message: str, exit_status: int):
+        super().__init__(message)
+        self.exit_status = exit_status

@@ -38,8 +38,10 @@ def load_checkpoint_params(path: str, step: Optional[int] = None):
     return spec, jax.tree.map(np.asarray, params), meta, step
 
 
-def model_card(meta: dict, step: int, repo_id: Optional[str] = None, eval_metrics: Optional[dict] = None) -> str:
-    """The model card (README.md with YAML metadata): the ``model`` template of :mod:`mc4_sampling.hub`."""
+def model_card(meta: dict, step: int, repo_id: Optional[str] = None, eval_metrics: Optional[dict] = None,
+               revisions: str = "") -> str:
+    """The model card (README.md with YAML metadata): the ``model`` template of :mod:`mc4_sampling.hub`;
+    ``revisions``: a section listing the revision branches (:func:`trainer.revisions.revisions_section`)."""
     cfg = meta.get("config", {})
     spec = meta["spec"]
     data = cfg.get("data", {})
@@ -64,6 +66,7 @@ def model_card(meta: dict, step: int, repo_id: Optional[str] = None, eval_metric
         learning_rate=cfg.get("optimizer", {}).get("learning_rate"),
         eval_row=eval_row,
         model_ref=repo_id or "PATH",
+        revisions=revisions,
     )
 
 

@@ -39,6 +39,9 @@ class RobertaSpec(RobertaArchitecture):
 
     vocab_size: int = dataclasses.field(metadata=ARCH)
     attention_impl: Optional[str] = None
+    # 1 here (not the config's 128) so that specs of older checkpoints and transformers folders,
+    # which have no padding, read back unchanged; the trainer passes the config's value.
+    pad_vocab_to_multiple_of: int = dataclasses.field(default=1, metadata=ARCH)
     pad_token_id: int = dataclasses.field(default=1, metadata=ARCH)
 
     @classmethod
@@ -52,6 +55,12 @@ class RobertaSpec(RobertaArchitecture):
     @property
     def head_dim(self) -> int:
         return self.hidden_size // self.num_heads
+
+    @property
+    def padded_vocab_size(self) -> int:
+        """Rows of the word embeddings and LM-head bias: ``vocab_size`` rounded up to the multiple."""
+        m = max(1, self.pad_vocab_to_multiple_of)
+        return -(-self.vocab_size // m) * m
 
 
 #: The architecture fields trained weights depend on (``metadata["arch"]``): a checkpoint being
@@ -67,6 +76,21 @@ def resolve_attention_impl(requested: str, dtype: str, head_dim: int, backend: O
     if backend == "gpu" and dtype in ("bfloat16", "float16") and head_dim % 8 == 0:
         return "cudnn"
     return "xla"
+
+
+def padding_lengths(mask: jax.Array):
+    """``(lengths, right_padded)`` of an attention mask ``[batch, length]`` (1 = token, 0 = padding).
+
+    ``lengths = max(sum(mask), 1)``: the sequence lengths of the cuDNN kernel's padding mask, which
+    masks the positions ``>= length``; an all-padding row gets length 1 (length 0 gives NaN), its
+    outputs are meaningless and its loss weights must be zero. ``right_padded`` is True for rows
+    whose mask is ``1 ... 1 0 ... 0``, the only ones the lengths describe (left padding or holes
+    need the explicit mask).
+    """
+    m = mask.astype(bool)
+    n = jnp.sum(m, axis=-1, dtype=jnp.int32)
+    right = jnp.all(m == (jnp.arange(m.shape[-1]) < n[..., None]), axis=-1)
+    return jnp.maximum(n, 1), right
 
 
 def roberta_position_ids(input_ids: jax.Array, pad_token_id: int) -> jax.Array:
@@ -100,7 +124,7 @@ class Embeddings(nn.Module):
         s = self.spec
         init = nn.initializers.normal(s.initializer_range)
         kw = dict(dtype=s.dtype, param_dtype=s.param_dtype, embedding_init=init)
-        self.word_embeddings = nn.Embed(s.vocab_size, s.hidden_size, **kw)
+        self.word_embeddings = nn.Embed(s.padded_vocab_size, s.hidden_size, **kw)
         self.position_embeddings = nn.Embed(s.max_position_embeddings, s.hidden_size, **kw)
         self.token_type_embeddings = nn.Embed(s.type_vocab_size, s.hidden_size, **kw)
         self.LayerNorm = _layer_norm(s, None)
@@ -135,15 +159,26 @@ class SelfAttention(nn.Module):
         v = split(_dense(s, s.hidden_size, "value")(x))
         if s.attention_dropout > 0.0 and not deterministic:
             out = _explicit_attention(q, k, v, mask, s.attention_dropout, self.make_rng("dropout"))
+        elif s.attention_impl == "cudnn" and mask is None:
+            out = jax.nn.dot_product_attention(q, k, v, implementation="cudnn")
         elif s.attention_impl == "cudnn":
-            lengths = None if mask is None else jnp.sum(mask, axis=-1).astype(jnp.int32)
-            out = jax.nn.dot_product_attention(
-                q, k, v, query_seq_lengths=lengths, key_value_seq_lengths=lengths, implementation="cudnn"
-            )  # right padding only (the trainer never pads inside a sequence)
+            # The fused kernel's padding mask is a length per row: right for right-padded rows only.
+            # Any other mask (left padding, holes) takes the explicit XLA path, decided at run time.
+            lengths, right = padding_lengths(mask)
+            out = jax.lax.cond(
+                jnp.all(right),
+                lambda: jax.nn.dot_product_attention(q, k, v, query_seq_lengths=lengths,
+                                                     key_value_seq_lengths=lengths, implementation="cudnn"),
+                lambda: _xla_attention(q, k, v, mask),
+            )
         else:
-            m = None if mask is None else mask[:, None, None, :].astype(bool)
-            out = jax.nn.dot_product_attention(q, k, v, mask=m, implementation="xla")
+            out = _xla_attention(q, k, v, mask)
         return out.reshape(b, t, s.hidden_size)
+
+
+def _xla_attention(q, k, v, mask) -> jax.Array:
+    m = None if mask is None else mask[:, None, None, :].astype(bool)
+    return jax.nn.dot_product_attention(q, k, v, mask=m, implementation="xla")
 
 
 def _explicit_attention(q, k, v, mask, rate: float, rng) -> jax.Array:
@@ -185,7 +220,7 @@ class Layer(nn.Module):
 
 
 class LMHead(nn.Module):
-    """dense -> GELU -> LayerNorm -> tied decoder + bias."""
+    """dense -> GELU -> LayerNorm -> tied decoder + bias; the padded vocabulary rows' logits are masked."""
 
     spec: RobertaSpec
 
@@ -194,8 +229,20 @@ class LMHead(nn.Module):
         s = self.spec
         h = nn.gelu(_dense(s, s.hidden_size, "dense")(x), approximate=False)
         h = _layer_norm(s, "layer_norm")(h)
-        bias = self.param("bias", nn.initializers.zeros, (s.vocab_size,), s.param_dtype)
-        return embeddings.attend(h) + bias.astype(s.dtype)
+        bias = self.param("bias", nn.initializers.zeros, (s.padded_vocab_size,), s.param_dtype)
+        logits = embeddings.attend(h) + bias.astype(s.dtype)
+        return mask_padded_vocab(logits, s.vocab_size)
+
+
+def mask_padded_vocab(logits: jax.Array, vocab_size: int) -> jax.Array:
+    """Logits of the ids ``>= vocab_size`` (vocabulary padding) set to the dtype's lowest value.
+
+    They are never predicted (argmax, softmax) and get no gradient.
+    """
+    if logits.shape[-1] == vocab_size:
+        return logits
+    real = jnp.arange(logits.shape[-1]) < vocab_size
+    return jnp.where(real, logits, jnp.finfo(logits.dtype).min)
 
 
 class RobertaForMaskedLM(nn.Module):
@@ -203,18 +250,25 @@ class RobertaForMaskedLM(nn.Module):
 
     def setup(self):
         self.embeddings = Embeddings(self.spec)
-        self.layers = [Layer(self.spec) for _ in range(self.spec.num_layers)]
+        # model.remat "full": each layer's activations are recomputed in the backward pass
+        # (argument 3, ``deterministic``, is a Python bool: static).
+        layer = nn.remat(Layer, static_argnums=(3,)) if self.spec.remat == "full" else Layer
+        self.layers = [layer(self.spec) for _ in range(self.spec.num_layers)]
         self.lm_head = LMHead(self.spec)
 
-    def __call__(self, input_ids, attention_mask=None, deterministic: bool = True):
-        """Logits ``[batch, length, vocab]`` in the compute dtype.
+    def __call__(self, input_ids, attention_mask=None, deterministic: bool = True, predict_positions=None):
+        """Logits ``[batch, length, padded vocab]`` in the compute dtype (padded ids masked).
 
         ``attention_mask`` (1 = attend, 0 = padding) may be None: packed training sequences
         have no padding, and a None mask keeps the fused attention kernel on its fastest path.
+        ``predict_positions`` ``[batch, P]``: the LM head runs on those positions only (gathered
+        first, as MosaicBERT does) and the logits are ``[batch, P, padded vocab]``.
         """
         x = self.embeddings(input_ids, deterministic)
         for layer in self.layers:
             x = layer(x, attention_mask, deterministic)
+        if predict_positions is not None:
+            x = jnp.take_along_axis(x, predict_positions[..., None].astype(jnp.int32), axis=1)
         return self.lm_head(x, self.embeddings)
 
 
@@ -223,6 +277,16 @@ def init_params(spec: RobertaSpec, key: jax.Array, seq_len: int = 8):
     model = RobertaForMaskedLM(spec)
     ids = jnp.full((1, seq_len), spec.pad_token_id + 2, dtype=jnp.int32)
     return jax.jit(lambda k: model.init({"params": k}, ids, deterministic=True)["params"])(key)
+
+
+def prediction_positions(weights: jax.Array, max_predictions: int):
+    """``[batch, max_predictions]`` indices: each row's positions with a weight, in order, then others.
+
+    With at most ``max_predictions`` weighted positions per row (masking caps them), gathering the
+    hidden states, labels and weights at these indices keeps every position with a loss.
+    """
+    order = jnp.argsort(weights <= 0, axis=-1, stable=True)
+    return order[..., :max_predictions].astype(jnp.int32)
 
 
 def mlm_loss_sums(logits: jax.Array, labels: jax.Array, weights: jax.Array):
@@ -236,4 +300,5 @@ def mlm_loss_sums(logits: jax.Array, labels: jax.Array, weights: jax.Array):
     ce = -jnp.take_along_axis(jax.nn.log_softmax(logits, axis=-1), labels[..., None], axis=-1)[..., 0]
     w = weights.astype(jnp.float32)
     correct = (jnp.argmax(logits, axis=-1) == labels).astype(jnp.float32)
-    return jnp.sum(ce * w), jnp.sum(w), jnp.sum(correct * w)
+    # where, not a product: a meaningless (even NaN) output at a weight-0 position adds nothing
+    return jnp.sum(jnp.where(w > 0, ce * w, 0.0)), jnp.sum(w), jnp.sum(jnp.where(w > 0, correct * w, 0.0))

@@ -29,8 +29,13 @@ def pack(remainder: np.ndarray, docs: Sequence[Sequence[int]], seq_len: int, bos
     Returns ``(sequences [n, L] int32, new_remainder)``: row ``i`` is
     ``[<s>] + stream[i (L-1) : (i+1)(L-1)]`` and ``new_remainder = stream[n (L-1):]``.
     """
+    return pack_stream(remainder, token_stream(docs, eos_id), seq_len, bos_id)
+
+
+def pack_stream(remainder: np.ndarray, tokens: np.ndarray, seq_len: int, bos_id: int):
+    """:func:`pack` of an already built :func:`token_stream` ``tokens`` (what tokenizer workers return)."""
     body = seq_len - 1
-    stream = np.concatenate([np.asarray(remainder, np.int32), token_stream(docs, eos_id)])
+    stream = np.concatenate([np.asarray(remainder, np.int32), np.asarray(tokens, np.int32)])
     n = len(stream) // body
     seqs = np.empty((n, seq_len), np.int32)
     seqs[:, 0] = bos_id

@@ -3,14 +3,14 @@ and the run's PRNG keys."""
 
 from __future__ import annotations
 
-from typing import Callable, NamedTuple
+from typing import Callable, NamedTuple, Optional
 
 import jax
 import jax.numpy as jnp
 import optax
 
 from .masking import mask_tokens
-from .model import RobertaForMaskedLM, RobertaSpec, mlm_loss_sums
+from .model import RobertaForMaskedLM, RobertaSpec, mlm_loss_sums, prediction_positions
 
 
 class RunKeys(NamedTuple):
@@ -27,22 +27,51 @@ def run_keys(seed: int) -> RunKeys:
 
 
 class MaskingRule(NamedTuple):
+    """The arguments of :func:`~trainer.masking.mask_tokens`.
+
+    ``vocab_size`` bounds the random replacements: the tokenizer's real vocabulary (not the
+    model's padded one); ``random_exclude``: ids never drawn (the specials by default);
+    ``max_predictions``: masked positions per row at most, and the LM head's static width
+    (None: no cap, the head runs at every position).
+    """
+
     special_ids: tuple
     mask_id: int
     vocab_size: int
     mlm_probability: float
     mask_replace_prob: float
     random_replace_prob: float
+    random_exclude: tuple = ()
+    max_predictions: Optional[int] = None
 
     def apply(self, key, tokens):
         return mask_tokens(key, tokens, special_ids=self.special_ids, mask_id=self.mask_id,
                            vocab_size=self.vocab_size, mlm_probability=self.mlm_probability,
-                           mask_replace_prob=self.mask_replace_prob, random_replace_prob=self.random_replace_prob)
+                           mask_replace_prob=self.mask_replace_prob, random_replace_prob=self.random_replace_prob,
+                           random_exclude=self.random_exclude, max_predictions=self.max_predictions)
+
+
+def gather_predictions(labels, weights, max_predictions: Optional[int]):
+    """``(positions, labels, weights)`` at each row's masked positions (``max_predictions`` of them).
+
+    ``positions`` is None when ``max_predictions`` is None (the head runs everywhere); otherwise
+    ``[..., max_predictions]`` (:func:`~trainer.model.prediction_positions`), with the labels and
+    weights gathered there: the loss over them is the full-head loss when no row has more
+    masked positions (the masking rule caps them).
+    """
+    if max_predictions is None:
+        return None, labels, weights
+    positions = prediction_positions(weights, max_predictions)
+    take = lambda a: jnp.take_along_axis(a, positions, axis=-1)  # noqa: E731
+    return positions, take(labels), take(weights)
 
 
 def make_train_step(spec: RobertaSpec, tx: optax.GradientTransformation, schedule: Callable, rule: MaskingRule,
-                    step_key: jax.Array):
+                    step_key: jax.Array, skip_nonfinite: bool = False):
     """``step(params, opt_state, step, tokens[accum, micro, L]) -> (params, opt_state, metrics)``.
+
+    ``metrics["nonfinite"]`` is 1.0 when the loss or the gradient norm is not finite (else 0.0);
+    with ``skip_nonfinite`` such a step returns the params and optimizer state it was given.
 
     Per step key ``k = fold_in(step_key, step)`` (``step_key``: :attr:`RunKeys.step`); ``split(k)[0]``
     masks the whole global batch (seen as ``[accum * micro, L]``, so the masks do not depend on
@@ -53,8 +82,9 @@ def make_train_step(spec: RobertaSpec, tx: optax.GradientTransformation, schedul
     """
     model = RobertaForMaskedLM(spec)
 
-    def micro_loss(params, inputs, labels, weights, dropout_key):
-        logits = model.apply({"params": params}, inputs, deterministic=False, rngs={"dropout": dropout_key})
+    def micro_loss(params, inputs, positions, labels, weights, dropout_key):
+        logits = model.apply({"params": params}, inputs, deterministic=False, rngs={"dropout": dropout_key},
+                             predict_positions=positions)
         loss_sum, count, correct = mlm_loss_sums(logits, labels, weights)
         return loss_sum, (count, correct)
 
@@ -63,13 +93,16 @@ def make_train_step(spec: RobertaSpec, tx: optax.GradientTransformation, schedul
     def train_step(params, opt_state, step, tokens):
         mask_key, dropout_root = jax.random.split(jax.random.fold_in(step_key, step))
         flat = tokens.reshape(-1, tokens.shape[-1])
-        masked = [a.reshape(tokens.shape) for a in rule.apply(mask_key, flat)]
+        inputs, labels, weights = rule.apply(mask_key, flat)
+        positions, labels, weights = gather_predictions(labels, weights, rule.max_predictions)
+        micro = lambda a: None if a is None else a.reshape(tokens.shape[:2] + a.shape[1:])  # noqa: E731
+        masked = (micro(inputs), micro(positions), micro(labels), micro(weights))
 
         def body(carry, xs):
             grads, sums = carry
-            inputs, labels, weights, i = xs
+            inputs, positions, labels, weights, i = xs
             dropout_key = jax.random.fold_in(dropout_root, i)
-            (loss_sum, (count, correct)), g = grad_fn(params, inputs, labels, weights, dropout_key)
+            (loss_sum, (count, correct)), g = grad_fn(params, inputs, positions, labels, weights, dropout_key)
             grads = jax.tree.map(jnp.add, grads, g)
             return (grads, sums + jnp.stack([loss_sum, count, correct])), None
 
@@ -80,23 +113,38 @@ def make_train_step(spec: RobertaSpec, tx: optax.GradientTransformation, schedul
         denom = jnp.maximum(count, 1.0)
         grads = jax.tree.map(lambda g: g / denom, grads)
         grad_norm = optax.tree.norm(grads)
-        updates, opt_state = tx.update(grads, opt_state, params)
+        updates, new_opt_state = tx.update(grads, opt_state, params)
         lr = schedule(step)
         updates = jax.tree.map(lambda u: (lr * u).astype(u.dtype), updates)
-        params = optax.apply_updates(params, updates)
-        metrics = {"loss": loss_sum / denom, "accuracy": correct / denom, "grad_norm": grad_norm,
-                   "learning_rate": lr, "masked_tokens": count}
-        return params, opt_state, metrics
+        new_params = optax.apply_updates(params, updates)
+        loss = loss_sum / denom
+        finite = jnp.isfinite(loss) & jnp.isfinite(grad_norm)
+        if skip_nonfinite:  # keep the state as it was: the update of a non-finite step is dropped
+            keep = lambda new, old: jnp.where(finite, new, old)  # noqa: E731
+            new_params = jax.tree.map(keep, new_params, params)
+            new_opt_state = jax.tree.map(keep, new_opt_state, opt_state)
+        metrics = {"loss": loss, "accuracy": correct / denom, "grad_norm": grad_norm,
+                   "learning_rate": lr, "masked_tokens": count, "nonfinite": 1.0 - finite.astype(jnp.float32)}
+        return new_params, new_opt_state, metrics
 
     return train_step
 
 
-def make_eval_step(spec: RobertaSpec, pad_id: int):
-    """``eval(params, inputs, labels, weights) -> [loss_sum, count, correct]`` (deterministic)."""
+def make_eval_step(spec: RobertaSpec, pad_id: int, max_predictions: Optional[int] = None):
+    """``eval(params, inputs, labels, weights) -> [loss_sum, count, correct]`` (deterministic).
+
+    The attention mask is ``labels != pad`` (eval rows are right-padded); rows of padding only
+    have their weights zeroed. With ``max_predictions`` the head runs on the gathered masked
+    positions, as in training (same sums as the full head when no row has more).
+    """
     model = RobertaForMaskedLM(spec)
 
     def eval_step(params, inputs, labels, weights):
-        logits = model.apply({"params": params}, inputs, attention_mask=(labels != pad_id), deterministic=True)
+        attention_mask = labels != pad_id
+        weights = jnp.where(jnp.any(attention_mask, axis=-1, keepdims=True), weights, 0.0)
+        positions, labels, weights = gather_predictions(labels, weights, max_predictions)
+        logits = model.apply({"params": params}, inputs, attention_mask=attention_mask, deterministic=True,
+                             predict_positions=positions)
         return jnp.stack(mlm_loss_sums(logits, labels, weights))
 
     return eval_step

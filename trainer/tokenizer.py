@@ -16,6 +16,7 @@ import logging
 import sys
 from typing import Iterable, Optional
 
+from .config import max_sequence_length
 from .config_loading import add_config_arguments, load_config
 from .console import configure_logging, run_guarded
 from .errors import TrainerError
@@ -82,8 +83,10 @@ def run(args: argparse.Namespace) -> int:
     texts = list(stream_texts(cfg, args.num_docs, skip))
     if not texts:
         raise TrainerError("the stream gave no documents to train the tokenizer on")
+    # the model's length (514 positions hold 512 tokens), not the training length: the tokenizer
+    # outlives phase 1, and the exported one states what the model accepts
     tok = train_tokenizer(texts, args.output, args.vocab_size, args.min_frequency,
-                          model_max_length=cfg.data.max_seq_length)
+                          model_max_length=max_sequence_length(cfg.model))
     print(f"tokenizer: {len(tok)} tokens trained on {len(texts)} documents -> {args.output}")
     return 0
 

@@ -12,6 +12,9 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
+import shutil
+import signal
+import threading
 from typing import Any, Callable, Optional
 
 import jax
@@ -23,15 +26,19 @@ from . import flops as flops_lib
 from .batches import BatchStream, StreamPosition, TokenizerFns
 from .checkpoint import Checkpointer, check_compatible, gather_positions, spec_to_meta, split_checkpoint_path
 from .config import TrainerConfig, max_sequence_length
-from .errors import CheckpointError, ConfigError
+from .errors import CheckpointError, ConfigError, NonFiniteError, StoppedBySignal
 from .hooks import Hook, StepInfo, run_hooks
+from .masking import default_max_predictions
 from .model import ARCH_FIELDS, RobertaSpec, init_params
 from .monitor import Monitor
 from .optim import make_optimizer, schedule_fn
 from .prefetch import Prefetcher
+from .revisions import research_hooks
+from .schedule import resolve_schedule
 from .sharding import batch_sharding, make_mesh, replicated, state_shardings
 from .steps import MaskingRule, make_eval_step, make_train_step, run_keys
 from .throughput import Throughput
+from .transfer import check_freeze, combine as combine_transfer, load_source as load_transfer_source
 
 log = logging.getLogger(__name__)
 
@@ -80,10 +87,26 @@ def build_spec(cfg: TrainerConfig, tok: TokenizerFns) -> RobertaSpec:
     return spec
 
 
+def accumulation_steps(cfg: TrainerConfig, num_devices: int) -> int:
+    """Micro-batches per optimizer step: ``training.grad_accum_steps``, or, when
+    ``training.per_device_batch_size`` is set, ``global_batch_size / (per_device_batch_size x devices)``."""
+    t = cfg.training
+    if t.per_device_batch_size is None:
+        return t.grad_accum_steps
+    per_micro = t.per_device_batch_size * num_devices
+    if t.global_batch_size % per_micro:
+        raise ConfigError(
+            f"training.global_batch_size ({t.global_batch_size}) is not a multiple of "
+            f"training.per_device_batch_size ({t.per_device_batch_size}) x {num_devices} devices = {per_micro}; "
+            "choose a per-device batch that divides global_batch_size / devices"
+        )
+    return t.global_batch_size // per_micro
+
+
 def check_devices(cfg: TrainerConfig, num_devices: int, num_processes: int) -> int:
     """Return the micro-batch size; raise ConfigError when the batch does not split over devices."""
     t = cfg.training
-    micro = t.global_batch_size // t.grad_accum_steps
+    micro = t.global_batch_size // accumulation_steps(cfg, num_devices)
     if micro % num_devices:
         raise ConfigError(
             f"training.global_batch_size / training.grad_accum_steps = {micro} sequences per micro-batch "
@@ -96,6 +119,21 @@ def check_devices(cfg: TrainerConfig, num_devices: int, num_processes: int) -> i
             f"training.eval_batch_size ({t.eval_batch_size}) is not divisible by the {num_devices} devices"
         )
     return micro
+
+
+def masking_rule(cfg: TrainerConfig, tok: TokenizerFns) -> MaskingRule:
+    """The run's masking: random replacements from the tokenizer's vocabulary (without its specials
+    unless ``training.random_replace_excludes_specials`` is false), at most
+    ``training.max_predictions_per_seq`` masked positions per row (None: the default bound,
+    :func:`~trainer.masking.default_max_predictions`; 0: no cap and the LM head at every position)."""
+    t = cfg.training
+    cap = t.max_predictions_per_seq
+    if cap is None:
+        cap = default_max_predictions(cfg.data.max_seq_length, t.mlm_probability)
+    exclude = tok.special_ids if t.random_replace_excludes_specials else ()
+    return MaskingRule(tok.special_ids, tok.mask_id, tok.vocab_size, t.mlm_probability, t.mask_replace_prob,
+                       t.random_replace_prob, random_exclude=tuple(exclude),
+                       max_predictions=min(cap, cfg.data.max_seq_length) if cap else None)
 
 
 def init_distributed(cfg: TrainerConfig) -> None:
@@ -113,7 +151,7 @@ def check_transformers_init(cfg: TrainerConfig, spec: RobertaSpec):
     from .convert import import_pretrained
 
     folder = cfg.model.init_from_transformers
-    imported_spec, params = import_pretrained(folder)
+    imported_spec, params = import_pretrained(folder, pad_vocab_to_multiple_of=spec.pad_vocab_to_multiple_of)
     diffs = [f"{k}: folder {getattr(imported_spec, k)!r}, config {getattr(spec, k)!r}"
              for k in ARCH_FIELDS if getattr(imported_spec, k) != getattr(spec, k)]
     if diffs:
@@ -139,11 +177,27 @@ class Trainer:
 
     # -- setup (every check happens here, before the first step) ---------------------------------
     def setup(self) -> None:
+        """Every check, then the state; a failed check leaves no folder behind and no Orbax thread running."""
+        out = self.cfg.training.output_dir
+        created = not os.path.exists(out)
+        self.ckpt = self._init_src = None
+        try:
+            self._setup()
+        except BaseException:
+            for manager in (self.ckpt, self._init_src):
+                if manager is not None:
+                    manager.close()
+            if created and os.path.isdir(out):
+                shutil.rmtree(out, ignore_errors=True)
+            raise
+
+    def _setup(self) -> None:
         cfg = self.cfg
         init_distributed(cfg)
         self.rank, self.world = jax.process_index(), jax.process_count()
         self.num_devices = jax.device_count()
         self.micro = check_devices(cfg, self.num_devices, self.world)
+        self.accum = accumulation_steps(cfg, self.num_devices)
         self.hf_tokenizer = load_tokenizer(cfg.data.tokenizer)
         self.tok = TokenizerFns(self.hf_tokenizer)
         self.spec = build_spec(cfg, self.tok)
@@ -151,9 +205,15 @@ class Trainer:
         self.imported = check_transformers_init(cfg, self.spec) if cfg.model.init_from_transformers else None
 
         # Where do we start from: our own latest checkpoint, another run's (phase switch), or scratch.
-        self.ckpt = Checkpointer(cfg.checkpoint_dir, keep=cfg.checkpoint.keep, async_save=cfg.checkpoint.async_save)
-        self.resume_step = self.ckpt.latest_step() if cfg.checkpoint.resume else None
-        if not cfg.checkpoint.resume and self.ckpt.latest_step() is not None:
+        # The checkpoint folder is opened here only when it exists: a new one is made after every check.
+        if os.path.isdir(cfg.checkpoint_dir):
+            self.ckpt = Checkpointer(cfg.checkpoint_dir, keep=cfg.checkpoint.keep,
+                                     async_save=cfg.checkpoint.async_save,
+                                     preserve=tuple(resolve_schedule(cfg.checkpoint.schedule)))
+        latest = self.ckpt.latest_step() if self.ckpt is not None else None
+        self.resume_step = latest if cfg.checkpoint.resume else None
+        self.skipped_steps = 0  # updates dropped by training.on_nonfinite=skip (over the resumed runs too)
+        if not cfg.checkpoint.resume and latest is not None:
             raise ConfigError(
                 f"checkpoint.resume is false but {self.ckpt.directory} already holds steps {self.ckpt.all_steps()}; "
                 "use another training.output_dir / checkpoint.directory, or resume"
@@ -166,10 +226,11 @@ class Trainer:
             if self.resume_train.get("seed") != cfg.training.seed:
                 raise ConfigError(f"training.seed ({cfg.training.seed}) differs from the run being resumed "
                                   f"({self.resume_train.get('seed')}); exact resume needs the same seed")
+            self.skipped_steps = int(self.resume_train.get("skipped_steps", 0))
         elif cfg.checkpoint.init_from:
             directory, step = split_checkpoint_path(cfg.checkpoint.init_from)
             step = cfg.checkpoint.init_step if cfg.checkpoint.init_step is not None else step
-            src = Checkpointer(directory, read_only=True, async_save=False)
+            src = self._init_src = Checkpointer(directory, read_only=True, async_save=False)
             step, meta, _, positions = src.restore_json(step)
             check_compatible(meta["spec"], self.spec, directory)
             self.init_source = (src, step)
@@ -189,7 +250,14 @@ class Trainer:
             )
         self._build_eval_set()
         self._build_state()
+        if self._init_src is not None:
+            self._init_src.close()
+            self._init_src = None
         self._compile()
+        if self.ckpt is None:  # every check passed: now the checkpoint folder may be made
+            self.ckpt = Checkpointer(cfg.checkpoint_dir, keep=cfg.checkpoint.keep,
+                                     async_save=cfg.checkpoint.async_save,
+                                     preserve=tuple(resolve_schedule(cfg.checkpoint.schedule)))
         if self.rank == 0:
             self._write_run_files()
 
@@ -222,15 +290,14 @@ class Trainer:
         log.info("eval set: %d documents -> %d sequences, %d masked tokens", len(texts), len(seqs), self.eval_tokens)
 
     def _masking_rule(self) -> MaskingRule:
-        t = self.cfg.training
-        return MaskingRule(self.tok.special_ids, self.tok.mask_id, self.spec.vocab_size, t.mlm_probability,
-                           t.mask_replace_prob, t.random_replace_prob)
+        return masking_rule(self.cfg, self.tok)
 
     def _build_state(self) -> None:
         cfg = self.cfg
         self.mesh = make_mesh()
         self.tx = make_optimizer(cfg)
         abstract_params = jax.eval_shape(lambda k: init_params(self.spec, k), self.keys.init)
+        check_freeze(abstract_params, cfg.model.freeze)
         self.param_sharding = state_shardings(abstract_params, self.mesh, cfg.training.fsdp)
         abstract_opt = jax.eval_shape(self.tx.init, abstract_params)
         self.opt_sharding = state_shardings(abstract_opt, self.mesh, cfg.training.fsdp)
@@ -252,6 +319,12 @@ class Trainer:
             self.opt_state = opt if keep else init_opt(self.params)
             log.info("phase switch: params from %s step %d, %s optimizer state", src.directory, step,
                      "kept" if keep else "fresh")
+        elif cfg.model.transfer_from:  # new language: source weights, fresh embeddings (trainer.transfer)
+            source = load_transfer_source(cfg.model.transfer_from, self.spec, cfg.model.reinit_embeddings)
+            fresh = jax.jit(lambda k: init_params(self.spec, k))(self.keys.init)
+            self.params = jax.device_put(combine_transfer(source, fresh, cfg.model.reinit_embeddings,
+                                                          cfg.model.reset_position_embeddings), self.param_sharding)
+            self.opt_state = init_opt(self.params)
         elif self.imported is not None:
             self.params = jax.device_put(jax.tree.map(lambda a, s: np.asarray(a, s.dtype), self.imported,
                                                       abstract_params), self.param_sharding)
@@ -263,7 +336,8 @@ class Trainer:
 
     def _compile(self) -> None:
         cfg = self.cfg
-        train_step = make_train_step(self.spec, self.tx, schedule_fn(cfg), self._masking_rule(), self.keys.step)
+        train_step = make_train_step(self.spec, self.tx, schedule_fn(cfg), self._masking_rule(), self.keys.step,
+                                     skip_nonfinite=cfg.training.on_nonfinite == "skip")
         self.batch_sharding = batch_sharding(self.mesh)
         rep = replicated(self.mesh)
         self.train_step = jax.jit(
@@ -275,9 +349,27 @@ class Trainer:
         from jax.sharding import NamedSharding, PartitionSpec as P
 
         self.eval_sharding = NamedSharding(self.mesh, P("data"))
-        self.eval_step = jax.jit(make_eval_step(self.spec, self.tok.pad_id),
+        self.eval_step = jax.jit(make_eval_step(self.spec, self.tok.pad_id, self._masking_rule().max_predictions),
                                  in_shardings=(self.param_sharding, self.eval_sharding, self.eval_sharding,
                                                self.eval_sharding), out_shardings=rep)
+        self._check_memory()
+
+    def _check_memory(self) -> None:
+        """Compile the train step now (the first step reuses it) and check XLA's memory estimate
+        against the device's memory (:mod:`trainer.memory`): a step that cannot fit is a ConfigError."""
+        from . import memory
+
+        like = lambda tree: jax.tree.map(  # noqa: E731
+            lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=a.sharding), tree)
+        L = self.cfg.data.max_seq_length
+        # the step goes in as an uncommitted scalar (no sharding), as the loop passes it: same cache key
+        args = (like(self.params), like(self.opt_state), jax.ShapeDtypeStruct((), jnp.int32),
+                jax.ShapeDtypeStruct((self.accum, self.micro, L), jnp.int32, sharding=self.batch_sharding))
+        self.memory_estimate = memory.compiled_bytes(self.train_step.lower(*args).compile())
+        summary = memory.check_fits(self.memory_estimate, memory.device_limit(jax.local_devices()[0]),
+                                    per_device_batch_size=self.micro // self.num_devices, accum=self.accum,
+                                    remat=self.spec.remat, seq_len=L)
+        log.info("train step memory: %s", summary)
 
     def _write_run_files(self) -> None:
         out = self.cfg.training.output_dir
@@ -297,9 +389,8 @@ class Trainer:
         return jax.make_array_from_process_local_data(sharding, local, global_shape)
 
     def device_batch(self, tokens: np.ndarray):
-        t = self.cfg.training
-        local = tokens.reshape(t.grad_accum_steps, -1, tokens.shape[-1])
-        return self._global(local, self.batch_sharding, (t.grad_accum_steps, self.micro, tokens.shape[-1]))
+        local = tokens.reshape(self.accum, -1, tokens.shape[-1])
+        return self._global(local, self.batch_sharding, (self.accum, self.micro, tokens.shape[-1]))
 
     # -- evaluation -----------------------------------------------------------------------------
     def evaluate(self) -> dict:
@@ -319,8 +410,10 @@ class Trainer:
         cfg, t = self.cfg, self.cfg.training
         L = cfg.data.max_seq_length
         device_kind = jax.devices()[0].device_kind
+        predicted = flops_lib.predicted_fraction(self._masking_rule().max_predictions, t.mlm_probability)
         self.throughput = Throughput(t.global_batch_size * L,
-                                     lambda tps: flops_lib.mfu(tps, self.spec, L, device_kind, self.num_devices))
+                                     lambda tps: flops_lib.mfu(tps, self.spec, L, device_kind, self.num_devices,
+                                                               predicted))
         self.monitor = Monitor(cfg, enabled=self.rank == 0)
         self.train_metrics: dict = {}  # the last logged record
         self.eval_history: list = []
@@ -331,20 +424,33 @@ class Trainer:
             self.bar = tqdm(total=t.max_steps, initial=self.step, desc=cfg.name, unit="step", dynamic_ncols=True)
         hooks = self._default_hooks() + self.hooks
         batches = Prefetcher(self.stream.batches(self.start_position), size=cfg.data.prefetch_batches)
+        self._unchecked: list = []  # (step, metrics) whose finiteness is not checked yet
+        self._saved_step: Optional[int] = self.resume_step
+        self._install_signal_handlers()
         try:
             while self.step < t.max_steps:
                 batch = self.throughput.next_batch(batches)
                 self.params, self.opt_state, metrics = self.train_step(
                     self.params, self.opt_state, jnp.asarray(self.step, jnp.int32), self.device_batch(batch.tokens))
                 self.step += 1
+                self._check_nonfinite()  # the previous step's, ready by now: the device is not stalled
+                self._unchecked.append((self.step, metrics))
                 self.throughput.stepped(metrics)
-                run_hooks(hooks, StepInfo(self.step, t.max_steps, self, batch, metrics))
+                info = StepInfo(self.step, t.max_steps, self, batch, metrics)
+                run_hooks(hooks, info)
+                if self.step < t.max_steps and self._should_stop():
+                    self._stop_on_signal(info)
+            self._check_nonfinite()
         finally:
+            self._restore_signal_handlers()
             batches.close()
             if self.bar is not None:
                 self.bar.close()
             self.ckpt.close()
+            revision_errors = self.revisions.close() if getattr(self, "revisions", None) is not None else []
             self.monitor.close()
+        if revision_errors:
+            raise CheckpointError("scheduled revisions failed: " + "; ".join(revision_errors))
         return TrainResult(self.step, cfg.training.output_dir, self.ckpt.directory, self.train_metrics,
                            self.eval_history)
 
@@ -358,16 +464,28 @@ class Trainer:
         if self.bar is not None:
             hooks.append(Hook(self._show_metrics_on_bar, cfg.logging.every_steps))
         if self.eval_tokens:
-            hooks.append(Hook(self._evaluate, cfg.training.eval_every_steps))
-        hooks.append(Hook(self._checkpoint, cfg.checkpoint.every_steps))
+            hooks.append(Hook(self._off_the_step_clock(self._evaluate), cfg.training.eval_every_steps))
+        hooks.append(Hook(self._off_the_step_clock(self._checkpoint), cfg.checkpoint.every_steps))
+        hooks += research_hooks(self)  # checkpoint.schedule revisions, weight statistics (trainer.revisions)
         return hooks
+
+    def _off_the_step_clock(self, fn: Callable[[StepInfo], Any]) -> Callable[[StepInfo], Any]:
+        """``fn`` with its time excluded from the training-step throughput (still in the ``_wall`` figures)."""
+        def hook(info: StepInfo):
+            with self.throughput.paused(info.metrics):
+                return fn(info)
+
+        hook.__name__ = getattr(fn, "__name__", "hook")
+        return hook
 
     def _advance_bar(self, info: StepInfo) -> None:
         self.bar.update(1)
 
     def _log_metrics(self, info: StepInfo) -> None:
         """The step's metrics, the throughput since the last record, the batch's digest and epoch."""
+        self._check_nonfinite()
         m = {k: float(v) for k, v in jax.device_get(info.metrics).items()}
+        m["skipped_steps"] = self.skipped_steps
         m.update(self.throughput.read())
         m["batch_crc32"] = info.batch.digest
         m["epoch"] = info.position.epoch
@@ -389,11 +507,76 @@ class Trainer:
     def _checkpoint(self, info: StepInfo) -> None:
         self.save(info.position)
 
+    # -- preemption and non-finite steps ----------------------------------------------------------
+    def _install_signal_handlers(self) -> None:
+        """SIGTERM/SIGINT only set a flag; the loop saves after the current step and stops."""
+        self._stop_signal: Optional[int] = None
+        self._previous_handlers: dict = {}
+        if threading.current_thread() is not threading.main_thread():
+            return
+
+        def on_signal(signum, frame):
+            if self._stop_signal is not None:  # a second signal: stop at once
+                raise KeyboardInterrupt
+            self._stop_signal = signum
+
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            self._previous_handlers[sig] = signal.signal(sig, on_signal)
+
+    def _restore_signal_handlers(self) -> None:
+        for sig, handler in self._previous_handlers.items():
+            signal.signal(sig, handler if handler is not None else signal.SIG_DFL)
+        self._previous_handlers = {}
+
+    def _should_stop(self) -> bool:
+        """Whether a signal asks to stop after this step. With several processes they agree (the
+        first signal number any of them got) every ``logging.every_steps`` steps, so that all
+        save the same step together."""
+        if self.world == 1:
+            return self._stop_signal is not None
+        if self.step % self.cfg.logging.every_steps:
+            return False
+        from jax.experimental import multihost_utils
+
+        got = np.asarray(multihost_utils.process_allgather(np.asarray([self._stop_signal or 0], np.int32)))
+        first = int(got[got > 0][0]) if (got > 0).any() else 0
+        if first and self._stop_signal is None:
+            self._stop_signal = first
+        return first != 0
+
+    def _stop_on_signal(self, info: StepInfo) -> None:
+        """Save this step (unless a hook just did) and raise StoppedBySignal; run()'s ``finally`` waits for it."""
+        name = signal.Signals(self._stop_signal).name
+        log.warning("%s received: saving step %d and stopping", name, self.step)
+        if self._saved_step != self.step:
+            self.save(info.position)
+        raise StoppedBySignal(f"stopped by {name} at step {self.step}; checkpoint saved in {self.ckpt.directory}; "
+                              "rerun the same command to resume", 128 + self._stop_signal)
+
+    def _check_nonfinite(self) -> None:
+        """Check the steps not checked yet: stop at a non-finite one, or count it when skipped."""
+        pending, self._unchecked = self._unchecked, []
+        for step, m in pending:
+            if float(m["nonfinite"]) == 0.0:
+                continue
+            loss, grad_norm = float(m["loss"]), float(m["grad_norm"])
+            if self.cfg.training.on_nonfinite == "skip":
+                self.skipped_steps += 1
+                log.warning("step %d: loss %s, gradient norm %s: update skipped", step, loss, grad_norm)
+                continue
+            kept = (f"the last checkpoint, step {self._saved_step} in {self.ckpt.directory}, is kept"
+                    if self._saved_step is not None else "no checkpoint was saved")
+            raise NonFiniteError(
+                f"step {step}: the loss ({loss}) or the gradient norm ({grad_norm}) is not finite; training stopped "
+                f"and {kept}; lower optimizer.learning_rate, or set training.on_nonfinite=skip to drop such updates")
+
     def save(self, position: StreamPosition) -> None:
         """Checkpoint the current step: arrays, ``{step, seed}``, every process's stream position, metadata."""
+        self._check_nonfinite()  # never save a non-finite state
         positions = gather_positions(position.to_json())
-        train = {"step": self.step, "seed": self.cfg.training.seed}
+        train = {"step": self.step, "seed": self.cfg.training.seed, "skipped_steps": self.skipped_steps}
         self.ckpt.save(self.step, self.params, self.opt_state, train, positions, self.meta())
+        self._saved_step = self.step
         log.info("checkpoint at step %d requested (%s)", self.step, self.ckpt.directory)
 
 

@@ -1,0 +1,114 @@
+"""``data.sampling``: the trainer's source perplexity-sampled by ``sample_dataset``, the hold-out taken after."""
+
+from __future__ import annotations
+
+import gzip
+import json
+from pathlib import Path
+
+import datasets
+import pytest
+from trainer_helpers import make_tokenizer, tiny_overrides
+
+import mc4_sampling
+from mc4_sampling import sample_dataset
+from trainer.batches import BatchStream
+from trainer.config_loading import load_config
+from trainer.data import load_stream
+from trainer.errors import ConfigError, DataError
+
+SHARD = Path(mc4_sampling.SAMPLE_DATA_DIR) / "multilingual" / "c4-es.tfrecord-00002-of-02048.json.gz"
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory) -> tuple[list[str], str]:
+    """Two JSON-lines files of 250 documents of the bundled sample (text, url, id), and a tokenizer."""
+    folder = tmp_path_factory.mktemp("corpus")
+    with gzip.open(SHARD, "rt", encoding="utf-8") as f:
+        rows = [json.loads(line) for line in f][:250]
+    paths = [str(folder / f"part-{i}.jsonl") for i in range(2)]
+    for i, path in enumerate(paths):
+        with open(path, "w", encoding="utf-8") as f:
+            for k, r in enumerate(rows[i::2]):
+                f.write(json.dumps({"text": r["text"], "url": r["url"], "id": f"doc-{i}-{k}"}) + "\n")
+    return paths, make_tokenizer(str(folder / "tok"), paths, vocab_size=300)
+
+
+def config(corpus, tmp_path, **sets):
+    paths, tok = corpus
+    return load_config("tiny-cpu", tiny_overrides(paths, tok, str(tmp_path / "out"), **sets))
+
+
+SAMPLING = {"method": "gaussian", "factor": 0.8, "id_column": "id", "return_perplexity": True}
+
+
+def test_the_stream_is_the_sample_and_the_hold_out_is_taken_from_it(corpus, tmp_path):
+    cfg = config(corpus, tmp_path, **{"data.sampling": SAMPLING})
+    assert cfg.data.sampling.method == "gaussian" and cfg.data.sampling.id_column == "id"
+    got = list(load_stream(cfg.data))
+    raw = datasets.load_dataset("json", data_files=corpus[0], split="train", streaming=True)
+    want = list(sample_dataset(raw, sampling_method="gaussian", sampling_factor=0.8, id_column="id",
+                               return_perplexity=True))
+    assert got == want and 20 < len(got) < 250
+    assert all("perplexity" in r for r in got)
+    halves = [list(load_stream(cfg.data, rank, 2)) for rank in range(2)]
+    assert sorted(r["id"] for h in halves for r in h) == sorted(r["id"] for r in got)
+    from transformers import AutoTokenizer
+
+    stream = BatchStream(cfg.data, AutoTokenizer.from_pretrained(corpus[1]), batch_size=8, seed=3)
+    assert stream.eval_texts() == [r["text"] for r in got[: cfg.data.num_eval_samples]]
+    next(stream.batches())  # training batches come from the rest of the sample
+
+
+def test_sampling_is_off_by_default_and_set_key_by_key(corpus, tmp_path):
+    assert config(corpus, tmp_path).data.sampling.method == "none"
+    assert len(list(load_stream(config(corpus, tmp_path).data))) == 250
+    cfg = config(corpus, tmp_path, **{"data.sampling.method": "random", "data.sampling.factor": 0.25})
+    assert (cfg.data.sampling.method, cfg.data.sampling.factor) == ("random", 0.25)
+    assert 30 < len(list(load_stream(cfg.data))) < 100
+
+
+@pytest.mark.parametrize("sets, match", [
+    ({"data.sampling": {"method": "bell"}}, r"data.sampling.method.*gaussian"),
+    ({"data.sampling": {"method": "gaussian", "factor": -1}}, r"data.sampling.factor' must be > 0"),
+    ({"data.sampling": {"method": "gaussian", "boundaries": [3, 2, 1]}}, r"data.sampling.boundaries"),
+    ({"data.sampling": {"method": "gaussian", "calibration": "c.json", "width": 2}}, r"calibration replaces"),
+    ({"data.sampling": {"factor": 0.5}}, r"data.sampling.factor is set but data.sampling.method is 'none'"),
+    ({"data.sampling": {"method": "gaussian", "metod": 1}}, r"unknown config key 'data.sampling.metod'"),
+    ({"data.sampling": {"method": "gaussian", "perplexity_mode": "wiki"}}, r"ccnet_document"),
+])
+def test_bad_sampling_sections_are_refused_naming_the_key(corpus, tmp_path, sets, match):
+    with pytest.raises(ConfigError, match=match):
+        config(corpus, tmp_path, **sets)
+
+
+def test_sampling_twice_is_refused_and_sampler_errors_are_data_errors(corpus, tmp_path):
+    with pytest.raises(ConfigError, match="would sample twice"):
+        load_config("tiny-cpu", ["data.sampling.method=gaussian"])  # tiny-cpu's builder already samples
+    cfg = config(corpus, tmp_path, **{"data.sampling": {"method": "gaussian", "id_column": "uid"}})
+    with pytest.raises(DataError, match=r"data.sampling: id_column='uid'.*columns: id, text, url"):
+        load_stream(cfg.data)
+
+
+@pytest.mark.slow
+def test_pretraining_on_the_gaussian_sample_is_one_config(corpus, tmp_path):
+    """``python -m trainer`` on tiny-cpu with ``data.sampling``: trains, and holds out the sample's first documents."""
+    from trainer_helpers import run_trainer
+
+    from trainer.data import document_hash
+
+    paths, tok = corpus
+    out = tmp_path / "run"
+    args = ["--config", "tiny-cpu"]
+    for s in tiny_overrides(paths, tok, str(out), **{"data.sampling": {"method": "gaussian", "id_column": "id"},
+                                                      "training.max_steps": 3, "training.eval_every_steps": 3,
+                                                      "checkpoint.every_steps": 3, "logging.audit": True}):
+        args += ["--set", s]
+    r = run_trainer(args)
+    assert r.returncode == 0, r.stderr[-3000:]
+    metrics = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert any(m.get("step") == 3 for m in metrics)
+    raw = datasets.load_dataset("json", data_files=paths, split="train", streaming=True)
+    sampled = [r["text"] for r in sample_dataset(raw, sampling_method="gaussian", id_column="id")]
+    held_out = (out / "audit" / "eval-rank0.txt").read_text().split()
+    assert held_out == [document_hash(t) for t in sampled[:20]]
