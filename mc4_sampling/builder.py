@@ -7,7 +7,6 @@
 from __future__ import annotations
 
 import hashlib
-import math
 import os
 import stat
 from dataclasses import dataclass, fields
@@ -16,13 +15,11 @@ from typing import Sequence
 import datasets
 from datasets.builder import Key
 
-from .errors import ConfigError, DataNotFoundError, Mc4SamplingError, invalid_choice
+from .errors import ConfigError, DataNotFoundError, Mc4SamplingError
 from .languages import LANGUAGES, check_language, shard_counts, shard_file_name
-from .perplexity import MODES
-from .plan import ModelSource, SamplingPlan
-from .reader import BAD_RECORD_POLICIES
+from .models import ModelSource
+from .plan import SamplingPlan, check_sampling_options, is_int
 from .shards import ShardRef, shard_refs_for
-from .weighting import METHODS
 
 _DESCRIPTION = """\
 mC4 (the multilingual colossal clean crawled corpus, 108 languages) streamed with a per-document
@@ -108,34 +105,13 @@ class Mc4SamplingConfig(datasets.BuilderConfig):
         if repeated:  # every document of a repeated language would come twice
             raise ConfigError(f"languages={self.languages!r} names {', '.join(map(repr, repeated))} more than once; "
                               "give each language once")
-        if not isinstance(self.sampling_method, str) or self.sampling_method not in METHODS:
-            raise invalid_choice("sampling_method", self.sampling_method, METHODS)
-        for name in ("sampling_factor", "validation_sampling_factor", "width", "http_timeout"):
+        check_sampling_options(
+            self, positive=("sampling_factor", "validation_sampling_factor", "width", "http_timeout"))
+        for name, least in (("http_retries", 0), ("max_record_bytes", 1)):
             value = getattr(self, name)
-            if value is not None and not (_is_number(value) and value > 0):
-                raise ConfigError(f"{name}={value!r} is not valid; it must be a finite number > 0")
-        if self.boundaries is not None:
-            b = self.boundaries
-            if not (
-                isinstance(b, (list, tuple)) and len(b) == 3 and all(_is_number(x) for x in b)
-                and 0 < b[0] < b[1] < b[2]
-            ):
-                raise ConfigError(
-                    f"boundaries={b!r} is not valid; it must be three increasing positive finite perplexities "
-                    "(b1 < b2 < b3)"
-                )
-            self.boundaries = tuple(float(x) for x in b)
-        for name, least in (("seed", 0), ("http_retries", 0), ("max_record_bytes", 1)):
-            value = getattr(self, name)
-            if (value is not None or name != "max_record_bytes") and not (_is_int(value) and value >= least):
+            if (value is not None or name != "max_record_bytes") and not (is_int(value) and value >= least):
                 raise ConfigError(f"{name}={value!r} is not valid; it must be an integer >= {least}")
-        if not isinstance(self.return_perplexity, bool):
-            raise ConfigError(f"return_perplexity={self.return_perplexity!r} is not valid; it must be True or False")
-        for name in ("perplexity_mode", "on_bad_record"):
-            value, choices = getattr(self, name), {"perplexity_mode": MODES, "on_bad_record": BAD_RECORD_POLICIES}[name]
-            if (value is not None or name == "on_bad_record") and not (isinstance(value, str) and value in choices):
-                raise invalid_choice(name, value, choices)
-        for name in ("base_url", "calibration", "data_dir"):
+        for name in ("base_url", "data_dir"):
             value = getattr(self, name)
             if value is not None and not isinstance(value, (str, os.PathLike)):
                 raise ConfigError(f"{name}={value!r} is not valid; it must be a string")
@@ -147,16 +123,10 @@ class Mc4SamplingConfig(datasets.BuilderConfig):
             most = max(shard_counts()[lang].train for lang in self.languages)
             if not (
                 isinstance(self.shards, (list, tuple, range)) and len(self.shards) > 0
-                and all(_is_int(i) and 0 <= i < most for i in self.shards)
+                and all(is_int(i) and 0 <= i < most for i in self.shards)
             ):
                 raise ConfigError(f"shards={self.shards!r} is not valid; give shard indices in [0, {most})")
             self.shards = sorted(set(self.shards))
-        if self.calibration is not None:
-            clashes = [n for n in ("boundaries", "sampling_factor", "width") if getattr(self, n) is not None]
-            if clashes:
-                raise ConfigError(
-                    f"calibration={self.calibration!r} replaces {', '.join(clashes)}; pass one or the other"
-                )
         return self
 
     def content_fingerprint(self) -> str:
@@ -201,15 +171,6 @@ def _shard_fingerprint(path: str, edge: int = 64 << 10) -> str:
             f.seek(-edge, os.SEEK_END)
             h.update(f.read())
     return h.hexdigest()
-
-
-def _is_number(x) -> bool:
-    """A finite int or float (not a bool, not NaN or infinite)."""
-    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
-
-
-def _is_int(x) -> bool:
-    return isinstance(x, int) and not isinstance(x, bool)
 
 
 class Mc4Sampling(datasets.GeneratorBasedBuilder):

@@ -22,7 +22,6 @@ first, then the perplexities of the documents the draw does not already reject, 
 from __future__ import annotations
 
 import hashlib
-import math
 import warnings
 from dataclasses import asdict, dataclass
 from typing import Any, Sequence
@@ -30,21 +29,14 @@ from typing import Any, Sequence
 import numpy as np
 
 from .draw import document_key, hashes64
-from .errors import BadRecordError, ConfigError, invalid_choice
-from .perplexity import MODES
-from .plan import SamplingPlan
+from .errors import BadRecordError, ConfigError
+from .plan import SamplingPlan, check_sampling_options
 from .sampler import SamplingStats, decide_block
-from .weighting import METHODS
 
 #: documents decided (and scored) together: one batched ``filter``/``map`` call
 BLOCK_SIZE = 256
 #: how many ids are remembered to detect duplicated ids (then the check stops: bounded memory)
 DUPLICATE_CHECK_IDS = 100_000
-BAD_RECORD_POLICIES = ("raise", "skip")
-
-
-def _is_number(value) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 @dataclass
@@ -74,34 +66,9 @@ class CorpusSamplingOptions:
 
     def validate(self) -> "CorpusSamplingOptions":
         """Check every option; raise :class:`ConfigError` naming the option and its valid range."""
-        if not isinstance(self.sampling_method, str) or self.sampling_method not in METHODS:
-            raise invalid_choice("sampling_method", self.sampling_method, METHODS)
-        for name in ("sampling_factor", "width"):
-            value = getattr(self, name)
-            if value is not None and not (_is_number(value) and value > 0):
-                raise ConfigError(f"{name}={value!r} is not valid; it must be a finite number > 0")
-        if self.boundaries is not None:
-            b = self.boundaries
-            if not (isinstance(b, (list, tuple)) and len(b) == 3 and all(_is_number(x) for x in b)
-                    and 0 < b[0] < b[1] < b[2]):
-                raise ConfigError(f"boundaries={b!r} is not valid; it must be three increasing positive finite "
-                                  "perplexities (b1 < b2 < b3)")
-            self.boundaries = tuple(float(x) for x in b)
-        if not (isinstance(self.seed, int) and not isinstance(self.seed, bool) and self.seed >= 0):
-            raise ConfigError(f"seed={self.seed!r} is not valid; it must be an integer >= 0")
-        if not isinstance(self.return_perplexity, bool):
-            raise ConfigError(f"return_perplexity={self.return_perplexity!r} is not valid; it must be True or False")
-        if self.perplexity_mode is not None and self.perplexity_mode not in MODES:
-            raise invalid_choice("perplexity_mode", self.perplexity_mode, MODES)
-        if self.on_bad_record not in BAD_RECORD_POLICIES:
-            raise invalid_choice("on_bad_record", self.on_bad_record, BAD_RECORD_POLICIES)
+        check_sampling_options(self)
         if not isinstance(self.language, str) or not self.language:
             raise ConfigError(f"language={self.language!r} is not valid; it must be a language code such as 'es'")
-        if self.calibration is not None:
-            clashes = [n for n in ("boundaries", "sampling_factor", "width") if getattr(self, n) is not None]
-            if clashes:
-                raise ConfigError(f"calibration={self.calibration!r} replaces {', '.join(clashes)}; "
-                                  "pass one or the other")
         return self
 
 

@@ -25,7 +25,7 @@ import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping
+from typing import Any, Mapping
 
 from .errors import ConfigError, ModelNotFoundError, invalid_choice
 from .perplexity import MODES, SENTENCEPIECE_MODES, PerplexityModel
@@ -231,3 +231,21 @@ def _resolve(spec, language: str, mode: str | None) -> PerplexityModel:
     raise ModelNotFoundError(
         f"perplexity_model={spec!r} is neither an existing path nor a Hub location 'owner/name[/subfolder][@revision]'"
     )
+
+
+@dataclass(frozen=True)
+class ModelSource:
+    """The perplexity model of a language: a ``perplexity_model`` option and mode, loaded on demand."""
+
+    spec: Any
+    language: str
+    mode: str | None
+
+    def load(self) -> PerplexityModel:
+        """The model, loaded once per process (:func:`load_perplexity_model`)."""
+        if self.spec is None and self.language != "es" and self.mode != "raw":
+            raise ConfigError(
+                f"the embedded perplexity model is Spanish; for language {self.language!r} pass perplexity_model= "
+                "(a KenLM file, a folder or a Hub location of CCNet-style <lang>.arpa.bin/<lang>.sp.model)"
+            )
+        return load_perplexity_model(self.spec, self.language, self.mode)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import secrets
 import stat
+import sys
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
@@ -139,3 +140,14 @@ class OutputFile:
             self.commit()
         else:
             self.discard()
+
+
+@contextmanager
+def output_stream(path: str):
+    """A command's text output: standard output for ``-``, else an :class:`OutputFile` committed when
+    the block ends normally and discarded when it raises or is interrupted."""
+    if path == "-":
+        yield sys.stdout
+        return
+    with OutputFile(path) as out:
+        yield out

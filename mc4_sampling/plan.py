@@ -20,16 +20,19 @@ process) and makes the :class:`~mc4_sampling.sampler.DocumentSampler` of a split
 
 from __future__ import annotations
 
+import math
+import os
 from dataclasses import dataclass
 from typing import Any, Callable, Iterator, Protocol, Sequence
 
 from .calibration import Calibration, load_calibration
-from .errors import ConfigError
-from .models import load_perplexity_model
-from .perplexity import PerplexityModel
+from .errors import ConfigError, invalid_choice
+from .models import ModelSource
+from .perplexity import MODES, PerplexityModel
+from .reader import BAD_RECORD_POLICIES
 from .sampler import DocumentSampler, SamplingStats
 from .shards import ShardRef, shard_refs_for
-from .weighting import DEFAULT_FACTORS, DEFAULT_WIDTH, SamplingRule
+from .weighting import DEFAULT_FACTORS, DEFAULT_WIDTH, METHODS, SamplingRule
 
 SPLITS = ("train", "validation")
 
@@ -53,22 +56,51 @@ class SamplingOptions(Protocol):
     http_timeout: float | None
 
 
-@dataclass(frozen=True)
-class ModelSource:
-    """The perplexity model of a language: a ``perplexity_model`` option and mode, loaded on demand."""
+def is_number(x) -> bool:
+    """A finite int or float (not a bool, not NaN or infinite)."""
+    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
 
-    spec: Any
-    language: str
-    mode: str | None
 
-    def load(self) -> PerplexityModel:
-        """The model, loaded once per process (:func:`mc4_sampling.models.load_perplexity_model`)."""
-        if self.spec is None and self.language != "es" and self.mode != "raw":
+def is_int(x) -> bool:
+    """An int that is not a bool."""
+    return isinstance(x, int) and not isinstance(x, bool)
+
+
+def check_sampling_options(options, positive=("sampling_factor", "width")) -> None:
+    """Check the options every sampler shares, each :class:`ConfigError` naming the option and its
+    valid range: the method, the ``positive`` finite numbers, ``boundaries`` (made a tuple of
+    floats), ``seed``, ``return_perplexity``, ``perplexity_mode``, ``on_bad_record`` and
+    ``calibration`` (which replaces ``boundaries``, ``sampling_factor`` and ``width``)."""
+    if not isinstance(options.sampling_method, str) or options.sampling_method not in METHODS:
+        raise invalid_choice("sampling_method", options.sampling_method, METHODS)
+    for name in positive:
+        value = getattr(options, name)
+        if value is not None and not (is_number(value) and value > 0):
+            raise ConfigError(f"{name}={value!r} is not valid; it must be a finite number > 0")
+    b = options.boundaries
+    if b is not None:
+        if not (isinstance(b, (list, tuple)) and len(b) == 3 and all(is_number(x) for x in b)
+                and 0 < b[0] < b[1] < b[2]):
             raise ConfigError(
-                f"the embedded perplexity model is Spanish; for language {self.language!r} pass perplexity_model= "
-                "(a KenLM file, a folder or a Hub location of CCNet-style <lang>.arpa.bin/<lang>.sp.model)"
+                f"boundaries={b!r} is not valid; it must be three increasing positive finite perplexities "
+                "(b1 < b2 < b3)"
             )
-        return load_perplexity_model(self.spec, self.language, self.mode)
+        options.boundaries = tuple(float(x) for x in b)
+    if not (is_int(options.seed) and options.seed >= 0):
+        raise ConfigError(f"seed={options.seed!r} is not valid; it must be an integer >= 0")
+    if not isinstance(options.return_perplexity, bool):
+        raise ConfigError(f"return_perplexity={options.return_perplexity!r} is not valid; it must be True or False")
+    if options.perplexity_mode is not None and options.perplexity_mode not in MODES:
+        raise invalid_choice("perplexity_mode", options.perplexity_mode, MODES)
+    if not isinstance(options.on_bad_record, str) or options.on_bad_record not in BAD_RECORD_POLICIES:
+        raise invalid_choice("on_bad_record", options.on_bad_record, BAD_RECORD_POLICIES)
+    if options.calibration is not None:
+        if not isinstance(options.calibration, (str, os.PathLike)):
+            raise ConfigError(f"calibration={options.calibration!r} is not valid; it must be a string")
+        clashes = [n for n in ("boundaries", "sampling_factor", "width") if getattr(options, n) is not None]
+        if clashes:
+            raise ConfigError(
+                f"calibration={options.calibration!r} replaces {', '.join(clashes)}; pass one or the other")
 
 
 @dataclass(frozen=True)

@@ -381,3 +381,19 @@ def test_open_corpus_reads_a_file_a_glob_or_a_folder_of_one_format(docs, tmp_pat
     (tmp_path / "d" / "c.parquet").write_bytes(parquet_bytes(rows[:3]))
     with pytest.raises(DataNotFoundError, match="several data file formats.*json, parquet"):
         open_corpus(str(tmp_path / "d"))
+
+
+def test_a_calibration_subset_of_a_corpus_is_seeded_and_counts_bad_rows(docs):
+    from mc4_sampling.calibration import draw_corpus_subset
+
+    rows = [{"text": d["text"]} for d in docs[:120]] + [{"text": None}] * 5
+    ds = datasets.Dataset.from_list(rows).to_iterable_dataset()
+    a = draw_corpus_subset(ds, 50, seed=3, on_bad_record="skip", source="rows")
+    b = draw_corpus_subset(ds, 50, seed=3, on_bad_record="skip", source="rows")
+    c = draw_corpus_subset(ds, 50, seed=4, on_bad_record="skip", source="rows")
+    assert a.texts == b.texts and a.texts != c.texts and len(a.texts) == 50
+    everything = draw_corpus_subset(ds, 200, seed=3, on_bad_record="skip", source="rows")
+    assert len(everything.texts) == 120 and everything.bad_records == 5 and everything.documents_read == 125
+    assert everything.source == "rows" and everything.shards is None
+    with pytest.raises(ConfigError, match="a row of 'rows' has NoneType in column 'text'"):
+        draw_corpus_subset(ds, 200, seed=3, source="rows")

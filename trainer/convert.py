@@ -63,13 +63,14 @@ def _get(tree, path):
 _VOCAB_ROWS = (("embeddings", "word_embeddings", "embedding"), ("lm_head", "bias"))
 
 
-def params_to_state_dict(params, spec: RobertaSpec) -> dict[str, np.ndarray]:
+def params_to_state_dict(params, spec: RobertaSpec, entries=None) -> dict[str, np.ndarray]:
     """Flax params -> ``{torch name: float32 array}`` (contiguous, ready for safetensors).
 
-    The vocabulary padding rows are dropped: the state dict has ``spec.vocab_size`` rows.
+    ``entries`` are (flax path, torch name, transposed) triples, by default those of the masked-LM
+    model. The vocabulary padding rows are dropped: the state dict has ``spec.vocab_size`` rows.
     """
     out = {}
-    for fpath, tname, transposed in _entries(spec):
+    for fpath, tname, transposed in _entries(spec) if entries is None else entries:
         value = np.asarray(_get(params, fpath), dtype=np.float32)
         if fpath in _VOCAB_ROWS:
             value = value[: spec.vocab_size]
@@ -77,11 +78,15 @@ def params_to_state_dict(params, spec: RobertaSpec) -> dict[str, np.ndarray]:
     return out
 
 
-def state_dict_to_params(state_dict: dict[str, np.ndarray], spec: RobertaSpec, fallback=None) -> dict:
-    """``{torch name: array}`` -> Flax params. Missing LM-head weights are taken from ``fallback``."""
+def state_dict_to_params(state_dict: dict[str, np.ndarray], spec: RobertaSpec, fallback=None, entries=None) -> dict:
+    """``{torch name: array}`` -> Flax params of ``entries`` (default: the masked-LM model's).
+
+    Missing LM-head weights are taken from ``fallback``; vocabulary rows are padded to
+    ``spec.padded_vocab_size``.
+    """
     params: dict = {}
     missing = []
-    for fpath, tname, transposed in _entries(spec):
+    for fpath, tname, transposed in _entries(spec) if entries is None else entries:
         if tname in state_dict:
             value = np.asarray(state_dict[tname], dtype=np.float32)
             value = value.T if transposed else value
@@ -246,37 +251,13 @@ def classifier_entries(spec: RobertaSpec, kind: str) -> Iterator[tuple[tuple[str
 
 def classifier_to_state_dict(params, spec: RobertaSpec, kind: str) -> dict[str, np.ndarray]:
     """Classification params -> ``{torch name: float32 array}`` (vocabulary padding rows dropped)."""
-    out = {}
-    for fpath, tname, transposed in classifier_entries(spec, kind):
-        value = np.asarray(_get(params, fpath), dtype=np.float32)
-        if fpath in _VOCAB_ROWS:
-            value = value[: spec.vocab_size]
-        out[tname] = np.ascontiguousarray(value.T if transposed else value)
-    return out
+    return params_to_state_dict(params, spec, classifier_entries(spec, kind))
 
 
 def encoder_from_state_dict(state_dict: dict[str, np.ndarray], spec: RobertaSpec) -> dict:
     """The encoder part (``embeddings``, ``layers_{i}``) of a RoBERTa state dict as Flax params."""
-    params: dict = {}
-    missing = []
-    for fpath, tname, transposed in classifier_entries(spec, "token"):
-        if fpath[0] == "classifier":
-            continue
-        if tname not in state_dict:
-            missing.append(tname)
-            continue
-        value = np.asarray(state_dict[tname], dtype=np.float32)
-        value = value.T if transposed else value
-        if fpath in _VOCAB_ROWS and value.shape[0] == spec.vocab_size < spec.padded_vocab_size:
-            pad = np.zeros((spec.padded_vocab_size - spec.vocab_size,) + value.shape[1:], np.float32)
-            value = np.concatenate([value, pad])
-        node = params
-        for p in fpath[:-1]:
-            node = node.setdefault(p, {})
-        node[fpath[-1]] = value
-    if missing:
-        raise ExportError(f"{len(missing)} weights missing from the checkpoint, e.g. {missing[:3]}")
-    return params
+    encoder = [e for e in _entries(spec) if e[0][0] != "lm_head"]
+    return state_dict_to_params(state_dict, spec, entries=encoder)
 
 
 def head_from_state_dict(state_dict: dict[str, np.ndarray], kind: str) -> Optional[dict]:

@@ -17,6 +17,7 @@ from typing import Callable, Iterable, Mapping, Sequence
 import numpy as np
 
 from ..errors import ConfigError
+from ..models import ModelSource
 from ..weighting import DEFAULT_WIDTH
 from .file import CALIBRATION_FORMAT, CALIBRATION_FORMAT_VERSION, Calibration, load_calibration, save_calibration
 from .fit import (
@@ -37,13 +38,22 @@ from .fit import (
     resolve_target,
     solve_factor,
 )
-from .subset import DEFAULT_DOCS, DEFAULT_SHARDS_TO_READ, Subset, check_subset, draw_subset, reservoir_sample
+from .subset import (
+    DEFAULT_DOCS,
+    DEFAULT_SHARDS_TO_READ,
+    Subset,
+    check_subset,
+    draw_corpus_subset,
+    draw_subset,
+    reservoir_sample,
+)
 
 __all__ = [
     "CALIBRATION_FILE", "CALIBRATION_FORMAT", "CALIBRATION_FORMAT_VERSION", "Calibration", "DEFAULT_DOCS",
     "DEFAULT_SHARDS_TO_READ", "EXPECTED_FILE", "FIT_METHODS", "HISTOGRAM_FILE", "MIN_DOCUMENTS", "MethodFit",
     "Subset", "UnreachableTargetError", "build_calibration", "check_target_rate", "clean_perplexities",
-    "draw_subset", "expected_keep_rate", "fit_gaussian", "fit_methods", "fit_random", "fit_stepwise",
+    "draw_corpus_subset", "draw_subset", "expected_keep_rate", "fit_gaussian", "fit_methods", "fit_random",
+    "fit_stepwise",
     "load_calibration", "max_rate", "quantiles", "reservoir_sample", "resolve_target", "run_calibration",
     "save_calibration", "score_texts", "solve_factor", "write_plots",
 ]  # fmt: skip
@@ -97,29 +107,38 @@ def run_calibration(options, language: str, target_rate: float, *, split: str = 
                     output: str | Path | None = None, plots: bool = True,
                     read_progress=None, score_progress=None,
                     on_subset: Callable[[int], None] | None = None,
-                    option_name: Callable[[str], str] = str) -> tuple[Calibration, np.ndarray]:
+                    option_name: Callable[[str], str] = str,
+                    corpus=None, text_column: str = "text",
+                    corpus_name: str = "corpus") -> tuple[Calibration, np.ndarray]:
     """Draw, score and fit; write ``calibration.json`` (and pictures) to ``output`` if given.
 
     ``options`` are the data source and model options of a validated
-    :class:`mc4_sampling.Mc4SamplingConfig` (or any object with those attributes).
+    :class:`mc4_sampling.Mc4SamplingConfig` (or any object with those attributes). With a
+    ``datasets`` ``corpus`` (named ``corpus_name`` in the file), the documents come from its
+    ``text_column`` (:func:`~mc4_sampling.calibration.subset.draw_corpus_subset`) instead of mC4's
+    shards, and ``options`` only name the model and ``on_bad_record``.
     Every parameter is checked before anything is read; error messages call a parameter
     ``option_name(parameter)`` (a command line passes its flags). ``read_progress(n)``/``score_progress(n)``
     report documents read and scored; ``on_subset(n)`` is called once the subset of ``n``
     documents is drawn. Returns the calibration and the scored perplexities.
     """
-    from ..plan import SamplingPlan  # the plan module reads calibration files: import it late
-
     target_rate = check_target_rate(target_rate)
     check_subset(docs, shards_to_read, max_docs_per_shard, option_name)
     check_positive(width, option_name("width"))
     check_positive(gaussian_factor, option_name("gaussian_factor"))
-    model = SamplingPlan.resolve(options, language).model
-    subset = draw_subset(options, language, split, docs, seed, shards_to_read, max_docs_per_shard,
-                         read_progress)
+    model = ModelSource(options.perplexity_model, language, options.perplexity_mode).load()
+    if corpus is None:
+        subset = draw_subset(options, language, split, docs, seed, shards_to_read, max_docs_per_shard,
+                             read_progress)
+        where = f"the picked {split} shards of {language!r}"
+    else:
+        subset = draw_corpus_subset(corpus, docs, seed, text_column=text_column, on_bad_record=options.on_bad_record,
+                                    source=corpus_name, progress=read_progress)
+        where = repr(corpus_name)
     if len(subset.texts) < MIN_DOCUMENTS:
         raise ConfigError(
-            f"too few documents to estimate quartiles: {len(subset.texts)} found in the picked "
-            f"{split} shards of {language!r} (need at least {MIN_DOCUMENTS}); point at more data"
+            f"too few documents to estimate quartiles: {len(subset.texts)} found in {where} "
+            f"(need at least {MIN_DOCUMENTS}); point at more data"
         )
     if on_subset is not None:
         on_subset(len(subset.texts))
@@ -132,8 +151,7 @@ def run_calibration(options, language: str, target_rate: float, *, split: str = 
         fit_width=fit_width, gaussian_factor=gaussian_factor,
         extra={"subset": {"shards_read": subset.shards, "documents_read": subset.documents_read,
                           "bad_records": subset.bad_records,
-                          "max_docs_per_shard": max_docs_per_shard,
-                          "source": options.data_dir or options.base_url or "hub"},
+                          "max_docs_per_shard": max_docs_per_shard, "source": subset.source},
                "model_name": getattr(model, "name", None)},
     )
     if output is not None:

@@ -27,8 +27,10 @@ class Subset:
 
     texts: list[str]
     documents_read: int
-    shards: list[int]
+    shards: list[int] | None
     bad_records: int = 0
+    #: where the documents come from (a folder, a mirror, ``hub``, or a corpus name)
+    source: str = "hub"
 
 
 def check_subset(docs: int, shards_to_read: int, max_docs_per_shard: int | None,
@@ -106,4 +108,33 @@ def draw_subset(options, language: str, split: str, n_docs: int, seed: int,
     sample, seen = reservoir_sample(texts(), n_docs, rng)
     if seen < n_docs:
         logger.warning("only %d documents in the picked shards: all of them are scored", seen)
-    return Subset(sample, seen, [r.index for r in picked], bad)
+    source = str(options.data_dir or options.base_url or "hub")
+    return Subset(sample, seen, [r.index for r in picked], bad, source)
+
+
+def draw_corpus_subset(ds, n_docs: int, seed: int, *, text_column: str = "text", on_bad_record: str = "raise",
+                       source: str = "corpus", progress: Callable[[int], None] | None = None) -> Subset:
+    """``n_docs`` documents of a ``datasets`` corpus: the first ``n_docs`` texts of its stream
+    shuffled with ``seed`` (``IterableDataset.shuffle``, a buffer of ``max(10 000, n_docs)``).
+
+    A row whose ``text_column`` is not a string raises :class:`ConfigError`, or with
+    ``on_bad_record="skip"`` is counted as a bad record and skipped.
+    """
+    check_subset(n_docs, 1, None)
+    texts: list[str] = []
+    read = bad = 0
+    for row in ds.shuffle(seed=seed, buffer_size=max(10_000, n_docs)):
+        read += 1
+        if progress is not None:
+            progress(1)
+        text = row.get(text_column)
+        if not isinstance(text, str):
+            if on_bad_record == "raise":
+                raise ConfigError(f"a row of {source!r} has {type(text).__name__} in column {text_column!r}, not "
+                                  "text (on_bad_record='skip' skips such rows)")
+            bad += 1
+            continue
+        texts.append(text)
+        if len(texts) == n_docs:
+            break
+    return Subset(texts, read, None, bad, source)

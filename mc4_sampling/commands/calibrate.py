@@ -27,8 +27,8 @@ from ..calibration import (
 from ..errors import ConfigError
 from ..outputs import make_output_dir
 from ..weighting import DEFAULT_WIDTH
-from .common import add_model_options, add_source_options, build_config
-from .dataset_source import add_dataset_options, check_mc4_split, run_calibrate
+from .common import add_model_options, add_source_options, build_config, model_spec
+from .dataset_source import add_dataset_options, check_mc4_split, corpus_language, open_dataset
 
 
 def add_parser(subparsers) -> None:
@@ -83,12 +83,21 @@ def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     target = resolve_target(args.target_rate, args.target_docs, args.total_docs)
+    corpus = None
     if args.dataset:
-        return run_calibrate(args, target)
-    check_mc4_split(args)
-    if len(args.lang) != 1:
-        raise ConfigError(f"--lang: calibrate one language at a time, got {' '.join(args.lang)}")
-    config = build_config(args, sampling_method="none")
+        from ..corpus import CorpusSamplingOptions
+
+        language = corpus_language(args)
+        config = CorpusSamplingOptions(sampling_method="none", perplexity_model=model_spec(args),
+                                       perplexity_mode=args.perplexity_mode, language=language,
+                                       on_bad_record=args.on_bad_record).validate()
+        corpus = open_dataset(args)
+    else:
+        check_mc4_split(args)
+        if len(args.lang) != 1:
+            raise ConfigError(f"--lang: calibrate one language at a time, got {' '.join(args.lang)}")
+        language = args.lang[0]
+        config = build_config(args, sampling_method="none")
     make_output_dir(args.output)  # a folder that cannot be written is reported before any reading
     bars: dict[str, tqdm] = {}
 
@@ -103,13 +112,13 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         calibration, _ = run_calibration(
-            config, args.lang[0], target, split=args.split, docs=args.docs, seed=args.seed,
+            config, language, target, split=args.split, docs=args.docs, seed=args.seed,
             shards_to_read=args.shards_to_read, max_docs_per_shard=args.max_docs_per_shard,
             methods=args.methods, width=args.width, fit_width=args.fit_width,
             gaussian_factor=args.gaussian_factor, output=args.output,
             plots=not args.no_plots, read_progress=lambda n: bar("reading").update(n),
             score_progress=lambda n: bar("scoring").update(n), on_subset=start_scoring,
-            option_name=_flag,
+            option_name=_flag, corpus=corpus, text_column=args.text_column, corpus_name=args.dataset,
         )
     finally:
         for b in bars.values():

@@ -9,13 +9,13 @@ import sys
 import numpy as np
 from tqdm import tqdm
 
-from ..errors import DataNotFoundError
-from ..outputs import OutputFile, make_output_dir
+from ..errors import ConfigError, DataNotFoundError
+from ..outputs import make_output_dir, output_stream
 from ..plan import check_max_docs, iter_kept
 from ..sampler import SamplingStats
 from ..shards import shard_refs_for
-from .common import add_model_options, add_sampling_options, add_source_options, build_config
-from .dataset_source import add_dataset_options, check_mc4_split, run_sample
+from .common import add_model_options, add_sampling_options, add_source_options, build_config, model_spec
+from .dataset_source import add_dataset_options, check_mc4_split, corpus_language, open_dataset
 
 
 def add_parser(subparsers) -> None:
@@ -41,7 +41,7 @@ def add_parser(subparsers) -> None:
 def run(args: argparse.Namespace) -> int:
     check_max_docs(args.max_docs, "--max-docs")
     if args.dataset:
-        return run_sample(args)
+        return run_on_dataset(args)
     check_mc4_split(args)
     config = build_config(args, return_perplexity=args.return_perplexity)
     shards = shard_refs_for(config, args.split)
@@ -52,31 +52,48 @@ def run(args: argparse.Namespace) -> int:
     if report:  # a folder that cannot be written is reported before any reading
         make_output_dir(args.report)
     # -o FILE is written under a temporary name and renamed when complete (never a partial file)
-    out = sys.stdout if args.output == "-" else OutputFile(args.output)
-    try:
-        with tqdm(total=len(shards), unit="shard", desc="sampling", file=sys.stderr, dynamic_ncols=True) as bar:
+    with output_stream(args.output) as out, tqdm(total=len(shards), unit="shard", desc="sampling",
+                                                 file=sys.stderr, dynamic_ncols=True) as bar:
 
-            def shard_done(shard, stats):
-                bar.set_postfix(read=stats.read, kept=stats.kept)
-                bar.update()
+        def shard_done(shard, stats):
+            bar.set_postfix(read=stats.read, kept=stats.kept)
+            bar.update()
 
-            kept = iter_kept(config, args.split, stats=stats, shards=shards, max_docs=args.max_docs,
-                             score_all=report, on_shard_end=shard_done)
-            for example in kept:
-                out.write(json.dumps(example, ensure_ascii=False) + "\n")
-                if stats.read % 512 == 0:
-                    bar.set_postfix(read=stats.read, kept=stats.kept, refresh=False)
-    except BaseException:
-        if out is not sys.stdout:
-            out.discard()
-        raise
-    if out is not sys.stdout:
-        out.commit()
+        kept = iter_kept(config, args.split, stats=stats, shards=shards, max_docs=args.max_docs,
+                         score_all=report, on_shard_end=shard_done)
+        for example in kept:
+            out.write(json.dumps(example, ensure_ascii=False) + "\n")
+            if stats.read % 512 == 0:
+                bar.set_postfix(read=stats.read, kept=stats.kept, refresh=False)
     print(summary(stats), file=sys.stderr)
     if report:
         _write_report(args, config, stats)
     return 0
 
+
+
+def run_on_dataset(args: argparse.Namespace) -> int:
+    """``sample --dataset``: the kept documents (every column) as JSON lines, then the summary."""
+    from ..corpus import sample_dataset
+
+    if args.report is not None or args.validation_factor is not None:
+        raise ConfigError("--report and --validation-factor apply to mC4 only, not with --dataset")
+    ds = open_dataset(args)
+    stats = SamplingStats()
+    kept = sample_dataset(
+        ds, sampling_method=args.method, text_column=args.text_column, id_column=args.id_column,
+        language=corpus_language(args), perplexity_model=model_spec(args), perplexity_mode=args.perplexity_mode,
+        calibration=args.calibration, boundaries=tuple(args.boundaries) if args.boundaries else None,
+        sampling_factor=args.factor, width=args.width, seed=args.seed, return_perplexity=args.return_perplexity,
+        on_bad_record=args.on_bad_record, stats=stats)
+    with output_stream(args.output) as out, tqdm(unit="doc", desc="kept", file=sys.stderr, dynamic_ncols=True) as bar:
+        for example in kept:
+            out.write(json.dumps(example, ensure_ascii=False, default=str) + "\n")
+            bar.update()
+            if args.max_docs and stats.kept >= args.max_docs:
+                break
+    print(summary(stats), file=sys.stderr)
+    return 0
 
 def summary(stats: SamplingStats) -> str:
     lines = [
