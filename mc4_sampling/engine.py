@@ -289,16 +289,23 @@ class SubsetWriter(PipelineStep):
                             for name, kind in FEATURES.items()])
         open_files: dict[str, dict] = {}  # config -> {"tmp", "writer", "rows", "bytes"} of the current unit
 
-        def flush(state):
-            if state["writer"] is None:
-                state["writer"] = pq.ParquetWriter(state["tmp"], schema)
-            if not state["rows"]:  # an empty shard: a file without row groups (which readers skip)
-                return
-            columns = list(zip(*state["rows"]))
-            table = pa.Table.from_arrays([pa.array(c, type=f.type) for c, f in zip(columns, schema)], schema=schema)
-            state["writer"].write_table(table)
-            state["bytes"] += table.nbytes
-            state["rows"] = []
+        def flush(state, close=False):
+            try:
+                if state["writer"] is None:
+                    state["writer"] = pq.ParquetWriter(state["tmp"], schema)
+                if state["rows"]:  # an empty shard: a file without row groups (which readers skip)
+                    columns = list(zip(*state["rows"]))
+                    table = pa.Table.from_arrays([pa.array(c, type=f.type) for c, f in zip(columns, schema)],
+                                                 schema=schema)
+                    state["writer"].write_table(table)
+                    state["bytes"] += table.nbytes
+                    state["rows"] = []
+                if close:
+                    state["writer"].close()
+            except OSError as e:  # pyarrow's write errors (disk full...) name no file: name it
+                if e.filename is not None or e.errno is None:
+                    raise
+                raise OSError(e.errno, os.strerror(e.errno), state["tmp"]) from e
 
         def state_for(config, unit_name):
             state = open_files.get(config)
@@ -312,7 +319,10 @@ class SubsetWriter(PipelineStep):
         def discard():
             for state in open_files.values():
                 if state["writer"] is not None:
-                    state["writer"].close()
+                    try:
+                        state["writer"].close()
+                    except OSError:  # disk full: the error that stopped the task is the one to report
+                        pass
                 if os.path.exists(state["tmp"]):
                     os.unlink(state["tmp"])
             open_files.clear()
@@ -336,9 +346,7 @@ class SubsetWriter(PipelineStep):
                 files = {}
                 for config in self.configs:
                     state = state_for(config, unit.name)
-                    if state["rows"] or state["writer"] is None:
-                        flush(state)
-                    state["writer"].close()
+                    flush(state, close=True)
                     final = os.path.join(self.output_dir, data_file(config, unit))
                     os.replace(state["tmp"], final)
                     files[config] = state["bytes"]

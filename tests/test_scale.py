@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import json
 import os
@@ -291,17 +292,109 @@ def test_bad_command_lines_exit_2_with_an_error_line(tmp_path):
     assert not (tmp_path / "out").exists()
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root writes anywhere")
-def test_an_unwritable_output_folder_is_a_clear_error(tmp_path):
-    locked = tmp_path / "locked"
-    locked.mkdir()
-    locked.chmod(0o500)
+@contextlib.contextmanager
+def mounted_tmpfs(folder, *options):
+    """A tmpfs mounted on ``folder`` for the block (skips the test where mounting is not permitted)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    if os.geteuid() != 0 or shutil.which("mount") is None:
+        pytest.skip("mounting a tmpfs needs root")
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", ",".join(options), "tmpfs", str(folder)],
+                          capture_output=True, text=True)
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.strip()}")
     try:
-        r = subprocess.run(CLI + [str(locked / "out"), "--data-dir", mc4_sampling.SAMPLE_DATA_DIR],
-                           capture_output=True, text=True)
+        yield folder
     finally:
-        locked.chmod(0o700)
-    assert r.returncode == 2 and "error: cannot write to the output folder" in r.stderr
+        subprocess.run(["umount", "-l", str(folder)], check=True)
+
+
+@pytest.mark.parametrize("where", ["chmod", "under a file", "under /proc", "read-only mount"])
+def test_an_unwritable_output_folder_is_a_clear_error(tmp_path, where):
+    locked = tmp_path / "locked"
+    with contextlib.ExitStack() as stack:
+        if where == "chmod":
+            if os.geteuid() == 0:
+                pytest.skip("root writes anywhere")
+            locked.mkdir()
+            locked.chmod(0o500)
+            stack.callback(locked.chmod, 0o700)
+            out = locked / "out"
+        elif where == "under a file":
+            locked.write_text("x")
+            out = locked / "out"
+        elif where == "under /proc":  # no one creates folders there, root included
+            out = Path("/proc") / f"mc4-sampling-out-{os.getpid()}" / "out"
+        else:
+            out = stack.enter_context(mounted_tmpfs(locked, "ro", "size=1m")) / "out"
+        r = subprocess.run(CLI + [str(out), "--data-dir", mc4_sampling.SAMPLE_DATA_DIR], capture_output=True,
+                           text=True)
+    assert r.returncode == 2, r.stderr[-3000:]
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"mc4-sampling publish: error: cannot write to the output folder "
+                                                   f"{out}: "), r.stderr[-3000:]
+    assert "Traceback" not in r.stderr and not out.exists()
+
+
+INJECT_ENOSPC = r"""
+import errno, os, sys
+import pyarrow.parquet as pq
+real, calls = pq.ParquetWriter.write_table, []
+def write_table(self, *args, **kwargs):  # the disk fills up at write number FAIL_AT (as pyarrow says it)
+    calls.append(1)
+    if len(calls) >= int(os.environ["FAIL_AT"]):
+        raise OSError(errno.ENOSPC, "Error writing bytes to file. Detail: [errno 28] No space left on device")
+    return real(self, *args, **kwargs)
+pq.ParquetWriter.write_table = write_table
+from mc4_sampling.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+@pytest.mark.parametrize("how", ["tmpfs", "injected"])
+def test_a_disk_full_mid_run_is_a_clear_error_and_a_rerun_finishes(tmp_path, how):
+    args = ["--data-dir", mc4_sampling.SAMPLE_DATA_DIR, "--method", "random", "--splits", "train", "--tasks", "1",
+            "--workers", "1"]
+    reference = tmp_path / "reference"
+    done = subprocess.run(CLI + [str(reference)] + args, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-3000:]
+    shards = sorted(p.name for p in (reference / "data" / "random").iterdir())
+    assert len(shards) == 4
+    with contextlib.ExitStack() as stack:
+        if how == "tmpfs":  # room for the first two shards and the bookkeeping, not for the third
+            room = sum((reference / "data" / "random" / name).stat().st_size for name in shards[:2]) + 64 * 1024
+            assert (reference / "data" / "random" / shards[2]).stat().st_size > 64 * 1024
+            disk = stack.enter_context(mounted_tmpfs(tmp_path / "disk", f"size={-(-room // 4096) * 4}k"))
+            out = disk / "out"
+            full = subprocess.run(CLI + [str(out)] + args, capture_output=True, text=True)
+        else:
+            out = tmp_path / "out"
+            full = subprocess.run([sys.executable, "-c", INJECT_ENOSPC, "publish", str(out)] + args,
+                                  capture_output=True, text=True, env={**os.environ, "FAIL_AT": "3"})
+        assert full.returncode == 2, full.stderr[-3000:]
+        lines = full.stderr.strip().splitlines()
+        errors = [line for line in lines if line.startswith("mc4-sampling publish: error:")]
+        assert len(errors) == 1 and errors == lines[-1:], full.stderr[-3000:]
+        assert "No space left on device" in errors[0] and str(out / "data" / "random" / ".tmp.train-00002") in errors[0]
+        folder = out / "data" / "random"
+        assert sorted(p.name for p in folder.iterdir() if not p.name.startswith(".tmp.")) == shards[:2]
+        assert sorted(p.name for p in (out / ".mc4-sampling" / "units").iterdir()) == \
+            [name.replace(".parquet", ".json") for name in shards[:2]]
+        for name in shards[:2]:  # kept and complete: the same rows as the uninterrupted run
+            expected = pq.read_table(reference / "data" / "random" / name).to_pylist()
+            assert pq.read_table(folder / name).to_pylist() == expected
+        assert not (out / "README.md").exists()
+        assert not (out / ".mc4-sampling" / "logs" / "completions" / "00000").exists()
+        before = {name: (folder / name).stat().st_mtime_ns for name in shards[:2]}
+
+        if how == "tmpfs":  # space is back
+            subprocess.run(["mount", "-o", "remount,size=64m", str(out.parent)], check=True)
+        again = subprocess.run(CLI + [str(out)] + args, capture_output=True, text=True)
+        assert again.returncode == 0, again.stderr[-3000:]
+        assert "shards_already_done" in again.stderr
+        assert sorted(p.name for p in folder.iterdir()) == shards
+        assert {name: (folder / name).stat().st_mtime_ns for name in shards[:2]} == before
+        assert rows(out, "random", "train") == rows(reference, "random", "train")
+        assert (out / "README.md").read_text() == (reference / "README.md").read_text()
 
 
 @pytest.mark.parametrize("module,executor", [("datatrove", "local"), ("ray", "ray")])
