@@ -271,7 +271,7 @@ def research_hooks(trainer: "Trainer") -> list[Hook]:
                 publisher.submit(info.step, lambda: params_final, _export_spec(trainer), trainer.meta(),
                                  branch=False)
 
-    hooks.append(Hook(trainer._off_the_step_clock(scheduled_checkpoint), 1))
+    hooks.append(Hook(trainer.off_the_step_clock(scheduled_checkpoint), 1))
     return hooks
 
 

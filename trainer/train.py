@@ -464,13 +464,14 @@ class Trainer:
         if self.bar is not None:
             hooks.append(Hook(self._show_metrics_on_bar, cfg.logging.every_steps))
         if self.eval_tokens:
-            hooks.append(Hook(self._off_the_step_clock(self._evaluate), cfg.training.eval_every_steps))
-        hooks.append(Hook(self._off_the_step_clock(self._checkpoint), cfg.checkpoint.every_steps))
+            hooks.append(Hook(self.off_the_step_clock(self._evaluate), cfg.training.eval_every_steps))
+        hooks.append(Hook(self.off_the_step_clock(self._checkpoint), cfg.checkpoint.every_steps))
         hooks += research_hooks(self)  # checkpoint.schedule revisions, weight statistics (trainer.revisions)
         return hooks
 
-    def _off_the_step_clock(self, fn: Callable[[StepInfo], Any]) -> Callable[[StepInfo], Any]:
-        """``fn`` with its time excluded from the training-step throughput (still in the ``_wall`` figures)."""
+    def off_the_step_clock(self, fn: Callable[[StepInfo], Any]) -> Callable[[StepInfo], Any]:
+        """``fn`` with its time excluded from the training-step throughput (still in the ``_wall`` figures):
+        for hooks that do other work than training (evaluation, checkpoints, exports)."""
         def hook(info: StepInfo):
             with self.throughput.paused(info.metrics):
                 return fn(info)
