@@ -43,7 +43,7 @@ def bench_training(cfg, tok, steps: int, warmup: int) -> dict:
     import jax.numpy as jnp
 
     from trainer import flops as F, memory
-    from trainer.model import init_params
+    from trainer.models.roberta import init_params
     from trainer.optim import make_optimizer, schedule_fn
     from trainer.sharding import batch_sharding, make_mesh, replicated, state_shardings
     from trainer.steps import make_train_step, run_keys
@@ -94,7 +94,7 @@ def bench_training(cfg, tok, steps: int, warmup: int) -> dict:
 
 def bench_pipeline(cfg, tok, texts, seconds: float, workers: tuple = (0,)) -> dict:
     """Tokens/s of BatchStream: from in-memory texts, and from the configured stream, per worker count."""
-    from trainer.batches import BatchStream
+    from trainer.data.batches import BatchStream
 
     class Memory:  # a minimal IterableDataset stand-in over in-memory texts, cycled
         def __init__(self, texts):
@@ -157,10 +157,10 @@ def main(argv=None) -> int:
 
     import logging
 
-    from trainer.batches import TokenizerFns
     from trainer.config_loading import load_config
     from trainer.console import configure_logging
-    from trainer.tokenizer import stream_texts, train_tokenizer
+    from trainer.data.batches import TokenizerFns
+    from trainer.data.tokenizer import stream_texts, train_tokenizer
 
     configure_logging(logging.WARNING)
     cfg = load_config(args.config, args.set)

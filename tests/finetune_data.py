@@ -98,9 +98,9 @@ def tiny_model_folder(folder: str, vocab_size: int = 1000, max_positions: int = 
     masked-LM folder (what ``trainer export`` writes)."""
     import jax
 
-    from trainer.convert import export_pretrained
-    from trainer.model import RobertaSpec, init_params
-    from trainer.tokenizer import train_tokenizer
+    from trainer.data.tokenizer import train_tokenizer
+    from trainer.models.roberta import RobertaSpec, init_params
+    from trainer.models.roberta_hf import export_pretrained
 
     tok_dir = os.path.join(folder, "tokenizer")
     corpus = os.path.join(folder, "corpus.jsonl")

@@ -287,7 +287,12 @@ def test_an_orbax_checkpoint_loads_the_same_encoder(tiny_model, tmp_path):
     import jax
 
     from trainer.checkpoint import Checkpointer, spec_to_meta
-    from trainer.convert import classifier_to_state_dict, import_pretrained, params_to_state_dict, state_dict_to_params
+    from trainer.models.roberta_hf import (
+        classifier_to_state_dict,
+        import_pretrained,
+        params_to_state_dict,
+        state_dict_to_params,
+    )
 
     spec, params = import_pretrained(tiny_model)
     padded = dataclasses.replace(spec, pad_vocab_to_multiple_of=64)

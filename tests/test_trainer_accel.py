@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from trainer.masking import default_max_predictions, mask_tokens, random_token_ids
-from trainer.model import RobertaForMaskedLM, RobertaSpec, init_params, mlm_loss_sums, padding_lengths
+from trainer.models.roberta import RobertaForMaskedLM, RobertaSpec, init_params, mlm_loss_sums, padding_lengths
 from trainer.steps import MaskingRule, gather_predictions, make_eval_step, make_train_step, run_keys
 
 SPECIALS = (0, 1, 2, 3, 4)
@@ -102,7 +102,7 @@ def test_padded_vocabulary_exports_the_real_one_with_the_same_logits(tmp_path):
     torch = pytest.importorskip("torch")
     from transformers import AutoModelForMaskedLM
 
-    from trainer.convert import export_pretrained, import_pretrained
+    from trainer.models.roberta_hf import export_pretrained, import_pretrained
 
     spec = dataclasses.replace(SPEC, pad_vocab_to_multiple_of=128)
     assert spec.padded_vocab_size == 128
@@ -135,7 +135,7 @@ def test_padded_vocabulary_exports_the_real_one_with_the_same_logits(tmp_path):
 def test_exported_tokenizer_holds_the_model_length(tmp_path):
     from trainer_helpers import make_corpus, make_tokenizer
 
-    from trainer.convert import export_pretrained
+    from trainer.models.roberta_hf import export_pretrained
 
     paths = make_corpus(str(tmp_path / "corpus"), n_docs=60, n_files=1)
     tok_dir = make_tokenizer(str(tmp_path / "tok"), paths, vocab_size=300)  # saved with model_max_length 64

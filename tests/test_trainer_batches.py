@@ -9,12 +9,12 @@ import numpy as np
 import pytest
 from trainer_helpers import make_corpus, make_tokenizer
 
-from trainer.batches import BatchStream, StreamPosition
 from trainer.config import DataConfig
-from trainer.data import document_hash
+from trainer.data.batches import BatchStream, StreamPosition
+from trainer.data.packing import unpack
+from trainer.data.prefetch import Prefetcher
+from trainer.data.stream import document_hash
 from trainer.errors import DataError
-from trainer.packing import unpack
-from trainer.prefetch import Prefetcher
 
 
 @pytest.fixture(scope="module")
@@ -49,8 +49,8 @@ def test_batches_are_exactly_the_shuffled_token_stream(corpus):
     """Concatenated batches == the training documents, block-shuffled, ``doc </s>`` each, epoch after epoch."""
     import datasets
 
-    from trainer.batches import block_permutation
-    from trainer.packing import token_stream
+    from trainer.data.batches import block_permutation
+    from trainer.data.packing import token_stream
 
     stream = _stream(corpus)
     batches = list(itertools.islice(stream.batches(), 80))

@@ -7,13 +7,13 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from trainer.batches import block_permutation
+from trainer.data.batches import block_permutation
+from trainer.data.packing import pack, pad_final, token_stream, unpack
 from trainer.flops import flops_per_token, matmul_params, mfu, peak_flops
 from trainer.hooks import Hook, StepInfo, itstime, run_hooks
 from trainer.masking import mask_tokens
-from trainer.model import RobertaSpec, init_params
+from trainer.models.roberta import RobertaSpec, init_params
 from trainer.optim import decay_mask, warmup_linear_decay
-from trainer.packing import pack, pad_final, token_stream, unpack
 from trainer.steps import run_keys
 
 SPECIALS = (0, 1, 2, 3)

@@ -13,8 +13,14 @@ import pytest
 torch = pytest.importorskip("torch")
 from transformers import AutoModelForMaskedLM, RobertaConfig, RobertaForMaskedLM as TorchRoberta  # noqa: E402
 
-from trainer.convert import export_pretrained, import_pretrained, params_to_state_dict  # noqa: E402
-from trainer.model import RobertaForMaskedLM, RobertaSpec, init_params, resolve_attention_impl, roberta_position_ids  # noqa: E402
+from trainer.models.roberta import (  # noqa: E402
+    RobertaForMaskedLM,
+    RobertaSpec,
+    init_params,
+    resolve_attention_impl,
+    roberta_position_ids,
+)
+from trainer.models.roberta_hf import export_pretrained, import_pretrained, params_to_state_dict  # noqa: E402
 
 SPEC = RobertaSpec(vocab_size=97, hidden_size=32, num_layers=2, num_heads=4, intermediate_size=64,
                    max_position_embeddings=40, dtype="float32", attention_impl="xla")

@@ -14,9 +14,9 @@ from trainer_helpers import make_corpus, make_tokenizer, tiny_overrides
 
 from trainer.config_loading import load_config
 from trainer.errors import ConfigError, ExportError
-from trainer.schedule import EARLYBERTS_STEPS, resolve_schedule
+from trainer.research.checkpoint_schedule import EARLYBERTS_STEPS, resolve_schedule
+from trainer.research.weight_stats import flat_params
 from trainer.train import Trainer
-from trainer.weight_stats import flat_params
 
 REPO = "someone/tiny-revisions"
 
@@ -133,7 +133,7 @@ def test_revisions_are_branches_loadable_with_transformers(scheduled_run):
 
 
 def test_revision_upload_is_idempotent_and_never_overwrites(scheduled_run, tmp_path):
-    from trainer.revisions import push_revision
+    from trainer.research.revisions import push_revision
 
     cfg, _, hub = scheduled_run
     folder = os.path.join(cfg.training.output_dir, "revisions", "step5")
@@ -149,7 +149,7 @@ def test_revision_upload_is_idempotent_and_never_overwrites(scheduled_run, tmp_p
         push_revision(changed, REPO, 5, update_main=False)
     assert len(hub.commits) == commits
     # the background publisher reports it (the run then ends with an error naming the step)
-    from trainer.revisions import RevisionPublisher
+    from trainer.research.revisions import RevisionPublisher
 
     shutil.copytree(changed, str(tmp_path / "run" / "revisions" / "step5"))
     os.remove(str(tmp_path / "run" / "revisions" / "step5" / ".pushed"))  # not marked as uploaded
@@ -233,9 +233,9 @@ def test_transfer_reinitialises_embeddings_and_freezes(corpus, scheduled_run, tm
 
 
 def test_transfer_from_transformers_folder_and_position_reset(corpus, scheduled_run):
-    from trainer.convert import import_pretrained
-    from trainer.model import RobertaSpec, init_params
-    from trainer.transfer import combine, load_source
+    from trainer.models.roberta import RobertaSpec, init_params
+    from trainer.models.roberta_hf import import_pretrained
+    from trainer.research.transfer import combine, load_source
 
     cfg0, _, _ = scheduled_run
     folder = os.path.join(cfg0.training.output_dir, "revisions", "step5")
@@ -290,7 +290,7 @@ def test_transfer_example_config_loads():
 
 
 def test_seed_suite_two_seeds(corpus, tmp_path):
-    from trainer.suite import run_suite, seed_config
+    from trainer.research.suite import run_suite, seed_config
 
     paths, tok, _, _ = corpus
     overrides = tiny_overrides(paths, tok, str(tmp_path / "suite"), **{
@@ -308,7 +308,7 @@ def test_seed_suite_two_seeds(corpus, tmp_path):
 
 
 def test_seed_suite_init_from_per_seed(scheduled_run):
-    from trainer.suite import seed_config
+    from trainer.research.suite import seed_config
 
     cfg0, result, _ = scheduled_run
     folder = os.path.join(cfg0.training.output_dir, "revisions", "step{seed}")

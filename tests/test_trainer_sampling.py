@@ -12,9 +12,9 @@ from trainer_helpers import make_tokenizer, tiny_overrides
 
 import mc4_sampling
 from mc4_sampling import sample_dataset
-from trainer.batches import BatchStream
 from trainer.config_loading import load_config
-from trainer.data import load_stream
+from trainer.data.batches import BatchStream
+from trainer.data.stream import load_stream
 from trainer.errors import ConfigError, DataError
 
 SHARD = Path(mc4_sampling.SAMPLE_DATA_DIR) / "multilingual" / "c4-es.tfrecord-00002-of-02048.json.gz"
@@ -95,7 +95,7 @@ def test_pretraining_on_the_gaussian_sample_is_one_config(corpus, tmp_path):
     """``python -m trainer`` on tiny-cpu with ``data.sampling``: trains, and holds out the sample's first documents."""
     from trainer_helpers import run_trainer
 
-    from trainer.data import document_hash
+    from trainer.data.stream import document_hash
 
     paths, tok = corpus
     out = tmp_path / "run"

@@ -205,7 +205,7 @@ def test_export_from_checkpoint_matches_pytorch(corpus, reference_run, tmp_path,
 
     from trainer.cli import main
     from trainer.export import load_checkpoint_params
-    from trainer.model import RobertaForMaskedLM
+    from trainer.models.roberta import RobertaForMaskedLM
 
     out = str(tmp_path / "export")
     assert main(["export", "--checkpoint", os.path.join(reference_run[0], "checkpoints"), "--output", out]) == 0
@@ -231,7 +231,7 @@ def test_export_from_checkpoint_matches_pytorch(corpus, reference_run, tmp_path,
 
 def test_gradient_accumulation_gives_the_same_update():
     from trainer.config import TrainerConfig
-    from trainer.model import RobertaSpec, init_params
+    from trainer.models.roberta import RobertaSpec, init_params
     from trainer.optim import make_optimizer, schedule_fn
     from trainer.steps import MaskingRule, make_train_step, run_keys
 

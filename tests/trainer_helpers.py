@@ -37,7 +37,7 @@ def make_corpus(folder: str, n_docs: int = 400, n_files: int = 2, seed: int = 0,
 
 
 def make_tokenizer(folder: str, corpus_paths: list[str], vocab_size: int = 400) -> str:
-    from trainer.tokenizer import train_tokenizer
+    from trainer.data.tokenizer import train_tokenizer
 
     texts = []
     for p in corpus_paths:

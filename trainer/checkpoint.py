@@ -21,7 +21,7 @@ import jax
 import numpy as np
 
 from .errors import CheckpointError
-from .model import ARCH_FIELDS, RobertaSpec
+from .models.roberta import ARCH_FIELDS, RobertaSpec
 
 log = logging.getLogger(__name__)
 
@@ -110,7 +110,7 @@ def spec_to_meta(spec: RobertaSpec) -> dict:
 
 
 def check_compatible(saved_spec: dict, spec: RobertaSpec, where: str) -> None:
-    """Raise CheckpointError naming every architecture field (:data:`~trainer.model.ARCH_FIELDS`) that differs."""
+    """Raise CheckpointError naming each differing architecture field (:data:`~trainer.models.roberta.ARCH_FIELDS`)."""
     # a field the checkpoint does not name has its RobertaSpec default (e.g. no vocabulary padding)
     defaults = {f.name: f.default for f in dataclasses.fields(RobertaSpec)}
     saved = {k: saved_spec.get(k, defaults.get(k)) for k in ARCH_FIELDS}

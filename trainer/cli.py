@@ -13,9 +13,9 @@ import os
 import sys
 from typing import Optional
 
-from . import tokenizer
 from .config_loading import add_config_arguments, load_config
 from .console import configure_logging, run_guarded
+from .data import tokenizer
 
 
 def _train(args) -> int:
@@ -85,7 +85,7 @@ def build_parser() -> argparse.ArgumentParser:
     tokenizer.add_arguments(k)
     k.set_defaults(handler=tokenizer.run)
 
-    from . import suite, weight_stats
+    from .research import suite, weight_stats
 
     w = sub.add_parser("stats", help="mean / std / max|w| of every module per layer, several checkpoints, PNG")
     weight_stats.add_arguments(w)

@@ -21,7 +21,7 @@ from .errors import ConfigError
 SAMPLE_DATA_DIR_MARKER = "SAMPLE_DATA_DIR"
 
 #: Field metadata of the architecture values the trained weights depend on: a checkpoint being
-#: resumed or an imported transformers folder must agree on each (``trainer.model.ARCH_FIELDS``).
+#: resumed or an imported transformers folder must agree on each (``trainer.models.roberta.ARCH_FIELDS``).
 ARCH = {"arch": True}
 
 
@@ -30,7 +30,7 @@ class RobertaArchitecture:
     """The network: sizes, numerics, dropout (BERTIN's RoBERTa-base by default).
 
     Declared once for the ``model`` config section (:class:`ModelConfig`) and the resolved
-    :class:`trainer.model.RobertaSpec` the model is built from; both extend it.
+    :class:`trainer.models.roberta.RobertaSpec` the model is built from; both extend it.
     """
 
     vocab_size: Optional[int] = field(default=None, metadata=ARCH)  # None: the tokenizer's size (BERTIN: 50 265)
@@ -63,7 +63,7 @@ class ModelConfig(RobertaArchitecture):
 
     # A transformers RoBERTa folder to start from (weights imported one to one).
     init_from_transformers: Optional[str] = None
-    # Transfer / continued pretraining with a new tokenizer (trainer.transfer): a checkpoint of this
+    # Transfer / continued pretraining with a new tokenizer (trainer.research.transfer): a checkpoint of this
     # trainer, a transformers RoBERTa folder or a Hub id; every other weight is taken from it.
     transfer_from: Optional[str] = None
     reinit_embeddings: bool = True  # with transfer_from: fresh word embeddings, tied decoder and LM-head bias
@@ -183,7 +183,7 @@ class CheckpointConfig:
     init_step: Optional[int] = None  # None: the latest step in init_from
     init_optimizer: Literal["fresh", "keep"] = "fresh"
     init_data_position: bool = True  # continue the stream where the other run stopped
-    # Extra saves, never deleted by `keep` (trainer.schedule): "earlyberts" or a list of steps;
+    # Extra saves, never deleted by `keep` (trainer.research.checkpoint_schedule): "earlyberts" or a list of steps;
     # each is also exported to <output_dir>/revisions/step{N} (and pushed as branch step{N}).
     schedule: Optional[Union[str, list[int]]] = None
 
@@ -203,7 +203,7 @@ class LoggingConfig:
 @dataclass
 class HubConfig:
     # repository id used by `trainer export` when set; with checkpoint.schedule, training pushes each
-    # scheduled step to its branch step{N} and the latest to main (trainer.revisions)
+    # scheduled step to its branch step{N} and the latest to main (trainer.research.revisions)
     push_to_hub: Optional[str] = None
     private: bool = False
 
@@ -368,6 +368,6 @@ def validate(cfg: TrainerConfig) -> None:
         raise ConfigError("model.attention_impl 'cudnn' has no attention dropout; set model.attention_dropout=0")
     if m.attention_impl == "cudnn" and m.dtype == "float32":
         raise ConfigError("model.attention_impl 'cudnn' needs model.dtype bfloat16 or float16")
-    from .schedule import validate_research
+    from .research.checkpoint_schedule import validate_research
 
     validate_research(cfg)

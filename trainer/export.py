@@ -13,9 +13,9 @@ import numpy as np
 from mc4_sampling.hub import HubError, push_folder, render_card
 
 from .checkpoint import Checkpointer, split_checkpoint_path
-from .convert import export_pretrained
 from .errors import ExportError
-from .model import RobertaSpec, init_params
+from .models.roberta import RobertaSpec, init_params
+from .models.roberta_hf import export_pretrained
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +41,7 @@ def load_checkpoint_params(path: str, step: Optional[int] = None):
 def model_card(meta: dict, step: int, repo_id: Optional[str] = None, eval_metrics: Optional[dict] = None,
                revisions: str = "") -> str:
     """The model card (README.md with YAML metadata): the ``model`` template of :mod:`mc4_sampling.hub`;
-    ``revisions``: a section listing the revision branches (:func:`trainer.revisions.revisions_section`)."""
+    ``revisions``: a section listing the revision branches (:func:`trainer.research.revisions.revisions_section`)."""
     cfg = meta.get("config", {})
     spec = meta["spec"]
     data = cfg.get("data", {})

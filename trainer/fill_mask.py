@@ -8,9 +8,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .convert import import_pretrained
 from .errors import TrainerError
-from .model import RobertaForMaskedLM
+from .models.roberta import RobertaForMaskedLM
+from .models.roberta_hf import import_pretrained
 
 
 class FillMask:

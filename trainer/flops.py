@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from typing import Optional
 
-from .model import RobertaSpec
+from .models.roberta import RobertaSpec
 
 #: Dense bf16 peak FLOP/s per device (no sparsity), matched on ``jax.Device.device_kind``.
 PEAK_BF16_FLOPS = {

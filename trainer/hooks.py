@@ -12,7 +12,7 @@ import dataclasses
 from typing import TYPE_CHECKING, Any, Callable
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .batches import Batch, StreamPosition
+    from .data.batches import Batch, StreamPosition
     from .train import Trainer
 
 

@@ -46,8 +46,8 @@ def make_optimizer(cfg: TrainerConfig) -> optax.GradientTransformation:
         parts.append(optax.clip_by_global_norm(o.max_grad_norm))
     parts.append(optax.adamw(1.0, b1=o.b1, b2=o.b2, eps=o.eps, weight_decay=o.weight_decay, mask=decay_mask))
     tx = optax.chain(*parts)
-    if cfg.model.freeze:  # frozen leaves (trainer.transfer): zero update, no decay, not in the clipping norm
-        from .transfer import freeze_labels
+    if cfg.model.freeze:  # frozen leaves (trainer.research.transfer): zero update, no decay, not in the clipping norm
+        from .research.transfer import freeze_labels
 
         patterns = list(cfg.model.freeze)
         tx = optax.multi_transform({"train": tx, "frozen": optax.set_to_zero()},

@@ -23,22 +23,22 @@ import numpy as np
 import yaml
 
 from . import flops as flops_lib
-from .batches import BatchStream, StreamPosition, TokenizerFns
 from .checkpoint import Checkpointer, check_compatible, gather_positions, spec_to_meta, split_checkpoint_path
 from .config import TrainerConfig, max_sequence_length
+from .data.batches import BatchStream, StreamPosition, TokenizerFns
+from .data.prefetch import Prefetcher
 from .errors import CheckpointError, ConfigError, NonFiniteError, StoppedBySignal
 from .hooks import Hook, StepInfo, run_hooks
 from .masking import default_max_predictions
-from .model import ARCH_FIELDS, RobertaSpec, init_params
+from .models.roberta import ARCH_FIELDS, RobertaSpec, init_params
 from .monitor import Monitor
 from .optim import make_optimizer, schedule_fn
-from .prefetch import Prefetcher
-from .revisions import research_hooks
-from .schedule import resolve_schedule
+from .research.checkpoint_schedule import resolve_schedule
+from .research.revisions import research_hooks
+from .research.transfer import check_freeze, combine as combine_transfer, load_source as load_transfer_source
 from .sharding import batch_sharding, make_mesh, replicated, state_shardings
 from .steps import MaskingRule, make_eval_step, make_train_step, run_keys
 from .throughput import Throughput
-from .transfer import check_freeze, combine as combine_transfer, load_source as load_transfer_source
 
 log = logging.getLogger(__name__)
 
@@ -148,7 +148,7 @@ def init_distributed(cfg: TrainerConfig) -> None:
 
 def check_transformers_init(cfg: TrainerConfig, spec: RobertaSpec):
     """Import ``model.init_from_transformers``; its architecture (:data:`ARCH_FIELDS`) must match the config."""
-    from .convert import import_pretrained
+    from .models.roberta_hf import import_pretrained
 
     folder = cfg.model.init_from_transformers
     imported_spec, params = import_pretrained(folder, pad_vocab_to_multiple_of=spec.pad_vocab_to_multiple_of)
@@ -319,7 +319,7 @@ class Trainer:
             self.opt_state = opt if keep else init_opt(self.params)
             log.info("phase switch: params from %s step %d, %s optimizer state", src.directory, step,
                      "kept" if keep else "fresh")
-        elif cfg.model.transfer_from:  # new language: source weights, fresh embeddings (trainer.transfer)
+        elif cfg.model.transfer_from:  # new language: source weights, fresh embeddings (trainer.research.transfer)
             source = load_transfer_source(cfg.model.transfer_from, self.spec, cfg.model.reinit_embeddings)
             fresh = jax.jit(lambda k: init_params(self.spec, k))(self.keys.init)
             self.params = jax.device_put(combine_transfer(source, fresh, cfg.model.reinit_embeddings,
@@ -466,7 +466,7 @@ class Trainer:
         if self.eval_tokens:
             hooks.append(Hook(self.off_the_step_clock(self._evaluate), cfg.training.eval_every_steps))
         hooks.append(Hook(self.off_the_step_clock(self._checkpoint), cfg.checkpoint.every_steps))
-        hooks += research_hooks(self)  # checkpoint.schedule revisions, weight statistics (trainer.revisions)
+        hooks += research_hooks(self)  # checkpoint.schedule revisions, weight statistics (trainer.research.revisions)
         return hooks
 
     def off_the_step_clock(self, fn: Callable[[StepInfo], Any]) -> Callable[[StepInfo], Any]:

@@ -1,6 +1,6 @@
 """RoBERTa with classification heads in Flax Linen, laid out like transformers' PyTorch models.
 
-The encoder is composed of :mod:`trainer.model`'s own building blocks under the same submodule
+The encoder is composed of :mod:`trainer.models.roberta`'s own building blocks under the same submodule
 names (``embeddings``, ``layers_{i}``), so pretrained parameters load one to one; the head is
 ``classifier``:
 
@@ -17,7 +17,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from ..model import Embeddings, Layer, RobertaSpec, _dense
+from ..models.roberta import Embeddings, Layer, RobertaSpec, _dense
 
 TOKEN, SEQUENCE = "token", "sequence"
 KINDS = (TOKEN, SEQUENCE)

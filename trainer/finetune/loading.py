@@ -14,9 +14,9 @@ from typing import Any, Optional
 
 import numpy as np
 
-from ..convert import encoder_from_state_dict, head_from_state_dict, hf_config_to_spec, read_state_dict
 from ..errors import CheckpointError, ExportError
-from ..model import RobertaSpec
+from ..models.roberta import RobertaSpec
+from ..models.roberta_hf import encoder_from_state_dict, head_from_state_dict, hf_config_to_spec, read_state_dict
 
 log = logging.getLogger(__name__)
 

@@ -369,7 +369,7 @@ def export_classifier(params, spec, kind: str, labels: list[str], out_dir: str, 
     """A transformers ``RobertaFor{Token,Sequence}Classification`` folder with ``id2label`` and a model card."""
     from safetensors.numpy import save_file
 
-    from ..convert import HEAD_ARCHITECTURES, classifier_to_state_dict, spec_to_hf_config
+    from ..models.roberta_hf import HEAD_ARCHITECTURES, classifier_to_state_dict, spec_to_hf_config
 
     os.makedirs(out_dir, exist_ok=True)
     spec = dataclasses.replace(spec, dtype="float32")

@@ -6,7 +6,7 @@ Document order of one node's stream (after ``split_dataset_by_node``)::
 
 Training documents are read in *blocks* of ``shuffle_buffer`` documents; each block is permuted
 with ``default_rng([seed, epoch, block])`` and tokenised ``tokenize_batch_size`` documents at a
-time, then packed (:mod:`trainer.packing`). The :class:`StreamPosition` attached to every batch
+time, then packed (:mod:`trainer.data.packing`). The :class:`StreamPosition` attached to every batch
 is small and exact: the ``datasets`` ``state_dict()`` at the start of the current block, how many
 permuted documents of the block were tokenised, and the tokens not yet emitted. Resuming from it
 reproduces the following batches bit for bit; no document is repeated or skipped, and the eval
@@ -25,10 +25,10 @@ from typing import Callable, Iterator, NamedTuple, Optional
 
 import numpy as np
 
-from .config import DataConfig
-from .data import document_hash, document_text, load_stream
-from .errors import DataError
+from ..config import DataConfig
+from ..errors import DataError
 from .packing import pack, pack_stream, pad_final, token_stream, unpack
+from .stream import document_hash, document_text, load_stream
 
 log = logging.getLogger(__name__)
 
@@ -207,7 +207,7 @@ class BatchStream:
         """Endless iterator of batches starting at ``position`` (the start of the stream if None).
 
         With ``data.num_workers`` > 0 the chunks are tokenised in worker processes
-        (:mod:`trainer.tokenize_pool`) and come back in order: the same batches and positions.
+        (:mod:`trainer.data.tokenize_pool`) and come back in order: the same batches and positions.
         """
         cfg, tok, L, B = self.cfg, self.tok, self.cfg.max_seq_length, self.batch_size
         pos = copy.deepcopy(position) if position is not None else StreamPosition()

@@ -16,8 +16,8 @@ from typing import Iterator, Optional
 
 import numpy as np
 
-from .errors import ExportError
-from .model import RobertaSpec
+from ..errors import ExportError
+from .roberta import RobertaSpec
 
 log = logging.getLogger(__name__)
 
@@ -222,7 +222,7 @@ def import_pretrained(folder: str, fallback_params=None, **spec_overrides):
     if "lm_head.bias" not in sd and fallback_params is None:
         import jax
 
-        from .model import init_params
+        from .roberta import init_params
 
         log.warning("%s has no masked-LM head; the head starts from random weights", folder)
         fallback_params = jax.tree.map(np.asarray, init_params(spec, jax.random.key(0)))

@@ -12,10 +12,10 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING, Optional, Union
 
-from .errors import ConfigError
+from ..errors import ConfigError
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .config import TrainerConfig
+    from ..config import TrainerConfig
 
 #: The EarlyBERTs checkpoint steps (31 of them).
 EARLYBERTS_STEPS: tuple[int, ...] = (

@@ -31,12 +31,12 @@ from typing import TYPE_CHECKING, Any, Optional
 
 import numpy as np
 
-from .errors import ExportError
-from .hooks import Hook
-from .schedule import resolve_schedule, revision_name
+from ..errors import ExportError
+from ..hooks import Hook
+from .checkpoint_schedule import resolve_schedule, revision_name
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .train import Trainer
+    from ..train import Trainer
 
 log = logging.getLogger(__name__)
 
@@ -78,8 +78,8 @@ def export_revision(params, spec, meta: dict, step: int, folder: str, repo_id: O
     """Write the transformers folder of one revision with its card and manifest."""
     import dataclasses
 
-    from .convert import export_pretrained
-    from .export import model_card
+    from ..export import model_card
+    from ..models.roberta_hf import export_pretrained
 
     card = model_card(meta, step, repo_id, revisions=revisions_section(repo_id, steps))
     spec_out = dataclasses.replace(spec, dtype="float32", param_dtype="float32")
@@ -125,7 +125,7 @@ def push_revision(folder: str, repo_id: str, step: int, private: bool = False, e
     already holds the same content. ExportError when it holds other content."""
     from mc4_sampling.hub import HubError, push_folder
 
-    from .export import upload_plan
+    from ..export import upload_plan
 
     with open(os.path.join(folder, MANIFEST), encoding="utf-8") as f:
         local = json.load(f)
@@ -198,7 +198,7 @@ class RevisionPublisher:
             else:
                 from mc4_sampling.hub import push_folder
 
-                from .export import upload_plan
+                from ..export import upload_plan
 
                 files = [f for f in upload_plan(folder) if f != PUSHED_MARKER]
                 push_folder(folder, self.repo_id, repo_type="model", private=self.private, token=self.token,
@@ -238,10 +238,10 @@ def _export_spec(trainer: "Trainer"):
 
 def research_hooks(trainer: "Trainer") -> list[Hook]:
     """The hooks of ``checkpoint.schedule`` (save + revision) and ``logging.weight_stats_every_steps``;
-    sets ``trainer.revisions`` (a :class:`RevisionPublisher` or None)."""
+    sets ``trainer.research.revisions`` (a :class:`RevisionPublisher` or None)."""
     cfg = trainer.cfg
     hooks: list[Hook] = []
-    trainer.revisions = None
+    trainer.research.revisions = None
     every = cfg.logging.weight_stats_every_steps
     if every:  # on every process: the statistics of sharded parameters are collective computations
         from .weight_stats import make_hook
@@ -253,7 +253,7 @@ def research_hooks(trainer: "Trainer") -> list[Hook]:
     scheduled = set(steps)
     publisher = None
     if trainer.rank == 0:
-        publisher = trainer.revisions = RevisionPublisher(cfg.training.output_dir, cfg.hub.push_to_hub, steps,
+        publisher = trainer.research.revisions = RevisionPublisher(cfg.training.output_dir, cfg.hub.push_to_hub, steps,
                                                           cfg.hub.private)
         _resubmit(trainer, publisher, steps)
 
@@ -289,7 +289,7 @@ def _resubmit(trainer: "Trainer", publisher: RevisionPublisher, steps: list[int]
             directory = trainer.ckpt.directory
 
             def load(step=step, directory=directory) -> Any:
-                from .export import load_checkpoint_params
+                from ..export import load_checkpoint_params
 
                 return load_checkpoint_params(directory, step)[1]
 

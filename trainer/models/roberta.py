@@ -2,7 +2,7 @@
 
 Linen is used on purpose: the model is a pure function ``apply(params, ...)`` of a plain
 parameter pytree, which makes sharding, checkpointing, exact resume and the one-to-one mapping
-onto the PyTorch state dict (:mod:`trainer.convert`) straightforward.
+onto the PyTorch state dict (:mod:`trainer.models.roberta_hf`) straightforward.
 
 Parameter tree (``L`` layers)::
 
@@ -24,7 +24,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from .config import ARCH, RobertaArchitecture
+from ..config import ARCH, RobertaArchitecture
 
 
 @dataclasses.dataclass(frozen=True)

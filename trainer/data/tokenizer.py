@@ -1,7 +1,7 @@
 """Train a byte-level BPE tokenizer (RoBERTa style) on documents of a stream.
 
 ``trainer tokenizer --config tiny-cpu --output runs/tok --num-docs 5000 --vocab-size 8000`` (or
-``python -m trainer.tokenizer ...``)
+``python -m trainer.data.tokenizer ...``)
 
 The result is a folder that ``AutoTokenizer.from_pretrained`` loads as a RoBERTa fast tokenizer:
 specials ``<s> <pad> </s> <unk> <mask>`` (ids 0-4, as in BERTIN), ``<mask>`` strips the space
@@ -16,10 +16,10 @@ import logging
 import sys
 from typing import Iterable, Optional
 
-from .config import max_sequence_length
-from .config_loading import add_config_arguments, load_config
-from .console import configure_logging, run_guarded
-from .errors import TrainerError
+from ..config import max_sequence_length
+from ..config_loading import add_config_arguments, load_config
+from ..console import configure_logging, run_guarded
+from ..errors import TrainerError
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +57,7 @@ def train_tokenizer(texts: Iterable[str], output_dir: str, vocab_size: int = 50_
 
 def stream_texts(cfg, num_docs: int, skip: int = 0) -> Iterable[str]:
     """``num_docs`` texts of the configured stream after the first ``skip`` (the eval documents)."""
-    from .data import document_text, load_stream
+    from .stream import document_text, load_stream
 
     ds = load_stream(cfg.data)
     it = (document_text(ex, cfg.data.text_column) for ex in ds)
@@ -65,7 +65,7 @@ def stream_texts(cfg, num_docs: int, skip: int = 0) -> Iterable[str]:
 
 
 def add_arguments(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
-    """The options of the ``tokenizer`` command (``trainer tokenizer`` and ``python -m trainer.tokenizer``)."""
+    """The options of the ``tokenizer`` command (``trainer tokenizer`` and ``python -m trainer.data.tokenizer``)."""
     add_config_arguments(p, help="config YAML (its data section is read) or a shipped config name")
     p.add_argument("--output", required=True, help="folder to write the tokenizer to")
     p.add_argument("--num-docs", type=int, default=100_000, help="documents to train on (default 100000)")
@@ -92,8 +92,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 def main(argv: Optional[list[str]] = None) -> int:
-    """``python -m trainer.tokenizer``: the same command as ``trainer tokenizer``."""
-    p = argparse.ArgumentParser(prog="python -m trainer.tokenizer", description=DESCRIPTION)
+    """``python -m trainer.data.tokenizer``: the same command as ``trainer tokenizer``."""
+    p = argparse.ArgumentParser(prog="python -m trainer.data.tokenizer", description=DESCRIPTION)
     args = add_arguments(p).parse_args(argv)
     configure_logging()
     return run_guarded(lambda: run(args))

@@ -23,8 +23,8 @@ import re
 
 import numpy as np
 
-from .errors import ConfigError
-from .model import ARCH_FIELDS, RobertaSpec
+from ..errors import ConfigError
+from ..models.roberta import ARCH_FIELDS, RobertaSpec
 
 log = logging.getLogger(__name__)
 
@@ -87,20 +87,20 @@ def _download(repo: str) -> str:
 def load_source(source: str, spec: RobertaSpec, reinit_embeddings: bool = True) -> dict:
     """The numpy params of ``source``, checked against ``spec`` (every differing architecture field
     named; the vocabulary may differ when the embeddings are re-initialised)."""
-    from .errors import CheckpointError, ExportError
+    from ..errors import CheckpointError, ExportError
 
     try:
         if os.path.isfile(os.path.join(source, "config.json")):
-            from .convert import import_pretrained
+            from ..models.roberta_hf import import_pretrained
 
             src_spec, params = import_pretrained(source, pad_vocab_to_multiple_of=spec.pad_vocab_to_multiple_of)
         elif os.path.exists(source):
-            from .export import load_checkpoint_params
+            from ..export import load_checkpoint_params
 
             src_spec, params, _, step = load_checkpoint_params(source)
             log.info("transfer: weights of %s step %d", source, step)
         else:
-            from .convert import import_pretrained
+            from ..models.roberta_hf import import_pretrained
 
             src_spec, params = import_pretrained(_download(source),
                                                  pad_vocab_to_multiple_of=spec.pad_vocab_to_multiple_of)

@@ -17,9 +17,9 @@ import logging
 import os
 from typing import Optional
 
-from .config import TrainerConfig
-from .config_loading import add_config_arguments, load_config
-from .errors import ConfigError
+from ..config import TrainerConfig
+from ..config_loading import add_config_arguments, load_config
+from ..errors import ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +47,7 @@ def seed_config(config: Optional[str], overrides: list[str], seed: int, init_fro
 def run_suite(config: Optional[str], overrides: list[str], seeds: int, init_from: Optional[str] = None,
               first_seed: int = 0) -> list:
     """Train every seed in turn; the list of :class:`~trainer.train.TrainResult`."""
-    from .train import train
+    from ..train import train
 
     if seeds < 1:
         raise ConfigError(f"--seeds must be >= 1, got {seeds}")

@@ -6,8 +6,8 @@ import hashlib
 import logging
 from typing import Any
 
-from .config import SAMPLE_DATA_DIR_MARKER, DataConfig
-from .errors import DataError
+from ..config import SAMPLE_DATA_DIR_MARKER, DataConfig
+from ..errors import DataError
 
 log = logging.getLogger(__name__)
 

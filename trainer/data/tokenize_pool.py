@@ -4,7 +4,7 @@ The main process reads the documents, shuffles each block and cuts it into chunk
 ``data.tokenize_batch_size`` documents exactly as without workers; chunk ``i`` goes to worker
 ``i mod N`` and its result is read back from that worker's queue in turn, so the results come
 back in chunk order whatever the workers' speed. Each worker returns the chunk's token stream
-``doc </s> doc </s> ...`` (:func:`trainer.packing.token_stream`, one int32 array: cheap to send);
+``doc </s> doc </s> ...`` (:func:`trainer.data.packing.token_stream`, one int32 array: cheap to send);
 packing stays in the main process. The produced batches are therefore identical to the
 in-process ones, and so are the stream positions, exact resume and the eval hold-out.
 
@@ -22,7 +22,7 @@ from typing import Any, Callable, Iterable, Iterator
 
 import numpy as np
 
-from .errors import DataError
+from ..errors import DataError
 
 
 def _work(tokenizer_json: str, eos_id: int, inq, outq) -> None:  # pragma: no cover - runs in the workers

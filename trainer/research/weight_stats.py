@@ -122,11 +122,11 @@ def load_any(source: str) -> tuple[str, Any, Any]:
     """``(label, spec, numpy params)`` of a checkpoint folder/step, a transformers folder or ``random:CONFIG``."""
     import jax
 
-    from .errors import CheckpointError
+    from ..errors import CheckpointError
 
     if source.startswith("random:"):
-        from .config_loading import load_config
-        from .model import RobertaSpec, init_params
+        from ..config_loading import load_config
+        from ..models.roberta import RobertaSpec, init_params
 
         spec_text = source[len("random:"):]
         name, _, seed = spec_text.partition("@")
@@ -137,11 +137,11 @@ def load_any(source: str) -> tuple[str, Any, Any]:
         params = jax.tree.map(np.asarray, init_params(spec, jax.random.key(int(seed or cfg.training.seed))))
         return f"random init ({name})", spec, params
     if os.path.isfile(os.path.join(source, "config.json")):
-        from .convert import import_pretrained
+        from ..models.roberta_hf import import_pretrained
 
         spec, params = import_pretrained(source)
         return os.path.basename(os.path.normpath(source)), spec, params
-    from .export import load_checkpoint_params
+    from ..export import load_checkpoint_params
 
     if not os.path.exists(source):
         raise CheckpointError(f"{source}: no such checkpoint or model folder (or use random:CONFIG)")
@@ -294,7 +294,7 @@ def plot(loaded: list[Loaded], path: str, title: Optional[str] = None) -> str:
 def run_stats(sources: list[str], output: Optional[str] = None, labels: Optional[list[str]] = None,
               title: Optional[str] = None) -> tuple[str, Optional[str]]:
     """Load every checkpoint, return ``(table text, PNG path or None)``."""
-    from .errors import ConfigError
+    from ..errors import ConfigError
 
     if labels and len(labels) != len(sources):
         raise ConfigError(f"--label given {len(labels)} times for {len(sources)} checkpoints")
