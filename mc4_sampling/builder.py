@@ -17,9 +17,11 @@ from datasets.builder import Key
 
 from .errors import ConfigError, DataNotFoundError, Mc4SamplingError
 from .languages import LANGUAGES, check_language, shard_counts, shard_file_name
-from .models import ModelSource
-from .plan import SamplingPlan, check_sampling_options, is_int
+from .options import SamplingOptions, check_sampling_options, is_int, wants_score
+from .plan import SamplingPlan
+from .scoring import ScorerSource
 from .shards import ShardRef, shard_refs_for
+from .weightings import WEIGHTINGS
 
 _DESCRIPTION = """\
 mC4 (the multilingual colossal clean crawled corpus, 108 languages) streamed with a per-document
@@ -40,12 +42,14 @@ _LICENSE = "ODC-BY 1.0 (mC4 / C4), subject to Common Crawl's terms of use"
 
 
 @dataclass
-class Mc4SamplingConfig(datasets.BuilderConfig):
-    """Options of the ``mc4-sampling`` builder (every one is also a ``load_dataset`` keyword).
+class Mc4SamplingConfig(SamplingOptions, datasets.BuilderConfig):
+    """Options of the ``mc4-sampling`` builder (every one is also a ``load_dataset`` keyword): the
+    sampling options (:class:`~mc4_sampling.options.SamplingOptions`, declared once for every entry
+    point) and the mC4 source's.
 
     Attributes:
         languages: mC4 language codes; defaults to the config name (``"es"``, or ``"es+ca"``).
-        sampling_method: ``none``, ``random``, ``stepwise`` or ``gaussian``.
+        sampling_method: ``none``, ``random``, ``stepwise``, ``gaussian``, ``threshold``, ``pareto``.
         sampling_factor: the weighting's factor; BERTIN's per-method default when unset
             (random 0.5, gaussian 0.78, stepwise 1.5e5 for BERTIN's boundaries).
         validation_sampling_factor: factor for the validation split; unset, the validation split
@@ -71,19 +75,8 @@ class Mc4SamplingConfig(datasets.BuilderConfig):
     """
 
     languages: Sequence[str] | None = None
-    sampling_method: str = "none"
-    sampling_factor: float | None = None
-    validation_sampling_factor: float | None = None
-    width: float | None = None
-    boundaries: Sequence[float] | None = None
-    perplexity_model: str | Sequence[str] | None = None
-    perplexity_mode: str | None = None
-    seed: int = 2021
-    return_perplexity: bool = False
     base_url: str | None = None
     shards: Sequence[int] | None = None
-    on_bad_record: str = "raise"
-    calibration: str | None = None
     http_retries: int = 5
     max_record_bytes: int | None = None
     http_timeout: float | None = None
@@ -138,12 +131,12 @@ class Mc4SamplingConfig(datasets.BuilderConfig):
         from .perplexity import _fingerprint
 
         h = hashlib.blake2b(digest_size=8)
-        uses_model = self.return_perplexity or self.sampling_method in ("stepwise", "gaussian")
+        uses_model = wants_score(self) or WEIGHTINGS[self.sampling_method].needs_scores
         if self.sampling_method != "none" and self.calibration is not None and os.path.isfile(self.calibration):
             h.update(f"calibration:{_fingerprint(str(self.calibration))}\n".encode())
         for lang in self.languages if uses_model else ():
             try:
-                model_id = ModelSource(self.perplexity_model, lang, self.perplexity_mode).load().model_id
+                model_id = ScorerSource.of(self, lang).load().model_id
             except Mc4SamplingError:
                 continue
             h.update(f"model:{lang}:{model_id}\n".encode())
@@ -204,8 +197,8 @@ class Mc4Sampling(datasets.GeneratorBasedBuilder):
     def _info(self):
         features = {"text": datasets.Value("string"), "timestamp": datasets.Value("string"),
                     "url": datasets.Value("string")}
-        if self.config.return_perplexity:
-            features["perplexity"] = datasets.Value("float64")
+        if wants_score(self.config):
+            features[ScorerSource.of(self.config, self.config.languages[0]).score_name] = datasets.Value("float64")
         return datasets.DatasetInfo(
             description=_DESCRIPTION,
             features=datasets.Features(features),

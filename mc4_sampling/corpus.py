@@ -23,14 +23,15 @@ from __future__ import annotations
 
 import hashlib
 import warnings
-from dataclasses import asdict, dataclass
-from typing import Any, Sequence
+from dataclasses import dataclass, fields
+from typing import Sequence
 
 import numpy as np
 
 from .draw import document_key, hashes64
 from .errors import BadRecordError, ConfigError
-from .plan import SamplingPlan, check_sampling_options
+from .options import SamplingOptions, check_sampling_options, wants_score
+from .plan import SamplingPlan
 from .sampler import SamplingStats, decide_block
 
 #: documents decided (and scored) together: one batched ``filter``/``map`` call
@@ -40,26 +41,15 @@ DUPLICATE_CHECK_IDS = 100_000
 
 
 @dataclass
-class CorpusSamplingOptions:
-    """The sampling options of :func:`sample_dataset` (a :class:`~mc4_sampling.plan.SamplingOptions`).
-
-    The same options and meanings as the builder's (see README), without the mC4 source options;
-    ``language`` only picks the perplexity model's files and defaults and keys the draws.
+class CorpusSamplingOptions(SamplingOptions):
+    """The sampling options of :func:`sample_dataset`: :class:`~mc4_sampling.options.SamplingOptions`
+    (the builder's, declared once), ``gaussian`` by default, plus ``language``, which only picks the
+    perplexity model's files and defaults and keys the draws.
     """
 
     sampling_method: str = "gaussian"
-    sampling_factor: float | None = None
-    width: float | None = None
-    boundaries: Sequence[float] | None = None
-    perplexity_model: Any = None
-    perplexity_mode: str | None = None
-    calibration: str | None = None
-    seed: int = 2021
-    return_perplexity: bool = False
-    on_bad_record: str = "raise"
     language: str = "es"
     # read by SamplingPlan.resolve; a corpus has one split, sampled with the train rule
-    validation_sampling_factor: float | None = None
     http_retries: int = 0
     max_record_bytes: int | None = None
     http_timeout: float | None = None
@@ -92,6 +82,8 @@ class CorpusSampler:
         self.id_column = id_column
         self.stats = stats if stats is not None else SamplingStats()
         self.needs_model = plan.needs_model("train")
+        self.score_name = plan.score_name
+        self.score_column = plan.model_source.score_column if plan.model_source.kind == "column" else None
         self._seen_ids: set[int] | None = set() if id_column is not None else None
         self._warned_duplicates = False
 
@@ -101,7 +93,7 @@ class CorpusSampler:
         return state
 
     def decide(self, batch: dict, indices: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
-        """``(keep, perplexity)`` of a batch (column -> list); bad records are never kept."""
+        """``(keep, score)`` of a batch (column -> list); bad records (unusable scores included) are never kept."""
         texts = self._column(batch, self.text_column, "text_column")
         ids = self._column(batch, self.id_column, "id_column") if self.id_column is not None else None
         n = len(texts)
@@ -120,12 +112,27 @@ class CorpusSampler:
         if self._seen_ids is not None:
             self._check_duplicates(keys)
         model = self.plan.model if self.needs_model else None
-        decision = decide_block(self.rule, self.key, keys,
-                                lambda idx: model.perplexities([good_texts[i] for i in idx]),
+        values = good_texts
+        if model is not None and model.input_column is not None:
+            column = self._column(batch, model.input_column, "score_column")
+            values = [column[i] for i in rows]
+        decision = decide_block(self.rule, self.key, keys, lambda idx: model.score([values[i] for i in idx]),
                                 return_perplexity=self.plan.return_perplexity)
         keep[rows] = decision.keep
         perplexity[rows] = decision.perplexity
-        self.stats.read += len(rows)
+        n_bad = 0
+        if decision.bad is not None and decision.bad.any():
+            bad = np.flatnonzero(decision.bad)
+            if self.plan.on_bad_record == "raise":
+                i = int(bad[0])
+                row = int(rows[i])
+                where = f"row {indices[row]}" if indices is not None else f"row {row} of a batch"
+                if ids is not None:
+                    where += f" ({self.id_column}={ids[row]!r})"
+                raise BadRecordError(where, None, model.bad_value(values[i]))
+            n_bad = len(bad)
+            self.stats.bad_records += n_bad
+        self.stats.read += len(rows) - n_bad
         self.stats.scored += int(decision.to_score.sum())
         self.stats.kept += int(decision.keep.sum())
         return keep, perplexity
@@ -171,11 +178,13 @@ class CorpusSampler:
         return self.decide(batch, indices)[0].tolist()
 
     def kept_rows(self, batch: dict, indices: Sequence[int]) -> dict:
-        """For ``map(batched=True, with_indices=True)``: the kept rows, every column, plus ``perplexity``."""
+        """For ``map(batched=True, with_indices=True)``: the kept rows, every column, plus the score
+        (``perplexity`` for KenLM, ``score`` otherwise; a score column stays as it is)."""
         keep, perplexity = self.decide(batch, indices)
         rows = np.flatnonzero(keep).tolist()
         out = {name: [values[i] for i in rows] for name, values in batch.items()}
-        out["perplexity"] = perplexity[rows].tolist()
+        if self.score_column is None:
+            out[self.score_name] = perplexity[rows].tolist()
         return out
 
 
@@ -195,10 +204,18 @@ def sample_dataset(
     return_perplexity: bool = False,
     on_bad_record: str = "raise",
     *,
+    weighting_options: dict | None = None,
+    scorer=None,
+    scorer_model=None,
+    scorer_options: dict | None = None,
+    score_column: str | None = None,
+    return_score: bool = False,
     block_size: int = BLOCK_SIZE,
     stats: SamplingStats | None = None,
 ):
-    """The perplexity-sampled version of a ``datasets`` ``IterableDataset`` or ``Dataset``.
+    """The sampled version of a ``datasets`` ``IterableDataset`` or ``Dataset``, by any score
+    (KenLM perplexity by default; ``scorer``, ``scorer_model``, ``scorer_options`` or ``score_column``
+    for the others, see :class:`~mc4_sampling.options.SamplingOptions`).
 
     Every document (a row with a string in ``text_column``) is kept when its draw ``u`` is below
     its keep probability ``p(perplexity)``, with the builder's weightings and options (see
@@ -219,6 +236,8 @@ def sample_dataset(
         sampling_method=sampling_method, sampling_factor=sampling_factor, width=width, boundaries=boundaries,
         perplexity_model=perplexity_model, perplexity_mode=perplexity_mode, calibration=calibration, seed=seed,
         return_perplexity=return_perplexity, on_bad_record=on_bad_record, language=language,
+        weighting_options=weighting_options, scorer=scorer, scorer_model=scorer_model, scorer_options=scorer_options,
+        score_column=score_column, return_score=return_score,
     ).validate()
     if not isinstance(ds, (datasets.IterableDataset, datasets.Dataset)):
         raise ConfigError(f"sample_dataset needs a datasets IterableDataset or Dataset, got {type(ds).__name__} "
@@ -233,19 +252,24 @@ def sample_dataset(
             raise ConfigError(f"{option}={column!r} is not valid; it must be a column name")
         if columns is not None and column not in columns:
             raise _columns_error(option, column, columns)
-    if return_perplexity and columns is not None and "perplexity" in columns:
-        raise ConfigError("return_perplexity=True adds a 'perplexity' column, but the dataset already has one; "
-                          "rename it first (ds.rename_column('perplexity', ...))")
     plan = SamplingPlan.resolve(options, language)
+    name = plan.score_name
+    is_column = plan.model_source.kind == "column"
+    if is_column and columns is not None and name not in columns:
+        raise _columns_error("score_column", name, columns)
+    flag = "return_perplexity" if return_perplexity else "return_score"
+    if wants_score(options) and not is_column and columns is not None and name in columns:
+        raise ConfigError(f"{flag}=True adds a {name!r} column, but the dataset already has one; "
+                          f"rename it first (ds.rename_column({name!r}, ...))")
     sampler = CorpusSampler(plan, text_column, id_column, stats)
     kwargs: dict = {"batched": True, "batch_size": block_size, "with_indices": True}
     if isinstance(ds, datasets.Dataset):
         kwargs["new_fingerprint"] = _fingerprint(ds._fingerprint, options, plan, text_column, id_column)
-    if not return_perplexity:
+    if not wants_score(options) or is_column:
         return ds.filter(sampler.keep_mask, **kwargs)
     features = ds.features.copy() if ds.features is not None else None
     if features is not None:
-        features["perplexity"] = datasets.Value("float64")
+        features[name] = datasets.Value("float64")
         kwargs["features"] = features
     return ds.map(sampler.kept_rows, **kwargs)
 
@@ -255,8 +279,9 @@ def _fingerprint(parent: str, options: CorpusSamplingOptions, plan: SamplingPlan
     """The fingerprint of a sampled ``Dataset``: its parent's, the options and the model's identity."""
     h = hashlib.blake2b(digest_size=8)
     model_id = plan.model.model_id if plan.needs_model("train") else None
-    fields = {k: v for k, v in asdict(options).items() if k != "perplexity_model"}
-    h.update(repr((parent, sorted(fields.items()), repr(plan.train), model_id, text_column, id_column)).encode())
+    values = {f.name: getattr(options, f.name) for f in fields(options)
+              if f.name not in ("perplexity_model", "scorer", "scorer_model")}
+    h.update(repr((parent, sorted(values.items()), repr(plan.train), model_id, text_column, id_column)).encode())
     return h.hexdigest()
 
 

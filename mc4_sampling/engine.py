@@ -14,8 +14,8 @@ any datatrove executor (local processes, Ray, Slurm):
   :meth:`~mc4_sampling.plan.SamplingPlan.document_sampler`) decides each block through
   :func:`~mc4_sampling.sampler.decide_block` (draw first, score what the draw does not reject,
   keep when ``u < p(x)``). Several configs (methods) are decided on the same documents, each
-  document scored at most once. Each kept document is yielded with its ``config`` and
-  ``perplexity`` in its metadata.
+  document scored at most once per scorer. Each kept document is yielded with its ``config`` and
+  ``score`` in its metadata (the ``perplexity`` column for KenLM, ``score`` otherwise).
 * :class:`SubsetWriter` writes the kept documents of each (config, shard) to
   ``data/<config>/<split>-NNNNN-of-NNNNN.parquet`` under a temporary name, renamed when the
   shard is complete, then the shard's statistics to ``.mc4-sampling/units/<unit>.json``, which
@@ -51,6 +51,11 @@ END = "mc4_end"
 #: the bookkeeping folder inside an output folder
 STATE_DIR = ".mc4-sampling"
 FEATURES = {"text": "string", "timestamp": "string", "url": "string", "perplexity": "float64"}
+
+
+def features_for(score_name: str = "perplexity") -> dict:
+    """The columns of the Parquet files: :data:`FEATURES` with the scorer's column (``score`` unless KenLM)."""
+    return {**{k: v for k, v in FEATURES.items() if k != "perplexity"}, score_name: "float64"}
 
 
 @dataclass(frozen=True)
@@ -217,22 +222,24 @@ class PerplexitySampler(PipelineStep):
         unit, split = meta["unit"], meta["split"]
         shard = ShardRef(meta["language"], split, meta["shard"], "")
         positions = np.fromiter((d.metadata["position"] for d in block), dtype=np.uint64, count=len(block))
-        scores = np.full(len(block), np.nan)
-        scored = np.zeros(len(block), dtype=bool)
+        by_scorer: dict = {}  # model_id -> (scores, scored): each document scored once per scorer
         unit_stats = self._unit_stats.setdefault(unit, self._empty_stats())
         model_holder = {}
 
-        def score(idx):  # each document scored once, whichever configs need it
+        def score(idx):  # each document scored once per scorer, whichever configs need it
+            model = model_holder["model"]
+            scores, scored = by_scorer.setdefault(model.model_id, (np.full(len(block), np.nan),
+                                                                   np.zeros(len(block), dtype=bool)))
             missing = idx[~scored[idx]]
             if len(missing):
-                model = model_holder["model"]
                 with self.track_time("block"):
-                    scores[missing] = model.perplexities([block[i].text for i in missing])
+                    scores[missing] = model.score([block[i].text for i in missing])
                 scored[missing] = True
                 self.stat_update("scored", value=len(missing))
             return scores[idx]
 
         kept_by_doc: list[list[str]] = [[] for _ in block]
+        scores_of: dict = {}
         for name in self.configs:
             count_key = (name, split)
             if self.max_docs and self._kept_in_task.get(count_key, 0) >= self.max_docs:
@@ -240,6 +247,10 @@ class PerplexitySampler(PipelineStep):
             sampler = self.sampler(name, meta["language"], split)
             model_holder["model"] = sampler.model
             decision = sampler.decide(sampler.shard_key(shard), positions, score)
+            if decision.bad is not None and decision.bad.any():
+                raise Mc4SamplingError(f"{unit}: {int(decision.bad.sum())} documents got no finite score from "
+                                       f"{sampler.model.name}")
+            scores_of[name] = decision.perplexity
             stats = unit_stats[name]
             n_scored = int(decision.to_score.sum())
             stats["scored"] += n_scored
@@ -264,8 +275,8 @@ class PerplexitySampler(PipelineStep):
             doc = block[i]
             for name in names[1:]:  # a copy for each further config that keeps it
                 yield Document(text=doc.text, id=doc.id,
-                               metadata={**doc.metadata, "config": name, "perplexity": float(scores[i])})
-            doc.metadata["config"], doc.metadata["perplexity"] = names[0], float(scores[i])
+                               metadata={**doc.metadata, "config": name, "score": float(scores_of[name][i])})
+            doc.metadata["config"], doc.metadata["score"] = names[0], float(scores_of[names[0]][i])
             yield doc
 
 
@@ -275,18 +286,22 @@ class SubsetWriter(PipelineStep):
     name = "Parquet per config and shard"
     type = "💽 - WRITER"
 
-    def __init__(self, output_dir: str, configs: list[str], rows_per_group: int = 10_000):
+    def __init__(self, output_dir: str, configs: list[str], rows_per_group: int = 10_000,
+                 score_name: str = "perplexity"):
         super().__init__()
         self.output_dir = output_dir
         self.configs = list(configs)
         self.rows_per_group = rows_per_group
+        #: the score column: ``perplexity`` for KenLM, ``score`` otherwise
+        self.score_name = score_name
 
     def run(self, data, rank: int = 0, world_size: int = 1) -> Iterator[Document]:
         import pyarrow as pa
         import pyarrow.parquet as pq
 
+        features = features_for(self.score_name)
         schema = pa.schema([(name, pa.string() if kind == "string" else pa.float64())
-                            for name, kind in FEATURES.items()])
+                            for name, kind in features.items()])
         open_files: dict[str, dict] = {}  # config -> {"tmp", "writer", "rows", "bytes"} of the current unit
 
         def flush(state, close=False):
@@ -333,7 +348,7 @@ class SubsetWriter(PipelineStep):
                 if end is None:
                     meta = doc.metadata
                     state = state_for(meta["config"], meta["unit"])
-                    state["rows"].append((doc.text, meta["timestamp"], meta["url"], meta["perplexity"]))
+                    state["rows"].append((doc.text, meta["timestamp"], meta["url"], meta["score"]))
                     if len(state["rows"]) >= self.rows_per_group:
                         flush(state)
                     continue

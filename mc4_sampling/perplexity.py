@@ -36,6 +36,7 @@ import numpy as np
 
 from .errors import ConfigError, ModelNotFoundError, invalid_choice
 from .normalization import normalize_document, normalize_text
+from .scoring.base import Scorer
 
 MODES = ("raw", "ccnet", "ccnet_document")
 #: the modes that tokenise with SentencePiece (and need a SentencePiece model)
@@ -67,8 +68,9 @@ def _check_readable(path: str, what: str) -> str:
     return path
 
 
-class PerplexityModel:
-    """A KenLM model (plus a SentencePiece model in ``ccnet`` mode) that scores documents.
+class PerplexityModel(Scorer):
+    """A KenLM model (plus a SentencePiece model in ``ccnet`` mode) that scores documents: the
+    ``kenlm`` :class:`~mc4_sampling.scoring.Scorer` (lower perplexities are better documents).
 
     Args:
         kenlm_path: ARPA or KenLM binary file.
@@ -79,6 +81,10 @@ class PerplexityModel:
             to this (model, mode) pair, if known.
         name: how logs and calibration files refer to the model.
     """
+
+    kind = "kenlm"
+    higher_is_better = False
+    score_name = "perplexity"
 
     def __init__(
         self,
@@ -165,6 +171,10 @@ class PerplexityModel:
         return self
 
     # --- scoring -----------------------------------------------------------------------------
+    def score(self, values) -> np.ndarray:
+        """The scorer interface: :meth:`perplexities`."""
+        return self.perplexities(values)
+
     def perplexity(self, text: str) -> float:
         """Perplexity of one document."""
         return float(self.perplexities([text])[0])

@@ -20,87 +20,22 @@ process) and makes the :class:`~mc4_sampling.sampler.DocumentSampler` of a split
 
 from __future__ import annotations
 
-import math
-import os
 from dataclasses import dataclass
-from typing import Any, Callable, Iterator, Protocol, Sequence
+from typing import Callable, Iterator, Sequence
 
 from .calibration import Calibration, load_calibration
-from .errors import ConfigError, invalid_choice
-from .models import ModelSource
-from .perplexity import MODES, PerplexityModel
-from .reader import BAD_RECORD_POLICIES
+from .errors import ConfigError
+from .options import SamplingOptions, check_sampling_options, is_int, is_number, option, wants_score
 from .sampler import DocumentSampler, SamplingStats
+from .scoring import Scorer, ScorerSource
 from .shards import ShardRef, shard_refs_for
-from .weighting import DEFAULT_FACTORS, DEFAULT_WIDTH, METHODS, SamplingRule
+from .weighting import DEFAULT_FACTORS, DEFAULT_WIDTH, SamplingRule, are_quartiles
+from .weightings import get_weighting
+
+__all__ = ["SPLITS", "SamplingOptions", "SamplingPlan", "check_max_docs", "check_sampling_options", "is_int",
+           "is_number", "iter_kept"]
 
 SPLITS = ("train", "validation")
-
-
-class SamplingOptions(Protocol):
-    """The options a plan reads (fields of :class:`~mc4_sampling.Mc4SamplingConfig`, validated)."""
-
-    sampling_method: str
-    sampling_factor: float | None
-    validation_sampling_factor: float | None
-    width: float | None
-    boundaries: Sequence[float] | None
-    perplexity_model: Any
-    perplexity_mode: str | None
-    calibration: str | None
-    seed: int
-    return_perplexity: bool
-    on_bad_record: str
-    http_retries: int
-    max_record_bytes: int | None  # optional: None when the options object lacks them
-    http_timeout: float | None
-
-
-def is_number(x) -> bool:
-    """A finite int or float (not a bool, not NaN or infinite)."""
-    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
-
-
-def is_int(x) -> bool:
-    """An int that is not a bool."""
-    return isinstance(x, int) and not isinstance(x, bool)
-
-
-def check_sampling_options(options, positive=("sampling_factor", "width")) -> None:
-    """Check the options every sampler shares, each :class:`ConfigError` naming the option and its
-    valid range: the method, the ``positive`` finite numbers, ``boundaries`` (made a tuple of
-    floats), ``seed``, ``return_perplexity``, ``perplexity_mode``, ``on_bad_record`` and
-    ``calibration`` (which replaces ``boundaries``, ``sampling_factor`` and ``width``)."""
-    if not isinstance(options.sampling_method, str) or options.sampling_method not in METHODS:
-        raise invalid_choice("sampling_method", options.sampling_method, METHODS)
-    for name in positive:
-        value = getattr(options, name)
-        if value is not None and not (is_number(value) and value > 0):
-            raise ConfigError(f"{name}={value!r} is not valid; it must be a finite number > 0")
-    b = options.boundaries
-    if b is not None:
-        if not (isinstance(b, (list, tuple)) and len(b) == 3 and all(is_number(x) for x in b)
-                and 0 < b[0] < b[1] < b[2]):
-            raise ConfigError(
-                f"boundaries={b!r} is not valid; it must be three increasing positive finite perplexities "
-                "(b1 < b2 < b3)"
-            )
-        options.boundaries = tuple(float(x) for x in b)
-    if not (is_int(options.seed) and options.seed >= 0):
-        raise ConfigError(f"seed={options.seed!r} is not valid; it must be an integer >= 0")
-    if not isinstance(options.return_perplexity, bool):
-        raise ConfigError(f"return_perplexity={options.return_perplexity!r} is not valid; it must be True or False")
-    if options.perplexity_mode is not None and options.perplexity_mode not in MODES:
-        raise invalid_choice("perplexity_mode", options.perplexity_mode, MODES)
-    if not isinstance(options.on_bad_record, str) or options.on_bad_record not in BAD_RECORD_POLICIES:
-        raise invalid_choice("on_bad_record", options.on_bad_record, BAD_RECORD_POLICIES)
-    if options.calibration is not None:
-        if not isinstance(options.calibration, (str, os.PathLike)):
-            raise ConfigError(f"calibration={options.calibration!r} is not valid; it must be a string")
-        clashes = [n for n in ("boundaries", "sampling_factor", "width") if getattr(options, n) is not None]
-        if clashes:
-            raise ConfigError(
-                f"calibration={options.calibration!r} replaces {', '.join(clashes)}; pass one or the other")
 
 
 @dataclass(frozen=True)
@@ -110,7 +45,7 @@ class SamplingPlan:
     language: str
     train: SamplingRule
     validation: SamplingRule
-    model_source: ModelSource
+    model_source: ScorerSource
     seed: int = 2021
     return_perplexity: bool = False
     on_bad_record: str = "raise"
@@ -128,7 +63,7 @@ class SamplingPlan:
         The model is loaded now when a split needs it, so a missing model is reported before any
         data is read.
         """
-        source = ModelSource(options.perplexity_model, language, options.perplexity_mode)
+        source = ScorerSource.of(options, language)
         method = options.sampling_method
         calibration = None
         if method == "none":
@@ -141,8 +76,8 @@ class SamplingPlan:
                 validation = SamplingRule("none")  # as BERTIN: the validation split is not sampled
             else:
                 validation = SamplingRule(method, float(options.validation_sampling_factor), train.boundaries,
-                                          train.width)
-        plan = cls(language, train, validation, source, options.seed, options.return_perplexity,
+                                          train.width, train.params)
+        plan = cls(language, train, validation, source, options.seed, wants_score(options),
                    options.on_bad_record, options.http_retries, calibration,
                    getattr(options, "max_record_bytes", None), getattr(options, "http_timeout", None))
         if any(plan.needs_model(split) for split in SPLITS):
@@ -154,13 +89,19 @@ class SamplingPlan:
         return {"train": self.train, "validation": self.validation}[split]
 
     @property
-    def model(self) -> PerplexityModel:
-        """The perplexity model of the language (loaded on first use, once per process)."""
+    def model(self) -> Scorer:
+        """The scorer of the language (loaded on first use, once per process): a
+        :class:`~mc4_sampling.perplexity.PerplexityModel` for KenLM."""
         return self.model_source.load()
 
+    @property
+    def score_name(self) -> str:
+        """The column kept documents carry their score in (``perplexity`` for KenLM, else ``score``)."""
+        return self.model_source.score_name
+
     def needs_model(self, split: str) -> bool:
-        """Whether sampling ``split`` scores documents (its rule weighs perplexities, or
-        ``return_perplexity`` is set)."""
+        """Whether sampling ``split`` scores documents (its rule weighs scores, or
+        ``return_perplexity``/``return_score`` is set)."""
         return self.return_perplexity or self.rule(split).needs_perplexity
 
     def document_sampler(self, split: str, *, return_perplexity: bool | None = None,
@@ -178,40 +119,59 @@ class SamplingPlan:
             return_perplexity=return_perplexity,
             score_all=score_all,
             on_bad_record=self.on_bad_record,
+            score_name=self.score_name,
             retries=self.http_retries,
             max_record_bytes=self.max_record_bytes,
             timeout=self.http_timeout,
         )
 
 
-def _train_rule(options: SamplingOptions, calibration: Calibration | None, source: ModelSource) -> SamplingRule:
+def _train_rule(options: SamplingOptions, calibration: Calibration | None, source: ScorerSource) -> SamplingRule:
     """The rule of the train split for a weighting method, each parameter by the module's precedence."""
     method = options.sampling_method
+    weighting = get_weighting(method)
     params = calibration.parameters(method) if calibration else {}
-    model = source.load() if method in ("stepwise", "gaussian") else None
+    model = source.load() if weighting.needs_scores else None
     boundaries = None
     if model is not None:
+        weighting.check_direction(model.name, model.higher_is_better, params)
         if calibration is not None:
             calibration.check_model(model.model_id, model.mode)
+    if model is not None and weighting.uses_boundaries:
         boundaries = options.boundaries or (calibration.boundaries if calibration else None) or model.default_boundaries
         if boundaries is None:
+            where = f"{model.name} in {model.mode!r} mode" if model.mode is not None else model.name
             raise ConfigError(
                 f"sampling_method={method!r} needs boundaries (three quartile perplexities) for "
-                f"{model.name} in {model.mode!r} mode, which has no default ones: pass boundaries=(b1, b2, b3) "
+                f"{where}, which has no default ones: pass boundaries=(b1, b2, b3) "
                 "or a calibration file made with `mc4-sampling calibrate`"
             )
+        if not are_quartiles(boundaries):
+            raise ConfigError(
+                f"sampling_method={method!r} needs three increasing positive boundaries (it divides by them), got "
+                f"{tuple(boundaries)!r} for {model.name}; use sampling_method='threshold' or 'pareto' for such scores")
     factor = options.sampling_factor or params.get("factor")
     if factor is None:
         own_boundaries = model is not None and options.boundaries is None and calibration is None
         factor = (model.default_factors or {}).get(method) if own_boundaries else None
-        if factor is None and method == "stepwise":
+        if factor is None and weighting.factor_depends_on_boundaries:
             raise ConfigError(
-                "sampling_method='stepwise' needs sampling_factor for these boundaries (its scale "
+                f"sampling_method={method!r} needs sampling_factor for these boundaries (its scale "
                 "depends on them): pass sampling_factor or a calibration file"
             )
-        factor = factor or DEFAULT_FACTORS[method]
+        factor = factor or DEFAULT_FACTORS.get(method, weighting.default_factor)
     width = options.width or params.get("width") or (model and model.default_width) or DEFAULT_WIDTH
-    return SamplingRule(method, float(factor), boundaries, float(width))
+    given = option(options, "weighting_options") or {}
+    extra = tuple(sorted((name, _first(given.get(name), params.get(name), default))
+                         for name, default in weighting.parameters.items()))
+    return SamplingRule(method, float(factor), boundaries, float(width), extra)
+
+
+def _first(*values):
+    for v in values:
+        if v is not None:
+            return float(v)
+    return None
 
 
 # --- a whole run ------------------------------------------------------------------------------

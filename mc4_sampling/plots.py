@@ -16,6 +16,7 @@ import numpy as np
 from .errors import ConfigError
 from .outputs import atomic_path, make_output_dir
 from .weighting import keep_probability
+from .weightings import WEIGHTINGS
 
 logger = logging.getLogger(__name__)
 
@@ -54,6 +55,24 @@ def _save(fig, path) -> Path:
     return path
 
 
+def bins_for(values, n_bins: int = 60, log_scale: bool = True) -> np.ndarray:
+    """:func:`log_bins` for perplexities, else ``n_bins`` equal bins over the finite ``values``."""
+    if log_scale:
+        return log_bins(values, n_bins)
+    x = np.asarray(values, dtype=np.float64)
+    x = x[np.isfinite(x)]
+    if x.size == 0:
+        raise ConfigError("no finite scores to plot")
+    lo, hi = float(x.min()), float(x.max())
+    if hi <= lo:
+        lo, hi = lo - 0.5, hi + 0.5
+    return np.linspace(lo, hi, n_bins + 1)
+
+
+def _centers(bins, log_scale: bool):
+    return np.sqrt(bins[:-1] * bins[1:]) if log_scale else (bins[:-1] + bins[1:]) / 2
+
+
 def log_bins(values, n_bins: int = 60) -> np.ndarray:
     """``n_bins`` logarithmically spaced bin edges covering the positive ``values``."""
     x = np.asarray(values, dtype=np.float64)
@@ -66,31 +85,32 @@ def log_bins(values, n_bins: int = 60) -> np.ndarray:
     return np.geomspace(lo, hi * (1 + 1e-9), n_bins + 1)
 
 
-def _quartile_lines(ax, boundaries: Sequence[float], label: bool = True) -> None:
-    for name, b, style in zip(("Q1", "Q2 (median)", "Q3"), boundaries, (":", "--", ":")):
+def _quartile_lines(ax, boundaries: Sequence[float] | None, label: bool = True) -> None:
+    for name, b, style in zip(("Q1", "Q2 (median)", "Q3"), boundaries or (), (":", "--", ":")):
         ax.axvline(b, color=COLORS["quartile"], linestyle=style, linewidth=1.6,
                    label=f"{name} = {b:,.4g}" if label else None)
 
 
-def _log_x(ax, xlabel: str = "perplexity (log scale)") -> None:
-    ax.set_xscale("log")
-    ax.set_xlabel(xlabel)
+def _log_x(ax, xlabel: str = "perplexity (log scale)", log_scale: bool = True) -> None:
+    if log_scale:
+        ax.set_xscale("log")
+    ax.set_xlabel(xlabel if log_scale else "score")
     ax.grid(True, which="major", alpha=0.3)
 
 
 def plot_perplexity_histogram(perplexities, boundaries: Sequence[float], path, *,
                               title: str | None = None, deciles: Sequence[float] = (),
-                              n_bins: int = 60) -> Path:
-    """Histogram of the scored perplexities on a log x-axis, with the quartile lines."""
+                              n_bins: int = 60, log_scale: bool = True) -> Path:
+    """Histogram of the scored perplexities on a log x-axis (scores: linear), with the quartile lines."""
     x = np.asarray(perplexities, dtype=np.float64)
-    bins = log_bins(x, n_bins)
+    bins = bins_for(x, n_bins, log_scale)
     fig, (ax,) = _figure()
     ax.hist(x, bins=bins, color=COLORS["original"], alpha=0.75, label=f"{x.size:,} scored documents")
     for i, d in enumerate(deciles):
         ax.axvline(d, color="#555555", linewidth=0.6, alpha=0.5,
                    label="deciles" if i == 0 else None)
     _quartile_lines(ax, boundaries)
-    _log_x(ax)
+    _log_x(ax, log_scale=log_scale)
     ax.set_ylabel("documents per bin")
     ax.set_title(title or "Perplexity of the scored documents, with quartiles")
     ax.legend(loc="upper right")
@@ -99,7 +119,7 @@ def plot_perplexity_histogram(perplexities, boundaries: Sequence[float], path, *
 
 def plot_expected_distributions(perplexities, boundaries: Sequence[float],
                                 methods: Mapping[str, Mapping], path, *,
-                                title: str | None = None, n_bins: int = 60) -> Path:
+                                title: str | None = None, n_bins: int = 60, log_scale: bool = True) -> Path:
     """What each calibrated weighting is expected to keep, overlaid on the original distribution.
 
     ``methods`` maps a method name to its parameters (``factor``, and ``width`` for gaussian), as
@@ -108,34 +128,37 @@ def plot_expected_distributions(perplexities, boundaries: Sequence[float],
     distributions normalised (fraction per bin; the bins are equal in log x) to compare shapes.
     """
     x = np.asarray(perplexities, dtype=np.float64)
-    bins = log_bins(x, n_bins)
-    centers = np.sqrt(bins[:-1] * bins[1:])
+    bins = bins_for(x, n_bins, log_scale)
+    centers = _centers(bins, log_scale)
     fig, (ax_p, ax_n, ax_d) = _figure(3, height=3.6)
-    grid = np.geomspace(bins[0], bins[-1], 800)
+    grid = np.geomspace(bins[0], bins[-1], 800) if log_scale else np.linspace(bins[0], bins[-1], 800)
     ax_n.hist(x, bins=bins, color=COLORS["original"], alpha=0.45,
               label=f"all scored documents ({x.size:,})")
     ax_d.hist(x, bins=bins, weights=np.full(x.size, 1 / x.size), color=COLORS["original"],
               alpha=0.45, label="all scored documents")
-    for method in ("random", "stepwise", "gaussian"):
+    for method in WEIGHTINGS:
         if method not in methods:
             continue
         params = methods[method]
         factor = float(params["factor"])
         width = float(params.get("width", 4.5))
-        p_grid = np.minimum(1.0, keep_probability(grid, method, factor, boundaries, width))
-        q = np.minimum(1.0, keep_probability(x, method, factor, boundaries, width))
+        extra = {k: params.get(k, d) for k, d in WEIGHTINGS[method].parameters.items()}
+        p_grid = np.minimum(1.0, keep_probability(grid, method, factor, boundaries, width, extra))
+        q = np.minimum(1.0, keep_probability(x, method, factor, boundaries, width, extra))
         rate = float(q.mean())
         desc = f"factor={factor:.4g}" + (f", width={width:.4g}" if method == "gaussian" else "")
-        ax_p.plot(grid, p_grid, color=COLORS[method], linewidth=2, label=f"{method} ({desc})")
+        desc += "".join(f", {k}={v:.4g}" for k, v in extra.items() if v is not None)
+        color = COLORS.get(method, WEIGHTINGS[method].color)
+        ax_p.plot(grid, p_grid, color=color, linewidth=2, label=f"{method} ({desc})")
         kept, _ = np.histogram(x, bins=bins, weights=q)
-        ax_n.step(centers, kept, where="mid", color=COLORS[method], linewidth=2,
+        ax_n.step(centers, kept, where="mid", color=color, linewidth=2,
                   label=f"{method}: expected {rate:.2%} kept ({q.sum():,.0f} docs)")
         if q.sum() > 0:
-            ax_d.step(centers, kept / q.sum(), where="mid", color=COLORS[method], linewidth=2,
+            ax_d.step(centers, kept / q.sum(), where="mid", color=color, linewidth=2,
                       label=f"{method} (expected)")
     for ax in (ax_p, ax_n, ax_d):
         _quartile_lines(ax, boundaries, label=ax is ax_p)
-        _log_x(ax)
+        _log_x(ax, log_scale=log_scale)
     ax_p.set_ylabel("keep probability min(1, p)")
     ax_p.set_ylim(-0.02, 1.05)
     ax_p.set_title(title or "Calibrated weightings: keep probability and expected kept distribution")
@@ -153,8 +176,8 @@ def plot_observed_vs_expected(perplexities, kept, weights, path, *, boundaries=N
                               ks_statistic: float | None = None, ks_pvalue: float | None = None,
                               observed_rate: float | None = None,
                               expected_rate: float | None = None,
-                              title: str | None = None, n_bins: int = 50) -> Path:
-    """The kept documents' perplexity distribution beside the expected one.
+                              title: str | None = None, n_bins: int = 50, log_scale: bool = True) -> Path:
+    """The kept documents' perplexity (score) distribution beside the expected one.
 
     ``weights`` are the keep probabilities ``min(1, p)`` of all scored documents; the expected
     distribution of the kept documents is the scored distribution weighted by them. Top: the two
@@ -164,8 +187,8 @@ def plot_observed_vs_expected(perplexities, kept, weights, path, *, boundaries=N
     x = np.asarray(perplexities, dtype=np.float64)
     kept = np.asarray(kept, dtype=bool)
     q = np.asarray(weights, dtype=np.float64)
-    bins = log_bins(x, n_bins)
-    centers = np.sqrt(bins[:-1] * bins[1:])
+    bins = bins_for(x, n_bins, log_scale)
+    centers = _centers(bins, log_scale)
     fig, (ax_h, ax_c) = _figure(2, height=4.0)
     n_kept = max(int(kept.sum()), 1)
     ax_h.hist(x[kept], bins=bins, weights=np.full(int(kept.sum()), 1 / n_kept),
@@ -191,7 +214,7 @@ def plot_observed_vs_expected(perplexities, kept, weights, path, *, boundaries=N
     for ax in (ax_h, ax_c):
         if boundaries is not None:
             _quartile_lines(ax, boundaries, label=ax is ax_h)
-        _log_x(ax)
+        _log_x(ax, log_scale=log_scale)
     ax_h.set_ylabel("fraction of documents per bin")
     ax_h.set_title(title or "Kept documents: observed against expected perplexity distribution")
     ax_c.set_ylabel("cumulative fraction")

@@ -36,6 +36,7 @@ from .builder import Mc4SamplingConfig
 from .errors import ConfigError, DataNotFoundError, Mc4SamplingError
 from .plan import SPLITS, SamplingPlan, check_max_docs
 from .shards import shard_refs_for
+from .weightings import WEIGHTINGS
 
 logger = logging.getLogger(__name__)
 
@@ -46,15 +47,11 @@ MANIFEST_FORMAT = "mc4-sampling-publish"
 #: options that decide which documents a dataset holds (``http_retries`` does not)
 MANIFEST_OPTIONS = ("languages", "sampling_method", "sampling_factor", "validation_sampling_factor", "width",
                     "boundaries", "perplexity_model", "perplexity_mode", "seed", "data_dir", "base_url", "shards",
-                    "on_bad_record", "calibration", "max_record_bytes")
+                    "on_bad_record", "calibration", "max_record_bytes", "weighting_options", "scorer", "scorer_model",
+                    "scorer_options", "score_column")
 
-FORMULAS = {
-    "none": "1 (every document kept)",
-    "random": "`p = factor`",
-    "stepwise": "`factor / b1` (x <= b1), `factor / (b2 - b1)` (b1 < x < b2), `factor / (b3 - b2)` (b2 <= x < b3), "
-                "`factor / (10 b3)` (x >= b3)",
-    "gaussian": "`p = factor * exp(-(1 / width) * ((x - b2) / b2) ** 2)`",
-}
+#: each weighting's formula, as the card shows it (:attr:`Weighting.formula`)
+FORMULAS = {name: w.formula for name, w in WEIGHTINGS.items()}
 
 
 class PublishError(Mc4SamplingError):
@@ -147,6 +144,11 @@ def manifest_of(configs: dict[str, Mc4SamplingConfig], splits, max_docs) -> dict
     """What the folder holds: the options that decide its documents, per config."""
     def options(c):
         values = {name: getattr(c, name, None) for name in MANIFEST_OPTIONS}
+        for name in ("weighting_options", "scorer", "scorer_model", "scorer_options", "score_column"):
+            if values[name] is None:  # absent: the manifests of KenLM runs stay as they were
+                del values[name]
+        if "scorer" in values and not isinstance(values["scorer"], str):
+            values["scorer"] = SamplingPlan.resolve(c, c.languages[0]).model.model_id
         if c.calibration is not None:
             values["calibration"] = {"path": str(c.calibration),
                                      "sha256": hashlib.sha256(Path(c.calibration).read_bytes()).hexdigest()}
@@ -231,7 +233,7 @@ def publish(
                               max_record_bytes=getattr(first, "max_record_bytes", None),
                               timeout=getattr(first, "http_timeout", None)),
         engine.PerplexitySampler(configs, max_docs=max_docs),
-        engine.SubsetWriter(out, names),
+        engine.SubsetWriter(out, names, score_name=SamplingPlan.resolve(first, first.languages[0]).score_name),
     ]
     slurm_script = None
     try:
@@ -466,10 +468,10 @@ def _run_slurm(pipeline, tasks: int, workers: int, logs: str, slurm: SlurmOption
 # --- the card ----------------------------------------------------------------------------------
 
 
-def _quartiles(out: str, files) -> str:
+def _quartiles(out: str, files, column: str = "perplexity") -> str:
     import pyarrow.parquet as pq
 
-    values = [pq.read_table(os.path.join(out, f), columns=["perplexity"]).column(0).to_numpy() for f in files]
+    values = [pq.read_table(os.path.join(out, f), columns=[column]).column(0).to_numpy() for f in files]
     values = np.concatenate(values) if values else np.array([])
     if not len(values):
         return "-"
@@ -498,7 +500,7 @@ def render_card(configs: dict[str, Mc4SamplingConfig], result: PublishResult, re
         info.append({
             "config_name": name,
             "features": [{"name": "text", "dtype": "string"}, {"name": "timestamp", "dtype": "string"},
-                         {"name": "url", "dtype": "string"}, {"name": "perplexity", "dtype": "float64"}],
+                         {"name": "url", "dtype": "string"}, {"name": plan.score_name, "dtype": "float64"}],
             "splits": [{"name": s, "num_bytes": by_split[s].num_bytes, "num_examples": by_split[s].kept}
                        for s in splits],
             "dataset_size": sum(by_split[s].num_bytes for s in splits),
@@ -507,7 +509,8 @@ def render_card(configs: dict[str, Mc4SamplingConfig], result: PublishResult, re
         validation_rule = ("not sampled (every document kept)" if validation.method == "none"
                            else f"factor {validation.factor:g}")
         param_rows.append(
-            f"| `{name}` | `{rule.method}` | {FORMULAS[rule.method]} | "
+            f"| `{name}` | `{rule.method}` | {WEIGHTINGS[rule.method].formula}"
+            f"{''.join(f'; {k} = {v:g}' for k, v in rule.params if v is not None)} | "
             f"{f'{rule.factor:g}' if rule.method != 'none' else '-'} | "
             f"{f'{rule.width:g}' if rule.method == 'gaussian' else '-'} | "
             f"{', '.join(f'{b:.2f}' for b in rule.boundaries) if rule.boundaries else '-'} | "
@@ -516,7 +519,8 @@ def render_card(configs: dict[str, Mc4SamplingConfig], result: PublishResult, re
         for s in result.splits:
             st = by_split[s]
             stat_rows.append(f"| `{name}` | {s} | {st.read:,} | {st.scored:,} | {st.skipped_by_draw:,} | {st.kept:,} | "
-                             f"{st.keep_rate:.4f} | {st.bad_records:,} | {_quartiles(result.output_dir, st.files)} |")
+                             f"{st.keep_rate:.4f} | {st.bad_records:,} | "
+                             f"{_quartiles(result.output_dir, st.files, plan.score_name)} |")
     total = max(sum(s.kept for s in by_split.values()) for by_split in result.stats.values())
     source = (f"local copy ({len(shard_refs_for(first, 'train'))} train shards)" if first.data_dir else
               f"`{first.base_url}`" if first.base_url else "`allenai/c4` (Hub), pinned revision")

@@ -83,12 +83,12 @@ def build_report(perplexities, kept, method: str, factor: float, boundaries=None
                  width: float = DEFAULT_WIDTH, *, documents_read: int | None = None,
                  score_probability: float = 1.0, target_rate: float | None = None,
                  confidence: float = DEFAULT_CONFIDENCE, metadata: dict | None = None,
-                 keep_probabilities=None) -> dict:
+                 keep_probabilities=None, params=(), score_name: str = "perplexity") -> dict:
     """The report (a JSON-ready dict) for one run; see the module docstring.
 
     ``keep_probabilities`` (``min(1, p)`` of each scored document) replace the ones computed from
-    ``method``/``factor``/``boundaries``/``width`` when given (e.g. several languages, each with
-    its own rule).
+    ``method``/``factor``/``boundaries``/``width``/``params`` when given (e.g. several languages, each
+    with its own rule). ``score_name`` names the scores (``perplexity`` for KenLM, else ``score``).
     """
     from scipy import stats
 
@@ -105,7 +105,7 @@ def build_report(perplexities, kept, method: str, factor: float, boundaries=None
         if keep.shape != x.shape:
             raise ConfigError("perplexities and keep probabilities differ in length")
     else:
-        keep = np.minimum(1.0, keep_probability(x, method, factor, boundaries, width))
+        keep = np.minimum(1.0, keep_probability(x, method, factor, boundaries, width, params))
     finite = np.isfinite(x) & np.isfinite(keep)
     if not finite.all():
         logger.warning("report: %d documents without a finite perplexity left out",
@@ -132,7 +132,9 @@ def build_report(perplexities, kept, method: str, factor: float, boundaries=None
     report = {
         "method": method,
         "parameters": {"factor": float(factor), "width": float(width) if method == "gaussian" else None,
-                       "boundaries": None if boundaries is None else [float(b) for b in boundaries]},
+                       "boundaries": None if boundaries is None else [float(b) for b in boundaries],
+                       **{k: v for k, v in (params.items() if isinstance(params, dict) else params)}},
+        "score": score_name,
         "documents_read": n_read,
         "documents_scored": n_scored,
         "documents_kept": n_kept,
@@ -140,8 +142,8 @@ def build_report(perplexities, kept, method: str, factor: float, boundaries=None
         "observed_keep_rate": observed_rate,
         "expected_keep_rate": expected_rate,
         "keep_rate_check": {
-            "description": "kept count against its exact Poisson-binomial law given the "
-                           "scored perplexities",
+            "description": f"kept count against its exact Poisson-binomial law given the "
+                           f"scored {score_name} values",
             "expected_kept": expected_kept,
             "standard_deviation_of_rate": rate_sd,
             "z_score": z,
@@ -194,8 +196,9 @@ def write_report(report: dict, perplexities, kept, out_dir, keep_probabilities=N
         weights = np.minimum(1.0, np.asarray(keep_probabilities, dtype=np.float64))
     else:
         width = params["width"] if params["width"] is not None else DEFAULT_WIDTH
+        extra = {n: v for n, v in params.items() if n not in ("factor", "width", "boundaries")}
         weights = np.minimum(1.0, keep_probability(x, report["method"], params["factor"],
-                                                   params["boundaries"], width))
+                                                   params["boundaries"], width, extra))
     finite = np.isfinite(x) & np.isfinite(weights)
     x, k, weights = x[finite], k[finite], weights[finite]
     png = plot_observed_vs_expected(
@@ -204,6 +207,7 @@ def write_report(report: dict, perplexities, kept, out_dir, keep_probabilities=N
         ks_pvalue=report["distribution_check"]["ks_pvalue"],
         observed_rate=report["observed_keep_rate"], expected_rate=report["expected_keep_rate"],
         title=f"{report['method']} sampling: kept documents, observed against expected",
+        log_scale=report.get("score", "perplexity") == "perplexity",
     )
     report = dict(report, files={"png": png.name})
     path = out / "report.json"
@@ -243,13 +247,14 @@ def write_sampling_report(out_dir, stats, options, split: str = "train",
         "calibration": options.calibration,
         "rules": {lang: {"method": r.method, "factor": r.factor,
                          "boundaries": list(r.boundaries) if r.boundaries else None,
-                         "width": r.width} for lang, r in rules.items()},
+                         "width": r.width, **dict(r.params)} for lang, r in rules.items()},
     }
     if stats.bad_records:
         metadata["bad_records"] = stats.bad_records
     report = build_report(
         x.astype(np.float64), k.astype(bool), rule.method, rule.factor, rule.boundaries, rule.width,
         documents_read=stats.read, target_rate=target, confidence=confidence, metadata=metadata,
-        keep_probabilities=p.astype(np.float64),
+        keep_probabilities=p.astype(np.float64), params=rule.params,
+        score_name=plans[options.languages[0]].score_name,
     )
     return write_report(report, x, k, out_dir, keep_probabilities=p.astype(np.float64))

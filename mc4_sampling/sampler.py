@@ -1,9 +1,11 @@
 """Keep or drop the documents of one shard: the per-example accept/reject filter.
 
 For each block of documents: draw ``u`` for every position (:mod:`mc4_sampling.draw`), score only
-the documents that a draw does not already reject (``u < max p``), compute ``p(x)``
-(:mod:`mc4_sampling.weighting`), keep when ``u < p(x)``. The decisions are a pure function of
-(seed, language, split, shard, position), whatever order or subset of shards a worker reads.
+the documents that a draw does not already reject (``u < max p``) with the scorer
+(:mod:`mc4_sampling.scoring`), compute ``p(x)`` (:mod:`mc4_sampling.weighting`), keep when
+``u < p(x)``. A document whose score is not a finite number is a bad record, never kept. The
+decisions are a pure function of (seed, language, split, shard, position), whatever order or
+subset of shards a worker reads.
 """
 
 from __future__ import annotations
@@ -14,8 +16,9 @@ from typing import Iterator
 import numpy as np
 
 from .draw import shard_key, uniform_draws
-from .perplexity import PerplexityModel
+from .errors import BadRecordError
 from .reader import iter_records
+from .scoring import Scorer
 from .shards import ShardRef
 from .weighting import SamplingRule
 
@@ -28,9 +31,15 @@ class SamplingStats:
     kept: int = 0
     scored: int = 0
     bad_records: int = 0
-    kept_perplexities: list = field(default_factory=list)
-    #: with ``score_all``: (perplexity, keep probability, kept) for every document read
+    #: the scores of the kept documents (when they were scored)
+    kept_scores: list = field(default_factory=list)
+    #: with ``score_all``: (score, keep probability, kept) for every document read
     scored_documents: list = field(default_factory=list)
+
+    @property
+    def kept_perplexities(self) -> list:
+        """:attr:`kept_scores` (the name it had when every score was a perplexity)."""
+        return self.kept_scores
 
     @property
     def keep_rate(self) -> float:
@@ -43,12 +52,18 @@ class BlockDecision:
 
     #: the documents that were scored
     to_score: np.ndarray
-    #: their perplexities (NaN where not scored)
+    #: their scores (NaN where not scored)
     perplexity: np.ndarray
     #: keep probability ``p`` (of ``u`` for ``random``/``none``)
     probability: np.ndarray
-    #: ``u < p``
+    #: ``u < p``, and a usable score where one was computed
     keep: np.ndarray
+    #: the scored documents whose score is not a finite number (bad records, never kept)
+    bad: np.ndarray | None = None
+
+    @property
+    def scores(self) -> np.ndarray:
+        return self.perplexity
 
 
 def decide_block(rule: SamplingRule, key: int, positions: np.ndarray, score, *, return_perplexity: bool = False,
@@ -56,9 +71,10 @@ def decide_block(rule: SamplingRule, key: int, positions: np.ndarray, score, *, 
     """The keep decisions of a block of documents of one shard: the draw first, then the scores it needs.
 
     ``key`` is the shard's :func:`~mc4_sampling.draw.shard_key`, ``positions`` the documents'
-    line numbers in the shard (bad lines included), ``score(indices)`` returns the perplexities of
+    line numbers in the shard (bad lines included), ``score(indices)`` returns the scores of
     the documents at these indices of the block (called once, only when some document needs a
-    score). The builder (:class:`DocumentSampler`) and the datatrove step
+    score; NaN for a value it cannot score, which makes the document a bad record). The builder
+    (:class:`DocumentSampler`) and the datatrove step
     (:class:`mc4_sampling.engine.PerplexitySampler`) both decide through this function.
     """
     n = len(positions)
@@ -75,7 +91,11 @@ def decide_block(rule: SamplingRule, key: int, positions: np.ndarray, score, *, 
         idx = np.flatnonzero(to_score)
         perplexity[idx] = score(idx)
     p = rule.probability(perplexity) if rule.needs_perplexity else rule.probability(u)
-    return BlockDecision(to_score, perplexity, p, u < p)
+    keep = u < p
+    bad = to_score & ~np.isfinite(perplexity)
+    if bad.any():
+        keep &= ~bad
+    return BlockDecision(to_score, perplexity, p, keep, bad)
 
 
 class DocumentSampler:
@@ -84,21 +104,21 @@ class DocumentSampler:
     Args:
         rule: the weighting.
         seed: seed of the accept/reject draws.
-        model: the perplexity model (needed for stepwise/gaussian, ``return_perplexity`` or
-            ``score_all``).
-        return_perplexity: add a ``perplexity`` field to every kept document.
+        model: the scorer (needed for weightings of scores, ``return_perplexity`` or ``score_all``).
+        return_perplexity: add the score to every kept document, as ``score_name``.
         score_all: score every document, also those a draw rejects (for reports); changes no
             decision.
         on_bad_record: ``"raise"`` or ``"skip"``.
         retries, max_record_bytes, timeout: those of :func:`~mc4_sampling.reader.iter_records`.
         block_size: documents scored together (one SentencePiece batch).
+        score_name: the field of the score (``perplexity`` for KenLM; default: the scorer's).
     """
 
     def __init__(
         self,
         rule: SamplingRule,
         seed: int,
-        model: PerplexityModel | None = None,
+        model: Scorer | None = None,
         return_perplexity: bool = False,
         score_all: bool = False,
         on_bad_record: str = "raise",
@@ -106,9 +126,12 @@ class DocumentSampler:
         block_size: int = 256,
         max_record_bytes: int | None = None,
         timeout: float | None = None,
+        score_name: str | None = None,
     ):
         if (rule.needs_perplexity or return_perplexity or score_all) and model is None:
-            raise ValueError("a perplexity model is needed for this sampling rule")
+            raise ValueError("a scorer is needed for this sampling rule")
+        self.score_name = score_name or (model.score_name if model is not None else "perplexity")
+        self.input_column = (model.input_column if model is not None else None) or "text"
         self.rule = rule
         self.seed = seed
         self.model = model
@@ -132,10 +155,10 @@ class DocumentSampler:
                 continue
             block.append((position, record))
             if len(block) == self.block_size:
-                yield from self._decide(key, block, stats)
+                yield from self._decide(key, block, stats, shard)
                 block = []
         if block:
-            yield from self._decide(key, block, stats)
+            yield from self._decide(key, block, stats, shard)
 
     def shard_key(self, shard: ShardRef) -> int:
         """The key of ``shard``'s draws under this sampler's seed."""
@@ -146,14 +169,25 @@ class DocumentSampler:
         return decide_block(self.rule, key, positions, score, return_perplexity=self.return_perplexity,
                             score_all=self.score_all)
 
-    def _decide(self, key: int, block, stats: SamplingStats | None):
+    def _decide(self, key: int, block, stats: SamplingStats | None, shard: ShardRef | None = None):
         positions = np.fromiter((p for p, _ in block), dtype=np.uint64, count=len(block))
-        decision = self.decide(key, positions, lambda idx: self.model.perplexities([block[i][1]["text"] for i in idx]))
+        column = self.input_column
+        decision = self.decide(key, positions, lambda idx: self.model.score([block[i][1].get(column) for i in idx]))
         to_score, perplexity, p, keep = decision.to_score, decision.perplexity, decision.probability, decision.keep
+        bad = decision.bad if decision.bad is not None and decision.bad.any() else None
+        if bad is not None and self.on_bad_record == "raise":
+            i = int(np.flatnonzero(bad)[0])
+            raise BadRecordError(shard.path if shard is not None else "block", int(block[i][0]) + 1,
+                                 self.model.bad_value(block[i][1].get(column)))
         if stats is not None:
             stats.scored += int(to_score.sum())
+        name = self.score_name
         # Counters move document by document, so a consumer that stops early sees exact numbers.
         for i, kept in enumerate(keep.tolist()):
+            if bad is not None and bad[i]:
+                if stats is not None:
+                    stats.bad_records += 1
+                continue
             if stats is not None:
                 stats.read += 1
                 if self.score_all:
@@ -163,10 +197,9 @@ class DocumentSampler:
             position, record = block[i]
             example = {"text": record["text"], "timestamp": record.get("timestamp"), "url": record.get("url")}
             if self.return_perplexity:
-                example["perplexity"] = float(perplexity[i])
+                example[name] = float(perplexity[i])
             if stats is not None:
                 stats.kept += 1
                 if not np.isnan(perplexity[i]):
-                    stats.kept_perplexities.append(float(perplexity[i]))
+                    stats.kept_scores.append(float(perplexity[i]))
             yield position, example
-

@@ -17,7 +17,7 @@ from typing import Callable, Iterable, Mapping, Sequence
 import numpy as np
 
 from ..errors import ConfigError
-from ..models import ModelSource
+from ..scoring import ScorerSource
 from ..weighting import DEFAULT_WIDTH
 from .file import CALIBRATION_FORMAT, CALIBRATION_FORMAT_VERSION, Calibration, load_calibration, save_calibration
 from .fit import (
@@ -25,9 +25,11 @@ from .fit import (
     MIN_DOCUMENTS,
     MethodFit,
     UnreachableTargetError,
+    calibratable_methods,
     check_positive,
     check_target_rate,
     clean_perplexities,
+    default_methods,
     expected_keep_rate,
     fit_gaussian,
     fit_methods,
@@ -51,7 +53,8 @@ from .subset import (
 __all__ = [
     "CALIBRATION_FILE", "CALIBRATION_FORMAT", "CALIBRATION_FORMAT_VERSION", "Calibration", "DEFAULT_DOCS",
     "DEFAULT_SHARDS_TO_READ", "EXPECTED_FILE", "FIT_METHODS", "HISTOGRAM_FILE", "MIN_DOCUMENTS", "MethodFit",
-    "Subset", "UnreachableTargetError", "build_calibration", "check_target_rate", "clean_perplexities",
+    "Subset", "UnreachableTargetError", "build_calibration", "calibratable_methods", "check_target_rate",
+    "clean_perplexities", "default_methods",
     "draw_corpus_subset", "draw_subset", "expected_keep_rate", "fit_gaussian", "fit_methods", "fit_random",
     "fit_stepwise",
     "load_calibration", "max_rate", "quantiles", "reservoir_sample", "resolve_target", "run_calibration",
@@ -63,18 +66,25 @@ HISTOGRAM_FILE = "perplexity_histogram.png"
 EXPECTED_FILE = "expected_distributions.png"
 
 
-def build_calibration(perplexities, target_rate: float, *, model_id: str, mode: str,
+def build_calibration(perplexities, target_rate: float, *, model_id: str, mode: str | None,
                       model_spec=None, language=None, split="train", seed=None,
-                      methods: Iterable[str] = FIT_METHODS, width: float = DEFAULT_WIDTH,
+                      methods: Iterable[str] | None = None, width: float = DEFAULT_WIDTH,
                       fit_width: bool = False, gaussian_factor: float = 1.0,
-                      extra: Mapping | None = None) -> Calibration:
-    """Quantiles + per-method fits of ``perplexities`` for ``target_rate``, as a :class:`Calibration`."""
+                      extra: Mapping | None = None, scorer: str = "kenlm", higher_is_better: bool = False,
+                      alpha: float | None = None) -> Calibration:
+    """Quantiles + per-method fits of the scores ``perplexities`` for ``target_rate``, as a
+    :class:`Calibration`. ``scorer`` (its kind) and ``higher_is_better`` describe the scores:
+    perplexities (``kenlm``) are positive; ``methods`` default to those suited to the direction."""
     target_rate = check_target_rate(target_rate)
-    x = clean_perplexities(perplexities)
-    q = quantiles(x)
-    fits = fit_methods(x, target_rate, q["boundaries"], methods, width, fit_width, gaussian_factor)
+    methods = list(default_methods(higher_is_better) if methods is None else methods)
+    positive = scorer == "kenlm"
+    x = clean_perplexities(perplexities, positive=positive)
+    q = quantiles(x, positive=positive, require_distinct=positive)
+    fits = fit_methods(x, target_rate, q["boundaries"], methods, width, fit_width, gaussian_factor,
+                       higher_is_better=higher_is_better, positive=positive, alpha=alpha,
+                       scorer_name=str(model_spec or model_id))
     return Calibration(
-        model_id=model_id, mode=mode, boundaries=q["boundaries"],
+        model_id=model_id, mode=mode, boundaries=q["boundaries"], scorer=scorer, higher_is_better=higher_is_better,
         methods={m: f.to_dict() for m, f in fits.items()},
         language=language, split=split,
         model_spec=None if model_spec is None else str(model_spec),
@@ -88,11 +98,11 @@ def build_calibration(perplexities, target_rate: float, *, model_id: str, mode: 
 
 def score_texts(model, texts: Sequence[str], batch_size: int = 256,
                 progress: Callable[[int], None] | None = None) -> np.ndarray:
-    """Perplexities of ``texts`` in batches (``progress(n)`` after each batch)."""
+    """Scores of ``texts`` (or of a score column's values) in batches (``progress(n)`` after each batch)."""
     out = np.empty(len(texts), dtype=np.float64)
     for start in range(0, len(texts), batch_size):
         batch = texts[start:start + batch_size]
-        out[start:start + len(batch)] = model.perplexities(batch)
+        out[start:start + len(batch)] = model.score(batch)
         if progress is not None:
             progress(len(batch))
     return out
@@ -102,7 +112,7 @@ def run_calibration(options, language: str, target_rate: float, *, split: str = 
                     docs: int = DEFAULT_DOCS, seed: int = 2021,
                     shards_to_read: int = DEFAULT_SHARDS_TO_READ,
                     max_docs_per_shard: int | None = None,
-                    methods: Sequence[str] = FIT_METHODS, width: float = DEFAULT_WIDTH,
+                    methods: Sequence[str] | None = None, width: float = DEFAULT_WIDTH,
                     fit_width: bool = False, gaussian_factor: float = 1.0,
                     output: str | Path | None = None, plots: bool = True,
                     read_progress=None, score_progress=None,
@@ -126,14 +136,18 @@ def run_calibration(options, language: str, target_rate: float, *, split: str = 
     check_subset(docs, shards_to_read, max_docs_per_shard, option_name)
     check_positive(width, option_name("width"))
     check_positive(gaussian_factor, option_name("gaussian_factor"))
-    model = ModelSource(options.perplexity_model, language, options.perplexity_mode).load()
+    source = ScorerSource.of(options, language)
+    model = source.load()
+    if model.input_column is not None and corpus is None:
+        raise ConfigError(f"{model.name} reads a column of the data; mC4 has none (text, timestamp, url): "
+                          "calibrate a --dataset that holds it")
     if corpus is None:
         subset = draw_subset(options, language, split, docs, seed, shards_to_read, max_docs_per_shard,
                              read_progress)
         where = f"the picked {split} shards of {language!r}"
     else:
         subset = draw_corpus_subset(corpus, docs, seed, text_column=text_column, on_bad_record=options.on_bad_record,
-                                    source=corpus_name, progress=read_progress)
+                                    source=corpus_name, progress=read_progress, value_column=model.input_column)
         where = repr(corpus_name)
     if len(subset.texts) < MIN_DOCUMENTS:
         raise ConfigError(
@@ -143,12 +157,18 @@ def run_calibration(options, language: str, target_rate: float, *, split: str = 
     if on_subset is not None:
         on_subset(len(subset.texts))
     perplexities = score_texts(model, subset.texts, progress=score_progress)
-    spec = options.perplexity_model
+    if source.kind == "kenlm":
+        spec = options.perplexity_model
+        spec = (list(spec) if isinstance(spec, (list, tuple)) else spec) or "embedded"
+    else:
+        spec = getattr(options, "scorer_model", None) or model.name
+    alpha = (getattr(options, "weighting_options", None) or {}).get("alpha")
     calibration = build_calibration(
         perplexities, target_rate, model_id=model.model_id, mode=model.mode,
-        model_spec=(list(spec) if isinstance(spec, (list, tuple)) else spec) or "embedded",
+        model_spec=spec if isinstance(spec, (str, list)) else str(spec),
         language=language, split=split, seed=seed, methods=methods, width=width,
-        fit_width=fit_width, gaussian_factor=gaussian_factor,
+        fit_width=fit_width, gaussian_factor=gaussian_factor, scorer=source.kind,
+        higher_is_better=model.higher_is_better, alpha=alpha,
         extra={"subset": {"shards_read": subset.shards, "documents_read": subset.documents_read,
                           "bad_records": subset.bad_records,
                           "max_docs_per_shard": max_docs_per_shard, "source": subset.source},
@@ -166,18 +186,20 @@ def write_plots(calibration: Calibration, perplexities, out_dir) -> list[Path]:
     """The perplexity histogram and the expected distributions of each fitted method, as PNG files."""
     from ..plots import plot_expected_distributions, plot_perplexity_histogram
 
-    x = clean_perplexities(perplexities)
+    kenlm = calibration.scorer == "kenlm"
+    x = clean_perplexities(perplexities, positive=kenlm)
     out = Path(out_dir)
     who = f"{calibration.language or ''} {calibration.split or ''}".strip()
+    what = "Perplexity" if kenlm else "Score"
+    how = f"{calibration.mode} mode" if kenlm else calibration.model_spec or calibration.model_id
     return [
         plot_perplexity_histogram(
             x, calibration.boundaries, out / HISTOGRAM_FILE, deciles=calibration.deciles,
-            title=f"Perplexity of {x.size:,} scored documents ({who}, {calibration.mode} mode), "
-            "with quartiles",
+            title=f"{what} of {x.size:,} scored documents ({who}, {how}), with quartiles", log_scale=kenlm,
         ),
         plot_expected_distributions(
             x, calibration.boundaries, calibration.methods, out / EXPECTED_FILE,
             title=f"Calibrated for a {calibration.target_rate:.4g} keep rate ({who}): "
-            "keep probability by perplexity",
+            f"keep probability by {what.lower()}", log_scale=kenlm,
         ),
     ]

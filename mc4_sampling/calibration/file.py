@@ -15,7 +15,7 @@ from ..errors import ConfigError
 from ..outputs import atomic_path, make_output_dir
 from ..perplexity import MODES
 from ..weighting import are_quartiles
-from .fit import FIT_METHODS
+from .fit import calibratable_methods
 
 #: Value of the ``format`` field of a calibration file.
 CALIBRATION_FORMAT = "mc4-sampling-calibration"
@@ -28,8 +28,8 @@ class Calibration:
     """A calibration file: the model it was scored with, the quartiles and per-method parameters."""
 
     model_id: str
-    mode: str
-    boundaries: tuple[float, float, float]
+    mode: str | None
+    boundaries: tuple[float, float, float] | None
     methods: dict[str, dict]
     language: str | None = None
     split: str | None = None
@@ -41,6 +41,9 @@ class Calibration:
     percentiles: list[float] = field(default_factory=list)
     extra: dict = field(default_factory=dict)
     path: str | None = None
+    #: the scorer's kind (``kenlm``, ``fasttext``, ``column``...) and direction
+    scorer: str = "kenlm"
+    higher_is_better: bool = False
 
     def check_model(self, model_id: str, mode: str) -> None:
         """Raise :class:`ConfigError` unless the calibration was made with this model and mode."""
@@ -76,11 +79,13 @@ class Calibration:
             "documents_scored": self.documents_scored,
             "seed": self.seed,
             "target_rate": self.target_rate,
-            "boundaries": list(self.boundaries),
+            "boundaries": None if self.boundaries is None else list(self.boundaries),
             "deciles": list(self.deciles),
             "percentiles": list(self.percentiles),
             "methods": self.methods,
         }
+        if self.scorer != "kenlm":  # KenLM files stay as they were
+            d["model"].update(scorer=self.scorer, direction="higher" if self.higher_is_better else "lower")
         d.update(self.extra)
         return d
 
@@ -123,21 +128,25 @@ def load_calibration(path) -> Calibration:
         raise _bad(path, f"format_version {version!r} is not supported "
                          f"(this version reads {CALIBRATION_FORMAT_VERSION}); recalibrate")
     model = d.get("model")
+    scorer = model.get("scorer", "kenlm") if isinstance(model, dict) else "kenlm"
+    kenlm = scorer == "kenlm"
     if not isinstance(model, dict) or not isinstance(model.get("model_id"), str) \
-            or model.get("mode") not in MODES:
+            or (kenlm and model.get("mode") not in MODES):
         raise _bad(path, "model must hold a model_id string and a mode 'raw' or 'ccnet' (or 'ccnet_document')")
     b = d.get("boundaries")
-    try:
-        boundaries = tuple(float(v) for v in b)
-    except (TypeError, ValueError):
-        raise _bad(path, "boundaries must be three numbers") from None
-    if not are_quartiles(boundaries):
-        raise _bad(path, f"boundaries must be three increasing positive numbers, got {b!r}")
+    boundaries = None
+    if b is not None or kenlm:
+        try:
+            boundaries = tuple(float(v) for v in b)
+        except (TypeError, ValueError):
+            raise _bad(path, "boundaries must be three numbers") from None
+        if not are_quartiles(boundaries, positive=kenlm):
+            raise _bad(path, f"boundaries must be three increasing {'positive ' if kenlm else ''}numbers, got {b!r}")
     methods = d.get("methods")
     if not isinstance(methods, dict):
         raise _bad(path, "methods must be an object")
     for name, params in methods.items():
-        if name not in FIT_METHODS or not isinstance(params, dict):
+        if name not in calibratable_methods() or not isinstance(params, dict):
             raise _bad(path, f"methods.{name} is not a calibrated method")
         for key in ("factor",) + (("width",) if name == "gaussian" else ()):
             v = params.get(key)
@@ -149,7 +158,8 @@ def load_calibration(path) -> Calibration:
         model_id=model["model_id"], mode=model["mode"], boundaries=boundaries,
         methods={k: dict(v) for k, v in methods.items()},
         language=d.get("language"), split=d.get("split"), model_spec=model.get("spec"),
-        documents_scored=d.get("documents_scored"), seed=d.get("seed"),
+        documents_scored=d.get("documents_scored"), seed=d.get("seed"), scorer=scorer,
+        higher_is_better=model.get("direction") == "higher",
         target_rate=d.get("target_rate"), deciles=list(d.get("deciles") or []),
         percentiles=list(d.get("percentiles") or []),
         extra={k: v for k, v in d.items() if k not in known}, path=str(p),

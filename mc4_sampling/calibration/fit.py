@@ -35,13 +35,27 @@ import numpy as np
 
 from ..errors import ConfigError, invalid_choice, option_value, out_of_range
 from ..weighting import DEFAULT_WIDTH, gaussian_keep_probability, keep_probability, stepwise_keep_probability
+from ..weightings import WEIGHTINGS, get_weighting
 
 logger = logging.getLogger(__name__)
 
 #: Fewest scored documents from which quartiles are estimated at all.
 MIN_DOCUMENTS = 20
-#: Methods a calibration can fit, in the order they are reported.
+#: BERTIN's methods: what a calibration fits by default for a scorer whose lower scores are better.
 FIT_METHODS = ("random", "stepwise", "gaussian")
+#: what it fits by default for a scorer whose higher scores are better
+FIT_METHODS_HIGHER = ("random", "threshold", "pareto", "gaussian")
+
+
+def calibratable_methods() -> tuple[str, ...]:
+    """Every registered weighting a calibration can fit."""
+    return tuple(name for name, w in WEIGHTINGS.items() if w.calibratable)
+
+
+def default_methods(higher_is_better: bool = False) -> tuple[str, ...]:
+    """The methods fitted when none are named: BERTIN's three for perplexities, else those that
+    favour high scores (or neither)."""
+    return FIT_METHODS_HIGHER if higher_is_better else FIT_METHODS
 
 
 class UnreachableTargetError(ConfigError):
@@ -120,13 +134,14 @@ def resolve_target(target_rate=None, target_docs=None, total_docs=None) -> float
 # --- scored subset --------------------------------------------------------------------------
 
 
-def clean_perplexities(perplexities, min_documents: int = MIN_DOCUMENTS) -> np.ndarray:
-    """The finite, positive perplexities as a float64 array; too few of them is an error."""
+def clean_perplexities(perplexities, min_documents: int = MIN_DOCUMENTS, positive: bool = True) -> np.ndarray:
+    """The finite (and, with ``positive``, as perplexities are, positive) scores as a float64 array;
+    too few of them is an error."""
     x = np.asarray(perplexities, dtype=np.float64).ravel()
-    ok = np.isfinite(x) & (x > 0)
+    ok = np.isfinite(x) & (x > 0) if positive else np.isfinite(x)
     dropped = int(x.size - ok.sum())
     if dropped:
-        logger.warning("ignoring %d documents without a finite positive perplexity", dropped)
+        logger.warning("ignoring %d documents without a finite%s score", dropped, " positive" if positive else "")
     x = x[ok]
     if x.size < min_documents:
         raise ConfigError(
@@ -136,16 +151,19 @@ def clean_perplexities(perplexities, min_documents: int = MIN_DOCUMENTS) -> np.n
     return x
 
 
-def quantiles(perplexities) -> dict:
+def quantiles(perplexities, positive: bool = True, require_distinct: bool = True) -> dict:
     """Quartiles (``boundaries``), deciles and percentiles 1..99 of the scored perplexities.
 
     Raises :class:`ConfigError` when the quartiles are not strictly increasing (the stepwise
-    weighting divides by their differences).
+    weighting divides by their differences), unless ``require_distinct=False`` (then
+    ``boundaries`` is None).
     """
-    x = clean_perplexities(perplexities)
+    x = clean_perplexities(perplexities, positive=positive)
     percentiles = np.percentile(x, np.arange(1, 100))
     boundaries = tuple(float(v) for v in percentiles[[24, 49, 74]])
-    if not boundaries[0] < boundaries[1] < boundaries[2]:
+    if not require_distinct and not boundaries[0] < boundaries[1] < boundaries[2]:
+        boundaries = None
+    elif not boundaries[0] < boundaries[1] < boundaries[2]:
         raise ConfigError(
             f"the quartiles of the scored perplexities are not distinct ({boundaries}); "
             "score more (or more varied) documents"
@@ -348,24 +366,29 @@ def _fit_gaussian_width(x: np.ndarray, median: float, target: float, factor: flo
 
 def fit_methods(perplexities, target: float, boundaries: Sequence[float] | None = None,
                 methods: Iterable[str] = FIT_METHODS, width: float = DEFAULT_WIDTH,
-                fit_width: bool = False, gaussian_factor: float = 1.0) -> dict[str, MethodFit]:
-    """Fit each of ``methods`` to ``target``; raise on the first one that cannot reach it.
+                fit_width: bool = False, gaussian_factor: float = 1.0, *, higher_is_better: bool = False,
+                positive: bool = True, alpha: float | None = None,
+                scorer_name: str = "the scorer") -> dict[str, MethodFit]:
+    """Fit each of ``methods`` (registered weightings, :meth:`Weighting.fit`) to ``target``; raise on
+    the first one that cannot reach it, or that favours the scores ``higher_is_better`` says are worse.
 
     ``boundaries`` default to the quartiles of ``perplexities``.
     """
     target = check_target_rate(target, "target_rate")
-    x = clean_perplexities(perplexities)
-    if boundaries is None:
-        boundaries = quantiles(x)["boundaries"]
+    x = clean_perplexities(perplexities, positive=positive)
+    methods = list(methods)
+    for method in methods:
+        if method not in calibratable_methods():
+            raise invalid_choice("method", method, calibratable_methods())
+    if boundaries is None and any(WEIGHTINGS[m].uses_boundaries for m in methods):
+        boundaries = quantiles(x, positive=positive)["boundaries"]
     fits = {}
     for method in methods:
-        if method == "random":
-            fits[method] = fit_random(target)
-        elif method == "stepwise":
-            fits[method] = fit_stepwise(x, boundaries, target)
-        elif method == "gaussian":
-            fits[method] = fit_gaussian(x, boundaries, target, width=width, fit_width=fit_width,
-                                        factor=gaussian_factor)
-        else:
-            raise invalid_choice("method", method, FIT_METHODS)
+        weighting = get_weighting(method)
+        weighting.check_direction(scorer_name, higher_is_better, {})
+        if weighting.uses_boundaries and (boundaries is None or not boundaries[0] > 0):
+            raise ConfigError(f"{method} needs three increasing positive quartiles of the scores, got {boundaries}; "
+                              "fit threshold or pareto for such scores (--methods)")
+        fits[method] = weighting.fit(x, target, boundaries=boundaries, width=width, fit_width=fit_width,
+                                     gaussian_factor=gaussian_factor, higher_is_better=higher_is_better, alpha=alpha)
     return fits

@@ -113,12 +113,14 @@ def draw_subset(options, language: str, split: str, n_docs: int, seed: int,
 
 
 def draw_corpus_subset(ds, n_docs: int, seed: int, *, text_column: str = "text", on_bad_record: str = "raise",
-                       source: str = "corpus", progress: Callable[[int], None] | None = None) -> Subset:
+                       source: str = "corpus", progress: Callable[[int], None] | None = None,
+                       value_column: str | None = None) -> Subset:
     """``n_docs`` documents of a ``datasets`` corpus: the first ``n_docs`` texts of its stream
     shuffled with ``seed`` (``IterableDataset.shuffle``, a buffer of ``max(10 000, n_docs)``).
 
     A row whose ``text_column`` is not a string raises :class:`ConfigError`, or with
-    ``on_bad_record="skip"`` is counted as a bad record and skipped.
+    ``on_bad_record="skip"`` is counted as a bad record and skipped. With ``value_column`` (a score
+    column), the subset holds that column's values instead of the texts.
     """
     check_subset(n_docs, 1, None)
     texts: list[str] = []
@@ -134,7 +136,7 @@ def draw_corpus_subset(ds, n_docs: int, seed: int, *, text_column: str = "text",
                                   "text (on_bad_record='skip' skips such rows)")
             bad += 1
             continue
-        texts.append(text)
+        texts.append(text if value_column is None else row.get(value_column))
         if len(texts) == n_docs:
             break
     return Subset(texts, read, None, bad, source)

@@ -17,17 +17,17 @@ from ..calibration import (
     DEFAULT_DOCS,
     DEFAULT_SHARDS_TO_READ,
     EXPECTED_FILE,
-    FIT_METHODS,
     HISTOGRAM_FILE,
     MIN_DOCUMENTS,
     Calibration,
+    calibratable_methods,
     resolve_target,
     run_calibration,
 )
 from ..errors import ConfigError
 from ..outputs import make_output_dir
 from ..weighting import DEFAULT_WIDTH
-from .common import add_model_options, add_source_options, build_config, model_spec
+from .common import add_model_options, add_source_options, build_config, model_spec, scorer_kwargs
 from .dataset_source import add_dataset_options, check_mc4_split, corpus_language, open_dataset
 
 
@@ -59,8 +59,9 @@ def add_parser(subparsers) -> None:
     t.add_argument("--target-docs", type=float, metavar="N", help="documents to keep (e.g. 50e6)")
     t.add_argument("--total-docs", type=float, metavar="M", help="documents in the split (e.g. 416e6)")
     f = p.add_argument_group("fit")
-    f.add_argument("--methods", nargs="+", choices=FIT_METHODS, default=list(FIT_METHODS),
-                   help="methods to fit (default: all three)")
+    f.add_argument("--methods", nargs="+", choices=calibratable_methods(),
+                   help="methods to fit (default: random, stepwise, gaussian for perplexities; random, threshold, "
+                   "pareto, gaussian for scores where higher is better)")
     f.add_argument("--width", type=float, default=DEFAULT_WIDTH,
                    help=f"gaussian width held while its factor is fitted (default {DEFAULT_WIDTH})")
     f.add_argument("--fit-width", action="store_true",
@@ -90,7 +91,7 @@ def run(args: argparse.Namespace) -> int:
         language = corpus_language(args)
         config = CorpusSamplingOptions(sampling_method="none", perplexity_model=model_spec(args),
                                        perplexity_mode=args.perplexity_mode, language=language,
-                                       on_bad_record=args.on_bad_record).validate()
+                                       on_bad_record=args.on_bad_record, **scorer_kwargs(args)).validate()
         corpus = open_dataset(args)
     else:
         check_mc4_split(args)
@@ -128,9 +129,11 @@ def run(args: argparse.Namespace) -> int:
 
 
 def summary(calibration: Calibration, out: Path, plots: bool = True) -> str:
-    b = calibration.boundaries
+    b = calibration.boundaries or (float("nan"),) * 3
+    mode = f"{calibration.mode} mode" if calibration.mode else f"{calibration.scorer}, higher is " + \
+        ("better" if calibration.higher_is_better else "worse")
     lines = [
-        f"model: {calibration.model_id} ({calibration.mode} mode)",
+        f"model: {calibration.model_id} ({mode})",
         f"documents scored: {calibration.documents_scored} "
         f"(shards {calibration.extra.get('subset', {}).get('shards_read')})",
         f"quartiles: Q1 {b[0]:.6g}  median {b[1]:.6g}  Q3 {b[2]:.6g}",
@@ -138,6 +141,7 @@ def summary(calibration: Calibration, out: Path, plots: bool = True) -> str:
     ]
     for method, params in calibration.methods.items():
         desc = f"factor {params['factor']:.6g}"
+        desc += "".join(f"  {k} {params[k]:.6g}" for k in ("low", "high", "alpha") if params.get(k) is not None)
         if "width" in params:
             desc += f"  width {params['width']:.6g}"
         lines.append(f"  {method:9s} {desc}  -> expected keep rate {params['expected_rate']:.6g}")

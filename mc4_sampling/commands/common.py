@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import json
 
 from ..builder import Mc4Sampling, Mc4SamplingConfig
+from ..errors import ConfigError
 from ..perplexity import MODES
 from ..reader import BAD_RECORD_POLICIES
-from ..weighting import METHODS
+from ..scoring import scorer_kinds
+from ..weightings import WEIGHTINGS
 
 
 def add_source_options(parser: argparse.ArgumentParser) -> None:
@@ -30,11 +33,41 @@ def add_model_options(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--perplexity-mode", choices=MODES,
                    help="raw (BERTIN), ccnet (line by line) or ccnet_document (CCNet's own numbers; "
                    "default depends on the model)")
+    g = parser.add_argument_group("other scorers")
+    g.add_argument("--scorer", choices=[k for k in scorer_kinds() if k != "callable"],
+                   help="the quality signal (default: kenlm, or column with --score-column)")
+    g.add_argument("--scorer-model", metavar="PATH", help="the fastText .bin or transformers folder (or Hub location)")
+    g.add_argument("--scorer-option", action="append", default=[], metavar="KEY=VALUE",
+                   help="a scorer option, e.g. label=__label__hq, task=causal_lm, batch_size=64 (repeatable)")
+    g.add_argument("--score-column", metavar="NAME", help="a column of --dataset that already holds the scores")
+
+
+def key_values(items, flag: str) -> dict | None:
+    """``["a=1", "b=x"]`` as ``{"a": 1, "b": "x"}`` (values read as JSON when they parse, else strings)."""
+    out = {}
+    for item in items or ():
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"{flag} {item!r} is not valid; write KEY=VALUE")
+        try:
+            out[key] = json.loads(value)
+        except ValueError:
+            out[key] = value
+    return out or None
+
+
+def scorer_kwargs(args) -> dict:
+    """The scorer options of parsed arguments, as :class:`~mc4_sampling.options.SamplingOptions` fields."""
+    return dict(scorer=getattr(args, "scorer", None), scorer_model=getattr(args, "scorer_model", None),
+                scorer_options=key_values(getattr(args, "scorer_option", None), "--scorer-option"),
+                score_column=getattr(args, "score_column", None))
 
 
 def add_sampling_options(parser: argparse.ArgumentParser) -> None:
     g = parser.add_argument_group("sampling")
-    g.add_argument("--method", choices=METHODS, default="gaussian", help="weighting (default: gaussian)")
+    g.add_argument("--method", choices=tuple(WEIGHTINGS), default="gaussian", help="weighting (default: gaussian)")
+    g.add_argument("--weighting-option", action="append", default=[], metavar="KEY=VALUE",
+                   help="a further weighting parameter: threshold low=3 / high=..., pareto alpha=3 (repeatable)")
     g.add_argument("--factor", type=float, help="sampling factor (default: BERTIN's for the method)")
     g.add_argument("--validation-factor", type=float, help="factor for the validation split (default: not sampled)")
     g.add_argument("--width", type=float, help="gaussian width (default 4.5)")
@@ -72,7 +105,9 @@ def build_config(args, **overrides) -> Mc4SamplingConfig:
             boundaries=tuple(args.boundaries) if args.boundaries else None,
             calibration=args.calibration,
             seed=args.seed,
+            weighting_options=key_values(args.weighting_option, "--weighting-option"),
         )
+    kwargs.update(scorer_kwargs(args))
     kwargs.update(overrides)
     kwargs = {k: v for k, v in kwargs.items() if v is not None}
     return Mc4Sampling(config_name="+".join(args.lang), **kwargs).config

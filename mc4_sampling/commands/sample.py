@@ -14,7 +14,15 @@ from ..outputs import make_output_dir, output_stream
 from ..plan import check_max_docs, iter_kept
 from ..sampler import SamplingStats
 from ..shards import shard_refs_for
-from .common import add_model_options, add_sampling_options, add_source_options, build_config, model_spec
+from .common import (
+    add_model_options,
+    add_sampling_options,
+    add_source_options,
+    build_config,
+    key_values,
+    model_spec,
+    scorer_kwargs,
+)
 from .dataset_source import add_dataset_options, check_mc4_split, corpus_language, open_dataset
 
 
@@ -31,7 +39,8 @@ def add_parser(subparsers) -> None:
     add_dataset_options(p)
     p.add_argument("--split", help="split to read: train or validation of mC4, any split of a --dataset "
                    "(default: train)")
-    p.add_argument("--return-perplexity", action="store_true", help="add each kept document's perplexity")
+    p.add_argument("--return-perplexity", "--return-score", action="store_true", dest="return_perplexity",
+                   help="add each kept document's score (perplexity for KenLM, score otherwise)")
     p.add_argument("--max-docs", type=int, help="stop after this many kept documents")
     p.add_argument("-o", "--output", default="-", help="output file (default: - for stdout)")
     p.add_argument("--report", metavar="DIR", help="score every document and write a sampling report to DIR")
@@ -85,7 +94,8 @@ def run_on_dataset(args: argparse.Namespace) -> int:
         language=corpus_language(args), perplexity_model=model_spec(args), perplexity_mode=args.perplexity_mode,
         calibration=args.calibration, boundaries=tuple(args.boundaries) if args.boundaries else None,
         sampling_factor=args.factor, width=args.width, seed=args.seed, return_perplexity=args.return_perplexity,
-        on_bad_record=args.on_bad_record, stats=stats)
+        on_bad_record=args.on_bad_record, stats=stats,
+        weighting_options=key_values(args.weighting_option, "--weighting-option"), **scorer_kwargs(args))
     with output_stream(args.output) as out, tqdm(unit="doc", desc="kept", file=sys.stderr, dynamic_ncols=True) as bar:
         for example in kept:
             out.write(json.dumps(example, ensure_ascii=False, default=str) + "\n")
@@ -95,7 +105,7 @@ def run_on_dataset(args: argparse.Namespace) -> int:
     print(summary(stats), file=sys.stderr)
     return 0
 
-def summary(stats: SamplingStats) -> str:
+def summary(stats: SamplingStats, score_name: str = "perplexity") -> str:
     lines = [
         f"documents read: {stats.read}",
         f"documents kept: {stats.kept}",
@@ -103,9 +113,9 @@ def summary(stats: SamplingStats) -> str:
     ]
     if stats.bad_records:
         lines.append(f"bad records skipped: {stats.bad_records}")
-    if stats.kept_perplexities:
-        q1, q2, q3 = np.percentile(stats.kept_perplexities, [25, 50, 75])
-        lines.append(f"perplexity of kept documents: Q1 {q1:.2f}  median {q2:.2f}  Q3 {q3:.2f}")
+    if stats.kept_scores:
+        q1, q2, q3 = np.percentile(stats.kept_scores, [25, 50, 75])
+        lines.append(f"{score_name} of kept documents: Q1 {q1:.2f}  median {q2:.2f}  Q3 {q3:.2f}")
     return "\n".join(lines)
 
 

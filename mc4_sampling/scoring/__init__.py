@@ -1,0 +1,11 @@
+"""Scorers as plug-ins: one float per document from KenLM perplexity (:mod:`.kenlm`, the default),
+a fastText classifier (:mod:`.fasttext`), a ``transformers`` model (:mod:`.transformers`), a
+column of the data (:mod:`.column`) or any callable (:mod:`.callable`). See :mod:`.base` to add one."""
+
+from .base import SCORERS, Scorer, clear_scorer_cache, make_scorer, register_scorer, scorer_kinds
+from .callable import CallableScorer
+from .column import ColumnScorer
+from .source import ScorerSource, check_scorer_options
+
+__all__ = ["CallableScorer", "ColumnScorer", "SCORERS", "Scorer", "ScorerSource", "check_scorer_options",
+           "clear_scorer_cache", "make_scorer", "register_scorer", "scorer_kinds"]

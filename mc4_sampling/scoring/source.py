@@ -1,0 +1,98 @@
+"""Which scorer the sampling options name, loaded once per process: :class:`ScorerSource`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from ..errors import ConfigError
+from .base import Scorer, make_scorer, scorer_kinds
+from .callable import CallableScorer
+
+
+@dataclass(frozen=True)
+class ScorerSource:
+    """The ``scorer``, ``scorer_model``, ``scorer_options``, ``score_column``, ``perplexity_model`` and
+    ``perplexity_mode`` options of a language; :meth:`load` makes the scorer (cached per process)."""
+
+    scorer: Any = None
+    model: Any = None
+    options: tuple = ()
+    score_column: str | None = None
+    perplexity_model: Any = None
+    perplexity_mode: str | None = None
+    language: str = "es"
+
+    @classmethod
+    def of(cls, options, language: str) -> "ScorerSource":
+        """The source named by sampling options (any object with those attributes; missing ones unset)."""
+        get = lambda name: getattr(options, name, None)  # noqa: E731
+        scorer_options = get("scorer_options") or {}
+        return cls(get("scorer"), get("scorer_model"), tuple(sorted(scorer_options.items())), get("score_column"),
+                   get("perplexity_model"), get("perplexity_mode"), language)
+
+    @property
+    def kind(self) -> str:
+        """``kenlm``, ``column``, ``callable``, or the registered name given as ``scorer``."""
+        if isinstance(self.scorer, Scorer):
+            return self.scorer.kind or type(self.scorer).__name__
+        if self.scorer is None:
+            return "column" if self.score_column is not None else "kenlm"
+        if isinstance(self.scorer, str):
+            return self.scorer
+        return "callable"
+
+    @property
+    def score_name(self) -> str:
+        """The column of the scores: ``perplexity`` (KenLM), the score column itself, or ``score``."""
+        if isinstance(self.scorer, Scorer):
+            return self.scorer.score_name
+        kind = self.kind
+        return "perplexity" if kind == "kenlm" else self.score_column if kind == "column" else "score"
+
+    def load(self) -> Scorer:
+        if isinstance(self.scorer, Scorer):
+            return self.scorer
+        options = dict(self.options)
+        kind = self.kind
+        if kind == "kenlm":  # cached by mc4_sampling.models (whose cache tests clear)
+            from ..models import ModelSource
+
+            return ModelSource(self.perplexity_model, self.language, self.perplexity_mode).load()
+        if kind == "column":
+            return make_scorer("column", self.score_column, options, self.language)
+        if kind == "callable":
+            return CallableScorer(self.scorer, options.get("higher_is_better", True), options.get("name"))
+        return make_scorer(kind, self.model, options, self.language)
+
+
+def check_scorer_options(options) -> None:
+    """The scorer options of sampling options, each :class:`ConfigError` naming the option."""
+    get = lambda name: getattr(options, name, None)  # noqa: E731
+    scorer = get("scorer")
+    if scorer is not None and not isinstance(scorer, (str, Scorer)) and not callable(scorer):
+        raise ConfigError(f"scorer={scorer!r} is not valid; give a scorer name ({', '.join(scorer_kinds())}), "
+                          "a Scorer or a callable")
+    if isinstance(scorer, str) and scorer not in scorer_kinds():
+        raise ConfigError(f"scorer={scorer!r} is not valid; choose one of {', '.join(scorer_kinds())}")
+    for name in ("scorer_options",):
+        value = get(name)
+        if value is not None and not isinstance(value, dict):
+            raise ConfigError(f"{name}={value!r} is not valid; it must be a dict")
+    column = get("score_column")
+    if column is not None:
+        if not isinstance(column, str) or not column:
+            raise ConfigError(f"score_column={column!r} is not valid; it must be a column name")
+        if scorer not in (None, "column"):
+            raise ConfigError(f"score_column={column!r} reads scores from the data, scorer={scorer!r} computes them; "
+                              "pass one or the other")
+    kind = ScorerSource.of(options, "es").kind
+    if kind != "kenlm":
+        given = [n for n in ("perplexity_model", "perplexity_mode") if get(n) is not None]
+        if given:
+            raise ConfigError(f"{', '.join(given)} apply to the KenLM scorer only; with scorer={kind!r} "
+                              "give the model as scorer_model")
+    elif get("scorer_model") is not None:
+        raise ConfigError("scorer_model is for the other scorers; give the KenLM model as perplexity_model")
+    if kind == "column" and get("score_column") is None and not dict(get("scorer_options") or {}).get("column"):
+        raise ConfigError("scorer='column' needs score_column (the column that holds the scores)")

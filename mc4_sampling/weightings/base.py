@@ -1,0 +1,116 @@
+"""The weighting plug-in point: a :class:`Weighting` turns a document's score ``x`` into a keep
+probability ``p(x)`` (a uniform draw ``u`` keeps the document when ``u < p``).
+
+A weighting is one module with one subclass of :class:`Weighting` and one :func:`register_weighting`
+call (see :mod:`.random`, :mod:`.stepwise`, :mod:`.gaussian`, :mod:`.threshold`, :mod:`.pareto`).
+It states its formula (the docstring of :meth:`Weighting.probability` and :attr:`Weighting.formula`,
+the card's text), its largest keep probability (for the draw-first skip), its parameters, which
+score direction it favours (checked against the scorer's), and how to fit it to a target keep rate.
+The plumbing (precedence of options, calibration files, the draw) is not its job.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING, Mapping
+
+import numpy as np
+
+from ..errors import ConfigError, invalid_choice
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ..calibration.fit import MethodFit
+    from ..weighting import SamplingRule
+
+
+class Weighting:
+    """One weighting (see the module). Subclasses set the class attributes and override
+    :meth:`probability` (pure, vectorised) and, when it can be calibrated, :meth:`fit`."""
+
+    #: the ``sampling_method`` name
+    name: str = ""
+    #: the formula, as the dataset card and the README show it
+    formula: str = ""
+    #: False for weightings that ignore the score (``none``, ``random``): documents are not scored
+    needs_scores: bool = True
+    #: True when ``boundaries`` (three quartile scores) are a parameter
+    uses_boundaries: bool = False
+    #: True when ``width`` is a parameter
+    uses_width: bool = False
+    #: ``factor`` when no option, calibration file or scorer gives one
+    default_factor: float = 1.0
+    #: True when a default factor is meaningless for boundaries of another origin (stepwise)
+    factor_depends_on_boundaries: bool = False
+    #: further parameters (``weighting_options`` keys) and their defaults
+    parameters: Mapping[str, float | None] = {}
+    #: ``"low"`` or ``"high"`` when the weighting keeps more of the low or high scores; None: neither
+    favours: str | None = None
+    #: whether ``mc4-sampling calibrate`` can fit it
+    calibratable: bool = True
+    #: the colour of its curves in the pictures
+    color: str = "#555555"
+
+    def probability(self, x, rule: "SamplingRule") -> np.ndarray:  # pragma: no cover - abstract
+        """``p(x)`` for the scores ``x`` (an array), ``p >= 1`` meaning "always kept"."""
+        raise NotImplementedError
+
+    def max_probability(self, rule: "SamplingRule") -> float:
+        """The largest ``p(x)`` over every ``x``, capped at 1 (``min(1, factor)`` unless overridden)."""
+        return min(1.0, float(rule.factor))
+
+    def check_parameters(self, params: Mapping[str, float]) -> None:
+        """Raise :class:`ConfigError` naming ``weighting_options.<key>`` when a parameter is out of range."""
+        for key, value in params.items():
+            if key not in self.parameters:
+                raise ConfigError(
+                    f"weighting_options.{key} is not a parameter of sampling_method={self.name!r}; "
+                    f"valid keys: {', '.join(self.parameters) or 'none'}")
+            if value is not None and not _number(value):
+                raise ConfigError(f"weighting_options.{key}={value!r} is not valid; it must be a finite number")
+
+    def check_direction(self, scorer_name: str, higher_is_better: bool, params: Mapping) -> None:
+        """Refuse a scorer whose better direction contradicts what the weighting favours."""
+        better = "high" if higher_is_better else "low"
+        if self.favours is not None and self.favours != better:
+            raise ConfigError(
+                f"sampling_method={self.name!r} keeps more of the {self.favours} scores, but {better}er scores "
+                f"of {scorer_name} are better; use a weighting that favours {better} scores "
+                f"({', '.join(w.name for w in WEIGHTINGS.values() if w.favours in (better, None) and w.needs_scores)})")
+
+    def fit(self, scores: np.ndarray, target: float, *, boundaries=None, higher_is_better: bool = False,
+            **options) -> "MethodFit":  # pragma: no cover - abstract
+        """Parameters for which the expected keep rate ``mean(min(1, p(x_i)))`` equals ``target``."""
+        raise ConfigError(f"sampling_method={self.name!r} cannot be calibrated")
+
+    def describe(self, rule: "SamplingRule") -> str:
+        """The parameters, as one line of a card or report."""
+        parts = [f"factor={rule.factor:g}"] if self.name != "none" else []
+        parts += [f"{k}={v:g}" for k, v in rule.params if v is not None]
+        if self.uses_width:
+            parts.append(f"width={rule.width:g}")
+        return ", ".join(parts) or "-"
+
+
+def _number(x) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
+
+
+#: every weighting, by ``sampling_method`` name, in registration order
+WEIGHTINGS: dict[str, Weighting] = {}
+
+
+def register_weighting(weighting: Weighting) -> Weighting:
+    """Make ``weighting`` a valid ``sampling_method`` everywhere (builder, ``sample_dataset``, CLI,
+    calibration, report, card)."""
+    if not weighting.name:
+        raise ValueError("a weighting needs a name")
+    WEIGHTINGS[weighting.name] = weighting
+    return weighting
+
+
+def get_weighting(method: str) -> Weighting:
+    """The weighting registered as ``method``; :class:`ConfigError` listing the valid names."""
+    try:
+        return WEIGHTINGS[method]
+    except (KeyError, TypeError):
+        raise invalid_choice("sampling_method", method, tuple(WEIGHTINGS)) from None

@@ -1,0 +1,58 @@
+"""``stepwise``: BERTIN's piecewise-constant weighting over the score quartiles."""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+
+from .base import Weighting, register_weighting
+
+
+def stepwise_keep_probability(x, factor: float, boundaries: Sequence[float]):
+    """Piecewise-constant weighting over the quartiles ``(b1, b2, b3)``::
+
+        x <= b1       : p = factor / b1
+        b1 < x < b2   : p = factor / (b2 - b1)
+        b2 <= x < b3  : p = factor / (b3 - b2)
+        x >= b3       : p = factor / (10 * b3)
+
+    Every ``x`` falls in exactly one branch (a perplexity equal to a boundary included).
+    ``p`` may exceed 1, which means "always kept".
+    """
+    b1, b2, b3 = boundaries
+    x = np.asarray(x, dtype=np.float64)
+    return np.select(
+        [x <= b1, x < b2, x < b3],
+        [factor / b1, factor / (b2 - b1), factor / (b3 - b2)],
+        default=factor / (10 * b3),
+    )
+
+
+class StepwiseWeighting(Weighting):
+    name = "stepwise"
+    formula = ("`factor / b1` (x <= b1), `factor / (b2 - b1)` (b1 < x < b2), `factor / (b3 - b2)` (b2 <= x < b3), "
+               "`factor / (10 b3)` (x >= b3)")
+    uses_boundaries = True
+    default_factor = 1.5e5
+    factor_depends_on_boundaries = True
+    #: the top quartile gets ``factor / (10 b3)``: high scores are dropped (perplexity: lower is better)
+    favours = "low"
+    color = "#0072B2"
+
+    def probability(self, x, rule):
+        """See :func:`stepwise_keep_probability`."""
+        return stepwise_keep_probability(x, rule.factor, rule.boundaries)
+
+    def max_probability(self, rule) -> float:
+        """``min(1, factor * max(1 / b1, 1 / (b2 - b1), 1 / (b3 - b2), 1 / (10 b3)))``."""
+        b1, b2, b3 = rule.boundaries
+        return min(1.0, float(rule.factor) * max(1 / b1, 1 / (b2 - b1), 1 / (b3 - b2), 1 / (10 * b3)))
+
+    def fit(self, scores, target, *, boundaries=None, **options):
+        from ..calibration.fit import fit_stepwise
+
+        return fit_stepwise(scores, boundaries, target)
+
+
+register_weighting(StepwiseWeighting())
