@@ -77,7 +77,7 @@ SIZES = {
                      "sets": SMOKE_MODEL + ["training.global_batch_size=8", "training.per_device_batch_size=4"]},
         "pipeline": {"steps": 12, "accum": 2, "per_device": 4, "workers": 0, "every": 4, "eval_docs": 16,
                      "vocab": 300, "tokenizer_docs": 300,
-                     "sets": SMOKE_MODEL + ["data.max_seq_length=32", "training.eval_batch_size=8"]},
+                     "sets": SMOKE_MODEL + [f"data.max_seq_length={SMOKE_LENGTH[128]}", "training.eval_batch_size=8"]},
     },
 }
 
@@ -279,8 +279,10 @@ def task_attention(args: dict, res: Result) -> None:
                    "fused_kernel_in_program": hlo["fused"]}
             for side in ("fused", "xla"):
                 _, logits, grads = out[side]
+                # leaves whose true gradient is about 0 (the key bias: softmax ignores it) have no relative error
+                floor = 1e-4 * float(np.linalg.norm(flat(ref_grads)))
                 per_leaf = {k: relative_error(grads[k], ref_grads[k]) for k in names
-                            if np.linalg.norm(ref_grads[k]) > 0}
+                            if np.linalg.norm(ref_grads[k]) > floor}
                 worst = max(per_leaf, key=per_leaf.get)
                 row[side] = {"logits_vs_f32": relative_error(logits, ref_logits),
                              "grads_vs_f32": relative_error(flat(grads), flat(ref_grads)),
@@ -525,7 +527,7 @@ def table(report: dict) -> str:
         r = att.get(f) or {}
         cases = r.get("cases", {})
         sizes = sorted({c["length"] for c in cases.values()})
-        length = sizes[0 if L == 128 else -1] if sizes else None
+        length = (sizes[0] if L == 128 else sizes[-1]) if (sizes and (L == 128 or len(sizes) > 1)) else None
         rows = [cases.get(f"{c}-{length}") for c in ("packed", "padded")]
         if not all(rows):
             return "not measured"

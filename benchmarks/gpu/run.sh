@@ -46,7 +46,7 @@ if [ -d "$OUT" ]; then
     fi
 fi
 mkdir -p "$OUT"
-exec > >(tee -a "$OUT/run.log") 2>&1
+exec > >(tee -a "$OUT/run.log") 2> >(tee -a "$OUT/run.log" >&2)
 
 run() {
     echo "+ $*"
