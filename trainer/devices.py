@@ -1,7 +1,7 @@
 """``trainer devices``: the JAX backend and the devices the trainer will use, in one line.
 
-    $ trainer devices
-    backend gpu: 1 x NVIDIA H200 (139.8 GiB each); jax 0.11.2, jaxlib 0.11.2, jax-cuda13-plugin 0.11.2;
+    $ trainer devices           # (an illustration)
+    backend gpu: 1 x NVIDIA H200 (105.6 GiB each); jax 0.11.2, jaxlib 0.11.2, jax-cuda13-plugin 0.11.2;
     attention auto -> cudnn; bf16 peak 989 TFLOP/s per device
 
 ``--json`` prints the same facts as one JSON object; ``--require gpu`` (or ``tpu``, ``cpu``) fails

@@ -382,11 +382,19 @@ def task_pipeline(args: dict, res: Result) -> None:
     trainer.setup()
     res.data["setup_s"] = time.perf_counter() - t0
     res.save()
+    tokens_per_step = global_batch * cfg.data.max_seq_length
+    metrics_file = os.path.join(run_dir, "metrics.jsonl")
+
+    def progress(info):  # the figures so far, so that a run stopped at its time box still reports them
+        records = [r for _, r in sorted(read_metrics(metrics_file).items())]
+        res.data.update(combined=combine_intervals(records, tokens_per_step), last_step=info.step)
+        res.save()
+
+    trainer.add_hook(trainer.off_the_step_clock(progress), every=args["every"])
     t0 = time.perf_counter()
     result = trainer.run()
     res.data["run_s"] = time.perf_counter() - t0
-    records = [r for _, r in sorted(read_metrics(os.path.join(run_dir, "metrics.jsonl")).items())]
-    tokens_per_step = global_batch * cfg.data.max_seq_length
+    records = [r for _, r in sorted(read_metrics(metrics_file).items())]
     res.data["combined"] = combine_intervals(records, tokens_per_step)
     res.data["intervals"] = [{k: r.get(k) for k in ("step", "tokens_per_second", "tokens_per_second_wall",
                                                     "input_wait_fraction", "mfu", "loss", "epoch")} for r in records]
