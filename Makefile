@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 # Use both cores of the machine for the test run by default.
 PYTEST_WORKERS ?= 2
 
-.PHONY: install test demo bench lint clean
+.PHONY: install test demo bench lint clean wheels-gpu gpu-check gpu-smoke
 
 install: $(STAMP)
 
@@ -29,5 +29,38 @@ bench: install
 lint: install
 	$(BIN)/ruff check .
 
+# --- GPU (docs/gpu.md) --------------------------------------------------------------------------
+# `make wheels-gpu` (here, with the registry): exactly the wheels the GPU machine lacks, for Python 3.12
+# on x86-64, into .whl/gpu (written as .whl/gpu.tmp, renamed when complete): no jax, jaxlib or CUDA wheel.
+# Any Python with pip will do: make wheels-gpu GPU_PIP="/path/to/python -m pip".
+GPU_WHEELS ?= .whl/gpu
+GPU_PIP ?= $(PYTHON) -m pip
+GPU_MAX_MIB ?= 50
+GPU_OUT ?= gpu-check-output
+GPU_PLATFORMS := $(foreach n,28 27 24 17,--platform manylinux_2_$(n)_x86_64) --platform manylinux2014_x86_64 \
+	--platform manylinux1_x86_64
+GPU_SDISTS := seqeval==1.2.2
+
+wheels-gpu:
+	rm -rf $(GPU_WHEELS).tmp && mkdir -p $(GPU_WHEELS).tmp
+	$(GPU_PIP) download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
+		$(GPU_PLATFORMS) -d $(GPU_WHEELS).tmp -r benchmarks/gpu/wheels.txt
+	$(GPU_PIP) wheel -q --no-deps -w $(GPU_WHEELS).tmp $(GPU_SDISTS)
+	@if ls $(GPU_WHEELS).tmp | grep -iqE '^(jax|jaxlib|nvidia|cuda|torch)[-_]'; then \
+		echo "error: $(GPU_WHEELS).tmp holds a jax/CUDA/torch wheel; the GPU machine's must stay"; exit 1; fi
+	@kib=$$(du -sk $(GPU_WHEELS).tmp | cut -f1); \
+	if [ $$kib -gt $$(( $(GPU_MAX_MIB) * 1024 )) ]; then \
+		echo "error: the wheels take $$kib KiB, over GPU_MAX_MIB=$(GPU_MAX_MIB) MiB (64 MiB travel)"; exit 1; fi; \
+	echo "$(GPU_WHEELS): $$(ls $(GPU_WHEELS).tmp | wc -l) wheels, $$kib KiB"
+	rm -rf $(GPU_WHEELS) && mv $(GPU_WHEELS).tmp $(GPU_WHEELS)
+
+# On the GPU machine (no registry there): install from .whl/gpu and run the check, <= 8 minutes.
+gpu-check:
+	bash benchmarks/gpu/run.sh $(GPU_OUT)
+
+# The same script at tiny sizes on this machine's CPU (what tests/test_gpu_script.py runs).
+gpu-smoke: install
+	JAX_PLATFORMS=cpu $(BIN)/python benchmarks/gpu/gpu_check.py --smoke --out $(GPU_OUT)-smoke
+
 clean:
-	rm -rf $(VENV) demo-output .pytest_cache .ruff_cache
+	rm -rf $(VENV) demo-output .pytest_cache .ruff_cache $(GPU_OUT) $(GPU_OUT)-smoke

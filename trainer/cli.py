@@ -1,6 +1,6 @@
 """Command line: ``trainer train --config C [--set k=v]`` (or just ``trainer --config C``),
 ``trainer export``, ``trainer fill-mask``, ``trainer tokenizer``, ``trainer finetune`` / ``evaluate`` /
-``compare`` (downstream evaluation, :mod:`trainer.finetune`).
+``compare`` (downstream evaluation, :mod:`trainer.finetune`), ``trainer devices`` (the backend and devices).
 
 User mistakes (:class:`~trainer.errors.TrainerError`) are printed as one line and exit with
 status 2; tracebacks are reserved for bugs (:mod:`trainer.console`).
@@ -58,7 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="trainer", description="Flax RoBERTa masked-LM pretraining on a streaming dataset")
     add_config_arguments(p, help="train with this config when no command is given (as `trainer train --config`)")
     sub = p.add_subparsers(dest="command",
-                           metavar="{train,export,fill-mask,tokenizer,finetune,evaluate,compare,stats,suite}")
+                           metavar="{train,export,fill-mask,tokenizer,finetune,evaluate,compare,stats,suite,devices}")
 
     t = sub.add_parser("train", help="train or resume (the default command)")
     add_config_arguments(t, required=True)
@@ -102,6 +102,13 @@ def build_parser() -> argparse.ArgumentParser:
     finetune_command.add_evaluate_arguments(ev)
     cp = sub.add_parser("compare", help="merge fine-tuning results into one table (Markdown, JSON, PNG)")
     finetune_command.add_compare_arguments(cp)
+
+    from . import devices
+
+    dv = sub.add_parser("devices", help="print the JAX backend and the devices the trainer will use",
+                        description=devices.__doc__.split("\n\n")[0])
+    devices.add_arguments(dv)
+    dv.set_defaults(handler=devices.run)
     return p
 
 
