@@ -392,13 +392,13 @@ def export_classifier(params, spec, kind: str, labels: list[str], out_dir: str, 
 
 def classifier_card(report: dict, source: str, repo_id: Optional[str] = None, name: Optional[str] = None,
                     best_seed: Optional[int] = None) -> str:
-    """The model card of a fine-tuned export: the ``finetuned`` template of :func:`mc4_sampling.hub.render_card`."""
-    from mc4_sampling.hub import render_card
+    """The model card of a fine-tuned export: the ``finetuned`` template of :mod:`trainer.cards`."""
+    from .. import cards
 
     kind = report["kind"]
     rows = "".join(f"| {name} | {v['mean']:.4f} ± {v['std']:.4f} |\n" for name, v in report["metrics"].items())
     s = report["settings"]
-    return render_card(
+    return cards.render(
         "finetuned",
         pipeline_tag="token-classification" if kind == TOKEN else "text-classification",
         pipeline=("token-classification" if kind == TOKEN else "text-classification"),
