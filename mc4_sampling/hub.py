@@ -1,7 +1,8 @@
 """What goes to the Hub, for the datasets of ``publish`` and the models of the trainer's export.
 
-* :func:`render_card` fills a card template of ``data/cards/`` (``dataset.md``, ``model.md``);
-  :func:`write_card` writes a card as a folder's ``README.md``.
+* :func:`render_card` fills a card template: one of ``data/cards/`` (``dataset.md``) by name, or
+  any template file by path (the trainer's model cards: ``trainer/cards/``); :func:`write_card`
+  writes a card as a folder's ``README.md``.
 * :func:`push_folder` creates a repository (if needed) and uploads a folder to it in one commit.
 """
 
@@ -23,9 +24,11 @@ class HubError(Mc4SamplingError):
     """An upload to the Hub failed; the message names the folder and the repository."""
 
 
-def render_card(template_name: str, **fields) -> str:
-    """The card template ``data/cards/{template_name}.md`` with its fields filled in."""
-    return (CARDS_DIR / f"{template_name}.md").read_text(encoding="utf-8").format(**fields)
+def render_card(template: str | os.PathLike, **fields) -> str:
+    """A card template with its fields filled in (``str.format``): ``template`` is a path to a
+    template file (:class:`os.PathLike`), or the name of one of ``data/cards/`` (``"dataset"``)."""
+    path = Path(template) if isinstance(template, os.PathLike) else CARDS_DIR / f"{template}.md"
+    return path.read_text(encoding="utf-8").format(**fields)
 
 
 def write_card(folder: str, card: str) -> str:

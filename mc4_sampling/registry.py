@@ -12,14 +12,14 @@ from __future__ import annotations
 import hashlib
 import warnings
 
+from .version import __version__
+
 NAME = "mc4-sampling"
 MODULE = "mc4_sampling.builder"
 
 
 def register() -> bool:
     """Register the builder under ``mc4-sampling``; warn and return False when impossible."""
-    from . import __version__
-
     try:
         from datasets import load as datasets_load, packaged_modules
         from datasets.data_files import DataFilesDict

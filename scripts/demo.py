@@ -41,9 +41,9 @@ def main(argv=None) -> int:
     configure_logging(logging.WARNING)
     from trainer.config_loading import load_config
     from trainer.data.tokenizer import stream_texts, train_tokenizer
+    from trainer.entry import train
     from trainer.export import export_checkpoint
     from trainer.fill_mask import FillMask
-    from trainer.train import train
 
     t0 = time.perf_counter()
     out = os.path.abspath(args.output)

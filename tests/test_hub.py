@@ -43,3 +43,46 @@ def test_the_model_card_has_yaml_front_matter():
     card = model_card(meta, 12, "someone/x", {"loss": 2.5, "accuracy": 0.25})
     assert yaml.safe_load(card.split("---")[1])["pipeline_tag"] == "fill-mask"
     assert "| held-out masked-LM loss / accuracy | 2.5000 / 0.2500 |\n\n```python" in card
+
+
+def test_trainer_cards_live_in_the_trainer_and_render_byte_identical():
+    """The trainer's templates moved from mc4_sampling/data/cards/ to trainer/cards/; the cards are
+    the same bytes as before the move (sha256 of the cards rendered by the code before it)."""
+    import hashlib
+    from pathlib import Path
+
+    from mc4_sampling.hub import CARDS_DIR, render_card
+    from trainer.cards import CARDS_DIR as TRAINER_CARDS
+    from trainer.export import model_card
+    from trainer.finetune.run import classifier_card
+
+    assert sorted(p.name for p in CARDS_DIR.glob("*.md")) == ["dataset.md"]
+    assert sorted(p.name for p in TRAINER_CARDS.glob("*.md")) == ["finetuned.md", "model.md"]
+    template = TRAINER_CARDS / "model.md"
+    assert render_card(Path(template), **FIELDS_OF(template)) == template.read_text().format(**FIELDS_OF(template))
+    meta = {"config": {"name": "tiny", "data": {"path": "mc4-sampling", "name": "es", "max_seq_length": 128,
+                                                "kwargs": {"a": 1}},
+                       "training": {"global_batch_size": 8}, "optimizer": {"learning_rate": 6e-4}},
+            "spec": {"num_layers": 2, "hidden_size": 32, "num_heads": 2, "vocab_size": 400}}
+    settings = {"max_length": 64, "batch_size": 8, "epochs": 2, "learning_rate": 5e-5, "warmup_steps": 3,
+                "weight_decay": 0.01}
+
+    def report(kind, cols):
+        return {"kind": kind, "metrics": {"f1": {"mean": 0.5, "std": 0.1}}, "settings": settings, "task": "t",
+                "dataset": "d", "dataset_config": "es", "revision": None, "eval_split": "validation",
+                "labels": ["O", "B-PER"], "runs": [1, 2], "reruns": 1, "text_columns": cols}
+
+    cards = [model_card(meta, 12, "someone/x", {"loss": 2.5, "accuracy": 0.25}, revisions="\n## Revisions\n"),
+             model_card(meta, 3),
+             classifier_card(report("token", ("tokens",)), "someone/base", None, "name", 1),
+             classifier_card(report("sequence", ("premise", "hypothesis")), "/tmp/x", "me/y", None, None),
+             classifier_card(report("sequence", ("text",)), "/tmp/x", None, None, 0)]
+    assert [hashlib.sha256(c.encode()).hexdigest()[:16] for c in cards] == [
+        "7d8573bfbb1301ff", "4c0d91a140abb1bf", "db6af6230a2ba186", "8b7008c8b684119d", "20bcb1e7208b292e"]
+
+
+def FIELDS_OF(template) -> dict:
+    """Every ``{field}`` of a template, filled with its own name."""
+    import string
+
+    return {f: f"<{f}>" for _, f, _, _ in string.Formatter().parse(template.read_text()) if f}

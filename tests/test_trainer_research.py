@@ -13,10 +13,10 @@ import pytest
 from trainer_helpers import make_corpus, make_tokenizer, tiny_overrides
 
 from trainer.config_loading import load_config
+from trainer.entry import build_trainer
 from trainer.errors import ConfigError, ExportError
 from trainer.research.checkpoint_schedule import EARLYBERTS_STEPS, resolve_schedule
 from trainer.research.weight_stats import flat_params
-from trainer.train import Trainer
 
 REPO = "someone/tiny-revisions"
 
@@ -54,7 +54,7 @@ def scheduled_run(corpus, tmp_path_factory):
                hub.url + "/{repo_id}/resolve/{revision}/{filename}")
     cfg = _cfg(paths, tok, out, **{"checkpoint.schedule": [2, 5], "checkpoint.keep": 1,
                                    "logging.weight_stats_every_steps": 4, "hub.push_to_hub": REPO})
-    result = Trainer(cfg).run()
+    result = build_trainer(cfg).run()
     yield cfg, result, hub
     mp.undo()
     hub.close()
@@ -169,7 +169,7 @@ def test_restart_resubmits_unfinished_revisions(scheduled_run):
     shutil.rmtree(os.path.join(revisions, "step5"))
     os.remove(os.path.join(revisions, "step2", ".pushed"))
     commits = len(hub.commits)
-    Trainer(cfg).run()
+    build_trainer(cfg).run()
     assert json.load(open(os.path.join(revisions, "step5", "revision.json")))["files"] == digests
     assert os.path.exists(os.path.join(revisions, "step2", ".pushed"))
     assert os.path.exists(os.path.join(revisions, "step5", ".pushed"))
@@ -213,7 +213,7 @@ def test_transfer_reinitialises_embeddings_and_freezes(corpus, scheduled_run, tm
                                                             "model.freeze": frozen_patterns,
                                                             "data.num_eval_samples": 0,
                                                             "schedule.warmup_steps": 1})
-    trainer = Trainer(cfg)
+    trainer = build_trainer(cfg)
     trainer.setup()
     start = {k: np.array(v) for k, v in flat_params(jax.device_get(trainer.params)).items()}
     src = {k: np.asarray(v) for k, v in flat_params(src_params).items()}
@@ -262,21 +262,22 @@ def test_transfer_bad_input(corpus, scheduled_run, tmp_path):
     cfg = _cfg(paths2, tok2, str(tmp_path / "a"), **{"model.transfer_from": source, "model.num_layers": 3,
                                                      "model.intermediate_size": 96})
     with pytest.raises(ConfigError) as e:
-        Trainer(cfg).setup()
+        build_trainer(cfg).setup()
     assert "num_layers: source 2, config 3" in str(e.value)
     assert "intermediate_size: source 64, config 96" in str(e.value)
     assert not os.path.exists(tmp_path / "a")
     cfg = _cfg(paths2, tok2, str(tmp_path / "b"), **{"model.transfer_from": source,
                                                      "model.freeze": ["embeddings/.*", "encoder/.*"]})
     with pytest.raises(ConfigError, match=r"'encoder/\.\*' matches no parameter .*layers_0/"):
-        Trainer(cfg).setup()
+        build_trainer(cfg).setup()
     cfg = _cfg(paths2, tok2, str(tmp_path / "c"), **{"model.transfer_from": source, "model.reinit_embeddings": False})
     with pytest.raises(ConfigError, match="vocab_size: source 400, config 300"):
-        Trainer(cfg).setup()
+        build_trainer(cfg).setup()
     with pytest.raises(ConfigError, match="set only one"):
         _cfg(paths2, tok2, str(tmp_path / "d"), **{"model.transfer_from": source, "checkpoint.init_from": source})
     with pytest.raises(ConfigError, match="not a checkpoint or model folder"):
-        Trainer(_cfg(paths2, tok2, str(tmp_path / "e"), **{"model.transfer_from": str(tmp_path / "missing")})).setup()
+        build_trainer(_cfg(paths2, tok2, str(tmp_path / "e"),
+                           **{"model.transfer_from": str(tmp_path / "missing")})).setup()
 
 
 def test_transfer_example_config_loads():
@@ -326,3 +327,54 @@ def test_cli_parses_stats_and_suite():
     assert (args.seeds, args.init_from, args.first_seed) == (2, "ck/{seed}", 0)
     args = build_parser().parse_args(["stats", "a", "b", "-o", "x.png", "--label", "A", "--label", "B"])
     assert args.checkpoints == ["a", "b"] and args.label == ["A", "B"] and args.output == "x.png"
+
+
+# ---------------------------------------------------------------------------------------------
+# the core loop's seam: extensions composed by trainer.entry
+
+
+def test_core_trainer_refuses_research_options_without_their_extension(corpus, tmp_path):
+    from trainer.entry import research_extensions
+    from trainer.train import Trainer
+
+    paths, tok, _, _ = corpus
+    cfg = _cfg(paths, tok, str(tmp_path / "plain"),
+               **{"checkpoint.schedule": [2], "logging.weight_stats_every_steps": 2})
+    with pytest.raises(ConfigError, match=r"checkpoint\.schedule, logging\.weight_stats_every_steps set, but this "
+                                          r"Trainer has no extension .*trainer\.entry\.build_trainer"):
+        Trainer(cfg).setup()
+    assert not os.path.exists(tmp_path / "plain")
+    assert [type(e).__name__ for e in research_extensions(cfg)] == ["WeightStatsExtension", "RevisionsExtension"]
+    assert research_extensions(_cfg(paths, tok, str(tmp_path / "x"))) == []
+
+
+def test_extension_seam_start_preserve_hooks_and_close(corpus, tmp_path):
+    from trainer.hooks import Extension, Hook
+    from trainer.train import Trainer
+
+    paths, tok, _, _ = corpus
+    seen = []
+
+    class Probe(Extension):
+        def preserved_steps(self, cfg):
+            return [1]
+
+        def initial_params(self, spec, fresh):
+            return jax.tree.map(lambda a: np.zeros_like(np.asarray(a)), fresh())
+
+        def hooks(self, trainer):
+            return [Hook(lambda info: seen.append((info.step, trainer.saved_step)), 1)]
+
+        def close(self):
+            return ExportError("probe failed")
+
+    cfg = _cfg(paths, tok, str(tmp_path / "run"), **{"training.max_steps": 2, "checkpoint.keep": 1,
+                                                     "data.num_eval_samples": 0, "checkpoint.every_steps": 1,
+                                                     "schedule.warmup_steps": 1})
+    trainer = Trainer(cfg, extensions=[Probe()])
+    trainer.setup()
+    assert all(not np.asarray(v).any() for v in jax.tree.leaves(jax.device_get(trainer.params)))
+    with pytest.raises(ExportError, match="probe failed"):  # raised once the loop has closed everything
+        trainer.run()
+    assert seen == [(1, 1), (2, 2)]  # after the default hooks: the regular checkpoint already saved the step
+    assert trainer.ckpt.all_steps() == [1, 2]  # step 1 preserved although keep=1

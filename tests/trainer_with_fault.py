@@ -21,7 +21,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from trainer.cli import build_parser  # noqa: E402
 from trainer.config_loading import load_config  # noqa: E402
 from trainer.console import configure_logging, run_guarded  # noqa: E402
-from trainer.train import Trainer  # noqa: E402
+from trainer.entry import build_trainer  # noqa: E402
 
 
 def main(argv=None) -> int:
@@ -37,7 +37,7 @@ def main(argv=None) -> int:
             os.kill(os.getpid(), getattr(signal, "SIG" + fault.signal))
 
     def go() -> int:
-        trainer = Trainer(load_config(args.config, args.set))
+        trainer = build_trainer(load_config(args.config, args.set))
         trainer.add_hook(kill_after_step)
         trainer.run()
         return 0

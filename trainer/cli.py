@@ -19,7 +19,7 @@ from .data import tokenizer
 
 
 def _train(args) -> int:
-    from .train import train
+    from .entry import train
 
     cfg = load_config(args.config, args.set)
     result = train(cfg)

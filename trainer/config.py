@@ -368,6 +368,3 @@ def validate(cfg: TrainerConfig) -> None:
         raise ConfigError("model.attention_impl 'cudnn' has no attention dropout; set model.attention_dropout=0")
     if m.attention_impl == "cudnn" and m.dtype == "float32":
         raise ConfigError("model.attention_impl 'cudnn' needs model.dtype bfloat16 or float16")
-    from .research.checkpoint_schedule import validate_research
-
-    validate_research(cfg)

@@ -3,10 +3,11 @@
 ``load_config(path, overrides)`` reads the YAML mapping (a file path, or the name of a file in
 ``trainer/configs/``), sets every ``section.key=value`` override in it (the value is read as
 YAML), builds the dataclasses checking each key against its annotation, then runs
-:func:`~trainer.config.validate`. An unknown key raises :class:`~trainer.errors.ConfigError`
-naming the valid keys of its section; a value of the wrong type, the expected type. Only
-lossless coercions are made: ``3.0`` -> ``3`` for integers, ``"6e-4"`` (a string in YAML 1.1)
--> ``6e-4`` for numbers, a single string -> a list of one for lists.
+:func:`~trainer.config.validate` (the core fields) and
+:func:`~trainer.research.validation.validate_research` (the research options). An unknown key
+raises :class:`~trainer.errors.ConfigError` naming the valid keys of its section; a value of the
+wrong type, the expected type. Only lossless coercions are made: ``3.0`` -> ``3`` for integers,
+``"6e-4"`` (a string in YAML 1.1) -> ``6e-4`` for numbers, a single string -> a list of one for lists.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import yaml
 
 from .config import TrainerConfig, validate
 from .errors import ConfigError
+from .research.validation import validate_research
 
 #: The shipped configs (``tiny-cpu`` -> ``trainer/configs/tiny-cpu.yaml``).
 CONFIG_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "configs")
@@ -200,7 +202,8 @@ def load_config(path: Optional[str] = None, overrides: Optional[list[str]] = Non
         keys, value = parse_override(text)
         apply_override(data, keys, value)
     cfg = from_dict(TrainerConfig, data)
-    validate(cfg)
+    validate(cfg)  # the core fields
+    validate_research(cfg)  # the research options (checkpoint schedule, transfer, freeze, weight statistics)
     return cfg
 
 

@@ -10,8 +10,9 @@ from typing import Optional
 import jax
 import numpy as np
 
-from mc4_sampling.hub import HubError, push_folder, render_card
+from mc4_sampling.hub import HubError, push_folder
 
+from . import cards
 from .checkpoint import Checkpointer, split_checkpoint_path
 from .errors import ExportError
 from .models.roberta import RobertaSpec, init_params
@@ -40,7 +41,7 @@ def load_checkpoint_params(path: str, step: Optional[int] = None):
 
 def model_card(meta: dict, step: int, repo_id: Optional[str] = None, eval_metrics: Optional[dict] = None,
                revisions: str = "") -> str:
-    """The model card (README.md with YAML metadata): the ``model`` template of :mod:`mc4_sampling.hub`;
+    """The model card (README.md with YAML metadata): the ``model`` template of :mod:`trainer.cards`;
     ``revisions``: a section listing the revision branches (:func:`trainer.research.revisions.revisions_section`)."""
     cfg = meta.get("config", {})
     spec = meta["spec"]
@@ -49,7 +50,7 @@ def model_card(meta: dict, step: int, repo_id: Optional[str] = None, eval_metric
     if eval_metrics:
         loss, accuracy = eval_metrics["loss"], eval_metrics["accuracy"]
         eval_row = f"| held-out masked-LM loss / accuracy | {loss:.4f} / {accuracy:.4f} |\n"
-    return render_card(
+    return cards.render(
         "model",
         language="es" if data.get("name") == "es" else "multilingual",
         title=repo_id or cfg.get("name", "roberta-mlm"),

@@ -7,6 +7,7 @@ import jax.numpy as jnp
 import optax
 
 from .config import TrainerConfig
+from .param_paths import freeze_labels
 
 
 def warmup_linear_decay(step, peak: float, warmup_steps: int, decay_steps: int, end: float = 0.0):
@@ -46,9 +47,7 @@ def make_optimizer(cfg: TrainerConfig) -> optax.GradientTransformation:
         parts.append(optax.clip_by_global_norm(o.max_grad_norm))
     parts.append(optax.adamw(1.0, b1=o.b1, b2=o.b2, eps=o.eps, weight_decay=o.weight_decay, mask=decay_mask))
     tx = optax.chain(*parts)
-    if cfg.model.freeze:  # frozen leaves (trainer.research.transfer): zero update, no decay, not in the clipping norm
-        from .research.transfer import freeze_labels
-
+    if cfg.model.freeze:  # frozen leaves (trainer.param_paths): zero update, no decay, not in the clipping norm
         patterns = list(cfg.model.freeze)
         tx = optax.multi_transform({"train": tx, "frozen": optax.set_to_zero()},
                                    lambda params: freeze_labels(params, patterns))

@@ -4,7 +4,10 @@
 (:mod:`trainer.hooks`). The default hooks, in order: progress bar, metrics logging (every
 ``logging.every_steps``), held-out evaluation (``training.eval_every_steps``), checkpoint
 (``checkpoint.every_steps``); each also runs after the last step. :meth:`Trainer.add_hook` adds
-more, run after those.
+more, run after those. Features outside the core loop (checkpoint-schedule revisions, weight
+statistics, transfer: :mod:`trainer.research`) come in as :class:`~trainer.hooks.Extension` objects
+(``Trainer(cfg, extensions=[...])``); :mod:`trainer.entry` composes them (``trainer train`` and
+:func:`trainer.entry.train`). This module imports none of them.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ import os
 import shutil
 import signal
 import threading
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Optional, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -28,14 +31,12 @@ from .config import TrainerConfig, max_sequence_length
 from .data.batches import BatchStream, StreamPosition, TokenizerFns
 from .data.prefetch import Prefetcher
 from .errors import CheckpointError, ConfigError, NonFiniteError, StoppedBySignal
-from .hooks import Hook, StepInfo, run_hooks
+from .hooks import Extension, Hook, StepInfo, run_hooks
 from .masking import default_max_predictions
 from .models.roberta import ARCH_FIELDS, RobertaSpec, init_params
 from .monitor import Monitor
 from .optim import make_optimizer, schedule_fn
-from .research.checkpoint_schedule import resolve_schedule
-from .research.revisions import research_hooks
-from .research.transfer import check_freeze, combine as combine_transfer, load_source as load_transfer_source
+from .param_paths import check_freeze
 from .sharding import batch_sharding, make_mesh, replicated, state_shardings
 from .steps import MaskingRule, make_eval_step, make_train_step, run_keys
 from .throughput import Throughput
@@ -160,16 +161,40 @@ def check_transformers_init(cfg: TrainerConfig, spec: RobertaSpec):
     return params
 
 
+#: Config options implemented outside the core loop, by an :class:`~trainer.hooks.Extension`
+#: (:mod:`trainer.entry` composes them): option -> whether ``cfg`` sets it.
+EXTENSION_OPTIONS: dict[str, Callable[[TrainerConfig], bool]] = {
+    "checkpoint.schedule": lambda cfg: cfg.checkpoint.schedule is not None,
+    "logging.weight_stats_every_steps": lambda cfg: bool(cfg.logging.weight_stats_every_steps),
+    "model.transfer_from": lambda cfg: bool(cfg.model.transfer_from),
+}
+
+
+def check_extension_options(cfg: TrainerConfig, extensions: Sequence[Extension]) -> None:
+    """ConfigError when ``cfg`` sets an option of :data:`EXTENSION_OPTIONS` that no extension implements."""
+    served = {o for ext in extensions for o in ext.options}
+    missing = [k for k, is_set in EXTENSION_OPTIONS.items() if is_set(cfg) and k not in served]
+    if missing:
+        raise ConfigError(f"{', '.join(missing)} set, but this Trainer has no extension implementing it: build it "
+                          "with trainer.entry.build_trainer(cfg) (or train with `trainer train`)")
+
+
 # ---------------------------------------------------------------------------------------------
 
 
 class Trainer:
-    """``Trainer(cfg).run()``; :meth:`setup` (called by :meth:`run` when needed) makes every check first."""
+    """``Trainer(cfg).run()``; :meth:`setup` (called by :meth:`run` when needed) makes every check first.
 
-    def __init__(self, cfg: TrainerConfig, on_eval: Optional[Callable[[int, dict], None]] = None):
+    ``extensions``: features from outside the core loop (:class:`~trainer.hooks.Extension`), in order.
+    """
+
+    def __init__(self, cfg: TrainerConfig, on_eval: Optional[Callable[[int, dict], None]] = None,
+                 extensions: Sequence[Extension] = ()):
         self.cfg = cfg
         self.on_eval = on_eval  # called with (step, eval metrics) after each evaluation
         self.hooks: list[Hook] = []  # added with add_hook; run after the default hooks
+        self.extensions: list[Extension] = list(extensions)
+        self._saved_step: Optional[int] = None
 
     def add_hook(self, fn: Callable[[StepInfo], Any], every: int = 1) -> None:
         """Call ``fn(StepInfo)`` after every ``every``-th step and after the last (:func:`~trainer.hooks.itstime`)."""
@@ -193,6 +218,7 @@ class Trainer:
 
     def _setup(self) -> None:
         cfg = self.cfg
+        check_extension_options(cfg, self.extensions)
         init_distributed(cfg)
         self.rank, self.world = jax.process_index(), jax.process_count()
         self.num_devices = jax.device_count()
@@ -209,7 +235,7 @@ class Trainer:
         if os.path.isdir(cfg.checkpoint_dir):
             self.ckpt = Checkpointer(cfg.checkpoint_dir, keep=cfg.checkpoint.keep,
                                      async_save=cfg.checkpoint.async_save,
-                                     preserve=tuple(resolve_schedule(cfg.checkpoint.schedule)))
+                                     preserve=self._preserved_steps())
         latest = self.ckpt.latest_step() if self.ckpt is not None else None
         self.resume_step = latest if cfg.checkpoint.resume else None
         self.skipped_steps = 0  # updates dropped by training.on_nonfinite=skip (over the resumed runs too)
@@ -257,9 +283,12 @@ class Trainer:
         if self.ckpt is None:  # every check passed: now the checkpoint folder may be made
             self.ckpt = Checkpointer(cfg.checkpoint_dir, keep=cfg.checkpoint.keep,
                                      async_save=cfg.checkpoint.async_save,
-                                     preserve=tuple(resolve_schedule(cfg.checkpoint.schedule)))
+                                     preserve=self._preserved_steps())
         if self.rank == 0:
             self._write_run_files()
+
+    def _preserved_steps(self) -> tuple[int, ...]:
+        return tuple(sorted({int(s) for ext in self.extensions for s in ext.preserved_steps(self.cfg)}))
 
     def _position_for_rank(self, positions: list, where: str) -> StreamPosition:
         if len(positions) != self.world:
@@ -319,11 +348,8 @@ class Trainer:
             self.opt_state = opt if keep else init_opt(self.params)
             log.info("phase switch: params from %s step %d, %s optimizer state", src.directory, step,
                      "kept" if keep else "fresh")
-        elif cfg.model.transfer_from:  # new language: source weights, fresh embeddings (trainer.research.transfer)
-            source = load_transfer_source(cfg.model.transfer_from, self.spec, cfg.model.reinit_embeddings)
-            fresh = jax.jit(lambda k: init_params(self.spec, k))(self.keys.init)
-            self.params = jax.device_put(combine_transfer(source, fresh, cfg.model.reinit_embeddings,
-                                                          cfg.model.reset_position_embeddings), self.param_sharding)
+        elif (start := self._extension_params()) is not None:  # e.g. a transfer (trainer.research.transfer)
+            self.params = jax.device_put(start, self.param_sharding)
             self.opt_state = init_opt(self.params)
         elif self.imported is not None:
             self.params = jax.device_put(jax.tree.map(lambda a, s: np.asarray(a, s.dtype), self.imported,
@@ -333,6 +359,15 @@ class Trainer:
             init = jax.jit(lambda k: init_params(self.spec, k), out_shardings=self.param_sharding)
             self.params = init(self.keys.init)
             self.opt_state = init_opt(self.params)
+
+    def _extension_params(self):
+        """The first extension's starting parameters (:meth:`~trainer.hooks.Extension.initial_params`), or None."""
+        fresh = lambda: jax.jit(lambda k: init_params(self.spec, k))(self.keys.init)  # noqa: E731
+        for ext in self.extensions:
+            start = ext.initial_params(self.spec, fresh)
+            if start is not None:
+                return start
+        return None
 
     def _compile(self) -> None:
         cfg = self.cfg
@@ -425,7 +460,7 @@ class Trainer:
         hooks = self._default_hooks() + self.hooks
         batches = Prefetcher(self.stream.batches(self.start_position), size=cfg.data.prefetch_batches)
         self._unchecked: list = []  # (step, metrics) whose finiteness is not checked yet
-        self._saved_step: Optional[int] = self.resume_step
+        self._saved_step = self.resume_step
         self._install_signal_handlers()
         try:
             while self.step < t.max_steps:
@@ -447,10 +482,10 @@ class Trainer:
             if self.bar is not None:
                 self.bar.close()
             self.ckpt.close()
-            revision_errors = self.revisions.close() if getattr(self, "revisions", None) is not None else []
+            extension_errors = [e for e in (ext.close() for ext in self.extensions) if e is not None]
             self.monitor.close()
-        if revision_errors:
-            raise CheckpointError("scheduled revisions failed: " + "; ".join(revision_errors))
+        if extension_errors:
+            raise extension_errors[0]
         return TrainResult(self.step, cfg.training.output_dir, self.ckpt.directory, self.train_metrics,
                            self.eval_history)
 
@@ -466,7 +501,8 @@ class Trainer:
         if self.eval_tokens:
             hooks.append(Hook(self.off_the_step_clock(self._evaluate), cfg.training.eval_every_steps))
         hooks.append(Hook(self.off_the_step_clock(self._checkpoint), cfg.checkpoint.every_steps))
-        hooks += research_hooks(self)  # checkpoint.schedule revisions, weight statistics (trainer.research.revisions)
+        for ext in self.extensions:  # e.g. checkpoint.schedule revisions, weight statistics (trainer.research)
+            hooks += ext.hooks(self)
         return hooks
 
     def off_the_step_clock(self, fn: Callable[[StepInfo], Any]) -> Callable[[StepInfo], Any]:
@@ -549,8 +585,7 @@ class Trainer:
         """Save this step (unless a hook just did) and raise StoppedBySignal; run()'s ``finally`` waits for it."""
         name = signal.Signals(self._stop_signal).name
         log.warning("%s received: saving step %d and stopping", name, self.step)
-        if self._saved_step != self.step:
-            self.save(info.position)
+        self.ensure_saved(info.position)
         raise StoppedBySignal(f"stopped by {name} at step {self.step}; checkpoint saved in {self.ckpt.directory}; "
                               "rerun the same command to resume", 128 + self._stop_signal)
 
@@ -580,7 +615,19 @@ class Trainer:
         self._saved_step = self.step
         log.info("checkpoint at step %d requested (%s)", self.step, self.ckpt.directory)
 
+    @property
+    def saved_step(self) -> Optional[int]:
+        """The last step checkpointed by this run (or the step it resumed from); None before any."""
+        return self._saved_step
 
-def train(cfg: TrainerConfig, on_eval: Optional[Callable[[int, dict], None]] = None) -> TrainResult:
-    """Train (or resume) as configured; returns the final step, metrics and eval history."""
-    return Trainer(cfg, on_eval=on_eval).run()
+    def ensure_saved(self, position: StreamPosition) -> None:
+        """Checkpoint the current step unless it is saved already (e.g. by the regular checkpoint hook)."""
+        if self._saved_step != self.step:
+            self.save(position)
+
+
+def train(cfg: TrainerConfig, on_eval: Optional[Callable[[int, dict], None]] = None,
+          extensions: Sequence[Extension] = ()) -> TrainResult:
+    """The core loop only: train (or resume) with the given extensions. :func:`trainer.entry.train`
+    composes the research features; use it (or ``trainer train``) for a config that sets them."""
+    return Trainer(cfg, on_eval=on_eval, extensions=extensions).run()

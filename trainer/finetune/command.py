@@ -15,8 +15,10 @@ log = logging.getLogger(__name__)
 
 
 def _add_task_arguments(p: argparse.ArgumentParser, multiple: bool) -> None:
-    p.add_argument("--task", required=True, action="append" if multiple else "store",
-                   help=f"task preset{' (repeatable)' if multiple else ''}: {', '.join(PRESETS)}")
+    p.add_argument("--task", required=True, action="append" if multiple else "store", metavar="[NAME=]PRESET",
+                   help=f"task preset{' (repeatable)' if multiple else ''}: {', '.join(PRESETS)}; NAME= names "
+                        "the task in the results (e.g. two custom datasets side by side: sentiment=sequence-"
+                        "classification)")
     p.add_argument("--tokenizer", help="tokenizer folder (default: the checkpoint's own)")
     d = p.add_argument_group("dataset (defaults: the preset's)")
     d.add_argument("--dataset", help="Hub dataset id or builder (parquet, json, csv)")
@@ -28,6 +30,9 @@ def _add_task_arguments(p: argparse.ArgumentParser, multiple: bool) -> None:
     d.add_argument("--label-column", help="the label (or tag list) column")
     d.add_argument("--train-split")
     d.add_argument("--eval-split")
+    d.add_argument("--conll-files", metavar="URL|FOLDER", help="ner / pos presets: base URL or folder of the raw "
+                   "CoNLL-2002 files (esp.train, esp.testa, esp.testb; default $TRAINER_CONLL2002_URL or "
+                   "trainer.finetune.conll.CONLL2002_URL)")
     h = p.add_argument_group("training (defaults: the preset's)")
     h.add_argument("--max-length", type=int)
     h.add_argument("--batch-size", type=int)
@@ -40,6 +45,16 @@ def _add_task_arguments(p: argparse.ArgumentParser, multiple: bool) -> None:
     h.add_argument("--max-steps", type=int, help="cap on the optimizer steps (smoke tests)")
 
 
+def task_spec(spec: str) -> tuple[str, str]:
+    """``(task name, preset name)`` of ``--task [NAME=]PRESET`` (no NAME: the preset's name)."""
+    name, sep, preset = spec.partition("=")
+    if not sep:
+        return spec, spec
+    if not name or not preset or "/" in name:
+        raise ConfigError(f"--task takes PRESET or NAME=PRESET (NAME without '/'), not {spec!r}")
+    return name, preset
+
+
 def _task(args, name: str):
     preset = get_preset(name)
     text_columns = tuple(c.strip() for c in args.text_columns.split(",")) if args.text_columns else None
@@ -49,7 +64,7 @@ def _task(args, name: str):
                    tokens_column=args.tokens_column, label_column=args.label_column, train_split=args.train_split,
                    eval_split=args.eval_split, max_length=args.max_length, batch_size=args.batch_size,
                    epochs=args.epochs, learning_rate=args.learning_rate, warmup_ratio=args.warmup_ratio,
-                   weight_decay=args.weight_decay)
+                   weight_decay=args.weight_decay, conll_files=args.conll_files)
     if args.dataset and args.dataset != preset.path:  # another dataset: the preset's config/revision do not apply
         preset = dataclasses.replace(preset, name=None, revision=None)
     return preset.replace(**changes)
@@ -106,7 +121,11 @@ def run_finetune(args) -> int:
     from .tasks import load_task_data
 
     models = _models(args.model)
-    tasks = [(name, _task(args, name)) for name in dict.fromkeys(args.task)]
+    specs = [task_spec(t) for t in dict.fromkeys(args.task)]
+    names = [n for n, _ in specs]
+    if len(set(names)) != len(names):
+        raise ConfigError(f"two --task entries share a name ({', '.join(names)}); name them NAME=PRESET")
+    tasks = [(name, _task(args, preset)) for name, preset in specs]
     if args.push_to_hub and (len(models) > 1 or len(tasks) > 1):
         raise ConfigError("--push-to-hub uploads one model fine-tuned on one task; give one --model and one --task")
     if args.seeds < 1:
@@ -168,12 +187,13 @@ def run_evaluate(args) -> int:
     from .run import FineTuner, Settings
     from .tasks import load_task_data
 
-    task = _task(args, args.task)
+    task_name, preset = task_spec(args.task)
+    task = _task(args, preset)
     if args.split:
         task = task.replace(eval_split=args.split)
     loaded = load_model(args.model, args.tokenizer, dtype=args.dtype)
     head = loaded.heads.get(task.kind)
-    kind_name = "token-classification" if task.kind == "token" else "sequence-classification"
+    kind_name = task.task_kind.title
     if head is None:
         raise CheckpointError(f"{args.model} has no {kind_name} head (a masked-LM or other checkpoint); "
                               "fine-tune it first with `trainer finetune --export`")
@@ -192,7 +212,7 @@ def run_evaluate(args) -> int:
         print(f"{k}: {v:.4f}" if isinstance(v, float) else f"{k}: {v}")
     if args.output:
         with open(args.output, "w", encoding="utf-8") as f:
-            json.dump({"model": args.model, "task": args.task, "split": task.eval_split, "metrics": metrics}, f,
+            json.dump({"model": args.model, "task": task_name, "split": task.eval_split, "metrics": metrics}, f,
                       indent=2)
     return 0
 

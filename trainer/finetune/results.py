@@ -2,7 +2,9 @@
 
 A results file (``results.json``, written by ``trainer finetune``) is
 ``{"models": {model name: {task name: report}}}``, a report as :func:`trainer.finetune.run.fine_tune_task`
-returns it. :func:`merge` joins several files; :func:`markdown_table`, :func:`bar_chart` render them.
+returns it. :func:`merge` joins several files (a model/task pair in two of them is an error naming
+both: rename the model, ``--model NAME=...``, or the task, ``--task NAME=PRESET``, of one run);
+:func:`markdown_table`, :func:`bar_chart` render them.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ _SHORT = {"f1": "F1", "accuracy": "Acc", "macro_f1": "macro-F1"}
 
 
 def load_results(paths: list[str]) -> dict:
-    return merge([_read(p) for p in paths])
+    return merge([_read(p) for p in paths], paths)
 
 
 def _read(path: str) -> dict:
@@ -31,11 +33,22 @@ def _read(path: str) -> dict:
     return data
 
 
-def merge(results: list[dict]) -> dict:
+def merge(results: list[dict], sources: Optional[list[str]] = None) -> dict:
+    """One results dict of several; DataError when a model/task pair is in two of them (``sources``:
+    the files' names, for the message), as the table could show only one of the two."""
     out: dict = {"models": {}}
-    for r in results:
+    origin: dict = {}
+    for i, r in enumerate(results):
+        source = sources[i] if sources else f"results #{i + 1}"
         for model, tasks in r["models"].items():
-            out["models"].setdefault(model, {}).update(tasks)
+            for task, report in tasks.items():
+                if (model, task) in origin:
+                    raise DataError(
+                        f"model {model!r} / task {task!r} is in both {origin[model, task]} and {source}; the table "
+                        "would keep only one: rename the model (--model NAME=...) or the task (--task NAME=PRESET) "
+                        "of one of the runs, or compare them separately")
+                origin[model, task] = source
+                out["models"].setdefault(model, {})[task] = report
     return out
 
 
@@ -103,7 +116,24 @@ def markdown_table(results: dict, std: bool = True) -> str:
 
 
 def bar_chart(results: dict, path: str, title: Optional[str] = None) -> str:
-    """Grouped bars (one group per task, one bar per model) of each task's headline metric, std error bars."""
+    """Grouped bars (one group per task, one bar per model) of each task's headline metric, std error bars.
+
+    The y-axis starts at 0 (never truncated). Each kept run is a dot on its bar; a collapsed run that
+    was rerun is a red ``x`` (not in the bar) and the bar's value gets ``*``; a bar still holding a
+    collapsed run is hatched and its value gets ``!`` (as in :func:`markdown_table`)."""
+    import matplotlib.pyplot as plt
+
+    fig = chart_figure(results, title)
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    tmp = f"{path}.tmp.png"
+    fig.savefig(tmp, dpi=120)
+    plt.close(fig)
+    os.replace(tmp, path)
+    return path
+
+
+def chart_figure(results: dict, title: Optional[str] = None):
+    """The matplotlib figure of :func:`bar_chart`."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -115,32 +145,60 @@ def bar_chart(results: dict, path: str, title: Optional[str] = None) -> str:
     width = 0.8 / max(len(models), 1)
     fig, ax = plt.subplots(figsize=(max(5.0, 1.6 * len(tasks) * max(1, len(models)) / 2 + 2), 4))
     x = np.arange(len(tasks))
-    lows, highs = [], []
+    highs = []
+    marked = {"rerun": False, "collapsed": False}
     for i, model in enumerate(models):
-        means, stds = [], []
+        means, stds, reports = [], [], []
         for t in tasks:
             r = results["models"][model].get(t)
             metric = _metric_names(results, t)[0]
             means.append(r["metrics"][metric]["mean"] if r else np.nan)
             stds.append(r["metrics"][metric]["std"] if r else 0.0)
-        lows += [m - s for m, s in zip(means, stds) if not np.isnan(m)]
+            reports.append((r, metric))
         highs += [m + s for m, s in zip(means, stds) if not np.isnan(m)]
         bars = ax.bar(x + (i - (len(models) - 1) / 2) * width, means, width, yerr=stds, capsize=3, label=model)
-        for b, m, s in zip(bars, means, stds):
-            if not np.isnan(m):  # the value above the error bar
-                ax.annotate(f"{m:.3f}", (b.get_x() + b.get_width() / 2, m + s), ha="center", va="bottom",
-                            fontsize=7, xytext=(0, 2), textcoords="offset points")
+        for b, m, s, (r, metric) in zip(bars, means, stds, reports):
+            if np.isnan(m):
+                continue
+            cx = b.get_x() + b.get_width() / 2
+            kept = [run["metrics"].get(metric) for run in r.get("runs", ())]
+            kept = [v for v in kept if v is not None]
+            ax.plot([cx] * len(kept), kept, "o", color="black", markersize=2.5, zorder=3)
+            replaced = [run["metrics"].get(metric) for run in r.get("replaced_runs", ())]
+            replaced = [v for v in replaced if v is not None]
+            if replaced:
+                ax.plot([cx] * len(replaced), replaced, "x", color="red", markersize=6, mew=1.5, zorder=3)
+                highs += replaced
+            mark = ("*" if r.get("reruns") else "") + ("!" if r.get("collapsed_kept") else "")
+            marked["rerun"] |= bool(r.get("reruns"))
+            marked["collapsed"] |= bool(r.get("collapsed_kept"))
+            if r.get("collapsed_kept"):
+                b.set_hatch("//")
+                b.set_edgecolor("red")
+            top = max([m + s] + kept)
+            ax.annotate(f"{m:.3f}{mark}", (cx, top), ha="center", va="bottom",  # the value above the error bar
+                        fontsize=7, xytext=(0, 2), textcoords="offset points")
     ax.set_xticks(x, [f"{t}\n({_SHORT.get(_metric_names(results, t)[0], _metric_names(results, t)[0])})"
                       for t in tasks])
-    ax.set_ylim(max(0.0, min(lows, default=0.0) - 0.1), max(1.0, max(highs, default=1.0)) + 0.05)
+    ax.set_ylim(0.0, max(1.0, max(highs, default=1.0)) + 0.08)  # from 0: bar heights compare as values
     ax.set_ylabel("score (mean ± std over seeds)")
     ax.set_title(title or "Downstream fine-tuning")
-    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), title="checkpoint")
+    from matplotlib.lines import Line2D
+    from matplotlib.patches import Patch
+
+    handles = [Patch(facecolor=c.patches[0].get_facecolor()) for c in ax.containers if hasattr(c, "patches")]
+    labels = list(models)
+    handles.append(Line2D([], [], marker="o", color="black", linestyle="", markersize=3))
+    labels.append("a run (seed)")
+    if marked["rerun"]:
+        handles.append(Line2D([], [], marker="x", color="red", linestyle="", markersize=6, mew=1.5))
+        labels.append("collapsed, rerun (*)")
+    if marked["collapsed"]:
+        handles.append(Patch(facecolor="white", edgecolor="red", hatch="//"))
+        labels.append("holds a collapsed run (!)")
+    ax.legend(handles, labels, fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), title="checkpoint")
     fig.tight_layout()
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return fig
 
 
 def strict_json(obj):

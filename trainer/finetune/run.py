@@ -14,7 +14,6 @@ import math
 import os
 import time
 import types
-import warnings
 from typing import Callable, Optional
 
 import jax
@@ -26,7 +25,8 @@ from ..config import OptimizerConfig
 from ..errors import CheckpointError, ConfigError
 from ..optim import make_optimizer
 from ..sharding import DATA, make_mesh, replicated
-from .heads import SEQUENCE, TOKEN, RobertaForClassification, init_classifier_params
+from .heads import RobertaForClassification, init_classifier_params
+from .kinds import get_kind
 from .loading import LoadedModel
 from .tasks import Encoded, TaskData, TaskPreset, encode, model_max_length
 
@@ -143,31 +143,10 @@ def predict(predict_step, params, enc: Encoded, batch_size: int, mesh) -> np.nda
 
 
 def compute_metrics(kind: str, preds: np.ndarray, enc: Encoded, labels: list[str], iob: bool) -> dict:
-    """Token tasks: token ``accuracy`` (first sub-tokens) and ``f1`` (seqeval, as transformers' run_ner);
-    sequence tasks: ``accuracy`` and ``macro_f1``. Also ``majority`` (the most frequent gold label's rate)."""
-    keep = enc.weights > 0
-    gold, pred = enc.labels[keep], preds[keep]
-    counts = np.bincount(gold, minlength=len(labels))
-    m = {"accuracy": float(np.mean(gold == pred)) if gold.size else 0.0,
-         "majority": float(counts.max() / max(gold.size, 1)), "examples": int(keep.any(axis=-1).sum()
-                                                                             if kind == TOKEN else keep.sum())}
-    if kind == TOKEN:
-        from seqeval.metrics import f1_score
-
-        true_seqs = [[labels[v] for v in enc.labels[i][keep[i]]] for i in range(len(enc))]
-        pred_seqs = [[labels[v] for v in preds[i][keep[i]]] for i in range(len(enc))]
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            m["f1"] = float(f1_score(true_seqs, pred_seqs))
-        m["f1_kind"] = "seqeval entity F1" if iob else "seqeval F1 on non-IOB tags (as run_ner)"
-    else:
-        f1s = []
-        for c in range(len(labels)):
-            tp = np.sum((pred == c) & (gold == c))
-            fp, fn = np.sum((pred == c) & (gold != c)), np.sum((pred != c) & (gold == c))
-            f1s.append(2 * tp / (2 * tp + fp + fn) if (2 * tp + fp + fn) else 0.0)
-        m["macro_f1"] = float(np.mean(f1s))
-    return m
+    """The metrics of task kind ``kind`` (:meth:`~trainer.finetune.kinds.base.TaskKind.metrics`): token
+    tasks ``accuracy`` (first sub-tokens) and ``f1`` (seqeval, as transformers' run_ner); sequence tasks
+    ``accuracy`` and ``macro_f1``; both ``majority`` (the most frequent gold label's rate)."""
+    return get_kind(kind).metrics(preds, enc, labels, iob)
 
 
 def collapse_check(metrics: dict, num_labels: int, margin: float, train_loss: float) -> tuple[bool, str]:
@@ -347,7 +326,7 @@ def fine_tune_task(loaded: LoadedModel, task: TaskPreset, data: TaskData, settin
     report.update({
         "task": task_name, "kind": task.kind, "dataset": task.path, "dataset_config": task.name,
         "revision": task.revision, "eval_split": task.eval_split, "labels": data.labels,
-        "text_columns": list(task.text_columns) if task.kind == SEQUENCE else [task.tokens_column],
+        "text_columns": task.task_kind.report_columns(task),
         "label_column": task.label_column,
         "settings": {"max_length": tuner.max_length, "batch_size": task.batch_size, "epochs": task.epochs,
                      "learning_rate": task.learning_rate, "warmup_steps": tuner.warmup, "steps": tuner.total_steps,
@@ -378,8 +357,7 @@ def export_classifier(params, spec, kind: str, labels: list[str], out_dir: str, 
     config.architectures = [HEAD_ARCHITECTURES[kind]]
     config.id2label = {i: name for i, name in enumerate(labels)}
     config.label2id = {name: i for i, name in enumerate(labels)}
-    if kind == SEQUENCE:
-        config.problem_type = "single_label_classification"
+    get_kind(kind).configure_export(config)
     config.save_pretrained(out_dir)
     save_file(classifier_to_state_dict(params, spec, kind), os.path.join(out_dir, "model.safetensors"),
               metadata={"format": "pt"})
@@ -392,16 +370,16 @@ def export_classifier(params, spec, kind: str, labels: list[str], out_dir: str, 
 
 def classifier_card(report: dict, source: str, repo_id: Optional[str] = None, name: Optional[str] = None,
                     best_seed: Optional[int] = None) -> str:
-    """The model card of a fine-tuned export: the ``finetuned`` template of :func:`mc4_sampling.hub.render_card`."""
-    from mc4_sampling.hub import render_card
+    """The model card of a fine-tuned export: the ``finetuned`` template of :mod:`trainer.cards`."""
+    from .. import cards
 
-    kind = report["kind"]
+    kind = get_kind(report["kind"])
     rows = "".join(f"| {name} | {v['mean']:.4f} ± {v['std']:.4f} |\n" for name, v in report["metrics"].items())
     s = report["settings"]
-    return render_card(
+    return cards.render(
         "finetuned",
-        pipeline_tag="token-classification" if kind == TOKEN else "text-classification",
-        pipeline=("token-classification" if kind == TOKEN else "text-classification"),
+        pipeline_tag=kind.pipeline_tag,
+        pipeline=kind.pipeline_tag,
         title=repo_id or name or f"{os.path.basename(source.rstrip('/'))}-{report['task']}",
         base_model=source, best_seed=best_seed if best_seed is not None else "?",
         base_model_line=f"base_model: {source}\n" if _is_hub_id(source) else "",
@@ -411,9 +389,7 @@ def classifier_card(report: dict, source: str, repo_id: Optional[str] = None, na
         epochs=s["epochs"], learning_rate=s["learning_rate"], warmup_steps=s["warmup_steps"],
         weight_decay=s["weight_decay"], seeds=len(report["runs"]), reruns=report["reruns"], metric_rows=rows,
         model_ref=repo_id or "PATH",
-        example=("'Me llamo Ana y vivo en Madrid.'" if kind == TOKEN else
-                 "{'text': 'Madrid es la capital de España.', 'text_pair': 'La capital de España es Madrid.'}"
-                 if len(report.get("text_columns", ())) == 2 else "'Madrid es la capital de España.'"),
+        example=kind.card_example(report),
     )
 
 

@@ -1,4 +1,4 @@
-"""Checkpoint schedules (extra saves at fixed steps) and the checks of the research options.
+"""Checkpoint schedules: extra saves at fixed steps.
 
 ``checkpoint.schedule: earlyberts`` is the EarlyBERTs pattern (Müller-Eberstein et al., 2023):
 31 checkpoints, step 10, every 100 from 100 to 1 000, every 1 000 from 2 000 to 20 000, and
@@ -9,13 +9,9 @@ and the ``checkpoint.keep`` policy never deletes them.
 
 from __future__ import annotations
 
-import re
-from typing import TYPE_CHECKING, Optional, Union
+from typing import Optional, Union
 
 from ..errors import ConfigError
-
-if TYPE_CHECKING:  # pragma: no cover
-    from ..config import TrainerConfig
 
 #: The EarlyBERTs checkpoint steps (31 of them).
 EARLYBERTS_STEPS: tuple[int, ...] = (
@@ -62,25 +58,3 @@ def resolve_schedule(value: Union[None, str, list[int]], max_steps: Optional[int
 def revision_name(step: int) -> str:
     """The Hub branch of a scheduled checkpoint: ``step{N}`` (as EarlyBERTs' ``revision=step7000``)."""
     return f"step{step}"
-
-
-def validate_research(cfg: "TrainerConfig") -> None:
-    """Config checks of the schedule, transfer, freeze and weight-statistics options."""
-    m, c = cfg.model, cfg.checkpoint
-    resolve_schedule(c.schedule)
-    if cfg.logging.weight_stats_every_steps < 0:
-        raise ConfigError("logging.weight_stats_every_steps must be >= 0 (0: off), got "
-                          f"{cfg.logging.weight_stats_every_steps}")
-    for pattern in m.freeze:
-        try:
-            re.compile(pattern)
-        except re.error as e:
-            raise ConfigError(f"model.freeze: {pattern!r} is not a regular expression: {e}") from None
-    if m.transfer_from:
-        others = [k for k, v in (("model.init_from_transformers", m.init_from_transformers),
-                                 ("checkpoint.init_from", c.init_from)) if v]
-        if others:
-            raise ConfigError(f"model.transfer_from and {' and '.join(others)} both choose the starting weights; "
-                              "set only one")
-    elif m.reset_position_embeddings:
-        raise ConfigError("model.reset_position_embeddings needs model.transfer_from (the weights to start from)")

@@ -1,6 +1,7 @@
 """Scheduled checkpoints as model revisions: export, upload to Hub branches ``step{N}``, resume.
 
-With ``checkpoint.schedule`` set, the trainer (:func:`research_hooks`):
+With ``checkpoint.schedule`` set, the trainer (with :class:`RevisionsExtension`, composed by
+:mod:`trainer.entry`):
 
 * saves a checkpoint at each scheduled step (besides the regular ones; ``checkpoint.keep`` never
   deletes it, :class:`trainer.checkpoint.Checkpointer` ``preserve``);
@@ -31,8 +32,8 @@ from typing import TYPE_CHECKING, Any, Optional
 
 import numpy as np
 
-from ..errors import ExportError
-from ..hooks import Hook
+from ..errors import CheckpointError, ExportError
+from ..hooks import Extension, Hook
 from .checkpoint_schedule import resolve_schedule, revision_name
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -236,43 +237,48 @@ def _export_spec(trainer: "Trainer"):
     return dataclasses.replace(trainer.spec, dtype="float32", param_dtype="float32", attention_impl="xla")
 
 
-def research_hooks(trainer: "Trainer") -> list[Hook]:
-    """The hooks of ``checkpoint.schedule`` (save + revision) and ``logging.weight_stats_every_steps``;
-    sets ``trainer.revisions`` (a :class:`RevisionPublisher` or None)."""
-    cfg = trainer.cfg
-    hooks: list[Hook] = []
-    trainer.revisions = None
-    every = cfg.logging.weight_stats_every_steps
-    if every:  # on every process: the statistics of sharded parameters are collective computations
-        from .weight_stats import make_hook
+class RevisionsExtension(Extension):
+    """``checkpoint.schedule``: the scheduled steps are kept by ``checkpoint.keep``, saved, exported to
+    ``revisions/step{N}`` and (``hub.push_to_hub``) uploaded by a :class:`RevisionPublisher`."""
 
-        hooks.append(Hook(make_hook(trainer), every))
-    steps = resolve_schedule(cfg.checkpoint.schedule, cfg.training.max_steps)
-    if not steps:
-        return hooks
-    scheduled = set(steps)
-    publisher = None
-    if trainer.rank == 0:
-        publisher = trainer.revisions = RevisionPublisher(cfg.training.output_dir, cfg.hub.push_to_hub, steps,
-                                                          cfg.hub.private)
-        _resubmit(trainer, publisher, steps)
+    options = ("checkpoint.schedule",)
 
-    def scheduled_checkpoint(info) -> None:
-        # every process gathers (a collective with several hosts); the first one exports and uploads
-        if info.step in scheduled:
-            if trainer._saved_step != info.step:
-                trainer.save(info.position)
-            params = _host_params(trainer)
-            if publisher is not None:
-                publisher.submit(info.step, lambda: params, _export_spec(trainer), trainer.meta())
-        elif info.step == info.last_step and cfg.hub.push_to_hub:
-            params_final = _host_params(trainer)
-            if publisher is not None:
-                publisher.submit(info.step, lambda: params_final, _export_spec(trainer), trainer.meta(),
-                                 branch=False)
+    def __init__(self):
+        self.publisher: Optional[RevisionPublisher] = None
 
-    hooks.append(Hook(trainer.off_the_step_clock(scheduled_checkpoint), 1))
-    return hooks
+    def preserved_steps(self, cfg) -> list[int]:
+        return resolve_schedule(cfg.checkpoint.schedule)
+
+    def hooks(self, trainer: "Trainer") -> list[Hook]:
+        cfg = trainer.cfg
+        steps = resolve_schedule(cfg.checkpoint.schedule, cfg.training.max_steps)
+        if not steps:
+            return []
+        scheduled = set(steps)
+        publisher = None
+        if trainer.rank == 0:
+            publisher = self.publisher = RevisionPublisher(cfg.training.output_dir, cfg.hub.push_to_hub, steps,
+                                                           cfg.hub.private)
+            _resubmit(trainer, publisher, steps)
+
+        def scheduled_checkpoint(info) -> None:
+            # every process gathers (a collective with several hosts); the first one exports and uploads
+            if info.step in scheduled:
+                trainer.ensure_saved(info.position)
+                params = _host_params(trainer)
+                if publisher is not None:
+                    publisher.submit(info.step, lambda: params, _export_spec(trainer), trainer.meta())
+            elif info.step == info.last_step and cfg.hub.push_to_hub:
+                params_final = _host_params(trainer)
+                if publisher is not None:
+                    publisher.submit(info.step, lambda: params_final, _export_spec(trainer), trainer.meta(),
+                                     branch=False)
+
+        return [Hook(trainer.off_the_step_clock(scheduled_checkpoint), 1)]
+
+    def close(self) -> Optional[BaseException]:
+        errors = self.publisher.close() if self.publisher is not None else []
+        return CheckpointError("scheduled revisions failed: " + "; ".join(errors)) if errors else None
 
 
 def _resubmit(trainer: "Trainer", publisher: RevisionPublisher, steps: list[int]) -> None:

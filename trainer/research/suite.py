@@ -47,7 +47,7 @@ def seed_config(config: Optional[str], overrides: list[str], seed: int, init_fro
 def run_suite(config: Optional[str], overrides: list[str], seeds: int, init_from: Optional[str] = None,
               first_seed: int = 0) -> list:
     """Train every seed in turn; the list of :class:`~trainer.train.TrainResult`."""
-    from ..train import train
+    from ..entry import train
 
     if seeds < 1:
         raise ConfigError(f"--seeds must be >= 1, got {seeds}")

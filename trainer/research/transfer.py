@@ -9,21 +9,23 @@ tokenizer may have any vocabulary ("re-initialised embeddings" of the artificial
 blog). ``model.reset_position_embeddings`` re-initialises the position embeddings too. The
 optimizer state always starts fresh.
 
-``model.freeze`` lists regular expressions matched (``re.fullmatch``) against the ``/``-joined
-parameter paths (``embeddings/word_embeddings/embedding``, ``layers_3/attention/self/query/kernel``,
-...); the parameters they match get no optimizer update and no weight decay
-(:func:`trainer.optim.make_optimizer`: ``optax.multi_transform`` with ``set_to_zero``).
+``model.freeze`` (often used with a transfer) lists regular expressions matched (``re.fullmatch``)
+against the ``/``-joined parameter paths (:mod:`trainer.param_paths`: ``embeddings/word_embeddings/embedding``,
+``layers_3/attention/self/query/kernel``, ...); the parameters they match get no optimizer update and
+no weight decay (:func:`trainer.optim.make_optimizer`: ``optax.multi_transform`` with ``set_to_zero``).
+
+The Trainer starts from these weights through :class:`TransferExtension` (composed by :mod:`trainer.entry`).
 """
 
 from __future__ import annotations
 
 import logging
 import os
-import re
 
 import numpy as np
 
 from ..errors import ConfigError
+from ..hooks import Extension
 from ..models.roberta import ARCH_FIELDS, RobertaSpec
 
 log = logging.getLogger(__name__)
@@ -31,39 +33,6 @@ log = logging.getLogger(__name__)
 #: The parameters re-initialised by ``model.reinit_embeddings`` (the decoder is tied to the first).
 EMBEDDING_PATHS = (("embeddings", "word_embeddings", "embedding"), ("lm_head", "bias"))
 POSITION_PATH = ("embeddings", "position_embeddings", "embedding")
-
-
-def _paths(params) -> list[str]:
-    from .weight_stats import flat_params
-
-    return list(flat_params(params))
-
-
-def freeze_labels(params, patterns: list[str]):
-    """A tree like ``params`` of ``"frozen"`` (a pattern matches the leaf's path) or ``"train"``."""
-    import jax
-
-    from .weight_stats import path_str
-
-    compiled = [re.compile(p) for p in patterns]
-    return jax.tree_util.tree_map_with_path(
-        lambda path, _: "frozen" if any(c.fullmatch(path_str(path)) for c in compiled) else "train", params)
-
-
-def check_freeze(params, patterns: list[str]) -> list[str]:
-    """The frozen paths; ConfigError for a pattern that matches no parameter (naming a few paths)."""
-    paths = _paths(params)
-    frozen = []
-    for pattern in patterns:
-        hits = [p for p in paths if re.fullmatch(pattern, p)]
-        if not hits:
-            examples = ", ".join(paths[:3] + [p for p in paths if p.startswith("layers_0/")][:2])
-            raise ConfigError(f"model.freeze: pattern {pattern!r} matches no parameter (matched in full against "
-                              f"'/'-joined paths such as {examples}; e.g. 'embeddings/.*')")
-        frozen += [p for p in hits if p not in frozen]
-    if frozen:
-        log.info("frozen: %d parameters (%s)", len(frozen), ", ".join(frozen[:6]) + (" ..." if len(frozen) > 6 else ""))
-    return frozen
 
 
 def _download(repo: str) -> str:
@@ -150,3 +119,20 @@ def combine(source_params, fresh_params, reinit_embeddings: bool = True, reset_p
                               f"{leaf.shape}")
         _set(out, path, value.astype(leaf.dtype))
     return out
+
+
+class TransferExtension(Extension):
+    """``model.transfer_from``: start from the source's weights, the re-initialised parts fresh
+    (:func:`load_source`, :func:`combine`); the optimizer state starts fresh."""
+
+    options = ("model.transfer_from",)
+
+    def __init__(self, model_cfg):
+        self.model_cfg = model_cfg
+
+    def initial_params(self, spec, fresh):
+        m = self.model_cfg
+        if not m.transfer_from:
+            return None
+        source = load_source(m.transfer_from, spec, m.reinit_embeddings)
+        return combine(source, fresh(), m.reinit_embeddings, m.reset_position_embeddings)

@@ -9,7 +9,7 @@ folder), a transformers folder, or ``random:CONFIG`` (a random initialisation of
 
 During training, ``logging.weight_stats_every_steps: N`` writes the same numbers to the metrics
 sinks (TensorBoard ``weights/<path>/<stat>``, ``metrics.jsonl`` records of kind ``weights``)
-through a hook (:func:`make_hook`).
+through a hook (:func:`make_hook`; :class:`WeightStatsExtension`, composed by :mod:`trainer.entry`).
 """
 
 from __future__ import annotations
@@ -20,6 +20,9 @@ from dataclasses import dataclass
 from typing import Any, Optional
 
 import numpy as np
+
+from ..hooks import Extension, Hook
+from ..param_paths import flat_params, path_str  # noqa: F401  (path_str: part of this module's API)
 
 STATS = ("mean", "std", "max_abs")
 STAT_TITLES = {"mean": "mean", "std": "standard deviation", "max_abs": "max |w|"}
@@ -49,18 +52,6 @@ OTHER_NAMES = {
     "lm_head/bias": "head bias",
 }
 _LAYER = re.compile(r"layers_(\d+)/(.+)/([^/]+)$")
-
-
-def path_str(path) -> str:
-    """A ``jax.tree_util`` key path as ``a/b/c``."""
-    return "/".join(str(getattr(k, "key", getattr(k, "name", getattr(k, "idx", k)))) for k in path)
-
-
-def flat_params(params) -> dict[str, Any]:
-    """``{"/"-joined path: leaf}`` of a parameter tree."""
-    import jax
-
-    return {path_str(p): leaf for p, leaf in jax.tree_util.tree_flatten_with_path(params)[0]}
 
 
 def leaf_stats(value: np.ndarray) -> dict[str, float]:
@@ -105,6 +96,17 @@ def make_hook(trainer):
         trainer.monitor.write(info.step, record, "weights")
 
     return weight_stats
+
+
+class WeightStatsExtension(Extension):
+    """``logging.weight_stats_every_steps: N``: the :func:`make_hook` statistics every N steps."""
+
+    options = ("logging.weight_stats_every_steps",)
+
+    def hooks(self, trainer) -> list[Hook]:
+        every = trainer.cfg.logging.weight_stats_every_steps
+        # on every process: the statistics of sharded parameters are collective computations
+        return [Hook(make_hook(trainer), every)] if every else []
 
 
 # ---------------------------------------------------------------------------------------------
