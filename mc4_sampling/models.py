@@ -22,13 +22,13 @@ from __future__ import annotations
 import json
 import logging
 import os
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
 from .errors import ConfigError, ModelNotFoundError, invalid_choice
 from .perplexity import MODES, SENTENCEPIECE_MODES, PerplexityModel
+from .scoring.base import _HUB_SPEC
 from .weighting import BERTIN_ES_BOUNDARIES, DEFAULT_FACTORS, are_quartiles
 
 logger = logging.getLogger(__name__)
@@ -37,9 +37,6 @@ logger = logging.getLogger(__name__)
 DEFAULT_MODEL_DIR = str(Path(__file__).with_name("data") / "model")
 #: Name of the declaration file a model folder may carry.
 MODEL_DECLARATION = "model.json"
-
-_HUB_SPEC = re.compile(r"^(?:hf://)?(?P<repo>[\w.-]+/[\w.-]+)(?P<sub>(?:/[\w.-]+)*)(?:@(?P<rev>[\w.-]+))?$")
-
 
 @dataclass(frozen=True)
 class SamplingDefaults:

@@ -10,10 +10,10 @@ here are pure and vectorised: they take scalars or NumPy arrays and return the s
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from typing import Sequence
 
 from .weightings import WEIGHTINGS, get_weighting
+from .weightings.base import SamplingRule
 from .weightings.gaussian import DEFAULT_WIDTH, gaussian_keep_probability
 from .weightings.pareto import pareto_keep_probability
 from .weightings.random import random_keep_probability
@@ -67,43 +67,3 @@ def _tuple(boundaries):
 def _params(params) -> tuple:
     items = params.items() if isinstance(params, dict) else params
     return tuple(sorted((str(k), None if v is None else float(v)) for k, v in items))
-
-
-@dataclass(frozen=True)
-class SamplingRule:
-    """The weighting applied to one split (``method="none"`` keeps every document).
-
-    ``params`` are the weighting's further parameters (:attr:`Weighting.parameters`, e.g.
-    threshold's ``low``/``high``, pareto's ``alpha``) as sorted ``(name, value)`` pairs.
-    """
-
-    method: str
-    factor: float = 1.0
-    boundaries: tuple[float, float, float] | None = None
-    width: float = DEFAULT_WIDTH
-    params: tuple = ()
-
-    def probability(self, scores):
-        return WEIGHTINGS[self.method].probability(scores, self)
-
-    def param(self, name: str, default=None):
-        """The value of the further parameter ``name`` (``default`` when unset)."""
-        for key, value in self.params:
-            if key == name:
-                return default if value is None else value
-        return default
-
-    @property
-    def weighting(self):
-        return WEIGHTINGS[self.method]
-
-    @property
-    def needs_scores(self) -> bool:
-        return WEIGHTINGS[self.method].needs_scores
-
-    #: the name this property had when every score was a perplexity
-    needs_perplexity = needs_scores
-
-    @property
-    def max_probability(self) -> float:
-        return WEIGHTINGS[self.method].max_probability(self)

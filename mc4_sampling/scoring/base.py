@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
@@ -108,6 +109,10 @@ def check_options(kind: str, options: Mapping, valid: Sequence[str]) -> None:
                           f"valid keys: {', '.join(valid) or 'none'}")
 
 
+#: a Hub location ``[hf://]owner/name[/subfolder][/file][@revision]`` (scorer and perplexity models)
+_HUB_SPEC = re.compile(r"^(?:hf://)?(?P<repo>[\w.-]+/[\w.-]+)(?P<sub>(?:/[\w.-]+)*)(?:@(?P<rev>[\w.-]+))?$")
+
+
 def local_or_hub(spec, option: str = "scorer_model", *, what: str = "model") -> str:
     """A local file or folder, or a Hub location ``owner/name[/subfolder][/file][@revision]`` fetched
     with ``huggingface_hub`` (honours ``HF_ENDPOINT``); the local path."""
@@ -116,8 +121,6 @@ def local_or_hub(spec, option: str = "scorer_model", *, what: str = "model") -> 
     path = os.path.expanduser(str(spec))
     if os.path.exists(path):
         return path
-    from ..models import _HUB_SPEC
-
     hub = _HUB_SPEC.match(str(spec))
     if hub is None or str(spec).startswith((".", "/", "~")):
         raise ModelNotFoundError(f"{option}={spec!r} is neither an existing path nor a Hub location "
@@ -169,6 +172,12 @@ def _load_builtins() -> None:
 
     for name in BUILTIN_MODULES:
         importlib.import_module(f"{__package__}.{name}")
+
+
+def builtin_factory(kind: str) -> Callable[..., Scorer]:
+    """The factory registered as ``kind`` (the built-in scorers imported first), for a scorer made uncached."""
+    _load_builtins()
+    return SCORERS[kind]
 
 
 def clear_scorer_cache() -> None:

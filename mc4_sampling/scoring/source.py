@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..errors import ConfigError
-from .base import Scorer, make_scorer, scorer_kinds
+from .base import Scorer, builtin_factory, make_scorer, scorer_kinds
 from .callable import CallableScorer
 
 
@@ -55,10 +55,8 @@ class ScorerSource:
             return self.scorer
         options = dict(self.options)
         kind = self.kind
-        if kind == "kenlm":  # cached by mc4_sampling.models (whose cache tests clear)
-            from ..models import ModelSource
-
-            return ModelSource(self.perplexity_model, self.language, self.perplexity_mode).load()
+        if kind == "kenlm":  # not cached here: cached by mc4_sampling.models (whose cache tests clear)
+            return builtin_factory("kenlm")(self.perplexity_model, {"mode": self.perplexity_mode}, self.language)
         if kind == "column":
             return make_scorer("column", self.score_column, options, self.language)
         if kind == "callable":

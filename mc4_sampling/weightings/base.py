@@ -12,6 +12,7 @@ The plumbing (precedence of options, calibration files, the draw) is not its job
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Mapping
 
 import numpy as np
@@ -19,8 +20,11 @@ import numpy as np
 from ..errors import ConfigError, invalid_choice
 
 if TYPE_CHECKING:  # pragma: no cover
-    from ..calibration.fit import MethodFit
-    from ..weighting import SamplingRule
+    from .fitting import MethodFit
+
+
+#: BERTIN's default gaussian width (the ``width`` in ``exp(-(1/width) * r**2)``).
+DEFAULT_WIDTH = 9 / 2
 
 
 class Weighting:
@@ -114,3 +118,43 @@ def get_weighting(method: str) -> Weighting:
         return WEIGHTINGS[method]
     except (KeyError, TypeError):
         raise invalid_choice("sampling_method", method, tuple(WEIGHTINGS)) from None
+
+
+@dataclass(frozen=True)
+class SamplingRule:
+    """The weighting applied to one split (``method="none"`` keeps every document).
+
+    ``params`` are the weighting's further parameters (:attr:`Weighting.parameters`, e.g.
+    threshold's ``low``/``high``, pareto's ``alpha``) as sorted ``(name, value)`` pairs.
+    """
+
+    method: str
+    factor: float = 1.0
+    boundaries: tuple[float, float, float] | None = None
+    width: float = DEFAULT_WIDTH
+    params: tuple = ()
+
+    def probability(self, scores):
+        return WEIGHTINGS[self.method].probability(scores, self)
+
+    def param(self, name: str, default=None):
+        """The value of the further parameter ``name`` (``default`` when unset)."""
+        for key, value in self.params:
+            if key == name:
+                return default if value is None else value
+        return default
+
+    @property
+    def weighting(self):
+        return WEIGHTINGS[self.method]
+
+    @property
+    def needs_scores(self) -> bool:
+        return WEIGHTINGS[self.method].needs_scores
+
+    #: the name this property had when every score was a perplexity
+    needs_perplexity = needs_scores
+
+    @property
+    def max_probability(self) -> float:
+        return WEIGHTINGS[self.method].max_probability(self)

@@ -12,6 +12,7 @@ import numpy as np
 
 from ..errors import ConfigError
 from .base import Weighting, register_weighting
+from .fitting import MethodFit, check_target_rate, solve_factor
 
 #: GPT-3's alpha (Brown et al. 2020, appendix A); NeMo Curator uses 3
 DEFAULT_ALPHA = 9.0
@@ -42,8 +43,6 @@ class ParetoWeighting(Weighting):
 
     def fit(self, scores, target, *, alpha: float | None = None, **options):
         """``factor`` solved exactly at the given ``alpha`` (the rate is linear in ``factor`` until saturation)."""
-        from ..calibration.fit import MethodFit, check_target_rate, solve_factor
-
         target = check_target_rate(target, "target")
         alpha = DEFAULT_ALPHA if alpha is None else float(alpha)
         x = np.asarray(scores, dtype=np.float64)

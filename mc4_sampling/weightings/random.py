@@ -5,11 +5,18 @@ from __future__ import annotations
 import numpy as np
 
 from .base import Weighting, register_weighting
+from .fitting import MethodFit, check_target_rate
 
 
 def random_keep_probability(x, factor: float):
     """``p(x) = factor`` whatever the perplexity."""
     return np.broadcast_to(np.float64(factor), np.shape(x)).astype(np.float64)
+
+
+def fit_random(target: float) -> MethodFit:
+    """``random`` keeps every document with probability ``factor``: ``factor = target``."""
+    target = check_target_rate(target, "target")
+    return MethodFit("random", factor=target, expected_rate=target)
 
 
 class RandomWeighting(Weighting):
@@ -25,8 +32,6 @@ class RandomWeighting(Weighting):
 
     def fit(self, scores, target, **options):
         """``factor = target``."""
-        from ..calibration.fit import fit_random
-
         return fit_random(target)
 
 

@@ -9,6 +9,7 @@ import numpy as np
 
 from ..errors import ConfigError
 from .base import Weighting, register_weighting
+from .fitting import MethodFit, check_target_rate
 
 
 def threshold_keep_probability(x, factor: float, low: float | None = None, high: float | None = None):
@@ -42,8 +43,6 @@ class ThresholdWeighting(Weighting):
         """The best ``ceil(target * n)`` scores: ``low`` = the k-th highest (higher is better) or
         ``high`` just above the k-th lowest; ties at the bound are all kept, so the rate may exceed
         the target by the tied fraction."""
-        from ..calibration.fit import MethodFit, check_target_rate
-
         target = check_target_rate(target, "target")
         x = np.sort(np.asarray(scores, dtype=np.float64))
         k = max(1, math.ceil(target * x.size - 1e-9))
