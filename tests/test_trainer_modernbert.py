@@ -345,3 +345,25 @@ def _head_inputs(folder):
     tok = AutoTokenizer.from_pretrained(folder)
     enc = tok(["el perro come pan en la casa grande hoy", "la niña lee"], padding="max_length", max_length=12)
     return np.asarray(enc["input_ids"]), np.asarray(enc["attention_mask"])
+
+
+def test_continued_pretraining_from_a_transformers_modernbert(corpus, tmp_path):
+    """``model.init_from_transformers``: a transformers ModernBERT folder's weights are the run's start."""
+    from transformers import AutoTokenizer
+
+    from trainer.train import Trainer
+
+    paths, tok_dir = corpus
+    tok = AutoTokenizer.from_pretrained(tok_dir)
+    cfg = _cfg(corpus, str(tmp_path / "run"))
+    spec = family_of(cfg.model).spec_from_config(cfg.model, len(tok), tok.pad_token_id, tok.eos_token_id, "cpu")
+    folder = str(tmp_path / "published")
+    params = jax.tree.map(np.asarray, _random_params(spec, 3))
+    export_pretrained(params, spec, folder, tokenizer=tok)
+    trainer = Trainer(_cfg(corpus, str(tmp_path / "run"), **{"model.init_from_transformers": folder}))
+    trainer.setup()
+    sd, got = params_to_state_dict(params, spec), params_to_state_dict(jax.device_get(trainer.params), spec)
+    assert all(np.array_equal(sd[k], got[k]) for k in sd)
+    with pytest.raises(Exception, match="global_attn_every_n_layers: folder 3, config 2"):
+        Trainer(_cfg(corpus, str(tmp_path / "run2"), **{"model.init_from_transformers": folder,
+                                                         "model.global_attn_every_n_layers": 2})).setup()

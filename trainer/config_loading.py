@@ -194,8 +194,23 @@ def resolve_config_path(path: str) -> str:
     shipped = os.path.join(CONFIG_DIR, path if path.endswith(".yaml") else path + ".yaml")
     if os.path.exists(shipped):
         return shipped
-    names = sorted(n[:-5] for n in os.listdir(CONFIG_DIR) if n.endswith(".yaml"))
-    raise ConfigError(f"config file {path!r} not found (shipped configs: {', '.join(names)})")
+    raise ConfigError(f"config file {path!r} not found (shipped configs: {', '.join(shipped_configs())})")
+
+
+def shipped_configs() -> list[str]:
+    """The names of the shipped configs, by model family (RoBERTa's first, as registered), then by name."""
+    families = list(family_names())
+
+    def family(name: str) -> int:
+        try:
+            with open(os.path.join(CONFIG_DIR, name + ".yaml"), encoding="utf-8") as f:
+                kind = ((yaml.safe_load(f) or {}).get("model") or {}).get("type", "roberta")
+        except (OSError, yaml.YAMLError, AttributeError):
+            kind = None
+        return families.index(kind) if kind in families else len(families)
+
+    names = [n[:-5] for n in os.listdir(CONFIG_DIR) if n.endswith(".yaml")]
+    return sorted(names, key=lambda n: (family(n), n))
 
 
 def load_config(path: Optional[str] = None, overrides: Optional[list[str]] = None) -> TrainerConfig:

@@ -29,7 +29,7 @@ import dataclasses
 import importlib
 from typing import Any, ClassVar, Optional
 
-from ..errors import ConfigError
+from ..errors import ConfigError, ExportError
 
 #: The fine-tuning head kinds every family provides (:meth:`ModelFamily.classifier_module`).
 TOKEN, SEQUENCE = "token", "sequence"
@@ -169,8 +169,6 @@ def spec_from_meta(meta: dict):
 
 def family_of_hf_config(config: dict) -> ModelFamily:
     """The family importing a transformers ``config.json`` (by its ``model_type``)."""
-    from ..errors import ExportError
-
     model_type = config.get("model_type")
     for family in _FAMILIES.values():
         if model_type in family.hf_model_types:
