@@ -364,6 +364,7 @@ def test_continued_pretraining_from_a_transformers_modernbert(corpus, tmp_path):
     trainer.setup()
     sd, got = params_to_state_dict(params, spec), params_to_state_dict(jax.device_get(trainer.params), spec)
     assert all(np.array_equal(sd[k], got[k]) for k in sd)
-    with pytest.raises(Exception, match="global_attn_every_n_layers: folder 3, config 2"):
+    assert spec.global_attn_every_n_layers == 2  # the config's 3 with 2 layers: only layer 0 is global
+    with pytest.raises(Exception, match="global_attn_every_n_layers: folder 2, config 1"):
         Trainer(_cfg(corpus, str(tmp_path / "run2"), **{"model.init_from_transformers": folder,
-                                                         "model.global_attn_every_n_layers": 2})).setup()
+                                                         "model.global_attn_every_n_layers": 1})).setup()

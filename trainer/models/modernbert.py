@@ -107,6 +107,12 @@ class ModernBertSpec(ModernBertArchitecture):
     pad_token_id: int = field(default=1, metadata=ARCH)
     eos_token_id: Optional[int] = 2
 
+    def __post_init__(self):
+        # every n >= num_layers gives the same layers (only layer 0 global): one value for one network, so that
+        # specs compare equal (a transformers config.json holds the layer types, not n)
+        object.__setattr__(self, "global_attn_every_n_layers", min(self.global_attn_every_n_layers,
+                                                                   max(self.num_layers, 1)))
+
     @property
     def head_dim(self) -> int:
         return self.hidden_size // self.num_heads
