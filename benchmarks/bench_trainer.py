@@ -3,6 +3,12 @@
 
     python benchmarks/bench_trainer.py                      # tiny-cpu on CPU (what `make bench` runs)
     python benchmarks/bench_trainer.py --config roberta-base-128 --set training.per_device_batch_size=256
+    python benchmarks/bench_trainer.py --config roberta-base-128 --beside modernbert-base-128
+
+* Model families: ``--beside CONFIG`` also times CONFIG's train step (head on the masked
+  positions) with the same tokenizer, batch and ``--set`` overrides, and prints the two
+  tokens/s side by side; by default tiny-cpu (RoBERTa) is compared with tiny-modernbert-cpu
+  (ModernBERT of the same size), ``--beside none`` skips it.
 
 * Training: the jitted train step on random token batches (no data loading), after ``--warmup``
   compiled steps, timed over ``--steps`` steps, with the LM head on the masked positions only (the
@@ -43,13 +49,14 @@ def bench_training(cfg, tok, steps: int, warmup: int) -> dict:
     import jax.numpy as jnp
 
     from trainer import flops as F, memory
-    from trainer.models.roberta import init_params
+    from trainer.models import family_of
     from trainer.optim import make_optimizer, schedule_fn
     from trainer.sharding import batch_sharding, make_mesh, replicated, state_shardings
     from trainer.steps import make_train_step, run_keys
     from trainer.train import accumulation_steps, build_spec, check_devices, masking_rule
 
     spec = build_spec(cfg, tok)
+    init_params = family_of(spec).init_params
     n_dev = jax.device_count()
     micro = check_devices(cfg, n_dev, 1)
     accum = accumulation_steps(cfg, n_dev)
@@ -88,7 +95,7 @@ def bench_training(cfg, tok, steps: int, warmup: int) -> dict:
             "mfu": F.mfu(tps, spec, L, kind, n_dev, predicted), "warmup_s": compile_s,
             "attention": spec.attention_impl, "dtype": spec.dtype, "max_predictions": rule.max_predictions,
             "predicted": predicted, "accum": accum, "micro": micro, "remat": spec.remat,
-            "padded_vocab": spec.padded_vocab_size, "estimate": estimate,
+            "padded_vocab": spec.padded_vocab_size, "estimate": estimate, "family": family_of(spec).name,
             "peak_bytes": memory.peak_bytes_in_use(jax.local_devices()[0])}
 
 
@@ -153,6 +160,9 @@ def main(argv=None) -> int:
                    help="tokenizer processes of the largest pipeline variant (default: 2, or 1 on one core)")
     p.add_argument("--skip-pipeline", action="store_true")
     p.add_argument("--skip-full-head", action="store_true", help="do not also time the LM head at every position")
+    p.add_argument("--beside", default="auto", help="a config of another model family timed beside --config "
+                                                     "(auto: tiny-modernbert-cpu beside tiny-cpu; none: no other)")
+    p.add_argument("--skip-main", action="store_true", help="time only the --beside model (with --config's data)")
     args = p.parse_args(argv)
 
     import logging
@@ -186,8 +196,13 @@ def main(argv=None) -> int:
         full = dataclasses.replace(cfg, training=dataclasses.replace(cfg.training, max_predictions_per_seq=0))
         runs.append(("LM head at every position", full))
     print("MFU convention: model FLOPs needed per token = 6 x encoder matmul params + 6 x LM-head matmul params "
-          "x predicted fraction + 12 x layers x length x hidden (trainer/flops.py)")
+          "x predicted fraction + attention: 12 x layers x length x hidden, ModernBERT's local layers their window "
+          "(trainer/flops.py)")
     results = []
+    beside = {"auto": "tiny-modernbert-cpu" if args.config == "tiny-cpu" else None, "none": None}.get(args.beside,
+                                                                                                     args.beside)
+    if args.skip_main:
+        runs = []
     for label, c in runs:
         tr = bench_training(c, tok, args.steps, args.warmup)
         results.append(tr)
@@ -209,6 +224,21 @@ def main(argv=None) -> int:
     if len(results) == 2:
         print(f"  head on masked positions: {results[0]['tokens_per_s'] / results[1]['tokens_per_s']:.2f}x the "
               "tokens/s of the full head")
+    if beside:
+        other_cfg = load_config(beside, args.set)
+        other = bench_training(other_cfg, tok, args.steps, args.warmup)
+        m = other_cfg.model
+        print(f"beside: {beside} ({other['family']}, {m.num_layers} layers x {m.hidden_size}, intermediate "
+              f"{m.intermediate_size}), same tokenizer, length {other_cfg.data.max_seq_length} and batch "
+              f"{other_cfg.training.global_batch_size}, LM head on masked positions:")
+        print(f"  {other['tokens_per_s']:,.0f} tokens/s  ({other['step_s'] * 1e3:.1f} ms/step, compile+warm-up "
+              f"{other['warmup_s']:.1f} s; {other['flops_per_token'] / 1e6:.1f} MFLOP/token, attention "
+              f"{other['attention']})")
+        if results:
+            ref = results[0]
+            print(f"  {other['family']} / {ref['family']}: {other['tokens_per_s'] / ref['tokens_per_s']:.2f}x the "
+                  "tokens/s")
+        results.append(other)
     consumption = results[0]["tokens_per_s"]
     if not args.skip_pipeline:
         print(f"input pipeline ({len(texts)} documents read from the stream in {read_s:.1f} s = "

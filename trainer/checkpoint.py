@@ -7,7 +7,7 @@ crash while saving leaves the previous steps usable)::
     <dir>/<step>/opt_state   sharded arrays
     <dir>/<step>/train       JSON: step, seed (every PRNG key is derived from the seed)
     <dir>/<step>/position    JSON: one StreamPosition per process
-    <dir>/<step>/meta        JSON: model spec, config, tokenizer folder
+    <dir>/<step>/meta        JSON: model type and spec, config, tokenizer folder
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ import jax
 import numpy as np
 
 from .errors import CheckpointError
-from .models.roberta import ARCH_FIELDS, RobertaSpec
+from .models import family_of, family_of_meta
 
 log = logging.getLogger(__name__)
 
@@ -105,17 +105,32 @@ class Checkpointer:
         self.manager.close()
 
 
-def spec_to_meta(spec: RobertaSpec) -> dict:
+def spec_to_meta(spec) -> dict:
     return dataclasses.asdict(spec)
 
 
-def check_compatible(saved_spec: dict, spec: RobertaSpec, where: str) -> None:
-    """Raise CheckpointError naming each differing architecture field (:data:`~trainer.models.roberta.ARCH_FIELDS`)."""
-    # a field the checkpoint does not name has its RobertaSpec default (e.g. no vocabulary padding)
-    defaults = {f.name: f.default for f in dataclasses.fields(RobertaSpec)}
-    saved = {k: saved_spec.get(k, defaults.get(k)) for k in ARCH_FIELDS}
+def model_meta(spec) -> dict:
+    """The metadata entries of the model: ``model_type`` (the family, ``model.type``) and ``spec``."""
+    return {"model_type": family_of(spec).name, "spec": spec_to_meta(spec)}
+
+
+def check_compatible(saved_spec: dict, spec, where: str, model_type: Optional[str] = None) -> None:
+    """Raise CheckpointError naming the family or each differing architecture field (the family's ``arch_fields``).
+
+    ``saved_spec``, ``model_type``: the checkpoint's ``meta["spec"]`` and ``meta.get("model_type")``
+    (a checkpoint without ``model_type`` is RoBERTa).
+    """
+    family = family_of(spec)
+    saved_family = family_of_meta({"model_type": model_type})
+    if saved_family is not family:
+        raise CheckpointError(f"the checkpoint in {where} is a {saved_family.name} model, the config a "
+                              f"{family.name} one (model.type); use a matching model config or another "
+                              "checkpoint folder")
+    # a field the checkpoint does not name has its spec default (e.g. no vocabulary padding)
+    defaults = family.arch_defaults()
+    saved = {k: saved_spec.get(k, defaults.get(k)) for k in family.arch_fields()}
     diffs = [f"{k}: checkpoint {saved[k]!r}, config {getattr(spec, k)!r}"
-             for k in ARCH_FIELDS if saved[k] != getattr(spec, k)]
+             for k in family.arch_fields() if saved[k] != getattr(spec, k)]
     if diffs:
         raise CheckpointError(
             f"the checkpoint in {where} was made for another model shape ({'; '.join(diffs)}); "

@@ -21,7 +21,7 @@ from .errors import ConfigError
 SAMPLE_DATA_DIR_MARKER = "SAMPLE_DATA_DIR"
 
 #: Field metadata of the architecture values the trained weights depend on: a checkpoint being
-#: resumed or an imported transformers folder must agree on each (``trainer.models.roberta.ARCH_FIELDS``).
+#: resumed or an imported transformers folder must agree on each (``ModelFamily.arch_fields``).
 ARCH = {"arch": True}
 
 
@@ -58,18 +58,40 @@ class RobertaArchitecture:
 
 
 @dataclass(frozen=True)
-class ModelConfig(RobertaArchitecture):
-    """RoBERTa encoder with a masked-LM head (transformers' ``RobertaForMaskedLM`` layout)."""
+class ModelOptions:
+    """What every ``model`` section has besides its network: the family and where the weights start from.
 
-    # A transformers RoBERTa folder to start from (weights imported one to one).
+    ``type`` names the model family (:mod:`trainer.models`: ``roberta``, the default, or
+    ``modernbert``); the section's other keys are that family's network fields (RoBERTa:
+    :class:`ModelConfig`; ModernBERT: :class:`trainer.models.modernbert.ModernBertConfig`).
+    """
+
+    type: str = "roberta"
+    # A transformers folder of the same family to start from (weights imported one to one).
     init_from_transformers: Optional[str] = None
     # Transfer / continued pretraining with a new tokenizer (trainer.research.transfer): a checkpoint of this
-    # trainer, a transformers RoBERTa folder or a Hub id; every other weight is taken from it.
+    # trainer, a transformers folder of the same family or a Hub id; every other weight is taken from it.
     transfer_from: Optional[str] = None
     reinit_embeddings: bool = True  # with transfer_from: fresh word embeddings, tied decoder and LM-head bias
     reset_position_embeddings: bool = False  # with transfer_from: fresh position embeddings too
     # Regexes (re.fullmatch) over "/"-joined parameter paths, e.g. "embeddings/.*": no update, no decay.
     freeze: list[str] = field(default_factory=list)
+
+    def max_sequence_length(self, pad_token_id: int = 1) -> int:
+        """Longest input the network's positions allow (the family's rule)."""
+        raise NotImplementedError
+
+    def check(self) -> None:
+        """The family's own checks of its section (ConfigError naming the key); none by default."""
+
+
+@dataclass(frozen=True)
+class ModelConfig(ModelOptions, RobertaArchitecture):
+    """RoBERTa encoder with a masked-LM head (transformers' ``RobertaForMaskedLM`` layout; ``type: roberta``)."""
+
+    def max_sequence_length(self, pad_token_id: int = 1) -> int:
+        """``max_position_embeddings - (pad_token_id + 1)``: RoBERTa numbers positions from ``pad_token_id + 1``."""
+        return self.max_position_embeddings - (pad_token_id + 1)
 
 
 @dataclass
@@ -211,7 +233,7 @@ class HubConfig:
 @dataclass
 class TrainerConfig:
     name: str = "default"
-    model: ModelConfig = field(default_factory=ModelConfig)
+    model: ModelOptions = field(default_factory=ModelConfig)  # the class of its model.type
     data: DataConfig = field(default_factory=DataConfig)
     optimizer: OptimizerConfig = field(default_factory=OptimizerConfig)
     schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
@@ -233,13 +255,13 @@ class TrainerConfig:
         return dataclasses.asdict(self)
 
 
-def max_sequence_length(model: ModelConfig, pad_token_id: int = 1) -> int:
-    """Longest input the position table allows: ``max_position_embeddings - (pad_token_id + 1)``.
+def max_sequence_length(model: ModelOptions, pad_token_id: int = 1) -> int:
+    """Longest input the ``model`` section's positions allow.
 
     RoBERTa numbers positions from ``pad_token_id + 1`` (2 for the usual pad id 1), so 514
-    positions hold sequences of 512 tokens.
+    positions hold sequences of 512 tokens; ModernBERT's rotary positions hold ``max_position_embeddings``.
     """
-    return model.max_position_embeddings - (pad_token_id + 1)
+    return model.max_sequence_length(pad_token_id)
 
 
 def _check_finite(obj, prefix: str) -> None:
@@ -368,3 +390,4 @@ def validate(cfg: TrainerConfig) -> None:
         raise ConfigError("model.attention_impl 'cudnn' has no attention dropout; set model.attention_dropout=0")
     if m.attention_impl == "cudnn" and m.dtype == "float32":
         raise ConfigError("model.attention_impl 'cudnn' needs model.dtype bfloat16 or float16")
+    m.check()

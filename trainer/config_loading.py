@@ -21,8 +21,9 @@ from typing import Any, Literal, Optional, Union
 
 import yaml
 
-from .config import TrainerConfig, validate
+from .config import ModelOptions, TrainerConfig, validate
 from .errors import ConfigError
+from .models import config_class as model_config_class, family_names
 from .research.validation import validate_research
 
 #: The shipped configs (``tiny-cpu`` -> ``trainer/configs/tiny-cpu.yaml``).
@@ -119,8 +120,21 @@ def _valid_keys(cls) -> str:
     return ", ".join(f.name for f in dataclasses.fields(cls))
 
 
+def section_class(cls, data: dict, prefix: str = ""):
+    """The dataclass a section of annotation ``cls`` is read as: the ``model`` section's follows its ``type``."""
+    if cls is ModelOptions:
+        kind = data.get("type", "roberta") if isinstance(data, dict) else "roberta"
+        try:
+            return model_config_class(kind)
+        except ConfigError:
+            raise ConfigError(f"config key '{prefix}type': expected one of {', '.join(map(repr, family_names()))}, "
+                              f"got {kind!r}") from None
+    return cls
+
+
 def from_dict(cls, data: dict, prefix: str = ""):
     """Build dataclass ``cls`` from ``data``; unknown keys and wrong types raise ConfigError."""
+    cls = section_class(cls, data, prefix)
     hints = typing.get_type_hints(cls)
     names = {f.name for f in dataclasses.fields(cls)}
     unknown = [k for k in data if k not in names]
@@ -169,10 +183,10 @@ def apply_override(data: dict, path: list[str], value: Any) -> None:
         hint = typing.get_type_hints(cls)[part] if cls is not None else None
         if cls is not None and not dataclasses.is_dataclass(hint) and typing.get_origin(hint) is not dict:
             raise ConfigError(f"config key '{key}' is a value, not a section")
-        cls = hint if dataclasses.is_dataclass(hint) else None
         node = node.setdefault(part, {})
         if not isinstance(node, dict):
             raise ConfigError(f"config key '{key}' is not a mapping")
+        cls = section_class(hint, node, key + ".") if dataclasses.is_dataclass(hint) else None
 
 
 def resolve_config_path(path: str) -> str:
@@ -182,8 +196,23 @@ def resolve_config_path(path: str) -> str:
     shipped = os.path.join(CONFIG_DIR, path if path.endswith(".yaml") else path + ".yaml")
     if os.path.exists(shipped):
         return shipped
-    names = sorted(n[:-5] for n in os.listdir(CONFIG_DIR) if n.endswith(".yaml"))
-    raise ConfigError(f"config file {path!r} not found (shipped configs: {', '.join(names)})")
+    raise ConfigError(f"config file {path!r} not found (shipped configs: {', '.join(shipped_configs())})")
+
+
+def shipped_configs() -> list[str]:
+    """The names of the shipped configs, by model family (RoBERTa's first, as registered), then by name."""
+    families = list(family_names())
+
+    def family(name: str) -> int:
+        try:
+            with open(os.path.join(CONFIG_DIR, name + ".yaml"), encoding="utf-8") as f:
+                kind = ((yaml.safe_load(f) or {}).get("model") or {}).get("type", "roberta")
+        except (OSError, yaml.YAMLError, AttributeError):
+            kind = None
+        return families.index(kind) if kind in families else len(families)
+
+    names = [n[:-5] for n in os.listdir(CONFIG_DIR) if n.endswith(".yaml")]
+    return sorted(names, key=lambda n: (family(n), n))
 
 
 def load_config(path: Optional[str] = None, overrides: Optional[list[str]] = None) -> TrainerConfig:

@@ -15,8 +15,7 @@ from mc4_sampling.hub import HubError, push_folder
 from . import cards
 from .checkpoint import Checkpointer, split_checkpoint_path
 from .errors import ExportError
-from .models.roberta import RobertaSpec, init_params
-from .models.roberta_hf import export_pretrained
+from .models import family_of, family_of_meta
 
 log = logging.getLogger(__name__)
 
@@ -30,9 +29,10 @@ def load_checkpoint_params(path: str, step: Optional[int] = None):
     step = step if step is not None else path_step
     ckpt = Checkpointer(directory, read_only=True, async_save=False)
     step, meta, _, _ = ckpt.restore_json(step)
-    spec = RobertaSpec(**{**meta["spec"], "dtype": "float32", "param_dtype": "float32", "attention_impl": "xla"})
+    family = family_of_meta(meta)  # checkpoints without model_type are RoBERTa
+    spec = family.for_inference(family.spec_from_dict(meta["spec"]))
     cpu = jax.sharding.SingleDeviceSharding(jax.local_devices(backend="cpu")[0])
-    abstract = jax.eval_shape(lambda k: init_params(spec, k), jax.random.key(0))
+    abstract = jax.eval_shape(lambda k: family.init_params(spec, k), jax.random.key(0))
     abstract = jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=cpu), abstract)
     params, _ = ckpt.restore_arrays(step, abstract)
     ckpt.close()
@@ -101,7 +101,8 @@ def export_checkpoint(path: str, output_dir: str, step: Optional[int] = None, to
     run_dir = meta.get("config", {}).get("training", {}).get("output_dir", "")
     card = model_card(meta, step, push_to_hub, last_eval(run_dir, step) if run_dir else None)
     spec_out = dataclasses.replace(spec, dtype="float32")
-    export_pretrained(params, spec_out, output_dir, tokenizer_dir=tokenizer_dir, extra_files={"README.md": card})
+    family_of(spec).hf.export_pretrained(params, spec_out, output_dir, tokenizer_dir=tokenizer_dir,
+                                         extra_files={"README.md": card})
     if push_to_hub:
         files = upload_plan(output_dir)
         try:

@@ -1,4 +1,4 @@
-"""Top-k predictions for ``<mask>`` with our Flax model on an exported transformers folder."""
+"""Top-k predictions for ``<mask>`` with our Flax model (any family) on an exported transformers folder."""
 
 from __future__ import annotations
 
@@ -8,21 +8,21 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .errors import TrainerError
-from .models.roberta import RobertaForMaskedLM
-from .models.roberta_hf import import_pretrained
+from .errors import ExportError, TrainerError
+from .models import family_of_hf_config
 
 
 class FillMask:
     def __init__(self, model_dir: str):
         from transformers import AutoTokenizer
 
-        self.spec, self.params = import_pretrained(model_dir, dtype="float32", attention_impl="xla")
+        self.family = family_of_hf_config(_read_config(model_dir))
+        self.spec, self.params = self.family.hf.import_pretrained(model_dir, dtype="float32", attention_impl="xla")
         try:
             self.tokenizer = AutoTokenizer.from_pretrained(model_dir)
         except Exception as e:
             raise TrainerError(f"{model_dir}: no usable tokenizer files ({type(e).__name__}: {e})") from None
-        self.model = RobertaForMaskedLM(self.spec)
+        self.model = self.family.mlm_module(self.spec)
         self._apply = jax.jit(lambda p, ids: self.model.apply({"params": p}, ids, deterministic=True))
 
     def __call__(self, text: str, top_k: int = 5) -> list[list[dict]]:
@@ -44,6 +44,17 @@ class FillMask:
                               "sequence": tok.decode(filled, skip_special_tokens=True)})
             out.append(preds)
         return out
+
+
+def _read_config(model_dir: str) -> dict:
+    import json
+    import os
+
+    path = os.path.join(model_dir, "config.json")
+    if not os.path.exists(path):
+        raise ExportError(f"{model_dir}: no config.json (not a transformers model folder)")
+    with open(path, encoding="utf-8") as f:
+        return json.load(f)
 
 
 def fill_mask(model_dir: str, text: str, top_k: int = 5, runner: Optional[FillMask] = None) -> list[list[dict]]:

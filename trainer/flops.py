@@ -2,7 +2,10 @@
 
 Convention: MFU counts the FLOPs the model *needs* per training token,
 
-    6 x encoder matmul params + 6 x head matmul params x f + 12 x layers x L x hidden
+    6 x encoder matmul params + 6 x head matmul params x f + attention
+
+(the terms are the model family's, :class:`trainer.models.base.ModelFamily`; RoBERTa's
+attention is ``12 x layers x L x hidden``, ModernBERT's local layers count their window only)
 
 with ``f`` the predicted fraction of the positions: ``mlm_probability`` (0.15) when the LM head
 runs on the masked positions only (the default; the few gathered slots left empty are not
@@ -15,7 +18,7 @@ from __future__ import annotations
 
 from typing import Optional
 
-from .models.roberta import RobertaSpec
+from .models import family_of
 
 #: Dense bf16 peak FLOP/s per device (no sparsity), matched on ``jax.Device.device_kind``.
 PEAK_BF16_FLOPS = {
@@ -34,20 +37,19 @@ PEAK_BF16_FLOPS = {
 }
 
 
-def encoder_matmul_params(spec: RobertaSpec) -> int:
-    """Encoder weights used in matrix multiplications: per layer ``4 H^2`` (Q, K, V, output) ``+ 2 H I`` (FFN)."""
-    h, i = spec.hidden_size, spec.intermediate_size
-    return spec.num_layers * (4 * h * h + 2 * h * i)
+def encoder_matmul_params(spec) -> int:
+    """Encoder weights used in matrix multiplications (RoBERTa: per layer ``4 H^2`` (Q, K, V, output)
+    ``+ 2 H I`` (FFN); ModernBERT: ``4 H^2 + 3 H I``, GeGLU)."""
+    return family_of(spec).encoder_matmul_params(spec)
 
 
-def head_matmul_params(spec: RobertaSpec) -> int:
+def head_matmul_params(spec) -> int:
     """LM-head weights used in matrix multiplications: ``H^2`` (dense) ``+ V H`` (the tied decoder,
     ``V`` the real vocabulary: the padding rows are not needed)."""
-    h = spec.hidden_size
-    return h * h + spec.vocab_size * h
+    return family_of(spec).head_matmul_params(spec)
 
 
-def matmul_params(spec: RobertaSpec) -> int:
+def matmul_params(spec) -> int:
     """Weights used in matrix multiplications when the head runs at every position (encoder + head).
 
     Embedding lookups, biases and LayerNorms are not matmuls.
@@ -61,15 +63,16 @@ def predicted_fraction(max_predictions, mlm_probability: float) -> float:
     return 1.0 if max_predictions is None else float(mlm_probability)
 
 
-def flops_per_token(spec: RobertaSpec, seq_len: int, predicted: float = 1.0) -> float:
-    """Training FLOPs per token: ``6 * encoder + 6 * head * predicted + 12 * layers * seq_len * hidden``.
+def flops_per_token(spec, seq_len: int, predicted: float = 1.0) -> float:
+    """Training FLOPs per token: ``6 * encoder + 6 * head * predicted + attention`` (RoBERTa's attention:
+    ``12 * layers * seq_len * hidden``).
 
     (2 for multiply-add x 3 for forward + backward; the last term is attention's QK^T and AV;
     ``predicted``: the fraction of the positions the head runs on, :func:`predicted_fraction`.)
     RoBERTa-base at length 128: about 759 MFLOP per token with the full head, 559 with 15 %.
     """
     return (6.0 * encoder_matmul_params(spec) + 6.0 * head_matmul_params(spec) * predicted
-            + 12.0 * spec.num_layers * seq_len * spec.hidden_size)
+            + family_of(spec).attention_flops(spec, seq_len))
 
 
 def peak_flops(device_kind: str) -> Optional[float]:
@@ -80,7 +83,7 @@ def peak_flops(device_kind: str) -> Optional[float]:
     return None
 
 
-def mfu(tokens_per_second: float, spec: RobertaSpec, seq_len: int, device_kind: str,
+def mfu(tokens_per_second: float, spec, seq_len: int, device_kind: str,
         num_devices: int, predicted: float = 1.0) -> Optional[float]:
     """``tokens/s * flops_per_token / (num_devices * peak)``; None when the peak is unknown."""
     peak = peak_flops(device_kind)

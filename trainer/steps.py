@@ -10,7 +10,8 @@ import jax.numpy as jnp
 import optax
 
 from .masking import mask_tokens
-from .models.roberta import RobertaForMaskedLM, RobertaSpec, mlm_loss_sums, prediction_positions
+from .models import family_of
+from .models.roberta import mlm_loss_sums, prediction_positions
 
 
 class RunKeys(NamedTuple):
@@ -66,7 +67,7 @@ def gather_predictions(labels, weights, max_predictions: Optional[int]):
     return positions, take(labels), take(weights)
 
 
-def make_train_step(spec: RobertaSpec, tx: optax.GradientTransformation, schedule: Callable, rule: MaskingRule,
+def make_train_step(spec, tx: optax.GradientTransformation, schedule: Callable, rule: MaskingRule,
                     step_key: jax.Array, skip_nonfinite: bool = False):
     """``step(params, opt_state, step, tokens[accum, micro, L]) -> (params, opt_state, metrics)``.
 
@@ -79,12 +80,15 @@ def make_train_step(spec: RobertaSpec, tx: optax.GradientTransformation, schedul
     summed over the micro-batches and divided by the total number of masked tokens, so the update
     is the gradient of the mean masked-LM loss over the global batch whatever the accumulation and
     the device count. The learning rate ``schedule(step)`` scales AdamW's unit-rate update.
-    """
-    model = RobertaForMaskedLM(spec)
 
-    def micro_loss(params, inputs, positions, labels, weights, dropout_key):
-        logits = model.apply({"params": params}, inputs, deterministic=False, rngs={"dropout": dropout_key},
-                             predict_positions=positions)
+    The network is ``spec``'s family's (:mod:`trainer.models`); it sees the unmasked rows too
+    (``ModelFamily.packed_inputs``: e.g. ModernBERT's document ids of the packed rows).
+    """
+    family = family_of(spec)
+
+    def micro_loss(params, inputs, source, positions, labels, weights, dropout_key):
+        logits = family.apply_mlm(spec, params, inputs, deterministic=False, dropout_key=dropout_key,
+                                  predict_positions=positions, source_tokens=source)
         loss_sum, count, correct = mlm_loss_sums(logits, labels, weights)
         return loss_sum, (count, correct)
 
@@ -96,13 +100,14 @@ def make_train_step(spec: RobertaSpec, tx: optax.GradientTransformation, schedul
         inputs, labels, weights = rule.apply(mask_key, flat)
         positions, labels, weights = gather_predictions(labels, weights, rule.max_predictions)
         micro = lambda a: None if a is None else a.reshape(tokens.shape[:2] + a.shape[1:])  # noqa: E731
-        masked = (micro(inputs), micro(positions), micro(labels), micro(weights))
+        masked = (micro(inputs), tokens, micro(positions), micro(labels), micro(weights))
 
         def body(carry, xs):
             grads, sums = carry
-            inputs, positions, labels, weights, i = xs
+            inputs, source, positions, labels, weights, i = xs
             dropout_key = jax.random.fold_in(dropout_root, i)
-            (loss_sum, (count, correct)), g = grad_fn(params, inputs, positions, labels, weights, dropout_key)
+            (loss_sum, (count, correct)), g = grad_fn(params, inputs, source, positions, labels, weights,
+                                                      dropout_key)
             grads = jax.tree.map(jnp.add, grads, g)
             return (grads, sums + jnp.stack([loss_sum, count, correct])), None
 
@@ -130,21 +135,22 @@ def make_train_step(spec: RobertaSpec, tx: optax.GradientTransformation, schedul
     return train_step
 
 
-def make_eval_step(spec: RobertaSpec, pad_id: int, max_predictions: Optional[int] = None):
+def make_eval_step(spec, pad_id: int, max_predictions: Optional[int] = None):
     """``eval(params, inputs, labels, weights) -> [loss_sum, count, correct]`` (deterministic).
 
     The attention mask is ``labels != pad`` (eval rows are right-padded); rows of padding only
     have their weights zeroed. With ``max_predictions`` the head runs on the gathered masked
     positions, as in training (same sums as the full head when no row has more).
     """
-    model = RobertaForMaskedLM(spec)
+    family = family_of(spec)
 
     def eval_step(params, inputs, labels, weights):
         attention_mask = labels != pad_id
+        source = labels  # the unmasked rows
         weights = jnp.where(jnp.any(attention_mask, axis=-1, keepdims=True), weights, 0.0)
         positions, labels, weights = gather_predictions(labels, weights, max_predictions)
-        logits = model.apply({"params": params}, inputs, attention_mask=attention_mask, deterministic=True,
-                             predict_positions=positions)
+        logits = family.apply_mlm(spec, params, inputs, attention_mask=attention_mask, deterministic=True,
+                                  predict_positions=positions, source_tokens=source)
         return jnp.stack(mlm_loss_sums(logits, labels, weights))
 
     return eval_step

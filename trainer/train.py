@@ -26,14 +26,14 @@ import numpy as np
 import yaml
 
 from . import flops as flops_lib
-from .checkpoint import Checkpointer, check_compatible, gather_positions, spec_to_meta, split_checkpoint_path
+from .checkpoint import Checkpointer, check_compatible, gather_positions, model_meta, split_checkpoint_path
 from .config import TrainerConfig, max_sequence_length
 from .data.batches import BatchStream, StreamPosition, TokenizerFns
 from .data.prefetch import Prefetcher
 from .errors import CheckpointError, ConfigError, NonFiniteError, StoppedBySignal
 from .hooks import Extension, Hook, StepInfo, run_hooks
 from .masking import default_max_predictions
-from .models.roberta import ARCH_FIELDS, RobertaSpec, init_params
+from .models import family_of
 from .monitor import Monitor
 from .optim import make_optimizer, schedule_fn
 from .param_paths import check_freeze
@@ -74,12 +74,12 @@ def load_tokenizer(path: Optional[str]):
     return tok
 
 
-def build_spec(cfg: TrainerConfig, tok: TokenizerFns) -> RobertaSpec:
+def build_spec(cfg: TrainerConfig, tok: TokenizerFns):
     m = cfg.model
     vocab = m.vocab_size if m.vocab_size is not None else tok.vocab_size
     if tok.vocab_size > vocab:
         raise ConfigError(f"model.vocab_size ({vocab}) is smaller than the tokenizer's vocabulary ({tok.vocab_size})")
-    spec = RobertaSpec.from_config(m, vocab_size=vocab, pad_token_id=tok.pad_id)
+    spec = family_of(m).spec_from_config(m, vocab_size=vocab, pad_token_id=tok.pad_id, eos_token_id=tok.eos_id)
     if cfg.data.max_seq_length > max_sequence_length(m, tok.pad_id):
         raise ConfigError(
             f"data.max_seq_length ({cfg.data.max_seq_length}) exceeds the {max_sequence_length(m, tok.pad_id)} "
@@ -147,14 +147,13 @@ def init_distributed(cfg: TrainerConfig) -> None:
         jax.distributed.initialize(**kwargs)
 
 
-def check_transformers_init(cfg: TrainerConfig, spec: RobertaSpec):
-    """Import ``model.init_from_transformers``; its architecture (:data:`ARCH_FIELDS`) must match the config."""
-    from .models.roberta_hf import import_pretrained
-
+def check_transformers_init(cfg: TrainerConfig, spec):
+    """Import ``model.init_from_transformers``; its architecture (the family's ``arch_fields``) must match."""
+    family = family_of(spec)
     folder = cfg.model.init_from_transformers
-    imported_spec, params = import_pretrained(folder, pad_vocab_to_multiple_of=spec.pad_vocab_to_multiple_of)
+    imported_spec, params = family.hf.import_pretrained(folder, pad_vocab_to_multiple_of=spec.pad_vocab_to_multiple_of)
     diffs = [f"{k}: folder {getattr(imported_spec, k)!r}, config {getattr(spec, k)!r}"
-             for k in ARCH_FIELDS if getattr(imported_spec, k) != getattr(spec, k)]
+             for k in family.arch_fields() if getattr(imported_spec, k) != getattr(spec, k)]
     if diffs:
         raise ConfigError(f"model.init_from_transformers={folder!r} does not match the model config: "
                           + "; ".join(diffs))
@@ -247,7 +246,7 @@ class Trainer:
         self.init_source = None
         if self.resume_step is not None:
             _, meta, self.resume_train, positions = self.ckpt.restore_json(self.resume_step)
-            check_compatible(meta["spec"], self.spec, self.ckpt.directory)
+            check_compatible(meta["spec"], self.spec, self.ckpt.directory, meta.get("model_type"))
             self.start_position = self._position_for_rank(positions, self.ckpt.directory)
             if self.resume_train.get("seed") != cfg.training.seed:
                 raise ConfigError(f"training.seed ({cfg.training.seed}) differs from the run being resumed "
@@ -258,7 +257,7 @@ class Trainer:
             step = cfg.checkpoint.init_step if cfg.checkpoint.init_step is not None else step
             src = self._init_src = Checkpointer(directory, read_only=True, async_save=False)
             step, meta, _, positions = src.restore_json(step)
-            check_compatible(meta["spec"], self.spec, directory)
+            check_compatible(meta["spec"], self.spec, directory, meta.get("model_type"))
             self.init_source = (src, step)
             self.start_position = (self._position_for_rank(positions, directory)
                                    if cfg.checkpoint.init_data_position else StreamPosition())
@@ -325,7 +324,7 @@ class Trainer:
         cfg = self.cfg
         self.mesh = make_mesh()
         self.tx = make_optimizer(cfg)
-        abstract_params = jax.eval_shape(lambda k: init_params(self.spec, k), self.keys.init)
+        abstract_params = jax.eval_shape(lambda k: family_of(self.spec).init_params(self.spec, k), self.keys.init)
         check_freeze(abstract_params, cfg.model.freeze)
         self.param_sharding = state_shardings(abstract_params, self.mesh, cfg.training.fsdp)
         abstract_opt = jax.eval_shape(self.tx.init, abstract_params)
@@ -356,13 +355,13 @@ class Trainer:
                                                       abstract_params), self.param_sharding)
             self.opt_state = init_opt(self.params)
         else:
-            init = jax.jit(lambda k: init_params(self.spec, k), out_shardings=self.param_sharding)
+            init = jax.jit(lambda k: family_of(self.spec).init_params(self.spec, k), out_shardings=self.param_sharding)
             self.params = init(self.keys.init)
             self.opt_state = init_opt(self.params)
 
     def _extension_params(self):
         """The first extension's starting parameters (:meth:`~trainer.hooks.Extension.initial_params`), or None."""
-        fresh = lambda: jax.jit(lambda k: init_params(self.spec, k))(self.keys.init)  # noqa: E731
+        fresh = lambda: jax.jit(lambda k: family_of(self.spec).init_params(self.spec, k))(self.keys.init)  # noqa: E731
         for ext in self.extensions:
             start = ext.initial_params(self.spec, fresh)
             if start is not None:
@@ -415,7 +414,7 @@ class Trainer:
         self.hf_tokenizer.save_pretrained(self.tokenizer_dir)
 
     def meta(self) -> dict:
-        return {"spec": spec_to_meta(self.spec), "config": self.cfg.to_dict(),
+        return {**model_meta(self.spec), "config": self.cfg.to_dict(),
                 "tokenizer_dir": os.path.abspath(os.path.join(self.cfg.training.output_dir, "tokenizer")),
                 "num_processes": self.world, "num_devices": self.num_devices}
 

@@ -15,8 +15,7 @@ from typing import Any, Optional
 import numpy as np
 
 from ..errors import CheckpointError, ExportError
-from ..models.roberta import RobertaSpec
-from ..models.roberta_hf import encoder_from_state_dict, head_from_state_dict, hf_config_to_spec, read_state_dict
+from ..models import family_of, family_of_hf_config
 
 log = logging.getLogger(__name__)
 
@@ -28,8 +27,8 @@ HUB_FILES = ("config.json", "model.safetensors", "tokenizer.json", "tokenizer_co
 @dataclasses.dataclass
 class LoadedModel:
     source: str
-    spec: RobertaSpec
-    encoder: dict  # embeddings, layers_{i}
+    spec: Any  # the model family's spec (trainer.models)
+    encoder: dict  # the fine-tuning network's parameters but its classifier (RoBERTa: embeddings, layers_{i})
     tokenizer: Any
     heads: dict = dataclasses.field(default_factory=dict)  # kind -> classifier params found in the checkpoint
     config: dict = dataclasses.field(default_factory=dict)  # the transformers config.json (folders)
@@ -89,7 +88,7 @@ def load_model(source: str, tokenizer: Optional[str] = None, revision: Optional[
         tok_dir = tokenizer or meta.get("tokenizer_dir")
         if not tok_dir or not os.path.isdir(tok_dir):
             raise CheckpointError(f"tokenizer folder {tok_dir!r} of {source} not found; pass --tokenizer FOLDER")
-        encoder = {k: v for k, v in params.items() if k != "lm_head"}
+        encoder = {k: v for k, v in params.items() if k not in family_of(spec).mlm_only_params}
         loaded = LoadedModel(f"{source}@{step}", spec, encoder, _tokenizer(tok_dir))
     else:
         folder = source if os.path.isdir(source) else None
@@ -103,14 +102,17 @@ def load_model(source: str, tokenizer: Optional[str] = None, revision: Optional[
         with open(path, encoding="utf-8") as f:
             config = json.load(f)
         try:
-            spec = hf_config_to_spec(config)
-            sd = read_state_dict(folder)
-            encoder = encoder_from_state_dict(sd, spec)
+            hf = family_of_hf_config(config).hf
+            spec = hf.hf_config_to_spec(config)
+            sd = hf.read_state_dict(folder)
+            encoder = hf.encoder_from_state_dict(sd, spec)
         except ExportError as e:
             raise CheckpointError(f"{source}: {e}") from None
-        heads = {kind: h for kind in ("token", "sequence") if (h := head_from_state_dict(sd, kind)) is not None}
+        archs = config.get("architectures") or []
+        kinds = [k for k, a in hf.HEAD_ARCHITECTURES.items() if a in archs] or list(hf.HEAD_ARCHITECTURES)
+        heads = {kind: h for kind in kinds if (h := hf.head_from_state_dict(sd, kind)) is not None}
         loaded = LoadedModel(source, spec, encoder, _tokenizer(tokenizer or folder), heads, config)
-    loaded.spec = dataclasses.replace(loaded.spec, dtype=dtype, param_dtype="float32", attention_impl="xla")
+    loaded.spec = family_of(loaded.spec).for_inference(loaded.spec, dtype)
     check_vocabulary(loaded)
     return loaded
 

@@ -23,12 +23,13 @@ from jax.sharding import NamedSharding, PartitionSpec as P
 
 from ..config import OptimizerConfig
 from ..errors import CheckpointError, ConfigError
+from ..models import family_of
 from ..optim import make_optimizer
 from ..sharding import DATA, make_mesh, replicated
-from .heads import RobertaForClassification, init_classifier_params
+from .heads import classifier_model, init_classifier_params
 from .kinds import get_kind
 from .loading import LoadedModel
-from .tasks import Encoded, TaskData, TaskPreset, encode, model_max_length
+from .tasks import Encoded, TaskData, TaskPreset, encode
 
 log = logging.getLogger(__name__)
 
@@ -76,7 +77,7 @@ def linear_schedule(step, hyper):
 _STEPS: dict = {}
 
 
-def make_steps(model: RobertaForClassification, tx_key: tuple, mesh):
+def make_steps(model, tx_key: tuple, mesh):
     """``(tx, train_step, predict_step)``, jitted: parameters replicated, the batch split over ``data``.
 
     ``train_step(params, opt_state, step, batch, key, hyper)``; the learning rate is
@@ -167,7 +168,7 @@ class FineTuner:
         self.loaded, self.task, self.data, self.settings = loaded, task, data, settings
         spec = dataclasses.replace(loaded.spec, dtype=settings.dtype)
         self.spec = spec
-        limit = model_max_length(spec)
+        limit = family_of(spec).max_length(spec)
         self.max_length = task.max_length
         self.length_note = ""
         if task.max_length > limit:
@@ -183,7 +184,7 @@ class FineTuner:
             if b % n_dev:
                 raise ConfigError(f"{name} {b} is not a multiple of the {n_dev} devices")
         self.num_labels = len(data.labels)
-        self.model = RobertaForClassification(spec, self.num_labels, task.kind)
+        self.model = classifier_model(spec, self.num_labels, task.kind)
         self.mesh = make_mesh()
         steps_per_epoch = math.ceil(len(self.train_enc) / task.batch_size)
         self.total_steps = max(1, int(math.ceil(task.epochs * steps_per_epoch)))
@@ -345,23 +346,22 @@ def fine_tune_task(loaded: LoadedModel, task: TaskPreset, data: TaskData, settin
 
 
 def export_classifier(params, spec, kind: str, labels: list[str], out_dir: str, tokenizer, card: str) -> str:
-    """A transformers ``RobertaFor{Token,Sequence}Classification`` folder with ``id2label`` and a model card."""
+    """A transformers ``...For{Token,Sequence}Classification`` folder of the model's family with ``id2label``
+    and a model card."""
     from safetensors.numpy import save_file
 
-    from ..models.roberta_hf import HEAD_ARCHITECTURES, classifier_to_state_dict, spec_to_hf_config
-
+    family = family_of(spec)
     os.makedirs(out_dir, exist_ok=True)
     spec = dataclasses.replace(spec, dtype="float32")
     bos, eos = tokenizer.bos_token_id, tokenizer.eos_token_id
-    config = spec_to_hf_config(spec, bos if bos is not None else 0, eos if eos is not None else 2)
-    config.architectures = [HEAD_ARCHITECTURES[kind]]
+    config = family.hf.classifier_hf_config(spec, kind, bos if bos is not None else 0, eos if eos is not None else 2)
     config.id2label = {i: name for i, name in enumerate(labels)}
     config.label2id = {name: i for i, name in enumerate(labels)}
     get_kind(kind).configure_export(config)
     config.save_pretrained(out_dir)
-    save_file(classifier_to_state_dict(params, spec, kind), os.path.join(out_dir, "model.safetensors"),
+    save_file(family.hf.classifier_to_state_dict(params, spec, kind), os.path.join(out_dir, "model.safetensors"),
               metadata={"format": "pt"})
-    tokenizer.model_max_length = model_max_length(spec)
+    tokenizer.model_max_length = family.max_length(spec)
     tokenizer.save_pretrained(out_dir)
     with open(os.path.join(out_dir, "README.md"), "w", encoding="utf-8") as f:
         f.write(card)

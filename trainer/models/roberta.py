@@ -24,7 +24,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from ..config import ARCH, RobertaArchitecture
+from ..config import ARCH, ModelConfig, RobertaArchitecture
+from .base import TOKEN, ModelFamily, register_family
 
 
 @dataclasses.dataclass(frozen=True)
@@ -279,6 +280,58 @@ def init_params(spec: RobertaSpec, key: jax.Array, seq_len: int = 8):
     return jax.jit(lambda k: model.init({"params": k}, ids, deterministic=True)["params"])(key)
 
 
+class SequenceHead(nn.Module):
+    """transformers' ``RobertaClassificationHead``: ``<s>`` state -> dropout -> dense -> tanh -> dropout -> out_proj."""
+
+    spec: RobertaSpec
+    num_labels: int
+
+    @nn.compact
+    def __call__(self, x, deterministic: bool):
+        s = self.spec
+        h = nn.Dropout(s.hidden_dropout)(x[:, 0], deterministic=deterministic)
+        h = jnp.tanh(_dense(s, s.hidden_size, "dense")(h))
+        h = nn.Dropout(s.hidden_dropout)(h, deterministic=deterministic)
+        return _dense(s, self.num_labels, "out_proj")(h)
+
+
+class RobertaForClassification(nn.Module):
+    """The encoder (``embeddings``, ``layers_{i}``) and a ``classifier``: ``kind`` "token" (dropout -> Dense,
+    logits ``[batch, length, labels]``) or "sequence" (:class:`SequenceHead`, ``[batch, labels]``); float32 logits."""
+
+    spec: RobertaSpec
+    num_labels: int
+    kind: str
+
+    def setup(self):
+        s = self.spec
+        self.embeddings = Embeddings(s)
+        layer = nn.remat(Layer, static_argnums=(3,)) if s.remat == "full" else Layer
+        self.layers = [layer(s) for _ in range(s.num_layers)]
+        self.dropout = nn.Dropout(s.hidden_dropout)
+        if self.kind == TOKEN:
+            self.classifier = _dense(s, self.num_labels, "classifier")
+        else:
+            self.classifier = SequenceHead(s, self.num_labels)
+
+    def __call__(self, input_ids, attention_mask=None, deterministic: bool = True):
+        x = self.embeddings(input_ids, deterministic)
+        for layer in self.layers:
+            x = layer(x, attention_mask, deterministic)
+        if self.kind == TOKEN:
+            logits = self.classifier(self.dropout(x, deterministic=deterministic))
+        else:
+            logits = self.classifier(x, deterministic)
+        return logits.astype(jnp.float32)
+
+
+def init_classifier_params(spec: RobertaSpec, num_labels: int, kind: str, key: jax.Array, seq_len: int = 8):
+    """Random parameters of the whole classification model (encoder and head)."""
+    model = RobertaForClassification(spec, num_labels, kind)
+    ids = jnp.full((1, seq_len), spec.pad_token_id + 2, dtype=jnp.int32)
+    return jax.jit(lambda k: model.init({"params": k}, ids, deterministic=True)["params"])(key)
+
+
 def prediction_positions(weights: jax.Array, max_predictions: int):
     """``[batch, max_predictions]`` indices: each row's positions with a weight, in order, then others.
 
@@ -302,3 +355,69 @@ def mlm_loss_sums(logits: jax.Array, labels: jax.Array, weights: jax.Array):
     correct = (jnp.argmax(logits, axis=-1) == labels).astype(jnp.float32)
     # where, not a product: a meaningless (even NaN) output at a weight-0 position adds nothing
     return jnp.sum(jnp.where(w > 0, ce * w, 0.0)), jnp.sum(w), jnp.sum(jnp.where(w > 0, correct * w, 0.0))
+
+
+@register_family
+class RobertaFamily(ModelFamily):
+    """RoBERTa (BERTIN's architecture): learned positions offset by ``pad_token_id + 1``, post-LayerNorm."""
+
+    name = "roberta"
+    config_class = ModelConfig
+    spec_class = RobertaSpec
+    hf_module = __package__ + ".roberta_hf"
+    hf_model_types = ("roberta", "xlm-roberta", "camembert")
+    vocab_row_paths = (("embeddings", "word_embeddings", "embedding"), ("lm_head", "bias"))
+    reinit_paths = vocab_row_paths
+    position_paths = (("embeddings", "position_embeddings", "embedding"),)
+    mlm_only_params = ("lm_head",)
+    layer_modules = {
+        "attention/self/query": "attention query",
+        "attention/self/key": "attention key",
+        "attention/self/value": "attention value",
+        "attention/output_dense": "attention output",
+        "attention/output_LayerNorm": "attention LayerNorm",
+        "intermediate_dense": "intermediate",
+        "output_dense": "output",
+        "output_LayerNorm": "output LayerNorm",
+    }
+    other_names = {
+        "embeddings/word_embeddings/embedding": "word emb",
+        "embeddings/position_embeddings/embedding": "position emb",
+        "embeddings/token_type_embeddings/embedding": "type emb",
+        "embeddings/LayerNorm/scale": "emb LN scale",
+        "embeddings/LayerNorm/bias": "emb LN bias",
+        "lm_head/dense/kernel": "head dense W",
+        "lm_head/dense/bias": "head dense b",
+        "lm_head/layer_norm/scale": "head LN scale",
+        "lm_head/layer_norm/bias": "head LN bias",
+        "lm_head/bias": "head bias",
+    }
+
+    def spec_from_config(self, model, vocab_size, pad_token_id, eos_token_id=None, backend=None):
+        return RobertaSpec.from_config(model, vocab_size=vocab_size, pad_token_id=pad_token_id, backend=backend)
+
+    def max_length(self, spec) -> int:
+        """RoBERTa's positions start after the padding id: ``max_position_embeddings - pad_token_id - 1``."""
+        return spec.max_position_embeddings - spec.pad_token_id - 1
+
+    def mlm_module(self, spec):
+        return RobertaForMaskedLM(spec)
+
+    def init_params(self, spec, key, seq_len: int = 8):
+        return init_params(spec, key, seq_len)
+
+    def classifier_module(self, spec, num_labels, kind):
+        return RobertaForClassification(spec, num_labels, kind)
+
+    def init_classifier_params(self, spec, num_labels, kind, key, seq_len: int = 8):
+        return init_classifier_params(spec, num_labels, kind, key, seq_len)
+
+    def encoder_matmul_params(self, spec) -> int:
+        """Per layer ``4 H^2`` (Q, K, V, output) ``+ 2 H I`` (FFN)."""
+        h, i = spec.hidden_size, spec.intermediate_size
+        return spec.num_layers * (4 * h * h + 2 * h * i)
+
+    def head_matmul_params(self, spec) -> int:
+        """``H^2`` (dense) ``+ V H`` (the tied decoder, ``V`` the real vocabulary)."""
+        h = spec.hidden_size
+        return h * h + spec.vocab_size * h

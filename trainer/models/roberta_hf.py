@@ -163,6 +163,15 @@ def hf_config_to_spec(config: dict, **overrides) -> RobertaSpec:
 def export_pretrained(params, spec: RobertaSpec, out_dir: str, tokenizer_dir: Optional[str] = None,
                       tokenizer=None, extra_files: Optional[dict[str, str]] = None) -> str:
     """Write ``config.json``, ``model.safetensors`` (+ tokenizer files) to ``out_dir``."""
+    return write_folder(params_to_state_dict(params, spec), lambda bos, eos: spec_to_hf_config(spec, bos, eos),
+                        out_dir, spec.max_position_embeddings - spec.pad_token_id - 1, tokenizer_dir, tokenizer,
+                        extra_files, f"{spec.num_layers} layers, hidden {spec.hidden_size}, vocab {spec.vocab_size}")
+
+
+def write_folder(state_dict: dict, make_config, out_dir: str, max_length: int, tokenizer_dir: Optional[str] = None,
+                 tokenizer=None, extra_files: Optional[dict[str, str]] = None, what: str = "") -> str:
+    """A transformers folder: ``make_config(bos, eos).save_pretrained``, the weights as ``model.safetensors``,
+    the tokenizer (its ``model_max_length`` set to ``max_length``) and ``extra_files`` (any family)."""
     from safetensors.numpy import save_file
 
     os.makedirs(out_dir, exist_ok=True)
@@ -172,24 +181,23 @@ def export_pretrained(params, spec: RobertaSpec, out_dir: str, tokenizer_dir: Op
         tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir)
     bos = getattr(tokenizer, "bos_token_id", None) if tokenizer is not None else None
     eos = getattr(tokenizer, "eos_token_id", None) if tokenizer is not None else None
-    config = spec_to_hf_config(spec, bos if bos is not None else 0, eos if eos is not None else 2)
+    config = make_config(bos if bos is not None else 0, eos if eos is not None else 2)
     if tokenizer is not None:  # the model's length, not the training length the tokenizer was saved with
-        tokenizer.model_max_length = spec.max_position_embeddings - spec.pad_token_id - 1
+        tokenizer.model_max_length = max_length
     config.save_pretrained(out_dir)
-    save_file(params_to_state_dict(params, spec), os.path.join(out_dir, "model.safetensors"),
-              metadata={"format": "pt"})
+    save_file(state_dict, os.path.join(out_dir, "model.safetensors"), metadata={"format": "pt"})
     if tokenizer is not None:
         tokenizer.save_pretrained(out_dir)
     for name, text in (extra_files or {}).items():
         with open(os.path.join(out_dir, name), "w", encoding="utf-8") as f:
             f.write(text)
-    log.info("exported %s (%d layers, hidden %d, vocab %d)", out_dir, spec.num_layers, spec.hidden_size,
-             spec.vocab_size)
+    log.info("exported %s (%s)", out_dir, what)
     return out_dir
 
 
-def read_state_dict(folder: str) -> dict[str, np.ndarray]:
-    """Weights of a transformers folder (``model.safetensors``, or ``pytorch_model.bin`` with torch)."""
+def read_state_dict(folder: str, prefix: Optional[str] = "roberta.") -> dict[str, np.ndarray]:
+    """Weights of a transformers folder (``model.safetensors``, or ``pytorch_model.bin`` with torch);
+    ``prefix``: added to the encoder's names when none has it (a bare RobertaModel checkpoint)."""
     st = os.path.join(folder, "model.safetensors")
     if os.path.exists(st):
         from safetensors.numpy import load_file
@@ -205,8 +213,8 @@ def read_state_dict(folder: str) -> dict[str, np.ndarray]:
     else:
         raise ExportError(f"{folder}: no model.safetensors or pytorch_model.bin")
     # A bare RobertaModel checkpoint has no "roberta." prefix.
-    if not any(k.startswith("roberta.") for k in sd):
-        sd = {("roberta." + k if not k.startswith("lm_head.") else k): v for k, v in sd.items()}
+    if prefix and not any(k.startswith(prefix) for k in sd):
+        sd = {(prefix + k if not k.startswith("lm_head.") else k): v for k, v in sd.items()}
     return sd
 
 
@@ -247,6 +255,13 @@ def classifier_entries(spec: RobertaSpec, kind: str) -> Iterator[tuple[tuple[str
     for fpath, tprefix in HEAD_MODULES[kind]:
         for leaf, tname, tr in _DENSE:
             yield fpath + (leaf,), f"{tprefix}.{tname}", tr
+
+
+def classifier_hf_config(spec: RobertaSpec, kind: str, bos_token_id: int = 0, eos_token_id: int = 2):
+    """The transformers config of a ``kind`` classification export."""
+    config = spec_to_hf_config(spec, bos_token_id, eos_token_id)
+    config.architectures = [HEAD_ARCHITECTURES[kind]]
+    return config
 
 
 def classifier_to_state_dict(params, spec: RobertaSpec, kind: str) -> dict[str, np.ndarray]:

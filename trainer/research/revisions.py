@@ -80,8 +80,9 @@ def export_revision(params, spec, meta: dict, step: int, folder: str, repo_id: O
     import dataclasses
 
     from ..export import model_card
-    from ..models.roberta_hf import export_pretrained
+    from ..models import family_of
 
+    export_pretrained = family_of(spec).hf.export_pretrained
     card = model_card(meta, step, repo_id, revisions=revisions_section(repo_id, steps))
     spec_out = dataclasses.replace(spec, dtype="float32", param_dtype="float32")
     tmp = folder + ".tmp"

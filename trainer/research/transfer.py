@@ -1,7 +1,7 @@
 """Transfer to a new language (continued pretraining with a new tokenizer) and frozen parameters.
 
 ``model.transfer_from`` names the weights to start from: a checkpoint of this trainer (a
-checkpoints folder, a step in it, or a run folder), a transformers RoBERTa folder, or a Hub model
+checkpoints folder, a step in it, or a run folder), a transformers folder of the model's family, or a Hub model
 id (``owner/name`` or ``owner/name@revision``). Every parameter is taken from it except, with
 ``model.reinit_embeddings`` (the default), the token embeddings, the tied LM-head decoder (the
 same matrix) and the LM-head bias, which start from this run's random initialisation, so the new
@@ -26,11 +26,12 @@ import numpy as np
 
 from ..errors import ConfigError
 from ..hooks import Extension
-from ..models.roberta import ARCH_FIELDS, RobertaSpec
+from ..models import family_of
 
 log = logging.getLogger(__name__)
 
-#: The parameters re-initialised by ``model.reinit_embeddings`` (the decoder is tied to the first).
+#: RoBERTa's parameters re-initialised by ``model.reinit_embeddings`` (the decoder is tied to the first) and
+#: ``model.reset_position_embeddings``; every family names its own (``ModelFamily.reinit_paths``, ``position_paths``).
 EMBEDDING_PATHS = (("embeddings", "word_embeddings", "embedding"), ("lm_head", "bias"))
 POSITION_PATH = ("embeddings", "position_embeddings", "embedding")
 
@@ -53,15 +54,15 @@ def _download(repo: str) -> str:
     return os.path.dirname(config)
 
 
-def load_source(source: str, spec: RobertaSpec, reinit_embeddings: bool = True) -> dict:
+def load_source(source: str, spec, reinit_embeddings: bool = True) -> dict:
     """The numpy params of ``source``, checked against ``spec`` (every differing architecture field
     named; the vocabulary may differ when the embeddings are re-initialised)."""
     from ..errors import CheckpointError, ExportError
 
+    family = family_of(spec)
+    import_pretrained = family.hf.import_pretrained
     try:
         if os.path.isfile(os.path.join(source, "config.json")):
-            from ..models.roberta_hf import import_pretrained
-
             src_spec, params = import_pretrained(source, pad_vocab_to_multiple_of=spec.pad_vocab_to_multiple_of)
         elif os.path.exists(source):
             from ..export import load_checkpoint_params
@@ -69,15 +70,16 @@ def load_source(source: str, spec: RobertaSpec, reinit_embeddings: bool = True) 
             src_spec, params, _, step = load_checkpoint_params(source)
             log.info("transfer: weights of %s step %d", source, step)
         else:
-            from ..models.roberta_hf import import_pretrained
-
             src_spec, params = import_pretrained(_download(source),
                                                  pad_vocab_to_multiple_of=spec.pad_vocab_to_multiple_of)
     except (CheckpointError, ExportError) as e:
         raise ConfigError(f"model.transfer_from={source!r}: {e}") from None
+    if family_of(src_spec) is not family:
+        raise ConfigError(f"model.transfer_from={source!r} is a {family_of(src_spec).name} model, the config "
+                          f"a {family.name} one (model.type)")
     free = {"vocab_size", "pad_vocab_to_multiple_of"} if reinit_embeddings else set()
     diffs = [f"{k}: source {getattr(src_spec, k)!r}, config {getattr(spec, k)!r}"
-             for k in ARCH_FIELDS if k not in free and getattr(src_spec, k) != getattr(spec, k)]
+             for k in family.arch_fields() if k not in free and getattr(src_spec, k) != getattr(spec, k)]
     if diffs:
         hint = "" if reinit_embeddings else " (with model.reinit_embeddings=false the vocabulary must match too)"
         raise ConfigError(f"model.transfer_from={source!r} does not match the model config{hint}: " + "; ".join(diffs))
@@ -96,19 +98,25 @@ def _set(tree, path, value):
     tree[path[-1]] = value
 
 
-def combine(source_params, fresh_params, reinit_embeddings: bool = True, reset_position_embeddings: bool = False):
+def combine(source_params, fresh_params, reinit_embeddings: bool = True, reset_position_embeddings: bool = False,
+            family=None):
     """``source_params`` with the re-initialised parts taken from ``fresh_params`` (numpy, float32
-    dtypes of ``fresh_params``); every other leaf must have the same shape in both."""
+    dtypes of ``fresh_params``); every other leaf must have the same shape in both. ``family``: the
+    model family naming those parts (:mod:`trainer.models`; None: RoBERTa)."""
     import jax
 
     fresh = jax.tree.map(np.asarray, fresh_params)
     src = jax.tree.map(np.asarray, source_params)
     out = jax.tree.map(lambda a: a, fresh)  # same structure, fresh leaves (replaced below)
     replaced = set()
+    if family is None:
+        from ..models import get_family
+
+        family = get_family("roberta")
     if reinit_embeddings:
-        replaced |= set(EMBEDDING_PATHS)
+        replaced |= set(family.reinit_paths)
     if reset_position_embeddings:
-        replaced.add(POSITION_PATH)
+        replaced |= set(family.position_paths)
     for path_keys, leaf in jax.tree_util.tree_flatten_with_path(fresh)[0]:
         path = tuple(getattr(k, "key", k) for k in path_keys)
         if path in replaced:
@@ -135,4 +143,4 @@ class TransferExtension(Extension):
         if not m.transfer_from:
             return None
         source = load_source(m.transfer_from, spec, m.reinit_embeddings)
-        return combine(source, fresh(), m.reinit_embeddings, m.reset_position_embeddings)
+        return combine(source, fresh(), m.reinit_embeddings, m.reset_position_embeddings, family_of(spec))

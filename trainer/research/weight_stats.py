@@ -25,33 +25,33 @@ from ..hooks import Extension, Hook
 from ..param_paths import flat_params, path_str  # noqa: F401  (path_str: part of this module's API)
 
 STATS = ("mean", "std", "max_abs")
+
+
+def _roberta():
+    from ..models import get_family
+
+    return get_family("roberta")
+
+
+def _union(dicts) -> dict:
+    out: dict = {}
+    for d in dicts:
+        out.update({k: v for k, v in d.items() if k not in out})
+    return out
+
+
+def _families(loaded) -> list:
+    from ..models import get_family
+
+    return [get_family(item.family) for item in loaded]
 STAT_TITLES = {"mean": "mean", "std": "standard deviation", "max_abs": "max |w|"}
 
-#: Per-layer module kinds (path inside ``layers_{i}`` without the leaf) -> column title, in plot order.
-LAYER_MODULES = {
-    "attention/self/query": "attention query",
-    "attention/self/key": "attention key",
-    "attention/self/value": "attention value",
-    "attention/output_dense": "attention output",
-    "attention/output_LayerNorm": "attention LayerNorm",
-    "intermediate_dense": "intermediate",
-    "output_dense": "output",
-    "output_LayerNorm": "output LayerNorm",
-}
-#: Short names of the parameters outside the layers (the last plot column).
-OTHER_NAMES = {
-    "embeddings/word_embeddings/embedding": "word emb",
-    "embeddings/position_embeddings/embedding": "position emb",
-    "embeddings/token_type_embeddings/embedding": "type emb",
-    "embeddings/LayerNorm/scale": "emb LN scale",
-    "embeddings/LayerNorm/bias": "emb LN bias",
-    "lm_head/dense/kernel": "head dense W",
-    "lm_head/dense/bias": "head dense b",
-    "lm_head/layer_norm/scale": "head LN scale",
-    "lm_head/layer_norm/bias": "head LN bias",
-    "lm_head/bias": "head bias",
-}
-_LAYER = re.compile(r"layers_(\d+)/(.+)/([^/]+)$")
+#: RoBERTa's per-layer module kinds (path inside ``layers_{i}`` without the leaf) -> column title, in plot
+#: order, and short names of its parameters outside the layers (the last plot column); every model family
+#: names its own (``ModelFamily.layer_modules``, ``other_names``).
+LAYER_MODULES = _roberta().layer_modules
+OTHER_NAMES = _roberta().other_names
+_LAYER = re.compile(r"(?:.*/)?layers_(\d+)/(.+)/([^/]+)$")
 
 
 def leaf_stats(value: np.ndarray) -> dict[str, float]:
@@ -59,13 +59,15 @@ def leaf_stats(value: np.ndarray) -> dict[str, float]:
     return {"mean": float(a.mean()), "std": float(a.std()), "max_abs": float(np.abs(a).max())}
 
 
-def param_stats(params, vocab_size: Optional[int] = None) -> dict[str, dict[str, float]]:
+def param_stats(params, vocab_size: Optional[int] = None, family=None) -> dict[str, dict[str, float]]:
     """``{path: {mean, std, max_abs}}`` of every leaf (numpy, float64); the vocabulary padding rows
-    of the word embeddings and LM-head bias are left out when ``vocab_size`` is given."""
+    of the word embeddings and LM-head bias (``family.vocab_row_paths``; None: RoBERTa's) are left out
+    when ``vocab_size`` is given."""
+    rows = {"/".join(p) for p in (family or _roberta()).vocab_row_paths}
     out = {}
     for path, leaf in flat_params(params).items():
         a = np.asarray(leaf)
-        if vocab_size is not None and path in ("embeddings/word_embeddings/embedding", "lm_head/bias"):
+        if vocab_size is not None and path in rows:
             a = a[:vocab_size]
         out[path] = leaf_stats(a)
     return out
@@ -118,6 +120,7 @@ class Loaded:
     label: str
     stats: dict[str, dict[str, float]]
     num_layers: int
+    family: str = "roberta"  # the model family (its module kinds and names)
 
 
 def load_any(source: str) -> tuple[str, Any, Any]:
@@ -128,20 +131,26 @@ def load_any(source: str) -> tuple[str, Any, Any]:
 
     if source.startswith("random:"):
         from ..config_loading import load_config
-        from ..models.roberta import RobertaSpec, init_params
+        from ..models import family_of
 
         spec_text = source[len("random:"):]
         name, _, seed = spec_text.partition("@")
         cfg = load_config(name)
         m = cfg.model
-        spec = RobertaSpec.from_config(m, vocab_size=m.vocab_size or 50265, pad_token_id=1, backend="cpu")
+        family = family_of(m)
+        spec = family.spec_from_config(m, vocab_size=m.vocab_size or 50265, pad_token_id=1, eos_token_id=2,
+                                       backend="cpu")
         spec = _float32(spec)
-        params = jax.tree.map(np.asarray, init_params(spec, jax.random.key(int(seed or cfg.training.seed))))
+        params = jax.tree.map(np.asarray, family.init_params(spec, jax.random.key(int(seed or cfg.training.seed))))
         return f"random init ({name})", spec, params
     if os.path.isfile(os.path.join(source, "config.json")):
-        from ..models.roberta_hf import import_pretrained
+        import json
 
-        spec, params = import_pretrained(source)
+        from ..models import family_of_hf_config
+
+        with open(os.path.join(source, "config.json"), encoding="utf-8") as f:
+            config = json.load(f)
+        spec, params = family_of_hf_config(config).hf.import_pretrained(source)
         return os.path.basename(os.path.normpath(source)), spec, params
     from ..export import load_checkpoint_params
 
@@ -159,8 +168,11 @@ def _float32(spec):
 
 
 def load_stats(source: str, label: Optional[str] = None) -> Loaded:
+    from ..models import family_of
+
     name, spec, params = load_any(source)
-    return Loaded(label or name, param_stats(params, spec.vocab_size), spec.num_layers)
+    family = family_of(spec)
+    return Loaded(label or name, param_stats(params, spec.vocab_size, family), spec.num_layers, family.name)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -186,10 +198,10 @@ def format_table(loaded: list[Loaded]) -> str:
     def order(p):
         layer, module, leaf = split_path(p)
         if layer is None:
-            return (0 if p.startswith("embeddings") else 2, 0, p)
-        kinds = list(LAYER_MODULES)
+            return (0 if "embeddings" in p else 2, 0, p)
         return (1, layer, f"{kinds.index(module) if module in kinds else 99:02d}{module}/{leaf}")
 
+    kinds = list(_union(f.layer_modules for f in _families(loaded)))
     paths.sort(key=order)
     width = max(len(p) for p in paths)
     head = f"{'parameter':<{width}}" + "".join(f" | {item.label[:32]:^32}" for item in loaded)
@@ -222,13 +234,15 @@ def plot(loaded: list[Loaded], path: str, title: Optional[str] = None) -> str:
     import matplotlib.pyplot as plt
     from matplotlib.lines import Line2D
 
-    kinds = list(LAYER_MODULES)
+    layer_modules = _union(f.layer_modules for f in _families(loaded))
+    other_names = _union(f.other_names for f in _families(loaded))
+    kinds = list(layer_modules)
     ncols = len(kinds) + 1
     rows = [(stat, part) for stat in STATS for part in ("weight", "bias")]
     fig, axes = plt.subplots(len(rows), ncols, figsize=(2.6 * ncols, 1.9 * len(rows) + 1.0), squeeze=False)
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     max_layers = max(item.num_layers for item in loaded)
-    others = {part: [p for p in OTHER_NAMES if _is_weight(p.rsplit("/", 1)[1]) == (part == "weight")]
+    others = {part: [p for p in other_names if _is_weight(p.rsplit("/", 1)[1]) == (part == "weight")]
               for part in ("weight", "bias")}
     for ci, item in enumerate(loaded):
         color = colors[ci % len(colors)]
@@ -262,7 +276,7 @@ def plot(loaded: list[Loaded], path: str, title: Optional[str] = None) -> str:
                     ax.set_ylim(mid - span / 2, mid + span / 2)
             ax.yaxis.get_offset_text().set_fontsize(7)
             if ri == 0:
-                ax.set_title(LAYER_MODULES[kinds[ki]] if ki < len(kinds) else "embeddings & head", fontsize=10)
+                ax.set_title(layer_modules[kinds[ki]] if ki < len(kinds) else "embeddings & head", fontsize=10)
             if ki == 0:
                 label = f"{STAT_TITLES[stat]}\n({'weights / LN scales' if part == 'weight' else 'biases'})"
                 ax.set_ylabel(label, fontsize=9)
@@ -280,7 +294,7 @@ def plot(loaded: list[Loaded], path: str, title: Optional[str] = None) -> str:
                     ax.set_yscale("symlog", linthresh=1e-2)
                 ax.set_xlim(-0.6, len(names) - 0.4)
                 ax.set_xticks(range(len(names)))
-                ax.set_xticklabels([OTHER_NAMES[p] for p in names], rotation=35, ha="right", fontsize=6.5)
+                ax.set_xticklabels([other_names[p] for p in names], rotation=35, ha="right", fontsize=6.5)
     handles = [Line2D([], [], color=colors[i % len(colors)], linewidth=2.5, marker="o", label=item.label)
                for i, item in enumerate(loaded)]
     fig.suptitle(title or "weight statistics per layer", fontsize=13, y=0.995)
