@@ -197,11 +197,6 @@ class Encoded:
         return len(self.input_ids)
 
 
-def model_max_length(spec) -> int:
-    """The longest input the position embeddings allow (RoBERTa's positions start after the padding id)."""
-    return spec.max_position_embeddings - spec.pad_token_id - 1
-
-
 def encode(split, task: TaskPreset, tokenizer, max_length: int, split_name: str = "") -> Encoded:
     """Tokenize a split to fixed-length arrays (padded to its longest example, a multiple of 8), as the
     task's kind does (:meth:`~trainer.finetune.kinds.base.TaskKind.tokenize`)."""
