@@ -63,6 +63,9 @@ def push_folder(
     """
     from huggingface_hub import HfApi
 
+    from .hub_reach import require_hub
+
+    require_hub(f"{repo_type} repository {repo_id!r}", endpoint)  # one line at once, not 25 s of retries
     api = HfApi(endpoint=endpoint or os.environ.get("HF_ENDPOINT") or None, token=token)
     try:
         api.create_repo(repo_id, repo_type=repo_type, private=private, exist_ok=True)

@@ -14,6 +14,7 @@ import logging
 import os
 import shutil
 import signal
+import sys
 import threading
 from typing import Any, Callable, Optional
 
@@ -179,7 +180,7 @@ class Trainer:
     def setup(self) -> None:
         """Every check, then the state; a failed check leaves no folder behind and no Orbax thread running."""
         out = self.cfg.training.output_dir
-        created = not os.path.exists(out)
+        created = self._created_output = not os.path.exists(out)
         self.ckpt = self._init_src = None
         try:
             self._setup()
@@ -414,7 +415,7 @@ class Trainer:
         self.throughput = Throughput(t.global_batch_size * L,
                                      lambda tps: flops_lib.mfu(tps, self.spec, L, device_kind, self.num_devices,
                                                                predicted))
-        self.monitor = Monitor(cfg, enabled=self.rank == 0)
+        self.monitor = Monitor(cfg, enabled=self.rank == 0, resume_step=self.resume_step)
         self.train_metrics: dict = {}  # the last logged record
         self.eval_history: list = []
         self.bar = None
@@ -446,13 +447,25 @@ class Trainer:
             batches.close()
             if self.bar is not None:
                 self.bar.close()
-            self.ckpt.close()
-            revision_errors = self.revisions.close() if getattr(self, "revisions", None) is not None else []
-            self.monitor.close()
+            try:
+                self.ckpt.close()  # a failed background save raises CheckpointError here
+            finally:
+                revision_errors = self.revisions.close() if getattr(self, "revisions", None) is not None else []
+                self.monitor.close()
+                if sys.exc_info()[0] is not None:
+                    self._remove_output_if_nothing_saved()
         if revision_errors:
             raise CheckpointError("scheduled revisions failed: " + "; ".join(revision_errors))
         return TrainResult(self.step, cfg.training.output_dir, self.ckpt.directory, self.train_metrics,
                            self.eval_history)
+
+    def _remove_output_if_nothing_saved(self) -> None:
+        """A run that failed before its first checkpoint leaves no folder it created (nothing to resume)."""
+        if not getattr(self, "_created_output", False) or self.rank != 0:
+            return
+        folder = self.ckpt.directory
+        if not any(name.isdigit() for name in (os.listdir(folder) if os.path.isdir(folder) else ())):
+            shutil.rmtree(self.cfg.training.output_dir, ignore_errors=True)
 
     # -- default hooks ----------------------------------------------------------------------------
     def _default_hooks(self) -> list[Hook]:
