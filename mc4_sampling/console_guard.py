@@ -26,6 +26,9 @@ ENVIRONMENT_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.
 CLI_SPELLINGS = {"on_bad_record='skip'": "--on-bad-record skip", "on_bad_record": "--on-bad-record",
                  "data_dir=": "--data-dir ", "base_url=": "--base-url "}
 
+#: Library exceptions that wrap the real cause (reported by it).
+WRAPPERS = frozenset({"DatasetGenerationError"})
+
 EXIT_USER_ERROR = 2
 EXIT_INTERRUPTED = 130
 EXIT_TERMINATED = 143  # 128 + SIGTERM
@@ -64,6 +67,11 @@ def error_message(error: BaseException) -> Optional[str]:
             return os_error_message(e)
         if isinstance(e, MemoryError):
             return "out of memory; lower the batch size or the number of workers"
+    chain = list(_chain(error))
+    if any(type(e).__name__ in WRAPPERS for e in chain):  # e.g. a corrupt JSON-lines file under load_dataset
+        root = chain[-1]
+        first = str(root).splitlines()[0] if str(root) else ""
+        return f"the dataset files cannot be read: {type(root).__name__}: {first}"
     return None
 
 

@@ -27,7 +27,10 @@ from typing import Iterator, Optional
 
 from .errors import OutputError
 
-#: The file that says "this tool wrote this folder" (a rerun may replace such a folder).
+#: The extended attribute of a folder that says "this tool wrote this folder" (a rerun may replace
+#: it): invisible in listings and uploads, kept by renames.
+MARKER_XATTR = "user.mc4-sampling.written-by"
+#: The marker file used instead where the file system has no extended attributes.
 MARKER = ".written-by-mc4-sampling"
 
 #: What to do about each fault, appended to its one line.
@@ -53,15 +56,22 @@ def os_error_message(error: OSError, path=None) -> str:
 
 
 def is_ours(path) -> bool:
-    """Whether ``path`` is a folder holding this tool's :data:`MARKER`."""
-    return os.path.isfile(os.path.join(path, MARKER))
+    """Whether ``path`` is a folder marked as written by this tool (:data:`MARKER_XATTR` or :data:`MARKER`)."""
+    try:
+        os.getxattr(path, MARKER_XATTR)
+        return True
+    except (OSError, AttributeError):
+        return os.path.isfile(os.path.join(path, MARKER))
 
 
 def write_marker(folder, command: str) -> None:
-    """Record in ``folder`` that ``command`` wrote it (and when)."""
-    with open(os.path.join(folder, MARKER), "w", encoding="utf-8") as f:
-        json.dump({"command": command, "time": time.strftime("%Y-%m-%dT%H:%M:%S")}, f)
-        f.write("\n")
+    """Record on ``folder`` that ``command`` wrote it (and when): an extended attribute, else a file."""
+    record = json.dumps({"command": command, "time": time.strftime("%Y-%m-%dT%H:%M:%S")})
+    try:
+        os.setxattr(folder, MARKER_XATTR, record.encode())
+    except (OSError, AttributeError):  # no extended attributes here
+        with open(os.path.join(folder, MARKER), "w", encoding="utf-8") as f:
+            f.write(record + "\n")
 
 
 def _nearest_existing(path: Path) -> Path:
@@ -71,28 +81,32 @@ def _nearest_existing(path: Path) -> Path:
     return path
 
 
-def check_output_dir(path, option: str = "--output", overwrite: bool = False, ours=is_ours) -> None:
+#: What a refusal of a folder holding other files suggests.
+OVERWRITE_HINT = "give a new or empty folder, or pass --overwrite to replace it"
+
+
+def check_output_dir(path, option: str = "--output", overwrite: bool = False, ours=is_ours,
+                     hint: str = OVERWRITE_HINT) -> None:
     """Refuse an output folder that cannot or must not be written, before any work (see the module doc).
 
     ``ours(path)``: whether an existing non-empty folder was written by this tool (default: it holds
     the marker). Raises :class:`~mc4_sampling.errors.OutputError` naming ``option`` and ``path``.
     """
     p = Path(path)
-    shown = f"{option} {str(path)!r}"
+    shown = f"cannot write {option} {str(path)!r}"
     if p.exists() and not p.is_dir():
-        raise OutputError(f"{shown} is a file, not a folder; give a folder name")
+        raise OutputError(f"{shown}: it is a file, not a folder; give a folder name")
     if p.is_dir():
         if not os.access(p, os.W_OK | os.X_OK):
             raise OutputError(f"{shown}: Permission denied (check its permissions or write elsewhere)")
         entries = sorted(os.listdir(p))
         if entries and not overwrite and not ours(p):
             some = ", ".join(entries[:3]) + (", ..." if len(entries) > 3 else "")
-            raise OutputError(f"{shown} already holds files this tool did not write ({some}); "
-                              "give a new or empty folder, or pass --overwrite to replace it")
+            raise OutputError(f"{shown}: it already holds files this tool did not write ({some}); {hint}")
         return
     parent = _nearest_existing(p)
     if not parent.is_dir():
-        raise OutputError(f"{shown}: {str(parent)!r} is a file, not a folder")
+        raise OutputError(f"{shown}: Not a directory ({str(parent)!r} is a file, not a folder)")
     if not os.access(parent, os.W_OK | os.X_OK):
         raise OutputError(f"{shown}: cannot create it in {str(parent)!r}: Permission denied")
 
@@ -109,7 +123,7 @@ def atomic_dir(path, command: str, option: str = "--output", overwrite: bool = F
         final.parent.mkdir(parents=True, exist_ok=True)
         tmp.mkdir()
     except OSError as e:
-        raise OutputError(f"{option} {os_error_message(e, path)}") from None
+        raise OutputError(f"cannot write {option} {os_error_message(e, path)}") from None
     try:
         yield tmp
         write_marker(tmp, command)
@@ -136,3 +150,50 @@ def replace_dir(new: Path, final: Path) -> None:
         raise
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)
+
+
+def check_output_file(path, option: str = "--output", overwrite: bool = False, ours=None) -> None:
+    """Refuse, before any work, an output file path that cannot or must not be written: a folder, a
+    path under a file or a folder that cannot be written, or an existing non-empty regular file
+    (unless ``overwrite``, or ``ours(path)``: it looks like this command's own output, e.g.
+    :func:`looks_like_json_lines`). Devices and pipes (``/dev/null``) are fine."""
+    p = Path(path)
+    shown = f"cannot write {option} {str(path)!r}"
+    if p.is_dir():
+        raise OutputError(f"{shown}: it is a folder; give a file name")
+    if p.exists():
+        if p.is_file() and p.stat().st_size > 0 and not overwrite and not (ours is not None and ours(p)):
+            raise OutputError(f"{shown}: it already exists; give a new file name, or pass --overwrite to replace it")
+        if not os.access(p, os.W_OK):
+            raise OutputError(f"{shown}: Permission denied (check its permissions or write elsewhere)")
+        return
+    parent = _nearest_existing(p.parent)
+    if not parent.is_dir():
+        raise OutputError(f"{shown}: Not a directory ({str(parent)!r} is a file, not a folder)")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise OutputError(f"{shown}: cannot create it in {str(parent)!r}: Permission denied")
+
+
+def mark_as_ours(folder, command: str) -> None:
+    """Create ``folder`` if needed and write the marker into it (for folders filled step by step, whose
+    partial contents are worth keeping, e.g. fine-tuning results)."""
+    os.makedirs(folder, exist_ok=True)
+    if not is_ours(folder):
+        write_marker(folder, command)
+
+
+#: Names of JSON-lines files (what ``sample -o`` may replace).
+JSON_LINES_SUFFIXES = (".jsonl", ".json", ".ndjson", ".jsonl.gz")
+
+
+def looks_like_json_lines(path) -> bool:
+    """Whether the file is named like JSON lines or its first line is a JSON object (the output of a
+    JSON-lines command): such a file may be replaced by ``sample -o``, any other is refused."""
+    if str(path).endswith(JSON_LINES_SUFFIXES):
+        return True
+    try:
+        with open(path, encoding="utf-8") as f:
+            first = f.readline(1 << 20)
+        return isinstance(json.loads(first), dict)
+    except (OSError, ValueError):
+        return False

@@ -23,6 +23,8 @@ import jax.numpy as jnp
 import numpy as np
 import yaml
 
+from mc4_sampling.safe_output import check_output_dir, is_ours, mark_as_ours
+
 from . import flops as flops_lib
 from .checkpoint import Checkpointer, check_compatible, gather_positions, spec_to_meta, split_checkpoint_path
 from .config import TrainerConfig, max_sequence_length
@@ -180,6 +182,8 @@ class Trainer:
     def setup(self) -> None:
         """Every check, then the state; a failed check leaves no folder behind and no Orbax thread running."""
         out = self.cfg.training.output_dir
+        check_output_dir(out, "training.output_dir", ours=is_run_folder,  # never write into others' files
+                         hint="give another training.output_dir, or empty it")
         created = self._created_output = not os.path.exists(out)
         self.ckpt = self._init_src = None
         try:
@@ -375,6 +379,7 @@ class Trainer:
     def _write_run_files(self) -> None:
         out = self.cfg.training.output_dir
         os.makedirs(out, exist_ok=True)
+        mark_as_ours(out, "trainer train")
         with open(os.path.join(out, "config.yaml"), "w", encoding="utf-8") as f:
             yaml.safe_dump(self.cfg.to_dict(), f, sort_keys=False)
         self.tokenizer_dir = os.path.abspath(os.path.join(out, "tokenizer"))
@@ -592,6 +597,12 @@ class Trainer:
         self.ckpt.save(self.step, self.params, self.opt_state, train, positions, self.meta())
         self._saved_step = self.step
         log.info("checkpoint at step %d requested (%s)", self.step, self.ckpt.directory)
+
+
+def is_run_folder(path: str) -> bool:
+    """A folder this trainer wrote: its marker, or the files of a run (from before the marker)."""
+    return is_ours(path) or os.path.isfile(os.path.join(path, "config.yaml")) or os.path.isdir(
+        os.path.join(path, "checkpoints"))
 
 
 def train(cfg: TrainerConfig, on_eval: Optional[Callable[[int, dict], None]] = None) -> TrainResult:
