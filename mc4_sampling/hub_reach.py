@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import socket
+import sys
 from typing import Optional
 from urllib.parse import urlsplit
 
@@ -65,6 +66,9 @@ def require_hub(what: str, endpoint_url: Optional[str] = None) -> None:
     """Raise HubUnreachableError at once when ``what`` (e.g. ``model 'owner/name'``) would be looked up
     on a Hub that cannot be reached; nothing when it can, or when ``HF_HUB_OFFLINE`` is set."""
     if hub_offline():
+        constants = sys.modules.get("huggingface_hub.constants")
+        if constants is not None:  # imported before the variable was set (the library reads it once)
+            constants.HF_HUB_OFFLINE = True
         return
     url = endpoint(endpoint_url)
     reason = probe(url)
