@@ -280,7 +280,8 @@ def test_metrics_file_holds_each_step_once_after_a_resume(tmp_path):
     from trainer.config_loading import load_config
     from trainer.monitor import Monitor, read_metrics
 
-    cfg = load_config("tiny-cpu", _json_sets(**{"training.output_dir": str(tmp_path), "logging.tensorboard": False})[1::2])
+    sets = _json_sets(**{"training.output_dir": str(tmp_path), "logging.tensorboard": False})
+    cfg = load_config("tiny-cpu", sets[1::2])
     path = tmp_path / "metrics.jsonl"
     path.write_text("".join(json.dumps({"kind": "train", "step": s, "loss": s}) + "\n" for s in range(1, 11))
                     + '{"kind": "train", "st')  # steps 1-10, and a line cut short by a crash
