@@ -67,12 +67,16 @@ def error_message(error: BaseException) -> Optional[str]:
             return os_error_message(e)
         if isinstance(e, MemoryError):
             return "out of memory; lower the batch size or the number of workers"
-    chain = list(_chain(error))
-    if any(type(e).__name__ in WRAPPERS for e in chain):  # e.g. a corrupt JSON-lines file under load_dataset
-        root = chain[-1]
-        first = str(root).splitlines()[0] if str(root) else ""
-        return f"the dataset files cannot be read: {type(root).__name__}: {first}"
+    if any(type(e).__name__ in WRAPPERS for e in _chain(error)):  # e.g. a corrupt JSON-lines file
+        return f"the dataset files cannot be read: {root_cause(error)}"
     return None
+
+
+def root_cause(error: BaseException) -> str:
+    """``<type>: <first line>`` of the innermost exception of ``error``'s chain (what a wrapper hides)."""
+    root = list(_chain(error))[-1]
+    first = str(root).splitlines()[0] if str(root) else ""
+    return f"{type(root).__name__}: {first}"
 
 
 def in_cli_spelling(message: str) -> str:

@@ -88,6 +88,7 @@ def _paths(tmp_path, user_folder):
     (tmp_path / "cfgdir").mkdir()
     (tmp_path / "bad.yaml").write_text("model: [unclosed\n")
     (tmp_path / "binary.yaml").write_bytes(b"\xff\xfe\x00bin")
+    (tmp_path / "corrupt.jsonl").write_text('{"text": "a", "label": 0}\n{"text": "b", "lab\n')
     return dict(tmp=tmp_path, mine=user_folder)
 
 
@@ -110,6 +111,8 @@ MISTAKES = [
     ("compare {tmp}/r.json --output {mine}", "--output '{mine}': it already holds files this tool did not"),
     ("evaluate --model m --task pos --output {tmp}/afile.txt", "--output '{tmp}/afile.txt': it already exists"),
     ("finetune --model m --task pos --output {mine}", "--output '{mine}': it already holds files"),
+    ("finetune --model m --task sequence-classification --dataset json --data-files train={tmp}/corrupt.jsonl "
+     "--output {tmp}/out", "cannot read the data of 'json' ({tmp}/corrupt.jsonl): ValueError"),
 ]
 
 

@@ -24,6 +24,8 @@ def configure_logging(level: int = logging.INFO) -> None:
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
     for noisy in QUIET_LOGGERS:
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    # datasets' builders log a corrupt file as an error, then raise: the raise is reported as one line
+    logging.getLogger("datasets.packaged_modules").setLevel(logging.CRITICAL)
 
 
 def run_guarded(fn: Callable[[], int]) -> int:
