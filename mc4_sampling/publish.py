@@ -325,8 +325,12 @@ def prepare_output(out: str, manifest: dict, overwrite: bool) -> bool:
         except (OSError, ValueError):
             old = None
         foreign = [f for f in existing if not _ours(f, (old or {}).get("configs", {}))] if old else existing
+        nothing_done = old is not None and not foreign and not any(
+            f.startswith(("data/", f"{STATE_DIR}/units/")) for f in existing)
         if old == manifest and not foreign:
             resumed = True
+        elif nothing_done:  # a run that failed before finishing a shard: start afresh with these options
+            shutil.rmtree(os.path.join(out, STATE_DIR), ignore_errors=True)
         elif not overwrite:
             if old is None or old.get("format") != MANIFEST_FORMAT:
                 listed = ", ".join(foreign[:3]) + (", ..." if len(foreign) > 3 else "")

@@ -268,3 +268,22 @@ def _ends_within(pid: int, seconds: float) -> bool:
             return True
         time.sleep(0.2)
     return False
+
+
+def test_publish_that_failed_before_any_shard_does_not_block_the_corrected_rerun(tmp_path):
+    """A failed run leaves only its manifest and logs: a rerun with other (corrected) options starts afresh;
+    once a shard is finished, other options are refused as before."""
+    from mc4_sampling.publish import STATE_DIR, PublishError, prepare_output
+
+    out = str(tmp_path / "out")
+    first = {"format": "mc4-sampling-publish", "configs": {"a": {"seed": 1}}}
+    assert prepare_output(out, first, overwrite=False) is False
+    os.makedirs(os.path.join(out, STATE_DIR, "logs"))
+    open(os.path.join(out, STATE_DIR, "logs", "task_00000.log"), "w").close()
+    corrected = {"format": "mc4-sampling-publish", "configs": {"a": {"seed": 2}}}
+    assert prepare_output(out, corrected, overwrite=False) is False
+    assert os.listdir(os.path.join(out, STATE_DIR)) == ["options.json"]
+    os.makedirs(os.path.join(out, "data", "a"))
+    open(os.path.join(out, "data", "a", "train-00000-of-00001.parquet"), "w").close()
+    with pytest.raises(PublishError, match="made with other options"):
+        prepare_output(out, first, overwrite=False)

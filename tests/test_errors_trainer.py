@@ -99,6 +99,8 @@ MISTAKES = [
     ("train --config {tmp}/binary.yaml", "cannot read it: not a text file"),
     ("train --config tiny-cpu --set training.output_dir=\"{mine}\"",
      "training.output_dir '{mine}': it already holds files this tool did not write (README.md, config.json)"),
+    ("train --config tiny-cpu --set training.output_dir=\"{tmp}/afile.txt\"",
+     "training.output_dir '{tmp}/afile.txt': it is a file, not a folder"),
     ("tokenizer --config tiny-cpu --output {tmp}/afile.txt", "--output '{tmp}/afile.txt': it is a file, not a folder"),
     ("tokenizer --config tiny-cpu --output {mine}", "--output '{mine}': it already holds files this tool did not"),
     ("tokenizer --config tiny-cpu --output {tmp}/afile.txt/sub", "Not a directory"),
