@@ -68,9 +68,11 @@ class Checkpointer:
         """Start saving ``step`` (in the background with ``async_save``); a failed save, this one or the
         previous background one, raises one CheckpointError keeping the last good checkpoint."""
         ocp = _ocp()
-        with self._failures_stop_the_run(step):
+        with self._failures_stop_the_run(getattr(self, "_requested", None)):  # the previous, background save
             self.manager.check_for_errors()
+        with self._failures_stop_the_run(step):
             self._save(ocp, step, params, opt_state, train, positions, meta)
+        self._requested = step
 
     @contextlib.contextmanager
     def _failures_stop_the_run(self, step: Optional[int]):
@@ -123,7 +125,7 @@ class Checkpointer:
     def close(self) -> None:
         """Wait for the background save; a failed one raises CheckpointError (after closing)."""
         try:
-            with self._failures_stop_the_run(None):
+            with self._failures_stop_the_run(getattr(self, "_requested", None)):
                 self.manager.wait_until_finished()
                 self.manager.check_for_errors()
         finally:
