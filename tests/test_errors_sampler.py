@@ -287,3 +287,16 @@ def test_publish_that_failed_before_any_shard_does_not_block_the_corrected_rerun
     open(os.path.join(out, "data", "a", "train-00000-of-00001.parquet"), "w").close()
     with pytest.raises(PublishError, match="made with other options"):
         prepare_output(out, first, overwrite=False)
+
+
+def test_cli_errors_name_the_flags_not_the_python_spellings(tmp_path, capsys):
+    from conftest import write_shard
+
+    data = tmp_path / "data" / "multilingual"
+    data.mkdir(parents=True)
+    write_shard(data / "c4-es.tfrecord-00000-of-02048.json.gz", 3, lines=["{not json"])
+    out = tmp_path / "kept.jsonl"
+    assert main(["sample", "--data-dir", str(data.parent), "--method", "none", "-o", str(out)]) == 2
+    line = one_error_line(capsys.readouterr().err, "sample")
+    assert "not a JSON object" in line and "(pass --on-bad-record skip to skip" in line and "on_bad_record" not in line
+    assert os.listdir(tmp_path) == ["data"]
