@@ -300,3 +300,14 @@ def test_cli_errors_name_the_flags_not_the_python_spellings(tmp_path, capsys):
     line = one_error_line(capsys.readouterr().err, "sample")
     assert "not a JSON object" in line and "(pass --on-bad-record skip to skip" in line and "on_bad_record" not in line
     assert os.listdir(tmp_path) == ["data"]
+
+
+def test_sample_dataset_with_a_wrong_stats_object_is_a_config_error():
+    import datasets
+
+    from mc4_sampling import ConfigError
+    from mc4_sampling.corpus import sample_dataset
+
+    ds = datasets.Dataset.from_dict({"text": ["una casa"]})
+    with pytest.raises(ConfigError, match=r"stats=\{\} is not valid; it must be a SamplingStats"):
+        sample_dataset(ds, sampling_method="random", stats={})
