@@ -37,8 +37,8 @@ MARKER = ".written-by-mc4-sampling"
 ADVICE = {
     errno.ENOSPC: "free some space or write elsewhere",
     errno.EDQUOT: "free some space or write elsewhere",
-    errno.EACCES: "check its permissions or write elsewhere",
-    errno.EPERM: "check its permissions or write elsewhere",
+    errno.EACCES: "check its permissions",
+    errno.EPERM: "check its permissions",
     errno.EROFS: "the file system is read-only; write elsewhere",
     errno.ENOENT: "check the path",
     errno.ENOTDIR: "a part of the path is a file, not a folder",

@@ -351,3 +351,42 @@ def _ends_within(pid: int, seconds: float) -> bool:
             return True
         time.sleep(0.2)
     return False
+
+
+# environment faults met anywhere (in a library, under datasets, in a background thread) — one line each
+FAULTS = [
+    (PermissionError(errno.EACCES, "Permission denied", "/data/c4-es.json.gz"),
+     "error: '/data/c4-es.json.gz': Permission denied (check its permissions)"),
+    (OSError(errno.ENOSPC, "No space left on device", "/runs/x/metrics.jsonl"),
+     "error: '/runs/x/metrics.jsonl': No space left on device (free some space or write elsewhere)"),
+    (FileNotFoundError(errno.ENOENT, "No such file or directory", "/cal.json"),
+     "error: '/cal.json': No such file or directory (check the path)"),
+]
+
+
+@pytest.mark.parametrize("fault, line", FAULTS, ids=["EACCES", "ENOSPC", "ENOENT"])
+def test_environment_fault_is_one_line(capsys, fault, line):
+    class DatasetGenerationError(Exception):  # what datasets wraps a reader's failure in
+        pass
+
+    def deep():
+        try:
+            raise fault
+        except OSError as e:
+            raise DatasetGenerationError("An error occurred while generating the dataset") from e
+
+    assert run_guarded(deep) == 2
+    assert capsys.readouterr().err.splitlines() == [line]
+
+
+def test_unreadable_config_names_the_option(tmp_path, monkeypatch, capsys):
+    import trainer.config_loading as config_loading
+
+    def denied(*args, **kwargs):
+        raise PermissionError(errno.EACCES, "Permission denied", args[0])
+
+    (tmp_path / "c.yaml").write_text("name: x\n")
+    monkeypatch.setattr(config_loading, "open", denied, raising=False)
+    assert main(["train", "--config", str(tmp_path / "c.yaml")]) == 2
+    assert one_error_line(capsys.readouterr().err) == f"error: --config '{tmp_path / 'c.yaml'}': cannot read it: " \
+                                                       "Permission denied"
