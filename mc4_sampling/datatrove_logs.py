@@ -2,8 +2,9 @@
 
 datatrove logs about 11 lines per task on standard error (about 22 000 for Spanish mC4) and a
 failed task's traceback before our one-line error. :func:`quiet_datatrove` keeps every line in
-the task log files (``<output>/.publish/logs``, where the error line points) and sends nothing to
-standard error but warnings of the parent process. It applies in worker processes too: importing
+the task log files (``<output>/.mc4-sampling/logs``, where the error line points) and sends to
+standard error only the lines about the whole run (tasks skipped as already done, the final
+statistics, warnings). It applies in worker processes too: importing
 this module in a process whose environment has :data:`QUIET_ENV` set quiets it (the ``publish``
 forkserver preloads it). :class:`ShardProgress` counts finished shards by their statistics files.
 """
@@ -38,11 +39,25 @@ def _task_logger_to_file_only(logging_dir, rank: int, local_rank: int = 0, node_
     return logfile
 
 
+#: datatrove functions whose lines are per task (the shard bar shows that progress).
+PER_TASK_FUNCTIONS = frozenset({"_launch_run_for_rank", "_run_for_rank"})
+
+
+def _run_level_lines_only(record) -> bool:
+    """datatrove's lines about the whole run (resumed tasks, the final statistics, warnings), not
+    those of each task, nor a Slurm dry run's "launched with id=-1"."""
+    if record["level"].no >= 30:
+        return True
+    if record["function"] in PER_TASK_FUNCTIONS:
+        return False
+    return not ("launched successfully" in record["message"] and "id=-1" in record["message"])
+
+
 def _default_logger_warnings_only():
     from loguru import logger
 
     logger.remove()
-    logger.add(sys.stderr, level="WARNING", format="{level}: {message}")
+    logger.add(sys.stderr, level="INFO", format="{message}", filter=_run_level_lines_only)
 
 
 def quiet_datatrove() -> None:

@@ -36,7 +36,7 @@ def _add_task_arguments(p: argparse.ArgumentParser, multiple: bool) -> None:
     h.add_argument("--max-length", type=int_at_least(8))
     h.add_argument("--batch-size", type=positive_int)
     h.add_argument("--epochs", type=positive_float)
-    h.add_argument("--learning-rate", type=positive_float)
+    h.add_argument("--learning-rate", type=finite_float(0))
     h.add_argument("--warmup-ratio", type=finite_float(0, 1))
     h.add_argument("--weight-decay", type=finite_float(0))
     h.add_argument("--dtype", default="float32", choices=("float32", "bfloat16"), help="compute dtype")
