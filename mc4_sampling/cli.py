@@ -6,7 +6,7 @@ import argparse
 import logging
 import sys
 
-from .errors import Mc4SamplingError
+from .console_guard import add_version_argument, run_guarded
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -16,6 +16,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="mc4-sampling",
         description="Stream mC4 and keep documents by their KenLM perplexity (BERTIN-style sampling).",
     )
+    add_version_argument(parser)
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more logging (-vv for debug)")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     sample.add_parser(sub)
@@ -30,16 +31,10 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     level = (logging.WARNING, logging.INFO, logging.DEBUG)[min(args.verbose, 2)]
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
-    try:
-        return args.handler(args) or 0
-    except (Mc4SamplingError, ConnectionError) as e:
-        print(f"mc4-sampling {args.command}: error: {e}", file=sys.stderr)
-        return 2
-    except BrokenPipeError:  # e.g. `mc4-sampling sample | head`
-        return 0
-    except KeyboardInterrupt:  # Ctrl-C: output files are renamed only when complete, so none is left
-        print(f"mc4-sampling {args.command}: interrupted; no output file written", file=sys.stderr)
-        return 130
+    # one line per user mistake or fault (2), Ctrl-C 130, SIGTERM 143 (mc4_sampling.console_guard);
+    # output files are renamed only when complete, so an interrupted run leaves none
+    return run_guarded(lambda: args.handler(args), prefix=f"mc4-sampling {args.command}: error", cli_spelling=True,
+                       interrupted=f"mc4-sampling {args.command}: interrupted; no output file written")
 
 
 if __name__ == "__main__":

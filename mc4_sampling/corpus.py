@@ -244,6 +244,8 @@ def sample_dataset(
                           "(for a DatasetDict, pass one split: ds['train'])")
     if not (isinstance(block_size, int) and block_size > 0):
         raise ConfigError(f"block_size={block_size!r} is not valid; it must be an integer > 0")
+    if stats is not None and not isinstance(stats, SamplingStats):
+        raise ConfigError(f"stats={stats!r} is not valid; it must be a SamplingStats (or None)")
     columns = ds.column_names
     for option, column in (("text_column", text_column), ("id_column", id_column)):
         if column is None and option == "id_column":

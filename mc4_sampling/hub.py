@@ -66,6 +66,12 @@ def push_folder(
     """
     from huggingface_hub import HfApi
 
+    from .hub_reach import HubUnreachableError, require_hub
+
+    try:  # one line at once, not 25 s of retries
+        require_hub(f"{repo_type} repository {repo_id!r}", endpoint)
+    except HubUnreachableError as e:
+        raise HubError(f"upload of {folder} to {repo_id} failed: {e}") from None
     api = HfApi(endpoint=endpoint or os.environ.get("HF_ENDPOINT") or None, token=token)
     try:
         api.create_repo(repo_id, repo_type=repo_type, private=private, exist_ok=True)

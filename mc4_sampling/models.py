@@ -138,6 +138,9 @@ def from_hub(repo: str, subfolder: str, revision: str | None, language: str, mod
     from huggingface_hub import hf_hub_download
     from huggingface_hub.errors import EntryNotFoundError, RepositoryNotFoundError, RevisionNotFoundError
 
+    from .hub_reach import require_hub
+
+    require_hub(f"perplexity model {repo!r}")  # one line at once when offline
     mode = mode or "ccnet"
     names = [f"{language}.arpa.bin"] + ([f"{language}.sp.model"] if mode in SENTENCEPIECE_MODES else [])
     paths = []
@@ -222,6 +225,10 @@ def _resolve(spec, language: str, mode: str | None) -> PerplexityModel:
         if mode in SENTENCEPIECE_MODES:
             sp_path = os.path.join(os.path.dirname(path), os.path.basename(path).split(".")[0] + ".sp.model")
         return PerplexityModel(path, sp_path, mode)
+    local_folder = os.path.dirname(path)
+    if not spec.startswith("hf://") and local_folder and os.path.isdir(local_folder):  # a local path, missing
+        raise ModelNotFoundError(f"perplexity_model={spec!r}: no such file or folder (for a Hub location under a "
+                                 f"name that is also a local folder, write hf://{spec})")
     hub = _HUB_SPEC.match(spec)
     if hub:
         return from_hub(hub["repo"], hub["sub"].strip("/"), hub["rev"], language, mode)

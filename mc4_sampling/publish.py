@@ -31,8 +31,9 @@ from pathlib import Path
 
 import numpy as np
 
-from . import hub
+from . import datatrove_logs, hub
 from .builder import Mc4SamplingConfig
+from .child_processes import children_die_with_parent
 from .errors import ConfigError, DataNotFoundError, Mc4SamplingError
 from .plan import SPLITS, SamplingPlan, check_max_docs
 from .shards import shard_refs_for
@@ -236,6 +237,8 @@ def publish(
         engine.SubsetWriter(out, names, score_name=SamplingPlan.resolve(first, first.languages[0]).score_name),
     ]
     slurm_script = None
+    children_die_with_parent()  # datatrove's workers and manager end if this process is killed
+    progress = datatrove_logs.start([engine.unit_stats_file(out, u) for u in units])  # quiet unless --verbose
     try:
         if executor == "local":
             from datatrove.executor import LocalPipelineExecutor
@@ -243,7 +246,8 @@ def publish(
             if workers > 1:  # workers fork from a server that has imported the engine once
                 import multiprocess
 
-                multiprocess.get_context("forkserver").set_forkserver_preload(["mc4_sampling.engine"])
+                multiprocess.get_context("forkserver").set_forkserver_preload(
+                    ["mc4_sampling.engine", "mc4_sampling.datatrove_logs"])
             LocalPipelineExecutor(pipeline, tasks=tasks, workers=workers, logging_dir=logs).run()
         elif executor == "ray":
             with _ray_session(ray_address, workers):
@@ -258,6 +262,8 @@ def publish(
     except Exception as e:
         raise PublishError(f"a task failed: {type(e).__name__}: {e}. The finished shards are kept; see the logs in "
                            f"{logs} and run the same command again to finish the others") from e
+    finally:
+        datatrove_logs.stop(progress)
 
     result = collect(engine, out, names, splits, units, tasks)
     result.slurm_script = slurm_script
@@ -321,8 +327,12 @@ def prepare_output(out: str, manifest: dict, overwrite: bool) -> bool:
         except (OSError, ValueError):
             old = None
         foreign = [f for f in existing if not _ours(f, (old or {}).get("configs", {}))] if old else existing
+        nothing_done = old is not None and not foreign and not any(
+            f.startswith(("data/", f"{STATE_DIR}/units/")) for f in existing)
         if old == manifest and not foreign:
             resumed = True
+        elif nothing_done:  # a run that failed before finishing a shard: start afresh with these options
+            shutil.rmtree(os.path.join(out, STATE_DIR), ignore_errors=True)
         elif not overwrite:
             if old is None or old.get("format") != MANIFEST_FORMAT:
                 listed = ", ".join(foreign[:3]) + (", ..." if len(foreign) > 3 else "")

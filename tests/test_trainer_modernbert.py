@@ -166,10 +166,10 @@ def _cfg(corpus, out, **extra):
 @pytest.fixture(scope="module")
 def reference_run(corpus, tmp_path_factory):
     """6 uninterrupted steps, checkpoints at 3 and 6, the revision of step 3."""
-    from trainer.train import Trainer
+    from trainer.entry import build_trainer
 
     out = str(tmp_path_factory.mktemp("mb-run") / "run")
-    Trainer(_cfg(corpus, out, **{"checkpoint.schedule": [3]})).run()
+    build_trainer(_cfg(corpus, out, **{"checkpoint.schedule": [3]})).run()
     return out
 
 
@@ -180,13 +180,13 @@ def _params(ckpt_dir, step):
 
 
 def test_tiny_run_resumes_bit_for_bit_and_records_its_family(corpus, reference_run, tmp_path):
+    from trainer.entry import build_trainer
     from trainer.monitor import read_metrics
-    from trainer.train import Trainer
 
     out = str(tmp_path / "run")
     shutil.copytree(reference_run, out)
     shutil.rmtree(os.path.join(out, "checkpoints", "6"))  # as if killed after the step-3 save
-    Trainer(_cfg(corpus, out, **{"checkpoint.schedule": [3]})).run()
+    build_trainer(_cfg(corpus, out, **{"checkpoint.schedule": [3]})).run()
     spec, ref, meta, _ = _params(os.path.join(reference_run, "checkpoints"), 6)
     _, got, _, _ = _params(os.path.join(out, "checkpoints"), 6)
     assert meta["model_type"] == "modernbert" and isinstance(spec, ModernBertSpec)
@@ -247,11 +247,11 @@ def test_weight_stats_transfer_and_freezing(corpus, reference_run, tmp_path):
     assert "model/layers_0/attn/Wqkv/kernel" in check_freeze(source, ["model/layers_0/.*"])
 
     # a transfer run with frozen layers: the frozen leaves stay the source's
-    from trainer.train import Trainer
+    from trainer.entry import build_trainer
 
     out = str(tmp_path / "transfer")
-    result = Trainer(_cfg(corpus, out, **{"training.max_steps": 2, "schedule.warmup_steps": 1,
-                                          "model.transfer_from": ckpts, "model.freeze": ["model/layers_0/.*"]})).run()
+    result = build_trainer(_cfg(corpus, out, **{"training.max_steps": 2, "schedule.warmup_steps": 1,
+                                                "model.transfer_from": ckpts, "model.freeze": ["model/layers_0/.*"]})).run()
     _, after, _, _ = _params(result.checkpoint_dir, 2)
     layer0 = jax.tree.map(np.array_equal, after["model"]["layers_0"], source["model"]["layers_0"])
     assert all(jax.tree.leaves(layer0))

@@ -12,9 +12,11 @@ crash while saving leaves the previous steps usable)::
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import os
+import shutil
 from typing import Optional
 
 import jax
@@ -28,8 +30,10 @@ log = logging.getLogger(__name__)
 def _ocp():
     import orbax.checkpoint as ocp
 
-    if logging.getLogger("absl").getEffectiveLevel() < logging.ERROR:
-        logging.getLogger("absl").setLevel(logging.ERROR)  # Orbax reports normal events as warnings
+    if logging.getLogger("absl").getEffectiveLevel() < logging.CRITICAL:
+        # Orbax reports normal events as warnings, and a failed background save (reported by
+        # Checkpointer.save/close as one line) as an error with a traceback
+        logging.getLogger("absl").setLevel(logging.CRITICAL)
     return ocp
 
 
@@ -61,7 +65,25 @@ class Checkpointer:
         return list(self.manager.all_steps())
 
     def save(self, step: int, params, opt_state, train: dict, positions: list[dict], meta: dict) -> None:
+        """Start saving ``step`` (in the background with ``async_save``); a failed save, this one or the
+        previous background one, raises one CheckpointError keeping the last good checkpoint."""
         ocp = _ocp()
+        with self._failures_stop_the_run(getattr(self, "_requested", None)):  # the previous, background save
+            self.manager.check_for_errors()
+        with self._failures_stop_the_run(step):
+            self._save(ocp, step, params, opt_state, train, positions, meta)
+        self._requested = step
+
+    @contextlib.contextmanager
+    def _failures_stop_the_run(self, step: Optional[int]):
+        try:
+            yield
+        except CheckpointError:
+            raise
+        except Exception as e:
+            raise CheckpointError(checkpoint_failure(self, e, step)) from None
+
+    def _save(self, ocp, step, params, opt_state, train, positions, meta) -> None:
         self.manager.save(step, args=ocp.args.Composite(
             params=ocp.args.StandardSave(params),
             opt_state=ocp.args.StandardSave(opt_state),
@@ -101,8 +123,45 @@ class Checkpointer:
         return r["params"], r.get("opt_state") if abstract_opt_state is not None else None
 
     def close(self) -> None:
-        self.manager.wait_until_finished()
-        self.manager.close()
+        """Wait for the background save; a failed one raises CheckpointError (after closing)."""
+        try:
+            with self._failures_stop_the_run(getattr(self, "_requested", None)):
+                self.manager.wait_until_finished()
+                self.manager.check_for_errors()
+        finally:
+            self.manager.close()
+
+
+def checkpoint_failure(ckpt: "Checkpointer", error: BaseException, step: Optional[int]) -> str:
+    """One line for a failed checkpoint save: the folder, the OS's reason, the last good step kept.
+    The failed step's temporary folder is removed (it is incomplete)."""
+    reason = failure_reason(error)
+    for name in os.listdir(ckpt.directory) if os.path.isdir(ckpt.directory) else ():
+        if ".orbax-checkpoint-tmp" in name:
+            shutil.rmtree(os.path.join(ckpt.directory, name), ignore_errors=True)
+    try:
+        ckpt.manager.reload()
+        last = ckpt.manager.latest_step()
+    except Exception:
+        last = None
+    kept = f"the last good checkpoint, step {last}, is kept" if last is not None else "no checkpoint was saved"
+    return (f"saving a checkpoint{f' at step {step}' if step is not None else ''} in {ckpt.directory} failed: "
+            f"{reason}; training stopped and {kept}")
+
+
+def failure_reason(error: BaseException) -> str:
+    """The OS's reason of a failed save (Orbax/TensorStore word ENOSPC as ``os_error_code='28'``)."""
+    import re
+
+    from mc4_sampling.safe_output import os_error_message
+
+    if isinstance(error, OSError):
+        return os_error_message(error)
+    text = str(error).splitlines()[0] if str(error) else type(error).__name__
+    code = re.search(r"os_error_code='?(\d+)", text)
+    if code:
+        return os_error_message(OSError(int(code.group(1)), os.strerror(int(code.group(1)))))
+    return f"{type(error).__name__}: {text}"
 
 
 def spec_to_meta(spec) -> dict:

@@ -13,6 +13,9 @@ import os
 import sys
 from typing import Optional
 
+from mc4_sampling.cli_types import non_negative_int, positive_int
+from mc4_sampling.console_guard import add_version_argument
+
 from .config_loading import add_config_arguments, load_config
 from .console import configure_logging, run_guarded
 from .data import tokenizer
@@ -39,7 +42,8 @@ def _export(args) -> int:
         push = push or cfg.hub.push_to_hub
         private = cfg.hub.private
     out = export_checkpoint(args.checkpoint, args.output, step=args.step, tokenizer_dir=args.tokenizer,
-                            push_to_hub=push, private=private, hub_endpoint=args.hub_endpoint)
+                            push_to_hub=push, private=private, hub_endpoint=args.hub_endpoint,
+                            overwrite=args.overwrite)
     print(f"exported to {out}" + (f" and uploaded to {push}" if push else ""))
     return 0
 
@@ -56,6 +60,7 @@ def _fill_mask(args) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="trainer", description="Flax RoBERTa masked-LM pretraining on a streaming dataset")
+    add_version_argument(p)
     add_config_arguments(p, help="train with this config when no command is given (as `trainer train --config`)")
     sub = p.add_subparsers(dest="command",
                            metavar="{train,export,fill-mask,tokenizer,finetune,evaluate,compare,stats,suite,devices}")
@@ -66,8 +71,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     e = sub.add_parser("export", help="write a transformers folder from a checkpoint")
     e.add_argument("--checkpoint", required=True, help="checkpoints folder, a step folder in it, or a run folder")
-    e.add_argument("--output", required=True)
-    e.add_argument("--step", type=int, help="step to export (default: the latest)")
+    e.add_argument("--output", required=True, help="a new or empty folder, or one this command wrote")
+    e.add_argument("--overwrite", action="store_true", help="replace --output even if it holds other files")
+    e.add_argument("--step", type=non_negative_int, help="step to export (default: the latest)")
     e.add_argument("--tokenizer", help="tokenizer folder (default: the one saved with the run)")
     e.add_argument("--push-to-hub", metavar="REPO", help="upload to this Hub repository")
     e.add_argument("--hub-endpoint", default=os.environ.get("HF_ENDPOINT"), help=argparse.SUPPRESS)
@@ -76,7 +82,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     f = sub.add_parser("fill-mask", help="top-k predictions for <mask> in a sentence")
     f.add_argument("--model", required=True, help="an exported transformers folder")
-    f.add_argument("--top-k", type=int, default=5)
+    f.add_argument("--top-k", type=positive_int, default=5)
     f.add_argument("text")
     f.set_defaults(handler=_fill_mask)
 

@@ -220,11 +220,16 @@ def load_config(path: Optional[str] = None, overrides: Optional[list[str]] = Non
     data: dict = {}
     if path is not None:
         path = resolve_config_path(path)
-        with open(path, encoding="utf-8") as f:
-            try:
+        if os.path.isdir(path):
+            raise ConfigError(f"--config {path!r} is a folder; give a YAML file or a shipped config name")
+        try:
+            with open(path, encoding="utf-8") as f:
                 data = yaml.safe_load(f) or {}
-            except yaml.YAMLError as e:
-                raise ConfigError(f"{path}: not valid YAML: {e}") from None
+        except yaml.YAMLError as e:
+            raise ConfigError(f"{path}: not valid YAML: {e}") from None
+        except (OSError, UnicodeDecodeError) as e:
+            reason = e.strerror if isinstance(e, OSError) else "not a text file"
+            raise ConfigError(f"--config {path!r}: cannot read it: {reason}") from None
         if not isinstance(data, dict):
             raise ConfigError(f"{path}: the top level must be a mapping")
     for text in overrides or []:

@@ -11,6 +11,7 @@ import jax
 import numpy as np
 
 from mc4_sampling.hub import HubError, push_folder
+from mc4_sampling.safe_output import MARKER, atomic_dir, check_output_dir
 
 from . import cards
 from .checkpoint import Checkpointer, split_checkpoint_path
@@ -73,7 +74,7 @@ def model_card(meta: dict, step: int, repo_id: Optional[str] = None, eval_metric
 
 def upload_plan(folder: str) -> list[str]:
     """The files an upload sends (checked: model, config, tokenizer and model card must be there)."""
-    files = sorted(f for f in os.listdir(folder) if os.path.isfile(os.path.join(folder, f)))
+    files = sorted(f for f in os.listdir(folder) if os.path.isfile(os.path.join(folder, f)) and f != MARKER)
     missing = [f for f in REQUIRED_FILES if f not in files]
     if missing:
         raise ExportError(f"{folder} is not a complete export (missing {', '.join(missing)})")
@@ -93,7 +94,10 @@ def last_eval(output_dir: str, step: int) -> Optional[dict]:
 
 def export_checkpoint(path: str, output_dir: str, step: Optional[int] = None, tokenizer_dir: Optional[str] = None,
                       push_to_hub: Optional[str] = None, private: bool = False, hub_endpoint: Optional[str] = None,
-                      hub_token: Optional[str] = None) -> str:
+                      hub_token: Optional[str] = None, overwrite: bool = False) -> str:
+    """Write ``output_dir`` whole or not at all; a folder holding files this tool did not write is
+    refused unless ``overwrite`` (:mod:`mc4_sampling.safe_output`)."""
+    check_output_dir(output_dir, "--output", overwrite)
     spec, params, meta, step = load_checkpoint_params(path, step)
     tokenizer_dir = tokenizer_dir or meta.get("tokenizer_dir")
     if not tokenizer_dir or not os.path.isdir(tokenizer_dir):
@@ -101,8 +105,9 @@ def export_checkpoint(path: str, output_dir: str, step: Optional[int] = None, to
     run_dir = meta.get("config", {}).get("training", {}).get("output_dir", "")
     card = model_card(meta, step, push_to_hub, last_eval(run_dir, step) if run_dir else None)
     spec_out = dataclasses.replace(spec, dtype="float32")
-    family_of(spec).hf.export_pretrained(params, spec_out, output_dir, tokenizer_dir=tokenizer_dir,
-                                         extra_files={"README.md": card})
+    with atomic_dir(output_dir, "trainer export", "--output", overwrite) as folder:
+        family_of(spec).hf.export_pretrained(params, spec_out, str(folder), tokenizer_dir=tokenizer_dir,
+                                             extra_files={"README.md": card})
     if push_to_hub:
         files = upload_plan(output_dir)
         try:

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import os
+import shutil
 from typing import Optional
 
 from .config import TrainerConfig
+from .errors import DataError
 
 log = logging.getLogger(__name__)
 
@@ -15,7 +18,10 @@ log = logging.getLogger(__name__)
 class Monitor:
     """Writes scalar metrics ``{name: value}`` at a step to every enabled sink (rank 0 only)."""
 
-    def __init__(self, cfg: TrainerConfig, enabled: bool = True):
+    def __init__(self, cfg: TrainerConfig, enabled: bool = True, resume_step: Optional[int] = None):
+        """``resume_step``: the step training resumes from (None: from scratch); the records of
+        ``metrics.jsonl`` after it (steps that will be replayed) are dropped first, so the file holds
+        each step once."""
         self.writer = None
         self.file = None
         self.wandb = None
@@ -28,7 +34,9 @@ class Monitor:
 
             self.writer = SummaryWriter(os.path.join(out, "tensorboard"))
         if cfg.logging.metrics_file:
-            self.file = open(os.path.join(out, "metrics.jsonl"), "a", encoding="utf-8")
+            path = os.path.join(out, "metrics.jsonl")
+            keep_records_up_to(path, resume_step or 0)
+            self.file = open(path, "a", encoding="utf-8")
         if cfg.logging.wandb:
             try:
                 import wandb
@@ -41,6 +49,7 @@ class Monitor:
     def write(self, step: int, metrics: dict, kind: str = "train") -> None:
         scalars = {k: v for k, v in metrics.items() if isinstance(v, (int, float)) and v is not None}
         if self.writer is not None:
+            self._check_tensorboard()
             for k, v in scalars.items():
                 self.writer.add_scalar(f"{kind}/{k}", v, step)
         if self.file is not None:
@@ -49,13 +58,59 @@ class Monitor:
         if self.wandb is not None:
             self.wandb.log({f"{kind}/{k}": v for k, v in scalars.items()}, step=step)
 
+    def _check_tensorboard(self) -> None:
+        """Raise (one line) when tensorboardX's writer thread died (a full disk...): writing more would
+        block forever on its full queue."""
+        if not self._tensorboard_died():
+            return
+        logdir = self.writer.logdir
+        self.writer = None
+        if shutil.disk_usage(logdir).free < 1 << 20:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), logdir)
+        raise DataError(f"writing TensorBoard events to {logdir} failed; fix the folder, or set "
+                        "logging.tensorboard=false")
+
+    def _tensorboard_died(self) -> bool:
+        """Whether tensorboardX's writer thread is dead; then its close (also run at exit) is disarmed."""
+        event_writer = getattr(getattr(self.writer, "file_writer", None), "event_writer", None)
+        worker = getattr(event_writer, "_worker", None)
+        if worker is None or worker.is_alive():
+            return False
+        event_writer._closed = True  # its close() would wait forever on the dead thread's full queue
+        return True
+
     def close(self) -> None:
-        if self.writer is not None:
-            self.writer.close()
+        if self.writer is not None and not self._tensorboard_died():
+            try:
+                self.writer.close()
+            except OSError:  # its thread died of it; the error was or will be reported
+                pass
         if self.file is not None:
             self.file.close()
         if self.wandb is not None:
             self.wandb.finish()
+
+
+def keep_records_up_to(path: str, step: int) -> None:
+    """Rewrite ``path`` (JSON lines with a ``step``) without the records after ``step`` (atomically)."""
+    if not os.path.exists(path):
+        return
+    with open(path, encoding="utf-8") as f:
+        lines = f.readlines()
+    kept = [line for line in lines if _step_of(line) is not None and _step_of(line) <= step]
+    if len(kept) == len(lines):
+        return
+    tmp = f"{path}.{os.getpid()}.tmp"
+    with open(tmp, "w", encoding="utf-8") as f:
+        f.writelines(kept)
+    os.replace(tmp, path)
+
+
+def _step_of(line: str) -> Optional[int]:
+    try:
+        return int(json.loads(line)["step"])
+    except (ValueError, KeyError, TypeError):  # a line cut short by a crash
+        return None
 
 
 def read_metrics(path: str, kind: Optional[str] = "train") -> dict[int, dict]:

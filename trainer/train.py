@@ -17,6 +17,7 @@ import logging
 import os
 import shutil
 import signal
+import sys
 import threading
 from typing import Any, Callable, Optional, Sequence
 
@@ -24,6 +25,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import yaml
+
+from mc4_sampling.safe_output import check_output_dir, is_ours, mark_as_ours
 
 from . import flops as flops_lib
 from .checkpoint import Checkpointer, check_compatible, gather_positions, model_meta, split_checkpoint_path
@@ -203,7 +206,9 @@ class Trainer:
     def setup(self) -> None:
         """Every check, then the state; a failed check leaves no folder behind and no Orbax thread running."""
         out = self.cfg.training.output_dir
-        created = not os.path.exists(out)
+        check_output_dir(out, "training.output_dir", ours=is_run_folder,  # never write into others' files
+                         hint="give another training.output_dir, or empty it")
+        created = self._created_output = not os.path.exists(out)
         self.ckpt = self._init_src = None
         try:
             self._setup()
@@ -408,6 +413,7 @@ class Trainer:
     def _write_run_files(self) -> None:
         out = self.cfg.training.output_dir
         os.makedirs(out, exist_ok=True)
+        mark_as_ours(out, "trainer train")
         with open(os.path.join(out, "config.yaml"), "w", encoding="utf-8") as f:
             yaml.safe_dump(self.cfg.to_dict(), f, sort_keys=False)
         self.tokenizer_dir = os.path.abspath(os.path.join(out, "tokenizer"))
@@ -448,7 +454,7 @@ class Trainer:
         self.throughput = Throughput(t.global_batch_size * L,
                                      lambda tps: flops_lib.mfu(tps, self.spec, L, device_kind, self.num_devices,
                                                                predicted))
-        self.monitor = Monitor(cfg, enabled=self.rank == 0)
+        self.monitor = Monitor(cfg, enabled=self.rank == 0, resume_step=self.resume_step)
         self.train_metrics: dict = {}  # the last logged record
         self.eval_history: list = []
         self.bar = None
@@ -480,13 +486,25 @@ class Trainer:
             batches.close()
             if self.bar is not None:
                 self.bar.close()
-            self.ckpt.close()
-            extension_errors = [e for e in (ext.close() for ext in self.extensions) if e is not None]
-            self.monitor.close()
+            try:
+                self.ckpt.close()  # a failed background save raises CheckpointError here
+            finally:
+                extension_errors = [e for e in (ext.close() for ext in self.extensions) if e is not None]
+                self.monitor.close()
+                if sys.exc_info()[0] is not None:
+                    self._remove_output_if_nothing_saved()
         if extension_errors:
             raise extension_errors[0]
         return TrainResult(self.step, cfg.training.output_dir, self.ckpt.directory, self.train_metrics,
                            self.eval_history)
+
+    def _remove_output_if_nothing_saved(self) -> None:
+        """A run that failed before its first checkpoint leaves no folder it created (nothing to resume)."""
+        if not getattr(self, "_created_output", False) or self.rank != 0:
+            return
+        folder = self.ckpt.directory
+        if not any(name.isdigit() for name in (os.listdir(folder) if os.path.isdir(folder) else ())):
+            shutil.rmtree(self.cfg.training.output_dir, ignore_errors=True)
 
     # -- default hooks ----------------------------------------------------------------------------
     def _default_hooks(self) -> list[Hook]:
@@ -630,3 +648,10 @@ def train(cfg: TrainerConfig, on_eval: Optional[Callable[[int, dict], None]] = N
     """The core loop only: train (or resume) with the given extensions. :func:`trainer.entry.train`
     composes the research features; use it (or ``trainer train``) for a config that sets them."""
     return Trainer(cfg, on_eval=on_eval, extensions=extensions).run()
+
+def is_run_folder(path: str) -> bool:
+    """A folder this trainer wrote: its marker, or the files of a run (from before the marker)."""
+    return is_ours(path) or os.path.isfile(os.path.join(path, "config.yaml")) or os.path.isdir(
+        os.path.join(path, "checkpoints"))
+
+

@@ -25,7 +25,7 @@ from ..calibration import (
     run_calibration,
 )
 from ..errors import ConfigError
-from ..outputs import make_output_dir
+from ..safe_output import atomic_dir, check_output_dir
 from ..weighting import DEFAULT_WIDTH
 from .common import add_model_options, add_source_options, build_config, model_spec, scorer_kwargs
 from .dataset_source import add_dataset_options, check_mc4_split, corpus_language, open_dataset
@@ -72,6 +72,7 @@ def add_parser(subparsers) -> None:
     p.add_argument("-o", "--output", required=True, metavar="DIR",
                    help=f"folder for {CALIBRATION_FILE}, {HISTOGRAM_FILE} and {EXPECTED_FILE}")
     p.add_argument("--no-plots", action="store_true", help="write the calibration file only")
+    p.add_argument("--overwrite", action="store_true", help="replace --output even if it holds other files")
     p.set_defaults(handler=run)
 
 
@@ -99,7 +100,7 @@ def run(args: argparse.Namespace) -> int:
             raise ConfigError(f"--lang: calibrate one language at a time, got {' '.join(args.lang)}")
         language = args.lang[0]
         config = build_config(args, sampling_method="none")
-    make_output_dir(args.output)  # a folder that cannot be written is reported before any reading
+    check_output_dir(args.output, "--output", args.overwrite)  # reported before any reading; nothing created
     bars: dict[str, tqdm] = {}
 
     def bar(desc: str, total: int | None = None) -> tqdm:
@@ -111,16 +112,17 @@ def run(args: argparse.Namespace) -> int:
         bar("reading").close()
         bar("scoring", total=n)
 
-    try:
-        calibration, _ = run_calibration(
-            config, language, target, split=args.split, docs=args.docs, seed=args.seed,
-            shards_to_read=args.shards_to_read, max_docs_per_shard=args.max_docs_per_shard,
-            methods=args.methods, width=args.width, fit_width=args.fit_width,
-            gaussian_factor=args.gaussian_factor, output=args.output,
-            plots=not args.no_plots, read_progress=lambda n: bar("reading").update(n),
-            score_progress=lambda n: bar("scoring").update(n), on_subset=start_scoring,
-            option_name=_flag, corpus=corpus, text_column=args.text_column, corpus_name=args.dataset,
-        )
+    try:  # the folder appears whole when complete: a failed run leaves nothing
+        with atomic_dir(args.output, "mc4-sampling calibrate", "--output", args.overwrite) as out:
+            calibration, _ = run_calibration(
+                config, language, target, split=args.split, docs=args.docs, seed=args.seed,
+                shards_to_read=args.shards_to_read, max_docs_per_shard=args.max_docs_per_shard,
+                methods=args.methods, width=args.width, fit_width=args.fit_width,
+                gaussian_factor=args.gaussian_factor, output=str(out),
+                plots=not args.no_plots, read_progress=lambda n: bar("reading").update(n),
+                score_progress=lambda n: bar("scoring").update(n), on_subset=start_scoring,
+                option_name=_flag, corpus=corpus, text_column=args.text_column, corpus_name=args.dataset,
+            )
     finally:
         for b in bars.values():
             b.close()

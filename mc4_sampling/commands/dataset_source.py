@@ -5,6 +5,7 @@ a Hub dataset, streaming)."""
 from __future__ import annotations
 
 import argparse
+import os
 
 from ..corpus import open_corpus
 from ..errors import ConfigError
@@ -40,6 +41,8 @@ def open_dataset(args):
         raise ConfigError(f"{mc4_only[0]} locates mC4 files; it does not apply with --dataset")
     if args.split is None:
         args.split = "train"
+    if args.split != "train" and (os.path.exists(args.dataset) or any(c in args.dataset for c in "*?[")):
+        raise ConfigError(f"--split {args.split}: local data files ({args.dataset}) have one split, train")
     ds = open_corpus(args.dataset, args.config, args.split)
     columns = ds.column_names
     if columns is not None and args.text_column not in columns:

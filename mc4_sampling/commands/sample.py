@@ -12,6 +12,7 @@ from tqdm import tqdm
 from ..errors import ConfigError, DataNotFoundError
 from ..outputs import make_output_dir, output_stream
 from ..plan import check_max_docs, iter_kept
+from ..safe_output import check_output_file, looks_like_json_lines
 from ..sampler import SamplingStats
 from ..shards import shard_refs_for
 from .common import (
@@ -43,12 +44,15 @@ def add_parser(subparsers) -> None:
                    help="add each kept document's score (perplexity for KenLM, score otherwise)")
     p.add_argument("--max-docs", type=int, help="stop after this many kept documents")
     p.add_argument("-o", "--output", default="-", help="output file (default: - for stdout)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing -o file")
     p.add_argument("--report", metavar="DIR", help="score every document and write a sampling report to DIR")
     p.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:
     check_max_docs(args.max_docs, "--max-docs")
+    if args.output != "-":  # nobody's file replaced by accident (exit 2 before any reading)
+        check_output_file(args.output, "-o", args.overwrite, ours=looks_like_json_lines)
     if args.dataset:
         return run_on_dataset(args)
     check_mc4_split(args)
@@ -123,4 +127,13 @@ def _write_report(args, config, stats: SamplingStats) -> None:
     """Observed vs expected distribution of the kept documents (see :mod:`mc4_sampling.report`)."""
     from ..report import write_sampling_report
 
-    write_sampling_report(args.report, stats, config, split=args.split)
+    paths = write_sampling_report(args.report, stats, config, split=args.split)
+    print(report_line(paths), file=sys.stderr)
+
+
+def report_line(paths: dict) -> str:
+    """Where the report went and whether the kept count passed its check."""
+    check = json.loads(open(paths["json"], encoding="utf-8").read())["keep_rate_check"]
+    verdict = "within" if check["observed_within_interval"] else "OUTSIDE"
+    return (f"report: {paths['json']} and {paths['png']}; the keep rate is {verdict} its "
+            f"{check['confidence']:.0%} interval (z = {check['z_score']:.2f})")

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
+from ..errors import ConfigError
+from ..languages import check_language
 from ..models import load_perplexity_model
 from .common import add_model_options, model_spec
 
@@ -26,6 +29,12 @@ def add_parser(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    spec = args.perplexity_model or []
+    if len(spec) > 1 and not os.path.isfile(os.path.expanduser(spec[1])):  # not a KENLM SP pair: TEXT arguments
+        args.perplexity_model, args.texts = spec[:1], spec[1:] + args.texts
+    check_language(args.lang)
+    if not spec and args.lang != "es":
+        raise ConfigError(f"--lang {args.lang}: the embedded perplexity model is Spanish; give --perplexity-model")
     model = load_perplexity_model(model_spec(args), args.lang, args.perplexity_mode).load()
     for text in _texts(args):
         print(f"{model.perplexity(text):.2f}\t{text[:80]!r}")

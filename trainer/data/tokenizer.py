@@ -16,6 +16,9 @@ import logging
 import sys
 from typing import Iterable, Optional
 
+from mc4_sampling.cli_types import int_at_least, positive_int
+from mc4_sampling.safe_output import atomic_dir, check_output_dir
+
 from ..config import max_sequence_length
 from ..config_loading import add_config_arguments, load_config
 from ..console import configure_logging, run_guarded
@@ -27,6 +30,9 @@ log = logging.getLogger(__name__)
 DESCRIPTION = __doc__.split("\n\n")[0]
 
 SPECIAL_TOKENS = ["<s>", "<pad>", "</s>", "<unk>", "<mask>"]
+
+#: The smallest vocabulary of a byte-level BPE: the 256 bytes and the special tokens.
+MIN_VOCAB = 256 + len(SPECIAL_TOKENS)
 
 
 def train_tokenizer(texts: Iterable[str], output_dir: str, vocab_size: int = 50_265, min_frequency: int = 2,
@@ -67,10 +73,13 @@ def stream_texts(cfg, num_docs: int, skip: int = 0) -> Iterable[str]:
 def add_arguments(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
     """The options of the ``tokenizer`` command (``trainer tokenizer`` and ``python -m trainer.data.tokenizer``)."""
     add_config_arguments(p, help="config YAML (its data section is read) or a shipped config name")
-    p.add_argument("--output", required=True, help="folder to write the tokenizer to")
-    p.add_argument("--num-docs", type=int, default=100_000, help="documents to train on (default 100000)")
-    p.add_argument("--vocab-size", type=int, default=50_265, help="BERTIN: 50265")
-    p.add_argument("--min-frequency", type=int, default=2, help="BERTIN: 2")
+    p.add_argument("--output", required=True, help="folder to write the tokenizer to (a new or empty folder, or "
+                   "one this command wrote)")
+    p.add_argument("--overwrite", action="store_true", help="replace --output even if it holds other files")
+    p.add_argument("--num-docs", type=positive_int, default=100_000, help="documents to train on (default 100000)")
+    p.add_argument("--vocab-size", type=int_at_least(MIN_VOCAB, " (256 bytes + 5 special tokens)"), default=50_265,
+                   help="BERTIN: 50265")
+    p.add_argument("--min-frequency", type=positive_int, default=2, help="BERTIN: 2")
     p.add_argument("--include-eval", action="store_true",
                    help="also read the documents the trainer holds out for evaluation")
     return p
@@ -79,14 +88,19 @@ def add_arguments(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
 def run(args: argparse.Namespace) -> int:
     """The ``tokenizer`` command: train on the configured stream, skipping the eval documents."""
     cfg = load_config(args.config, args.set)
+    check_output_dir(args.output, "--output", args.overwrite)  # before minutes of reading
     skip = 0 if args.include_eval else cfg.data.num_eval_samples
-    texts = list(stream_texts(cfg, args.num_docs, skip))
+    from tqdm import tqdm
+
+    texts = list(tqdm(stream_texts(cfg, args.num_docs, skip), total=args.num_docs, desc="reading documents",
+                      unit="doc", file=sys.stderr, disable=None, dynamic_ncols=True))  # shown on a terminal
     if not texts:
         raise TrainerError("the stream gave no documents to train the tokenizer on")
     # the model's length (514 positions hold 512 tokens), not the training length: the tokenizer
     # outlives phase 1, and the exported one states what the model accepts
-    tok = train_tokenizer(texts, args.output, args.vocab_size, args.min_frequency,
-                          model_max_length=max_sequence_length(cfg.model))
+    with atomic_dir(args.output, "trainer tokenizer", "--output", args.overwrite) as folder:  # whole or nothing
+        tok = train_tokenizer(texts, str(folder), args.vocab_size, args.min_frequency,
+                              model_max_length=max_sequence_length(cfg.model))
     print(f"tokenizer: {len(tok)} tokens trained on {len(texts)} documents -> {args.output}")
     return 0
 

@@ -8,6 +8,10 @@ import json
 import logging
 import os
 
+from mc4_sampling.cli_types import finite_float, int_at_least, non_negative_int, positive_float, positive_int
+from mc4_sampling.outputs import OutputFile
+from mc4_sampling.safe_output import check_output_dir, check_output_file, is_ours, mark_as_ours
+
 from ..errors import CheckpointError, ConfigError
 from .tasks import PRESETS, get_preset
 
@@ -34,15 +38,15 @@ def _add_task_arguments(p: argparse.ArgumentParser, multiple: bool) -> None:
                    "CoNLL-2002 files (esp.train, esp.testa, esp.testb; default $TRAINER_CONLL2002_URL or "
                    "trainer.finetune.conll.CONLL2002_URL)")
     h = p.add_argument_group("training (defaults: the preset's)")
-    h.add_argument("--max-length", type=int)
-    h.add_argument("--batch-size", type=int)
-    h.add_argument("--epochs", type=float)
-    h.add_argument("--learning-rate", type=float)
-    h.add_argument("--warmup-ratio", type=float)
-    h.add_argument("--weight-decay", type=float)
+    h.add_argument("--max-length", type=int_at_least(8))
+    h.add_argument("--batch-size", type=positive_int)
+    h.add_argument("--epochs", type=positive_float)
+    h.add_argument("--learning-rate", type=finite_float(0))
+    h.add_argument("--warmup-ratio", type=finite_float(0, 1))
+    h.add_argument("--weight-decay", type=finite_float(0))
     h.add_argument("--dtype", default="float32", choices=("float32", "bfloat16"), help="compute dtype")
-    h.add_argument("--eval-batch-size", type=int, default=64)
-    h.add_argument("--max-steps", type=int, help="cap on the optimizer steps (smoke tests)")
+    h.add_argument("--eval-batch-size", type=positive_int, default=64)
+    h.add_argument("--max-steps", type=positive_int, help="cap on the optimizer steps (smoke tests)")
 
 
 def task_spec(spec: str) -> tuple[str, str]:
@@ -101,17 +105,25 @@ def add_finetune_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--output", required=True, help="folder of results.json / results.md / results.png")
     _add_task_arguments(p, multiple=True)
     s = p.add_argument_group("seeds and collapsed runs")
-    s.add_argument("--seeds", type=int, default=3, help="runs per task (default 3): mean and standard deviation")
-    s.add_argument("--seed", type=int, default=0, help="first seed")
-    s.add_argument("--max-reruns", type=int, default=3, help="collapsed runs rerun with another seed, at most")
-    s.add_argument("--collapse-margin", type=float, default=0.02,
+    s.add_argument("--seeds", type=positive_int, default=3,
+                   help="runs per task (default 3): mean and standard deviation")
+    s.add_argument("--seed", type=non_negative_int, default=0, help="first seed")
+    s.add_argument("--max-reruns", type=non_negative_int, default=3,
+                   help="collapsed runs rerun with another seed, at most")
+    s.add_argument("--collapse-margin", type=finite_float(0, 1), default=0.02,
                    help="collapsed: accuracy <= max(majority rate, chance) + this")
     p.add_argument("--export", action="store_true", help="write the best seed of each model and task as a "
                    "transformers folder (OUTPUT/MODEL-TASK) with a model card")
     p.add_argument("--push-to-hub", metavar="REPO", help="upload the export (one model and one task)")
     p.add_argument("--hub-endpoint", default=os.environ.get("HF_ENDPOINT"), help=argparse.SUPPRESS)
     p.add_argument("--no-png", action="store_true", help="no bar chart")
+    p.add_argument("--overwrite", action="store_true", help="write into --output even if it holds other files")
     p.set_defaults(handler=run_finetune)
+
+
+def _results_folder(path) -> bool:
+    """A folder this tool wrote: its marker, or results of an earlier ``finetune``/``compare``."""
+    return is_ours(path) or os.path.isfile(os.path.join(path, "results.json"))
 
 
 def run_finetune(args) -> int:
@@ -133,11 +145,12 @@ def run_finetune(args) -> int:
     settings = Settings(seeds=args.seeds, seed=args.seed, max_reruns=args.max_reruns,
                         collapse_margin=args.collapse_margin, dtype=args.dtype, eval_batch_size=args.eval_batch_size,
                         max_steps=args.max_steps)
+    check_output_dir(args.output, "--output", args.overwrite, ours=_results_folder)
     data_files = _data_files(args)
     datas = {name: load_task_data(task, data_files) for name, task in tasks}  # check every dataset first
     loaded_models = [(name, load_model(source, args.tokenizer, dtype=args.dtype)) for name, source in models]
     results: dict = {"models": {}}
-    os.makedirs(args.output, exist_ok=True)
+    mark_as_ours(args.output, "trainer finetune")
     for model_name, loaded in loaded_models:
         for task_name, task in tasks:
             log.info("fine-tuning %s on %s (%d seeds)", model_name, task_name, settings.seeds)
@@ -178,6 +191,7 @@ def add_evaluate_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", required=True, help="a fine-tuned transformers folder or Hub id (with its head)")
     p.add_argument("--split", help="split to evaluate (default: the task's eval split)")
     p.add_argument("--output", help="write the metrics as JSON here")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing --output file")
     _add_task_arguments(p, multiple=False)
     p.set_defaults(handler=run_evaluate)
 
@@ -187,6 +201,8 @@ def run_evaluate(args) -> int:
     from .run import FineTuner, Settings
     from .tasks import load_task_data
 
+    if args.output:
+        check_output_file(args.output, "--output", args.overwrite)
     task_name, preset = task_spec(args.task)
     task = _task(args, preset)
     if args.split:
@@ -211,9 +227,9 @@ def run_evaluate(args) -> int:
     for k, v in metrics.items():
         print(f"{k}: {v:.4f}" if isinstance(v, float) else f"{k}: {v}")
     if args.output:
-        with open(args.output, "w", encoding="utf-8") as f:
-            json.dump({"model": args.model, "task": task_name, "split": task.eval_split, "metrics": metrics}, f,
-                      indent=2)
+        with OutputFile(args.output) as f:  # whole or not at all
+            f.write(json.dumps({"model": args.model, "task": task_name, "split": task.eval_split,
+                                "metrics": metrics}, indent=2))
     return 0
 
 
@@ -228,13 +244,16 @@ def add_compare_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("results", nargs="+", help="results.json files of `trainer finetune`")
     p.add_argument("--output", required=True, help="folder for the merged results.json / results.md / results.png")
     p.add_argument("--no-png", action="store_true")
+    p.add_argument("--overwrite", action="store_true", help="write into --output even if it holds other files")
     p.set_defaults(handler=run_compare)
 
 
 def run_compare(args) -> int:
     from .results import load_results, markdown_table, write_tables
 
+    check_output_dir(args.output, "--output", args.overwrite, ours=_results_folder)
     results = load_results(args.results)
+    mark_as_ours(args.output, "trainer compare")
     paths = write_tables(results, args.output, png=not args.no_png)
     print(markdown_table(results))
     print("written: " + ", ".join(paths))

@@ -17,6 +17,8 @@ import logging
 import os
 from typing import Optional
 
+from mc4_sampling.cli_types import non_negative_int, positive_int
+
 from ..config import TrainerConfig
 from ..config_loading import add_config_arguments, load_config
 from ..errors import ConfigError
@@ -61,8 +63,8 @@ def run_suite(config: Optional[str], overrides: list[str], seeds: int, init_from
 
 def add_arguments(parser) -> None:
     add_config_arguments(parser, required=True)
-    parser.add_argument("--seeds", type=int, required=True, help="number of seeds K: runs seeds 0..K-1")
-    parser.add_argument("--first-seed", type=int, default=0, help="first seed (default 0)")
+    parser.add_argument("--seeds", type=positive_int, required=True, help="number of seeds K: runs seeds 0..K-1")
+    parser.add_argument("--first-seed", type=non_negative_int, default=0, help="first seed (default 0)")
     parser.add_argument("--init-from", help="checkpoint or transformers folder to start each seed from "
                                             "({seed} is replaced by the seed)")
 

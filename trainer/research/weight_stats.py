@@ -135,6 +135,8 @@ def load_any(source: str) -> tuple[str, Any, Any]:
 
         spec_text = source[len("random:"):]
         name, _, seed = spec_text.partition("@")
+        if seed and not seed.isdigit():
+            raise CheckpointError(f"{source}: the seed after @ must be an integer >= 0 (random:CONFIG[@SEED])")
         cfg = load_config(name)
         m = cfg.model
         family = family_of(m)
@@ -302,7 +304,10 @@ def plot(loaded: list[Loaded], path: str, title: Optional[str] = None) -> str:
                bbox_to_anchor=(0.5, 0.97))
     fig.tight_layout(rect=(0, 0, 1, 0.94))
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    fig.savefig(path, dpi=100)
+    from mc4_sampling.outputs import atomic_path
+
+    with atomic_path(path) as tmp:  # whole or not at all
+        fig.savefig(tmp, dpi=100)
     plt.close(fig)
     return path
 
@@ -329,10 +334,15 @@ def add_arguments(parser) -> None:
     parser.add_argument("--label", action="append", default=[], help="name of each checkpoint in the table and "
                                                                       "legend (repeat once per checkpoint)")
     parser.add_argument("--title", help="title of the figure")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing --output file")
 
 
 def run(args) -> int:
     output = None if args.output.lower() == "none" else args.output
+    if output:  # before loading any checkpoint
+        from mc4_sampling.safe_output import check_output_file
+
+        check_output_file(output, "--output", args.overwrite)
     table, png = run_stats(args.checkpoints, output, args.label or None, args.title)
     print(table)
     if png:

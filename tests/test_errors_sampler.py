@@ -1,0 +1,312 @@
+"""Bad input and faults on the `mc4-sampling` commands: one `error:` line naming the option or path (no
+traceback), exit 2 (143 on SIGTERM), nothing partial left behind, nobody's files overwritten; Hub
+lookups fail fast offline; datatrove quiet; children die with their parent. One table row per
+mistake or fault, in-process `main([...])` where no signal is involved."""
+
+from __future__ import annotations
+
+import errno
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+import mc4_sampling
+from mc4_sampling import hub_reach
+from mc4_sampling.cli import main
+from mc4_sampling.models import DEFAULT_MODEL_DIR
+
+SAMPLE = mc4_sampling.SAMPLE_DATA_DIR
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+@pytest.fixture(autouse=True)
+def _fresh_probe(monkeypatch):
+    monkeypatch.setattr(hub_reach, "_PROBED", {})
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.delenv("HF_DATASETS_OFFLINE", raising=False)
+    from mc4_sampling.models import clear_cache
+
+    clear_cache()
+
+
+def one_error_line(err: str, command: str) -> str:
+    assert "Traceback" not in err, err
+    lines = [line for line in err.strip().splitlines() if "error:" in line]
+    assert len(lines) == 1, err
+    assert lines[0].startswith(f"mc4-sampling {command}: error: "), lines[0]
+    return lines[0]
+
+
+@pytest.fixture
+def places(tmp_path):
+    (tmp_path / "README.md").write_text("my notes\n")
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("mine\n")
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    (corpus / "a.jsonl").write_text('{"text": "una casa grande"}\n{"text": "un perro"}\n')
+    (tmp_path / "models").mkdir()
+    return dict(tmp=tmp_path, mine=mine, corpus=corpus, sample=SAMPLE)
+
+
+# (command line, words of the one error line) — refused before any work, exit 2, nothing written
+MISTAKES = [
+    ("sample --data-dir {sample} --max-docs 3 -o {tmp}/README.md", "-o '{tmp}/README.md': it already exists"),
+    ("sample --data-dir {sample} --max-docs 0", "--max-docs=0 is not valid"),
+    ("sample --dataset {corpus} --split validation --method random", "--split validation: local data files"),
+    ("sample --dataset {corpus} --split bogus --method random", "--split bogus: local data files"),
+    ("sample --data-dir {sample} --split bogus", "--split bogus: mC4 has the splits train and validation"),
+    ("sample --data-dir {sample} --perplexity-model models/es --method gaussian --max-docs 1",
+     "perplexity_model='models/es': no such file or folder"),
+    ("score --lang xx hola", "language='xx' is not an mC4 language"),
+    ("score --lang ca hola", "--lang ca: the embedded perplexity model is Spanish"),
+    ("score --perplexity-model models/es hola", "perplexity_model='models/es': no such file or folder (for a Hub"),
+    ("calibrate --data-dir {sample} --target-rate 0.5 --docs 200 -o {mine}",
+     "--output '{mine}': it already holds files this tool did not write (notes.txt)"),
+    ("calibrate --data-dir {sample} --target-rate 0.5 --docs 200 -o {tmp}/README.md", "it is a file, not a folder"),
+]
+
+
+@pytest.mark.parametrize("command, words", MISTAKES, ids=[c.split(" --")[0] + " " + w[:28] for c, w in MISTAKES])
+def test_mistake_is_one_error_line_and_nothing_is_touched(places, capsys, monkeypatch, command, words):
+    tmp = places["tmp"]
+    monkeypatch.chdir(tmp)  # relative paths (models/es: a local folder, not a Hub id)
+    before = sorted(os.listdir(tmp)), sorted(os.listdir(places["mine"])), (tmp / "README.md").read_text()
+    start = time.monotonic()
+    assert main(command.format(**places).split()) == 2
+    line = one_error_line(capsys.readouterr().err, command.split()[0])
+    assert words.format(**places) in line, line
+    assert time.monotonic() - start < 10  # known up front: no reading, no Hub retries
+    assert (sorted(os.listdir(tmp)), sorted(os.listdir(places["mine"])), (tmp / "README.md").read_text()) == before
+
+
+def test_overwrite_and_own_outputs(places, capsys):
+    tmp = places["tmp"]
+    out = tmp / "kept.jsonl"
+    for _ in range(2):  # a JSON-lines output of an earlier run is replaced
+        assert main(["sample", "--data-dir", SAMPLE, "--method", "random", "--max-docs", "2", "-o", str(out)]) == 0
+    assert main(["sample", "--data-dir", SAMPLE, "--method", "random", "--max-docs", "2", "-o", str(tmp / "README.md"),
+                 "--overwrite"]) == 0
+    assert len((tmp / "README.md").read_text().splitlines()) == 2
+    cal = tmp / "cal"
+    for _ in range(2):  # a folder calibrate wrote is replaced whole by a rerun
+        assert main(["calibrate", "--data-dir", SAMPLE, "--target-rate", "0.5", "--docs", "200", "--no-plots",
+                     "-o", str(cal)]) == 0
+    assert os.listdir(cal) == ["calibration.json"]
+    assert not [n for n in os.listdir(tmp) if n.startswith(".")]
+
+
+def test_perplexity_model_does_not_swallow_the_text(capsys):
+    assert main(["score", "--perplexity-model", DEFAULT_MODEL_DIR, "una casa grande"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert len(out) == 1 and "una casa grande" in out[0]
+
+
+def test_calibrate_that_fails_leaves_no_folder(places, monkeypatch, capsys):
+    """A full disk while the calibration is written (and an unreachable target) leave nothing."""
+    import mc4_sampling.calibration as calibration
+
+    def full(calibration, perplexities, out_dir):  # calibration.json is written; the pictures find the disk full
+        assert os.path.exists(os.path.join(out_dir, "calibration.json"))
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), os.path.join(out_dir, "perplexity_histogram.png"))
+
+    monkeypatch.setattr(calibration, "write_plots", full)
+    cal = places["tmp"] / "cal"
+    rc = main(["calibrate", "--data-dir", SAMPLE, "--target-rate", "0.5", "--docs", "200", "-o", str(cal)])
+    assert rc == 2 and "No space left on device" in one_error_line(capsys.readouterr().err, "calibrate")
+    assert not cal.exists() and not [n for n in os.listdir(places["tmp"]) if n.startswith(".")]
+
+
+def test_sample_report_says_where_and_whether_the_rate_check_passed(tmp_path, capsys):
+    pytest.importorskip("matplotlib")
+    report = tmp_path / "report"
+    assert main(["sample", "--data-dir", SAMPLE, "--method", "gaussian", "--max-docs", "50", "-o", os.devnull,
+                 "--report", str(report)]) == 0
+    line = capsys.readouterr().err.strip().splitlines()[-1]
+    assert line.startswith(f"report: {report / 'report.json'} and ") and "interval" in line
+
+
+def test_version(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--version"])
+    assert exit_info.value.code == 0 and capsys.readouterr().out.startswith("mc4-sampling ")
+
+
+# --- the Hub --------------------------------------------------------------------------------------------
+
+
+def test_hub_model_while_offline_fails_fast(monkeypatch, capsys):
+    monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")  # nothing listens there
+    start = time.monotonic()
+    assert main(["score", "--perplexity-model", "someone/kenlm", "hola"]) == 2
+    line = one_error_line(capsys.readouterr().err, "score")
+    assert "the Hub cannot be reached at http://127.0.0.1:9" in line and "'someone/kenlm'" in line
+    assert time.monotonic() - start < 10
+
+
+def test_hf_hub_offline_is_honoured_without_retries(monkeypatch, capsys, tmp_path):
+    import huggingface_hub.constants
+
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)  # restored after the test
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(hub_reach, "probe", lambda *a, **k: pytest.fail("probed while offline"))
+    start = time.monotonic()
+    assert main(["score", "--perplexity-model", "someone/kenlm", "hola"]) == 2
+    one_error_line(capsys.readouterr().err, "score")
+    assert time.monotonic() - start < 10
+
+
+def test_push_to_an_unreachable_hub_is_one_line(tmp_path):
+    from mc4_sampling.hub import HubError, push_folder
+
+    with pytest.raises(HubError, match="the Hub cannot be reached at http://127.0.0.1:9"):
+        push_folder(str(tmp_path), "someone/data", repo_type="dataset", endpoint="http://127.0.0.1:9")
+
+
+# --- datatrove: quiet, with a bar over shards ---------------------------------------------------------------
+
+
+def test_publish_is_quiet_unless_verbose(tmp_path):
+    cli = [sys.executable, "-m", "mc4_sampling.cli"]
+    args = ["publish", str(tmp_path / "out"), "--data-dir", SAMPLE, "--method", "random", "--splits", "validation",
+            "--workers", "1"]
+    quiet = subprocess.run(cli + args, capture_output=True, text=True, cwd=REPO, timeout=300)
+    assert quiet.returncode == 0, quiet.stderr
+    assert "Launching pipeline" not in quiet.stderr and "PIPELINE" not in quiet.stderr, quiet.stderr
+    logs = [os.path.join(r, f) for r, _, fs in os.walk(tmp_path / "out") for f in fs if f.startswith("task_")]
+    assert logs and "Launching pipeline" in open(logs[0]).read()  # every line is kept in the task logs
+    loud = subprocess.run(cli + ["-v", "publish", str(tmp_path / "out2")] + args[2:], capture_output=True,
+                          text=True, cwd=REPO, timeout=300)
+    assert loud.returncode == 0 and "Launching pipeline" in loud.stderr
+
+
+def test_shard_progress_counts_finished_shards(tmp_path):
+    import io
+
+    from mc4_sampling.datatrove_logs import ShardProgress
+
+    files = [str(tmp_path / f"{i}.json") for i in range(3)]
+    open(files[0], "w").close()
+    bar = ShardProgress(files, disable=False, interval=0.05, file=io.StringIO())
+    assert bar.bar.n == 1
+    open(files[2], "w").close()
+    time.sleep(0.3)
+    assert bar.bar.n == 2
+    bar.stop()
+
+
+# --- signals and child processes ---------------------------------------------------------------------------
+
+
+def test_sigterm_during_sample_is_one_line_exit_143_and_no_output(tmp_path, mini_mc4, file_server):
+    name = "c4-es.tfrecord-00000-of-02048.json.gz"
+    server = file_server(mini_mc4)
+    server.stalls[name] = [(mini_mc4 / name).stat().st_size // 2]
+    out = tmp_path / "kept.jsonl"
+    proc = subprocess.Popen([sys.executable, "-m", "mc4_sampling.cli", "sample", "--base-url", server.url,
+                             "--shards", "0", "--method", "none", "-o", str(out)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO)
+    try:
+        deadline = time.time() + 60
+        while not server.requests and time.time() < deadline and proc.poll() is None:
+            time.sleep(0.1)
+        time.sleep(1.5)
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 143, err
+    assert "Traceback" not in err
+    assert err.strip().splitlines()[-1] == "mc4-sampling sample: terminated; no output file written"
+    assert os.listdir(tmp_path) == []
+
+
+def test_forked_children_end_with_a_killed_parent(tmp_path):
+    """What publish does for datatrove's workers and manager: every child forked after
+    children_die_with_parent() ends once its parent is killed with SIGKILL."""
+    script = (
+        "import os, signal, threading, time\n"
+        "from mc4_sampling.child_processes import children_die_with_parent\n"
+        "children_die_with_parent()\n"
+        "pids = []\n"
+        "def fork():\n"
+        "    pid = os.fork()\n"
+        "    if pid == 0:\n"
+        "        time.sleep(60)\n"
+        "        os._exit(0)\n"
+        "    pids.append(pid)\n"
+        "fork()  # from the main thread: prctl(PR_SET_PDEATHSIG)\n"
+        "t = threading.Thread(target=fork); t.start(); t.join()  # from a thread: the parent watch\n"
+        "time.sleep(0.5)\n"
+        "print(*pids, flush=True)\n"
+        "os.kill(os.getpid(), signal.SIGKILL)\n"
+    )
+    (tmp_path / "parent.py").write_text(script)
+    done = subprocess.run([sys.executable, str(tmp_path / "parent.py")], capture_output=True, text=True, cwd=REPO,
+                          env={**os.environ, "PYTHONPATH": REPO}, timeout=60)
+    assert done.returncode == -signal.SIGKILL, done.stderr
+    for pid in map(int, done.stdout.split()):
+        assert _ends_within(pid, 10), pid
+
+
+def _ends_within(pid: int, seconds: float) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                if f.read().rsplit(")", 1)[1].split()[0] in ("Z", "X"):  # ended, not reaped yet
+                    return True
+        except FileNotFoundError:
+            return True
+        time.sleep(0.2)
+    return False
+
+
+def test_publish_that_failed_before_any_shard_does_not_block_the_corrected_rerun(tmp_path):
+    """A failed run leaves only its manifest and logs: a rerun with other (corrected) options starts afresh;
+    once a shard is finished, other options are refused as before."""
+    from mc4_sampling.publish import STATE_DIR, PublishError, prepare_output
+
+    out = str(tmp_path / "out")
+    first = {"format": "mc4-sampling-publish", "configs": {"a": {"seed": 1}}}
+    assert prepare_output(out, first, overwrite=False) is False
+    os.makedirs(os.path.join(out, STATE_DIR, "logs"))
+    open(os.path.join(out, STATE_DIR, "logs", "task_00000.log"), "w").close()
+    corrected = {"format": "mc4-sampling-publish", "configs": {"a": {"seed": 2}}}
+    assert prepare_output(out, corrected, overwrite=False) is False
+    assert os.listdir(os.path.join(out, STATE_DIR)) == ["options.json"]
+    os.makedirs(os.path.join(out, "data", "a"))
+    open(os.path.join(out, "data", "a", "train-00000-of-00001.parquet"), "w").close()
+    with pytest.raises(PublishError, match="made with other options"):
+        prepare_output(out, first, overwrite=False)
+
+
+def test_cli_errors_name_the_flags_not_the_python_spellings(tmp_path, capsys):
+    from conftest import write_shard
+
+    data = tmp_path / "data" / "multilingual"
+    data.mkdir(parents=True)
+    write_shard(data / "c4-es.tfrecord-00000-of-02048.json.gz", 3, lines=["{not json"])
+    out = tmp_path / "kept.jsonl"
+    assert main(["sample", "--data-dir", str(data.parent), "--method", "none", "-o", str(out)]) == 2
+    line = one_error_line(capsys.readouterr().err, "sample")
+    assert "not a JSON object" in line and "(pass --on-bad-record skip to skip" in line and "on_bad_record" not in line
+    assert os.listdir(tmp_path) == ["data"]
+
+
+def test_sample_dataset_with_a_wrong_stats_object_is_a_config_error():
+    import datasets
+
+    from mc4_sampling import ConfigError
+    from mc4_sampling.corpus import sample_dataset
+
+    ds = datasets.Dataset.from_dict({"text": ["una casa"]})
+    with pytest.raises(ConfigError, match=r"stats=\{\} is not valid; it must be a SamplingStats"):
+        sample_dataset(ds, sampling_method="random", stats={})

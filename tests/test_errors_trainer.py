@@ -1,0 +1,394 @@
+"""Bad input and faults on the trainer's commands: one `error:` line naming the option or path (no
+traceback), exit 2 (130 on Ctrl-C, 143 on SIGTERM), nothing partial left behind, nobody's files
+overwritten. One table row per mistake or fault; in-process `main([...])` calls (subprocesses only
+where a signal needs one)."""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+from trainer_helpers import REPO, make_corpus
+
+from mc4_sampling import hub_reach
+from mc4_sampling.console_guard import run_guarded
+from trainer.cli import main
+
+IS_ROOT = os.geteuid() == 0
+
+
+def _json_sets(**sets) -> list[str]:
+    out = []
+    for k, v in sets.items():
+        out += ["--set", f"{k}={json.dumps(v)}"]
+    return out
+
+
+@pytest.fixture
+def user_folder(tmp_path):
+    """A folder holding somebody's files (what `export --output mine` used to replace)."""
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "README.md").write_text("my notes\n")
+    (mine / "config.json").write_text('{"mine": true}\n')
+    return mine
+
+
+@pytest.fixture(autouse=True)
+def _fresh_probe(monkeypatch):
+    monkeypatch.setattr(hub_reach, "_PROBED", {})
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.delenv("HF_DATASETS_OFFLINE", raising=False)
+
+
+def one_error_line(err: str) -> str:
+    """The single `error:` line of ``err`` (argparse's usage line aside); no traceback."""
+    assert "Traceback" not in err, err
+    lines = [line for line in err.strip().splitlines() if "error:" in line]
+    assert len(lines) == 1, err
+    return lines[0]
+
+
+# (command line, words the error line must hold) — mistakes argparse or the first checks refuse
+USAGE = [
+    ("finetune --model m --output {tmp}/o --task pos --batch-size 0", "argument --batch-size: 0 is out of range"),
+    ("finetune --model m --output {tmp}/o --task pos --learning-rate nan", "argument --learning-rate: nan"),
+    ("finetune --model m --output {tmp}/o --task pos --epochs -1", "argument --epochs: -1 is out of range"),
+    ("finetune --model m --output {tmp}/o --task pos --warmup-ratio 2", "--warmup-ratio: 2 is out of range"),
+    ("finetune --model m --output {tmp}/o --task pos --seeds 0", "argument --seeds: 0 is out of range"),
+    ("finetune --model m --output {tmp}/o --task pos --max-steps x", "--max-steps: 'x' is not an integer"),
+    ("evaluate --model m --task pos --eval-batch-size 0", "argument --eval-batch-size: 0"),
+    ("fill-mask --model m --top-k -3 x", "argument --top-k: -3 is out of range: it must be an integer >= 1"),
+    ("tokenizer --config tiny-cpu --output {tmp}/t --vocab-size 0", "--vocab-size: 0 is out of range"),
+    ("tokenizer --config tiny-cpu --output {tmp}/t --min-frequency -1", "--min-frequency: -1 is out of range"),
+    ("tokenizer --config tiny-cpu --output {tmp}/t --num-docs 0", "--num-docs: 0 is out of range"),
+    ("suite --config tiny-cpu --seeds 2 --first-seed -1", "--first-seed: -1 is out of range"),
+    ("suite --config tiny-cpu --seeds 0", "--seeds: 0 is out of range"),
+    ("export --checkpoint c --output o --step -2", "--step: -2 is out of range"),
+]
+
+
+@pytest.mark.parametrize("command, words", USAGE, ids=[c.split(" --")[0] + " " + w.split(":")[0] for c, w in USAGE])
+def test_out_of_range_option_is_one_usage_error(tmp_path, capsys, command, words):
+    with pytest.raises(SystemExit) as exit_info:
+        main(command.format(tmp=tmp_path).split())
+    assert exit_info.value.code == 2
+    assert words in one_error_line(capsys.readouterr().err)
+    assert os.listdir(tmp_path) == []
+
+
+def _paths(tmp_path, user_folder):
+    (tmp_path / "afile.txt").write_text("not a folder\n")
+    (tmp_path / "cfgdir").mkdir()
+    (tmp_path / "bad.yaml").write_text("model: [unclosed\n")
+    (tmp_path / "binary.yaml").write_bytes(b"\xff\xfe\x00bin")
+    (tmp_path / "corrupt.jsonl").write_text('{"text": "a", "label": 0}\n{"text": "b", "lab\n')
+    return dict(tmp=tmp_path, mine=user_folder)
+
+
+# (command line, words of the error line) — user mistakes found before any work, exit 2
+MISTAKES = [
+    ("train --config {tmp}/cfgdir", "--config '{tmp}/cfgdir' is a folder"),
+    ("train --config {tmp}/bad.yaml", "not valid YAML"),
+    ("train --config {tmp}/binary.yaml", "cannot read it: not a text file"),
+    ("train --config tiny-cpu --set training.output_dir=\"{mine}\"",
+     "training.output_dir '{mine}': it already holds files this tool did not write (README.md, config.json)"),
+    ("train --config tiny-cpu --set training.output_dir=\"{tmp}/afile.txt\"",
+     "training.output_dir '{tmp}/afile.txt': it is a file, not a folder"),
+    ("tokenizer --config tiny-cpu --output {tmp}/afile.txt", "--output '{tmp}/afile.txt': it is a file, not a folder"),
+    ("tokenizer --config tiny-cpu --output {mine}", "--output '{mine}': it already holds files this tool did not"),
+    ("tokenizer --config tiny-cpu --output {tmp}/afile.txt/sub", "Not a directory"),
+    ("export --checkpoint {tmp}/nothing --output {mine}", "--output '{mine}': it already holds files this tool"),
+    ("export --checkpoint {tmp}/nothing --output {tmp}/afile.txt", "it is a file, not a folder"),
+    ("export --checkpoint {tmp}/nothing --output {tmp}/out", "no checkpoint folder"),
+    ("stats random:tiny-cpu@abc -o none", "random:tiny-cpu@abc: the seed after @ must be an integer"),
+    ("stats random:tiny-cpu -o {tmp}/afile.txt", "--output '{tmp}/afile.txt': it already exists"),
+    ("stats random:tiny-cpu -o {tmp}/cfgdir", "--output '{tmp}/cfgdir': it is a folder"),
+    ("compare {tmp}/r.json --output {mine}", "--output '{mine}': it already holds files this tool did not"),
+    ("evaluate --model m --task pos --output {tmp}/afile.txt", "--output '{tmp}/afile.txt': it already exists"),
+    ("finetune --model m --task pos --output {mine}", "--output '{mine}': it already holds files"),
+    ("finetune --model m --task sequence-classification --dataset json --data-files train={tmp}/corrupt.jsonl "
+     "--output {tmp}/out", "cannot read the data of 'json' ({tmp}/corrupt.jsonl): ValueError"),
+]
+
+
+@pytest.mark.parametrize("command, words", MISTAKES, ids=[c.split(" --")[0] + " " + w[:30] for c, w in MISTAKES])
+def test_mistake_is_one_error_line_and_nothing_is_touched(tmp_path, user_folder, capsys, command, words):
+    fill = _paths(tmp_path, user_folder)
+    before = {p: sorted(os.listdir(p)) for p in (tmp_path, user_folder)}
+    mine_before = {n: (user_folder / n).read_text() for n in os.listdir(user_folder)}
+    assert main(command.format(**fill).split()) == 2
+    line = one_error_line(capsys.readouterr().err)
+    assert line.startswith("error: ") and words.format(**fill) in line, line
+    assert {p: sorted(os.listdir(p)) for p in (tmp_path, user_folder)} == before  # nothing left behind
+    assert {n: (user_folder / n).read_text() for n in os.listdir(user_folder)} == mine_before
+
+
+def test_overwrite_is_the_way_to_replace_a_folder(tmp_path, user_folder, capsys):
+    """--overwrite replaces the folder whole; without it the same folder, once ours, is replaced too."""
+    from mc4_sampling.safe_output import atomic_dir, check_output_dir, is_ours
+
+    with atomic_dir(user_folder, "test", overwrite=True) as folder:
+        (folder / "tokenizer.json").write_text("{}")
+    assert sorted(os.listdir(user_folder)) == ["tokenizer.json"] and is_ours(user_folder)
+    check_output_dir(user_folder)  # ours now: a rerun may replace it
+    assert not [n for n in os.listdir(tmp_path) if n.startswith(".")]  # no temporary folder left
+
+
+def test_version(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--version"])
+    assert exit_info.value.code == 0 and capsys.readouterr().out.startswith("trainer ")
+
+
+# --- the seams: the sampler's errors (and the environment's) surfacing under the trainer -----------------
+
+
+@pytest.fixture
+def corrupt_mc4(tmp_path, mini_mc4):
+    import shutil
+
+    from conftest import write_shard
+
+    root = tmp_path / "data" / "multilingual"
+    root.mkdir(parents=True)
+    shutil.copy(mini_mc4 / "c4-es.tfrecord-00000-of-02048.json.gz", root)
+    write_shard(root / "c4-es.tfrecord-00001-of-02048.json.gz", 5, lines=["{not json"])
+    return root.parent
+
+
+SEAMS = [
+    # a corrupt shard under `trainer tokenizer` (BadRecordError of the sampler)
+    (dict(path="mc4-sampling", name="es", kwargs=dict(sampling_method="none", data_dir="{data}")),
+     "c4-es.tfrecord-00001-of-02048.json.gz:6: not a JSON object"),
+    # an unreachable mirror (RemoteReadError of the sampler), no retries
+    (dict(path="mc4-sampling", name="es", kwargs=dict(sampling_method="none", base_url="http://127.0.0.1:9/x",
+                                                      http_retries=0, shards=[0])),
+     "127.0.0.1:9"),
+]
+
+
+@pytest.mark.parametrize("data, words", SEAMS, ids=["BadRecordError", "RemoteReadError"])
+def test_sampler_errors_under_the_trainer_are_one_line(tmp_path, corrupt_mc4, capsys, data, words):
+    data = json.loads(json.dumps(data).replace("{data}", str(corrupt_mc4)))
+    sets = {f"data.{k}": v for k, v in data.items()}
+    sets["data.num_eval_samples"] = 0
+    out = tmp_path / "tok"
+    argv = ["tokenizer", "--config", "tiny-cpu", "--output", str(out), "--num-docs", "1000", *_json_sets(**sets)]
+    start = time.monotonic()
+    assert main(argv) == 2
+    assert words in one_error_line(capsys.readouterr().err)
+    assert time.monotonic() - start < 30 and not out.exists()
+
+
+def test_unreachable_hub_fails_fast_with_one_line(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")  # nothing listens there
+    start = time.monotonic()
+    assert main(["evaluate", "--model", "someone/model", "--task", "pos"]) == 2
+    line = one_error_line(capsys.readouterr().err)
+    assert "the Hub cannot be reached at http://127.0.0.1:9" in line and "'someone/model'" in line, line
+    assert time.monotonic() - start < 10
+
+
+def test_hf_hub_offline_is_honoured(monkeypatch):
+    """With HF_HUB_OFFLINE no probe is made (the library reads its cache only, without retries)."""
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr(hub_reach, "probe", lambda *a, **k: pytest.fail("probed while offline"))
+    hub_reach.require_hub("model 'someone/model'")
+
+
+# --- full disk, interrupted writes: nothing partial ---------------------------------------------------------
+
+
+def _enospc(*args, **kwargs):
+    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+
+def test_tokenizer_on_a_full_disk_leaves_nothing(tmp_path, monkeypatch, capsys):
+    from transformers import PreTrainedTokenizerBase
+
+    paths = make_corpus(str(tmp_path / "c"), n_docs=60)
+    original = PreTrainedTokenizerBase.save_pretrained
+
+    def half_then_full(self, folder, *a, **k):  # writes some files, then the disk is full
+        original(self, folder, *a, **k)
+        _enospc()
+
+    monkeypatch.setattr(PreTrainedTokenizerBase, "save_pretrained", half_then_full)
+    out = tmp_path / "tok"
+    argv = ["tokenizer", "--config", "tiny-cpu", "--output", str(out), "--num-docs", "50", "--vocab-size", "300",
+            *_json_sets(**{"data.path": "json", "data.name": None, "data.kwargs": {}, "data.data_files": paths,
+                           "data.num_eval_samples": 0})]
+    assert main(argv) == 2
+    line = one_error_line(capsys.readouterr().err)
+    assert f"cannot write --output '{out}': No space left on device" in line, line
+    assert sorted(os.listdir(tmp_path)) == ["c"]  # neither the folder nor a temporary one
+
+
+def test_export_on_a_full_disk_leaves_no_config_without_weights(tmp_path, monkeypatch, capsys):
+    import trainer.export as export
+    import trainer.models.roberta_hf as roberta_hf
+    from trainer.models.roberta import RobertaSpec
+
+    tok = tmp_path / "tok"
+    tok.mkdir()
+    spec = dict(num_layers=1, hidden_size=8, num_heads=1, vocab_size=300)
+    monkeypatch.setattr(export, "load_checkpoint_params",
+                        lambda path, step: (RobertaSpec(**{**spec, "intermediate_size": 16}), {},
+                                            {"spec": spec, "config": {}, "tokenizer_dir": str(tok)}, 3))
+
+    def config_then_full(params, spec, folder, **kwargs):
+        with open(os.path.join(folder, "config.json"), "w") as f:
+            f.write("{}")
+        _enospc()
+
+    monkeypatch.setattr(roberta_hf, "export_pretrained", config_then_full)  # what the family exports with
+    out = tmp_path / "export"
+    assert main(["export", "--checkpoint", str(tmp_path), "--output", str(out)]) == 2
+    assert "No space left on device" in one_error_line(capsys.readouterr().err)
+    assert sorted(os.listdir(tmp_path)) == ["tok"]
+
+
+def test_background_checkpoint_failure_stops_with_one_line_keeping_the_last_good(tmp_path, monkeypatch):
+    """A save that fails in Orbax's background thread is reported by the next save (or close) as one
+    CheckpointError line naming the folder, the reason and the last good step; its partial folder is gone."""
+    import jax.numpy as jnp
+
+    from trainer.checkpoint import Checkpointer
+    from trainer.errors import CheckpointError
+
+    ckpt = Checkpointer(str(tmp_path / "ckpt"), async_save=True)
+    tree = {"w": jnp.zeros((4,))}
+    ckpt.save(1, tree, tree, {"step": 1}, [{}], {})
+    ckpt.manager.wait_until_finished()
+    ckpt._requested = 2  # as if step 2's save had been started, and failed in the background
+
+    def failed_in_background():
+        os.makedirs(os.path.join(ckpt.directory, "2.orbax-checkpoint-tmp"), exist_ok=True)
+        raise ValueError("RESOURCE_EXHAUSTED: Failed writing: ...: No space left on device [os_error_code='28']")
+
+    monkeypatch.setattr(ckpt.manager, "check_for_errors", failed_in_background)
+    with pytest.raises(CheckpointError) as info:
+        ckpt.save(3, tree, tree, {"step": 3}, [{}], {})
+    message = str(info.value)
+    assert "\n" not in message and f"at step 2 in {ckpt.directory}" in message and "No space left" in message
+    assert "the last good checkpoint, step 1, is kept" in message
+    assert sorted(os.listdir(ckpt.directory)) == ["1"]
+    monkeypatch.undo()
+    ckpt.close()
+
+
+def test_metrics_file_holds_each_step_once_after_a_resume(tmp_path):
+    from trainer.config_loading import load_config
+    from trainer.monitor import Monitor, read_metrics
+
+    sets = _json_sets(**{"training.output_dir": str(tmp_path), "logging.tensorboard": False})
+    cfg = load_config("tiny-cpu", sets[1::2])
+    path = tmp_path / "metrics.jsonl"
+    path.write_text("".join(json.dumps({"kind": "train", "step": s, "loss": s}) + "\n" for s in range(1, 11))
+                    + '{"kind": "train", "st')  # steps 1-10, and a line cut short by a crash
+    monitor = Monitor(cfg, resume_step=6)  # the checkpoint of step 6: steps 7-10 are replayed
+    for s in range(7, 9):
+        monitor.write(s, {"loss": -s})
+    monitor.close()
+    steps = [json.loads(line)["step"] for line in path.read_text().splitlines()]
+    assert steps == [1, 2, 3, 4, 5, 6, 7, 8] and read_metrics(str(path))[8]["loss"] == -8
+
+
+# --- signals ---------------------------------------------------------------------------------------------
+
+
+def test_ctrl_c_is_130_and_sigterm_143(capsys):
+    def interrupted():
+        raise KeyboardInterrupt
+
+    def terminated():
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(5)
+        return 0
+
+    assert run_guarded(interrupted) == 130
+    assert run_guarded(terminated) == 143
+    assert capsys.readouterr().err.splitlines() == ["interrupted", "terminated"]
+
+
+def test_tokenizer_workers_end_with_a_killed_parent(tmp_path):
+    """A tokenizer worker (spawned) whose trainer is killed with SIGKILL ends within seconds."""
+    script = (
+        "import os, signal, sys, time\n"
+        "import multiprocessing as mp\n"
+        "from mc4_sampling.child_processes import die_with_parent\n"
+        "def work():\n"
+        "    die_with_parent(use_prctl=False)\n"
+        "    time.sleep(60)\n"
+        "if __name__ == '__main__':\n"
+        "    p = mp.get_context('spawn').Process(target=work, daemon=True)\n"
+        "    p.start()\n"
+        "    time.sleep(1.5)\n"
+        "    print(p.pid, flush=True)\n"
+        "    os.kill(os.getpid(), signal.SIGKILL)\n"
+    )
+    (tmp_path / "parent.py").write_text(script)
+    done = subprocess.run([sys.executable, str(tmp_path / "parent.py")], capture_output=True, text=True,
+                          cwd=REPO, env={**os.environ, "PYTHONPATH": REPO}, timeout=60)
+    assert done.returncode == -signal.SIGKILL
+    child = int(done.stdout.split()[0])
+    assert _ends_within(child, 10)
+
+
+def _ends_within(pid: int, seconds: float) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                if f.read().rsplit(")", 1)[1].split()[0] in ("Z", "X"):  # ended, not reaped yet
+                    return True
+        except FileNotFoundError:
+            return True
+        time.sleep(0.2)
+    return False
+
+
+# environment faults met anywhere (in a library, under datasets, in a background thread) — one line each
+FAULTS = [
+    (PermissionError(errno.EACCES, "Permission denied", "/data/c4-es.json.gz"),
+     "error: '/data/c4-es.json.gz': Permission denied (check its permissions)"),
+    (OSError(errno.ENOSPC, "No space left on device", "/runs/x/metrics.jsonl"),
+     "error: '/runs/x/metrics.jsonl': No space left on device (free some space or write elsewhere)"),
+    (FileNotFoundError(errno.ENOENT, "No such file or directory", "/cal.json"),
+     "error: '/cal.json': No such file or directory (check the path)"),
+]
+
+
+@pytest.mark.parametrize("fault, line", FAULTS, ids=["EACCES", "ENOSPC", "ENOENT"])
+def test_environment_fault_is_one_line(capsys, fault, line):
+    class DatasetGenerationError(Exception):  # what datasets wraps a reader's failure in
+        pass
+
+    def deep():
+        try:
+            raise fault
+        except OSError as e:
+            raise DatasetGenerationError("An error occurred while generating the dataset") from e
+
+    assert run_guarded(deep) == 2
+    assert capsys.readouterr().err.splitlines() == [line]
+
+
+def test_unreadable_config_names_the_option(tmp_path, monkeypatch, capsys):
+    import trainer.config_loading as config_loading
+
+    def denied(*args, **kwargs):
+        raise PermissionError(errno.EACCES, "Permission denied", args[0])
+
+    (tmp_path / "c.yaml").write_text("name: x\n")
+    monkeypatch.setattr(config_loading, "open", denied, raising=False)
+    assert main(["train", "--config", str(tmp_path / "c.yaml")]) == 2
+    assert one_error_line(capsys.readouterr().err) == f"error: --config '{tmp_path / 'c.yaml'}': cannot read it: " \
+                                                       "Permission denied"
