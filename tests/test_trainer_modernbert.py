@@ -200,7 +200,7 @@ def test_tiny_run_resumes_bit_for_bit_and_records_its_family(corpus, reference_r
         from trainer.config_loading import load_config
 
         paths, tok = corpus
-        Trainer(load_config("tiny-cpu", tiny_overrides(paths, tok, out))).setup()
+        build_trainer(load_config("tiny-cpu", tiny_overrides(paths, tok, out))).setup()
 
 
 def test_revision_export_and_fill_mask_give_pytorch_predictions(corpus, reference_run, tmp_path):
@@ -250,8 +250,9 @@ def test_weight_stats_transfer_and_freezing(corpus, reference_run, tmp_path):
     from trainer.entry import build_trainer
 
     out = str(tmp_path / "transfer")
-    result = build_trainer(_cfg(corpus, out, **{"training.max_steps": 2, "schedule.warmup_steps": 1,
-                                                "model.transfer_from": ckpts, "model.freeze": ["model/layers_0/.*"]})).run()
+    cfg = _cfg(corpus, out, **{"training.max_steps": 2, "schedule.warmup_steps": 1,
+                               "model.transfer_from": ckpts, "model.freeze": ["model/layers_0/.*"]})
+    result = build_trainer(cfg).run()
     _, after, _, _ = _params(result.checkpoint_dir, 2)
     layer0 = jax.tree.map(np.array_equal, after["model"]["layers_0"], source["model"]["layers_0"])
     assert all(jax.tree.leaves(layer0))
