@@ -26,6 +26,7 @@ from . import flops as flops_lib
 from .checkpoint import Checkpointer, check_compatible, gather_positions, spec_to_meta, split_checkpoint_path
 from .config import TrainerConfig, max_sequence_length
 from .data.batches import BatchStream, StreamPosition, TokenizerFns
+from .data.holdout import EVAL_MANIFEST, write_eval_manifest
 from .data.prefetch import Prefetcher
 from .errors import CheckpointError, ConfigError, NonFiniteError, StoppedBySignal
 from .hooks import Hook, StepInfo, run_hooks
@@ -240,7 +241,9 @@ class Trainer:
             self.start_position = StreamPosition()
 
         audit = os.path.join(cfg.training.output_dir, "audit") if cfg.logging.audit else None
-        self.stream = BatchStream(cfg.data, self.tok, cfg.training.global_batch_size // self.world,
+        # one global stream on every process (the same batches for any process count); each process
+        # puts only its devices' rows on them (device_batch)
+        self.stream = BatchStream(cfg.data, self.tok, cfg.training.global_batch_size,
                                   cfg.training.seed, self.rank, self.world, audit_dir=audit)
         self.stream.check_source()
         if self.start_position.shuffle_buffer and self.start_position.shuffle_buffer != cfg.data.shuffle_buffer:
@@ -262,29 +265,27 @@ class Trainer:
             self._write_run_files()
 
     def _position_for_rank(self, positions: list, where: str) -> StreamPosition:
-        if len(positions) != self.world:
-            raise CheckpointError(f"the checkpoint in {where} was written by {len(positions)} processes, "
-                                  f"this run has {self.world}; the stream position cannot be split again")
-        return StreamPosition.from_json(positions[self.rank])
+        """The global stream position: every process saved the same one, so any process count resumes it."""
+        if any(p != positions[0] for p in positions[1:]):
+            raise CheckpointError(f"the checkpoint in {where} holds {len(positions)} different stream positions "
+                                  "(per-process streams of an older trainer); set checkpoint.init_data_position="
+                                  "false to start the data afresh")
+        return StreamPosition.from_json(positions[0])
 
     def _build_eval_set(self) -> None:
         cfg = self.cfg
-        texts = self.stream.eval_texts()
+        texts = self.eval_texts = self.stream.eval_texts()  # the same on every process
         L = cfg.data.max_seq_length
         seqs = self.stream.eval_sequences(texts, L) if texts else np.zeros((0, L), np.int32)
         rows = len(seqs)
-        if self.world > 1:
-            from jax.experimental import multihost_utils
-
-            rows = int(np.max(multihost_utils.process_allgather(np.asarray([rows]))))
-        local_eval_batch = cfg.training.eval_batch_size // self.world
-        n_batches = -(-rows // local_eval_batch) if rows else 0
-        padded = np.full((n_batches * local_eval_batch, L), self.tok.pad_id, np.int32)
+        eval_batch = cfg.training.eval_batch_size  # global: each process puts its devices' rows on them
+        n_batches = -(-rows // eval_batch) if rows else 0
+        padded = np.full((n_batches * eval_batch, L), self.tok.pad_id, np.int32)
         padded[: len(seqs)] = seqs
         rule = self._masking_rule()
         with jax.default_device(jax.local_devices(backend="cpu")[0]):
             inputs, labels, weights = jax.jit(rule.apply)(self.keys.eval, jnp.asarray(padded))
-        shape = (n_batches, local_eval_batch, L)
+        shape = (n_batches, eval_batch, L)
         self.eval_set = [np.asarray(a).reshape(shape) for a in (inputs, labels, weights)]
         self.eval_tokens = int(np.asarray(weights).sum())
         log.info("eval set: %d documents -> %d sequences, %d masked tokens", len(texts), len(seqs), self.eval_tokens)
@@ -366,9 +367,12 @@ class Trainer:
         args = (like(self.params), like(self.opt_state), jax.ShapeDtypeStruct((), jnp.int32),
                 jax.ShapeDtypeStruct((self.accum, self.micro, L), jnp.int32, sharding=self.batch_sharding))
         self.memory_estimate = memory.compiled_bytes(self.train_step.lower(*args).compile())
-        summary = memory.check_fits(self.memory_estimate, memory.device_limit(jax.local_devices()[0]),
+        device = jax.local_devices()[0]
+        source = (f"${memory.LIMIT_ENV}" if os.environ.get(memory.LIMIT_ENV) else
+                  "host memory available" if device.platform == "cpu" else "")
+        summary = memory.check_fits(self.memory_estimate, memory.device_limit(device),
                                     per_device_batch_size=self.micro // self.num_devices, accum=self.accum,
-                                    remat=self.spec.remat, seq_len=L)
+                                    remat=self.spec.remat, seq_len=L, limit_source=source)
         log.info("train step memory: %s", summary)
 
     def _write_run_files(self) -> None:
@@ -378,6 +382,7 @@ class Trainer:
             yaml.safe_dump(self.cfg.to_dict(), f, sort_keys=False)
         self.tokenizer_dir = os.path.abspath(os.path.join(out, "tokenizer"))
         self.hf_tokenizer.save_pretrained(self.tokenizer_dir)
+        write_eval_manifest(os.path.join(out, EVAL_MANIFEST), self.eval_texts, self.cfg.data)
 
     def meta(self) -> dict:
         return {"spec": spec_to_meta(self.spec), "config": self.cfg.to_dict(),
@@ -385,20 +390,19 @@ class Trainer:
                 "num_processes": self.world, "num_devices": self.num_devices}
 
     # -- device transfer ------------------------------------------------------------------------
-    def _global(self, local: np.ndarray, sharding, global_shape):
-        return jax.make_array_from_process_local_data(sharding, local, global_shape)
+    def _global(self, array: np.ndarray, sharding):
+        """The global host ``array`` as a sharded jax.Array: each process copies only its devices' rows."""
+        return jax.make_array_from_callback(array.shape, sharding, lambda index: array[index])
 
     def device_batch(self, tokens: np.ndarray):
-        local = tokens.reshape(self.accum, -1, tokens.shape[-1])
-        return self._global(local, self.batch_sharding, (self.accum, self.micro, tokens.shape[-1]))
+        """The global batch ``[global_batch_size, L]`` as ``[accum, micro, L]`` over the mesh."""
+        return self._global(tokens.reshape(self.accum, self.micro, tokens.shape[-1]), self.batch_sharding)
 
     # -- evaluation -----------------------------------------------------------------------------
     def evaluate(self) -> dict:
         sums = np.zeros(3, np.float64)
-        t = self.cfg.training
-        L = self.cfg.data.max_seq_length
         for inputs, labels, weights in zip(*self.eval_set):
-            args = [self._global(a, self.eval_sharding, (t.eval_batch_size, L)) for a in (inputs, labels, weights)]
+            args = [self._global(a, self.eval_sharding) for a in (inputs, labels, weights)]
             sums += np.asarray(self.eval_step(self.params, *args), np.float64)
         count = max(sums[1], 1.0)
         return {"loss": float(sums[0] / count), "accuracy": float(sums[2] / count), "masked_tokens": int(sums[1])}
