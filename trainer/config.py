@@ -118,6 +118,9 @@ class DataConfig:
     eval_fraction: float = 0.1
     holdout_seed: int = 0
     holdout_near_duplicates: Optional[float] = None
+    # A folder of token shards (trainer.data.token_shards, written by `mc4-sampling publish --tokenizer`):
+    # when set, training and eval documents are read from it (already held out) instead of the stream.
+    token_shards: Optional[str] = None
     prefetch_batches: int = 4
     # Perplexity sampling of the source (method none: off); the eval documents are held out of the sample.
     sampling: SamplingConfig = field(default_factory=SamplingConfig)

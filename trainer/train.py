@@ -26,7 +26,7 @@ from . import flops as flops_lib
 from .checkpoint import Checkpointer, check_compatible, gather_positions, spec_to_meta, split_checkpoint_path
 from .config import TrainerConfig, max_sequence_length
 from .data.batches import BatchStream, StreamPosition, TokenizerFns
-from .data.holdout import EVAL_MANIFEST, write_eval_manifest
+from .data.holdout import EVAL_MANIFEST
 from .data.prefetch import Prefetcher
 from .errors import CheckpointError, ConfigError, NonFiniteError, StoppedBySignal
 from .hooks import Hook, StepInfo, run_hooks
@@ -243,8 +243,11 @@ class Trainer:
         audit = os.path.join(cfg.training.output_dir, "audit") if cfg.logging.audit else None
         # one global stream on every process (the same batches for any process count); each process
         # puts only its devices' rows on them (device_batch)
-        self.stream = BatchStream(cfg.data, self.tok, cfg.training.global_batch_size,
-                                  cfg.training.seed, self.rank, self.world, audit_dir=audit)
+        stream_cls = BatchStream
+        if cfg.data.token_shards:
+            from .data.token_shards import TokenShardStream as stream_cls
+        self.stream = stream_cls(cfg.data, self.tok, cfg.training.global_batch_size,
+                                 cfg.training.seed, self.rank, self.world, audit_dir=audit)
         self.stream.check_source()
         if self.start_position.shuffle_buffer and self.start_position.shuffle_buffer != cfg.data.shuffle_buffer:
             raise ConfigError(
@@ -274,9 +277,8 @@ class Trainer:
 
     def _build_eval_set(self) -> None:
         cfg = self.cfg
-        texts = self.eval_texts = self.stream.eval_texts()  # the same on every process
         L = cfg.data.max_seq_length
-        seqs = self.stream.eval_sequences(texts, L) if texts else np.zeros((0, L), np.int32)
+        seqs = self.stream.eval_rows(L)  # the same on every process
         rows = len(seqs)
         eval_batch = cfg.training.eval_batch_size  # global: each process puts its devices' rows on them
         n_batches = -(-rows // eval_batch) if rows else 0
@@ -288,7 +290,8 @@ class Trainer:
         shape = (n_batches, eval_batch, L)
         self.eval_set = [np.asarray(a).reshape(shape) for a in (inputs, labels, weights)]
         self.eval_tokens = int(np.asarray(weights).sum())
-        log.info("eval set: %d documents -> %d sequences, %d masked tokens", len(texts), len(seqs), self.eval_tokens)
+        log.info("eval set: %d documents -> %d sequences, %d masked tokens", self.stream.num_eval_documents,
+                 len(seqs), self.eval_tokens)
 
     def _masking_rule(self) -> MaskingRule:
         return masking_rule(self.cfg, self.tok)
@@ -382,7 +385,7 @@ class Trainer:
             yaml.safe_dump(self.cfg.to_dict(), f, sort_keys=False)
         self.tokenizer_dir = os.path.abspath(os.path.join(out, "tokenizer"))
         self.hf_tokenizer.save_pretrained(self.tokenizer_dir)
-        write_eval_manifest(os.path.join(out, EVAL_MANIFEST), self.eval_texts, self.cfg.data)
+        self.stream.write_eval_manifest(os.path.join(out, EVAL_MANIFEST))
 
     def meta(self) -> dict:
         return {"spec": spec_to_meta(self.spec), "config": self.cfg.to_dict(),

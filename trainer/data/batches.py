@@ -55,6 +55,7 @@ class StreamPosition:
     # 1: written before the global order and the hold-out by content (per-process streams, eval
     # documents skipped by position); 2: the global stream of this module
     version: int = 1
+    source: str = "stream"  # "stream" (this module) or "token-shards" (trainer.data.token_shards)
 
     def to_json(self) -> dict:
         d = dataclasses.asdict(self)
@@ -191,6 +192,21 @@ class BatchStream:
             raise DataError(f"the dataset {self.cfg.path!r} yields no documents")
         document_text(first, self.cfg.text_column)
 
+    @property
+    def num_eval_documents(self) -> int:
+        return len(self.eval_texts())
+
+    def eval_rows(self, seq_len: int) -> np.ndarray:
+        """The eval set packed into ``[n, seq_len]`` sequences (:meth:`eval_sequences` of :meth:`eval_texts`)."""
+        texts = self.eval_texts()
+        return self.eval_sequences(texts, seq_len) if texts else np.zeros((0, seq_len), np.int32)
+
+    def write_eval_manifest(self, path: str) -> None:
+        """The eval manifest (:func:`trainer.data.holdout.eval_manifest`) at ``path``."""
+        from .holdout import write_eval_manifest
+
+        write_eval_manifest(path, self.eval_texts(), self.cfg)
+
     def eval_sequences(self, texts: list[str], seq_len: int) -> np.ndarray:
         """Eval documents packed like training ones; the last partial sequence is padded (no token lost)."""
         seqs, rem = pack(np.zeros((0,), np.int32), self.tok.encode(texts), seq_len, self.tok.bos_id, self.tok.eos_id)
@@ -289,6 +305,9 @@ class BatchStream:
                     "hold-out by content): set checkpoint.init_data_position=false to start the data afresh"
                 )
             pos.version = POSITION_VERSION
+        if pos.batches and pos.source != "stream":
+            raise DataError(f"the saved stream position is of the {pos.source!r} path, the config reads a dataset "
+                            "stream; set data.token_shards as before, or checkpoint.init_data_position=false")
         if pos.shuffle_buffer and pos.shuffle_buffer != cfg.shuffle_buffer:
             raise DataError(
                 f"the saved stream position uses data.shuffle_buffer={pos.shuffle_buffer}, the config "
