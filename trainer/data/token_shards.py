@@ -112,9 +112,10 @@ class TokenSplit:
             return self.maps[0][index].astype(np.int32)
         out = np.empty(len(index), np.int32)
         f = np.searchsorted(self.file_offsets, index, side="right") - 1
-        for k in np.unique(f):
+        for k in range(int(f.min()), int(f.max()) + 1) if len(index) else ():
             m = f == k
-            out[m] = self.maps[k][index[m] - self.file_offsets[k]]
+            if m.any():
+                out[m] = self.maps[k][index[m] - self.file_offsets[k]]
         return out
 
     def documents(self) -> list[np.ndarray]:
