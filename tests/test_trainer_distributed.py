@@ -93,3 +93,28 @@ def test_one_and_two_processes_train_alike_and_resume_across_process_counts(corp
     for step in (5, 6, 7, 8):
         assert got[step]["batch_crc32"] == ref[step]["batch_crc32"], step
         assert got[step]["loss"] == pytest.approx(ref[step]["loss"], rel=1e-5, abs=1e-6), step
+
+
+@pytest.mark.slow
+def test_token_shards_two_processes_read_only_their_rows_and_train_alike(corpus, tmp_path):
+    """data.token_shards: each of 2 processes reads only its devices' rows; the losses are the 1-process ones."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from mc4_sampling.tokenize_shards import tokenize_config
+
+    paths, tok = corpus
+    texts = [json.loads(line)["text"] for p in paths for line in open(p)]
+    data = tmp_path / "pub" / "data" / "c"
+    data.mkdir(parents=True)
+    pq.write_table(pa.table({"text": texts}), data / "train-00000-of-00001.parquet")
+    folder = tokenize_config(str(tmp_path / "pub"), "c", tok, num_eval=20, eval_fraction=0.25)["folder"]
+    shards = {"data.token_shards": folder, "training.max_steps": 4}
+    one, two = tmp_path / "one", tmp_path / "two"
+    _run([(_args(corpus, one, **shards), _env(2))])
+    _distributed(corpus, two, 2, **shards)
+    ref, got = _metrics(one), _metrics(two)
+    assert sorted(got) == [1, 2, 3, 4]
+    for step in got:
+        assert got[step]["loss"] == pytest.approx(ref[step]["loss"], rel=1e-5, abs=1e-6), step
+    assert _metrics(two, "eval")[4]["loss"] == pytest.approx(_metrics(one, "eval")[4]["loss"], rel=1e-5)

@@ -393,12 +393,29 @@ class Trainer:
                 "num_processes": self.world, "num_devices": self.num_devices}
 
     # -- device transfer ------------------------------------------------------------------------
+    _rows: Optional[np.ndarray] = None
+
     def _global(self, array: np.ndarray, sharding):
         """The global host ``array`` as a sharded jax.Array: each process copies only its devices' rows."""
         return jax.make_array_from_callback(array.shape, sharding, lambda index: array[index])
 
+    def local_rows(self) -> np.ndarray:
+        """The rows of the global batch (``[accum, micro, L]`` flattened to ``accum x micro`` rows) that this
+        process's devices hold."""
+        L = self.cfg.data.max_seq_length
+        index = self.batch_sharding.addressable_devices_indices_map((self.accum, self.micro, L))
+        held = np.zeros((self.accum, self.micro), bool)
+        for idx in index.values():
+            held[idx[:2]] = True
+        return np.flatnonzero(held.reshape(-1))
+
     def device_batch(self, tokens: np.ndarray):
-        """The global batch ``[global_batch_size, L]`` as ``[accum, micro, L]`` over the mesh."""
+        """The global batch ``[global_batch_size, L]`` as ``[accum, micro, L]`` over the mesh; ``tokens`` may
+        hold only this process's rows (:meth:`local_rows`, what the token-shard reader reads)."""
+        if self._rows is not None:
+            full = np.empty((self.accum * self.micro, tokens.shape[-1]), tokens.dtype)  # others' rows: never read
+            full[self._rows] = tokens
+            tokens = full
         return self._global(tokens.reshape(self.accum, self.micro, tokens.shape[-1]), self.batch_sharding)
 
     # -- evaluation -----------------------------------------------------------------------------
@@ -430,7 +447,11 @@ class Trainer:
 
             self.bar = tqdm(total=t.max_steps, initial=self.step, desc=cfg.name, unit="step", dynamic_ncols=True)
         hooks = self._default_hooks() + self.hooks
-        batches = Prefetcher(self.stream.batches(self.start_position), size=cfg.data.prefetch_batches)
+        # token shards: each process reads only its devices' rows (batch_crc32 is then of those rows)
+        self._rows = self.local_rows() if cfg.data.token_shards and self.world > 1 else None
+        source = (self.stream.batches(self.start_position, rows=self._rows) if self._rows is not None
+                  else self.stream.batches(self.start_position))
+        batches = Prefetcher(source, size=cfg.data.prefetch_batches)
         self._unchecked: list = []  # (step, metrics) whose finiteness is not checked yet
         self._saved_step: Optional[int] = self.resume_step
         self._install_signal_handlers()

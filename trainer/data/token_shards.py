@@ -189,6 +189,11 @@ class TokenShardStream:
     def check_source(self) -> None:
         if not len(self.train):
             raise DataError(f"data.token_shards={self.folder!r} holds no training documents")
+        m = self.manifest()
+        log.info("token shards %s: %d training documents (%d tokens); the hold-out was applied when they were "
+                 "written (%s; data.num_eval_samples / eval_fraction / holdout_seed are not used): %s",
+                 self.folder, len(self.train), self.train.num_tokens, m.get("holdout"),
+                 m.get("held_out_of_training"))
 
     # -- eval -----------------------------------------------------------------------------------
     def eval_documents(self) -> list[np.ndarray]:
