@@ -131,6 +131,6 @@ def test_pretraining_on_the_gaussian_sample_is_one_config(corpus, tmp_path):
     raw = datasets.load_dataset("json", data_files=paths, split="train", streaming=True)
     sampled = [r["text"] for r in sample_dataset(raw, sampling_method="gaussian", id_column="id")]
     held_out = (out / "audit" / "eval-rank0.txt").read_text().split()
-    candidates = [t for t in sampled if is_candidate(t, 0, 0.25)]  # tiny_overrides: data.eval_fraction 0.25
+    candidates = [t for t in sampled if is_candidate(t, 0, 0.5)]  # tiny_overrides: data.eval_fraction 0.5
     distinct = _first_of_each(candidates)
     assert held_out == [document_hash(t) for t in distinct[:20]]
