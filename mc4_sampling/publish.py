@@ -298,6 +298,8 @@ def _ours(relative: str, configs) -> bool:
     parts = relative.split("/")
     if parts[0] in (STATE_DIR, ".cache") or relative == "README.md":
         return True
+    if parts[0] == "tokens":  # token shards (mc4_sampling.tokenize_shards, publish --tokenizer)
+        return len(parts) >= 3 and parts[1] in configs
     return len(parts) == 3 and parts[0] == "data" and parts[1] in configs and parts[2].endswith(".parquet")
 
 

@@ -1,4 +1,4 @@
-"""The batch stream: exact positions, held-out eval documents, audit, bad sources, prefetch."""
+"""The batch stream: exact positions, eval documents held out by content, audit, bad sources, prefetch."""
 
 from __future__ import annotations
 
@@ -28,6 +28,7 @@ def _stream(corpus, audit_dir=None, rank=0, world=1, **kw):
     from transformers import AutoTokenizer
 
     paths, tok = corpus
+    kw = {"eval_fraction": 0.25, **kw}  # 10 eval documents among the candidates of 120
     cfg = DataConfig(path="json", name=None, kwargs={}, data_files=paths, max_seq_length=32, shuffle_buffer=25,
                      tokenize_batch_size=7, num_eval_samples=10, **kw)
     return BatchStream(cfg, AutoTokenizer.from_pretrained(tok), batch_size=8, seed=3, rank=rank, world_size=world,
@@ -46,7 +47,10 @@ def test_resume_from_any_batch_gives_the_same_following_batches(corpus):
 
 
 def test_batches_are_exactly_the_shuffled_token_stream(corpus):
-    """Concatenated batches == the training documents, block-shuffled, ``doc </s>`` each, epoch after epoch."""
+    """Concatenated batches == the training documents, block-shuffled, ``doc </s>`` each, epoch after epoch.
+
+    Blocks are ``shuffle_buffer`` documents of the whole stream; the eval documents (by content) are
+    dropped from each block before it is permuted."""
     import datasets
 
     from trainer.data.batches import block_permutation
@@ -56,11 +60,13 @@ def test_batches_are_exactly_the_shuffled_token_stream(corpus):
     batches = list(itertools.islice(stream.batches(), 80))
     emitted = np.concatenate([unpack(b.tokens) for b in batches])
     ds = datasets.load_dataset("json", data_files=corpus[0], streaming=True, split="train")
-    train_texts = [ex["text"] for ex in ds][10:]  # the first 10 are the eval documents
+    texts = [ex["text"] for ex in ds]
+    eval_set = set(stream.eval_texts())
+    assert len(eval_set) == 10 and eval_set < set(texts)
     expected = []
     for epoch in range(3):
-        for block in range(0, len(train_texts), 25):
-            docs = train_texts[block: block + 25]
+        for block in range(0, len(texts), 25):
+            docs = [t for t in texts[block: block + 25] if t not in eval_set]
             perm = block_permutation(3, epoch, block // 25, len(docs))
             expected.append(token_stream(stream.tok.encode([docs[i] for i in perm]), stream.tok.eos_id))
     expected = np.concatenate(expected)
@@ -84,13 +90,15 @@ def test_eval_documents_are_never_trained_on(corpus, tmp_path):
     assert len(per_epoch0) == len(set(per_epoch0)) == 110  # every training document once per epoch
 
 
-def test_multi_host_split_is_disjoint(corpus):
-    a, b = _stream(corpus, rank=0, world=2), _stream(corpus, rank=1, world=2)
-    ea, eb = a.eval_texts(), b.eval_texts()
-    assert len(ea) == len(eb) == 5 and not set(ea) & set(eb)
-    ta = next(a.batches()).tokens
-    tb = next(b.batches()).tokens
-    assert not np.array_equal(ta, tb)
+def test_every_process_reads_the_same_global_stream(corpus):
+    """The eval set and the global batches do not depend on the process (each keeps its rows later)."""
+    ref = _stream(corpus)
+    want = list(itertools.islice(ref.batches(), 30))
+    for rank in range(2):
+        s = _stream(corpus, rank=rank, world=2)
+        assert s.eval_texts() == ref.eval_texts()
+        for a, b in zip(want, itertools.islice(s.batches(), 30), strict=True):
+            assert np.array_equal(a.tokens, b.tokens) and a.position.to_json() == b.position.to_json()
 
 
 def test_missing_text_column_is_a_clear_error(corpus):
@@ -110,6 +118,7 @@ def test_too_many_eval_documents(corpus):
     stream.num_eval = 1000
     with pytest.raises(DataError, match="lower data.num_eval_samples"):
         stream.eval_texts()
+    stream = _stream(corpus, eval_fraction=1.0)  # every document a candidate: all 120 held out
     stream.num_eval = 120
     stream.eval_texts()
     with pytest.raises(DataError, match="no training documents"):
@@ -149,7 +158,7 @@ def test_tokenizer_workers_give_the_same_batches_and_resume(corpus):
 
 
 def test_tokenizer_workers_raise_the_stream_errors_in_order(corpus):
-    stream = _stream(corpus, num_workers=2)
+    stream = _stream(corpus, num_workers=2, eval_fraction=1.0)
     stream.num_eval = 120
     with pytest.raises(DataError, match="no training documents"):
         next(stream.batches())

@@ -34,6 +34,18 @@ def corpus(tmp_path_factory) -> tuple[list[str], str]:
     return paths, make_tokenizer(str(folder / "tok"), paths, vocab_size=300)
 
 
+def _first_of_each(texts: list[str]) -> list[str]:
+    """The first text of each content (normalised text) in order."""
+    from trainer.data.holdout import content_key
+
+    seen, out = set(), []
+    for t in texts:
+        if content_key(t) not in seen:
+            seen.add(content_key(t))
+            out.append(t)
+    return out
+
+
 def config(corpus, tmp_path, **sets):
     paths, tok = corpus
     return load_config("tiny-cpu", tiny_overrides(paths, tok, str(tmp_path / "out"), **sets))
@@ -55,8 +67,14 @@ def test_the_stream_is_the_sample_and_the_hold_out_is_taken_from_it(corpus, tmp_
     assert sorted(r["id"] for h in halves for r in h) == sorted(r["id"] for r in got)
     from transformers import AutoTokenizer
 
+    from trainer.data.holdout import is_candidate
+
     stream = BatchStream(cfg.data, AutoTokenizer.from_pretrained(corpus[1]), batch_size=8, seed=3)
-    assert stream.eval_texts() == [r["text"] for r in got[: cfg.data.num_eval_samples]]
+    d = cfg.data  # the eval set: the sample's first num_eval_samples distinct candidates (trainer.data.holdout)
+    candidates = [r["text"] for r in got if is_candidate(r["text"], d.holdout_seed, d.eval_fraction)]
+    distinct = _first_of_each(candidates)
+    assert len(distinct) < len(candidates)  # the sample repeats a candidate's text: it is evaluated once
+    assert stream.eval_texts() == distinct[: d.num_eval_samples]
     next(stream.batches())  # training batches come from the rest of the sample
 
 
@@ -92,9 +110,11 @@ def test_sampling_twice_is_refused_and_sampler_errors_are_data_errors(corpus, tm
 
 @pytest.mark.slow
 def test_pretraining_on_the_gaussian_sample_is_one_config(corpus, tmp_path):
-    """``python -m trainer`` on tiny-cpu with ``data.sampling``: trains, and holds out the sample's first documents."""
+    """``python -m trainer`` on tiny-cpu with ``data.sampling``: trains, and holds out the sample's first
+    eval candidates by content."""
     from trainer_helpers import run_trainer
 
+    from trainer.data.holdout import is_candidate
     from trainer.data.stream import document_hash
 
     paths, tok = corpus
@@ -111,4 +131,6 @@ def test_pretraining_on_the_gaussian_sample_is_one_config(corpus, tmp_path):
     raw = datasets.load_dataset("json", data_files=paths, split="train", streaming=True)
     sampled = [r["text"] for r in sample_dataset(raw, sampling_method="gaussian", id_column="id")]
     held_out = (out / "audit" / "eval-rank0.txt").read_text().split()
-    assert held_out == [document_hash(t) for t in sampled[:20]]
+    candidates = [t for t in sampled if is_candidate(t, 0, 0.5)]  # tiny_overrides: data.eval_fraction 0.5
+    distinct = _first_of_each(candidates)
+    assert held_out == [document_hash(t) for t in distinct[:20]]

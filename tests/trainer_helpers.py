@@ -52,7 +52,8 @@ def tiny_overrides(corpus_paths: list[str], tokenizer: str, output_dir: str, **e
     sets = {
         "data.path": "json", "data.name": None, "data.kwargs": {}, "data.data_files": corpus_paths,
         "data.tokenizer": tokenizer, "data.max_seq_length": 32, "data.shuffle_buffer": 50,
-        "data.tokenize_batch_size": 16, "data.num_eval_samples": 20, "data.prefetch_batches": 2,
+        "data.tokenize_batch_size": 16, "data.num_eval_samples": 20, "data.eval_fraction": 0.5,
+        "data.prefetch_batches": 2,
         "model.hidden_size": 32, "model.num_layers": 2, "model.num_heads": 2, "model.intermediate_size": 64,
         "model.max_position_embeddings": 40, "model.hidden_dropout": 0.1,
         "training.global_batch_size": 8, "training.max_steps": 12, "training.eval_every_steps": 6,

@@ -133,6 +133,16 @@ class DataConfig:
     shuffle_buffer: int = 10_000
     tokenize_batch_size: int = 256
     num_eval_samples: int = 2_000
+    # Hold-out by content (trainer.data.holdout): a document is an eval candidate when a keyed hash
+    # of its normalised text (key holdout_seed) falls below eval_fraction; the eval set is the first
+    # num_eval_samples distinct candidates, and no document with the same normalised text (nor, with
+    # holdout_near_duplicates = J, an estimated word-5-gram Jaccard similarity >= J) is trained on.
+    eval_fraction: float = 0.1
+    holdout_seed: int = 0
+    holdout_near_duplicates: Optional[float] = None
+    # A folder of token shards (trainer.data.token_shards, written by `mc4-sampling publish --tokenizer`):
+    # when set, training and eval documents are read from it (already held out) instead of the stream.
+    token_shards: Optional[str] = None
     prefetch_batches: int = 4
     # Perplexity sampling of the source (method none: off); the eval documents are held out of the sample.
     sampling: SamplingConfig = field(default_factory=SamplingConfig)
@@ -361,6 +371,11 @@ def validate(cfg: TrainerConfig) -> None:
         raise ConfigError(f"data.num_workers must be >= 0 (0: tokenise in-process), got {d.num_workers}")
     if d.num_eval_samples < 0:
         raise ConfigError(f"data.num_eval_samples must be >= 0, got {d.num_eval_samples}")
+    if not 0.0 < d.eval_fraction <= 1.0:
+        raise ConfigError(f"data.eval_fraction must be in (0, 1], got {d.eval_fraction}")
+    if d.holdout_near_duplicates is not None and not 0.0 < d.holdout_near_duplicates <= 1.0:
+        raise ConfigError("data.holdout_near_duplicates (a Jaccard similarity threshold, e.g. 0.8) must be in "
+                          f"(0, 1] or null (off), got {d.holdout_near_duplicates}")
     _validate_sampling(d)
     if t.global_batch_size % t.grad_accum_steps:
         raise ConfigError(

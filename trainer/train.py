@@ -32,6 +32,7 @@ from . import flops as flops_lib
 from .checkpoint import Checkpointer, check_compatible, gather_positions, model_meta, split_checkpoint_path
 from .config import TrainerConfig, max_sequence_length
 from .data.batches import BatchStream, StreamPosition, TokenizerFns
+from .data.holdout import EVAL_MANIFEST
 from .data.prefetch import Prefetcher
 from .errors import CheckpointError, ConfigError, NonFiniteError, StoppedBySignal
 from .hooks import Extension, Hook, StepInfo, run_hooks
@@ -270,8 +271,13 @@ class Trainer:
             self.start_position = StreamPosition()
 
         audit = os.path.join(cfg.training.output_dir, "audit") if cfg.logging.audit else None
-        self.stream = BatchStream(cfg.data, self.tok, cfg.training.global_batch_size // self.world,
-                                  cfg.training.seed, self.rank, self.world, audit_dir=audit)
+        # one global stream on every process (the same batches for any process count); each process
+        # puts only its devices' rows on them (device_batch)
+        stream_cls = BatchStream
+        if cfg.data.token_shards:
+            from .data.token_shards import TokenShardStream as stream_cls
+        self.stream = stream_cls(cfg.data, self.tok, cfg.training.global_batch_size,
+                                 cfg.training.seed, self.rank, self.world, audit_dir=audit)
         self.stream.check_source()
         if self.start_position.shuffle_buffer and self.start_position.shuffle_buffer != cfg.data.shuffle_buffer:
             raise ConfigError(
@@ -295,32 +301,30 @@ class Trainer:
         return tuple(sorted({int(s) for ext in self.extensions for s in ext.preserved_steps(self.cfg)}))
 
     def _position_for_rank(self, positions: list, where: str) -> StreamPosition:
-        if len(positions) != self.world:
-            raise CheckpointError(f"the checkpoint in {where} was written by {len(positions)} processes, "
-                                  f"this run has {self.world}; the stream position cannot be split again")
-        return StreamPosition.from_json(positions[self.rank])
+        """The global stream position: every process saved the same one, so any process count resumes it."""
+        if any(p != positions[0] for p in positions[1:]):
+            raise CheckpointError(f"the checkpoint in {where} holds {len(positions)} different stream positions "
+                                  "(per-process streams of an older trainer); set checkpoint.init_data_position="
+                                  "false to start the data afresh")
+        return StreamPosition.from_json(positions[0])
 
     def _build_eval_set(self) -> None:
         cfg = self.cfg
-        texts = self.stream.eval_texts()
         L = cfg.data.max_seq_length
-        seqs = self.stream.eval_sequences(texts, L) if texts else np.zeros((0, L), np.int32)
+        seqs = self.stream.eval_rows(L)  # the same on every process
         rows = len(seqs)
-        if self.world > 1:
-            from jax.experimental import multihost_utils
-
-            rows = int(np.max(multihost_utils.process_allgather(np.asarray([rows]))))
-        local_eval_batch = cfg.training.eval_batch_size // self.world
-        n_batches = -(-rows // local_eval_batch) if rows else 0
-        padded = np.full((n_batches * local_eval_batch, L), self.tok.pad_id, np.int32)
+        eval_batch = cfg.training.eval_batch_size  # global: each process puts its devices' rows on them
+        n_batches = -(-rows // eval_batch) if rows else 0
+        padded = np.full((n_batches * eval_batch, L), self.tok.pad_id, np.int32)
         padded[: len(seqs)] = seqs
         rule = self._masking_rule()
         with jax.default_device(jax.local_devices(backend="cpu")[0]):
             inputs, labels, weights = jax.jit(rule.apply)(self.keys.eval, jnp.asarray(padded))
-        shape = (n_batches, local_eval_batch, L)
+        shape = (n_batches, eval_batch, L)
         self.eval_set = [np.asarray(a).reshape(shape) for a in (inputs, labels, weights)]
         self.eval_tokens = int(np.asarray(weights).sum())
-        log.info("eval set: %d documents -> %d sequences, %d masked tokens", len(texts), len(seqs), self.eval_tokens)
+        log.info("eval set: %d documents -> %d sequences, %d masked tokens", self.stream.num_eval_documents,
+                 len(seqs), self.eval_tokens)
 
     def _masking_rule(self) -> MaskingRule:
         return masking_rule(self.cfg, self.tok)
@@ -405,9 +409,12 @@ class Trainer:
         args = (like(self.params), like(self.opt_state), jax.ShapeDtypeStruct((), jnp.int32),
                 jax.ShapeDtypeStruct((self.accum, self.micro, L), jnp.int32, sharding=self.batch_sharding))
         self.memory_estimate = memory.compiled_bytes(self.train_step.lower(*args).compile())
-        summary = memory.check_fits(self.memory_estimate, memory.device_limit(jax.local_devices()[0]),
+        device = jax.local_devices()[0]
+        source = (f"${memory.LIMIT_ENV}" if os.environ.get(memory.LIMIT_ENV) else
+                  "host memory available" if device.platform == "cpu" else "")
+        summary = memory.check_fits(self.memory_estimate, memory.device_limit(device),
                                     per_device_batch_size=self.micro // self.num_devices, accum=self.accum,
-                                    remat=self.spec.remat, seq_len=L)
+                                    remat=self.spec.remat, seq_len=L, limit_source=source)
         log.info("train step memory: %s", summary)
 
     def _write_run_files(self) -> None:
@@ -418,6 +425,7 @@ class Trainer:
             yaml.safe_dump(self.cfg.to_dict(), f, sort_keys=False)
         self.tokenizer_dir = os.path.abspath(os.path.join(out, "tokenizer"))
         self.hf_tokenizer.save_pretrained(self.tokenizer_dir)
+        self.stream.write_eval_manifest(os.path.join(out, EVAL_MANIFEST))
 
     def meta(self) -> dict:
         return {**model_meta(self.spec), "config": self.cfg.to_dict(),
@@ -425,20 +433,36 @@ class Trainer:
                 "num_processes": self.world, "num_devices": self.num_devices}
 
     # -- device transfer ------------------------------------------------------------------------
-    def _global(self, local: np.ndarray, sharding, global_shape):
-        return jax.make_array_from_process_local_data(sharding, local, global_shape)
+    _rows: Optional[np.ndarray] = None
+
+    def _global(self, array: np.ndarray, sharding):
+        """The global host ``array`` as a sharded jax.Array: each process copies only its devices' rows."""
+        return jax.make_array_from_callback(array.shape, sharding, lambda index: array[index])
+
+    def local_rows(self) -> np.ndarray:
+        """The rows of the global batch (``[accum, micro, L]`` flattened to ``accum x micro`` rows) that this
+        process's devices hold."""
+        L = self.cfg.data.max_seq_length
+        index = self.batch_sharding.addressable_devices_indices_map((self.accum, self.micro, L))
+        held = np.zeros((self.accum, self.micro), bool)
+        for idx in index.values():
+            held[idx[:2]] = True
+        return np.flatnonzero(held.reshape(-1))
 
     def device_batch(self, tokens: np.ndarray):
-        local = tokens.reshape(self.accum, -1, tokens.shape[-1])
-        return self._global(local, self.batch_sharding, (self.accum, self.micro, tokens.shape[-1]))
+        """The global batch ``[global_batch_size, L]`` as ``[accum, micro, L]`` over the mesh; ``tokens`` may
+        hold only this process's rows (:meth:`local_rows`, what the token-shard reader reads)."""
+        if self._rows is not None:
+            full = np.empty((self.accum * self.micro, tokens.shape[-1]), tokens.dtype)  # others' rows: never read
+            full[self._rows] = tokens
+            tokens = full
+        return self._global(tokens.reshape(self.accum, self.micro, tokens.shape[-1]), self.batch_sharding)
 
     # -- evaluation -----------------------------------------------------------------------------
     def evaluate(self) -> dict:
         sums = np.zeros(3, np.float64)
-        t = self.cfg.training
-        L = self.cfg.data.max_seq_length
         for inputs, labels, weights in zip(*self.eval_set):
-            args = [self._global(a, self.eval_sharding, (t.eval_batch_size, L)) for a in (inputs, labels, weights)]
+            args = [self._global(a, self.eval_sharding) for a in (inputs, labels, weights)]
             sums += np.asarray(self.eval_step(self.params, *args), np.float64)
         count = max(sums[1], 1.0)
         return {"loss": float(sums[0] / count), "accuracy": float(sums[2] / count), "masked_tokens": int(sums[1])}
@@ -463,7 +487,11 @@ class Trainer:
 
             self.bar = tqdm(total=t.max_steps, initial=self.step, desc=cfg.name, unit="step", dynamic_ncols=True)
         hooks = self._default_hooks() + self.hooks
-        batches = Prefetcher(self.stream.batches(self.start_position), size=cfg.data.prefetch_batches)
+        # token shards: each process reads only its devices' rows (batch_crc32 is then of those rows)
+        self._rows = self.local_rows() if cfg.data.token_shards and self.world > 1 else None
+        source = (self.stream.batches(self.start_position, rows=self._rows) if self._rows is not None
+                  else self.stream.batches(self.start_position))
+        batches = Prefetcher(source, size=cfg.data.prefetch_batches)
         self._unchecked: list = []  # (step, metrics) whose finiteness is not checked yet
         self._saved_step = self.resume_step
         self._install_signal_handlers()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from .. import tokenize_shards
 from ..errors import ConfigError
 from ..publish import EXECUTORS, SlurmOptions, method_configs, publish
 from .common import add_model_options, add_sampling_options, add_source_options, build_config
@@ -54,6 +55,7 @@ def add_parser(subparsers) -> None:
     h = p.add_argument_group("hub")
     h.add_argument("--push-to-hub", metavar="REPO_ID", help="upload to this dataset repository (owner/name)")
     h.add_argument("--private", action="store_true", help="create the repository as private")
+    tokenize_shards.add_arguments(p)  # --tokenizer: token shards (mc4_sampling.tokenize_shards)
     p.set_defaults(handler=run)
 
 
@@ -96,6 +98,7 @@ def run(args: argparse.Namespace) -> int:
                   f"scored {s.scored}, bad records {s.bad_records})", file=sys.stderr)
     print(f"wrote {result.output_dir}/README.md and {result.output_dir}/data/ ({result.shards} shards x "
           f"{len(result.configs)} configs, {result.tasks} tasks)", file=sys.stderr)
+    tokenize_shards.run_after_publish(args, result)  # --tokenizer: OUTPUT_DIR/tokens/<config>/
     if args.push_to_hub:
         from ..hub import push_folder
 

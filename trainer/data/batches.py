@@ -1,16 +1,21 @@
 """The batch stream: held-out eval documents, block shuffle, batched tokenisation, packing, position.
 
-Document order of one node's stream (after ``split_dataset_by_node``)::
+The stream is *global*: every process reads the whole source and produces the same global batch
+(its documents, order and packing are a function of the seed and the data alone); the trainer
+puts on its devices only the rows they hold (:meth:`trainer.train.Trainer.device_batch`). So a
+run on 1, 2 or 4 processes trains on the same batches and can resume on another process count.
 
-    [ eval: first num_eval_samples docs ][ training docs ... ]   (every epoch the same split)
+Document order (every epoch the same)::
 
-Training documents are read in *blocks* of ``shuffle_buffer`` documents; each block is permuted
-with ``default_rng([seed, epoch, block])`` and tokenised ``tokenize_batch_size`` documents at a
-time, then packed (:mod:`trainer.data.packing`). The :class:`StreamPosition` attached to every batch
+    [ block 0: shuffle_buffer documents ][ block 1 ] ...   (the whole stream, eval documents included)
+
+The eval set and what is excluded from training are decided by content (:mod:`trainer.data.holdout`):
+each block's documents that duplicate an eval document are dropped, the rest are permuted with
+``default_rng([seed, epoch, block])`` and tokenised ``tokenize_batch_size`` documents at a time,
+then packed (:mod:`trainer.data.packing`). The :class:`StreamPosition` attached to every batch
 is small and exact: the ``datasets`` ``state_dict()`` at the start of the current block, how many
 permuted documents of the block were tokenised, and the tokens not yet emitted. Resuming from it
-reproduces the following batches bit for bit; no document is repeated or skipped, and the eval
-documents are skipped by position at every epoch start, so they are never trained on.
+reproduces the following batches bit for bit; no document is repeated or skipped.
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ import numpy as np
 
 from ..config import DataConfig
 from ..errors import DataError
+from .holdout import HoldOut, content_key, is_candidate
 from .packing import pack, pack_stream, pad_final, token_stream, unpack
 from .stream import document_hash, document_text, load_stream
 
@@ -38,7 +44,7 @@ class StreamPosition:
     epoch: int = 0
     block: int = 0
     block_state: Optional[dict] = None  # datasets state_dict() before the block's first document
-    docs_before_block: int = 0  # training documents of this epoch before the block
+    docs_before_block: int = 0  # documents of this epoch's stream (eval ones included) before the block
     offset: int = 0  # documents of the permuted block already tokenised
     # stream tokens not yet in a batch (a list once read back from JSON; an int32 array in the
     # positions the stream emits, which are cheap shallow copies: nothing mutates them)
@@ -46,6 +52,10 @@ class StreamPosition:
     batches: int = 0  # batches produced since the start of training
     documents: int = 0  # training documents tokenised since the start of training
     shuffle_buffer: int = 0  # block size the position refers to
+    # 1: written before the global order and the hold-out by content (per-process streams, eval
+    # documents skipped by position); 2: the global stream of this module
+    version: int = 1
+    source: str = "stream"  # "stream" (this module) or "token-shards" (trainer.data.token_shards)
 
     def to_json(self) -> dict:
         d = dataclasses.asdict(self)
@@ -102,8 +112,14 @@ class TokenizerFns:
         return self._backend.to_str()
 
 
+POSITION_VERSION = 2
+
+
 class BatchStream:
-    """Produces training batches of ``batch_size`` packed sequences and the eval set of one node."""
+    """Produces the global training batches of ``batch_size`` packed sequences and the eval set.
+
+    ``rank`` and ``world_size`` only name the audit files: every process gets the same batches.
+    """
 
     def __init__(self, cfg: DataConfig, tokenizer, batch_size: int, seed: int, rank: int = 0,
                  world_size: int = 1, audit_dir: Optional[str] = None, open_fn: Callable = load_stream):
@@ -114,9 +130,16 @@ class BatchStream:
         self.rank, self.world_size = rank, world_size
         self.audit_dir = audit_dir
         self.open_fn = open_fn
-        self.num_eval = cfg.num_eval_samples // world_size if world_size > 1 else cfg.num_eval_samples
+        self.num_eval = cfg.num_eval_samples
+        self._eval_texts: Optional[list[str]] = None
+        self._holdout: Optional[HoldOut] = None
+        self.holdout_stats: dict = {}  # of the epoch being read: see _chunks
+        self.epoch_holdout_stats: list[dict] = []  # of every epoch read to its end
         if audit_dir:
             os.makedirs(audit_dir, exist_ok=True)
+
+    def _open(self):
+        return self.open_fn(self.cfg)  # the whole stream, on every process
 
     # -- documents ------------------------------------------------------------------------------
     def _texts(self, iterator) -> Iterator[str]:
@@ -124,26 +147,65 @@ class BatchStream:
             yield document_text(example, self.cfg.text_column)
 
     def eval_texts(self) -> list[str]:
-        """The first ``num_eval_samples`` documents of the stream (also checks the text column)."""
-        ds = self.open_fn(self.cfg, self.rank, self.world_size)
-        texts = list(itertools.islice(self._texts(iter(ds)), self.num_eval))
+        """The eval set: the first ``num_eval_samples`` distinct-content candidates of the stream
+        (:mod:`trainer.data.holdout`); also checks the text column."""
+        if self._eval_texts is not None:
+            return self._eval_texts
+        cfg, texts, keys, read = self.cfg, [], set(), 0
+        if self.num_eval:
+            for text in self._texts(iter(self._open())):
+                read += 1
+                if not is_candidate(text, cfg.holdout_seed, cfg.eval_fraction):
+                    continue
+                key = content_key(text)
+                if key in keys:
+                    continue
+                keys.add(key)
+                texts.append(text)
+                if len(texts) == self.num_eval:
+                    break
         if len(texts) < self.num_eval:
             raise DataError(
-                f"the stream has only {len(texts)} documents, all needed for the {self.num_eval} held out "
-                "for evaluation; lower data.num_eval_samples"
+                f"the stream's {read} documents hold only {len(texts)} distinct eval candidates "
+                f"(data.eval_fraction={cfg.eval_fraction} of them, drawn by content), fewer than "
+                f"data.num_eval_samples={self.num_eval}; lower data.num_eval_samples or raise data.eval_fraction"
             )
+        log.info("eval set: %d documents drawn by content from the first %d of the stream "
+                 "(data.eval_fraction=%s, data.holdout_seed=%d)", len(texts), read, cfg.eval_fraction,
+                 cfg.holdout_seed)
         if self.audit_dir:
             with open(os.path.join(self.audit_dir, f"eval-rank{self.rank}.txt"), "w") as f:
                 f.writelines(document_hash(t) + "\n" for t in texts)
+        self._eval_texts = texts
         return texts
+
+    @property
+    def holdout(self) -> HoldOut:
+        if self._holdout is None:
+            self._holdout = HoldOut(self.eval_texts(), self.cfg.holdout_near_duplicates, self.cfg.holdout_seed)
+        return self._holdout
 
     def check_source(self) -> None:
         """Read one document to fail early on a missing text column or an empty stream."""
-        ds = self.open_fn(self.cfg, self.rank, self.world_size)
-        first = next(iter(ds), None)
+        first = next(iter(self._open()), None)
         if first is None:
             raise DataError(f"the dataset {self.cfg.path!r} yields no documents")
         document_text(first, self.cfg.text_column)
+
+    @property
+    def num_eval_documents(self) -> int:
+        return len(self.eval_texts())
+
+    def eval_rows(self, seq_len: int) -> np.ndarray:
+        """The eval set packed into ``[n, seq_len]`` sequences (:meth:`eval_sequences` of :meth:`eval_texts`)."""
+        texts = self.eval_texts()
+        return self.eval_sequences(texts, seq_len) if texts else np.zeros((0, seq_len), np.int32)
+
+    def write_eval_manifest(self, path: str) -> None:
+        """The eval manifest (:func:`trainer.data.holdout.eval_manifest`) at ``path``."""
+        from .holdout import write_eval_manifest
+
+        write_eval_manifest(path, self.eval_texts(), self.cfg)
 
     def eval_sequences(self, texts: list[str], seq_len: int) -> np.ndarray:
         """Eval documents packed like training ones; the last partial sequence is padded (no token lost)."""
@@ -151,16 +213,16 @@ class BatchStream:
         return np.concatenate([seqs, pad_final(rem, seq_len, self.tok.bos_id, self.tok.pad_id)])
 
     def _open_at(self, pos: StreamPosition):
-        ds = self.open_fn(self.cfg, self.rank, self.world_size)
+        ds = self._open()
         if pos.block_state is not None:
             try:
                 ds.load_state_dict(copy.deepcopy(pos.block_state))
                 return ds, self._texts(iter(ds))
             except Exception as e:  # an iterable without state support: position by counting
                 log.warning("resuming the stream by skipping documents (state_dict failed: %s)", e)
-                ds = self.open_fn(self.cfg, self.rank, self.world_size)
+                ds = self._open()
         texts = self._texts(iter(ds))
-        skip = self.num_eval + pos.docs_before_block
+        skip = pos.docs_before_block
         if skip:
             next(itertools.islice(texts, skip - 1, skip), None)
         return ds, texts
@@ -172,51 +234,87 @@ class BatchStream:
         except Exception:
             return None
 
+    def _log_holdout(self, epoch: int) -> None:
+        st = self.holdout_stats
+        self.epoch_holdout_stats.append(dict(st))
+        log.info("epoch %d of the training stream read after %d documents: %d held out of training "
+                 "(%d copies of eval documents, %d of the %d eval documents had duplicates removed; "
+                 "%d near-duplicates)", epoch, st["documents"], st["exact"] + st["near"], st["exact"],
+                 st["eval_with_duplicates"], self.num_eval, st["near"])
+
     # -- batches --------------------------------------------------------------------------------
     def _chunks(self, position: StreamPosition) -> Iterator[_Chunk]:
         """The training documents from ``position`` on: block by block, shuffled, in tokenising chunks."""
         cfg = self.cfg
+        holdout = self.holdout
         pos = copy.deepcopy(position)
         while True:  # epochs
             ds, texts = self._open_at(pos)
             first_in_epoch = pos.block == 0 and pos.offset == 0 and pos.docs_before_block == 0
+            trained = 0
+            copies: dict = {}
+            st = self.holdout_stats = {"epoch": pos.epoch, "documents": 0, "exact": 0, "near": 0,
+                                       "eval_with_duplicates": 0}
             while True:  # blocks
                 state = pos.block_state if pos.block_state is not None else self._state(ds)
-                docs = list(itertools.islice(texts, cfg.shuffle_buffer))
-                if not docs:
+                raw = list(itertools.islice(texts, cfg.shuffle_buffer))
+                if not raw:
                     break
-                first_in_epoch = False
+                docs = []
+                for t in raw:
+                    why = holdout.excluded(t)
+                    if why is None:
+                        docs.append(t)
+                        continue
+                    st[why[0]] += 1
+                    if why[0] == "exact":
+                        copies[why[1]] = copies.get(why[1], 0) + 1
+                st["documents"] += len(raw)
+                st["eval_with_duplicates"] = sum(1 for c in copies.values() if c > 1)
+                trained += len(docs)
                 perm = block_permutation(self.seed, pos.epoch, pos.block, len(docs))
                 for start in range(pos.offset, len(docs), cfg.tokenize_batch_size):
                     chunk = [docs[i] for i in perm[start: start + cfg.tokenize_batch_size]]
                     yield _Chunk(pos.epoch, pos.block, state, pos.docs_before_block, start + len(chunk), chunk)
-                pos.docs_before_block += len(docs)
+                pos.docs_before_block += len(raw)
                 pos.block += 1
                 pos.offset = 0
                 pos.block_state = None
-            if first_in_epoch:
+            if first_in_epoch and not trained:
                 raise DataError(
-                    f"the stream has no training documents after the {self.num_eval} held out for "
-                    "evaluation; lower data.num_eval_samples or use more data"
+                    f"the stream has no training documents once the {self.num_eval} eval documents and "
+                    "their duplicates are held out; lower data.num_eval_samples or use more data"
                 )
-            log.info("epoch %d of the training stream read after %d documents", pos.epoch, pos.docs_before_block)
+            self._log_holdout(pos.epoch)
             pos = dataclasses.replace(pos, epoch=pos.epoch + 1, block=0, block_state=None,
                                       docs_before_block=0, offset=0)
 
     def batches(self, position: Optional[StreamPosition] = None) -> Iterator[Batch]:
-        """Endless iterator of batches starting at ``position`` (the start of the stream if None).
+        """Endless iterator of global batches starting at ``position`` (the start of the stream if None).
 
         With ``data.num_workers`` > 0 the chunks are tokenised in worker processes
         (:mod:`trainer.data.tokenize_pool`) and come back in order: the same batches and positions.
         """
         cfg, tok, L, B = self.cfg, self.tok, self.cfg.max_seq_length, self.batch_size
-        pos = copy.deepcopy(position) if position is not None else StreamPosition()
+        pos = copy.deepcopy(position) if position is not None else StreamPosition(version=POSITION_VERSION)
+        if pos.version != POSITION_VERSION:
+            if pos.batches or pos.documents:
+                raise DataError(
+                    f"the saved stream position has version {pos.version} (per-process streams, eval documents "
+                    f"held out by position); this trainer reads version {POSITION_VERSION} (one global stream, "
+                    "hold-out by content): set checkpoint.init_data_position=false to start the data afresh"
+                )
+            pos.version = POSITION_VERSION
+        if pos.batches and pos.source != "stream":
+            raise DataError(f"the saved stream position is of the {pos.source!r} path, the config reads a dataset "
+                            "stream; set data.token_shards as before, or checkpoint.init_data_position=false")
         if pos.shuffle_buffer and pos.shuffle_buffer != cfg.shuffle_buffer:
             raise DataError(
                 f"the saved stream position uses data.shuffle_buffer={pos.shuffle_buffer}, the config "
                 f"{cfg.shuffle_buffer}; use the same value to resume (or checkpoint.init_data_position=false)"
             )
         pos.shuffle_buffer = cfg.shuffle_buffer
+        self.holdout  # noqa: B018  (the eval set is read before the first training document)
         pending = np.zeros((0, L), np.int32)
         stream_rem = np.asarray(pos.remainder, np.int32)
         audit = open(os.path.join(self.audit_dir, f"train-rank{self.rank}.txt"), "a") if self.audit_dir else None

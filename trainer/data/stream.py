@@ -31,7 +31,8 @@ def resolve_markers(value: Any) -> Any:
 
 
 def load_stream(cfg: DataConfig, rank: int = 0, world_size: int = 1):
-    """``load_dataset(path, name, split=..., streaming=True, **kwargs)``, split by node when multi-host."""
+    """``load_dataset(path, name, split=..., streaming=True, **kwargs)``; split by node when ``world_size`` > 1
+    (the trainer does not: every process reads the whole stream, :mod:`trainer.data.batches`)."""
     import datasets
     from datasets.distributed import split_dataset_by_node
 
@@ -67,8 +68,8 @@ def sample_stream(ds, cfg: DataConfig):
     """``ds`` perplexity-sampled as ``data.sampling`` says (unchanged for method ``none``).
 
     The keep decision of a document depends on the document alone (its id or text), so it is the
-    same on every node, worker and resume; the hold-out (the first documents of the stream) is taken
-    from the sample.
+    same on every node, worker and resume; the hold-out (by content, :mod:`trainer.data.holdout`) is
+    taken from the sample.
     """
     sp = cfg.sampling
     if sp.method == "none":

@@ -1,0 +1,200 @@
+"""``mc4-sampling publish --tokenizer DIR``: token shards beside the Parquet, the hold-out already applied.
+
+For every config, the published ``train`` split (``data/<config>/train-*.parquet``, in file order:
+the order the trainer streams it) is tokenised into ``tokens/<config>/`` in the format of
+:mod:`trainer.data.token_shards` (datatrove's ``.ds`` / ``.ds.index`` / ``.ds.metadata``):
+
+1. the eval set by the trainer's rule (:mod:`trainer.data.holdout`: keyed hash of the normalised
+   text < ``--eval-fraction``, the first ``--eval-docs`` distinct candidates) -> ``eval/00000.ds`` and
+   ``eval_manifest.json`` (SHA-256 of each eval document);
+2. one train shard per Parquet file, every document except the eval documents and their exact
+   (optionally ``--near-duplicates``) duplicates -> ``train/NNNNN.ds``;
+3. ``manifest.json`` (tokenizer and its SHA-256, hold-out settings, document and token counts), last.
+
+Every file is written under a temporary name and renamed; a rerun skips the finished train shards
+(resume) and starts over when the settings changed. Token ids are the tokenizer's, each document
+followed by its ``</s>``: the trainer (``data.token_shards``) packs them exactly like its stream.
+"""
+
+from __future__ import annotations
+
+import glob
+import json
+import logging
+import os
+import shutil
+
+from .errors import ConfigError
+
+logger = logging.getLogger(__name__)
+
+TOKENS_DIR = "tokens"
+ENCODE_BATCH = 512
+
+
+def add_arguments(parser) -> None:
+    """The ``publish`` options of this step (a group of their own)."""
+    g = parser.add_argument_group("token shards (trainer.data.token_shards)")
+    g.add_argument("--tokenizer", metavar="DIR",
+                   help="also write token shards of the train split with this tokenizer folder (fast tokenizer) "
+                        "in OUTPUT_DIR/tokens/<config>/, the trainer's hold-out applied")
+    g.add_argument("--eval-docs", type=int, default=2000, help="eval documents held out (default 2000)")
+    g.add_argument("--eval-fraction", type=float, default=0.1,
+                   help="rate of eval candidates by content hash (default 0.1, as data.eval_fraction)")
+    g.add_argument("--holdout-seed", type=int, default=0, help="key of the hold-out hash (default 0)")
+    g.add_argument("--near-duplicates", type=float, metavar="JACCARD",
+                   help="also keep out of training documents whose estimated word-5-gram Jaccard similarity "
+                        "to an eval document is >= JACCARD (e.g. 0.8; default: exact duplicates only)")
+
+
+def run_after_publish(args, result) -> None:
+    """The ``publish`` command's hook: tokenise every config of ``result`` when ``--tokenizer`` is given."""
+    if not getattr(args, "tokenizer", None) or not result.complete or "train" not in result.splits:
+        return
+    for name in result.configs:
+        stats = tokenize_config(result.output_dir, name, args.tokenizer, num_eval=args.eval_docs,
+                                eval_fraction=args.eval_fraction, holdout_seed=args.holdout_seed,
+                                near_duplicates=args.near_duplicates)
+        print(f"{name}: token shards in {stats['folder']}: {stats['train_documents']} train documents "
+              f"({stats['train_tokens']} tokens), {stats['eval_documents']} eval documents, "
+              f"{stats['held_out_duplicates']} duplicates of eval documents kept out of training")
+
+
+def _settings(tokenizer_dir, num_eval, eval_fraction, holdout_seed, near_duplicates, tok_sha) -> dict:
+    return {"tokenizer_sha256": tok_sha, "num_eval_samples": num_eval, "eval_fraction": eval_fraction,
+            "holdout_seed": holdout_seed, "holdout_near_duplicates": near_duplicates}
+
+
+def _texts(path: str):
+    import pyarrow.parquet as pq
+
+    pf = pq.ParquetFile(path)
+    for batch in pf.iter_batches(columns=["text"], batch_size=1024):
+        yield from batch.column(0).to_pylist()
+
+
+def tokenize_config(output_dir: str, config: str, tokenizer_dir: str, *, num_eval: int = 2000,
+                    eval_fraction: float = 0.1, holdout_seed: int = 0, near_duplicates: float | None = None) -> dict:
+    """Write ``OUTPUT_DIR/tokens/<config>/`` (see the module); returns its counts."""
+    from types import SimpleNamespace
+
+    from trainer.data.batches import TokenizerFns
+    from trainer.data.holdout import HoldOut, content_key, is_candidate, write_eval_manifest
+    from trainer.data.token_shards import (
+        EVAL_MANIFEST,
+        FORMAT,
+        MANIFEST,
+        token_dtype,
+        tokenizer_sha256,
+        write_shard,
+    )
+
+    if num_eval < 0:
+        raise ConfigError(f"--eval-docs={num_eval} is not valid; it must be >= 0")
+    if not 0.0 < eval_fraction <= 1.0:
+        raise ConfigError(f"--eval-fraction={eval_fraction} is not valid; it must be in (0, 1]")
+    if near_duplicates is not None and not 0.0 < near_duplicates <= 1.0:
+        raise ConfigError(f"--near-duplicates={near_duplicates} is not valid; it must be in (0, 1]")
+    if not os.path.isdir(tokenizer_dir):
+        raise ConfigError(f"--tokenizer: no tokenizer folder at {tokenizer_dir!r}")
+    from transformers import AutoTokenizer
+
+    try:
+        hf = AutoTokenizer.from_pretrained(tokenizer_dir)
+        tok = TokenizerFns(hf)
+    except Exception as e:
+        raise ConfigError(f"--tokenizer: cannot load a fast tokenizer with </s>, <pad>, <mask> from "
+                          f"{tokenizer_dir!r}: {e}") from None
+    tok_json = tok.to_json()
+    tok_sha = tokenizer_sha256(tok_json)
+    dtype = token_dtype(tok.vocab_size)
+    name = os.path.basename(os.path.abspath(tokenizer_dir))
+    files = sorted(glob.glob(os.path.join(output_dir, "data", config, "train-*.parquet")))
+    folder = os.path.join(output_dir, TOKENS_DIR, config)
+    settings = _settings(tokenizer_dir, num_eval, eval_fraction, holdout_seed, near_duplicates, tok_sha)
+    settings_path = os.path.join(folder, ".settings.json")
+    if os.path.isdir(folder):
+        try:
+            with open(settings_path, encoding="utf-8") as f:
+                same = json.load(f) == settings
+        except (OSError, ValueError):
+            same = False
+        if not same:
+            logger.warning("%s: other tokenizer or hold-out settings: tokenising again", folder)
+            shutil.rmtree(folder)
+    for split in ("train", "eval"):
+        os.makedirs(os.path.join(folder, split), exist_ok=True)
+    _write_json(settings_path, settings)
+
+    # 1. the eval set: the first num_eval distinct candidates of the split, in file order
+    eval_texts, keys = [], set()
+    if num_eval:
+        for path in files:
+            for text in _texts(path):
+                if is_candidate(text, holdout_seed, eval_fraction) and content_key(text) not in keys:
+                    keys.add(content_key(text))
+                    eval_texts.append(text)
+                    if len(eval_texts) == num_eval:
+                        break
+            if len(eval_texts) == num_eval:
+                break
+    if len(eval_texts) < num_eval:
+        raise ConfigError(f"the {config} train split holds only {len(eval_texts)} eval candidates (--eval-fraction "
+                          f"{eval_fraction}), fewer than --eval-docs {num_eval}; lower --eval-docs or raise "
+                          "--eval-fraction")
+    cfg = SimpleNamespace(eval_fraction=eval_fraction, holdout_seed=holdout_seed,
+                          holdout_near_duplicates=near_duplicates)
+    eval_tokens = write_shard(os.path.join(folder, "eval", "00000.ds"), tok.encode(eval_texts), tok.eos_id, dtype,
+                              name)
+    write_eval_manifest(os.path.join(folder, EVAL_MANIFEST), eval_texts, cfg)
+    holdout = HoldOut(eval_texts, near_duplicates, holdout_seed)
+
+    # 2. one train shard per Parquet file (finished ones are kept: resume)
+    counts = {"train_documents": 0, "train_tokens": 0, "held_out_duplicates": 0, "near_duplicates": 0}
+    for i, path in enumerate(files):
+        shard = os.path.join(folder, "train", f"{i:05d}.ds")
+        stats_path = shard + ".stats.json"
+        if os.path.exists(shard) and os.path.exists(stats_path):
+            with open(stats_path, encoding="utf-8") as f:
+                done = json.load(f)
+        else:
+            docs, held, near = [], 0, 0
+            for text in _texts(path):
+                why = holdout.excluded(text)
+                if why is None:
+                    docs.append(text)
+                elif why[0] == "near":
+                    near += 1
+                else:
+                    held += 1
+            ids = []
+            for k in range(0, len(docs), ENCODE_BATCH):
+                ids += tok.encode(docs[k: k + ENCODE_BATCH])
+            tokens = write_shard(shard, ids, tok.eos_id, dtype, name)
+            done = {"source": os.path.basename(path), "documents": sum(1 for x in ids if len(x)), "tokens": tokens,
+                    "held_out": held, "near_duplicates": near}
+            _write_json(stats_path, done)
+        counts["train_documents"] += done["documents"]
+        counts["train_tokens"] += done["tokens"]
+        counts["held_out_duplicates"] += done["held_out"]
+        counts["near_duplicates"] += done["near_duplicates"]
+    counts["held_out_duplicates"] -= len(eval_texts)  # each eval document itself is in the split once at least
+
+    # 3. the manifest, last: the folder is complete when it exists
+    manifest = {"format": FORMAT, "tokenizer": name, "tokenizer_sha256": tok_sha, "dtype": dtype.str,
+                "eos_id": tok.eos_id, "bos_id": tok.bos_id, "vocab_size": tok.vocab_size, "config": config,
+                "source_split": "train", "source_files": [os.path.basename(p) for p in files],
+                "holdout": {k: v for k, v in settings.items() if k != "tokenizer_sha256"},
+                "splits": {"train": {"documents": counts["train_documents"], "tokens": counts["train_tokens"]},
+                           "eval": {"documents": len(eval_texts), "tokens": eval_tokens}},
+                "held_out_of_training": {"exact_duplicates_of_eval": counts["held_out_duplicates"],
+                                         "near_duplicates_of_eval": counts["near_duplicates"]}}
+    _write_json(os.path.join(folder, MANIFEST), manifest)
+    return {"folder": folder, "eval_documents": len(eval_texts), **counts}
+
+
+def _write_json(path: str, value) -> None:
+    tmp = f"{path}.tmp.{os.getpid()}"
+    with open(tmp, "w", encoding="utf-8") as f:
+        json.dump(value, f, indent=1)
+    os.replace(tmp, path)
