@@ -225,7 +225,8 @@ def test_revision_export_and_fill_mask_give_pytorch_predictions(corpus, referenc
 
 
 def test_weight_stats_transfer_and_freezing(corpus, reference_run, tmp_path):
-    from trainer.research.transfer import check_freeze, combine
+    from trainer.param_paths import check_freeze
+    from trainer.research.transfer import combine
     from trainer.research.weight_stats import format_table, load_stats, plot
 
     ckpts = os.path.join(reference_run, "checkpoints")
