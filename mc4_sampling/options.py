@@ -29,8 +29,9 @@ class SamplingOptions:
         validation_sampling_factor: factor for the validation split; unset, it is not sampled.
         width: gaussian width (default 9/2).
         boundaries: three increasing scores (quartiles) for stepwise/gaussian; default: the scorer's.
-        weighting_options: the weighting's further parameters: threshold ``{"low": .., "high": ..}``,
-            pareto ``{"alpha": ..}``.
+        weighting_options: the weighting's further parameters: threshold ``{"low": .., "high": ..}`` (scores)
+            or, with a calibration file, ``{"top": 0.1}``, ``{"bottom": 0.5}``, ``{"band": "head"}``
+            (fractions; CCNet's head/middle/tail), pareto ``{"alpha": ..}``.
         scorer: ``None`` (KenLM perplexity, or the score column when ``score_column`` is set), a
             registered name (``kenlm``, ``fasttext``, ``transformers``, ``column``), a
             :class:`~mc4_sampling.scoring.Scorer`, or a callable ``texts -> scores``.
@@ -133,6 +134,9 @@ def check_sampling_options(options, positive=("sampling_factor", "width")) -> No
         if not isinstance(options.calibration, (str, os.PathLike)):
             raise ConfigError(f"calibration={options.calibration!r} is not valid; it must be a string")
         clashes = [n for n in CALIBRATED if option(options, n) is not None]
+        # fractions (threshold's top, bottom, band) pick among the file's percentiles: they go with it
+        if weighting_options and set(weighting_options) <= set(get_weighting(method).quantile_keys):
+            clashes.remove("weighting_options")
         if clashes:
             raise ConfigError(
                 f"calibration={options.calibration!r} replaces {', '.join(clashes)}; pass one or the other")

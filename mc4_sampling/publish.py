@@ -141,7 +141,7 @@ def method_configs(config: Mc4SamplingConfig, methods, weighting_options: dict |
     """
     methods = list(dict.fromkeys(methods))
     shared = dict(config.weighting_options or {}) if weighting_options is None else dict(weighting_options)
-    declared = {m: tuple(WEIGHTINGS[m].parameters) for m in methods if m in WEIGHTINGS}
+    declared = {m: WEIGHTINGS[m].option_keys for m in methods if m in WEIGHTINGS}
     unused = [k for k in shared if not any(k in keys for keys in declared.values())]
     if unused:
         valid = "; ".join(f"{m}: {', '.join(keys)}" for m, keys in declared.items() if keys) or "none"

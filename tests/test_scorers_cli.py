@@ -71,7 +71,7 @@ def test_score_column_calibrate_then_sample(fineweb_edu, tmp_path, capsys):
     for argv, message in [
         (["--score-column", "quality", "--method", "threshold"], "score_column='quality' is not a column"),
         (["--score-column", "score", "--method", "threshold", "--weighting-option", "lo=1"],
-         "weighting_options.lo is not a parameter of sampling_method='threshold'; valid keys: low, high"),
+         "weighting_options.lo is not a parameter of sampling_method='threshold'; valid keys: low, high, top, "),
         (["--score-column", "score", "--method", "stepwise", "--boundaries", "1", "2", "3", "--factor", "1"],
          "'stepwise' keeps more of the low scores, but higher scores of column 'score' are better"),
         (["--score-column", "score", "--method", "threshold", "--weighting-option", "low"],
@@ -193,4 +193,4 @@ def test_publish_cli_shares_weighting_options_between_methods(fasttext_model, tm
     assert main([*argv[:-2], "--weighting-option", "beta=3", "--overwrite"]) == 2
     err = capsys.readouterr().err.strip().splitlines()[-1]
     assert err == ("mc4-sampling publish: error: weighting_options.beta is not a parameter of sampling_method "
-                   "threshold, pareto (valid keys: threshold: low, high; pareto: alpha)")
+                   "threshold, pareto (valid keys: threshold: low, high, top, bottom, band; pareto: alpha)")
