@@ -107,17 +107,22 @@ class CorpusSampler:
         perplexity = np.full(n, np.nan)
         if len(rows) == 0:
             return keep, perplexity
-        good_texts = [texts[i] for i in rows]
-        keys = hashes64([ids[i] for i in rows] if ids is not None else good_texts)
+        whole = len(rows) == n  # every row good: the columns as they are, no copies
+        picked = rows.tolist()
+        good_texts = texts if whole else [texts[i] for i in picked]
+        keys = hashes64((ids if whole else [ids[i] for i in picked]) if ids is not None else good_texts)
         if self._seen_ids is not None:
             self._check_duplicates(keys)
         model = self.plan.model if self.needs_model else None
         values = good_texts
         if model is not None and model.input_column is not None:
             column = self._column(batch, model.input_column, "score_column")
-            values = [column[i] for i in rows]
-        decision = decide_block(self.rule, self.key, keys, lambda idx: model.score([values[i] for i in idx]),
-                                return_perplexity=self.plan.return_perplexity)
+            values = column if whole else [column[i] for i in picked]
+
+        def score(idx):
+            return model.score(values if len(idx) == len(values) else [values[i] for i in idx.tolist()])
+
+        decision = decide_block(self.rule, self.key, keys, score, return_perplexity=self.plan.return_perplexity)
         keep[rows] = decision.keep
         perplexity[rows] = decision.perplexity
         n_bad = 0
