@@ -97,11 +97,14 @@ class CorpusSampler:
         texts = self._column(batch, self.text_column, "text_column")
         ids = self._column(batch, self.id_column, "id_column") if self.id_column is not None else None
         n = len(texts)
-        good = np.fromiter((isinstance(t, str) for t in texts), dtype=bool, count=n)
-        if ids is not None:
-            good &= np.fromiter((i is not None for i in ids), dtype=bool, count=n)
-        if not good.all():
-            self._bad_records(texts, ids, indices, good)
+        if all(type(t) is str for t in texts) and (ids is None or None not in ids):  # the usual batch
+            good = np.ones(n, dtype=bool)
+        else:
+            good = np.fromiter((isinstance(t, str) for t in texts), dtype=bool, count=n)
+            if ids is not None:
+                good &= np.fromiter((i is not None for i in ids), dtype=bool, count=n)
+            if not good.all():
+                self._bad_records(texts, ids, indices, good)
         rows = np.flatnonzero(good)
         keep = np.zeros(n, dtype=bool)
         perplexity = np.full(n, np.nan)

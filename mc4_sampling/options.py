@@ -105,15 +105,15 @@ def check_sampling_options(options, positive=("sampling_factor", "width")) -> No
     for name in positive:
         value = getattr(options, name)
         if value is not None and not (is_number(value) and value > 0):
-            raise ConfigError(f"{name}={value!r} is not valid; it must be a finite number > 0")
+            raise ConfigError(f"{name}={value!r} is not valid; it must be a finite number > 0", option=name,
+                              value=value, expected="> 0")
     b = options.boundaries
     if b is not None:
         if not (isinstance(b, (list, tuple)) and len(b) == 3 and all(is_number(x) for x in b)
                 and 0 < b[0] < b[1] < b[2]):
-            raise ConfigError(
-                f"boundaries={b!r} is not valid; it must be three increasing positive finite perplexities "
-                "(b1 < b2 < b3)"
-            )
+            expected = "three increasing positive finite perplexities (b1 < b2 < b3)"
+            raise ConfigError(f"boundaries={b!r} is not valid; it must be {expected}", option="boundaries", value=b,
+                              expected=expected)
         options.boundaries = tuple(float(x) for x in b)
     weighting_options = option(options, "weighting_options")
     if weighting_options is not None:
@@ -139,4 +139,5 @@ def check_sampling_options(options, positive=("sampling_factor", "width")) -> No
             clashes.remove("weighting_options")
         if clashes:
             raise ConfigError(
-                f"calibration={options.calibration!r} replaces {', '.join(clashes)}; pass one or the other")
+                f"calibration={options.calibration!r} replaces {', '.join(clashes)}; pass one or the other",
+                option="calibration", value=options.calibration, replaces=clashes)
