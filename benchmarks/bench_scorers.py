@@ -143,7 +143,7 @@ def bench_column(texts, folder: Path) -> list[tuple]:
     times = best_times(runs)
     rate = {name: n / t for name, t in times.items()}
     return [
-        (f"column: reading the {n} rows of a Parquet file, batched (baseline)", rate["read"], 1.0),
+        (f"column: reading {n} Parquet rows, batched (baseline)", rate["read"], 1.0),
         ("column: reading them row by row", rate["iterate"], rate["iterate"] / rate["read"]),
         ("column scorer keeping all, draw keyed by id", rate["id"], rate["id"] / rate["read"]),
         ("column scorer keeping all, draw keyed by text", rate["text"], rate["text"] / rate["read"]),
