@@ -97,27 +97,35 @@ class CorpusSampler:
         texts = self._column(batch, self.text_column, "text_column")
         ids = self._column(batch, self.id_column, "id_column") if self.id_column is not None else None
         n = len(texts)
-        good = np.fromiter((isinstance(t, str) for t in texts), dtype=bool, count=n)
-        if ids is not None:
-            good &= np.fromiter((i is not None for i in ids), dtype=bool, count=n)
-        if not good.all():
-            self._bad_records(texts, ids, indices, good)
+        if all(type(t) is str for t in texts) and (ids is None or None not in ids):  # the usual batch
+            good = np.ones(n, dtype=bool)
+        else:
+            good = np.fromiter((isinstance(t, str) for t in texts), dtype=bool, count=n)
+            if ids is not None:
+                good &= np.fromiter((i is not None for i in ids), dtype=bool, count=n)
+            if not good.all():
+                self._bad_records(texts, ids, indices, good)
         rows = np.flatnonzero(good)
         keep = np.zeros(n, dtype=bool)
         perplexity = np.full(n, np.nan)
         if len(rows) == 0:
             return keep, perplexity
-        good_texts = [texts[i] for i in rows]
-        keys = hashes64([ids[i] for i in rows] if ids is not None else good_texts)
+        whole = len(rows) == n  # every row good: the columns as they are, no copies
+        picked = rows.tolist()
+        good_texts = texts if whole else [texts[i] for i in picked]
+        keys = hashes64((ids if whole else [ids[i] for i in picked]) if ids is not None else good_texts)
         if self._seen_ids is not None:
             self._check_duplicates(keys)
         model = self.plan.model if self.needs_model else None
         values = good_texts
         if model is not None and model.input_column is not None:
             column = self._column(batch, model.input_column, "score_column")
-            values = [column[i] for i in rows]
-        decision = decide_block(self.rule, self.key, keys, lambda idx: model.score([values[i] for i in idx]),
-                                return_perplexity=self.plan.return_perplexity)
+            values = column if whole else [column[i] for i in picked]
+
+        def score(idx):
+            return model.score(values if len(idx) == len(values) else [values[i] for i in idx.tolist()])
+
+        decision = decide_block(self.rule, self.key, keys, score, return_perplexity=self.plan.return_perplexity)
         keep[rows] = decision.keep
         perplexity[rows] = decision.perplexity
         n_bad = 0

@@ -1,4 +1,4 @@
-"""The sampler as datatrove pipeline steps: read mC4 shards, keep documents by perplexity, write Parquet.
+"""The sampler as datatrove pipeline steps: read mC4 shards, keep documents by their score, write Parquet.
 
 Three steps make the pipeline of ``mc4-sampling publish`` (:mod:`mc4_sampling.publish`), run by
 any datatrove executor (local processes, Ray, Slurm):
@@ -9,18 +9,20 @@ any datatrove executor (local processes, Ray, Slurm):
   lines included, as the builder counts them), ``timestamp`` and ``url`` in its metadata. After
   the last record of a shard it yields an *end-of-shard marker* (``metadata["mc4_end"]``: the
   unit, its bad records, or the error that stopped it).
-* :class:`PerplexitySampler` applies the builder's keep decision to the documents, in blocks of
+* :class:`ScoreSampler` applies the builder's keep decision to the documents, in blocks of
   256 of one shard: the same :class:`~mc4_sampling.sampler.DocumentSampler` (from
   :meth:`~mc4_sampling.plan.SamplingPlan.document_sampler`) decides each block through
   :func:`~mc4_sampling.sampler.decide_block` (draw first, score what the draw does not reject,
-  keep when ``u < p(x)``). Several configs (methods) are decided on the same documents, each
-  document scored at most once per scorer. Each kept document is yielded with its ``config`` and
-  ``score`` in its metadata (the ``perplexity`` column for KenLM, ``score`` otherwise).
+  keep when ``u < p(x)``). Several configs (methods, scorers) are decided on the same documents,
+  each document scored at most once per scorer (configs sharing a scorer share its scores). Each
+  kept document is yielded with its ``config`` and ``score`` in its metadata.
 * :class:`SubsetWriter` writes the kept documents of each (config, shard) to
   ``data/<config>/<split>-NNNNN-of-NNNNN.parquet`` under a temporary name, renamed when the
-  shard is complete, then the shard's statistics to ``.mc4-sampling/units/<unit>.json``, which
-  marks the shard as done (a rerun skips it). A shard that failed leaves no file but
-  ``.mc4-sampling/failed/<unit>.json`` (the shard and the error).
+  shard is complete (columns ``text``, ``timestamp``, ``url`` and the config's score column:
+  ``perplexity`` for KenLM, ``score`` otherwise, :func:`features_for`), then the shard's
+  statistics to ``.mc4-sampling/units/<unit>.json``, which marks the shard as done (a rerun
+  skips it). A shard that failed leaves no file but ``.mc4-sampling/failed/<unit>.json`` (the
+  shard and the error).
 
 Datatrove statistics of each task: ``read``, ``bad_records``, ``scored`` (documents scored once,
 whatever the number of configs), and per config ``<config>/scored``, ``<config>/skipped_by_draw``,
@@ -50,12 +52,16 @@ from .shards import ShardRef
 END = "mc4_end"
 #: the bookkeeping folder inside an output folder
 STATE_DIR = ".mc4-sampling"
-FEATURES = {"text": "string", "timestamp": "string", "url": "string", "perplexity": "float64"}
+#: the columns every Parquet file has, before the score column
+DOCUMENT_FEATURES = {"text": "string", "timestamp": "string", "url": "string"}
+#: the columns of a KenLM config's files
+FEATURES = {**DOCUMENT_FEATURES, "perplexity": "float64"}
 
 
-def features_for(score_name: str = "perplexity") -> dict:
-    """The columns of the Parquet files: :data:`FEATURES` with the scorer's column (``score`` unless KenLM)."""
-    return {**{k: v for k, v in FEATURES.items() if k != "perplexity"}, score_name: "float64"}
+def features_for(score_name: str = "score") -> dict:
+    """The columns of a config's Parquet files: :data:`DOCUMENT_FEATURES` and the scorer's column
+    (:attr:`~mc4_sampling.scoring.Scorer.score_name`: ``perplexity`` for KenLM, ``score`` otherwise)."""
+    return {**DOCUMENT_FEATURES, score_name: "float64"}
 
 
 @dataclass(frozen=True)
@@ -160,7 +166,7 @@ def _marker(unit: Unit, bad_records: int, lines: int, error: str | None = None) 
                     metadata={END: {"unit": unit, "bad_records": bad_records, "lines": lines, "error": error}})
 
 
-class PerplexitySampler(PipelineStep):
+class ScoreSampler(PipelineStep):
     """The builder's keep decision as a datatrove step (see the module).
 
     Args:
@@ -170,7 +176,7 @@ class PerplexitySampler(PipelineStep):
             the task (deterministic only with one task).
     """
 
-    name = "perplexity sampling"
+    name = "score sampling"
     type = "🔻 - FILTER"
 
     def __init__(self, configs: dict, block_size: int = 256, max_docs: int | None = None):
@@ -280,6 +286,10 @@ class PerplexitySampler(PipelineStep):
             yield doc
 
 
+#: the former name of :class:`ScoreSampler`
+PerplexitySampler = ScoreSampler
+
+
 class SubsetWriter(PipelineStep):
     """Writes the kept documents of each (config, shard) as one Parquet file (see the module)."""
 
@@ -287,24 +297,26 @@ class SubsetWriter(PipelineStep):
     type = "💽 - WRITER"
 
     def __init__(self, output_dir: str, configs: list[str], rows_per_group: int = 10_000,
-                 score_name: str = "perplexity"):
+                 score_name: str | dict = "perplexity"):
         super().__init__()
         self.output_dir = output_dir
         self.configs = list(configs)
         self.rows_per_group = rows_per_group
-        #: the score column: ``perplexity`` for KenLM, ``score`` otherwise
-        self.score_name = score_name
+        #: the score column of each config (``perplexity`` for KenLM, ``score`` otherwise); one name for all
+        self.score_names = (dict(score_name) if isinstance(score_name, dict)
+                            else {config: score_name for config in self.configs})
 
     def run(self, data, rank: int = 0, world_size: int = 1) -> Iterator[Document]:
         import pyarrow as pa
         import pyarrow.parquet as pq
 
-        features = features_for(self.score_name)
-        schema = pa.schema([(name, pa.string() if kind == "string" else pa.float64())
-                            for name, kind in features.items()])
+        schemas = {config: pa.schema([(name, pa.string() if kind == "string" else pa.float64())
+                                      for name, kind in features_for(self.score_names[config]).items()])
+                   for config in self.configs}
         open_files: dict[str, dict] = {}  # config -> {"tmp", "writer", "rows", "bytes"} of the current unit
 
         def flush(state, close=False):
+            schema = state["schema"]
             try:
                 if state["writer"] is None:
                     state["writer"] = pq.ParquetWriter(state["tmp"], schema)
@@ -328,7 +340,8 @@ class SubsetWriter(PipelineStep):
                 folder = os.path.join(self.output_dir, "data", config)
                 os.makedirs(folder, exist_ok=True)
                 tmp = os.path.join(folder, f".tmp.{unit_name}.{os.getpid()}.parquet")
-                state = open_files[config] = {"tmp": tmp, "writer": None, "rows": [], "bytes": 0}
+                state = open_files[config] = {"tmp": tmp, "writer": None, "rows": [], "bytes": 0,
+                                              "schema": schemas[config]}
             return state
 
         def discard():

@@ -1,13 +1,24 @@
 """Exceptions raised for user mistakes, each with a message that says what to do, and the helpers
 that word the common ones."""
 
+from __future__ import annotations
+
 
 class Mc4SamplingError(ValueError):
     """Base class: a parameter, file or record the user supplied is not usable."""
 
 
 class ConfigError(Mc4SamplingError):
-    """An option has an invalid value; the message names the option and the valid range."""
+    """An option has an invalid value; the message names the option and the valid range.
+
+    Where it helps another front end (the trainer's ``data.sampling``) word the same mistake in
+    its own terms, the error also carries ``option`` (the option's name), ``value``, ``expected``
+    (what the value must be) or ``replaces`` (the options a given one excludes)."""
+
+    def __init__(self, message: str, *, option: str | None = None, value=None, expected: str | None = None,
+                 replaces: tuple = ()):
+        super().__init__(message)
+        self.option, self.value, self.expected, self.replaces = option, value, expected, tuple(replaces)
 
 
 class ModelNotFoundError(Mc4SamplingError, FileNotFoundError):

@@ -29,8 +29,9 @@ class SamplingOptions:
         validation_sampling_factor: factor for the validation split; unset, it is not sampled.
         width: gaussian width (default 9/2).
         boundaries: three increasing scores (quartiles) for stepwise/gaussian; default: the scorer's.
-        weighting_options: the weighting's further parameters: threshold ``{"low": .., "high": ..}``,
-            pareto ``{"alpha": ..}``.
+        weighting_options: the weighting's further parameters: threshold ``{"low": .., "high": ..}`` (scores)
+            or, with a calibration file, ``{"top": 0.1}``, ``{"bottom": 0.5}``, ``{"band": "head"}``
+            (fractions; CCNet's head/middle/tail), pareto ``{"alpha": ..}``.
         scorer: ``None`` (KenLM perplexity, or the score column when ``score_column`` is set), a
             registered name (``kenlm``, ``fasttext``, ``transformers``, ``column``), a
             :class:`~mc4_sampling.scoring.Scorer`, or a callable ``texts -> scores``.
@@ -104,15 +105,15 @@ def check_sampling_options(options, positive=("sampling_factor", "width")) -> No
     for name in positive:
         value = getattr(options, name)
         if value is not None and not (is_number(value) and value > 0):
-            raise ConfigError(f"{name}={value!r} is not valid; it must be a finite number > 0")
+            raise ConfigError(f"{name}={value!r} is not valid; it must be a finite number > 0", option=name,
+                              value=value, expected="> 0")
     b = options.boundaries
     if b is not None:
         if not (isinstance(b, (list, tuple)) and len(b) == 3 and all(is_number(x) for x in b)
                 and 0 < b[0] < b[1] < b[2]):
-            raise ConfigError(
-                f"boundaries={b!r} is not valid; it must be three increasing positive finite perplexities "
-                "(b1 < b2 < b3)"
-            )
+            expected = "three increasing positive finite perplexities (b1 < b2 < b3)"
+            raise ConfigError(f"boundaries={b!r} is not valid; it must be {expected}", option="boundaries", value=b,
+                              expected=expected)
         options.boundaries = tuple(float(x) for x in b)
     weighting_options = option(options, "weighting_options")
     if weighting_options is not None:
@@ -133,6 +134,10 @@ def check_sampling_options(options, positive=("sampling_factor", "width")) -> No
         if not isinstance(options.calibration, (str, os.PathLike)):
             raise ConfigError(f"calibration={options.calibration!r} is not valid; it must be a string")
         clashes = [n for n in CALIBRATED if option(options, n) is not None]
+        # fractions (threshold's top, bottom, band) pick among the file's percentiles: they go with it
+        if weighting_options and set(weighting_options) <= set(get_weighting(method).quantile_keys):
+            clashes.remove("weighting_options")
         if clashes:
             raise ConfigError(
-                f"calibration={options.calibration!r} replaces {', '.join(clashes)}; pass one or the other")
+                f"calibration={options.calibration!r} replaces {', '.join(clashes)}; pass one or the other",
+                option="calibration", value=options.calibration, replaces=clashes)

@@ -130,7 +130,13 @@ def _train_rule(options: SamplingOptions, calibration: Calibration | None, sourc
     """The rule of the train split for a weighting method, each parameter by the module's precedence."""
     method = options.sampling_method
     weighting = get_weighting(method)
-    params = calibration.parameters(method) if calibration else {}
+    given = option(options, "weighting_options") or {}
+    # fractions of the documents (threshold's top, bottom, band) need the file's percentiles only
+    picks_quantiles = bool(given) and set(given) <= set(weighting.quantile_keys)
+    if calibration is None or (picks_quantiles and method not in calibration.methods):
+        params = {}
+    else:
+        params = calibration.parameters(method)
     model = source.load() if weighting.needs_scores else None
     boundaries = None
     if model is not None:
@@ -161,17 +167,10 @@ def _train_rule(options: SamplingOptions, calibration: Calibration | None, sourc
             )
         factor = factor or DEFAULT_FACTORS.get(method, weighting.default_factor)
     width = options.width or params.get("width") or (model and model.default_width) or DEFAULT_WIDTH
-    given = option(options, "weighting_options") or {}
-    extra = tuple(sorted((name, _first(given.get(name), params.get(name), default))
-                         for name, default in weighting.parameters.items()))
-    return SamplingRule(method, float(factor), boundaries, float(width), extra)
-
-
-def _first(*values):
-    for v in values:
-        if v is not None:
-            return float(v)
-    return None
+    values = weighting.resolve_parameters(
+        given, params, higher_is_better=bool(model is not None and model.higher_is_better),
+        percentiles=calibration.percentiles if calibration is not None else None)
+    return SamplingRule(method, float(factor), boundaries, float(width), tuple(sorted(values.items())))
 
 
 # --- a whole run ------------------------------------------------------------------------------

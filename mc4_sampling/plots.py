@@ -165,7 +165,8 @@ def plot_expected_distributions(perplexities, boundaries: Sequence[float],
     ax_n.set_ylabel("documents per bin")
     ax_n.set_title("Expected documents kept per bin, against all scored documents")
     ax_d.set_ylabel("fraction of documents per bin")
-    ax_d.set_title("Shapes compared (each distribution normalised to sum 1; bins equal in log x)")
+    ax_d.set_title("Shapes compared (each distribution normalised to sum 1; bins equal in "
+                   + ("log x)" if log_scale else "x)"))
     ax_p.legend(loc="upper right", fontsize="small")
     ax_n.legend(loc="upper left", fontsize="small")
     ax_d.legend(loc="upper left", fontsize="small")

@@ -132,11 +132,26 @@ def require_ray():
 # --- the run -----------------------------------------------------------------------------------
 
 
-def method_configs(config: Mc4SamplingConfig, methods) -> dict[str, Mc4SamplingConfig]:
-    """``{method: the config with that sampling_method}`` (every one validated, perplexity returned)."""
+def method_configs(config: Mc4SamplingConfig, methods, weighting_options: dict | None = None
+                   ) -> dict[str, Mc4SamplingConfig]:
+    """``{method: the config with that sampling_method}`` (every one validated, scores returned).
+
+    ``weighting_options`` (default: the config's) are shared by the methods: each config gets the
+    keys its weighting declares (``threshold`` ``low``/``high``, ``pareto`` ``alpha``); a key that
+    none of the methods declares is refused, naming the methods and their keys.
+    """
+    methods = list(dict.fromkeys(methods))
+    shared = dict(config.weighting_options or {}) if weighting_options is None else dict(weighting_options)
+    declared = {m: WEIGHTINGS[m].option_keys for m in methods if m in WEIGHTINGS}
+    unused = [k for k in shared if not any(k in keys for keys in declared.values())]
+    if unused:
+        valid = "; ".join(f"{m}: {', '.join(keys)}" for m, keys in declared.items() if keys) or "none"
+        raise ConfigError(f"weighting_options.{unused[0]} is not a parameter of sampling_method "
+                          f"{', '.join(methods)} (valid keys: {valid})")
     configs = {}
-    for method in dict.fromkeys(methods):
-        c = dataclasses.replace(config, sampling_method=method, return_perplexity=True)
+    for method in methods:
+        own = {k: v for k, v in shared.items() if k in declared.get(method, ())} or None
+        c = dataclasses.replace(config, sampling_method=method, return_perplexity=True, weighting_options=own)
         configs[method] = c.validate()
     return configs
 
@@ -233,8 +248,9 @@ def publish(
         engine.Mc4ShardReader(units, out, first.on_bad_record, first.http_retries, skip_done=max_docs is None,
                               max_record_bytes=getattr(first, "max_record_bytes", None),
                               timeout=getattr(first, "http_timeout", None)),
-        engine.PerplexitySampler(configs, max_docs=max_docs),
-        engine.SubsetWriter(out, names, score_name=SamplingPlan.resolve(first, first.languages[0]).score_name),
+        engine.ScoreSampler(configs, max_docs=max_docs),
+        engine.SubsetWriter(out, names, score_name={name: SamplingPlan.resolve(c, c.languages[0]).score_name
+                                                    for name, c in configs.items()}),
     ]
     slurm_script = None
     children_die_with_parent()  # datatrove's workers and manager end if this process is killed
@@ -487,21 +503,61 @@ def _quartiles(out: str, files, column: str = "perplexity") -> str:
     values = np.concatenate(values) if values else np.array([])
     if not len(values):
         return "-"
-    return " / ".join(f"{v:.1f}" for v in np.percentile(values, [25, 50, 75]))
+    spec = ".1f" if column == "perplexity" else ".4g"  # perplexities are large; scores often in [0, 1]
+    return " / ".join(f"{v:{spec}}" for v in np.percentile(values, [25, 50, 75]))
+
+
+def _scorer_text(models: dict, score_names: dict, languages: str) -> dict:
+    """The card's words for the scorers of the configs (``{config: scorer}``): KenLM's as they always
+    were; otherwise each scorer's kind, name, direction and identity (its files' fingerprint), with
+    the configs it scored when they differ."""
+    by_id: dict = {}
+    for config, model in models.items():
+        by_id.setdefault(model.model_id, (model, []))[1].append(config)
+    names = list(dict.fromkeys(score_names.values()))
+    if len(by_id) == 1 and next(iter(by_id.values()))[0].kind == "kenlm":
+        model = next(iter(by_id.values()))[0]
+        return dict(
+            sampling_tag="perplexity-sampling", what="perplexity", score_name="perplexity",
+            intro=f"A perplexity-sampled subset of mC4 ({languages}), made with the\n"
+                  "`mc4-sampling` library the way the BERTIN project sampled Spanish mC4: each document\n"
+                  "was kept or dropped by a uniform draw against a keep probability that depends on its KenLM\n"
+                  "perplexity.",
+            scorer_rows=f"| perplexity model | `{model.model_id}` ({model.name}) |\n"
+                        f"| perplexity mode | `{model.mode}` |")
+    rows, described = [], []
+    for model, configs in by_id.values():
+        better = "higher" if model.higher_is_better else "lower"
+        which = f" (configs {', '.join(f'`{c}`' for c in configs)})" if len(by_id) > 1 else ""
+        rows.append(f"| scorer{which} | `{model.kind}`: {model.name} ({better} scores are better; "
+                    f"column `{score_names[configs[0]]}`) |")
+        rows.append(f"| scorer identity{which} | `{model.model_id}` |")
+        if model.kind == "kenlm":
+            rows.append(f"| perplexity mode{which} | `{model.mode}` |")
+        described.append(f"the {model.kind} scorer {model.name} ({better} is better)")
+    kinds = list(dict.fromkeys(m.kind for m, _ in by_id.values()))
+    return dict(
+        sampling_tag="quality-sampling", what=f"{'/'.join(kinds)} score",
+        score_name=names[0] if len(names) == 1 else "score",
+        intro=f"A quality-sampled subset of mC4 ({languages}), made with the `mc4-sampling` library: each\n"
+              f"document was kept or dropped by a uniform draw against a keep probability that depends on its\n"
+              f"score `x` from {' and '.join(described)}, stored in the\n"
+              f"{' / '.join(f'`{n}`' for n in names)} column.",
+        scorer_rows="\n".join(rows))
 
 
 def render_card(configs: dict[str, Mc4SamplingConfig], result: PublishResult, repo_id: str) -> str:
     """The dataset card (README.md): YAML ``configs`` and ``dataset_info`` per config, sampling
-    parameters, the perplexity model and the statistics of the run."""
+    parameters, the scorer (perplexity model) and the statistics of the run."""
     import yaml
 
     first = next(iter(configs.values()))
     language = first.languages[0]
     configs_yaml, info, param_rows, stat_rows = [], [], [], []
-    model = None
+    models, score_names = {}, {}
     for index, (name, config) in enumerate(configs.items()):
         plan = SamplingPlan.resolve(config, language)
-        model = model or plan.model
+        models[name], score_names[name] = plan.model, plan.score_name
         by_split = result.stats[name]
         # datasets cannot build a split without rows: a split that kept nothing is left out
         splits = [s for s in result.splits if by_split[s].kept] or result.splits
@@ -534,20 +590,22 @@ def render_card(configs: dict[str, Mc4SamplingConfig], result: PublishResult, re
                              f"{st.keep_rate:.4f} | {st.bad_records:,} | "
                              f"{_quartiles(result.output_dir, st.files, plan.score_name)} |")
     total = max(sum(s.kept for s in by_split.values()) for by_split in result.stats.values())
+    words = _scorer_text(models, score_names, ", ".join(first.languages))
     source = (f"local copy ({len(shard_refs_for(first, 'train'))} train shards)" if first.data_dir else
               f"`{first.base_url}`" if first.base_url else "`allenai/c4` (Hub), pinned revision")
     return hub.render_card(
         "dataset",
         language_yaml="\n".join(f"- {lang.split('-')[0]}" for lang in first.languages),
-        pretty_name=f"mC4 {'+'.join(first.languages)}, perplexity sampling ({', '.join(configs)})",
+        pretty_name=f"mC4 {'+'.join(first.languages)}, {words['what']} sampling ({', '.join(configs)})",
         size_category=_size_category(total),
         configs_yaml=yaml.safe_dump({"configs": configs_yaml}, sort_keys=False).rstrip(),
         dataset_info_yaml=yaml.safe_dump({"dataset_info": info}, sort_keys=False).rstrip(),
         languages=", ".join(first.languages),
         param_rows="\n".join(param_rows),
-        model_id=model.model_id,
-        model_name=model.name,
-        mode=model.mode,
+        sampling_tag=words["sampling_tag"],
+        intro=words["intro"],
+        scorer_rows=words["scorer_rows"],
+        score_name=words["score_name"],
         seed=first.seed,
         source=source,
         shards=result.shards,

@@ -306,3 +306,58 @@ def test_kenlm_is_the_default_scorer_with_its_perplexity_column():
     assert not plan.model.higher_is_better and plan.model.score(["hola"])[0] == plan.model.perplexity("hola")
     u = uniform_draws(document_key(1, "es"), hashes64(["a", "b"]))
     assert u.shape == (2,)
+
+
+# --- threshold by fractions: DCLM's top-k, CCNet's head/middle/tail -----------------------------------
+
+
+def test_threshold_fractions_and_ccnet_bands(docs, tmp_path):
+    from mc4_sampling.scoring import CallableScorer
+    from mc4_sampling.weightings.threshold import band_fractions
+
+    rows = fineweb_edu(docs)
+    scores = np.array([r["score"] for r in rows])
+    cal = save_calibration(build_calibration(scores, 0.1, model_id="column:score", mode=None, scorer="column",
+                                             higher_is_better=True), tmp_path / "fwe.json")
+    ds = datasets.Dataset.from_list(rows)
+
+    def kept(**options):
+        return set(sample_dataset(ds, "threshold", score_column="score", calibration=str(cal), **options)["id"])
+
+    p = np.percentile(scores, np.arange(1, 100))
+    top = kept(weighting_options={"top": 0.1})  # DCLM: the best 10 % by the calibrated percentiles
+    assert top == {r["id"] for r in rows if r["score"] >= np.interp(90, np.arange(1, 100), p)}
+    assert abs(len(top) - 0.1 * len(rows)) <= 2
+    assert kept(weighting_options={"top": 0.25, "bottom": 0.9}) == {
+        r["id"] for r in rows if p[74] <= r["score"] < p[89]}
+    # CCNet's bands partition the documents: best 30 %, next 30 %, other 40 % (here higher is better)
+    bands = {b: kept(weighting_options={"band": b}) for b in ("head", "middle", "tail")}
+    assert set().union(*bands.values()) == {r["id"] for r in rows} and sum(map(len, bands.values())) == len(rows)
+    for b, share in (("head", 0.3), ("middle", 0.3), ("tail", 0.4)):
+        assert abs(len(bands[b]) - share * len(rows)) <= 2, b
+    assert min(r["score"] for r in rows if r["id"] in bands["head"]) >= max(
+        r["score"] for r in rows if r["id"] in bands["middle"])
+    # lower is better (perplexity-like): the head is the lowest 30 %, as CCNet's (perplexity < 30th percentile)
+    assert band_fractions("head", higher_is_better=False) == {"bottom": 0.3}
+    assert band_fractions("tail", higher_is_better=False) == {"top": 0.4}
+    shortest = CallableScorer(text_length, higher_is_better=False)
+    lengths = np.array(text_length([r["text"] for r in rows]))
+    cal2 = save_calibration(build_calibration(lengths, 0.3, model_id=shortest.model_id, mode=None, scorer="callable",
+                                              higher_is_better=False), tmp_path / "len.json")
+    head = sample_dataset(ds, "threshold", scorer=shortest, calibration=str(cal2), weighting_options={"band": "head"})
+    assert max(text_length(head["text"])) < np.percentile(lengths, 30) and abs(len(head) - 0.3 * len(rows)) <= 2
+    # mistakes
+    for options, message in [
+        ({"band": "top"}, "weighting_options.band='top' is not valid; choose one of head, middle, tail"),
+        ({"top": 0}, r"weighting_options.top=0 is out of range: it is a fraction of the documents, in \(0, 1\]"),
+        ({"top": 0.1, "low": 2}, "weighting_options low and top both set a bound"),
+        ({"band": "head", "top": 0.2}, "weighting_options band and top both choose the documents kept"),
+        ({"top": 0.005}, "outside the calibration file's percentiles"),
+        ({"top": 0.2, "bottom": 0.2}, "keep no document"),
+    ]:
+        with pytest.raises(ConfigError, match=message):
+            kept(weighting_options=options)
+    with pytest.raises(ConfigError, match="weighting_options.top keeps a fraction of the documents, which needs"):
+        sample_dataset(ds, "threshold", score_column="score", weighting_options={"top": 0.1})
+    with pytest.raises(ConfigError, match="replaces weighting_options"):  # a score bound still clashes with the file
+        kept(weighting_options={"low": 2.0})

@@ -134,3 +134,77 @@ def test_pretraining_on_the_gaussian_sample_is_one_config(corpus, tmp_path):
     candidates = [t for t in sampled if is_candidate(t, 0, 0.5)]  # tiny_overrides: data.eval_fraction 0.5
     distinct = _first_of_each(candidates)
     assert held_out == [document_hash(t) for t in distinct[:20]]
+
+
+# --- the sampler's option set, by the sampler's names ---------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def scored_corpus(corpus, tmp_path_factory):
+    """The corpus with a FineWeb-Edu-like ``score`` column (0-5)."""
+    folder = tmp_path_factory.mktemp("scored")
+    path = folder / "scored.jsonl"
+    rows = [json.loads(line) for p in corpus[0] for line in open(p, encoding="utf-8")]
+    with open(path, "w", encoding="utf-8") as f:
+        for i, r in enumerate(rows):
+            f.write(json.dumps({**r, "score": (i * 37 % 50) / 10}) + "\n")
+    return [str(path)], corpus[1]
+
+
+def test_data_sampling_takes_the_samplers_options_by_name(scored_corpus, tmp_path):
+    import dataclasses
+
+    from mc4_sampling.options import SamplingOptions
+    from trainer.config import SamplingConfig
+
+    # one declaration: every sampler option (but the validation split's factor) is a data.sampling key, same default
+    keys = {f.name: f.default for f in dataclasses.fields(SamplingConfig)}
+    for f in dataclasses.fields(SamplingOptions):
+        assert f.name == "validation_sampling_factor" or keys[f.name] == f.default, f.name
+    sampling = {"sampling_method": "threshold", "score_column": "score", "weighting_options": {"low": 3.0},
+                "id_column": "id"}
+    cfg = config(scored_corpus, tmp_path, **{"data.sampling": sampling})
+    assert cfg.data.sampling.sampling_method == "threshold" and cfg.data.sampling.method == "threshold"
+    got = list(load_stream(cfg.data))
+    raw = datasets.load_dataset("json", data_files=scored_corpus[0], split="train", streaming=True)
+    assert got == list(sample_dataset(raw, **sampling)) and got
+    assert all(r["score"] >= 3.0 for r in got) and len(got) == sum(r["score"] >= 3 for r in raw)
+    # key by key (--set data.sampling.KEY=VALUE), by the sampler's names
+    cfg = config(scored_corpus, tmp_path, **{"data.sampling.sampling_method": "random",
+                                             "data.sampling.sampling_factor": 0.25})
+    assert (cfg.data.sampling.sampling_method, cfg.data.sampling.sampling_factor) == ("random", 0.25)
+
+
+def test_former_names_are_accepted_with_a_deprecation_warning(scored_corpus, tmp_path):
+    import yaml
+
+    with pytest.warns(FutureWarning, match="data.sampling.method is deprecated: write data.sampling.sampling_method"):
+        cfg = config(scored_corpus, tmp_path, **{"data.sampling": {"method": "random", "factor": 0.5}})
+    assert (cfg.data.sampling.sampling_method, cfg.data.sampling.sampling_factor) == ("random", 0.5)
+    # a saved config (which holds both names) reads back without a warning
+    saved = tmp_path / "config.yaml"
+    saved.write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        again = load_config(str(saved))
+    assert again.data.sampling == cfg.data.sampling
+    with pytest.raises(ConfigError, match=r"data.sampling.method='random' is the former name of "
+                                          r"data.sampling.sampling_method, which is 'gaussian'"):
+        config(scored_corpus, tmp_path, **{"data.sampling": {"method": "random", "sampling_method": "gaussian"}})
+
+
+@pytest.mark.parametrize("sampling, match", [
+    ({"sampling_method": "bell"}, r"^data.sampling.sampling_method='bell' is not valid; choose one of none, random, "),
+    ({"sampling_method": "threshold", "score_column": "score", "weighting_options": {"lo": 1}},
+     r"^data.sampling.weighting_options.lo is not a parameter of sampling_method='threshold'"),
+    ({"sampling_method": "gaussian", "sampling_factor": 0}, r"^config key 'data.sampling.sampling_factor' must be > 0"),
+    ({"sampling_method": "threshold", "calibration": "c.json", "weighting_options": {"low": 1}},
+     r"^data.sampling.calibration replaces data.sampling.weighting_options"),
+    ({"sampling_method": "threshold", "scorer": "nope"}, r"^data.sampling.scorer='nope' is not valid; choose one of"),
+    ({"score_column": "score"}, r"data.sampling.score_column is set but data.sampling.sampling_method is 'none'"),
+])
+def test_the_samplers_validation_names_the_config_keys(scored_corpus, tmp_path, sampling, match):
+    with pytest.raises(ConfigError, match=match):
+        config(scored_corpus, tmp_path, **{"data.sampling": sampling})

@@ -94,26 +94,71 @@ class ModelConfig(ModelOptions, RobertaArchitecture):
         return self.max_position_embeddings - (pad_token_id + 1)
 
 
-@dataclass
-class SamplingConfig:
-    """Perplexity sampling of the ``data`` source (``mc4_sampling.sample_dataset``), before the hold-out.
+#: the trainer's former names of sampler options (accepted with a deprecation warning)
+RENAMED_SAMPLING_KEYS = {"method": "sampling_method", "factor": "sampling_factor"}
+#: sampler options a corpus has no use for (it has one split)
+_NOT_FOR_A_CORPUS = ("validation_sampling_factor",)
 
-    ``method: none`` (the default) reads the source as it is. The options are the sampler's (README,
-    "Sampling any corpus"): the draw of a document is keyed by ``id_column`` (a unique id) or its text.
+
+def _sampling_config_class():
+    """``data.sampling``: the fields of :class:`mc4_sampling.options.SamplingOptions` (the sampler's
+    one declaration, same names and defaults), with the annotations the config loader reads, plus
+    ``language`` and ``id_column`` of ``sample_dataset`` and the former names (:data:`RENAMED_SAMPLING_KEYS`)."""
+    import collections.abc
+    import types
+    import typing
+    import warnings
+
+    from mc4_sampling.options import SamplingOptions
+
+    def loadable(tp):
+        origin = typing.get_origin(tp)
+        if origin in (Union, types.UnionType):
+            return Union[tuple(loadable(a) for a in typing.get_args(tp))]
+        if origin is collections.abc.Sequence:
+            return list[typing.get_args(tp)]
+        return dict[str, Any] if tp is dict else tp
+
+    hints = typing.get_type_hints(SamplingOptions)
+    specs = [(f.name, loadable(hints[f.name]), field(default=f.default))
+             for f in dataclasses.fields(SamplingOptions) if f.name not in _NOT_FOR_A_CORPUS]
+    specs += [("language", str, field(default="es")),  # the perplexity model's language (and the draw's key)
+              ("id_column", Optional[str], field(default=None))]  # None: key the draws by the text
+    specs += [(old, Optional[loadable(hints[new])], field(default=None, repr=False))
+              for old, new in RENAMED_SAMPLING_KEYS.items()]
+
+    def post_init(self):
+        """Map the former names onto the sampler's and keep them as read-only mirrors (a saved
+        config, which holds both, reads back without a warning)."""
+        old_names = []
+        for old, new in RENAMED_SAMPLING_KEYS.items():
+            value, current = getattr(self, old), getattr(self, new)
+            if value is not None and value != current:
+                if current != SamplingOptions.__dataclass_fields__[new].default:
+                    raise ConfigError(f"data.sampling.{old}={value!r} is the former name of data.sampling.{new}, "
+                                      f"which is {current!r}; keep data.sampling.{new} only")
+                warnings.warn(f"data.sampling.{old} is deprecated: write data.sampling.{new}, the sampler's name "
+                              "(mc4_sampling.options.SamplingOptions)", FutureWarning, stacklevel=4)
+                setattr(self, new, value)
+                old_names.append(old)
+            object.__setattr__(self, old, getattr(self, new))
+        self._old_names = tuple(old_names)
+
+    cls = dataclasses.make_dataclass("SamplingConfig", specs, namespace={"__post_init__": post_init})
+    cls.__module__ = __name__
+    cls.__doc__ = """Sampling of the ``data`` source (``mc4_sampling.sample_dataset``), before the hold-out.
+
+    The options are the sampler's, by the same names (:class:`mc4_sampling.options.SamplingOptions`;
+    README, "Sampling any corpus"): ``sampling_method: none`` (the default) reads the source as it
+    is; ``scorer``, ``scorer_model``, ``scorer_options``, ``score_column`` choose the quality signal
+    (KenLM perplexity by default), ``weighting_options`` the weighting's parameters. The draw of a
+    document is keyed by ``id_column`` (a unique id) or its text. ``method`` and ``factor`` are the
+    former names of ``sampling_method`` and ``sampling_factor``.
     """
+    return cls
 
-    method: Literal["none", "random", "stepwise", "gaussian"] = "none"
-    factor: Optional[float] = None  # sampling_factor; None: the model's or BERTIN's
-    width: Optional[float] = None  # gaussian width; None: 9/2 or the model's
-    boundaries: Optional[list[float]] = None  # three increasing quartile perplexities
-    calibration: Optional[str] = None  # a calibration.json of `mc4-sampling calibrate`
-    perplexity_model: Any = None  # None: the embedded Spanish model; a path, a pair, a folder, a Hub location
-    perplexity_mode: Optional[Literal["raw", "ccnet", "ccnet_document"]] = None
-    language: str = "es"  # the perplexity model's language (and part of the draw's key)
-    id_column: Optional[str] = None  # None: key the draws by the text
-    seed: int = 2021
-    return_perplexity: bool = False
-    on_bad_record: Literal["raise", "skip"] = "raise"
+
+SamplingConfig = _sampling_config_class()
 
 
 @dataclass
@@ -285,36 +330,53 @@ def _check_finite(obj, prefix: str) -> None:
 
 
 def _validate_sampling(d: DataConfig) -> None:
-    """``data.sampling``: values in range, no option that its method or the calibration makes meaningless."""
+    """``data.sampling``: the sampler's one validation (``mc4_sampling.options.check_sampling_options``),
+    its messages naming the config keys; no option that ``none`` makes meaningless; no sampling twice."""
+    from mc4_sampling.errors import ConfigError as SamplerConfigError
+    from mc4_sampling.options import SamplingOptions, check_sampling_options
+    from mc4_sampling.weightings import WEIGHTINGS
+
     sp = d.sampling
-    if sp.method == "none":
-        set_keys = [k for k in ("factor", "width", "boundaries", "calibration", "id_column")
+    old_style = bool(getattr(sp, "_old_names", ()))
+    renamed = {new: old for old, new in RENAMED_SAMPLING_KEYS.items() if old_style}
+
+    def key(name: str) -> str:
+        return f"data.sampling.{renamed.get(name, name)}"
+
+    if sp.sampling_method == "none":
+        set_keys = [k for k in ("sampling_factor", "width", "boundaries", "weighting_options", "calibration",
+                                "id_column", "scorer", "scorer_model", "scorer_options", "score_column")
                     if getattr(sp, k) is not None]
         if set_keys:
-            raise ConfigError(f"data.sampling.{set_keys[0]} is set but data.sampling.method is 'none' (no "
-                              "sampling); set data.sampling.method to random, stepwise or gaussian")
+            raise ConfigError(f"{key(set_keys[0])} is set but {key('sampling_method')} is 'none' (no sampling); "
+                              f"set {key('sampling_method')} to {', '.join(w for w in WEIGHTINGS if w != 'none')}")
         return
-    for key in ("factor", "width"):
-        value = getattr(sp, key)
-        if value is not None and not value > 0:
-            raise ConfigError(f"config key 'data.sampling.{key}' must be > 0, got {value}")
-    b = sp.boundaries
-    if b is not None and not (len(b) == 3 and all(math.isfinite(x) for x in b) and 0 < b[0] < b[1] < b[2]):
-        raise ConfigError(f"config key 'data.sampling.boundaries' must be three increasing positive perplexities "
-                          f"(b1 < b2 < b3), got {b}")
-    if sp.calibration is not None:
-        clashes = [k for k in ("boundaries", "factor", "width") if getattr(sp, k) is not None]
-        if clashes:
-            raise ConfigError(f"data.sampling.calibration replaces data.sampling.{clashes[0]}; set one or the other")
-    if sp.seed < 0:
-        raise ConfigError(f"config key 'data.sampling.seed' must be >= 0, got {sp.seed}")
     if not sp.language:
         raise ConfigError("config key 'data.sampling.language' must be a language code such as 'es'")
+    options = SamplingOptions(**{f.name: getattr(sp, f.name, f.default) for f in dataclasses.fields(SamplingOptions)})
+    try:
+        check_sampling_options(options)
+    except SamplerConfigError as e:
+        if e.replaces:
+            raise ConfigError(f"{key(e.option)} replaces {key(e.replaces[0])}; set one or the other") from None
+        if e.expected is not None:
+            raise ConfigError(f"config key '{key(e.option)}' must be {e.expected}, got {e.value!r}") from None
+        message = str(e)
+        name = message.split("=", 1)[0].split(" ", 1)[0].split(".", 1)[0]
+        if name in OPTION_KEYS:  # "sampling_method='bell' is not valid; ..." -> "data.sampling.method='bell' ..."
+            raise ConfigError(key(name) + message[len(name):]) from None
+        raise ConfigError(f"data.sampling: {message}") from None
+    if options.boundaries is not None:
+        sp.boundaries = list(options.boundaries)
     builder_method = d.kwargs.get("sampling_method", "none") if d.path == "mc4-sampling" else "none"
     if builder_method != "none":
         raise ConfigError(
-            f"data.kwargs.sampling_method={builder_method!r} and data.sampling.method={sp.method!r} would sample "
-            "twice; sample with one of them")
+            f"data.kwargs.sampling_method={builder_method!r} and {key('sampling_method')}={sp.sampling_method!r} "
+            "would sample twice; sample with one of them")
+
+
+#: the ``data.sampling`` keys (for the messages of the sampler's validation)
+OPTION_KEYS = tuple(f.name for f in dataclasses.fields(SamplingConfig))
 
 
 def validate(cfg: TrainerConfig) -> None:

@@ -141,6 +141,10 @@ def run_calibration(options, language: str, target_rate: float, *, split: str = 
     if model.input_column is not None and corpus is None:
         raise ConfigError(f"{model.name} reads a column of the data; mC4 has none (text, timestamp, url): "
                           "calibrate a --dataset that holds it")
+    columns = getattr(corpus, "column_names", None) if corpus is not None else None
+    if model.input_column is not None and columns is not None and model.input_column not in columns:
+        raise ConfigError(f"score_column={model.input_column!r} is not a column of {corpus_name!r} "
+                          f"(columns: {', '.join(sorted(columns))})")
     if corpus is None:
         subset = draw_subset(options, language, split, docs, seed, shards_to_read, max_docs_per_shard,
                              read_progress)

@@ -67,7 +67,8 @@ def add_sampling_options(parser: argparse.ArgumentParser) -> None:
     g = parser.add_argument_group("sampling")
     g.add_argument("--method", choices=tuple(WEIGHTINGS), default="gaussian", help="weighting (default: gaussian)")
     g.add_argument("--weighting-option", action="append", default=[], metavar="KEY=VALUE",
-                   help="a further weighting parameter: threshold low=3 / high=..., pareto alpha=3 (repeatable)")
+                   help="a further weighting parameter (repeatable): threshold low=3 / high=... (scores), or with "
+                   "--calibration top=0.1 / bottom=0.5 (fractions) / band=head|middle|tail (CCNet); pareto alpha=3")
     g.add_argument("--factor", type=float, help="sampling factor (default: BERTIN's for the method)")
     g.add_argument("--validation-factor", type=float, help="factor for the validation split (default: not sampled)")
     g.add_argument("--width", type=float, help="gaussian width (default 4.5)")

@@ -8,7 +8,7 @@ import sys
 from .. import tokenize_shards
 from ..errors import ConfigError
 from ..publish import EXECUTORS, SlurmOptions, method_configs, publish
-from .common import add_model_options, add_sampling_options, add_source_options, build_config
+from .common import add_model_options, add_sampling_options, add_source_options, build_config, key_values
 
 _SLURM_OPTIONS = ("slurm_partition", "slurm_time", "slurm_cpus_per_task", "slurm_mem_per_cpu", "slurm_job_name",
                   "slurm_venv", "slurm_dry_run")
@@ -82,8 +82,10 @@ def run(args: argparse.Namespace) -> int:
     slurm = _slurm_options(args)
     if args.ray_address and args.executor != "ray":
         raise ConfigError("--ray-address needs --executor ray")
-    base = build_config(args, return_perplexity=True, sampling_method=args.method[0])
-    configs = method_configs(base, args.method)
+    # --weighting-option is shared by the methods: each config takes the keys its weighting declares
+    shared = key_values(args.weighting_option, "--weighting-option")
+    base = build_config(args, return_perplexity=True, sampling_method=args.method[0], weighting_options=None)
+    configs = method_configs(base, args.method, shared or {})
     result = publish(configs, args.output_dir, splits=args.splits, executor=args.executor, tasks=args.tasks,
                      workers=args.workers, max_docs=args.max_docs, overwrite=args.overwrite, slurm=slurm,
                      ray_address=args.ray_address, repo_id=args.push_to_hub)

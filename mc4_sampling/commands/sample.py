@@ -14,6 +14,7 @@ from ..outputs import make_output_dir, output_stream
 from ..plan import check_max_docs, iter_kept
 from ..safe_output import check_output_file, looks_like_json_lines
 from ..sampler import SamplingStats
+from ..scoring import ScorerSource
 from ..shards import shard_refs_for
 from .common import (
     add_model_options,
@@ -31,8 +32,9 @@ def add_parser(subparsers) -> None:
     p = subparsers.add_parser(
         "sample",
         help="stream a sample to JSON lines",
-        description="Stream mC4 documents, keep each with the chosen perplexity weighting, and write the "
-        "kept ones as JSON lines (text, timestamp, url[, perplexity]). Prints a summary to stderr.",
+        description="Stream mC4 documents (or a --dataset), keep each with the chosen weighting of its score "
+        "(KenLM perplexity by default; --scorer, --score-column for others), and write the kept ones as JSON "
+        "lines (text, timestamp, url[, perplexity or score]). Prints a summary to stderr.",
     )
     add_source_options(p)
     add_sampling_options(p)
@@ -78,11 +80,10 @@ def run(args: argparse.Namespace) -> int:
             out.write(json.dumps(example, ensure_ascii=False) + "\n")
             if stats.read % 512 == 0:
                 bar.set_postfix(read=stats.read, kept=stats.kept, refresh=False)
-    print(summary(stats), file=sys.stderr)
+    print(summary(stats, ScorerSource.of(config, config.languages[0]).score_name), file=sys.stderr)
     if report:
         _write_report(args, config, stats)
     return 0
-
 
 
 def run_on_dataset(args: argparse.Namespace) -> int:
@@ -93,11 +94,14 @@ def run_on_dataset(args: argparse.Namespace) -> int:
         raise ConfigError("--report and --validation-factor apply to mC4 only, not with --dataset")
     ds = open_dataset(args)
     stats = SamplingStats()
+    source = ScorerSource.of(argparse.Namespace(**scorer_kwargs(args)), corpus_language(args))
+    # --return-perplexity and --return-score are one flag: named as the scorer's column in messages
+    returns = {"return_perplexity" if source.kind == "kenlm" else "return_score": args.return_perplexity}
     kept = sample_dataset(
         ds, sampling_method=args.method, text_column=args.text_column, id_column=args.id_column,
         language=corpus_language(args), perplexity_model=model_spec(args), perplexity_mode=args.perplexity_mode,
         calibration=args.calibration, boundaries=tuple(args.boundaries) if args.boundaries else None,
-        sampling_factor=args.factor, width=args.width, seed=args.seed, return_perplexity=args.return_perplexity,
+        sampling_factor=args.factor, width=args.width, seed=args.seed, **returns,
         on_bad_record=args.on_bad_record, stats=stats,
         weighting_options=key_values(args.weighting_option, "--weighting-option"), **scorer_kwargs(args))
     with output_stream(args.output) as out, tqdm(unit="doc", desc="kept", file=sys.stderr, dynamic_ncols=True) as bar:
@@ -106,8 +110,9 @@ def run_on_dataset(args: argparse.Namespace) -> int:
             bar.update()
             if args.max_docs and stats.kept >= args.max_docs:
                 break
-    print(summary(stats), file=sys.stderr)
+    print(summary(stats, source.score_name), file=sys.stderr)
     return 0
+
 
 def summary(stats: SamplingStats, score_name: str = "perplexity") -> str:
     lines = [
@@ -119,7 +124,8 @@ def summary(stats: SamplingStats, score_name: str = "perplexity") -> str:
         lines.append(f"bad records skipped: {stats.bad_records}")
     if stats.kept_scores:
         q1, q2, q3 = np.percentile(stats.kept_scores, [25, 50, 75])
-        lines.append(f"{score_name} of kept documents: Q1 {q1:.2f}  median {q2:.2f}  Q3 {q3:.2f}")
+        spec = ".2f" if score_name == "perplexity" else ".4g"  # scores are often probabilities
+        lines.append(f"{score_name} of kept documents: Q1 {q1:{spec}}  median {q2:{spec}}  Q3 {q3:{spec}}")
     return "\n".join(lines)
 
 

@@ -167,11 +167,17 @@ def scorer_kinds() -> tuple[str, ...]:
     return tuple(SCORERS) + ("callable",)
 
 
+_BUILTINS_LOADED: list = []
+
+
 def _load_builtins() -> None:
+    if _BUILTINS_LOADED:  # once per process: make_scorer runs once per block
+        return
     import importlib
 
     for name in BUILTIN_MODULES:
         importlib.import_module(f"{__package__}.{name}")
+    _BUILTINS_LOADED.append(True)
 
 
 def builtin_factory(kind: str) -> Callable[..., Scorer]:

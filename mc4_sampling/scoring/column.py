@@ -35,7 +35,10 @@ class ColumnScorer(Scorer):
 
     def score(self, values: Sequence) -> np.ndarray:
         """``float(value)`` of each value; NaN for null, NaN, infinite and non-numeric values."""
-        out = np.fromiter(map(_to_float, values), dtype=np.float64, count=len(values))
+        if all(type(v) is float for v in values):  # the common case, converted at once
+            out = np.array(values, dtype=np.float64)
+        else:
+            out = np.fromiter(map(_to_float, values), dtype=np.float64, count=len(values))
         out[~np.isfinite(out)] = np.nan
         return out
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Mapping
+from typing import TYPE_CHECKING, Mapping, Sequence
 
 import numpy as np
 
@@ -47,6 +47,12 @@ class Weighting:
     factor_depends_on_boundaries: bool = False
     #: further parameters (``weighting_options`` keys) and their defaults
     parameters: Mapping[str, float | None] = {}
+    #: further ``weighting_options`` keys that are not numbers of the rule (threshold's ``band``),
+    #: turned into parameters by :meth:`resolve_parameters`
+    selectors: tuple[str, ...] = ()
+    #: the ``weighting_options`` keys that go with a calibration file: they pick among its
+    #: percentiles (threshold's ``top``, ``bottom``, ``band``) instead of replacing its fitted values
+    quantile_keys: tuple[str, ...] = ()
     #: ``"low"`` or ``"high"`` when the weighting keeps more of the low or high scores; None: neither
     favours: str | None = None
     #: whether ``mc4-sampling calibrate`` can fit it
@@ -62,15 +68,28 @@ class Weighting:
         """The largest ``p(x)`` over every ``x``, capped at 1 (``min(1, factor)`` unless overridden)."""
         return min(1.0, float(rule.factor))
 
+    @property
+    def option_keys(self) -> tuple[str, ...]:
+        """Every valid ``weighting_options`` key: the parameters and the selectors."""
+        return (*self.parameters, *self.selectors)
+
     def check_parameters(self, params: Mapping[str, float]) -> None:
         """Raise :class:`ConfigError` naming ``weighting_options.<key>`` when a parameter is out of range."""
         for key, value in params.items():
-            if key not in self.parameters:
+            if key not in self.option_keys:
                 raise ConfigError(
                     f"weighting_options.{key} is not a parameter of sampling_method={self.name!r}; "
-                    f"valid keys: {', '.join(self.parameters) or 'none'}")
-            if value is not None and not _number(value):
+                    f"valid keys: {', '.join(self.option_keys) or 'none'}")
+            if key in self.parameters and value is not None and not _number(value):
                 raise ConfigError(f"weighting_options.{key}={value!r} is not valid; it must be a finite number")
+
+    def resolve_parameters(self, given: Mapping, calibrated: Mapping, *, higher_is_better: bool = False,
+                           percentiles: Sequence[float] | None = None) -> dict:
+        """The rule's parameters: each one given (``weighting_options``), else calibrated (the
+        calibration file's fit), else the default. ``percentiles`` (1..99 of the scores, from the
+        calibration file) and the scorer's direction serve weightings that keep a fraction."""
+        return {name: _first(given.get(name), calibrated.get(name), default)
+                for name, default in self.parameters.items()}
 
     def check_direction(self, scorer_name: str, higher_is_better: bool, params: Mapping) -> None:
         """Refuse a scorer whose better direction contradicts what the weighting favours."""
@@ -97,6 +116,14 @@ class Weighting:
 
 def _number(x) -> bool:
     return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
+
+
+def _first(*values):
+    """The first value that is not None, as a float (None when all are)."""
+    for v in values:
+        if v is not None:
+            return float(v)
+    return None
 
 
 #: every weighting, by ``sampling_method`` name, in registration order

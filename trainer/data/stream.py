@@ -65,27 +65,30 @@ def load_stream(cfg: DataConfig, rank: int = 0, world_size: int = 1):
 
 
 def sample_stream(ds, cfg: DataConfig):
-    """``ds`` perplexity-sampled as ``data.sampling`` says (unchanged for method ``none``).
+    """``ds`` sampled as ``data.sampling`` says (unchanged for ``sampling_method: none``).
 
     The keep decision of a document depends on the document alone (its id or text), so it is the
     same on every node, worker and resume; the hold-out (by content, :mod:`trainer.data.holdout`) is
     taken from the sample.
     """
+    import dataclasses
+
     sp = cfg.sampling
-    if sp.method == "none":
+    if sp.sampling_method == "none":
         return ds
     try:
         from mc4_sampling import Mc4SamplingError, sample_dataset
+        from mc4_sampling.corpus import CorpusSamplingOptions
     except ImportError as e:  # pragma: no cover - the package is part of this project
         raise DataError(f"data.sampling needs the mc4_sampling package: {e}") from None
+    # every sampler option by its own name (data.sampling declares the same fields)
+    options = {f.name: getattr(sp, f.name) for f in dataclasses.fields(CorpusSamplingOptions) if hasattr(sp, f.name)}
+    options.update(perplexity_model=resolve_markers(sp.perplexity_model),
+                   scorer_model=resolve_markers(sp.scorer_model),
+                   calibration=resolve_markers(sp.calibration),
+                   boundaries=tuple(sp.boundaries) if sp.boundaries else None)
     try:
-        return sample_dataset(
-            ds, sampling_method=sp.method, text_column=cfg.text_column, id_column=sp.id_column, language=sp.language,
-            perplexity_model=resolve_markers(sp.perplexity_model), perplexity_mode=sp.perplexity_mode,
-            calibration=sp.calibration, boundaries=tuple(sp.boundaries) if sp.boundaries else None,
-            sampling_factor=sp.factor, width=sp.width, seed=sp.seed, return_perplexity=sp.return_perplexity,
-            on_bad_record=sp.on_bad_record,
-        )
+        return sample_dataset(ds, text_column=cfg.text_column, id_column=sp.id_column, **options)
     except Mc4SamplingError as e:
         raise DataError(f"data.sampling: {e}") from None
 
