@@ -238,10 +238,10 @@ def _export_spec(trainer: "Trainer"):
 
 def research_hooks(trainer: "Trainer") -> list[Hook]:
     """The hooks of ``checkpoint.schedule`` (save + revision) and ``logging.weight_stats_every_steps``;
-    sets ``trainer.research.revisions`` (a :class:`RevisionPublisher` or None)."""
+    sets ``trainer.revisions`` (a :class:`RevisionPublisher` or None)."""
     cfg = trainer.cfg
     hooks: list[Hook] = []
-    trainer.research.revisions = None
+    trainer.revisions = None
     every = cfg.logging.weight_stats_every_steps
     if every:  # on every process: the statistics of sharded parameters are collective computations
         from .weight_stats import make_hook
@@ -253,7 +253,7 @@ def research_hooks(trainer: "Trainer") -> list[Hook]:
     scheduled = set(steps)
     publisher = None
     if trainer.rank == 0:
-        publisher = trainer.research.revisions = RevisionPublisher(cfg.training.output_dir, cfg.hub.push_to_hub, steps,
+        publisher = trainer.revisions = RevisionPublisher(cfg.training.output_dir, cfg.hub.push_to_hub, steps,
                                                           cfg.hub.private)
         _resubmit(trainer, publisher, steps)
 
