@@ -58,7 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="trainer", description="Flax RoBERTa masked-LM pretraining on a streaming dataset")
     add_config_arguments(p, help="train with this config when no command is given (as `trainer train --config`)")
     sub = p.add_subparsers(dest="command",
-                           metavar="{train,export,fill-mask,tokenizer,finetune,evaluate,compare,stats,suite}")
+                           metavar="{train,export,fill-mask,tokenizer,finetune,evaluate,compare,stats,suite,study}")
 
     t = sub.add_parser("train", help="train or resume (the default command)")
     add_config_arguments(t, required=True)
@@ -93,6 +93,12 @@ def build_parser() -> argparse.ArgumentParser:
     u = sub.add_parser("suite", help="train a config for seeds 0..K-1, each in its own folder and repository")
     suite.add_arguments(u)
     u.set_defaults(handler=suite.run)
+
+    from .study import command as study_command
+
+    st = sub.add_parser("study", help="a data-selection study: arms x seeds, trained, evaluated, compared (report)")
+    study_command.add_arguments(st)
+    st.set_defaults(handler=study_command.run)
 
     from .finetune import command as finetune_command
 

@@ -240,7 +240,9 @@ class Trainer:
             self.start_position = StreamPosition()
 
         audit = os.path.join(cfg.training.output_dir, "audit") if cfg.logging.audit else None
-        self.stream = BatchStream(cfg.data, self.tok, cfg.training.global_batch_size // self.world,
+        # data.eval_files: the eval set comes from those files, nothing is held out of the stream
+        stream_data = dataclasses.replace(cfg.data, num_eval_samples=0) if cfg.data.eval_files else cfg.data
+        self.stream = BatchStream(stream_data, self.tok, cfg.training.global_batch_size // self.world,
                                   cfg.training.seed, self.rank, self.world, audit_dir=audit)
         self.stream.check_source()
         if self.start_position.shuffle_buffer and self.start_position.shuffle_buffer != cfg.data.shuffle_buffer:
@@ -269,7 +271,12 @@ class Trainer:
 
     def _build_eval_set(self) -> None:
         cfg = self.cfg
-        texts = self.stream.eval_texts()
+        if cfg.data.eval_files:
+            from .data.eval_files import read_eval_texts
+
+            texts = read_eval_texts(cfg.data.eval_files, cfg.data.text_column)[self.rank::self.world]
+        else:
+            texts = self.stream.eval_texts()
         L = cfg.data.max_seq_length
         seqs = self.stream.eval_sequences(texts, L) if texts else np.zeros((0, L), np.int32)
         rows = len(seqs)
@@ -283,7 +290,8 @@ class Trainer:
         padded[: len(seqs)] = seqs
         rule = self._masking_rule()
         with jax.default_device(jax.local_devices(backend="cpu")[0]):
-            inputs, labels, weights = jax.jit(rule.apply)(self.keys.eval, jnp.asarray(padded))
+            key = self.keys.eval if cfg.training.eval_seed is None else jax.random.key(cfg.training.eval_seed)
+            inputs, labels, weights = jax.jit(rule.apply)(key, jnp.asarray(padded))
         shape = (n_batches, local_eval_batch, L)
         self.eval_set = [np.asarray(a).reshape(shape) for a in (inputs, labels, weights)]
         self.eval_tokens = int(np.asarray(weights).sum())
