@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 # Use both cores of the machine for the test run by default.
 PYTEST_WORKERS ?= 2
 
-.PHONY: install test demo bench lint clean
+.PHONY: install test demo bench lint clean study
 
 install: $(STAMP)
 
@@ -31,3 +31,7 @@ lint: install
 
 clean:
 	rm -rf $(VENV) demo-output .pytest_cache .ruff_cache
+
+# The shipped offline study (trainer/configs/study-tiny.yaml): report and pictures in study-output/tiny/.
+study: install
+	$(BIN)/trainer study trainer/configs/study-tiny.yaml

@@ -65,8 +65,13 @@ def sample_arms(cfg: StudyConfig, ids: list, texts: list, labels: list, tokens: 
                 raise ConfigError(f"arms.{name}: the factor {factor} computed to keep {n} documents kept "
                                   f"{int(mask.sum())}: the sampler's random rule is no longer u < factor "
                                   "(adapt trainer/study/sampling.py)")
+        elif arm.max_documents is not None and arm.method == "random":  # exactly max_documents
+            factor = sampling.factor_keeping(sampling.random_draws(ids, seed, lang), min(arm.max_documents, len(ids)))
+            mask = sampling.keep_mask(arm, texts, ids, seed, lang, factor=factor)
         else:
             mask = sampling.keep_mask(arm, texts, ids, seed, lang)
+            if arm.max_documents is not None and mask.sum() > arm.max_documents:  # the first ones, as a stream stops
+                mask[np.flatnonzero(mask)[arm.max_documents:]] = False
         if not mask.any():
             raise ConfigError(f"arms.{name} keeps no document of the corpus (sampling seed {seed}); "
                               "raise its factor")

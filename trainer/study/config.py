@@ -80,11 +80,15 @@ class ArmConfig:
     calibration: Optional[str] = None
     match: Optional[str] = None  # keep as many documents (or tokens) as this arm (random arms only)
     match_by: Literal["documents", "tokens"] = "documents"
+    # keep at most this many: a random arm exactly this many (its factor computed), another arm the first
+    # this many it keeps in corpus order (BERTIN stopped its streams at 50 M documents)
+    max_documents: Optional[int] = None
 
 
 @dataclass
 class SeedsConfig:
-    """Seed ``k`` of ``count``: training seed ``first + k``; sampling seed ``sampling_seed (+ k when vary_sampling)``."""
+    """Seed ``k`` of ``count``: training seed ``first + k``; sampling seed ``sampling_seed`` (``+ k`` when
+    ``vary_sampling``)."""
 
     count: int = 3
     first: int = 0
@@ -97,6 +101,10 @@ class DownstreamConfig:
     """A sequence-classification task made from the eval set's labelled documents (split by content hash)."""
 
     name: str = "kind"
+    # a `trainer finetune` task preset (ner, pos, xnli-256, ...) read with its dataset (data_files: local files);
+    # null: a task made from the eval set's labels
+    preset: Optional[str] = None
+    data_files: Optional[dict[str, Any]] = None
     labels: Optional[list[str]] = None  # the classes (documents of other labels are left out); null: all
     train_fraction: float = 0.7
     min_examples: int = 100  # the eval set must give at least this many labelled documents
@@ -197,8 +205,10 @@ def validate(cfg: StudyConfig) -> None:
             if a.method != "random":
                 raise ConfigError(f"arms.{a.name}.match: only a random arm can be matched (exactly) to another arm's "
                                   f"size, this one is {a.method!r}")
-            if a.factor is not None:
-                raise ConfigError(f"arms.{a.name}: factor and match are exclusive (match computes the factor)")
+            if a.factor is not None or a.max_documents is not None:
+                raise ConfigError(f"arms.{a.name}: match computes the arm's size; drop its factor / max_documents")
+        if a.max_documents is not None and a.max_documents < 1:
+            raise ConfigError(f"arms.{a.name}.max_documents must be >= 1, got {a.max_documents}")
     match_order(cfg.arms)
     if cfg.baseline is not None and cfg.baseline not in names:
         raise ConfigError(f"baseline={cfg.baseline!r} names no arm (arms: {', '.join(names)})")
@@ -224,8 +234,9 @@ def validate(cfg: StudyConfig) -> None:
         raise ConfigError(f"eval.curve_documents must be >= 1, got {e.curve_documents}")
     if e.max_documents is not None and e.max_documents < 1:
         raise ConfigError(f"eval.max_documents must be >= 1, got {e.max_documents}")
-    if (e.subsets or cfg.downstream) and c.labels is None:
-        raise ConfigError("eval.subsets and downstream need document labels: set corpus.labels")
+    if (e.subsets or any(d.preset is None for d in cfg.downstream)) and c.labels is None:
+        raise ConfigError("eval.subsets and downstream tasks made from the eval set need document labels: "
+                          "set corpus.labels")
     for name, labels in e.subsets.items():
         if not isinstance(labels, list) or not labels or not all(isinstance(x, str) for x in labels):
             raise ConfigError(f"eval.subsets.{name} must be a non-empty list of labels, got {labels!r}")
@@ -236,6 +247,13 @@ def validate(cfg: StudyConfig) -> None:
     if len(set(tasks)) < len(tasks):
         raise ConfigError("downstream: two tasks have the same name")
     for d in cfg.downstream:
+        if d.preset is not None:
+            from ..finetune.tasks import get_preset
+
+            try:
+                get_preset(d.preset)
+            except Exception as e:
+                raise ConfigError(f"downstream.{d.name}.preset: {e}") from None
         if not 0 < d.train_fraction < 1:
             raise ConfigError(f"downstream.{d.name}.train_fraction must be in (0, 1), got {d.train_fraction}")
         for key in ("min_examples", "max_length", "batch_size", "seeds"):

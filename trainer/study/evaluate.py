@@ -113,23 +113,29 @@ def make_task(evals: Documents, task) -> TaskSplit:
     return split
 
 
-def downstream_metrics(checkpoint_dir: str, tokenizer_dir: str, task, split: TaskSplit) -> dict:
+def downstream_metrics(checkpoint_dir: str, tokenizer_dir: str, task, split) -> dict:
     """Fine-tune the checkpoint on the task (``task.seeds`` seeds, collapsed runs rerun): the summary of
-    :func:`trainer.finetune.run.fine_tune_task` (mean, sd and values of accuracy and macro-F1)."""
+    :func:`trainer.finetune.run.fine_tune_task` (mean, sd and values of its metrics). ``split`` is the task
+    made from the eval set (a :class:`TaskSplit`), or None for a preset task (its dataset is loaded here)."""
     import datasets
 
     from ..finetune.heads import SEQUENCE
     from ..finetune.loading import load_model
     from ..finetune.run import Settings, fine_tune_task
-    from ..finetune.tasks import TaskData, TaskPreset
+    from ..finetune.tasks import TaskData, TaskPreset, get_preset, load_task_data
 
     loaded = load_model(checkpoint_dir, tokenizer=tokenizer_dir)
-    preset = TaskPreset(kind=SEQUENCE, path=None, text_columns=("text",), label_column="label", eval_split="eval",
-                        max_length=task.max_length, batch_size=task.batch_size, epochs=task.epochs,
-                        learning_rate=task.learning_rate, metrics=("accuracy", "macro_f1"))
-    data = TaskData(datasets.Dataset.from_dict({"text": split.train_texts, "label": split.train_labels}),
-                    datasets.Dataset.from_dict({"text": split.eval_texts, "label": split.eval_labels}),
-                    list(split.labels), iob=False)
+    if task.preset is not None:
+        preset = get_preset(task.preset).replace(max_length=task.max_length, batch_size=task.batch_size,
+                                                 epochs=task.epochs, learning_rate=task.learning_rate)
+        data = load_task_data(preset, task.data_files)
+    else:
+        preset = TaskPreset(kind=SEQUENCE, path=None, text_columns=("text",), label_column="label",
+                            eval_split="eval", max_length=task.max_length, batch_size=task.batch_size,
+                            epochs=task.epochs, learning_rate=task.learning_rate, metrics=("accuracy", "macro_f1"))
+        data = TaskData(datasets.Dataset.from_dict({"text": split.train_texts, "label": split.train_labels}),
+                        datasets.Dataset.from_dict({"text": split.eval_texts, "label": split.eval_labels}),
+                        list(split.labels), iob=False)
     settings = Settings(seeds=task.seeds, seed=0, max_reruns=task.max_reruns, eval_batch_size=32)
     report, _best, _tuner = fine_tune_task(loaded, preset, data, settings, task_name=task.name)
     return {"metrics": {k: v["mean"] for k, v in report["metrics"].items()},

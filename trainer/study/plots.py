@@ -54,8 +54,8 @@ def plot_final(report: dict, path: str) -> None:
     for ax, m in zip(axes.flat, metrics):
         means = [arms[n]["metrics"][m]["mean"] for n in names]
         sds = [arms[n]["metrics"][m]["sd"] for n in names]
-        ax.bar(range(len(names)), means, yerr=sds, capsize=4, color=[colors[i % len(colors)] for i in range(len(names))],
-               alpha=0.6)
+        ax.bar(range(len(names)), means, yerr=sds, capsize=4,
+               color=[colors[i % len(colors)] for i in range(len(names))], alpha=0.6)
         for i, n in enumerate(names):
             vals = arms[n]["metrics"][m]["values"]
             ax.plot([i] * len(vals), vals, "k.", markersize=5)

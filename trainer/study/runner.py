@@ -98,8 +98,9 @@ def run_unit(payload: dict) -> dict:
     downstream = {}
     for task_dict in payload["downstream"]:
         task = DownstreamConfig(**task_dict)
+        made = payload["tasks"].get(task.name)
         downstream[task.name] = downstream_metrics(tcfg.checkpoint_dir, payload["tokenizer_dir"], task,
-                                                   TaskSplit(**payload["tasks"][task.name]))
+                                                   TaskSplit(**made) if made is not None else None)
     metrics_file = os.path.join(tcfg.training.output_dir, "metrics.jsonl")
     curve = [{"step": s, "loss": r["loss"], "accuracy": r["accuracy"]}
              for s, r in sorted(read_metrics(metrics_file, "eval").items())] if os.path.exists(metrics_file) else []
@@ -211,7 +212,7 @@ def check_study(cfg: StudyConfig) -> Prepared:
     data = load_study_data(cfg)
     subsets = {name: labels for name, labels in cfg.eval.subsets.items()}
     eval_subsets(data.eval, subsets)
-    tasks = {t.name: make_task(data.eval, t) for t in cfg.downstream}
+    tasks = {t.name: make_task(data.eval, t) for t in cfg.downstream if t.preset is None}
     claim_folder(cfg)
     units = units_of(cfg)
     for unit in units:
@@ -222,8 +223,8 @@ def check_study(cfg: StudyConfig) -> Prepared:
 def prepare_shared(p: Prepared) -> tuple[str, str, str, np.ndarray]:
     """The tokenizer (trained once on the unsampled corpus; reused when there), the eval file, the file of
     the eval documents evaluated during training, and the token count of every training document."""
-    from ..config_loading import load_config
     from ..config import max_sequence_length
+    from ..config_loading import load_config
     from ..data.tokenizer import train_tokenizer
     from ..train import load_tokenizer
     from .units import write_text
@@ -306,12 +307,14 @@ def run_study(config, overrides: Optional[list] = None, engine: Optional[str] = 
     except (KeyboardInterrupt, StoppedBySignal):
         n = sum(u.done() for u in p.units)
         raise StoppedBySignal(f"study stopped by Ctrl-C with {n} of {len(p.units)} units done; rerun the same "
-                              "command to continue (an interrupted unit resumes from its last checkpoint)", 130) from None
+                              "command to continue (an interrupted unit resumes from its last checkpoint)",
+                              130) from None
     failed = {name: r for name, r in outcome.items() if isinstance(r, str)}
     results = [read_json(u.result_path) for u in p.units if u.done()]
     report = write_report(cfg, read_json(os.path.join(cfg.output_dir, "shared", "data.json")), results)
     progress(f"report: {os.path.join(cfg.output_dir, 'report.md')}")
     if failed:
-        raise TrainerError(f"{len(failed)} of {len(p.units)} units failed ({'; '.join(f'{k}: {v}' for k, v in failed.items())}); "
+        which = "; ".join(f"{k}: {v}" for k, v in failed.items())
+        raise TrainerError(f"{len(failed)} of {len(p.units)} units failed ({which}); "
                            "rerun the same command to retry them")
     return report

@@ -46,6 +46,7 @@ def keep_mask(arm, texts: Sequence[str], ids: Sequence[str], seed: int, language
     if arm.method == "none":
         return np.ones(len(texts), dtype=bool)
     import datasets
+
     from mc4_sampling import Mc4SamplingError, sample_dataset
 
     opts = sampler_options(arm)
