@@ -332,3 +332,29 @@ def test_study_tiny_config_is_valid():
 
         cfg.corpus.data_dir = "/nonexistent"
         load_study_data(cfg)
+
+
+def test_trainer_eval_files_masks_follow_eval_seed_not_training_seed(micro_study):
+    from trainer.config_loading import load_config
+    from trainer.data.batches import TokenizerFns
+    from trainer.steps import run_keys
+    from trainer.train import Trainer, load_tokenizer
+
+    _path, out, _report, _ = micro_study
+    shared = out / "shared"
+
+    def eval_set(seed, eval_seed):
+        cfg = load_config("tiny-cpu", [f"data.eval_files=[{json.dumps(str(shared / 'eval-curve.jsonl'))}]",
+                                       f"data.tokenizer={json.dumps(str(shared / 'tokenizer'))}",
+                                       f"training.seed={seed}", f"training.eval_seed={eval_seed}"])
+        tr = Trainer(cfg)  # only the eval set is built (no data stream, no compilation of the model)
+        tr.rank, tr.world = 0, 1
+        tr.tok = TokenizerFns(load_tokenizer(cfg.data.tokenizer))
+        tr.keys = run_keys(seed)
+        tr._build_eval_set()
+        return tr.eval_set
+
+    a, b, c = eval_set(1, 7), eval_set(2, 7), eval_set(2, "null")
+    assert all(np.array_equal(x, y) for x, y in zip(a, b))
+    assert not np.array_equal(a[0], c[0])
+    assert int(a[2].sum()) > 0

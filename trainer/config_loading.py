@@ -173,14 +173,15 @@ def apply_override(data: dict, path: list[str], value: Any) -> None:
             raise ConfigError(f"config key '{key}' is not a mapping")
 
 
-def resolve_config_path(path: str) -> str:
-    """A file path, or the name of a shipped config (``tiny-cpu`` -> trainer/configs/tiny-cpu.yaml)."""
+def resolve_config_path(path: str, study: bool = False) -> str:
+    """A file path, or the name of a shipped config (``tiny-cpu`` -> trainer/configs/tiny-cpu.yaml); the
+    error lists the shipped trainer configs, or with ``study`` the study configs (``study-*.yaml``)."""
     if os.path.exists(path):
         return path
     shipped = os.path.join(CONFIG_DIR, path if path.endswith(".yaml") else path + ".yaml")
     if os.path.exists(shipped):
         return shipped
-    names = sorted(n[:-5] for n in os.listdir(CONFIG_DIR) if n.endswith(".yaml"))
+    names = sorted(n[:-5] for n in os.listdir(CONFIG_DIR) if n.endswith(".yaml") and n.startswith("study-") == study)
     raise ConfigError(f"config file {path!r} not found (shipped configs: {', '.join(names)})")
 
 

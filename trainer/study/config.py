@@ -275,7 +275,7 @@ def load_study_config(path, overrides: Optional[list[str]] = None) -> StudyConfi
     if isinstance(path, StudyConfig):
         cfg = path
     else:
-        path = resolve_config_path(str(path))
+        path = resolve_config_path(str(path), study=True)
         with open(path, encoding="utf-8") as f:
             try:
                 data = yaml.safe_load(f) or {}
