@@ -336,7 +336,7 @@ def test_study_tiny_config_is_valid():
 
 def test_trainer_eval_files_masks_follow_eval_seed_not_training_seed(micro_study):
     from trainer.config_loading import load_config
-    from trainer.data.batches import TokenizerFns
+    from trainer.data.batches import BatchStream, TokenizerFns
     from trainer.steps import run_keys
     from trainer.train import Trainer, load_tokenizer
 
@@ -351,6 +351,7 @@ def test_trainer_eval_files_masks_follow_eval_seed_not_training_seed(micro_study
         tr.rank, tr.world = 0, 1
         tr.tok = TokenizerFns(load_tokenizer(cfg.data.tokenizer))
         tr.keys = run_keys(seed)
+        tr.stream = BatchStream(cfg.data, tr.tok, 8, seed)  # packs the eval documents; never opened
         tr._build_eval_set()
         return tr.eval_set
 
