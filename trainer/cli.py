@@ -1,6 +1,7 @@
 """Command line: ``trainer train --config C [--set k=v]`` (or just ``trainer --config C``),
 ``trainer export``, ``trainer fill-mask``, ``trainer tokenizer``, ``trainer finetune`` / ``evaluate`` /
-``compare`` (downstream evaluation, :mod:`trainer.finetune`).
+``compare`` (downstream evaluation, :mod:`trainer.finetune`), ``trainer study CONFIG.yaml`` (a data-selection
+study, :mod:`trainer.study`).
 
 User mistakes (:class:`~trainer.errors.TrainerError`) are printed as one line and exit with
 status 2; tracebacks are reserved for bugs (:mod:`trainer.console`).
