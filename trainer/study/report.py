@@ -67,7 +67,9 @@ def build_report(cfg: StudyConfig, data: dict, results: list[dict]) -> dict:
             "test": TEST, "data": data, "units_done": len(results),
             "units_total": len(cfg.arms) * cfg.seeds.count, "metrics": metrics, "arms": arms,
             "units": [{"name": f"{r['unit']['arm']}/seed{r['unit']['index']}", "steps": r["steps"],
-                       "seconds": r["seconds"], "metrics": unit_metrics(r)} for r in results]}
+                       "seconds": r["seconds"], "metrics": unit_metrics(r),
+                       "collapsed_downstream": sorted(t for t, d in r.get("downstream", {}).items()
+                                                      if d.get("collapsed_kept"))} for r in results]}
 
 
 def _f(x: float, digits: int = 4) -> str:
@@ -123,6 +125,11 @@ def markdown(report: dict) -> str:
                 w = arms[n].get("vs_baseline", {}).get(m)
                 cells.append("n/a" if w is None else f"{w['difference']:+.4f} (p {_p(w['p'])})")
             lines.append(f"| {m} | " + " | ".join(cells) + " |")
+    collapsed = [f"{u['name']} ({', '.join(u['collapsed_downstream'])})" for u in report["units"]
+                 if u.get("collapsed_downstream")]
+    if collapsed:
+        lines += ["", "Downstream runs still collapsed after their reruns (accuracy at the majority/chance rate; kept "
+                  "in the means): " + ", ".join(collapsed) + "."]
     lines += ["", "Pictures: `eval_loss_curves.png` (eval loss of every arm and seed during training), "
               "`final_metrics.png` (final metrics, mean and sd over seeds, one dot per seed).", ""]
     return "\n".join(lines)
