@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 # Use both cores of the machine for the test run by default.
 PYTEST_WORKERS ?= 2
 
-.PHONY: install test demo bench lint clean wheels-gpu gpu-check gpu-smoke
+.PHONY: install test demo bench lint clean study wheels-gpu gpu-check gpu-smoke
 
 install: $(STAMP)
 
@@ -63,4 +63,8 @@ gpu-smoke: install
 	JAX_PLATFORMS=cpu $(BIN)/python benchmarks/gpu/gpu_check.py --smoke --out $(GPU_OUT)-smoke
 
 clean:
-	rm -rf $(VENV) demo-output .pytest_cache .ruff_cache $(GPU_OUT) $(GPU_OUT)-smoke
+	rm -rf $(VENV) demo-output study-output .pytest_cache .ruff_cache $(GPU_OUT) $(GPU_OUT)-smoke
+
+# The shipped offline study (trainer/configs/study-tiny.yaml): report and pictures in study-output/tiny/.
+study: install
+	$(BIN)/trainer study trainer/configs/study-tiny.yaml

@@ -347,6 +347,51 @@ def english_chunks(root: Path, rng: random.Random) -> list[list[str]]:
     return chunks
 
 
+def kind_sequence(rng: random.Random | None = None) -> tuple[dict, list[str]]:
+    """``(counts, kinds)``: how many documents of each kind, and the kind of every document in output
+    order (train shards one after the other, then validation): the build's first draw, ``rng``
+    (``Random(SEED)``) shuffling the list of kinds. It depends on nothing else, so the kinds can be
+    replayed without the Debian packages (``--kinds-only``)."""
+    rng = rng if rng is not None else random.Random(SEED)
+    total = DOCS_PER_TRAIN_SHARD * len(TRAIN_SHARDS) + DOCS_VALIDATION
+    counts = {k: round(w * total) for k, w in KINDS.items()}
+    counts["prose"] += total - sum(counts.values())
+    kinds = [k for k, n in counts.items() for _ in range(n)]
+    rng.shuffle(kinds)
+    return counts, kinds
+
+
+def output_files() -> list[tuple[str, str, int, int, int]]:
+    """``(file name, split, shard, first document, documents)`` of every output file, in output order."""
+    files = []
+    for i, shard in enumerate(TRAIN_SHARDS):
+        name = f"c4-es.tfrecord-{shard:05d}-of-{N_TRAIN_SHARDS_TOTAL:05d}.json.gz"
+        files.append((name, "train", shard, i * DOCS_PER_TRAIN_SHARD, DOCS_PER_TRAIN_SHARD))
+    name = f"c4-es-validation.tfrecord-00000-of-{N_VALID_SHARDS_TOTAL:05d}.json.gz"
+    files.append((name, "validation", 0, DOCS_PER_TRAIN_SHARD * len(TRAIN_SHARDS), DOCS_VALIDATION))
+    return files
+
+
+#: The sidecar beside the sample: the kind of every document, keyed by split, shard and position.
+KINDS_SIDECAR = "kinds.tsv.gz"
+
+
+def write_kinds_sidecar(out_dir: Path, kinds: list[str]) -> Path:
+    """``<out_dir>/kinds.tsv.gz``: ``split shard position kind`` lines (tab-separated, with a header),
+    gzip with mtime 0 (the same bytes every time). Written beside the sample, never into its files."""
+    lines = ["split\tshard\tposition\tkind"]
+    for _name, split, shard, first, n in output_files():
+        lines += [f"{split}\t{shard}\t{pos}\t{kinds[first + pos]}" for pos in range(n)]
+    buf = io.BytesIO()
+    with gzip.GzipFile(filename="", mode="wb", fileobj=buf, compresslevel=9, mtime=0) as gz:
+        gz.write(("\n".join(lines) + "\n").encode("utf-8"))
+    path = out_dir / KINDS_SIDECAR
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_bytes(buf.getvalue())
+    tmp.replace(path)
+    return path
+
+
 def build(root: Path, out_dir: Path, kinds_path: Path) -> dict:
     rng = random.Random(SEED)
     _train, heldout = st.load_corpus(root, normalize_line)
@@ -354,14 +399,10 @@ def build(root: Path, out_dir: Path, kinds_path: Path) -> dict:
     prose = prose_chunks(heldout, random.Random(SEED + 2))
     english = english_chunks(root, random.Random(SEED + 3))
 
-    total = DOCS_PER_TRAIN_SHARD * len(TRAIN_SHARDS) + DOCS_VALIDATION
-    counts = {k: round(w * total) for k, w in KINDS.items()}
-    counts["prose"] += total - sum(counts.values())
+    counts, kinds = kind_sequence(rng)
     need_prose = counts["prose"] + counts["prose_nav"]
     if len(prose) < need_prose:
         raise SystemExit(f"only {len(prose)} held-out prose chunks for {need_prose} prose documents")
-    kinds = [k for k, n in counts.items() for _ in range(n)]
-    rng.shuffle(kinds)
 
     docs = []
     prose_it = iter(prose)
@@ -402,6 +443,7 @@ def build(root: Path, out_dir: Path, kinds_path: Path) -> dict:
                     gz.write((json.dumps(rec, ensure_ascii=False) + "\n").encode("utf-8"))
                     kf.write(json.dumps({"file": name, "split": split, "url": d["url"], "kind": d["kind"]}) + "\n")
             (out / name).write_bytes(buf.getvalue())
+    write_kinds_sidecar(out_dir, [d["kind"] for d in docs])
 
     stats = {
         "files": {name: (split, len(ds), (out / name).stat().st_size) for name, (split, ds) in files.items()},
@@ -500,7 +542,12 @@ def main() -> None:
     ap.add_argument("--root", type=Path, default=HERE / ".build" / "root")
     ap.add_argument("--out", type=Path, default=REPO / "mc4_sampling" / "data" / "sample")
     ap.add_argument("--kinds", type=Path, default=HERE / ".build" / "sample_kinds.jsonl")
+    ap.add_argument("--kinds-only", action="store_true",
+                    help=f"only write {KINDS_SIDECAR} beside the sample (replays the kinds; no packages needed)")
     args = ap.parse_args()
+    if args.kinds_only:
+        print(write_kinds_sidecar(args.out, kind_sequence()[1]))
+        return
     stats = build(args.root, args.out, args.kinds)
     for name, (split, n, size) in stats["files"].items():
         print(f"{name}: {split} {n} docs {size:,} bytes")

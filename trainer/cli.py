@@ -1,6 +1,7 @@
 """Command line: ``trainer train --config C [--set k=v]`` (or just ``trainer --config C``),
 ``trainer export``, ``trainer fill-mask``, ``trainer tokenizer``, ``trainer finetune`` / ``evaluate`` /
-``compare`` (downstream evaluation, :mod:`trainer.finetune`), ``trainer devices`` (the backend and devices).
+``compare`` (downstream evaluation, :mod:`trainer.finetune`), ``trainer study CONFIG.yaml`` (a data-selection
+study, :mod:`trainer.study`), ``trainer devices`` (the backend and devices).
 
 User mistakes (:class:`~trainer.errors.TrainerError`) are printed as one line and exit with
 status 2; tracebacks are reserved for bugs (:mod:`trainer.console`).
@@ -63,7 +64,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_version_argument(p)
     add_config_arguments(p, help="train with this config when no command is given (as `trainer train --config`)")
     sub = p.add_subparsers(dest="command",
-                           metavar="{train,export,fill-mask,tokenizer,finetune,evaluate,compare,stats,suite,devices}")
+                           metavar="{train,export,fill-mask,tokenizer,finetune,evaluate,compare,stats,suite,study,devices}")
 
     t = sub.add_parser("train", help="train or resume (the default command)")
     add_config_arguments(t, required=True)
@@ -99,6 +100,12 @@ def build_parser() -> argparse.ArgumentParser:
     u = sub.add_parser("suite", help="train a config for seeds 0..K-1, each in its own folder and repository")
     suite.add_arguments(u)
     u.set_defaults(handler=suite.run)
+
+    from .study import command as study_command
+
+    st = sub.add_parser("study", help="a data-selection study: arms x seeds, trained, evaluated, compared (report)")
+    study_command.add_arguments(st)
+    st.set_defaults(handler=study_command.run)
 
     from .finetune import command as finetune_command
 

@@ -191,6 +191,9 @@ class DataConfig:
     prefetch_batches: int = 4
     # Perplexity sampling of the source (method none: off); the eval documents are held out of the sample.
     sampling: SamplingConfig = field(default_factory=SamplingConfig)
+    # A fixed external eval set: local files (JSON lines, Parquet, CSV or text; their `text_column`), read whole,
+    # in place of the first num_eval_samples documents of the stream (then nothing is held out of the stream).
+    eval_files: Optional[list[str]] = None
     # Tokeniser processes (0: tokenise in the pipeline's thread). The main process still reads and
     # shuffles the documents and packs in order: the batches are identical for any value.
     num_workers: int = 0
@@ -236,6 +239,8 @@ class TrainingConfig:
     max_predictions_per_seq: Optional[int] = None
     eval_every_steps: int = 2_000
     eval_batch_size: int = 256
+    # Seed of the eval set's masks; None: drawn from training.seed (runs of different seeds then see other masks).
+    eval_seed: Optional[int] = None
     output_dir: str = "runs/default"
     fsdp: bool = False  # shard parameters and optimizer state over the devices
     # A step whose loss or gradient norm is not finite: stop (error naming the step; the last good
@@ -431,6 +436,10 @@ def validate(cfg: TrainerConfig) -> None:
         raise ConfigError("data.max_seq_length must be at least 2 (<s> and one token)")
     if d.num_workers < 0:
         raise ConfigError(f"data.num_workers must be >= 0 (0: tokenise in-process), got {d.num_workers}")
+    if d.eval_files is not None and not (d.eval_files and all(isinstance(f, str) and f for f in d.eval_files)):
+        raise ConfigError(f"data.eval_files must be a non-empty list of file paths, got {d.eval_files!r}")
+    if t.eval_seed is not None and t.eval_seed < 0:
+        raise ConfigError(f"training.eval_seed must be >= 0, got {t.eval_seed}")
     if d.num_eval_samples < 0:
         raise ConfigError(f"data.num_eval_samples must be >= 0, got {d.num_eval_samples}")
     if not 0.0 < d.eval_fraction <= 1.0:

@@ -189,18 +189,20 @@ def apply_override(data: dict, path: list[str], value: Any) -> None:
         cls = section_class(hint, node, key + ".") if dataclasses.is_dataclass(hint) else None
 
 
-def resolve_config_path(path: str) -> str:
-    """A file path, or the name of a shipped config (``tiny-cpu`` -> trainer/configs/tiny-cpu.yaml)."""
+def resolve_config_path(path: str, study: bool = False) -> str:
+    """A file path, or the name of a shipped config (``tiny-cpu`` -> trainer/configs/tiny-cpu.yaml); the
+    error lists the shipped trainer configs, or with ``study`` the study configs (``study-*.yaml``)."""
     if os.path.exists(path):
         return path
     shipped = os.path.join(CONFIG_DIR, path if path.endswith(".yaml") else path + ".yaml")
     if os.path.exists(shipped):
         return shipped
-    raise ConfigError(f"config file {path!r} not found (shipped configs: {', '.join(shipped_configs())})")
+    raise ConfigError(f"config file {path!r} not found (shipped configs: {', '.join(shipped_configs(study))})")
 
 
-def shipped_configs() -> list[str]:
-    """The names of the shipped configs, by model family (RoBERTa's first, as registered), then by name."""
+def shipped_configs(study: bool = False) -> list[str]:
+    """The names of the shipped trainer configs, by model family (RoBERTa's first, as registered), then by
+    name; with ``study`` the study configs (``study-*.yaml``)."""
     families = list(family_names())
 
     def family(name: str) -> int:
@@ -211,7 +213,7 @@ def shipped_configs() -> list[str]:
             kind = None
         return families.index(kind) if kind in families else len(families)
 
-    names = [n[:-5] for n in os.listdir(CONFIG_DIR) if n.endswith(".yaml")]
+    names = [n[:-5] for n in os.listdir(CONFIG_DIR) if n.endswith(".yaml") and n.startswith("study-") == study]
     return sorted(names, key=lambda n: (family(n), n))
 
 

@@ -275,8 +275,13 @@ class Trainer:
         # puts only its devices' rows on them (device_batch)
         stream_cls = BatchStream
         if cfg.data.token_shards:
+            if cfg.data.eval_files:
+                raise ConfigError("data.eval_files cannot be combined with data.token_shards (their eval split "
+                                  "was held out when the shards were written); set only one of them")
             from .data.token_shards import TokenShardStream as stream_cls
-        self.stream = stream_cls(cfg.data, self.tok, cfg.training.global_batch_size,
+        # data.eval_files: the eval set comes from those files, nothing is held out of the stream
+        stream_data = dataclasses.replace(cfg.data, num_eval_samples=0) if cfg.data.eval_files else cfg.data
+        self.stream = stream_cls(stream_data, self.tok, cfg.training.global_batch_size,
                                  cfg.training.seed, self.rank, self.world, audit_dir=audit)
         self.stream.check_source()
         if self.start_position.shuffle_buffer and self.start_position.shuffle_buffer != cfg.data.shuffle_buffer:
@@ -311,7 +316,15 @@ class Trainer:
     def _build_eval_set(self) -> None:
         cfg = self.cfg
         L = cfg.data.max_seq_length
-        seqs = self.stream.eval_rows(L)  # the same on every process
+        if cfg.data.eval_files:  # the same on every process
+            from .data.eval_files import read_eval_texts
+
+            texts = read_eval_texts(cfg.data.eval_files, cfg.data.text_column)
+            seqs = self.stream.eval_sequences(texts, L) if texts else np.zeros((0, L), np.int32)
+            num_docs = len(texts)
+        else:
+            seqs = self.stream.eval_rows(L)  # the same on every process
+            num_docs = self.stream.num_eval_documents
         rows = len(seqs)
         eval_batch = cfg.training.eval_batch_size  # global: each process puts its devices' rows on them
         n_batches = -(-rows // eval_batch) if rows else 0
@@ -319,12 +332,12 @@ class Trainer:
         padded[: len(seqs)] = seqs
         rule = self._masking_rule()
         with jax.default_device(jax.local_devices(backend="cpu")[0]):
-            inputs, labels, weights = jax.jit(rule.apply)(self.keys.eval, jnp.asarray(padded))
+            key = self.keys.eval if cfg.training.eval_seed is None else jax.random.key(cfg.training.eval_seed)
+            inputs, labels, weights = jax.jit(rule.apply)(key, jnp.asarray(padded))
         shape = (n_batches, eval_batch, L)
         self.eval_set = [np.asarray(a).reshape(shape) for a in (inputs, labels, weights)]
         self.eval_tokens = int(np.asarray(weights).sum())
-        log.info("eval set: %d documents -> %d sequences, %d masked tokens", self.stream.num_eval_documents,
-                 len(seqs), self.eval_tokens)
+        log.info("eval set: %d documents -> %d sequences, %d masked tokens", num_docs, len(seqs), self.eval_tokens)
 
     def _masking_rule(self) -> MaskingRule:
         return masking_rule(self.cfg, self.tok)

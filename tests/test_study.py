@@ -1,0 +1,361 @@
+"""`trainer study`: matching, content hold-out across arms, a micro study end to end and its resume,
+Welch statistics against SciPy, bad input (one line each), the Ray engine (marked ``ray``)."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import sys
+
+import numpy as np
+import pytest
+
+from trainer.errors import ConfigError, DataError, StoppedBySignal
+from trainer.study import sampling, stats
+from trainer.study.config import ArmConfig, load_study_config
+from trainer.study.corpus import content_hash
+
+#: a micro study: the tiny model made smaller, 10 steps, 2 arms, 1 seed, a part of the bundled sample
+MICRO = {
+    "name": "micro",
+    "corpus": {"data_dir": "SAMPLE_DATA_DIR", "labels": "SAMPLE_DATA_DIR/kinds.tsv.gz", "max_documents": 600},
+    "eval": {"split": "validation", "max_documents": 120, "curve_documents": 40,
+             "subsets": {"clean": ["prose", "prose_nav"],
+                         "junk": ["boilerplate", "word_salad", "repeated", "short", "english", "spam", "ui_strings"]}},
+    "tokenizer": {"vocab_size": 600},
+    "trainer": {"config": "tiny-cpu", "set": [
+        "model.hidden_size=32", "model.num_layers=1", "model.num_heads=2", "model.intermediate_size=64",
+        "model.max_position_embeddings=34", "data.max_seq_length=32", "training.global_batch_size=8",
+        "training.eval_batch_size=16", "schedule.warmup_steps=2", "training.eval_every_steps=5",
+        "checkpoint.every_steps=5", "logging.every_steps=5", "data.shuffle_buffer=200"]},
+    "arms": [{"name": "gaussian", "method": "gaussian"},
+             {"name": "random", "method": "random", "match": "gaussian"}],
+    "seeds": {"count": 1},
+    "budget_tokens": 2560,  # 10 steps of 8 x 32
+    "downstream": [{"name": "kind", "labels": ["prose", "english", "ui_strings", "spam"], "min_examples": 40,
+                    "max_length": 32, "batch_size": 8, "epochs": 1, "seeds": 1, "max_reruns": 0}],
+}
+
+
+def write_config(tmp_path, data: dict, name: str = "study.yaml") -> str:
+    import yaml
+
+    path = tmp_path / name
+    path.write_text(yaml.safe_dump(data), encoding="utf-8")
+    return str(path)
+
+
+def micro(tmp_path, **changes) -> dict:
+    data = json.loads(json.dumps(MICRO))
+    data["output_dir"] = str(tmp_path / "out")
+    data.update(changes)
+    return data
+
+
+# --- statistics against SciPy ------------------------------------------------------------------------
+
+def test_welch_and_intervals_match_scipy():
+    scipy_stats = pytest.importorskip("scipy.stats")
+    rng = np.random.default_rng(18)
+    for n_a, n_b, shift, scale in [(3, 3, 0.04, 0.01), (3, 5, 0.0, 0.2), (2, 2, 1.0, 1.0), (8, 4, -0.3, 3.0)]:
+        a = rng.normal(6.5 + shift, scale, n_a)
+        b = rng.normal(6.5, scale * rng.uniform(0.3, 3.0), n_b)
+        w = stats.welch_test(a, b)
+        ref = scipy_stats.ttest_ind(a, b, equal_var=False)
+        assert w.t == pytest.approx(ref.statistic, rel=1e-10)
+        assert w.p == pytest.approx(ref.pvalue, rel=1e-7, abs=1e-12)
+        assert w.df == pytest.approx(ref.df, rel=1e-10)
+        lo, hi = ref.confidence_interval(0.95)
+        assert (w.ci_low, w.ci_high) == pytest.approx((lo, hi), rel=1e-7)
+        s = stats.summarize(a, 0.9)
+        ref_lo, ref_hi = scipy_stats.t.interval(0.9, n_a - 1, loc=np.mean(a), scale=scipy_stats.sem(a))
+        assert (s.mean, s.sd) == pytest.approx((np.mean(a), np.std(a, ddof=1)), rel=1e-12)
+        assert (s.ci_low, s.ci_high) == pytest.approx((ref_lo, ref_hi), rel=1e-9)
+    for df in (1, 2.5, 7, 40):
+        for q in (0.6, 0.975, 0.999):
+            assert stats.t_ppf(q, df) == pytest.approx(scipy_stats.t.ppf(q, df), rel=1e-8)
+        assert stats.t_cdf(-1.7, df) == pytest.approx(scipy_stats.t.cdf(-1.7, df), rel=1e-9)
+    one = stats.welch_test([1.0], [2.0, 3.0])
+    assert one.difference == -1.5 and np.isnan(one.p)
+
+
+# --- matching ------------------------------------------------------------------------------------------
+
+def test_random_factor_keeps_exactly_n_documents_and_tokens():
+    texts = [f"documento número {i} " * (1 + i % 7) for i in range(400)]
+    ids = [f"train/0/{i}" for i in range(400)]
+    arm = ArmConfig(name="random", method="random")
+    u = sampling.random_draws(ids, 7, "es")
+    for n in (1, 57, 233, 399, 400):
+        factor = sampling.factor_keeping(u, n)
+        mask = sampling.keep_mask(arm, texts, ids, 7, "es", factor=factor)  # the sampler's own decision
+        assert int(mask.sum()) == n
+        assert np.array_equal(mask, u < factor)
+    tokens = np.arange(400) % 13 + 1
+    factor, n = sampling.factor_keeping_tokens(u, tokens, 1000)
+    kept = sampling.keep_mask(arm, texts, ids, 7, "es", factor=factor)
+    assert int(kept.sum()) == n and tokens[kept].sum() >= 1000 > tokens[kept].sum() - tokens[kept].max()
+    with pytest.raises(ConfigError):
+        sampling.factor_keeping(u, 0)
+
+
+# --- hold-out by content, bad input, Ctrl-C (no training) ----------------------------------------------
+
+def _mc4_corpus(tmp_path) -> str:
+    """An mC4-layout folder whose train shard repeats 12 validation documents (with other whitespace)."""
+    rng = np.random.default_rng(3)
+    words = "la casa perro gato libro mesa ventana ciudad río montaña sol luna".split()
+    doc = lambda i: " ".join(rng.choice(words, 12)) + f" {i}"  # noqa: E731
+    val = [doc(i) for i in range(40)]
+    train = [doc(100 + i) for i in range(300)] + [t.replace(" ", "  \n", 2) for t in val[:12]]
+    folder = tmp_path / "mc4" / "multilingual"
+    folder.mkdir(parents=True)
+    for name, texts in (("c4-es.tfrecord-00000-of-02048.json.gz", train),
+                        ("c4-es-validation.tfrecord-00000-of-00016.json.gz", val)):
+        with gzip.open(folder / name, "wt", encoding="utf-8") as f:
+            f.writelines(json.dumps({"text": t, "timestamp": "", "url": ""}) + "\n" for t in texts)
+    return str(tmp_path / "mc4")
+
+
+def test_eval_set_is_held_out_of_every_arm_by_content(tmp_path):
+    from trainer.study.runner import check_study, prepare_shared, write_samples
+
+    data = micro(tmp_path, corpus={"data_dir": _mc4_corpus(tmp_path), "labels": None},
+                 eval={"split": "validation"}, downstream=[],
+                 arms=[{"name": "none", "method": "none"}, {"name": "random", "method": "random", "factor": 0.5},
+                       {"name": "matched", "method": "random", "match": "random", "match_by": "tokens"}],
+                 seeds={"count": 2})
+    cfg = load_study_config(write_config(tmp_path, data))
+    p = check_study(cfg)
+    eval_hashes = {content_hash(t) for t in p.data.eval.texts}
+    assert p.data.held_out_duplicates == 12 and len(p.data.train) == 300
+    _tok, eval_file, _curve, tokens = prepare_shared(p)
+    write_samples(p, p.units, tokens)
+    with open(eval_file, encoding="utf-8") as f:
+        assert [json.loads(line)["text"] for line in f] == p.data.eval.texts  # one eval file for every arm
+    kept = {}
+    for unit in p.units:
+        with open(unit.train_file, encoding="utf-8") as f:
+            texts = [json.loads(line)["text"] for line in f]
+        assert texts and not eval_hashes & {content_hash(t) for t in texts}
+        kept[unit.name] = json.load(open(os.path.join(unit.folder, "unit.json")))["sample"]
+    assert kept["none/seed0"]["documents"] == 300
+    for k in (0, 1):  # the matched arm reaches the tokens of its target with the fewest documents
+        assert kept[f"matched/seed{k}"]["tokens"] >= kept[f"random/seed{k}"]["tokens"]
+    assert kept["random/seed0"]["sampling_seed"] != kept["random/seed1"]["sampling_seed"]
+
+    def interrupted(payload):
+        raise KeyboardInterrupt
+
+    from trainer.study.runner import run_study
+
+    with pytest.raises(StoppedBySignal, match="rerun the same command") as e:
+        run_study(cfg, unit_fn=interrupted, progress=lambda s: None)
+    assert e.value.exit_status == 130 and "\n" not in str(e.value)
+
+
+def test_eval_fraction_by_content_keeps_duplicates_together(tmp_path):
+    from trainer.study.corpus import load_study_data
+
+    docs = [f"texto {i} " * 5 for i in range(200)]
+    path = tmp_path / "c.jsonl"
+    path.write_text("".join(json.dumps({"text": t, "kind": "x"}) + "\n" for t in docs + [d + "  " for d in docs[:50]]))
+    cfg = load_study_config(write_config(tmp_path, micro(tmp_path, corpus={"data_dir": None, "files": [str(path)],
+                                                                           "labels": "kind"},
+                                                         eval={"split": None, "fraction": 0.25}, downstream=[])))
+    d = load_study_data(cfg)
+    assert 20 < len(d.eval) < 100 and d.held_out_duplicates == 0
+    assert not {content_hash(t) for t in d.eval.texts} & {content_hash(t) for t in d.train.texts}
+
+
+BAD = [
+    ({"arms": [{"name": "a", "method": "gaussianx"}]}, "sampling_method"),
+    ({"arms": [{"name": "a", "method": "gaussian", "perplexity_mode": "fancy"}]}, "perplexity_mode"),
+    ({"arms": [{"name": "a", "method": "random"}, {"name": "a", "method": "none"}]}, "unique"),
+    ({"arms": [{"name": "a", "method": "random", "match": "b"}, {"name": "b", "method": "random", "match": "a"}]},
+     "cycle"),
+    ({"budget_tokens": 0}, "budget_tokens"),
+    ({"downstream": [{"name": "kind", "min_examples": 5000}]}, "at least 5000"),
+    ({"arms": [{"name": "a", "method": "gaussian", "match": "a"}]}, "match"),
+]
+
+
+@pytest.mark.parametrize("change,needle", BAD, ids=[b[1] for b in BAD])
+def test_bad_input_is_one_line_before_training(tmp_path, capsys, change, needle):
+    from trainer.cli import main
+
+    path = write_config(tmp_path, micro(tmp_path, **change))
+    assert main(["study", path]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: ") and needle in err[0], err
+    assert not os.path.exists(tmp_path / "out" / "units")
+
+
+def test_foreign_and_other_config_folders_are_refused(tmp_path, capsys):
+    from trainer.cli import main
+    from trainer.study.units import claim_folder
+
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "notes.txt").write_text("mine")
+    path = write_config(tmp_path, micro(tmp_path))
+    assert main(["study", path]) == 2
+    assert "not made by `trainer study`" in capsys.readouterr().err
+    os.remove(tmp_path / "out" / "notes.txt")
+    claim_folder(load_study_config(path))
+    other = write_config(tmp_path, micro(tmp_path, budget_tokens=5120), "other.yaml")
+    assert main(["study", other]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "another config (first difference: budget_tokens)" in err[0]
+
+
+# --- the micro study end to end, then a resume -----------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def micro_study(tmp_path_factory):
+    from trainer.study import run_study
+
+    tmp = tmp_path_factory.mktemp("micro")
+    path = write_config(tmp, micro(tmp))
+    lines: list[str] = []
+    report = run_study(path, progress=lines.append)
+    return path, tmp / "out", report, lines
+
+
+def test_micro_study_end_to_end(micro_study):
+    _path, out, report, lines = micro_study
+    assert report["units_done"] == report["units_total"] == 2
+    arms = report["arms"]
+    assert arms["random"]["documents"]["mean"] == arms["gaussian"]["documents"]["mean"]  # matched exactly
+    assert arms["random"]["factors"][0] is not None and 0 < arms["random"]["factors"][0] < 1
+    assert set(arms["gaussian"]["composition"]) >= {"prose", "spam"}
+    for m in ("mlm.all.loss", "mlm.clean.loss", "mlm.junk.accuracy", "kind.accuracy", "kind.macro_f1"):
+        assert np.isfinite(arms["gaussian"]["metrics"][m]["mean"])
+    assert "mlm.all.loss" in arms["gaussian"]["vs_baseline"]
+    for name in ("report.md", "report.json", "eval_loss_curves.png", "final_metrics.png"):
+        assert (out / name).stat().st_size > 0
+    assert "| `random` | random (matched to `gaussian`)" in (out / "report.md").read_text()
+    unit = json.loads((out / "units" / "gaussian" / "seed0" / "result.json").read_text())
+    assert unit["steps"] == 10 and [c["step"] for c in unit["curve"]] == [5, 10]
+    assert any(line.startswith("[2/2] random/seed0 done") for line in lines)
+    # the masks of the eval set follow eval.mask_seed, not the training seed: the same masked tokens in every unit
+    other = json.loads((out / "units" / "random" / "seed0" / "result.json").read_text())
+    assert {k: v["masked_tokens"] for k, v in unit["mlm"].items()} == \
+        {k: v["masked_tokens"] for k, v in other["mlm"].items()}
+
+
+def test_rerun_runs_only_missing_units_with_the_same_results(micro_study):
+    import shutil
+
+    from trainer.study import run_study
+
+    path, out, report, _ = micro_study
+    kept = out / "units" / "gaussian" / "seed0" / "result.json"
+    before = kept.stat().st_mtime_ns
+    lines: list[str] = []
+    assert run_study(path, progress=lines.append)["units_done"] == 2
+    assert "0 to run" in lines[0] and kept.stat().st_mtime_ns == before
+    redo = out / "units" / "random" / "seed0"
+    old = json.loads((redo / "result.json").read_text())
+    shutil.rmtree(redo)
+    lines.clear()
+    again = run_study(path, progress=lines.append)
+    assert "1 done, 1 to run" in lines[0] and kept.stat().st_mtime_ns == before
+    new = json.loads((redo / "result.json").read_text())
+    assert new["mlm"] == old["mlm"] and new["downstream"]["kind"]["metrics"] == old["downstream"]["kind"]["metrics"]
+    means = lambda r: {m: v["mean"] for m, v in r["arms"]["random"]["metrics"].items()}  # noqa: E731
+    assert means(again) == means(report)
+
+
+# --- Ray engine ------------------------------------------------------------------------------------------
+
+def _fake_unit(payload: dict) -> dict:
+    """A unit without training: a result that depends on the payload alone."""
+    u = payload["unit"]
+    x = float(u["training_seed"] * 10 + len(u["arm"]))
+    out = {"unit": u, "mlm": {"all": {"loss": x, "accuracy": x / 100}}, "seconds": 0.0}
+    with open(os.path.join(u["folder"], "result.json"), "w") as f:
+        json.dump(out, f)
+    return out
+
+
+@pytest.mark.ray
+def test_ray_engine_gives_the_local_results(tmp_path):
+    pytest.importorskip("ray")
+    import ray
+    from ray import cloudpickle
+
+    from trainer.study.runner import Progress, run_local, run_ray
+    from trainer.study.units import units_of
+
+    cloudpickle.register_pickle_by_value(sys.modules[__name__])
+    cfg = load_study_config(write_config(tmp_path, micro(tmp_path, seeds={"count": 2})))
+    results = {}
+    for engine in ("local", "ray"):
+        cfg.output_dir = str(tmp_path / engine)
+        units = units_of(cfg)
+        for u in units:
+            os.makedirs(u.folder)
+        jobs = [(u, {"unit": {"arm": u.arm, "index": u.index, "training_seed": u.training_seed,
+                              "sampling_seed": u.sampling_seed, "folder": u.folder}}) for u in units]
+        bar = Progress(len(units), 0, lambda s: None)
+        try:
+            got = run_ray(jobs, bar, cfg, _fake_unit) if engine == "ray" else run_local(jobs, bar, _fake_unit)
+        finally:
+            if engine == "ray":
+                ray.shutdown()
+        results[engine] = {k: v["mlm"] for k, v in got.items()}
+    assert results["ray"] == results["local"] and len(results["local"]) == 4
+
+
+def test_sample_kinds_sidecar_matches_the_sample():
+    import mc4_sampling
+
+    path = os.path.join(mc4_sampling.SAMPLE_DATA_DIR, "kinds.tsv.gz")
+    with gzip.open(path, "rt") as f:
+        rows = [line.rstrip("\n").split("\t") for line in f][1:]
+    assert len(rows) == 4000
+    val = [r[3] for r in rows if r[0] == "validation"]
+    assert len(val) == 400 and val.count("prose") == 202 and val.count("english") == 28  # the sample's README
+    name = "c4-es-validation.tfrecord-00000-of-00016.json.gz"
+    with gzip.open(os.path.join(mc4_sampling.SAMPLE_DATA_DIR, "multilingual", name), "rt") as f:
+        texts = [json.loads(line)["text"] for line in f]
+    english = [t for t, k in zip(texts, val) if k == "english"]
+    assert all(" the " in t for t in english)  # English prose is where the sidecar says
+
+
+def test_study_tiny_config_is_valid():
+    cfg = load_study_config("study-tiny")
+    assert [a.name for a in cfg.arms] == ["none", "gaussian", "random", "stepwise"] and cfg.seeds.count == 3
+    with pytest.raises(DataError):
+        from trainer.study.corpus import load_study_data
+
+        cfg.corpus.data_dir = "/nonexistent"
+        load_study_data(cfg)
+
+
+def test_trainer_eval_files_masks_follow_eval_seed_not_training_seed(micro_study):
+    from trainer.config_loading import load_config
+    from trainer.data.batches import BatchStream, TokenizerFns
+    from trainer.steps import run_keys
+    from trainer.train import Trainer, load_tokenizer
+
+    _path, out, _report, _ = micro_study
+    shared = out / "shared"
+
+    def eval_set(seed, eval_seed):
+        cfg = load_config("tiny-cpu", [f"data.eval_files=[{json.dumps(str(shared / 'eval-curve.jsonl'))}]",
+                                       f"data.tokenizer={json.dumps(str(shared / 'tokenizer'))}",
+                                       f"training.seed={seed}", f"training.eval_seed={eval_seed}"])
+        tr = Trainer(cfg)  # only the eval set is built (no data stream, no compilation of the model)
+        tr.rank, tr.world = 0, 1
+        tr.tok = TokenizerFns(load_tokenizer(cfg.data.tokenizer))
+        tr.keys = run_keys(seed)
+        tr.stream = BatchStream(cfg.data, tr.tok, 8, seed)  # packs the eval documents; never opened
+        tr._build_eval_set()
+        return tr.eval_set
+
+    a, b, c = eval_set(1, 7), eval_set(2, 7), eval_set(2, "null")
+    assert all(np.array_equal(x, y) for x, y in zip(a, b))
+    assert not np.array_equal(a[0], c[0])
+    assert int(a[2].sum()) > 0

@@ -1,0 +1,303 @@
+"""The study's YAML schema (one dataclass per section) and every check that needs no data.
+
+Everything a user can get wrong is one :class:`~trainer.errors.ConfigError` line, raised before any
+training: an unknown key, an arm with an unknown scorer or weighting (checked by the sampler itself,
+:mod:`.sampling`), two arms with one name, a ``match`` naming no arm or making a cycle, a token
+budget of 0, a baseline that is no arm, an eval subset or downstream task that cannot be built.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+from dataclasses import dataclass, field
+from typing import Any, Literal, Optional
+
+import yaml
+
+from ..errors import ConfigError
+
+#: the bundled sample's kinds sidecar (written by scripts/build_sample.py)
+SAMPLE_KINDS = "SAMPLE_DATA_DIR/kinds.tsv.gz"
+
+
+@dataclass
+class CorpusConfig:
+    """The unsampled corpus: a folder in the mC4 layout (``data_dir``) or JSON-lines ``files``."""
+
+    data_dir: Optional[str] = "SAMPLE_DATA_DIR"  # <data_dir>/multilingual/c4-<language>[-validation].tfrecord-*.json.gz
+    files: Optional[list[str]] = None  # JSON-lines files (one split); used when data_dir is null
+    language: str = "es"
+    text_column: str = "text"
+    # labels of the documents: mC4 layout, a TSV(.gz) "split shard position label" sidecar; files, a column name
+    labels: Optional[str] = SAMPLE_KINDS
+    max_documents: Optional[int] = None  # read at most this many training documents (cheap tests)
+
+
+@dataclass
+class EvalConfig:
+    """The common eval set: taken from the unsampled corpus before any sampling, held out of every arm by content."""
+
+    split: Optional[str] = "validation"  # mC4 layout: this split; null: a content-hash fraction of the training split
+    fraction: float = 0.05  # with split null: documents whose content hash falls in this fraction
+    max_documents: Optional[int] = None
+    subsets: dict[str, list[str]] = field(default_factory=dict)  # subset name -> labels (reported apart)
+    mask_seed: int = 1234  # the eval masks: the same for every arm and seed
+    # documents of the eval set evaluated during training (the loss curves; the first ones); null: all
+    curve_documents: Optional[int] = None
+
+
+@dataclass
+class TokenizerSection:
+    """One byte-level BPE tokenizer for every arm, trained once on the unsampled training corpus."""
+
+    vocab_size: int = 50_265
+    min_frequency: int = 2
+    max_documents: Optional[int] = None
+
+
+@dataclass
+class TrainerSection:
+    """The model, schedule and batch: a trainer config (file or shipped name) and overrides."""
+
+    config: str = "tiny-cpu"
+    set: list[str] = field(default_factory=list)
+
+
+@dataclass
+class ArmConfig:
+    """One sampling of the corpus: the sampler's method and options, or ``match`` another arm's size."""
+
+    name: str = ""
+    method: str = "none"  # none | random | stepwise | gaussian (what the sampler offers)
+    factor: Optional[float] = None
+    width: Optional[float] = None
+    boundaries: Optional[list[float]] = None
+    perplexity_model: Any = None  # the scorer: None (embedded model), a path, a folder, a Hub location
+    perplexity_mode: Optional[str] = None
+    calibration: Optional[str] = None
+    match: Optional[str] = None  # keep as many documents (or tokens) as this arm (random arms only)
+    match_by: Literal["documents", "tokens"] = "documents"
+    # keep at most this many: a random arm exactly this many (its factor computed), another arm the first
+    # this many it keeps in corpus order (BERTIN stopped its streams at 50 M documents)
+    max_documents: Optional[int] = None
+
+
+@dataclass
+class SeedsConfig:
+    """Seed ``k`` of ``count``: training seed ``first + k``; sampling seed ``sampling_seed`` (``+ k`` when
+    ``vary_sampling``)."""
+
+    count: int = 3
+    first: int = 0
+    sampling_seed: int = 2021
+    vary_sampling: bool = True
+
+
+@dataclass
+class DownstreamConfig:
+    """A sequence-classification task made from the eval set's labelled documents (split by content hash)."""
+
+    name: str = "kind"
+    # a `trainer finetune` task preset (ner, pos, xnli-256, ...) read with its dataset (data_files: local files);
+    # null: a task made from the eval set's labels
+    preset: Optional[str] = None
+    data_files: Optional[dict[str, Any]] = None
+    labels: Optional[list[str]] = None  # the classes (documents of other labels are left out); null: all
+    train_fraction: float = 0.7
+    min_examples: int = 100  # the eval set must give at least this many labelled documents
+    max_length: int = 64
+    batch_size: int = 16
+    epochs: float = 3.0
+    learning_rate: float = 1e-4
+    seeds: int = 1  # fine-tuning seeds per checkpoint (collapsed runs rerun as `trainer finetune` does)
+    max_reruns: int = 2
+
+
+@dataclass
+class RunnerConfig:
+    """Where the units run; never part of the results (nor of the study's fingerprint)."""
+
+    engine: Literal["local", "ray"] = "local"
+    ray_address: Optional[str] = None  # null: a local Ray started in this process
+    cpus_per_unit: int = 1
+
+
+@dataclass
+class StudyConfig:
+    name: str = "study"
+    output_dir: str = "study-output"
+    corpus: CorpusConfig = field(default_factory=CorpusConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+    tokenizer: TokenizerSection = field(default_factory=TokenizerSection)
+    trainer: TrainerSection = field(default_factory=TrainerSection)
+    arms: list[ArmConfig] = field(default_factory=list)
+    baseline: Optional[str] = None  # the arm every other is compared with (default: the first random arm)
+    seeds: SeedsConfig = field(default_factory=SeedsConfig)
+    budget_tokens: Optional[int] = None  # training tokens per unit (sets training.max_steps); null: the trainer's
+    downstream: list[DownstreamConfig] = field(default_factory=list)
+    confidence: float = 0.95  # of the confidence intervals
+    runner: RunnerConfig = field(default_factory=RunnerConfig)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    def fingerprint(self) -> str:
+        """What the results depend on: everything but the runner, the output folder and the seed count
+        (more seeds reuse the units already done)."""
+        d = self.to_dict()
+        for key in ("runner", "output_dir"):
+            d.pop(key)
+        d["seeds"].pop("count")
+        return hashlib.sha1(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+    @property
+    def baseline_arm(self) -> Optional[str]:
+        if self.baseline is not None:
+            return self.baseline
+        return next((a.name for a in self.arms if a.method == "random"), None)
+
+
+def match_order(arms: list[ArmConfig]) -> list[str]:
+    """Arm names ordered so that every arm comes after the arm it matches; a cycle is a ConfigError."""
+    by_name = {a.name: a for a in arms}
+    order: list[str] = []
+    state: dict[str, int] = {}  # 1: visiting, 2: done
+
+    def visit(name: str, path: list[str]) -> None:
+        if state.get(name) == 2:
+            return
+        if state.get(name) == 1:
+            cycle = path[path.index(name):] + [name]
+            raise ConfigError(f"arms: match makes a cycle ({' -> '.join(cycle)}); an arm must match one that "
+                              "does not match it back")
+        state[name] = 1
+        target = by_name[name].match
+        if target is not None:
+            visit(target, path + [name])
+        state[name] = 2
+        order.append(name)
+
+    for a in arms:
+        visit(a.name, [])
+    return order
+
+
+def validate(cfg: StudyConfig) -> None:
+    """The checks that need no data (the sampler checks each arm's options in :func:`.sampling.check_arm`)."""
+    if not cfg.arms:
+        raise ConfigError("arms: give at least one arm (name and method)")
+    names = [a.name for a in cfg.arms]
+    for i, a in enumerate(cfg.arms):
+        if not a.name or not all(c.isalnum() or c in "-_." for c in a.name):
+            raise ConfigError(f"arms[{i}].name={a.name!r} is not valid; use letters, digits, '-', '_' or '.'")
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    if dupes:
+        raise ConfigError(f"arms: the name {dupes[0]!r} is given to {names.count(dupes[0])} arms; names must be unique")
+    for a in cfg.arms:
+        if a.match is not None:
+            if a.match not in names:
+                raise ConfigError(f"arms.{a.name}.match={a.match!r} names no arm (arms: {', '.join(names)})")
+            if a.match == a.name:
+                raise ConfigError(f"arms.{a.name}.match names the arm itself; a match cycle")
+            if a.method != "random":
+                raise ConfigError(f"arms.{a.name}.match: only a random arm can be matched (exactly) to another arm's "
+                                  f"size, this one is {a.method!r}")
+            if a.factor is not None or a.max_documents is not None:
+                raise ConfigError(f"arms.{a.name}: match computes the arm's size; drop its factor / max_documents")
+        if a.max_documents is not None and a.max_documents < 1:
+            raise ConfigError(f"arms.{a.name}.max_documents must be >= 1, got {a.max_documents}")
+    match_order(cfg.arms)
+    if cfg.baseline is not None and cfg.baseline not in names:
+        raise ConfigError(f"baseline={cfg.baseline!r} names no arm (arms: {', '.join(names)})")
+    if cfg.budget_tokens is not None and cfg.budget_tokens <= 0:
+        raise ConfigError(f"budget_tokens must be > 0 (training tokens per unit), got {cfg.budget_tokens}")
+    s = cfg.seeds
+    if s.count < 1:
+        raise ConfigError(f"seeds.count must be >= 1, got {s.count}")
+    if s.first < 0 or s.sampling_seed < 0:
+        raise ConfigError("seeds.first and seeds.sampling_seed must be >= 0")
+    c = cfg.corpus
+    if (c.data_dir is None) == (c.files is None):
+        raise ConfigError("corpus: give either corpus.data_dir (mC4 layout) or corpus.files (JSON lines), not both")
+    if c.max_documents is not None and c.max_documents < 1:
+        raise ConfigError(f"corpus.max_documents must be >= 1, got {c.max_documents}")
+    e = cfg.eval
+    if e.split is not None and c.data_dir is None:
+        raise ConfigError("eval.split needs a corpus in the mC4 layout (corpus.data_dir); with corpus.files set "
+                          "eval.split: null and eval.fraction")
+    if e.split is None and not 0 < e.fraction < 1:
+        raise ConfigError(f"eval.fraction must be in (0, 1), got {e.fraction}")
+    if e.curve_documents is not None and e.curve_documents < 1:
+        raise ConfigError(f"eval.curve_documents must be >= 1, got {e.curve_documents}")
+    if e.max_documents is not None and e.max_documents < 1:
+        raise ConfigError(f"eval.max_documents must be >= 1, got {e.max_documents}")
+    if (e.subsets or any(d.preset is None for d in cfg.downstream)) and c.labels is None:
+        raise ConfigError("eval.subsets and downstream tasks made from the eval set need document labels: "
+                          "set corpus.labels")
+    for name, labels in e.subsets.items():
+        if not isinstance(labels, list) or not labels or not all(isinstance(x, str) for x in labels):
+            raise ConfigError(f"eval.subsets.{name} must be a non-empty list of labels, got {labels!r}")
+    t = cfg.tokenizer
+    if t.vocab_size < 300:
+        raise ConfigError(f"tokenizer.vocab_size must be >= 300 (256 bytes and the specials), got {t.vocab_size}")
+    tasks = [d.name for d in cfg.downstream]
+    if len(set(tasks)) < len(tasks):
+        raise ConfigError("downstream: two tasks have the same name")
+    for d in cfg.downstream:
+        if d.preset is not None:
+            from ..finetune.tasks import get_preset
+
+            try:
+                get_preset(d.preset)
+            except Exception as e:
+                raise ConfigError(f"downstream.{d.name}.preset: {e}") from None
+        if not 0 < d.train_fraction < 1:
+            raise ConfigError(f"downstream.{d.name}.train_fraction must be in (0, 1), got {d.train_fraction}")
+        for key in ("min_examples", "max_length", "batch_size", "seeds"):
+            if getattr(d, key) < 1:
+                raise ConfigError(f"downstream.{d.name}.{key} must be >= 1, got {getattr(d, key)}")
+        if d.epochs <= 0 or d.learning_rate <= 0:
+            raise ConfigError(f"downstream.{d.name}: epochs and learning_rate must be > 0")
+    if not 0 < cfg.confidence < 1:
+        raise ConfigError(f"confidence must be in (0, 1), got {cfg.confidence}")
+    if cfg.runner.cpus_per_unit < 1:
+        raise ConfigError(f"runner.cpus_per_unit must be >= 1, got {cfg.runner.cpus_per_unit}")
+
+
+def load_study_config(path, overrides: Optional[list[str]] = None) -> StudyConfig:
+    """Read a study YAML (a path or a shipped name such as ``study-tiny``), apply ``key=value`` overrides
+    (``seeds.count=1``; the value is YAML), check the keys and types, then :func:`validate`."""
+    from ..config_loading import from_dict, parse_override, resolve_config_path
+
+    if isinstance(path, StudyConfig):
+        cfg = path
+    else:
+        path = resolve_config_path(str(path), study=True)
+        with open(path, encoding="utf-8") as f:
+            try:
+                data = yaml.safe_load(f) or {}
+            except yaml.YAMLError as e:
+                raise ConfigError(f"{path}: not valid YAML: {e}") from None
+        if not isinstance(data, dict):
+            raise ConfigError(f"{path}: the top level must be a mapping")
+        for text in overrides or []:
+            keys, value = parse_override(text)
+            node = data
+            for k in keys[:-1]:
+                node = node.setdefault(k, {})
+                if not isinstance(node, dict):
+                    raise ConfigError(f"override {text!r}: {k!r} is not a section")
+            node[keys[-1]] = value
+        cfg = from_dict(StudyConfig, data)
+    validate(cfg)
+    return cfg
+
+
+def resolve_path(value: Optional[str]) -> Optional[str]:
+    """``SAMPLE_DATA_DIR`` replaced by the bundled sample folder, ``~`` expanded."""
+    from ..data.stream import resolve_markers
+
+    return None if value is None else os.path.expanduser(resolve_markers(value))

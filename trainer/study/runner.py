@@ -1,0 +1,320 @@
+"""Running a study: every check first, the shared files, each arm's sample, then the units that are not
+done, one after another (``local``) or in parallel on Ray (``ray``), then the report.
+
+A unit is a pure function of its payload (config, sample, seeds): the engine and the number of workers
+never change its result. A rerun runs only the units without ``result.json``; an interrupted unit resumes
+from its last checkpoint (the trainer's exact resume). Ctrl-C stops with one line.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import math
+import os
+import time
+import traceback
+from typing import Callable, Optional
+
+import numpy as np
+
+from ..errors import ConfigError, StoppedBySignal, TrainerError
+from . import sampling
+from .arms import sample_arms
+from .config import StudyConfig, load_study_config
+from .corpus import StudyData, load_study_data
+from .evaluate import downstream_metrics, eval_subsets, make_task, mlm_metrics
+from .units import Unit, check_unit, claim_folder, read_json, reset_unit, units_of, write_json
+
+log = logging.getLogger(__name__)
+
+#: the project root (where ``trainer`` is imported from), given to Ray workers
+_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def unit_overrides(cfg: StudyConfig, unit: Unit, tokenizer_dir: str, eval_file: str, max_steps: Optional[int]
+                   ) -> list[str]:
+    """The ``--set`` overrides that make the study's trainer config train one unit."""
+    d = json.dumps
+    sets = list(cfg.trainer.set) + [
+        "data.path=json", "data.name=null", f"data.data_files={d([os.path.abspath(unit.train_file)])}",
+        "data.data_dir=null", "data.kwargs={}", "data.text_column=text", "data.sampling.method=none",
+        f"data.tokenizer={d(os.path.abspath(tokenizer_dir))}", f"data.eval_files={d([os.path.abspath(eval_file)])}",
+        f"training.seed={unit.training_seed}", f"training.eval_seed={cfg.eval.mask_seed}",
+        f"training.output_dir={d(os.path.abspath(unit.run_dir))}", "checkpoint.directory=null",
+        f"name={d(f'{cfg.name}-{unit.arm}-seed{unit.index}')}", "logging.progress_bar=false",
+        "logging.tensorboard=false",
+    ]
+    if max_steps is not None:
+        sets.append(f"training.max_steps={max_steps}")
+    return sets
+
+
+def budget_steps(cfg: StudyConfig, trainer_cfg) -> Optional[int]:
+    """``training.max_steps`` for ``budget_tokens``: ``ceil(budget / (global_batch_size x max_seq_length))``."""
+    if cfg.budget_tokens is None:
+        return None
+    return max(1, math.ceil(cfg.budget_tokens / (trainer_cfg.training.global_batch_size
+                                                 * trainer_cfg.data.max_seq_length)))
+
+
+# --- one unit (runs in this process or in a Ray worker) -------------------------------------------
+
+def run_unit(payload: dict) -> dict:
+    """Train, evaluate and record one unit; returns its result (also written to ``result.json``)."""
+    from ..config_loading import load_config
+    from ..console import configure_logging
+    from ..monitor import read_metrics
+    from ..train import Trainer
+
+    if payload.get("configure_logging"):
+        configure_logging()
+    if payload.get("xla_cache"):  # units of one seed compile the same steps: compile once (same executables)
+        import jax
+
+        jax.config.update("jax_compilation_cache_dir", payload["xla_cache"])
+        jax.config.update("jax_persistent_cache_min_compile_time_secs", 1.0)
+    unit = Unit(**payload["unit"])
+    start = time.perf_counter()
+    tcfg = load_config(payload["trainer_config"], payload["overrides"])
+    say = payload.get("print_progress", True)
+
+    def on_eval(step: int, ev: dict) -> None:
+        if say:
+            print(f"  {unit.name}: step {step}/{tcfg.training.max_steps}, eval loss {ev['loss']:.4f}", flush=True)
+
+    result = Trainer(tcfg, on_eval=on_eval).run()
+    with open(payload["eval_file"], encoding="utf-8") as f:
+        rows = [json.loads(line) for line in f]
+    from .corpus import Documents
+
+    evals = Documents([r["id"] for r in rows], [r["text"] for r in rows], [r.get("label") for r in rows])
+    texts = eval_subsets(evals, payload["subsets"])
+    mlm = mlm_metrics(tcfg.checkpoint_dir, payload["tokenizer_dir"], texts, tcfg, payload["mask_seed"])
+    from .config import DownstreamConfig
+    from .evaluate import TaskSplit
+
+    downstream = {}
+    for task_dict in payload["downstream"]:
+        task = DownstreamConfig(**task_dict)
+        made = payload["tasks"].get(task.name)
+        downstream[task.name] = downstream_metrics(tcfg.checkpoint_dir, payload["tokenizer_dir"], task,
+                                                   TaskSplit(**made) if made is not None else None)
+    metrics_file = os.path.join(tcfg.training.output_dir, "metrics.jsonl")
+    curve = [{"step": s, "loss": r["loss"], "accuracy": r["accuracy"]}
+             for s, r in sorted(read_metrics(metrics_file, "eval").items())] if os.path.exists(metrics_file) else []
+    out = {"unit": payload["unit"], "sample": read_json(os.path.join(unit.folder, "unit.json"))["sample"],
+           "steps": result.step, "mlm": mlm, "downstream": downstream, "curve": curve,
+           "seconds": time.perf_counter() - start}
+    write_json(unit.result_path, out)
+    return out
+
+
+# --- engines ----------------------------------------------------------------------------------------
+
+class Progress:
+    """``[done/total] unit: ...`` lines and an estimate of the time left."""
+
+    def __init__(self, total: int, done: int, say: Callable[[str], None]):
+        self.total, self.done, self.say, self.start, self.ran = total, done, say, time.perf_counter(), 0
+
+    def finished(self, unit: Unit, result: Optional[dict], error: Optional[str] = None) -> None:
+        self.done += 1
+        self.ran += 1
+        elapsed = time.perf_counter() - self.start
+        left = (self.total - self.done) * elapsed / self.ran
+        if error is None:
+            mlm = result["mlm"]["all"]
+            self.say(f"[{self.done}/{self.total}] {unit.name} done in {result['seconds']:.0f} s: eval loss "
+                     f"{mlm['loss']:.4f}, accuracy {mlm['accuracy']:.4f} (about {left / 60:.1f} min left)")
+        else:
+            self.say(f"[{self.done}/{self.total}] {unit.name} FAILED: {error} (see {unit.folder}/error.txt)")
+
+
+def _record_failure(unit: Unit, exc: BaseException) -> str:
+    os.makedirs(unit.folder, exist_ok=True)
+    with open(os.path.join(unit.folder, "error.txt"), "w", encoding="utf-8") as f:
+        f.write("".join(traceback.format_exception(type(exc), exc, exc.__traceback__)))
+    first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    return f"{type(exc).__name__}: {first}"
+
+
+def run_local(jobs: list, progress: Progress, fn: Callable[[dict], dict] = run_unit) -> dict:
+    """The units one after another in this process: ``{unit name: result or error line}``."""
+    out = {}
+    for unit, payload in jobs:
+        try:
+            out[unit.name] = fn(payload)
+            progress.finished(unit, out[unit.name])
+        except (KeyboardInterrupt, StoppedBySignal):
+            raise
+        except Exception as e:  # a failed unit is recorded and rerun next time; the others go on
+            out[unit.name] = _record_failure(unit, e)
+            progress.finished(unit, None, out[unit.name])
+    return out
+
+
+def run_ray(jobs: list, progress: Progress, cfg: StudyConfig, fn: Callable[[dict], dict] = run_unit) -> dict:
+    """The units as Ray tasks (``runner.cpus_per_unit`` CPUs each) on ``runner.ray_address`` or a local Ray."""
+    import ray
+
+    if not ray.is_initialized():
+        pythonpath = os.pathsep.join(p for p in (_ROOT, os.environ.get("PYTHONPATH")) if p)
+        ray.init(address=cfg.runner.ray_address, include_dashboard=False, log_to_driver=True,
+                 runtime_env={"env_vars": {"PYTHONPATH": pythonpath}})
+    remote = ray.remote(num_cpus=cfg.runner.cpus_per_unit, max_retries=0)(fn)
+    refs = {remote.remote({**payload, "configure_logging": True}): unit for unit, payload in jobs}
+    out = {}
+    try:
+        while refs:
+            ready, _ = ray.wait(list(refs), num_returns=1)
+            unit = refs.pop(ready[0])
+            try:
+                out[unit.name] = ray.get(ready[0])
+                progress.finished(unit, out[unit.name])
+            except Exception as e:
+                cause = getattr(e, "cause", None) or e
+                out[unit.name] = _record_failure(unit, cause)
+                progress.finished(unit, None, out[unit.name])
+    except KeyboardInterrupt:
+        for ref in refs:
+            ray.cancel(ref, force=True)
+        raise
+    return out
+
+
+# --- the study ----------------------------------------------------------------------------------------
+
+@dataclasses.dataclass
+class Prepared:
+    cfg: StudyConfig
+    data: StudyData
+    trainer_config: str
+    max_steps: Optional[int]
+    subsets: dict
+    tasks: dict
+    units: list
+
+
+def check_study(cfg: StudyConfig) -> Prepared:
+    """Every check that can fail before training: the arms' options (by the sampler), the trainer config,
+    the corpus, the eval subsets and downstream tasks (the eval set must be large enough), the folder."""
+    from ..config_loading import load_config, resolve_config_path
+
+    for arm in cfg.arms:
+        sampling.check_arm(arm, cfg.corpus.language)
+    trainer_config = resolve_config_path(cfg.trainer.config)
+    base = load_config(trainer_config, cfg.trainer.set)
+    max_steps = budget_steps(cfg, base)
+    if max_steps is not None:  # the units' schedule must hold in the budget's steps
+        load_config(trainer_config, list(cfg.trainer.set) + [f"training.max_steps={max_steps}"])
+    data = load_study_data(cfg)
+    subsets = {name: labels for name, labels in cfg.eval.subsets.items()}
+    eval_subsets(data.eval, subsets)
+    tasks = {t.name: make_task(data.eval, t) for t in cfg.downstream if t.preset is None}
+    claim_folder(cfg)
+    units = units_of(cfg)
+    for unit in units:
+        check_unit(unit, cfg.fingerprint())
+    return Prepared(cfg, data, trainer_config, max_steps, subsets, tasks, units)
+
+
+def prepare_shared(p: Prepared) -> tuple[str, str, str, np.ndarray]:
+    """The tokenizer (trained once on the unsampled corpus; reused when there), the eval file, the file of
+    the eval documents evaluated during training, and the token count of every training document."""
+    from ..config import max_sequence_length
+    from ..config_loading import load_config
+    from ..data.tokenizer import train_tokenizer
+    from ..train import load_tokenizer
+    from .units import write_text
+
+    cfg, data = p.cfg, p.data
+    shared = os.path.join(cfg.output_dir, "shared")
+    tok_dir = os.path.join(shared, "tokenizer")
+    if not os.path.isfile(os.path.join(tok_dir, "tokenizer.json")):
+        tmp = tok_dir + ".tmp"
+        texts = data.train.texts[: cfg.tokenizer.max_documents] if cfg.tokenizer.max_documents else data.train.texts
+        base = load_config(p.trainer_config, cfg.trainer.set)
+        train_tokenizer(texts, tmp, cfg.tokenizer.vocab_size, cfg.tokenizer.min_frequency,
+                        model_max_length=max_sequence_length(base.model))
+        os.replace(tmp, tok_dir)
+    eval_file = os.path.join(shared, "eval.jsonl")
+    rows = [json.dumps({"id": i, "text": t, "label": lab}, ensure_ascii=False) + "\n"
+            for i, t, lab in zip(data.eval.ids, data.eval.texts, data.eval.labels)]
+    write_text(eval_file, "".join(rows))
+    curve_file = os.path.join(shared, "eval-curve.jsonl")  # what the trainer evaluates during training
+    write_text(curve_file, "".join(rows[: cfg.eval.curve_documents]))
+    tok = load_tokenizer(tok_dir)
+    ids = tok.backend_tokenizer.encode_batch(data.train.texts, add_special_tokens=False)
+    tokens = np.asarray([len(e.ids) for e in ids], np.int64)
+    write_json(os.path.join(shared, "data.json"), {
+        "train_documents": len(data.train), "eval_documents": len(data.eval),
+        "held_out_duplicates": data.held_out_duplicates, "train_tokens": int(tokens.sum()),
+        "eval_subsets": {k: len(v) for k, v in eval_subsets(data.eval, p.subsets).items()},
+        "tasks": {k: {"labels": t.labels, "train": len(t.train_texts), "eval": len(t.eval_texts)}
+                  for k, t in p.tasks.items()}})
+    return tok_dir, eval_file, curve_file, tokens
+
+
+def write_samples(p: Prepared, todo: list[Unit], tokens: np.ndarray) -> None:
+    """Each unit's kept documents (``train.jsonl``) and ``unit.json``, for the units still to run."""
+    cfg, data = p.cfg, p.data
+    for k in sorted({u.index for u in todo}):
+        arms = {u.arm for u in todo if u.index == k}
+        samples = sample_arms(cfg, data.train.ids, data.train.texts, data.train.labels, tokens, k, only=arms)
+        for unit in (u for u in todo if u.index == k):
+            s = samples[unit.arm]
+            reset_unit(unit)
+            os.makedirs(unit.folder, exist_ok=True)
+            from .units import write_text
+
+            write_text(unit.train_file, "".join(
+                json.dumps({"id": data.train.ids[i], "text": data.train.texts[i]}, ensure_ascii=False) + "\n"
+                for i in np.flatnonzero(s.mask)))
+            write_json(os.path.join(unit.folder, "unit.json"), {
+                "fingerprint": cfg.fingerprint(), "arm": unit.arm, "seed_index": unit.index,
+                "training_seed": unit.training_seed, "sampling_seed": unit.sampling_seed, "sample": s.summary()})
+
+
+def run_study(config, overrides: Optional[list] = None, engine: Optional[str] = None,
+              progress: Callable[[str], None] = print, unit_fn: Callable[[dict], dict] = run_unit) -> dict:
+    """Check, prepare, run the missing units, write the report; returns the report (a dict)."""
+    from .report import write_report
+
+    cfg = load_study_config(config, overrides)
+    if engine is not None:
+        if engine not in ("local", "ray"):
+            raise ConfigError(f"--engine {engine!r} is not valid; use local or ray")
+        cfg.runner.engine = engine
+    p = check_study(cfg)
+    done = [u for u in p.units if u.done()]
+    todo = [u for u in p.units if not u.done()]
+    progress(f"study {cfg.name}: {len(p.units)} units ({len(cfg.arms)} arms x {cfg.seeds.count} seeds), "
+             f"{len(done)} done, {len(todo)} to run ({cfg.runner.engine}); folder {cfg.output_dir}")
+    try:
+        tok_dir, eval_file, curve_file, tokens = prepare_shared(p)
+        if todo:
+            write_samples(p, todo, tokens)
+        jobs = [(u, {"unit": dataclasses.asdict(u), "trainer_config": p.trainer_config,
+                     "overrides": unit_overrides(cfg, u, tok_dir, curve_file, p.max_steps),
+                     "xla_cache": os.path.abspath(os.path.join(cfg.output_dir, "shared", "xla-cache")),
+                     "tokenizer_dir": tok_dir, "eval_file": eval_file, "subsets": p.subsets,
+                     "mask_seed": cfg.eval.mask_seed, "downstream": [dataclasses.asdict(t) for t in cfg.downstream],
+                     "tasks": {k: dataclasses.asdict(t) for k, t in p.tasks.items()}}) for u in todo]
+        bar = Progress(len(p.units), len(done), progress)
+        outcome = (run_ray(jobs, bar, cfg, unit_fn) if cfg.runner.engine == "ray" else run_local(jobs, bar, unit_fn))
+    except (KeyboardInterrupt, StoppedBySignal):
+        n = sum(u.done() for u in p.units)
+        raise StoppedBySignal(f"study stopped by Ctrl-C with {n} of {len(p.units)} units done; rerun the same "
+                              "command to continue (an interrupted unit resumes from its last checkpoint)",
+                              130) from None
+    failed = {name: r for name, r in outcome.items() if isinstance(r, str)}
+    results = [read_json(u.result_path) for u in p.units if u.done()]
+    report = write_report(cfg, read_json(os.path.join(cfg.output_dir, "shared", "data.json")), results)
+    progress(f"report: {os.path.join(cfg.output_dir, 'report.md')}")
+    if failed:
+        which = "; ".join(f"{k}: {v}" for k, v in failed.items())
+        raise TrainerError(f"{len(failed)} of {len(p.units)} units failed ({which}); "
+                           "rerun the same command to retry them")
+    return report
