@@ -1,7 +1,7 @@
 """Calibration files: the :class:`Calibration` record, its JSON format, writing and reading.
 
 Reading needs neither SciPy nor Matplotlib, so the sampler can use a calibration file without
-the ``calibrate`` extra. The format is described in the README ("calibration.json").
+the ``calibrate`` extra. The format is described in docs/calibration.md ("calibration.json").
 """
 
 from __future__ import annotations

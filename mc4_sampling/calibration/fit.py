@@ -10,7 +10,7 @@ their ``factor``: ``p(x) = factor * w(x)`` with ``w`` the weighting at ``factor 
 therefore a continuous, non-decreasing, piecewise-linear function of ``factor`` whose slope drops
 each time one more document saturates at ``p = 1``; :func:`solve_factor` inverts it exactly.
 
-Reachability (see the README, "How the parameters are fitted"):
+Reachability (see docs/calibration.md, "How the parameters are fitted"):
 
 * ``random``: any rate in (0, 1] (``factor = rate``).
 * ``stepwise``: any rate below 1. A rate of 1 needs a factor at which every quartile saturates
