@@ -25,8 +25,8 @@ Steps, in order (each a child process with its own time box; a step's unused tim
    The global batch is 2 micro-batches of the shipped 256 sequences per device (512, not 2048) to fit the
    time box: the idle fraction compares rates, which do not depend on the accumulation.
 
-Families: ``roberta``, and every other ``trainer/configs/{family}-base-128.yaml`` (ModernBERT once
-it is merged; its model class is the ``*ForMaskedLM`` of ``trainer.models.{family}``).
+Families: every registered model family (``trainer.models``) with a shipped
+``trainer/configs/{family}-base-128.yaml``: ``roberta`` and ``modernbert``.
 
 Outputs (written under a temporary name and renamed): ``gpu_check.json`` (everything),
 ``gpu_table.md`` (the README's GPU table, filled in), and ``gpu_check.log`` (the children's output).
@@ -151,34 +151,21 @@ def fmt_gib(b) -> str:
 
 
 def families() -> list[str]:
-    """``roberta`` and every other family with a shipped ``trainer/configs/{family}-base-128.yaml``."""
+    """The registered model families (:func:`trainer.models.family_names`) that ship a
+    ``trainer/configs/{family}-base-128.yaml``."""
     from trainer.config_loading import CONFIG_DIR
+    from trainer.models import family_names
 
-    tail = "-base-128.yaml"
-    found = sorted(f[: -len(tail)] for f in os.listdir(CONFIG_DIR) if f.endswith(tail))
-    return ["roberta"] + [f for f in found if f != "roberta"]
+    return [f for f in family_names() if os.path.isfile(os.path.join(CONFIG_DIR, f"{f}-base-128.yaml"))]
 
 
 def family_model(family: str):
-    """``(module_class, init)`` of a family: ``module_class(spec)`` is its masked-LM Linen module,
-    ``init(spec, key)`` its parameters."""
-    if family == "roberta":
-        from trainer.models.roberta import RobertaForMaskedLM, init_params
+    """``(module_class, init)`` of a family, through its :class:`~trainer.models.base.ModelFamily`:
+    ``module_class(spec)`` is its masked-LM Linen module, ``init(spec, key)`` its parameters."""
+    from trainer.models import get_family
 
-        return RobertaForMaskedLM, init_params
-    module = importlib.import_module(f"trainer.models.{family}")
-    classes = [v for k, v in vars(module).items() if k.endswith("ForMaskedLM") and isinstance(v, type)]
-    if not classes:
-        raise RuntimeError(f"trainer.models.{family} has no *ForMaskedLM class")
-    cls = classes[0]
-    init = getattr(module, "init_params", None)
-    if init is None:
-        import jax.numpy as jnp
-
-        def init(spec, key):
-            ids = jnp.full((1, 8), 5, jnp.int32)
-            return cls(spec).init({"params": key}, ids, deterministic=True)["params"]
-    return cls, init
+    fam = get_family(family)
+    return fam.mlm_module, fam.init_params
 
 
 class SyntheticTokenizer:
