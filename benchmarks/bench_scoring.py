@@ -25,7 +25,7 @@ import numpy as np
 
 import mc4_sampling
 from mc4_sampling.builder import Mc4Sampling
-from mc4_sampling.models import embedded_model
+from mc4_sampling.kenlm_models import embedded_model
 from mc4_sampling.normalization import UNICODE_PUNCT, normalize_document
 from mc4_sampling.plan import SamplingPlan
 from mc4_sampling.reader import iter_records

@@ -25,8 +25,8 @@ from .errors import (  # noqa: E402
     ModelNotFoundError,
     OutputError,
 )
+from .kenlm_models import DEFAULT_MODEL_DIR, load_perplexity_model  # noqa: E402
 from .languages import LANGUAGES  # noqa: E402
-from .models import DEFAULT_MODEL_DIR, load_perplexity_model  # noqa: E402
 from .perplexity import PerplexityModel  # noqa: E402
 from .registry import register as _register  # noqa: E402
 

@@ -21,7 +21,7 @@ empty line, ``10 ** -score("")``: a finite, defined value, never a division by z
 
 The model files are loaded lazily, on first use; a :class:`PerplexityModel` pickles as its
 paths, so it can be sent to worker processes. Locating models (files, folders, the Hub, the
-embedded one) and their default sampling parameters is :mod:`mc4_sampling.models`' job.
+embedded one) and their default sampling parameters is :mod:`mc4_sampling.kenlm_models`' job.
 """
 
 from __future__ import annotations

@@ -7,7 +7,7 @@ each split. Each parameter of the weighting is taken from the first of:
 
 1. the option itself (``boundaries``, ``sampling_factor``, ``width``);
 2. the calibration file (``calibration``), which must belong to the model and mode in use;
-3. the defaults declared for the perplexity model and mode (:mod:`mc4_sampling.models`); a model's
+3. the defaults declared for the perplexity model and mode (:mod:`mc4_sampling.kenlm_models`); a model's
    default factors go with its default boundaries only (stepwise's scale depends on them);
 4. BERTIN's factors and width (:data:`~mc4_sampling.weighting.DEFAULT_FACTORS`,
    :data:`~mc4_sampling.weighting.DEFAULT_WIDTH`).

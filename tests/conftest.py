@@ -103,7 +103,7 @@ def loopback_hub(monkeypatch, tmp_path):
     """
     import huggingface_hub.constants
 
-    from mc4_sampling.models import clear_cache
+    from mc4_sampling.kenlm_models import clear_cache
 
     hubs = []
 

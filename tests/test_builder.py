@@ -10,7 +10,7 @@ from datasets.distributed import split_dataset_by_node
 
 import mc4_sampling
 from mc4_sampling import Mc4Sampling
-from mc4_sampling.models import embedded_model
+from mc4_sampling.kenlm_models import embedded_model
 from mc4_sampling.plan import SamplingPlan
 from mc4_sampling.sampler import DocumentSampler, SamplingStats
 from mc4_sampling.shards import shard_refs_for

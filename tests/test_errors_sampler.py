@@ -17,7 +17,7 @@ import pytest
 import mc4_sampling
 from mc4_sampling import hub_reach
 from mc4_sampling.cli import main
-from mc4_sampling.models import DEFAULT_MODEL_DIR
+from mc4_sampling.kenlm_models import DEFAULT_MODEL_DIR
 
 SAMPLE = mc4_sampling.SAMPLE_DATA_DIR
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -28,7 +28,7 @@ def _fresh_probe(monkeypatch):
     monkeypatch.setattr(hub_reach, "_PROBED", {})
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
     monkeypatch.delenv("HF_DATASETS_OFFLINE", raising=False)
-    from mc4_sampling.models import clear_cache
+    from mc4_sampling.kenlm_models import clear_cache
 
     clear_cache()
 

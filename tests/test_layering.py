@@ -61,8 +61,8 @@ def imports(name: str, path: str, known: set[str]) -> set[str]:
         for i in range(1, len(parts)):  # the packages above the module, run first
             if ".".join(parts[:i]) in known and ".".join(parts[:i]) not in own:
                 out.add(".".join(parts[:i]))
-        if t in known:  # the module itself (a package imported by name: its __init__)
-            out.add(t)
+        if t in known and t not in own:  # the module itself (a package imported by name: its __init__);
+            out.add(t)  # `from . import sibling` names the own package, initialised before this module anyway
     out.discard(name)
     return out
 
@@ -121,7 +121,7 @@ def test_parser_sees_local_and_type_checking_imports(tmp_path):
     g = {m: imports(m, str(tmp_path / (m.replace(".", "/") + ("/__init__.py" if m in ("pkg", "pkg.sub") else ".py"))),
                     known) for m in known}
     assert g["pkg.a"] == {"pkg.b"}
-    assert g["pkg.b"] == {"pkg", "pkg.a", "pkg.sub", "pkg.sub.c"}  # `from . import a` reads pkg too
+    assert g["pkg.b"] == {"pkg.a", "pkg.sub", "pkg.sub.c"}  # `from . import a`: its own package is no edge
     assert g["pkg.sub.c"] == {"pkg.a"}
     assert cycles(g) == [["pkg.a", "pkg.b", "pkg.sub.c"]]  # a -> b (TYPE_CHECKING) -> c (local) -> a
     del g["pkg.sub.c"]

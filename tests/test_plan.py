@@ -7,7 +7,7 @@ import pytest
 
 from mc4_sampling.calibration import build_calibration, save_calibration
 from mc4_sampling.errors import ConfigError
-from mc4_sampling.models import load_perplexity_model
+from mc4_sampling.kenlm_models import load_perplexity_model
 from mc4_sampling.plan import SamplingPlan
 from mc4_sampling.weighting import DEFAULT_FACTORS, DEFAULT_WIDTH, SamplingRule
 

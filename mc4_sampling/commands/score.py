@@ -7,8 +7,8 @@ import os
 import sys
 
 from ..errors import ConfigError
+from ..kenlm_models import load_perplexity_model
 from ..languages import check_language
-from ..models import load_perplexity_model
 from .common import add_model_options, model_spec
 
 

@@ -155,7 +155,7 @@ def register_scorer(kind: str):
 
 
 #: the built-in scorers' modules, imported when a scorer is first made (they import heavy libraries
-#: lazily, and the KenLM one imports :mod:`mc4_sampling.models`)
+#: lazily, and the KenLM one imports :mod:`mc4_sampling.kenlm_models`)
 BUILTIN_MODULES = ("kenlm", "column", "fasttext", "transformers")
 
 _CACHE: dict = {}

@@ -1,9 +1,9 @@
 """``scorer="kenlm"`` (the default): KenLM perplexity, :class:`~mc4_sampling.perplexity.PerplexityModel`,
-located by ``perplexity_model`` and ``perplexity_mode`` (:mod:`mc4_sampling.models`)."""
+located by ``perplexity_model`` and ``perplexity_mode`` (:mod:`mc4_sampling.kenlm_models`)."""
 
 from __future__ import annotations
 
-from ..models import ModelSource
+from ..kenlm_models import ModelSource
 from .base import check_options, register_scorer
 
 

@@ -55,7 +55,7 @@ class ScorerSource:
             return self.scorer
         options = dict(self.options)
         kind = self.kind
-        if kind == "kenlm":  # not cached here: cached by mc4_sampling.models (whose cache tests clear)
+        if kind == "kenlm":  # not cached here: cached by mc4_sampling.kenlm_models (whose cache tests clear)
             return builtin_factory("kenlm")(self.perplexity_model, {"mode": self.perplexity_mode}, self.language)
         if kind == "column":
             return make_scorer("column", self.score_column, options, self.language)
