@@ -30,6 +30,10 @@ class HubUnreachableError(Mc4SamplingError, ConnectionError):
     """The Hub (or ``HF_ENDPOINT``) cannot be reached; the message names what was looked up."""
 
 
+#: Whether :func:`require_hub` turned huggingface_hub's offline constant on (to undo when the variable goes).
+_FORCED_OFFLINE = False
+
+
 def hub_offline() -> bool:
     """Whether ``HF_HUB_OFFLINE`` (or ``HF_DATASETS_OFFLINE``) asks for no network access."""
     return any(os.environ.get(v, "").strip().lower() in ("1", "true", "yes", "on")
@@ -65,11 +69,14 @@ def looks_like_hub_id(name: str) -> bool:
 def require_hub(what: str, endpoint_url: Optional[str] = None) -> None:
     """Raise HubUnreachableError at once when ``what`` (e.g. ``model 'owner/name'``) would be looked up
     on a Hub that cannot be reached; nothing when it can, or when ``HF_HUB_OFFLINE`` is set."""
+    global _FORCED_OFFLINE
+    constants = sys.modules.get("huggingface_hub.constants")
     if hub_offline():
-        constants = sys.modules.get("huggingface_hub.constants")
-        if constants is not None:  # imported before the variable was set (the library reads it once)
-            constants.HF_HUB_OFFLINE = True
+        if constants is not None and not constants.HF_HUB_OFFLINE:  # imported before the variable was set
+            constants.HF_HUB_OFFLINE = _FORCED_OFFLINE = True  # (the library reads it once)
         return
+    if _FORCED_OFFLINE and constants is not None:  # the variable is gone again: so is our override
+        constants.HF_HUB_OFFLINE = _FORCED_OFFLINE = False
     url = endpoint(endpoint_url)
     reason = probe(url)
     if reason is not None:

@@ -25,31 +25,28 @@ def is_prose(text: str) -> bool:
     return bool(lines) and prose / len(lines) > 0.5
 
 
+#: fastText's trainer, alone in a fresh interpreter that imports nothing else.
+_TRAIN = ("import sys, fasttext; fasttext.train_supervised(sys.argv[1], epoch=5, lr=0.1, wordNgrams=1, dim=16, "
+          "minCount=1, thread=1, seed=1, verbose=0).save_model(sys.argv[2])")
+
+
 def train_fasttext(folder: Path) -> str:
-    """Trained in a fresh process: fastText's training hits NaN in a process where some libraries
-    loaded by ``datasets`` streaming have changed the floating-point state (scoring is unaffected)."""
+    """A tiny quality classifier (``__label__hq``: prose) trained on shard 3 of the sample.
+
+    The training runs in a fresh interpreter that imports only fastText: in a process that has
+    loaded other native libraries (here: the ones ``mc4_sampling`` and ``datasets`` import),
+    fasttext-numpy2's trainer can stop with "Encountered NaN", depending on the process's memory
+    (seen on fresh venvs; scoring is unaffected). With one thread and a seed it is deterministic."""
     import subprocess
     import sys
 
-    code = f"import sys; sys.path.insert(0, {str(Path(__file__).parent)!r}); " \
-           f"from scorer_models import _train_fasttext; print(_train_fasttext({str(folder)!r}))"
-    return subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True).stdout.strip()
-
-
-def _train_fasttext(folder) -> str:
-    import fasttext
-
     folder = Path(folder)
-    docs = sample_docs(shard=3)
-    train = folder / "train.txt"
+    train, path = folder / "train.txt", folder / "quality.bin"
     with open(train, "w", encoding="utf-8") as f:
-        for d in docs:
+        for d in sample_docs(shard=3):
             label = "__label__hq" if is_prose(d["text"]) else "__label__cc"
             f.write(f"{label} {d['text'].replace(chr(10), ' ')}\n")
-    model = fasttext.train_supervised(str(train), epoch=5, lr=0.1, wordNgrams=1, dim=16, minCount=1, thread=1,
-                                      seed=1, verbose=0)
-    path = folder / "quality.bin"
-    model.save_model(str(path))
+    subprocess.run([sys.executable, "-c", _TRAIN, str(train), str(path)], check=True, capture_output=True, text=True)
     return str(path)
 
 

@@ -99,6 +99,12 @@ def test_report_and_calibration_files_are_renamed_when_complete(tmp_path, capsys
     assert json.loads((cal / "calibration.json").read_text())["target_rate"] == 0.5
 
 
+def sigint_default() -> None:
+    """In the child: Ctrl-C's default action. A shell's background job starts with SIGINT ignored, and
+    Python then never raises KeyboardInterrupt (a test run started with ``&`` would test nothing)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def test_ctrl_c_during_sample_is_one_line_exit_130_and_no_output(tmp_path, mini_mc4, file_server):
     """SIGINT while the sampler is reading: the (loopback) server sent half of the shard, then stalls."""
     name = "c4-es.tfrecord-00000-of-02048.json.gz"
@@ -107,7 +113,7 @@ def test_ctrl_c_during_sample_is_one_line_exit_130_and_no_output(tmp_path, mini_
     out = tmp_path / "kept.jsonl"
     proc = subprocess.Popen([sys.executable, "-m", "mc4_sampling.cli", "sample", "--base-url", server.url,
                              "--shards", "0", "--method", "none", "-o", str(out)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=sigint_default)
     try:
         deadline = time.time() + 60
         while not server.requests and time.time() < deadline and proc.poll() is None:
@@ -128,7 +134,7 @@ def test_ctrl_c_during_sample_is_one_line_exit_130_and_no_output(tmp_path, mini_
 
 def test_ctrl_c_during_score_is_one_line_exit_130():
     proc = subprocess.Popen([sys.executable, "-m", "mc4_sampling.cli", "score"], stdin=subprocess.PIPE,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=sigint_default)
     try:
         proc.stdin.write("una frase\n")
         proc.stdin.flush()
