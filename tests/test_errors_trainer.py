@@ -198,9 +198,17 @@ def test_unreachable_hub_fails_fast_with_one_line(tmp_path, monkeypatch, capsys)
 
 def test_hf_hub_offline_is_honoured(monkeypatch):
     """With HF_HUB_OFFLINE no probe is made (the library reads its cache only, without retries)."""
+    import huggingface_hub.constants
+
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)  # restored after the test
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setattr(hub_reach, "probe", lambda *a, **k: pytest.fail("probed while offline"))
     hub_reach.require_hub("model 'someone/model'")
+    assert huggingface_hub.constants.HF_HUB_OFFLINE  # set after huggingface_hub was imported: still honoured
+    monkeypatch.delenv("HF_HUB_OFFLINE")
+    monkeypatch.setattr(hub_reach, "probe", lambda *a, **k: None)  # reachable
+    hub_reach.require_hub("model 'someone/model'")  # the variable is gone: so is the override
+    assert not huggingface_hub.constants.HF_HUB_OFFLINE
 
 
 # --- full disk, interrupted writes: nothing partial ---------------------------------------------------------
