@@ -128,12 +128,12 @@ class Mc4SamplingConfig(SamplingOptions, datasets.BuilderConfig):
         file and the perplexity model files (content fingerprints, when the sampling uses them)
         and each local shard (size, modification time, first and last 64 KiB). A file that
         cannot be found is left out: the error comes when the data is generated."""
-        from .perplexity import _fingerprint
+        from .scoring.base import file_fingerprint
 
         h = hashlib.blake2b(digest_size=8)
         uses_model = wants_score(self) or WEIGHTINGS[self.sampling_method].needs_scores
         if self.sampling_method != "none" and self.calibration is not None and os.path.isfile(self.calibration):
-            h.update(f"calibration:{_fingerprint(str(self.calibration))}\n".encode())
+            h.update(f"calibration:{file_fingerprint(str(self.calibration))}\n".encode())
         for lang in self.languages if uses_model else ():
             try:
                 model_id = ScorerSource.of(self, lang).load().model_id

@@ -26,7 +26,6 @@ embedded one) and their default sampling parameters is :mod:`mc4_sampling.kenlm_
 
 from __future__ import annotations
 
-import hashlib
 import os
 import sys
 from functools import cached_property, lru_cache
@@ -36,24 +35,11 @@ import numpy as np
 
 from .errors import ConfigError, ModelNotFoundError, invalid_choice
 from .normalization import normalize_document, normalize_text
-from .scoring.base import Scorer
+from .scoring.base import Scorer, file_fingerprint
 
 MODES = ("raw", "ccnet", "ccnet_document")
 #: the modes that tokenise with SentencePiece (and need a SentencePiece model)
 SENTENCEPIECE_MODES = ("ccnet", "ccnet_document")
-
-
-def _fingerprint(path: str) -> str:
-    """A cheap content identity: BLAKE2b of the size, the first and the last MiB of the file."""
-    h = hashlib.blake2b(digest_size=8)
-    size = os.path.getsize(path)
-    h.update(str(size).encode())
-    with open(path, "rb") as f:
-        h.update(f.read(1 << 20))
-        if size > 2 << 20:
-            f.seek(-(1 << 20), os.SEEK_END)
-            h.update(f.read())
-    return h.hexdigest()
 
 
 def _check_readable(path: str, what: str) -> str:
@@ -121,9 +107,9 @@ class PerplexityModel(Scorer):
     @cached_property
     def model_id(self) -> str:
         """``<kenlm file>#<fingerprint>[+<sp file>#<fingerprint>]``: the same files give the same id."""
-        parts = [f"{os.path.basename(self.kenlm_path)}#{_fingerprint(self.kenlm_path)}"]
+        parts = [f"{os.path.basename(self.kenlm_path)}#{file_fingerprint(self.kenlm_path)}"]
         if self.sp_path and self.mode in SENTENCEPIECE_MODES:
-            parts.append(f"{os.path.basename(self.sp_path)}#{_fingerprint(self.sp_path)}")
+            parts.append(f"{os.path.basename(self.sp_path)}#{file_fingerprint(self.sp_path)}")
         return "+".join(parts)
 
     def __getstate__(self):

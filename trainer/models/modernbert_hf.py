@@ -17,6 +17,7 @@ from typing import Iterator, Optional
 import numpy as np
 
 from ..errors import ExportError
+from . import state_dicts
 from .modernbert import ModernBertSpec
 
 log = logging.getLogger(__name__)
@@ -60,43 +61,16 @@ _CLASSIFIER = ((("classifier", "kernel"), "classifier.weight", True),
 HEAD_ARCHITECTURES = {"token": "ModernBertForTokenClassification", "sequence": "ModernBertForSequenceClassification"}
 
 
-def _get(tree, path):
-    for p in path:
-        tree = tree[p]
-    return tree
-
-
 def params_to_state_dict(params, spec: ModernBertSpec, entries=None) -> dict[str, np.ndarray]:
     """Flax params -> ``{torch name: float32 array}`` (vocabulary padding rows dropped)."""
-    out = {}
-    for fpath, tname, transposed in _entries(spec) if entries is None else entries:
-        value = np.asarray(_get(params, fpath), dtype=np.float32)
-        if fpath in _VOCAB_ROWS:
-            value = value[: spec.vocab_size]
-        out[tname] = np.ascontiguousarray(value.T if transposed else value)
-    return out
+    return state_dicts.params_to_state_dict(params, _entries(spec) if entries is None else entries, _VOCAB_ROWS,
+                                            spec.vocab_size)
 
 
 def state_dict_to_params(state_dict: dict[str, np.ndarray], spec: ModernBertSpec, entries=None) -> dict:
     """``{torch name: array}`` -> Flax params (vocabulary rows padded to ``spec.padded_vocab_size``)."""
-    params: dict = {}
-    missing = []
-    for fpath, tname, transposed in _entries(spec) if entries is None else entries:
-        if tname not in state_dict:
-            missing.append(tname)
-            continue
-        value = np.asarray(state_dict[tname], dtype=np.float32)
-        value = value.T if transposed else value
-        if fpath in _VOCAB_ROWS and value.shape[0] == spec.vocab_size < spec.padded_vocab_size:
-            pad = np.zeros((spec.padded_vocab_size - spec.vocab_size,) + value.shape[1:], np.float32)
-            value = np.concatenate([value, pad])
-        node = params
-        for p in fpath[:-1]:
-            node = node.setdefault(p, {})
-        node[fpath[-1]] = value
-    if missing:
-        raise ExportError(f"{len(missing)} weights missing from the checkpoint, e.g. {missing[:3]}")
-    return params
+    return state_dicts.state_dict_to_params(state_dict, _entries(spec) if entries is None else entries, _VOCAB_ROWS,
+                                            spec.vocab_size, spec.padded_vocab_size)
 
 
 def layer_types(spec: ModernBertSpec) -> list[str]:

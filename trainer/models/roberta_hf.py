@@ -17,6 +17,7 @@ from typing import Iterator, Optional
 import numpy as np
 
 from ..errors import ExportError
+from . import state_dicts
 from .roberta import RobertaSpec
 
 log = logging.getLogger(__name__)
@@ -53,12 +54,6 @@ def _entries(spec: RobertaSpec) -> Iterator[tuple[tuple[str, ...], str, bool]]:
     yield ("lm_head", "bias"), "lm_head.bias", False
 
 
-def _get(tree, path):
-    for p in path:
-        tree = tree[p]
-    return tree
-
-
 #: The parameters with one row per vocabulary id (padded to ``spec.padded_vocab_size`` in Flax).
 _VOCAB_ROWS = (("embeddings", "word_embeddings", "embedding"), ("lm_head", "bias"))
 
@@ -69,13 +64,8 @@ def params_to_state_dict(params, spec: RobertaSpec, entries=None) -> dict[str, n
     ``entries`` are (flax path, torch name, transposed) triples, by default those of the masked-LM
     model. The vocabulary padding rows are dropped: the state dict has ``spec.vocab_size`` rows.
     """
-    out = {}
-    for fpath, tname, transposed in _entries(spec) if entries is None else entries:
-        value = np.asarray(_get(params, fpath), dtype=np.float32)
-        if fpath in _VOCAB_ROWS:
-            value = value[: spec.vocab_size]
-        out[tname] = np.ascontiguousarray(value.T if transposed else value)
-    return out
+    return state_dicts.params_to_state_dict(params, _entries(spec) if entries is None else entries, _VOCAB_ROWS,
+                                            spec.vocab_size)
 
 
 def state_dict_to_params(state_dict: dict[str, np.ndarray], spec: RobertaSpec, fallback=None, entries=None) -> dict:
@@ -84,30 +74,8 @@ def state_dict_to_params(state_dict: dict[str, np.ndarray], spec: RobertaSpec, f
     Missing LM-head weights are taken from ``fallback``; vocabulary rows are padded to
     ``spec.padded_vocab_size``.
     """
-    params: dict = {}
-    missing = []
-    for fpath, tname, transposed in _entries(spec) if entries is None else entries:
-        if tname in state_dict:
-            value = np.asarray(state_dict[tname], dtype=np.float32)
-            value = value.T if transposed else value
-            if fpath in _VOCAB_ROWS and value.shape[0] == spec.vocab_size < spec.padded_vocab_size:
-                pad = np.zeros((spec.padded_vocab_size - spec.vocab_size,) + value.shape[1:], np.float32)
-                value = np.concatenate([value, pad])  # padding rows: never predicted, never an input
-        elif fallback is not None and fpath[0] == "lm_head":
-            value = np.asarray(_get(fallback, fpath), dtype=np.float32)
-        else:
-            missing.append(tname)
-            continue
-        expected = np.shape(_get(fallback, fpath)) if fallback is not None else None
-        if expected is not None and tuple(expected) != value.shape:
-            raise ExportError(f"weight {tname} has shape {value.shape}, the model expects {tuple(expected)}")
-        node = params
-        for p in fpath[:-1]:
-            node = node.setdefault(p, {})
-        node[fpath[-1]] = value
-    if missing:
-        raise ExportError(f"{len(missing)} weights missing from the checkpoint, e.g. {missing[:3]}")
-    return params
+    return state_dicts.state_dict_to_params(state_dict, _entries(spec) if entries is None else entries, _VOCAB_ROWS,
+                                            spec.vocab_size, spec.padded_vocab_size, fallback, ("lm_head",))
 
 
 def spec_to_hf_config(spec: RobertaSpec, bos_token_id: int = 0, eos_token_id: int = 2):
