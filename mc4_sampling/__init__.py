@@ -16,7 +16,7 @@ from .version import __version__  # noqa: E402,F401
 SAMPLE_DATA_DIR = str(Path(__file__).with_name("data") / "sample")
 
 from .builder import Mc4Sampling, Mc4SamplingConfig  # noqa: E402
-from .corpus import sample_dataset  # noqa: E402
+from .corpus import keep_weights, sample_dataset, score_texts  # noqa: E402
 from .errors import (  # noqa: E402
     BadRecordError,
     ConfigError,
@@ -47,5 +47,7 @@ __all__ = [
     "REGISTERED",
     "SAMPLE_DATA_DIR",
     "load_perplexity_model",
+    "keep_weights",
     "sample_dataset",
+    "score_texts",
 ]

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import hashlib
 import warnings
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from typing import Sequence
 
 import numpy as np
@@ -335,3 +335,40 @@ def open_corpus(source: str, config: str | None = None, split: str = "train"):
     except Exception as e:  # datasets raises many types; all mean "this source does not load"
         raise DataNotFoundError(f"cannot open dataset {source!r} (config {config!r}, split {split!r}): "
                                 f"{type(e).__name__}: {e}") from None
+
+
+def _resolved_plan(language: str, options: dict) -> SamplingPlan:
+    """The plan of ``sample_dataset``'s sampling keyword arguments ``options`` (checked the same way)."""
+    unknown = sorted(set(options) - {f.name for f in fields(CorpusSamplingOptions)})
+    if unknown:
+        raise ConfigError(f"{unknown[0]!r} is not a sampling option of sample_dataset")
+    opts = CorpusSamplingOptions(language=language, **options).validate()
+    return SamplingPlan.resolve(opts, language)
+
+
+def score_texts(texts: Sequence[str], language: str = "es", **options) -> np.ndarray:
+    """The score of each text by the scorer that ``sample_dataset``'s options name (the embedded
+    KenLM perplexity by default): what ``return_score=True`` adds to a kept row, for every text.
+    A scorer that reads another column (``score_column``) has no text to score: ConfigError."""
+    plan = _resolved_plan(language, options)
+    model = plan.model
+    if model.input_column is not None:
+        raise ConfigError("score_texts scores texts; a score_column is read from the dataset instead")
+    return np.asarray(model.score(list(texts)), dtype=np.float64)
+
+
+def keep_weights(scores, language: str = "es", **options) -> tuple[float, np.ndarray]:
+    """``(factor, w)`` with ``p(x) = factor * w(x)`` the keep probability of ``sample_dataset``'s
+    options (every weighting is linear in its factor; ``w`` is ``p`` at factor 1).
+
+    ``sample_dataset(**options, sampling_factor=f)`` keeps a document with draw ``u`` exactly when
+    ``u < f * w(x)``, that is when its threshold ``u / w(x)`` is below ``f`` (``w = 0``: never kept), so
+    the factor keeping exactly ``n`` documents lies between the ``n``-th and ``(n+1)``-th smallest
+    thresholds. ``method="none"`` has no factor: ``(1.0, ones)``, every document kept."""
+    plan = _resolved_plan(language, options)
+    x = np.asarray(scores, dtype=np.float64)
+    rule = plan.train
+    if rule.method == "none":
+        return 1.0, np.ones(x.shape)
+    w = np.asarray(replace(rule, factor=1.0).probability(x), dtype=np.float64) * np.ones(x.shape)
+    return float(rule.factor), np.where(np.isfinite(w) & (w > 0), w, 0.0)

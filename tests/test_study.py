@@ -82,22 +82,35 @@ def test_welch_and_intervals_match_scipy():
 
 # --- matching ------------------------------------------------------------------------------------------
 
-def test_random_factor_keeps_exactly_n_documents_and_tokens():
-    texts = [f"documento número {i} " * (1 + i % 7) for i in range(400)]
+@pytest.mark.parametrize("method", ["random", "gaussian", "stepwise"])
+def test_any_weighting_keeps_exactly_n_documents_and_tokens(method):
+    """Exact matching for every weighting: the factor computed from the thresholds ``u / w(x)`` makes the
+    sampler itself (``sample_dataset``) keep exactly ``n`` documents, and exactly those with ``t < factor``."""
+    from mc4_sampling.draw import hashes64
+
+    rng = np.random.default_rng(0)
+    words = "la casa del perro come pan y el gato duerme en la mesa xq zzv wkr".split()
+    texts = [" ".join(rng.choice(words, 5 + i % 30)) for i in range(400)]
     ids = [f"train/0/{i}" for i in range(400)]
-    arm = ArmConfig(name="random", method="random")
-    u = sampling.random_draws(ids, 7, "es")
-    for n in (1, 57, 233, 399, 400):
-        factor = sampling.factor_keeping(u, n)
+    arm = ArmConfig(name=method, method=method)
+    key = sampling.scorer_key(arm)
+    scores = sampling.score_texts(sampling.scorers([arm])[key], texts, "es") if key else None
+    own, t = sampling.thresholds(arm, scores, hashes64(ids), 7, "es")
+    assert np.array_equal(sampling.keep_mask(arm, texts, ids, 7, "es"), t < own)  # the arm's own sample
+    finite = int(np.isfinite(t).sum())
+    for n in (1, 57, 233, finite - 1, finite):
+        factor = sampling.factor_keeping(t, n)
         mask = sampling.keep_mask(arm, texts, ids, 7, "es", factor=factor)  # the sampler's own decision
         assert int(mask.sum()) == n
-        assert np.array_equal(mask, u < factor)
+        assert np.array_equal(mask, t < factor)
     tokens = np.arange(400) % 13 + 1
-    factor, n = sampling.factor_keeping_tokens(u, tokens, 1000)
+    factor, n = sampling.factor_keeping_tokens(t, tokens, 1000)
     kept = sampling.keep_mask(arm, texts, ids, 7, "es", factor=factor)
     assert int(kept.sum()) == n and tokens[kept].sum() >= 1000 > tokens[kept].sum() - tokens[kept].max()
     with pytest.raises(ConfigError):
-        sampling.factor_keeping(u, 0)
+        sampling.factor_keeping(t, 0)
+    with pytest.raises(ConfigError, match="can keep 1 to"):
+        sampling.factor_keeping(np.array([0.1, np.inf]), 2)
 
 
 # --- hold-out by content, bad input, Ctrl-C (no training) ----------------------------------------------
@@ -118,31 +131,46 @@ def _mc4_corpus(tmp_path) -> str:
     return str(tmp_path / "mc4")
 
 
+def _sample_texts(unit) -> list[str]:
+    """The documents of a unit's token shards, decoded (independently of how the study wrote them)."""
+    from trainer.data.token_shards import TokenSplit
+    from trainer.train import load_tokenizer
+
+    tok = load_tokenizer(os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(unit.folder))), "shared",
+                                      "tokenizer"))
+    manifest = json.load(open(os.path.join(unit.shards_dir, "manifest.json")))
+    split = TokenSplit(os.path.join(unit.shards_dir, "train"), np.dtype(manifest["dtype"]))
+    return [tok.decode(d[:-1].tolist()) for d in split.documents()]
+
+
 def test_eval_set_is_held_out_of_every_arm_by_content(tmp_path):
     from trainer.study.runner import check_study, prepare_shared, write_samples
 
     data = micro(tmp_path, corpus={"data_dir": _mc4_corpus(tmp_path), "labels": None},
                  eval={"split": "validation"}, downstream=[],
                  arms=[{"name": "none", "method": "none"}, {"name": "random", "method": "random", "factor": 0.5},
-                       {"name": "matched", "method": "random", "match": "random", "match_by": "tokens"}],
+                       {"name": "matched", "method": "random", "match": "random", "match_by": "tokens"},
+                       {"name": "gaussian", "method": "gaussian", "match": "random"}],
                  seeds={"count": 2})
     cfg = load_study_config(write_config(tmp_path, data))
     p = check_study(cfg)
-    eval_hashes = {content_hash(t) for t in p.data.eval.texts}
-    assert p.data.held_out_duplicates == 12 and len(p.data.train) == 300
-    _tok, eval_file, _curve, tokens = prepare_shared(p)
-    write_samples(p, p.units, tokens)
+    eval_hashes = {content_hash(t) for t in p.evals.texts}
+    tok, eval_file, index = prepare_shared(p, lambda s: None)
+    assert index.held_out == 12 and len(index) == 300
+    write_samples(p, p.units, index, tok)
     with open(eval_file, encoding="utf-8") as f:
-        assert [json.loads(line)["text"] for line in f] == p.data.eval.texts  # one eval file for every arm
-    kept = {}
+        assert [json.loads(line)["text"] for line in f] == p.evals.texts  # one eval file for every arm
+    kept, texts = {}, {}
     for unit in p.units:
-        with open(unit.train_file, encoding="utf-8") as f:
-            texts = [json.loads(line)["text"] for line in f]
-        assert texts and not eval_hashes & {content_hash(t) for t in texts}
+        texts[unit.name] = _sample_texts(unit)
+        assert texts[unit.name] and not eval_hashes & {content_hash(t) for t in texts[unit.name]}
         kept[unit.name] = json.load(open(os.path.join(unit.folder, "unit.json")))["sample"]
+        assert kept[unit.name]["documents"] == len(texts[unit.name])
     assert kept["none/seed0"]["documents"] == 300
     for k in (0, 1):  # the matched arm reaches the tokens of its target with the fewest documents
         assert kept[f"matched/seed{k}"]["tokens"] >= kept[f"random/seed{k}"]["tokens"]
+        assert kept[f"gaussian/seed{k}"]["documents"] == kept[f"random/seed{k}"]["documents"]  # matched exactly
+    assert texts["random/seed0"] != texts["gaussian/seed0"]
     assert kept["random/seed0"]["sampling_seed"] != kept["random/seed1"]["sampling_seed"]
 
     def interrupted(payload):
@@ -156,7 +184,7 @@ def test_eval_set_is_held_out_of_every_arm_by_content(tmp_path):
 
 
 def test_eval_fraction_by_content_keeps_duplicates_together(tmp_path):
-    from trainer.study.corpus import load_study_data
+    from trainer.study.runner import check_study, prepare_shared
 
     docs = [f"texto {i} " * 5 for i in range(200)]
     path = tmp_path / "c.jsonl"
@@ -164,9 +192,36 @@ def test_eval_fraction_by_content_keeps_duplicates_together(tmp_path):
     cfg = load_study_config(write_config(tmp_path, micro(tmp_path, corpus={"data_dir": None, "files": [str(path)],
                                                                            "labels": "kind"},
                                                          eval={"split": None, "fraction": 0.25}, downstream=[])))
-    d = load_study_data(cfg)
-    assert 20 < len(d.eval) < 100 and d.held_out_duplicates == 0
-    assert not {content_hash(t) for t in d.eval.texts} & {content_hash(t) for t in d.train.texts}
+    p = check_study(cfg)
+    _tok, _eval, index = prepare_shared(p, lambda s: None)
+    assert 20 < len(p.evals) < 100 and len(index) == 250 - index.held_out
+    eval_texts = set(p.evals.texts)  # every copy of an eval document is held out, the others all indexed
+    assert index.held_out == len(p.evals) + sum(d in eval_texts for d in docs[:50])
+    assert len({content_hash(t) for t in p.evals.texts}) == len(p.evals)  # distinct contents
+
+
+def test_corpus_index_is_the_same_for_any_number_of_workers(tmp_path):
+    """Every file of the bundled sample tokenised and scored by 1 and by 2 processes: the same arrays."""
+    from trainer.data.tokenizer import train_tokenizer
+    from trainer.study.corpus import load_eval
+    from trainer.study.index import build_index
+
+    data = micro(tmp_path)
+    data["corpus"] = {"data_dir": "SAMPLE_DATA_DIR", "labels": "SAMPLE_DATA_DIR/kinds.tsv.gz"}
+    cfg = load_study_config(write_config(tmp_path, data))
+    evals = load_eval(cfg)
+    tok = str(tmp_path / "tok")
+    train_tokenizer(evals.texts, tok, 600, 2, model_max_length=34)
+    one = build_index(cfg, evals, tok, str(tmp_path / "one"), workers=1)
+    two = build_index(cfg, evals, tok, str(tmp_path / "two"), workers=2)
+    assert len(one.shards) == 4 and len(one) + one.held_out == one.read == 3600
+    for name in ("offsets", "keys", "tokens", "labels"):
+        assert np.array_equal(getattr(one, name), getattr(two, name)), name
+    assert list(one.scores) == list(two.scores) and len(one.scores) == 1
+    assert np.array_equal(*[next(iter(i.scores.values())) for i in (one, two)])
+    for i in range(4):
+        a, b = (open(os.path.join(x.folder, "train", f"{i:05d}.ds"), "rb").read() for x in (one, two))
+        assert a == b and len(a) > 0
 
 
 BAD = [
@@ -178,6 +233,8 @@ BAD = [
     ({"budget_tokens": 0}, "budget_tokens"),
     ({"downstream": [{"name": "kind", "min_examples": 5000}]}, "at least 5000"),
     ({"arms": [{"name": "a", "method": "gaussian", "match": "a"}]}, "match"),
+    ({"arms": [{"name": "a", "method": "gaussian"}, {"name": "b", "method": "none", "match": "a"}]}, "method 'none'"),
+    ({"runner": {"index_workers": 0}}, "runner.index_workers"),
 ]
 
 
@@ -328,10 +385,10 @@ def test_study_tiny_config_is_valid():
     cfg = load_study_config("study-tiny")
     assert [a.name for a in cfg.arms] == ["none", "gaussian", "random", "stepwise"] and cfg.seeds.count == 3
     with pytest.raises(DataError):
-        from trainer.study.corpus import load_study_data
+        from trainer.study.corpus import training_shards
 
         cfg.corpus.data_dir = "/nonexistent"
-        load_study_data(cfg)
+        training_shards(cfg)
 
 
 def test_trainer_eval_files_masks_follow_eval_seed_not_training_seed(micro_study):
@@ -344,7 +401,7 @@ def test_trainer_eval_files_masks_follow_eval_seed_not_training_seed(micro_study
     shared = out / "shared"
 
     def eval_set(seed, eval_seed):
-        cfg = load_config("tiny-cpu", [f"data.eval_files=[{json.dumps(str(shared / 'eval-curve.jsonl'))}]",
+        cfg = load_config("tiny-cpu", [f"data.eval_files=[{json.dumps(str(shared / 'eval.jsonl'))}]",
                                        f"data.tokenizer={json.dumps(str(shared / 'tokenizer'))}",
                                        f"training.seed={seed}", f"training.eval_seed={eval_seed}"])
         tr = Trainer(cfg)  # only the eval set is built (no data stream, no compilation of the model)

@@ -1,4 +1,5 @@
-"""What each arm keeps, seed by seed: the sampler's decisions in match order, exact size matching, composition."""
+"""What each arm keeps, seed by seed: the sampler's decisions in match order, exact size matching (any
+weighting), composition, and the check that the computed decisions are the sampler's own."""
 
 from __future__ import annotations
 
@@ -11,6 +12,11 @@ import numpy as np
 from ..errors import ConfigError
 from . import sampling
 from .config import StudyConfig, match_order
+from .corpus import load_labels, read_shard
+from .index import CorpusIndex
+
+#: documents of the first corpus file on which every computed sample is checked against the sampler itself
+VERIFY_DOCUMENTS = 1000
 
 
 @dataclasses.dataclass
@@ -35,9 +41,9 @@ def sampling_seed(cfg: StudyConfig, k: int) -> int:
     return cfg.seeds.sampling_seed + (k if cfg.seeds.vary_sampling else 0)
 
 
-def sample_arms(cfg: StudyConfig, ids: list, texts: list, labels: list, tokens: np.ndarray, k: int,
-                only: Optional[set] = None) -> dict[str, ArmSample]:
-    """Every arm's sample for seed index ``k`` (arms matched by others are computed too when needed)."""
+def sample_arms(cfg: StudyConfig, index: CorpusIndex, k: int, only: Optional[set] = None) -> dict[str, ArmSample]:
+    """Every arm's sample for seed index ``k`` (arms matched by others are computed too when needed), from the
+    index's scores and ids alone (:func:`.sampling.thresholds`)."""
     by_name = {a.name: a for a in cfg.arms}
     need = set(only) if only is not None else set(by_name)
     for name in list(need):  # the targets of the arms asked for
@@ -47,37 +53,58 @@ def sample_arms(cfg: StudyConfig, ids: list, texts: list, labels: list, tokens: 
     seed = sampling_seed(cfg, k)
     lang = cfg.corpus.language
     out: dict[str, ArmSample] = {}
-    totals = Counter(labels) if labels and labels[0] is not None else None
     for name in match_order(cfg.arms):
         if name not in need:
             continue
         arm = by_name[name]
-        factor = arm.factor
+        factor, t = sampling.thresholds(arm, index.scores.get(sampling.scorer_key(arm)), index.keys, seed, lang)
         if arm.match is not None:
             target = out[arm.match]
-            u = sampling.random_draws(ids, seed, lang)
             if arm.match_by == "documents":
-                factor, n = sampling.factor_keeping(u, target.documents), target.documents
+                factor, n = sampling.factor_keeping(t, target.documents), target.documents
             else:
-                factor, n = sampling.factor_keeping_tokens(u, tokens, target.tokens)
-            mask = sampling.keep_mask(arm, texts, ids, seed, lang, factor=factor)
-            if int(mask.sum()) != n:
-                raise ConfigError(f"arms.{name}: the factor {factor} computed to keep {n} documents kept "
-                                  f"{int(mask.sum())}: the sampler's random rule is no longer u < factor "
-                                  "(adapt trainer/study/sampling.py)")
+                factor, n = sampling.factor_keeping_tokens(t, index.tokens, target.tokens)
         elif arm.max_documents is not None and arm.method == "random":  # exactly max_documents
-            factor = sampling.factor_keeping(sampling.random_draws(ids, seed, lang), min(arm.max_documents, len(ids)))
-            mask = sampling.keep_mask(arm, texts, ids, seed, lang, factor=factor)
-        else:
-            mask = sampling.keep_mask(arm, texts, ids, seed, lang)
-            if arm.max_documents is not None and mask.sum() > arm.max_documents:  # the first ones, as a stream stops
-                mask[np.flatnonzero(mask)[arm.max_documents:]] = False
+            n = min(arm.max_documents, len(index))
+            factor = sampling.factor_keeping(t, n)
+        mask = t < factor if factor is not None else np.ones(len(index), dtype=bool)
+        if arm.match is None and arm.max_documents is not None and mask.sum() > arm.max_documents:
+            mask[np.flatnonzero(mask)[arm.max_documents:]] = False  # the first ones, as a stream stops
         if not mask.any():
             raise ConfigError(f"arms.{name} keeps no document of the corpus (sampling seed {seed}); "
                               "raise its factor")
         comp = {}
-        if totals is not None:
-            kept = Counter(lab for lab, m in zip(labels, mask) if m)
-            comp = {lab: [int(kept.get(lab, 0)), int(n)] for lab, n in sorted(totals.items())}
-        out[name] = ArmSample(name, k, seed, mask, factor, int(mask.sum()), int(tokens[mask].sum()), comp)
+        if index.labels is not None:
+            labels, totals = np.unique(index.labels, return_counts=True)
+            kept = Counter(index.labels[mask].tolist())
+            comp = {str(lab): [int(kept.get(lab, 0)), int(n)] for lab, n in zip(labels, totals)}
+        out[name] = ArmSample(name, k, seed, mask, factor, int(mask.sum()), int(index.tokens[mask].sum()), comp)
     return out
+
+
+def check_against_sampler(cfg: StudyConfig, index: CorpusIndex, samples: dict, limit: int = VERIFY_DOCUMENTS
+                          ) -> None:
+    """The computed decisions must be the sampler's own: ``sample_dataset`` with each arm's factor, run on the
+    first ``limit`` indexed documents of the first corpus file, keeps exactly the documents the study kept."""
+    from mc4_sampling.draw import hashes64
+
+    docs = read_shard(cfg, index.shards[0], load_labels(cfg), cfg.corpus.max_documents)
+    rows_of = {int(key): row for row, key in enumerate(index.keys[index.shard_rows(0)])}
+    rows, picked = [], []
+    for i, key in enumerate(hashes64(docs.ids).tolist()):
+        if key in rows_of:
+            rows.append(rows_of[key])
+            picked.append(i)
+            if len(rows) == limit:
+                break
+    texts, ids = [docs.texts[i] for i in picked], [docs.ids[i] for i in picked]
+    by_name = {a.name: a for a in cfg.arms}
+    for s in samples.values():
+        arm = by_name[s.arm]
+        if arm.method == "none":
+            continue
+        got = sampling.keep_mask(arm, texts, ids, s.sampling_seed, cfg.corpus.language, factor=s.factor)
+        if not np.array_equal(got, s.mask[rows]):
+            raise ConfigError(f"arms.{s.arm}: the sampler keeps {int(got.sum())} of the first {len(rows)} documents, "
+                              f"the study computed {int(s.mask[rows].sum())}: the sampler's rule is no longer "
+                              "u < factor * w(x) (adapt trainer/study/sampling.py)")

@@ -78,7 +78,7 @@ class ArmConfig:
     perplexity_model: Any = None  # the scorer: None (embedded model), a path, a folder, a Hub location
     perplexity_mode: Optional[str] = None
     calibration: Optional[str] = None
-    match: Optional[str] = None  # keep as many documents (or tokens) as this arm (random arms only)
+    match: Optional[str] = None  # keep exactly as many documents (or tokens) as this arm (its factor computed)
     match_by: Literal["documents", "tokens"] = "documents"
     # keep at most this many: a random arm exactly this many (its factor computed), another arm the first
     # this many it keeps in corpus order (BERTIN stopped its streams at 50 M documents)
@@ -123,6 +123,7 @@ class RunnerConfig:
     engine: Literal["local", "ray"] = "local"
     ray_address: Optional[str] = None  # null: a local Ray started in this process
     cpus_per_unit: int = 1
+    index_workers: int = 1  # processes that tokenise and score the corpus files (once per study)
 
 
 @dataclass
@@ -202,9 +203,9 @@ def validate(cfg: StudyConfig) -> None:
                 raise ConfigError(f"arms.{a.name}.match={a.match!r} names no arm (arms: {', '.join(names)})")
             if a.match == a.name:
                 raise ConfigError(f"arms.{a.name}.match names the arm itself; a match cycle")
-            if a.method != "random":
-                raise ConfigError(f"arms.{a.name}.match: only a random arm can be matched (exactly) to another arm's "
-                                  f"size, this one is {a.method!r}")
+            if a.method == "none":
+                raise ConfigError(f"arms.{a.name}.match: an arm of method 'none' keeps every document; give it a "
+                                  "weighting (random, gaussian, ...) to match another arm's size")
             if a.factor is not None or a.max_documents is not None:
                 raise ConfigError(f"arms.{a.name}: match computes the arm's size; drop its factor / max_documents")
         if a.max_documents is not None and a.max_documents < 1:
@@ -263,8 +264,9 @@ def validate(cfg: StudyConfig) -> None:
             raise ConfigError(f"downstream.{d.name}: epochs and learning_rate must be > 0")
     if not 0 < cfg.confidence < 1:
         raise ConfigError(f"confidence must be in (0, 1), got {cfg.confidence}")
-    if cfg.runner.cpus_per_unit < 1:
-        raise ConfigError(f"runner.cpus_per_unit must be >= 1, got {cfg.runner.cpus_per_unit}")
+    for key in ("cpus_per_unit", "index_workers"):
+        if getattr(cfg.runner, key) < 1:
+            raise ConfigError(f"runner.{key} must be >= 1, got {getattr(cfg.runner, key)}")
 
 
 def load_study_config(path, overrides: Optional[list[str]] = None) -> StudyConfig:

@@ -1,4 +1,5 @@
-"""The study's documents: the unsampled corpus, its labels, the common eval set and the hold-out by content.
+"""The study's documents: the unsampled corpus file by file, its labels, the common eval set and the hold-out
+by content. Nothing here holds the corpus in memory: one file at a time (:func:`read_shard`).
 
 A corpus in the mC4 layout (``<data_dir>/multilingual/c4-<lang>[-validation].tfrecord-<shard>-of-<n>.json.gz``)
 gives each document the id ``<split>/<shard>/<position>``; its labels come from a sidecar TSV
@@ -7,7 +8,7 @@ gives each document the id ``<split>/<shard>/<position>``; its labels come from 
 
 The eval set is taken before any sampling (an mC4 split, or the documents whose content hash falls in
 ``eval.fraction``); every training document whose *content* (:func:`content_hash`: the text with its
-whitespace collapsed) is also in the eval set is removed from the corpus every arm samples from.
+whitespace collapsed) is also in the eval set is removed from the corpus every arm samples from (:class:`HoldOut`).
 """
 
 from __future__ import annotations
@@ -38,6 +39,9 @@ class Documents:
     def __len__(self) -> int:
         return len(self.ids)
 
+    def __add__(self, other: "Documents") -> "Documents":
+        return Documents(self.ids + other.ids, self.texts + other.texts, self.labels + other.labels)
+
     def subset(self, rows) -> "Documents":
         return Documents([self.ids[i] for i in rows], [self.texts[i] for i in rows], [self.labels[i] for i in rows])
 
@@ -63,86 +67,128 @@ def _read_sidecar(path: str) -> dict:
     return labels
 
 
-def _mc4_split(cfg: StudyConfig, split: str, limit: Optional[int]) -> Documents:
+@dataclasses.dataclass(frozen=True)
+class Shard:
+    """One file of the corpus, read whole when its turn comes (never the corpus at once)."""
+
+    index: int  # its place among the corpus's training files (the study's shard number)
+    path: str
+    split: str  # mC4 layout: train / validation; JSON lines: train
+    number: Optional[int]  # the mC4 shard number (keys the sidecar labels); None for JSON lines
+
+
+def _mc4_paths(cfg: StudyConfig, split: str) -> list[str]:
     c = cfg.corpus
     folder = os.path.join(resolve_path(c.data_dir), "multilingual")
     suffix = "-validation" if split == "validation" else ""
     paths = sorted(glob.glob(os.path.join(folder, f"c4-{c.language}{suffix}.tfrecord-*-of-*.json.gz")))
     if not paths:
         raise DataError(f"corpus.data_dir: no mC4 files of {c.language!r} split {split!r} in {folder}")
-    sidecar = _read_sidecar(resolve_path(c.labels)) if c.labels else None
-    docs = Documents([], [], [])
-    for path in paths:
-        shard = int(_SHARD.search(os.path.basename(path)).group("shard"))
-        with gzip.open(path, "rt", encoding="utf-8") as f:
-            for pos, line in enumerate(f):
-                if limit is not None and len(docs) >= limit:
-                    return docs
-                text = json.loads(line)[c.text_column]
-                docs.ids.append(f"{split}/{shard}/{pos}")
-                docs.texts.append(text)
-                if sidecar is not None:
-                    if (split, shard, pos) not in sidecar:
-                        raise DataError(f"corpus.labels: no label for {split} shard {shard} position {pos}")
-                    docs.labels.append(sidecar[(split, shard, pos)])
-                else:
-                    docs.labels.append(None)
-    return docs
+    return paths
 
 
-def _files(cfg: StudyConfig, limit: Optional[int]) -> Documents:
+def training_shards(cfg: StudyConfig) -> list[Shard]:
+    """The files every arm samples from, in order."""
+    if cfg.corpus.data_dir is None:
+        return [Shard(i, resolve_path(p), "train", None) for i, p in enumerate(cfg.corpus.files)]
+    return [Shard(i, p, "train", int(_SHARD.search(os.path.basename(p)).group("shard")))
+            for i, p in enumerate(_mc4_paths(cfg, "train"))]
+
+
+def load_labels(cfg: StudyConfig) -> Optional[dict]:
+    """The mC4 layout's sidecar labels ``{(split, shard, position): label}`` (None without)."""
+    c = cfg.corpus
+    return _read_sidecar(resolve_path(c.labels)) if c.labels and c.data_dir is not None else None
+
+
+def read_shard(cfg: StudyConfig, shard: Shard, sidecar: Optional[dict], limit: Optional[int] = None) -> Documents:
+    """The documents of one file (at most ``limit``), with their ids and labels."""
     c = cfg.corpus
     docs = Documents([], [], [])
-    for path in [resolve_path(p) for p in c.files]:
-        opener = gzip.open if path.endswith(".gz") else open
-        try:
-            with opener(path, "rt", encoding="utf-8") as f:
-                for line_no, line in enumerate(f):
-                    if limit is not None and len(docs) >= limit:
-                        return docs
-                    row = json.loads(line)
-                    if not isinstance(row.get(c.text_column), str):
-                        raise DataError(f"corpus.files: line {line_no + 1} of {path} has no text in {c.text_column!r}")
+    opener = gzip.open if shard.path.endswith(".gz") else open
+    try:
+        with opener(shard.path, "rt", encoding="utf-8") as f:
+            for pos, line in enumerate(f):
+                if limit is not None and len(docs) >= limit:
+                    break
+                row = json.loads(line)
+                where = f"line {pos + 1} of {shard.path}"
+                if not isinstance(row.get(c.text_column), str):
+                    raise DataError(f"corpus: {where} has no text in {c.text_column!r}")
+                docs.texts.append(row[c.text_column])
+                if shard.number is not None:
+                    docs.ids.append(f"{shard.split}/{shard.number}/{pos}")
+                    key = (shard.split, shard.number, pos)
+                    if sidecar is not None and key not in sidecar:
+                        raise DataError(f"corpus.labels: no label for {shard.split} shard {shard.number} "
+                                        f"position {pos}")
+                    docs.labels.append(sidecar[key] if sidecar is not None else None)
+                else:
+                    docs.ids.append(f"{os.path.basename(shard.path)}/{pos}")
                     if c.labels and c.labels not in row:
-                        raise DataError(f"corpus.labels: line {line_no + 1} of {path} has no column {c.labels!r}")
-                    docs.ids.append(f"{os.path.basename(path)}/{line_no}")
-                    docs.texts.append(row[c.text_column])
+                        raise DataError(f"corpus.labels: {where} has no column {c.labels!r}")
                     docs.labels.append(str(row[c.labels]) if c.labels else None)
-        except FileNotFoundError:
-            raise DataError(f"corpus.files: no file {path!r}") from None
+    except FileNotFoundError:
+        raise DataError(f"corpus.files: no file {shard.path!r}") from None
     return docs
+
+
+def in_eval_fraction(text: str, fraction: float) -> bool:
+    """Whether a document's content hash falls in the eval fraction (independent of order and shards)."""
+    return int(content_hash(text)[:8], 16) < int(fraction * 2**32)
 
 
 @dataclasses.dataclass
-class StudyData:
-    """The corpus every arm samples from (hold-out removed), the eval set, and what the hold-out removed."""
+class HoldOut:
+    """Which training documents no arm may keep: those whose content is in the eval set (and, when the eval set
+    is a content-hash fraction of the corpus, every document of that fraction)."""
 
-    train: Documents
-    eval: Documents
-    held_out_duplicates: int  # training documents removed because their content is in the eval set
+    hashes: set
+    fraction: Optional[float]
+
+    @classmethod
+    def of(cls, cfg: StudyConfig, evals: Documents) -> "HoldOut":
+        return cls({content_hash(t) for t in evals.texts}, cfg.eval.fraction if cfg.eval.split is None else None)
+
+    def __call__(self, text: str) -> bool:
+        if self.fraction is not None and in_eval_fraction(text, self.fraction):
+            return True
+        return content_hash(text) in self.hashes
 
 
-def load_study_data(cfg: StudyConfig) -> StudyData:
-    """Read the corpus, take the eval set, remove the eval contents from the training documents."""
-    c, e = cfg.corpus, cfg.eval
-    if c.data_dir is not None:
-        train = _mc4_split(cfg, "train", c.max_documents)
-        evals = _mc4_split(cfg, e.split, None) if e.split is not None else None
+def load_eval(cfg: StudyConfig) -> Documents:
+    """The common eval set, taken before any sampling: an mC4 split, or the distinct documents of the corpus
+    whose content hash falls in ``eval.fraction`` (at most ``eval.max_documents`` of them, in corpus order)."""
+    e = cfg.eval
+    sidecar = load_labels(cfg)
+    evals = Documents([], [], [])
+    if e.split is not None:
+        for i, path in enumerate(_mc4_paths(cfg, e.split)):
+            number = int(_SHARD.search(os.path.basename(path)).group("shard"))
+            left = None if e.max_documents is None else e.max_documents - len(evals)
+            got = read_shard(cfg, Shard(i, path, e.split, number), sidecar, left)
+            evals = evals + got
+            if left is not None and len(evals) >= e.max_documents:
+                break
     else:
-        train, evals = _files(cfg, c.max_documents), None
-    if evals is None:  # a content-hash fraction of the corpus (independent of order and shards)
-        cut = int(e.fraction * 2**32)
-        in_eval = [int(content_hash(t)[:8], 16) < cut for t in train.texts]
-        evals = train.subset([i for i, x in enumerate(in_eval) if x])
-        train = train.subset([i for i, x in enumerate(in_eval) if not x])
-    if e.max_documents is not None:
-        evals = evals.subset(range(min(e.max_documents, len(evals))))
+        read = 0
+        for shard in training_shards(cfg):
+            limit = None if cfg.corpus.max_documents is None else cfg.corpus.max_documents - read
+            docs = read_shard(cfg, shard, sidecar, limit)
+            read += len(docs)
+            seen = {content_hash(t) for t in evals.texts}
+            rows = []
+            for i, t in enumerate(docs.texts):  # distinct contents: a copy of an eval document is only held out
+                if in_eval_fraction(t, e.fraction) and content_hash(t) not in seen:
+                    seen.add(content_hash(t))
+                    rows.append(i)
+            if e.max_documents is not None:
+                rows = rows[: e.max_documents - len(evals)]
+            got = docs.subset(rows)
+            evals = evals + got
+            full = e.max_documents is not None and len(evals) >= e.max_documents
+            if full or (limit is not None and read >= cfg.corpus.max_documents):
+                break
     if not len(evals):
         raise DataError("the eval set is empty; raise eval.fraction or give an eval.split with documents")
-    eval_hashes = {content_hash(t) for t in evals.texts}
-    keep = [i for i, t in enumerate(train.texts) if content_hash(t) not in eval_hashes]
-    removed = len(train) - len(keep)
-    train = train.subset(keep)
-    if not len(train):
-        raise DataError("no training documents are left after holding out the eval set")
-    return StudyData(train, evals, removed)
+    return evals

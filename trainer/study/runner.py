@@ -1,4 +1,5 @@
-"""Running a study: every check first, the shared files, each arm's sample, then the units that are not
+"""Running a study: every check first, the shared files (the tokenizer, the eval set, the corpus index:
+every document tokenised and scored once), each arm's sample (token shards), then the units that are not
 done, one after another (``local``) or in parallel on Ray (``ray``), then the report.
 
 A unit is a pure function of its payload (config, sample, seeds): the engine and the number of workers
@@ -17,14 +18,13 @@ import time
 import traceback
 from typing import Callable, Optional
 
-import numpy as np
-
-from ..errors import ConfigError, StoppedBySignal, TrainerError
+from ..errors import ConfigError, DataError, StoppedBySignal, TrainerError
 from . import sampling
-from .arms import sample_arms
+from .arms import check_against_sampler, sample_arms
 from .config import StudyConfig, load_study_config
-from .corpus import StudyData, load_study_data
+from .corpus import Documents, HoldOut, load_eval, load_labels, read_shard, training_shards
 from .evaluate import downstream_metrics, eval_subsets, make_task, mlm_metrics
+from .index import CorpusIndex, build_index, write_selection
 from .units import Unit, check_unit, claim_folder, read_json, reset_unit, units_of, write_json
 
 log = logging.getLogger(__name__)
@@ -33,14 +33,13 @@ log = logging.getLogger(__name__)
 _ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
-def unit_overrides(cfg: StudyConfig, unit: Unit, tokenizer_dir: str, eval_file: str, max_steps: Optional[int]
-                   ) -> list[str]:
-    """The ``--set`` overrides that make the study's trainer config train one unit."""
+def unit_overrides(cfg: StudyConfig, unit: Unit, tokenizer_dir: str, max_steps: Optional[int]) -> list[str]:
+    """The ``--set`` overrides that make the study's trainer config train one unit (on its token shards, whose
+    eval split is the study's curve documents)."""
     d = json.dumps
     sets = list(cfg.trainer.set) + [
-        "data.path=json", "data.name=null", f"data.data_files={d([os.path.abspath(unit.train_file)])}",
-        "data.data_dir=null", "data.kwargs={}", "data.text_column=text", "data.sampling.method=none",
-        f"data.tokenizer={d(os.path.abspath(tokenizer_dir))}", f"data.eval_files={d([os.path.abspath(eval_file)])}",
+        f"data.token_shards={d(os.path.abspath(unit.shards_dir))}", "data.sampling.method=none",
+        f"data.tokenizer={d(os.path.abspath(tokenizer_dir))}", "data.eval_files=null",
         f"training.seed={unit.training_seed}", f"training.eval_seed={cfg.eval.mask_seed}",
         f"training.output_dir={d(os.path.abspath(unit.run_dir))}", "checkpoint.directory=null",
         f"name={d(f'{cfg.name}-{unit.arm}-seed{unit.index}')}", "logging.progress_bar=false",
@@ -87,8 +86,6 @@ def run_unit(payload: dict) -> dict:
     result = Trainer(tcfg, on_eval=on_eval).run()
     with open(payload["eval_file"], encoding="utf-8") as f:
         rows = [json.loads(line) for line in f]
-    from .corpus import Documents
-
     evals = Documents([r["id"] for r in rows], [r["text"] for r in rows], [r.get("label") for r in rows])
     texts = eval_subsets(evals, payload["subsets"])
     mlm = mlm_metrics(tcfg.checkpoint_dir, payload["tokenizer_dir"], texts, tcfg, payload["mask_seed"])
@@ -189,7 +186,7 @@ def run_ray(jobs: list, progress: Progress, cfg: StudyConfig, fn: Callable[[dict
 @dataclasses.dataclass
 class Prepared:
     cfg: StudyConfig
-    data: StudyData
+    evals: Documents
     trainer_config: str
     max_steps: Optional[int]
     subsets: dict
@@ -199,7 +196,7 @@ class Prepared:
 
 def check_study(cfg: StudyConfig) -> Prepared:
     """Every check that can fail before training: the arms' options (by the sampler), the trainer config,
-    the corpus, the eval subsets and downstream tasks (the eval set must be large enough), the folder."""
+    the corpus files, the eval set, its subsets and downstream tasks (it must be large enough), the folder."""
     from ..config_loading import load_config, resolve_config_path
 
     for arm in cfg.arms:
@@ -209,69 +206,89 @@ def check_study(cfg: StudyConfig) -> Prepared:
     max_steps = budget_steps(cfg, base)
     if max_steps is not None:  # the units' schedule must hold in the budget's steps
         load_config(trainer_config, list(cfg.trainer.set) + [f"training.max_steps={max_steps}"])
-    data = load_study_data(cfg)
+    training_shards(cfg)
+    evals = load_eval(cfg)
     subsets = {name: labels for name, labels in cfg.eval.subsets.items()}
-    eval_subsets(data.eval, subsets)
-    tasks = {t.name: make_task(data.eval, t) for t in cfg.downstream if t.preset is None}
+    eval_subsets(evals, subsets)
+    tasks = {t.name: make_task(evals, t) for t in cfg.downstream if t.preset is None}
     claim_folder(cfg)
     units = units_of(cfg)
     for unit in units:
         check_unit(unit, cfg.fingerprint())
-    return Prepared(cfg, data, trainer_config, max_steps, subsets, tasks, units)
+    return Prepared(cfg, evals, trainer_config, max_steps, subsets, tasks, units)
 
 
-def prepare_shared(p: Prepared) -> tuple[str, str, str, np.ndarray]:
-    """The tokenizer (trained once on the unsampled corpus; reused when there), the eval file, the file of
-    the eval documents evaluated during training, and the token count of every training document."""
+def tokenizer_texts(cfg: StudyConfig, evals: Documents):
+    """The texts the tokenizer learns from: the unsampled training documents that are not held out, in corpus
+    order (the first ``tokenizer.max_documents``; ``corpus.max_documents`` read at most)."""
+    hold, sidecar = HoldOut.of(cfg, evals), load_labels(cfg)
+    given, read = 0, 0
+    for shard in training_shards(cfg):
+        limit = None if cfg.corpus.max_documents is None else cfg.corpus.max_documents - read
+        if limit == 0:
+            return
+        docs = read_shard(cfg, shard, sidecar, limit)
+        read += len(docs)
+        for text in docs.texts:
+            if not hold(text):
+                yield text
+                given += 1
+                if given == cfg.tokenizer.max_documents:
+                    return
+
+
+def prepare_shared(p: Prepared, say: Callable[[str], None] = print) -> tuple[str, str, CorpusIndex]:
+    """The tokenizer (trained once on the unsampled corpus; reused when there), the eval file, and the corpus
+    index (every training document that is not held out, tokenised and scored once)."""
     from ..config import max_sequence_length
     from ..config_loading import load_config
     from ..data.tokenizer import train_tokenizer
-    from ..train import load_tokenizer
     from .units import write_text
 
-    cfg, data = p.cfg, p.data
+    cfg, evals = p.cfg, p.evals
     shared = os.path.join(cfg.output_dir, "shared")
     tok_dir = os.path.join(shared, "tokenizer")
     if not os.path.isfile(os.path.join(tok_dir, "tokenizer.json")):
         tmp = tok_dir + ".tmp"
-        texts = data.train.texts[: cfg.tokenizer.max_documents] if cfg.tokenizer.max_documents else data.train.texts
         base = load_config(p.trainer_config, cfg.trainer.set)
-        train_tokenizer(texts, tmp, cfg.tokenizer.vocab_size, cfg.tokenizer.min_frequency,
+        train_tokenizer(tokenizer_texts(cfg, evals), tmp, cfg.tokenizer.vocab_size, cfg.tokenizer.min_frequency,
                         model_max_length=max_sequence_length(base.model))
         os.replace(tmp, tok_dir)
     eval_file = os.path.join(shared, "eval.jsonl")
-    rows = [json.dumps({"id": i, "text": t, "label": lab}, ensure_ascii=False) + "\n"
-            for i, t, lab in zip(data.eval.ids, data.eval.texts, data.eval.labels)]
-    write_text(eval_file, "".join(rows))
-    curve_file = os.path.join(shared, "eval-curve.jsonl")  # what the trainer evaluates during training
-    write_text(curve_file, "".join(rows[: cfg.eval.curve_documents]))
-    tok = load_tokenizer(tok_dir)
-    ids = tok.backend_tokenizer.encode_batch(data.train.texts, add_special_tokens=False)
-    tokens = np.asarray([len(e.ids) for e in ids], np.int64)
+    write_text(eval_file, "".join(json.dumps({"id": i, "text": t, "label": lab}, ensure_ascii=False) + "\n"
+                                  for i, t, lab in zip(evals.ids, evals.texts, evals.labels)))
+    step = max(1, len(training_shards(cfg)) // 10)
+
+    def indexed(done: int, total: int) -> None:
+        if done % step == 0 or done == total:
+            say(f"corpus index: {done}/{total} files tokenised and scored")
+
+    index = build_index(cfg, evals, tok_dir, os.path.join(shared, "corpus"), cfg.runner.index_workers, indexed)
+    if not len(index):
+        raise DataError("no training documents are left after holding out the eval set")
     write_json(os.path.join(shared, "data.json"), {
-        "train_documents": len(data.train), "eval_documents": len(data.eval),
-        "held_out_duplicates": data.held_out_duplicates, "train_tokens": int(tokens.sum()),
-        "eval_subsets": {k: len(v) for k, v in eval_subsets(data.eval, p.subsets).items()},
+        "train_documents": len(index), "documents_read": index.read, "eval_documents": len(evals),
+        "held_out_duplicates": index.held_out, "train_tokens": int(index.tokens.sum()),
+        "eval_subsets": {k: len(v) for k, v in eval_subsets(evals, p.subsets).items()},
         "tasks": {k: {"labels": t.labels, "train": len(t.train_texts), "eval": len(t.eval_texts)}
                   for k, t in p.tasks.items()}})
-    return tok_dir, eval_file, curve_file, tokens
+    return tok_dir, eval_file, index
 
 
-def write_samples(p: Prepared, todo: list[Unit], tokens: np.ndarray) -> None:
-    """Each unit's kept documents (``train.jsonl``) and ``unit.json``, for the units still to run."""
-    cfg, data = p.cfg, p.data
+def write_samples(p: Prepared, todo: list[Unit], index: CorpusIndex, tokenizer_dir: str) -> None:
+    """Each unit's kept documents (token shards, whose eval split is the curve documents) and ``unit.json``,
+    for the units still to run; every sample is first checked against the sampler itself."""
+    cfg = p.cfg
+    curve = p.evals.texts[: cfg.eval.curve_documents]
     for k in sorted({u.index for u in todo}):
         arms = {u.arm for u in todo if u.index == k}
-        samples = sample_arms(cfg, data.train.ids, data.train.texts, data.train.labels, tokens, k, only=arms)
+        samples = sample_arms(cfg, index, k, only=arms)
+        check_against_sampler(cfg, index, samples)
         for unit in (u for u in todo if u.index == k):
             s = samples[unit.arm]
             reset_unit(unit)
             os.makedirs(unit.folder, exist_ok=True)
-            from .units import write_text
-
-            write_text(unit.train_file, "".join(
-                json.dumps({"id": data.train.ids[i], "text": data.train.texts[i]}, ensure_ascii=False) + "\n"
-                for i in np.flatnonzero(s.mask)))
+            write_selection(index, s.mask, unit.shards_dir, tokenizer_dir, curve)
             write_json(os.path.join(unit.folder, "unit.json"), {
                 "fingerprint": cfg.fingerprint(), "arm": unit.arm, "seed_index": unit.index,
                 "training_seed": unit.training_seed, "sampling_seed": unit.sampling_seed, "sample": s.summary()})
@@ -293,11 +310,11 @@ def run_study(config, overrides: Optional[list] = None, engine: Optional[str] = 
     progress(f"study {cfg.name}: {len(p.units)} units ({len(cfg.arms)} arms x {cfg.seeds.count} seeds), "
              f"{len(done)} done, {len(todo)} to run ({cfg.runner.engine}); folder {cfg.output_dir}")
     try:
-        tok_dir, eval_file, curve_file, tokens = prepare_shared(p)
+        tok_dir, eval_file, index = prepare_shared(p, progress)
         if todo:
-            write_samples(p, todo, tokens)
+            write_samples(p, todo, index, tok_dir)
         jobs = [(u, {"unit": dataclasses.asdict(u), "trainer_config": p.trainer_config,
-                     "overrides": unit_overrides(cfg, u, tok_dir, curve_file, p.max_steps),
+                     "overrides": unit_overrides(cfg, u, tok_dir, p.max_steps),
                      "xla_cache": os.path.abspath(os.path.join(cfg.output_dir, "shared", "xla-cache")),
                      "tokenizer_dir": tok_dir, "eval_file": eval_file, "subsets": p.subsets,
                      "mask_seed": cfg.eval.mask_seed, "downstream": [dataclasses.asdict(t) for t in cfg.downstream],

@@ -1,21 +1,27 @@
-"""The one adapter between a study and the sampler (``mc4_sampling``): keep decisions, draws, exact matching.
+"""The one adapter between a study and the sampler (``mc4_sampling``): scores, keep decisions, exact matching.
 
 Only the sampler's public API is used: :func:`mc4_sampling.sample_dataset` (options ``sampling_method``,
 ``sampling_factor``, ``width``, ``boundaries``, ``perplexity_model``, ``perplexity_mode``,
-``calibration``, ``seed``, ``language``, ``id_column``) and the draw of :mod:`mc4_sampling.draw`.
-Documents are keyed by their study id (``split/shard/position`` or ``file/line``), so a document's
-decision depends on the document and the seed alone.
+``calibration``, ``seed``, ``language``, ``id_column``), :func:`mc4_sampling.score_texts`,
+:func:`mc4_sampling.keep_weights` and the draw of :mod:`mc4_sampling.draw`. Documents are keyed by their
+study id (``split/shard/position`` or ``file/line``), so a document's decision depends on the document and
+the seed alone.
 
-Exact matching ("keep exactly N documents"): a random arm keeps a document when its draw
-``u = uniform_draws(document_key(seed, language), hash64(id))`` is below ``factor``; with the draws of
-the corpus sorted, ``u_(1) <= ... <= u_(M)``, any factor in ``(u_(N), u_(N+1)]`` keeps exactly ``N``
-(:func:`factor_keeping`). The result is checked against the sampler itself (:func:`keep_mask`), so a
-sampler whose random rule changed fails loudly instead of silently keeping another count.
+Every weighting is linear in its factor, ``p(x) = factor * w(x)``, and ``sample_dataset`` keeps a document
+with draw ``u = uniform_draws(document_key(seed, language), hash64(id))`` when ``u < p(x)``: when its
+*threshold* ``t = u / w(x)`` is below ``factor`` (:func:`thresholds`). So an arm's sample is computed from
+the scores and ids alone, and exact matching ("keep exactly N documents", any weighting) is a quantile of
+the thresholds: with ``t_(1) <= ... <= t_(M)``, any factor in ``(t_(N), t_(N+1)]`` keeps exactly ``N``
+(:func:`factor_keeping`). The computed decisions are checked against the sampler itself on the corpus's
+first documents (:func:`keep_mask`), so a sampler whose rule changed fails loudly instead of silently
+keeping another sample.
 """
 
 from __future__ import annotations
 
-from typing import Sequence
+import hashlib
+import json
+from typing import Optional, Sequence
 
 import numpy as np
 
@@ -73,35 +79,77 @@ def check_arm(arm, language: str) -> None:
     keep_mask(arm, ["Un documento de prueba."], ["study/check"], 0, language)
 
 
-def random_draws(ids: Sequence[str], seed: int, language: str) -> np.ndarray:
-    """The draw ``u`` in [0, 1) the sampler compares with a random arm's factor, for each document id."""
-    from mc4_sampling.draw import document_key, hashes64, uniform_draws
+def scorers(arms) -> dict:
+    """``{key: scorer options}`` of every scorer the arms' weightings need (arms sharing a scorer share a key)."""
+    from mc4_sampling.weightings import get_weighting
 
-    return uniform_draws(document_key(seed, language), hashes64(list(ids)))
+    out = {}
+    for arm in arms:
+        if arm.method in ("none", "random") or not get_weighting(arm.method).needs_scores:
+            continue
+        spec = {k: v for k, v in sampler_options(arm).items() if k in ("perplexity_model", "perplexity_mode")}
+        key = hashlib.sha1(json.dumps(spec, sort_keys=True, default=str).encode()).hexdigest()[:10]
+        out[key] = spec
+    return out
 
 
-def factor_keeping(u: np.ndarray, n: int) -> float:
-    """The factor of a random arm that keeps exactly ``n`` of the documents with draws ``u``:
-    the midpoint of ``u_(n)`` and ``u_(n+1)`` (sorted draws; 1.0 when ``n`` is all of them).
+def scorer_key(arm) -> Optional[str]:
+    """The key of the arm's scorer in :func:`scorers` (None when its weighting needs no score)."""
+    found = scorers([arm])
+    return next(iter(found)) if found else None
 
-    ``keep = u < factor``, so the count kept is ``#{u_i < factor} = n`` for ``u_(n) < factor <= u_(n+1)``.
+
+def score_texts(spec: dict, texts: Sequence[str], language: str) -> np.ndarray:
+    """The scores of ``texts`` by the scorer ``spec`` (:func:`scorers`)."""
+    from mc4_sampling import score_texts as score
+
+    return score(list(texts), language, **spec)
+
+
+def thresholds(arm, scores: Optional[np.ndarray], keys: np.ndarray, seed: int, language: str
+               ) -> tuple[Optional[float], np.ndarray]:
+    """``(factor, t)``: the arm's own factor and each document's threshold ``t = u / w(x)`` (``inf`` when
+    ``w = 0``): ``sample_dataset`` with factor ``f`` keeps exactly the documents with ``t < f``.
+    ``none`` keeps everything: ``(None, zeros)``."""
+    from mc4_sampling import Mc4SamplingError, keep_weights
+    from mc4_sampling.draw import document_key, uniform_draws
+
+    if arm.method == "none":
+        return None, np.zeros(len(keys))
+    try:
+        factor, w = keep_weights(scores if scores is not None else np.zeros(len(keys)), language,
+                                 **sampler_options(arm))
+    except Mc4SamplingError as e:
+        raise ConfigError(f"arms.{arm.name}: {e}") from None
+    u = uniform_draws(document_key(seed, language), np.asarray(keys, np.uint64))
+    with np.errstate(divide="ignore"):
+        t = np.where(w > 0, u / np.where(w > 0, w, 1.0), np.inf)
+    return factor, t
+
+
+def factor_keeping(t: np.ndarray, n: int) -> float:
+    """The factor that keeps exactly ``n`` of the documents with thresholds ``t``: the midpoint of
+    ``t_(n)`` and ``t_(n+1)`` (sorted; ``max(2 t_(n), 1)`` when ``n`` is all it can keep).
+
+    ``keep = t < factor``, so the count kept is ``#{t_i < factor} = n`` for ``t_(n) < factor <= t_(n+1)``.
     """
-    s = np.sort(np.asarray(u, np.float64))
-    if not 0 < n <= len(s):
-        raise ConfigError(f"cannot keep exactly {n} of {len(s)} documents (1 <= n <= {len(s)})")
-    if n == len(s):
-        return 1.0
+    s = np.sort(np.asarray(t, np.float64))
+    if not 0 < n <= len(s) or not np.isfinite(s[n - 1]):
+        can = int(np.isfinite(s).sum())
+        raise ConfigError(f"cannot keep exactly {n} of {len(s)} documents: the weighting can keep 1 to {can}")
+    if n == len(s) or not np.isfinite(s[n]):  # every document it can keep
+        return float(max(2 * s[n - 1], 1.0))
     lo, hi = s[n - 1], s[n]
     if not lo < hi:
-        raise ConfigError(f"two documents share the draw {lo}: no factor keeps exactly {n}")
+        raise ConfigError(f"two documents share the threshold {lo}: no factor keeps exactly {n}")
     return float((lo + hi) / 2)
 
 
-def factor_keeping_tokens(u: np.ndarray, tokens: np.ndarray, target: int) -> tuple[float, int]:
-    """``(factor, n)``: the random factor keeping the fewest documents (in draw order) whose tokens reach
+def factor_keeping_tokens(t: np.ndarray, tokens: np.ndarray, target: int) -> tuple[float, int]:
+    """``(factor, n)``: the factor keeping the fewest documents (in threshold order) whose tokens reach
     ``target``, and that number of documents."""
-    order = np.argsort(u, kind="stable")
+    order = np.argsort(t, kind="stable")
     cum = np.cumsum(np.asarray(tokens, np.int64)[order])
     n = int(np.searchsorted(cum, target, side="left")) + 1
-    n = min(n, len(u))
-    return factor_keeping(u, n), n
+    n = min(n, int(np.isfinite(t).sum()))
+    return factor_keeping(t, n), n

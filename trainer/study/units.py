@@ -4,8 +4,8 @@ and one folder per (arm, seed) unit, whose ``result.json`` (written last, atomic
 Layout::
 
     <output_dir>/study.json                 the config and its fingerprint (written first)
-    <output_dir>/shared/                    tokenizer/, eval.jsonl, data.json (same for every arm)
-    <output_dir>/units/<arm>/seed<k>/       unit.json, train.jsonl, run/ (the trainer's), result.json
+    <output_dir>/shared/                    tokenizer/, eval.jsonl, corpus/ (the index), data.json
+    <output_dir>/units/<arm>/seed<k>/       unit.json, shards/ (its sample), run/ (the trainer's), result.json
     <output_dir>/report.md, report.json, eval_loss_curves.png, final_metrics.png
 """
 
@@ -91,8 +91,9 @@ class Unit:
         return os.path.join(self.folder, "result.json")
 
     @property
-    def train_file(self) -> str:
-        return os.path.join(self.folder, "train.jsonl")
+    def shards_dir(self) -> str:
+        """The unit's sample as token shards (what its trainer reads)."""
+        return os.path.join(self.folder, "shards")
 
     @property
     def run_dir(self) -> str:
