@@ -3,7 +3,8 @@
 Everything a user can get wrong is one :class:`~trainer.errors.ConfigError` line, raised before any
 training: an unknown key, an arm with an unknown scorer or weighting (checked by the sampler itself,
 :mod:`.sampling`), two arms with one name, a ``match`` naming no arm or making a cycle, a token
-budget of 0, a baseline that is no arm, an eval subset or downstream task that cannot be built.
+budget of 0, a baseline that is no arm, revision steps not increasing (or, in the runner, not before the
+end of training), an eval subset or downstream task that cannot be built.
 """
 
 from __future__ import annotations
@@ -47,6 +48,9 @@ class EvalConfig:
     mask_seed: int = 1234  # the eval masks: the same for every arm and seed
     # documents of the eval set evaluated during training (the loss curves; the first ones); null: all
     curve_documents: Optional[int] = None
+    # training steps whose checkpoints are evaluated too (kept by checkpoint.schedule); each < the unit's steps
+    revision_steps: list[int] = field(default_factory=list)
+    revision_downstream: bool = False  # also fine-tune those checkpoints on the downstream tasks
 
 
 @dataclass
@@ -238,6 +242,10 @@ def validate(cfg: StudyConfig) -> None:
     if (e.subsets or any(d.preset is None for d in cfg.downstream)) and c.labels is None:
         raise ConfigError("eval.subsets and downstream tasks made from the eval set need document labels: "
                           "set corpus.labels")
+    for a, b in zip([0] + e.revision_steps, e.revision_steps):
+        if b <= a:
+            raise ConfigError(f"eval.revision_steps must be training steps >= 1, strictly increasing; got "
+                              f"{e.revision_steps}")
     for name, labels in e.subsets.items():
         if not isinstance(labels, list) or not labels or not all(isinstance(x, str) for x in labels):
             raise ConfigError(f"eval.subsets.{name} must be a non-empty list of labels, got {labels!r}")

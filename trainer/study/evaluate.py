@@ -1,5 +1,9 @@
-"""Evaluation of a unit's final checkpoint: masked-LM loss and accuracy on each eval subset (fixed masks),
-and fine-tuning on the study's downstream tasks with the existing :mod:`trainer.finetune` machinery."""
+"""Evaluation of a unit's checkpoints: masked-LM loss and accuracy on each eval subset (fixed masks), and
+fine-tuning on the study's downstream tasks with the existing :mod:`trainer.finetune` machinery.
+
+``checkpoint_dir`` is the run's checkpoint folder (its latest step: the final checkpoint) or a step folder
+``<checkpoints>/<N>`` (that step: a revision of ``eval.revision_steps``), as
+:func:`trainer.export.load_checkpoint_params` reads it."""
 
 from __future__ import annotations
 

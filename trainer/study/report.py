@@ -1,6 +1,6 @@
 """The study's report: per arm and metric mean ± sd and a confidence interval, the difference to the baseline
-arm with Welch's t-test, each arm's kept size and composition; as ``report.json`` and ``report.md``
-(and the pictures of :mod:`.plots`)."""
+arm with Welch's t-test, each arm's kept size and composition, the same comparison at each step of
+``eval.revision_steps``; as ``report.json`` and ``report.md`` (and the pictures of :mod:`.plots`)."""
 
 from __future__ import annotations
 
@@ -32,17 +32,43 @@ def lower_is_better(metric: str) -> bool:
     return metric.endswith(".loss")
 
 
-def build_report(cfg: StudyConfig, data: dict, results: list[dict]) -> dict:
-    by_arm: dict = defaultdict(list)
-    for r in results:
-        by_arm[r["unit"]["arm"]].append(r)
+def by_arm(cfg: StudyConfig, results: list[dict]) -> dict[str, list[dict]]:
+    """``{arm: its results in seed order}`` for every arm of the config (in the config's order)."""
+    out: dict = {a.name: [] for a in cfg.arms}
+    for r in sorted(results, key=lambda r: r["unit"]["index"]):
+        out.setdefault(r["unit"]["arm"], []).append(r)
+    return {a.name: out[a.name] for a in cfg.arms}
+
+
+def compare_arms(cfg: StudyConfig, results: list[dict]) -> tuple[list[str], dict]:
+    """The metrics of the results (sorted: masked-LM first, ``all`` first) and per arm ``{"metrics": {m: summary
+    and values}}``, with ``"vs_baseline": {m: Welch test}`` for every arm but the baseline."""
     metrics = sorted({m for r in results for m in unit_metrics(r)},
                      key=lambda m: (not m.startswith("mlm."), m.split(".")[1] != "all", m))
+    arms = {}
+    for arm, rs in by_arm(cfg, results).items():
+        values = {m: [unit_metrics(r)[m] for r in rs if m in unit_metrics(r)] for m in metrics}
+        arms[arm] = {"metrics": {m: {**summarize(v, cfg.confidence)._asdict(), "values": v} for m, v in values.items()}}
+    baseline = cfg.baseline_arm
+    if baseline is not None and baseline in arms:
+        for arm, rec in arms.items():
+            if arm != baseline:
+                rec["vs_baseline"] = {m: welch_test(rec["metrics"][m]["values"],
+                                                    arms[baseline]["metrics"][m]["values"], cfg.confidence)._asdict()
+                                      for m in metrics}
+    return metrics, arms
+
+
+def revision_results(results: list[dict], step: int) -> list[dict]:
+    """The results as if the checkpoint at ``step`` were the final one (units without it left out)."""
+    return [{"unit": r["unit"], **r["revisions"][str(step)]} for r in results if str(step) in r.get("revisions", {})]
+
+
+def build_report(cfg: StudyConfig, data: dict, results: list[dict]) -> dict:
+    metrics, compared = compare_arms(cfg, results)
     baseline = cfg.baseline_arm
     arms = {}
-    for arm in (a.name for a in cfg.arms):
-        rs = sorted(by_arm.get(arm, []), key=lambda r: r["unit"]["index"])
-        values = {m: [unit_metrics(r)[m] for r in rs if m in unit_metrics(r)] for m in metrics}
+    for arm, rs in by_arm(cfg, results).items():
         comp: dict = defaultdict(list)
         for r in rs:
             for label, (kept, total) in r["sample"]["composition"].items():
@@ -55,21 +81,20 @@ def build_report(cfg: StudyConfig, data: dict, results: list[dict]) -> dict:
             "tokens": summarize([r["sample"]["tokens"] for r in rs])._asdict(),
             "factors": [r["sample"]["factor"] for r in rs],
             "composition": {label: sum(v) / len(v) for label, v in sorted(comp.items())},
-            "metrics": {m: {**summarize(v, cfg.confidence)._asdict(), "values": v} for m, v in values.items()},
+            **compared[arm],
         }
-    if baseline is not None and baseline in arms:
-        for arm, rec in arms.items():
-            if arm == baseline:
-                continue
-            rec["vs_baseline"] = {m: welch_test(rec["metrics"][m]["values"], arms[baseline]["metrics"][m]["values"],
-                                                cfg.confidence)._asdict() for m in metrics}
+    revisions = {}
+    for step in cfg.eval.revision_steps:
+        rev_metrics, rev_arms = compare_arms(cfg, revision_results(results, step))
+        revisions[str(step)] = {"metrics": rev_metrics, "arms": rev_arms}
     return {"study": cfg.name, "fingerprint": cfg.fingerprint(), "baseline": baseline, "confidence": cfg.confidence,
             "test": TEST, "data": data, "units_done": len(results),
             "units_total": len(cfg.arms) * cfg.seeds.count, "metrics": metrics, "arms": arms,
             "units": [{"name": f"{r['unit']['arm']}/seed{r['unit']['index']}", "steps": r["steps"],
                        "seconds": r["seconds"], "metrics": unit_metrics(r),
                        "collapsed_downstream": sorted(t for t, d in r.get("downstream", {}).items()
-                                                      if d.get("collapsed_kept"))} for r in results]}
+                                                      if d.get("collapsed_kept"))} for r in results],
+            **({"revisions": revisions} if revisions else {})}
 
 
 def _f(x: float, digits: int = 4) -> str:
@@ -130,9 +155,52 @@ def markdown(report: dict) -> str:
     if collapsed:
         lines += ["", "Downstream runs still collapsed after their reruns (accuracy at the majority/chance rate; kept "
                   "in the means): " + ", ".join(collapsed) + "."]
+    lines += revision_lines(report)
     lines += ["", "Pictures: `eval_loss_curves.png` (eval loss of every arm and seed during training), "
               "`final_metrics.png` (final metrics, mean and sd over seeds, one dot per seed).", ""]
     return "\n".join(lines)
+
+
+def revision_tables(metrics: list[str]) -> dict[str, list[tuple[str, str]]]:
+    """The tables of one revision: ``{title: [(row name, metric)]}``, one per masked-LM metric (a row per
+    subset), and one of the downstream metrics (a row per task metric)."""
+    out: dict = defaultdict(list)
+    for m in metrics:
+        parts = m.split(".")
+        if parts[0] == "mlm":
+            out["masked-LM " + parts[2] + (" (lower is better)" if lower_is_better(m) else "")].append((parts[1], m))
+        else:
+            out["downstream"].append((m, m))
+    return out
+
+
+def revision_lines(report: dict) -> list[str]:
+    """The report's "Intermediate revisions" section (none without ``eval.revision_steps``): per step and
+    metric, the arms' mean ± sd and each arm's difference to the baseline (Welch's t-test)."""
+    if not report.get("revisions"):
+        return []
+    base = report["baseline"]
+    lines = ["", "## Intermediate revisions", "",
+             "The checkpoints at the steps of `eval.revision_steps`, evaluated as the final ones "
+             f"(mean ± sd over seeds; difference: arm minus `{base}`, Welch's t-test)."]
+    for step, rev in report["revisions"].items():
+        arms = rev["arms"]
+        others = [n for n in arms if n != base and "vs_baseline" in arms[n]]
+        for title, rows in revision_tables(rev["metrics"]).items():
+            head = [f"`{n}`" for n in arms] + [f"`{n}` − `{base}`" for n in others]
+            lines += ["", f"### Step {step}: {title}", "",
+                      f"| {'metric' if title == 'downstream' else 'subset'} | " + " | ".join(head) + " |",
+                      "|---|" + "---:|" * len(head)]
+            for name, m in rows:
+                cells = [f"{_f(a['metrics'][m]['mean'])} ± {_f(a['metrics'][m]['sd'])}" for a in arms.values()]
+                for n in others:
+                    w = arms[n]["vs_baseline"][m]
+                    cells.append(f"{w['difference']:+.4f} (p {_p(w['p'])})")
+                lines.append(f"| {name} | " + " | ".join(cells) + " |")
+        if not rev["metrics"]:
+            lines += ["", f"### Step {step}", "", "No unit has this revision's metrics (results made before "
+                      "`eval.revision_steps` was set)."]
+    return lines
 
 
 def write_report(cfg: StudyConfig, data: dict, results: list[dict]) -> dict:

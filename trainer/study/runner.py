@@ -47,7 +47,17 @@ def unit_overrides(cfg: StudyConfig, unit: Unit, tokenizer_dir: str, max_steps: 
     ]
     if max_steps is not None:
         sets.append(f"training.max_steps={max_steps}")
+    if cfg.eval.revision_steps:  # kept by checkpoint.keep (trainer.research.revisions)
+        sets.append(f"checkpoint.schedule={d(cfg.eval.revision_steps)}")
     return sets
+
+
+def check_revision_steps(steps: list[int], max_steps: int) -> None:
+    """Every revision step must come before the unit's last training step (that one is the final checkpoint)."""
+    late = [s for s in steps if s >= max_steps]
+    if late:
+        raise ConfigError(f"eval.revision_steps: step {late[0]} is not before the end of training; give steps in "
+                          f"1..{max_steps - 1} (a unit trains {max_steps} steps)")
 
 
 def budget_steps(cfg: StudyConfig, trainer_cfg) -> Optional[int]:
@@ -64,8 +74,8 @@ def run_unit(payload: dict) -> dict:
     """Train, evaluate and record one unit; returns its result (also written to ``result.json``)."""
     from ..config_loading import load_config
     from ..console import configure_logging
+    from ..entry import build_trainer
     from ..monitor import read_metrics
-    from ..train import Trainer
 
     if payload.get("configure_logging"):
         configure_logging()
@@ -83,28 +93,41 @@ def run_unit(payload: dict) -> dict:
         if say:
             print(f"  {unit.name}: step {step}/{tcfg.training.max_steps}, eval loss {ev['loss']:.4f}", flush=True)
 
-    result = Trainer(tcfg, on_eval=on_eval).run()
+    result = build_trainer(tcfg, on_eval=on_eval).run()
     with open(payload["eval_file"], encoding="utf-8") as f:
         rows = [json.loads(line) for line in f]
     evals = Documents([r["id"] for r in rows], [r["text"] for r in rows], [r.get("label") for r in rows])
     texts = eval_subsets(evals, payload["subsets"])
-    mlm = mlm_metrics(tcfg.checkpoint_dir, payload["tokenizer_dir"], texts, tcfg, payload["mask_seed"])
-    from .config import DownstreamConfig
-    from .evaluate import TaskSplit
-
-    downstream = {}
-    for task_dict in payload["downstream"]:
-        task = DownstreamConfig(**task_dict)
-        made = payload["tasks"].get(task.name)
-        downstream[task.name] = downstream_metrics(tcfg.checkpoint_dir, payload["tokenizer_dir"], task,
-                                                   TaskSplit(**made) if made is not None else None)
+    final = evaluate_checkpoint(tcfg.checkpoint_dir, payload, texts, tcfg, downstream=True)
+    revisions = {str(step): evaluate_checkpoint(os.path.join(tcfg.checkpoint_dir, str(step)), payload, texts, tcfg,
+                                                downstream=payload.get("revision_downstream", False))
+                 for step in payload.get("revision_steps", [])}
     metrics_file = os.path.join(tcfg.training.output_dir, "metrics.jsonl")
     curve = [{"step": s, "loss": r["loss"], "accuracy": r["accuracy"]}
              for s, r in sorted(read_metrics(metrics_file, "eval").items())] if os.path.exists(metrics_file) else []
     out = {"unit": payload["unit"], "sample": read_json(os.path.join(unit.folder, "unit.json"))["sample"],
-           "steps": result.step, "mlm": mlm, "downstream": downstream, "curve": curve,
+           "steps": result.step, "mlm": final["mlm"], "downstream": final["downstream"], "curve": curve,
            "seconds": time.perf_counter() - start}
+    if revisions:
+        out["revisions"] = revisions
     write_json(unit.result_path, out)
+    return out
+
+
+def evaluate_checkpoint(checkpoint: str, payload: dict, texts: dict, tcfg, downstream: bool) -> dict:
+    """``{"mlm": ..., "downstream": ...}`` of one checkpoint (a checkpoint folder: its latest step; a step
+    folder ``<checkpoints>/<N>``: that step); without ``downstream``, the masked-LM metrics only."""
+    from .config import DownstreamConfig
+    from .evaluate import TaskSplit
+
+    out = {"mlm": mlm_metrics(checkpoint, payload["tokenizer_dir"], texts, tcfg, payload["mask_seed"])}
+    if downstream:
+        out["downstream"] = {}
+        for task_dict in payload["downstream"]:
+            task = DownstreamConfig(**task_dict)
+            made = payload["tasks"].get(task.name)
+            out["downstream"][task.name] = downstream_metrics(checkpoint, payload["tokenizer_dir"], task,
+                                                              TaskSplit(**made) if made is not None else None)
     return out
 
 
@@ -195,8 +218,9 @@ class Prepared:
 
 
 def check_study(cfg: StudyConfig) -> Prepared:
-    """Every check that can fail before training: the arms' options (by the sampler), the trainer config,
-    the corpus files, the eval set, its subsets and downstream tasks (it must be large enough), the folder."""
+    """Every check that can fail before training: the arms' options (by the sampler), the trainer config and
+    the revision steps, the corpus files, the eval set, its subsets and downstream tasks (it must be large
+    enough), the folder."""
     from ..config_loading import load_config, resolve_config_path
 
     for arm in cfg.arms:
@@ -206,6 +230,7 @@ def check_study(cfg: StudyConfig) -> Prepared:
     max_steps = budget_steps(cfg, base)
     if max_steps is not None:  # the units' schedule must hold in the budget's steps
         load_config(trainer_config, list(cfg.trainer.set) + [f"training.max_steps={max_steps}"])
+    check_revision_steps(cfg.eval.revision_steps, max_steps if max_steps is not None else base.training.max_steps)
     training_shards(cfg)
     evals = load_eval(cfg)
     subsets = {name: labels for name, labels in cfg.eval.subsets.items()}
@@ -317,7 +342,9 @@ def run_study(config, overrides: Optional[list] = None, engine: Optional[str] = 
                      "overrides": unit_overrides(cfg, u, tok_dir, p.max_steps),
                      "xla_cache": os.path.abspath(os.path.join(cfg.output_dir, "shared", "xla-cache")),
                      "tokenizer_dir": tok_dir, "eval_file": eval_file, "subsets": p.subsets,
-                     "mask_seed": cfg.eval.mask_seed, "downstream": [dataclasses.asdict(t) for t in cfg.downstream],
+                     "mask_seed": cfg.eval.mask_seed, "revision_steps": cfg.eval.revision_steps,
+                     "revision_downstream": cfg.eval.revision_downstream,
+                     "downstream": [dataclasses.asdict(t) for t in cfg.downstream],
                      "tasks": {k: dataclasses.asdict(t) for k, t in p.tasks.items()}}) for u in todo]
         bar = Progress(len(p.units), len(done), progress)
         outcome = (run_ray(jobs, bar, cfg, unit_fn) if cfg.runner.engine == "ray" else run_local(jobs, bar, unit_fn))
