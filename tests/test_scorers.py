@@ -361,3 +361,39 @@ def test_threshold_fractions_and_ccnet_bands(docs, tmp_path):
         sample_dataset(ds, "threshold", score_column="score", weighting_options={"top": 0.1})
     with pytest.raises(ConfigError, match="replaces weighting_options"):  # a score bound still clashes with the file
         kept(weighting_options={"low": 2.0})
+
+
+# --- keep weights: every weighting is factor * w(x) -------------------------------------------------------
+
+WEIGHTED = [
+    ("random", {}),
+    ("gaussian", {"boundaries": (4.0, 6.0, 7.0)}),
+    ("stepwise", {"boundaries": (4.0, 6.0, 7.0), "sampling_factor": 2.0,
+                  "scorer_options": {"higher_is_better": False}}),
+    ("threshold", {"weighting_options": {"low": 5.0, "high": 6.5}, "sampling_factor": 0.9}),
+    ("pareto", {"scorer_options": {"higher_is_better": True}}),
+]
+
+
+@pytest.mark.parametrize("method,options", WEIGHTED, ids=[w[0] for w in WEIGHTED])
+def test_keep_weights_give_the_samplers_decisions_at_any_factor(method, options):
+    """``sample_dataset(factor=f)`` keeps exactly the documents with ``u / w(x) < f`` (``keep_weights``, with the
+    draws of ``mc4_sampling.draw`` and the scores of ``score_texts``), at the rule's own factor and at others."""
+    from mc4_sampling import keep_weights, score_texts
+    from mc4_sampling.draw import document_key, hashes64, uniform_draws
+
+    rng = np.random.default_rng(1)
+    texts = ["x" * int(n) for n in rng.integers(1, 2000, 500)]
+    ids = [f"doc-{i}" for i in range(500)]
+    opts = dict(sampling_method=method, scorer=text_length, **options)
+    scores = score_texts(texts, "es", **opts)
+    assert np.allclose(scores, [math.log1p(len(t)) for t in texts])
+    factor, w = keep_weights(scores, "es", **opts)
+    t = np.where(w > 0, uniform_draws(document_key(5, "es"), hashes64(ids)) / np.where(w > 0, w, 1), np.inf)
+    ds = datasets.Dataset.from_dict({"text": texts, "id": ids, "row": list(range(500))})
+    for f in (factor, factor / 3, factor * 2):
+        kept = sample_dataset(ds, id_column="id", seed=5, **{**opts, "sampling_factor": f})["row"]
+        assert 0 < len(kept) and sorted(kept) == np.flatnonzero(t < f).tolist()
+    assert keep_weights(scores, "es", sampling_method="none")[1].min() == 1.0
+    with pytest.raises(ConfigError, match="not a sampling option"):
+        keep_weights(scores, "es", sampling_methd="gaussian")

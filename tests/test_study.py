@@ -365,6 +365,32 @@ def test_ray_engine_gives_the_local_results(tmp_path):
     assert results["ray"] == results["local"] and len(results["local"]) == 4
 
 
+@pytest.mark.ray
+def test_ray_engine_trains_the_units_as_the_local_engine(micro_study, tmp_path):
+    """The micro study again with real units as Ray tasks (2 in parallel): the same samples and metrics."""
+    pytest.importorskip("ray")
+    import ray
+
+    from trainer.study import run_study
+
+    path, out, _report, _ = micro_study
+    cfg = load_study_config(path)
+    cfg.output_dir = str(tmp_path / "ray")
+    lines: list[str] = []
+    try:
+        run_study(cfg, engine="ray", progress=lines.append)
+    finally:
+        ray.shutdown()
+    assert "(ray)" in lines[0]
+    for arm in ("gaussian", "random"):
+        local, remote = (json.loads((root / "units" / arm / "seed0" / "result.json").read_text())
+                         for root in (out, tmp_path / "ray"))
+        assert remote["sample"] == local["sample"] and remote["steps"] == local["steps"]
+        for subset, m in local["mlm"].items():
+            assert remote["mlm"][subset]["masked_tokens"] == m["masked_tokens"]
+            assert remote["mlm"][subset]["loss"] == pytest.approx(m["loss"], rel=1e-6)
+
+
 def test_sample_kinds_sidecar_matches_the_sample():
     import mc4_sampling
 
@@ -416,3 +442,22 @@ def test_trainer_eval_files_masks_follow_eval_seed_not_training_seed(micro_study
     assert all(np.array_equal(x, y) for x, y in zip(a, b))
     assert not np.array_equal(a[0], c[0])
     assert int(a[2].sum()) > 0
+
+
+def test_bertin_size_config_prepares_with_the_same_command(tmp_path):
+    """``study-bertin`` as shipped (RoBERTa-base, its arms, matching, 50 M cap, three BERTIN presets), pointed
+    at the bundled sample (a small mirror in the same layout): every check passes and the index and each unit's
+    sample are built (no training)."""
+    from trainer.study.runner import check_study, prepare_shared, write_samples
+
+    cfg = load_study_config("study-bertin", ["corpus.data_dir=SAMPLE_DATA_DIR",
+                                             f"output_dir={tmp_path / 'bertin'}", "tokenizer.vocab_size=600"])
+    assert cfg.runner.index_workers == 64 and [a.name for a in cfg.arms] == ["gaussian", "random", "stepwise"]
+    p = check_study(cfg)
+    assert p.max_steps == 250_000 and len(p.units) == 9
+    tok, _eval, index = prepare_shared(p, lambda s: None)
+    first = [u for u in p.units if u.index == 0]
+    write_samples(p, first, index, tok)
+    sizes = {u.arm: json.load(open(os.path.join(u.folder, "unit.json")))["sample"]["documents"] for u in first}
+    assert sizes["random"] == sizes["gaussian"] > 0 and sizes["stepwise"] > 0
+    assert all(len(_sample_texts(u)) == sizes[u.arm] for u in first)

@@ -11,7 +11,7 @@ import numpy as np
 
 from ..errors import ConfigError
 from . import sampling
-from .config import StudyConfig, match_order
+from .config import StudyConfig, match_order, sampling_seed
 from .corpus import load_labels, read_shard
 from .index import CorpusIndex
 
@@ -34,11 +34,6 @@ class ArmSample:
         return {"arm": self.arm, "seed_index": self.seed_index, "sampling_seed": self.sampling_seed,
                 "factor": self.factor, "documents": self.documents, "tokens": self.tokens,
                 "composition": self.composition}
-
-
-def sampling_seed(cfg: StudyConfig, k: int) -> int:
-    """The sampling seed of seed index ``k``: ``seeds.sampling_seed``, plus ``k`` when ``seeds.vary_sampling``."""
-    return cfg.seeds.sampling_seed + (k if cfg.seeds.vary_sampling else 0)
 
 
 def sample_arms(cfg: StudyConfig, index: CorpusIndex, k: int, only: Optional[set] = None) -> dict[str, ArmSample]:

@@ -190,6 +190,11 @@ def match_order(arms: list[ArmConfig]) -> list[str]:
     return order
 
 
+def sampling_seed(cfg: StudyConfig, k: int) -> int:
+    """The sampling seed of seed index ``k``: ``seeds.sampling_seed``, plus ``k`` when ``seeds.vary_sampling``."""
+    return cfg.seeds.sampling_seed + (k if cfg.seeds.vary_sampling else 0)
+
+
 def validate(cfg: StudyConfig) -> None:
     """The checks that need no data (the sampler checks each arm's options in :func:`.sampling.check_arm`)."""
     if not cfg.arms:

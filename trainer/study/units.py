@@ -18,7 +18,7 @@ import shutil
 from typing import Any
 
 from ..errors import ConfigError
-from .config import StudyConfig
+from .config import StudyConfig, sampling_seed
 
 STUDY_FILE = "study.json"
 
@@ -105,8 +105,6 @@ class Unit:
 
 def units_of(cfg: StudyConfig) -> list[Unit]:
     """Every unit, seed by seed and, within a seed, in the arms' order."""
-    from .arms import sampling_seed
-
     return [Unit(a.name, k, cfg.seeds.first + k, sampling_seed(cfg, k),
                  os.path.join(cfg.output_dir, "units", a.name, f"seed{k}"))
             for k in range(cfg.seeds.count) for a in cfg.arms]
