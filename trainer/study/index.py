@@ -19,6 +19,7 @@ with its parent); the result does not depend on their number.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import logging
 import os
@@ -120,8 +121,10 @@ def build_index(cfg: StudyConfig, evals, tokenizer_dir: str, folder: str, worker
     shards = training_shards(cfg)
     marker = os.path.join(folder, "index.json")
     scorers = sampling.scorers(cfg.arms)
-    settings = {"format": FORMAT, "scorers": scorers, "tokenizer": os.path.abspath(tokenizer_dir),
-                "files": [s.path for s in shards]}
+    with open(os.path.join(tokenizer_dir, "tokenizer.json"), "rb") as f:
+        tokenizer = hashlib.sha256(f.read()).hexdigest()
+    settings = {"format": FORMAT, "scorers": scorers, "tokenizer_sha256": tokenizer,
+                "files": [os.path.basename(s.path) for s in shards]}
     if os.path.isfile(marker):
         with open(marker, encoding="utf-8") as f:
             if json.load(f) != settings:

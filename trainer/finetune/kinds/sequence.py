@@ -32,7 +32,7 @@ class SequenceKind(TaskKind):
 
     def tokenize(self, split, task, tokenizer, max_length: int):
         texts = [list(split[c]) for c in task.text_columns]
-        enc = tokenizer(*texts, truncation=False, add_special_tokens=True)
+        enc = tokenizer(*texts, truncation=False, add_special_tokens=True, verbose=False)
         ids_rows, truncated = [], 0
         for i in range(len(split)):
             ids = enc["input_ids"][i]

@@ -37,7 +37,7 @@ class TokenKind(TaskKind):
     def tokenize(self, split, task, tokenizer, max_length: int):
         label_col = list(split[task.label_column])
         words = [list(w) for w in split[task.tokens_column]]
-        enc = tokenizer(words, is_split_into_words=True, truncation=False, add_special_tokens=True)
+        enc = tokenizer(words, is_split_into_words=True, truncation=False, add_special_tokens=True, verbose=False)
         ids_rows, label_rows, truncated = [], [], 0
         for i in range(len(split)):
             ids = enc["input_ids"][i]
