@@ -6,7 +6,6 @@ from __future__ import annotations
 import gzip
 import json
 import os
-import sys
 
 import numpy as np
 import pytest
@@ -325,45 +324,6 @@ def test_rerun_runs_only_missing_units_with_the_same_results(micro_study):
 
 
 # --- Ray engine ------------------------------------------------------------------------------------------
-
-def _fake_unit(payload: dict) -> dict:
-    """A unit without training: a result that depends on the payload alone."""
-    u = payload["unit"]
-    x = float(u["training_seed"] * 10 + len(u["arm"]))
-    out = {"unit": u, "mlm": {"all": {"loss": x, "accuracy": x / 100}}, "seconds": 0.0}
-    with open(os.path.join(u["folder"], "result.json"), "w") as f:
-        json.dump(out, f)
-    return out
-
-
-@pytest.mark.ray
-def test_ray_engine_gives_the_local_results(tmp_path):
-    pytest.importorskip("ray")
-    import ray
-    from ray import cloudpickle
-
-    from trainer.study.runner import Progress, run_local, run_ray
-    from trainer.study.units import units_of
-
-    cloudpickle.register_pickle_by_value(sys.modules[__name__])
-    cfg = load_study_config(write_config(tmp_path, micro(tmp_path, seeds={"count": 2})))
-    results = {}
-    for engine in ("local", "ray"):
-        cfg.output_dir = str(tmp_path / engine)
-        units = units_of(cfg)
-        for u in units:
-            os.makedirs(u.folder)
-        jobs = [(u, {"unit": {"arm": u.arm, "index": u.index, "training_seed": u.training_seed,
-                              "sampling_seed": u.sampling_seed, "folder": u.folder}}) for u in units]
-        bar = Progress(len(units), 0, lambda s: None)
-        try:
-            got = run_ray(jobs, bar, cfg, _fake_unit) if engine == "ray" else run_local(jobs, bar, _fake_unit)
-        finally:
-            if engine == "ray":
-                ray.shutdown()
-        results[engine] = {k: v["mlm"] for k, v in got.items()}
-    assert results["ray"] == results["local"] and len(results["local"]) == 4
-
 
 @pytest.mark.ray
 def test_ray_engine_trains_the_units_as_the_local_engine(micro_study, tmp_path):

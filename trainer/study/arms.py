@@ -80,10 +80,12 @@ def sample_arms(cfg: StudyConfig, index: CorpusIndex, k: int, only: Optional[set
 def check_against_sampler(cfg: StudyConfig, index: CorpusIndex, samples: dict, limit: int = VERIFY_DOCUMENTS
                           ) -> None:
     """The computed decisions must be the sampler's own: ``sample_dataset`` with each arm's factor, run on the
-    first ``limit`` indexed documents of the first corpus file, keeps exactly the documents the study kept."""
+    indexed documents among the first ``2 limit`` of the first corpus file (at most ``limit`` of them), keeps
+    exactly the documents the study kept."""
     from mc4_sampling.draw import hashes64
 
-    docs = read_shard(cfg, index.shards[0], load_labels(cfg), cfg.corpus.max_documents)
+    read = 2 * limit if cfg.corpus.max_documents is None else min(2 * limit, cfg.corpus.max_documents)
+    docs = read_shard(cfg, index.shards[0], load_labels(cfg), read)  # their indexed ones are the file's first
     rows_of = {int(key): row for row, key in enumerate(index.keys[index.shard_rows(0)])}
     rows, picked = [], []
     for i, key in enumerate(hashes64(docs.ids).tolist()):
