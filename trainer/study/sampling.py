@@ -133,13 +133,14 @@ def factor_keeping(t: np.ndarray, n: int) -> float:
 
     ``keep = t < factor``, so the count kept is ``#{t_i < factor} = n`` for ``t_(n) < factor <= t_(n+1)``.
     """
-    s = np.sort(np.asarray(t, np.float64))
-    if not 0 < n <= len(s) or not np.isfinite(s[n - 1]):
-        can = int(np.isfinite(s).sum())
-        raise ConfigError(f"cannot keep exactly {n} of {len(s)} documents: the weighting can keep 1 to {can}")
-    if n == len(s) or not np.isfinite(s[n]):  # every document it can keep
-        return float(max(2 * s[n - 1], 1.0))
-    lo, hi = s[n - 1], s[n]
+    t = np.asarray(t, np.float64)
+    finite = np.isfinite(t)
+    can = int(finite.sum())
+    if not 0 < n <= can:
+        raise ConfigError(f"cannot keep exactly {n} of {len(t)} documents: the weighting can keep 1 to {can}")
+    if n == can:  # every document it can keep
+        return float(max(2 * t[finite].max(), 1.0))
+    lo, hi = np.partition(t, (n - 1, n))[[n - 1, n]]  # the n-th and (n+1)-th smallest, in linear time
     if not lo < hi:
         raise ConfigError(f"two documents share the threshold {lo}: no factor keeps exactly {n}")
     return float((lo + hi) / 2)
