@@ -326,29 +326,35 @@ def test_rerun_runs_only_missing_units_with_the_same_results(micro_study):
 # --- Ray engine ------------------------------------------------------------------------------------------
 
 @pytest.mark.ray
-def test_ray_engine_trains_the_units_as_the_local_engine(micro_study, tmp_path):
-    """The micro study again with real units as Ray tasks (2 in parallel): the same samples and metrics."""
+def test_ray_engine_trains_a_unit_as_the_local_engine(micro_study, tmp_path):
+    """A unit of the micro study trained again as a Ray task (``run_ray``, what ``--engine ray`` runs): the same
+    sample and metrics as the local engine's."""
     pytest.importorskip("ray")
     import ray
 
-    from trainer.study import run_study
+    from trainer.study.runner import Progress, check_study, prepare_shared, run_ray, unit_payload, write_samples
 
     path, out, _report, _ = micro_study
     cfg = load_study_config(path)
     cfg.output_dir = str(tmp_path / "ray")
+    p = check_study(cfg)
+    tok, eval_file, index = prepare_shared(p, lambda s: None)
+    unit = next(u for u in p.units if u.arm == "random")
+    write_samples(p, [unit], index, tok)
     lines: list[str] = []
     try:
-        run_study(cfg, engine="ray", progress=lines.append)
+        payload = {**unit_payload(p, unit, tok, eval_file), "xla_cache": str(out / "shared" / "xla-cache")}
+        got = run_ray([(unit, payload)], Progress(1, 0, lines.append), cfg)  # compiled steps reused
     finally:
         ray.shutdown()
-    assert "(ray)" in lines[0]
-    for arm in ("gaussian", "random"):
-        local, remote = (json.loads((root / "units" / arm / "seed0" / "result.json").read_text())
-                         for root in (out, tmp_path / "ray"))
-        assert remote["sample"] == local["sample"] and remote["steps"] == local["steps"]
-        for subset, m in local["mlm"].items():
-            assert remote["mlm"][subset]["masked_tokens"] == m["masked_tokens"]
-            assert remote["mlm"][subset]["loss"] == pytest.approx(m["loss"], rel=1e-6)
+    assert lines[0].startswith("[1/1] random/seed0 done")
+    local = json.loads((out / "units" / "random" / "seed0" / "result.json").read_text())
+    remote = got[unit.name]
+    assert remote == json.loads(open(unit.result_path).read())
+    assert remote["sample"] == local["sample"] and remote["steps"] == local["steps"]
+    for subset, m in local["mlm"].items():
+        assert remote["mlm"][subset]["masked_tokens"] == m["masked_tokens"]
+        assert remote["mlm"][subset]["loss"] == pytest.approx(m["loss"], rel=1e-6)
 
 
 def test_sample_kinds_sidecar_matches_the_sample():
@@ -410,7 +416,7 @@ def test_bertin_size_config_prepares_with_the_same_command(tmp_path):
     sample are built (no training)."""
     from trainer.study.runner import check_study, prepare_shared, write_samples
 
-    cfg = load_study_config("study-bertin", ["corpus.data_dir=SAMPLE_DATA_DIR",
+    cfg = load_study_config("study-bertin", ["corpus.data_dir=SAMPLE_DATA_DIR", "corpus.max_documents=1200",
                                              f"output_dir={tmp_path / 'bertin'}", "tokenizer.vocab_size=600"])
     assert cfg.runner.index_workers == 64 and [a.name for a in cfg.arms] == ["gaussian", "random", "stepwise"]
     p = check_study(cfg)

@@ -319,6 +319,19 @@ def write_samples(p: Prepared, todo: list[Unit], index: CorpusIndex, tokenizer_d
                 "training_seed": unit.training_seed, "sampling_seed": unit.sampling_seed, "sample": s.summary()})
 
 
+def unit_payload(p: Prepared, unit: Unit, tokenizer_dir: str, eval_file: str) -> dict:
+    """Everything :func:`run_unit` needs (plain data: it travels to Ray workers)."""
+    cfg = p.cfg
+    return {"unit": dataclasses.asdict(unit), "trainer_config": p.trainer_config,
+            "overrides": unit_overrides(cfg, unit, tokenizer_dir, p.max_steps),
+            "xla_cache": os.path.abspath(os.path.join(cfg.output_dir, "shared", "xla-cache")),
+            "tokenizer_dir": tokenizer_dir, "eval_file": eval_file, "subsets": p.subsets,
+            "mask_seed": cfg.eval.mask_seed, "revision_steps": cfg.eval.revision_steps,
+            "revision_downstream": cfg.eval.revision_downstream,
+            "downstream": [dataclasses.asdict(t) for t in cfg.downstream],
+            "tasks": {k: dataclasses.asdict(t) for k, t in p.tasks.items()}}
+
+
 def run_study(config, overrides: Optional[list] = None, engine: Optional[str] = None,
               progress: Callable[[str], None] = print, unit_fn: Callable[[dict], dict] = run_unit) -> dict:
     """Check, prepare, run the missing units, write the report; returns the report (a dict)."""
@@ -338,14 +351,7 @@ def run_study(config, overrides: Optional[list] = None, engine: Optional[str] = 
         tok_dir, eval_file, index = prepare_shared(p, progress)
         if todo:
             write_samples(p, todo, index, tok_dir)
-        jobs = [(u, {"unit": dataclasses.asdict(u), "trainer_config": p.trainer_config,
-                     "overrides": unit_overrides(cfg, u, tok_dir, p.max_steps),
-                     "xla_cache": os.path.abspath(os.path.join(cfg.output_dir, "shared", "xla-cache")),
-                     "tokenizer_dir": tok_dir, "eval_file": eval_file, "subsets": p.subsets,
-                     "mask_seed": cfg.eval.mask_seed, "revision_steps": cfg.eval.revision_steps,
-                     "revision_downstream": cfg.eval.revision_downstream,
-                     "downstream": [dataclasses.asdict(t) for t in cfg.downstream],
-                     "tasks": {k: dataclasses.asdict(t) for k, t in p.tasks.items()}}) for u in todo]
+        jobs = [(u, unit_payload(p, u, tok_dir, eval_file)) for u in todo]
         bar = Progress(len(p.units), len(done), progress)
         outcome = (run_ray(jobs, bar, cfg, unit_fn) if cfg.runner.engine == "ray" else run_local(jobs, bar, unit_fn))
     except (KeyboardInterrupt, StoppedBySignal):
