@@ -427,3 +427,23 @@ def test_bertin_size_config_prepares_with_the_same_command(tmp_path):
     sizes = {u.arm: json.load(open(os.path.join(u.folder, "unit.json")))["sample"]["documents"] for u in first}
     assert sizes["random"] == sizes["gaussian"] > 0 and sizes["stepwise"] > 0
     assert all(len(_sample_texts(u)) == sizes[u.arm] for u in first)
+
+
+def test_a_damaged_corpus_file_is_one_line_naming_it(tmp_path, capsys):
+    from trainer.cli import main
+
+    bad = tmp_path / "c.jsonl"
+    bad.write_text(json.dumps({"text": "hola mundo", "kind": "x"}) + "\n{not json\n")
+    data = micro(tmp_path, corpus={"data_dir": None, "files": [str(bad)], "labels": "kind"},
+                 eval={"split": None, "fraction": 0.5}, downstream=[])
+    assert main(["study", write_config(tmp_path, data)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and f"line 2 of {bad} is not a JSON object" in err[0], err
+    gz = tmp_path / "m" / "multilingual"
+    gz.mkdir(parents=True)
+    (gz / "c4-es.tfrecord-00000-of-02048.json.gz").write_bytes(b"\x1f\x8b\x08\x00broken")
+    data = micro(tmp_path, corpus={"data_dir": str(tmp_path / "m"), "labels": None}, eval={"split": None},
+                 downstream=[])
+    assert main(["study", write_config(tmp_path, data)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "cannot read" in err[0] and "download it again" in err[0], err

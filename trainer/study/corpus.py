@@ -111,9 +111,12 @@ def read_shard(cfg: StudyConfig, shard: Shard, sidecar: Optional[dict], limit: O
             for pos, line in enumerate(f):
                 if limit is not None and len(docs) >= limit:
                     break
-                row = json.loads(line)
                 where = f"line {pos + 1} of {shard.path}"
-                if not isinstance(row.get(c.text_column), str):
+                try:
+                    row = json.loads(line)
+                except ValueError as e:
+                    raise DataError(f"corpus: {where} is not a JSON object ({e})") from None
+                if not isinstance(row, dict) or not isinstance(row.get(c.text_column), str):
                     raise DataError(f"corpus: {where} has no text in {c.text_column!r}")
                 docs.texts.append(row[c.text_column])
                 if shard.number is not None:
@@ -130,6 +133,8 @@ def read_shard(cfg: StudyConfig, shard: Shard, sidecar: Optional[dict], limit: O
                     docs.labels.append(str(row[c.labels]) if c.labels else None)
     except FileNotFoundError:
         raise DataError(f"corpus.files: no file {shard.path!r}") from None
+    except (OSError, EOFError, UnicodeDecodeError) as e:  # a damaged or truncated file
+        raise DataError(f"corpus: cannot read {shard.path} ({type(e).__name__}: {e}); download it again") from None
     return docs
 
 
