@@ -221,6 +221,11 @@ def test_corpus_index_is_the_same_for_any_number_of_workers(tmp_path):
     for i in range(4):
         a, b = (open(os.path.join(x.folder, "train", f"{i:05d}.ds"), "rb").read() for x in (one, two))
         assert a == b and len(a) > 0
+    lost = os.path.join(two.folder, "train", "00001.ds")  # a lost token file is indexed again on a rerun
+    os.remove(lost)
+    again = build_index(cfg, evals, tok, two.folder, workers=1)
+    assert open(lost, "rb").read() == open(os.path.join(one.folder, "train", "00001.ds"), "rb").read()
+    assert np.array_equal(again.keys, one.keys)
 
 
 BAD = [

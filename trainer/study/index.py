@@ -9,7 +9,8 @@ Layout (``<output_dir>/shared/corpus/``), one entry per corpus file ``NNNNN``::
     NNNNN.npz                          per such document: ``keys`` (the 64-bit hash of its id, which keys every
                                        sampler draw), ``tokens`` (its token count), ``labels``, and one
                                        ``score.<scorer>`` array per scorer; ``read`` / ``held_out`` counts.
-                                       Written last: a file is done when its ``.npz`` exists (a rerun skips it)
+                                       Written last: a file is done when its ``.npz`` and ``.ds`` exist (a rerun
+                                       skips it)
 
 Memory: one corpus file at a time per worker; the arrays of the whole corpus (a few bytes per document)
 are what :class:`CorpusIndex` holds. Files are indexed by ``workers`` processes in parallel (each one dies
@@ -58,7 +59,7 @@ def index_shard(job: dict) -> dict:
 
     cfg, shard, folder = job["cfg"], job["shard"], job["folder"]
     npz = _npz_path(folder, shard)
-    if os.path.exists(npz):
+    if os.path.exists(npz) and os.path.exists(_ds_path(folder, shard)):  # done (a lost token file: again)
         with np.load(npz) as z:
             return {"read": int(z["read"]), "held_out": int(z["held_out"]), "documents": len(z["keys"])}
     docs = read_shard(cfg, shard, job["sidecar"], job.get("limit"))
