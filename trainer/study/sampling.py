@@ -85,7 +85,7 @@ def scorers(arms) -> dict:
 
     out = {}
     for arm in arms:
-        if arm.method in ("none", "random") or not get_weighting(arm.method).needs_scores:
+        if not get_weighting(arm.method).needs_scores:  # none, random
             continue
         spec = {k: v for k, v in sampler_options(arm).items() if k in ("perplexity_model", "perplexity_mode")}
         key = hashlib.sha1(json.dumps(spec, sort_keys=True, default=str).encode()).hexdigest()[:10]
