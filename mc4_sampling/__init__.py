@@ -10,7 +10,7 @@
 
 from pathlib import Path
 
-from .version import __version__  # noqa: E402,F401
+from .common.version import __version__  # noqa: E402,F401
 
 #: Folder of the bundled Spanish sample, laid out like ``allenai/c4``'s ``multilingual/``.
 SAMPLE_DATA_DIR = str(Path(__file__).with_name("data") / "sample")

@@ -138,7 +138,7 @@ def from_hub(repo: str, subfolder: str, revision: str | None, language: str, mod
     from huggingface_hub import hf_hub_download
     from huggingface_hub.errors import EntryNotFoundError, RepositoryNotFoundError, RevisionNotFoundError
 
-    from .hub_reach import require_hub
+    from .common.hub_reach import require_hub
 
     require_hub(f"perplexity model {repo!r}")  # one line at once when offline
     mode = mode or "ccnet"

@@ -14,7 +14,7 @@ from typing import Mapping, Sequence
 import numpy as np
 
 from .errors import ConfigError
-from .outputs import atomic_path, make_output_dir
+from .common.outputs import atomic_path, make_output_dir
 from .weighting import keep_probability
 from .weightings import WEIGHTINGS
 

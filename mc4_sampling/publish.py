@@ -31,9 +31,10 @@ from pathlib import Path
 
 import numpy as np
 
-from . import datatrove_logs, hub
+from . import datatrove_logs
+from .common import hub
 from .builder import Mc4SamplingConfig
-from .child_processes import children_die_with_parent
+from .common.processes import children_die_with_parent
 from .errors import ConfigError, DataNotFoundError, Mc4SamplingError
 from .plan import SPLITS, SamplingPlan, check_max_docs
 from .shards import shard_refs_for

@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import warnings
 
-from .version import __version__
+from .common.version import __version__
 
 NAME = "mc4-sampling"
 MODULE = "mc4_sampling.builder"

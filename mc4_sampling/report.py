@@ -31,7 +31,7 @@ import math
 import numpy as np
 
 from .errors import ConfigError
-from .outputs import atomic_path, make_output_dir
+from .common.outputs import atomic_path, make_output_dir
 from .plan import SamplingPlan
 from .weighting import DEFAULT_WIDTH, keep_probability
 

@@ -15,7 +15,7 @@ import time
 import pytest
 
 import mc4_sampling
-from mc4_sampling import hub_reach
+from mc4_sampling.common import hub_reach
 from mc4_sampling.cli import main
 from mc4_sampling.kenlm_models import DEFAULT_MODEL_DIR
 
@@ -163,7 +163,7 @@ def test_hf_hub_offline_is_honoured_without_retries(monkeypatch, capsys, tmp_pat
 
 
 def test_push_to_an_unreachable_hub_is_one_line(tmp_path):
-    from mc4_sampling.hub import HubError, push_folder
+    from mc4_sampling.common.hub import HubError, push_folder
 
     with pytest.raises(HubError, match="the Hub cannot be reached at http://127.0.0.1:9"):
         push_folder(str(tmp_path), "someone/data", repo_type="dataset", endpoint="http://127.0.0.1:9")
@@ -233,7 +233,7 @@ def test_forked_children_end_with_a_killed_parent(tmp_path):
     children_die_with_parent() ends once its parent is killed with SIGKILL."""
     script = (
         "import os, signal, threading, time\n"
-        "from mc4_sampling.child_processes import children_die_with_parent\n"
+        "from mc4_sampling.common.processes import children_die_with_parent\n"
         "children_die_with_parent()\n"
         "pids = []\n"
         "def fork():\n"

@@ -16,8 +16,8 @@ import time
 import pytest
 from trainer_helpers import REPO, make_corpus
 
-from mc4_sampling import hub_reach
-from mc4_sampling.console_guard import run_guarded
+from mc4_sampling.common import hub_reach
+from mc4_sampling.common.console import run_guarded
 from trainer.cli import main
 
 IS_ROOT = os.geteuid() == 0
@@ -132,7 +132,7 @@ def test_mistake_is_one_error_line_and_nothing_is_touched(tmp_path, user_folder,
 
 def test_overwrite_is_the_way_to_replace_a_folder(tmp_path, user_folder, capsys):
     """--overwrite replaces the folder whole; without it the same folder, once ours, is replaced too."""
-    from mc4_sampling.safe_output import atomic_dir, check_output_dir, is_ours
+    from mc4_sampling.common.safe_output import atomic_dir, check_output_dir, is_ours
 
     with atomic_dir(user_folder, "test", overwrite=True) as folder:
         (folder / "tokenizer.json").write_text("{}")
@@ -331,7 +331,7 @@ def test_tokenizer_workers_end_with_a_killed_parent(tmp_path):
     script = (
         "import os, signal, sys, time\n"
         "import multiprocessing as mp\n"
-        "from mc4_sampling.child_processes import die_with_parent\n"
+        "from mc4_sampling.common.processes import die_with_parent\n"
         "def work():\n"
         "    die_with_parent(use_prctl=False)\n"
         "    time.sleep(60)\n"

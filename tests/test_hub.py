@@ -1,9 +1,9 @@
-"""``mc4_sampling.hub``: card templates and folder uploads, against the loopback Hub."""
+"""``mc4_sampling.common.hub``: card templates and folder uploads, against the loopback Hub."""
 
 import pytest
 import yaml
 
-from mc4_sampling.hub import HubError, push_folder, write_card
+from mc4_sampling.common.hub import HubError, push_folder, write_card
 
 
 def test_push_folder_uploads_one_commit_that_resolves_by_branch_and_commit_id(tmp_path, loopback_hub):
@@ -51,7 +51,7 @@ def test_trainer_cards_live_in_the_trainer_and_render_byte_identical():
     import hashlib
     from pathlib import Path
 
-    from mc4_sampling.hub import CARDS_DIR, render_card
+    from mc4_sampling.common.hub import CARDS_DIR, render_card
     from trainer.cards import CARDS_DIR as TRAINER_CARDS
     from trainer.export import model_card
     from trainer.finetune.run import classifier_card

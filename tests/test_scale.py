@@ -470,7 +470,7 @@ def test_publish_pushes_the_dataset_without_its_state_or_the_token(data_dir, tmp
 def test_push_folder_large_uses_upload_large_folder_where_huggingface_hub_has_it(tmp_path, loopback_hub, monkeypatch):
     from huggingface_hub import HfApi
 
-    from mc4_sampling.hub import push_folder
+    from mc4_sampling.common.hub import push_folder
 
     hub = loopback_hub()
     calls = []

@@ -14,8 +14,8 @@ import os
 import sys
 from typing import Optional
 
-from mc4_sampling.cli_types import non_negative_int, positive_int
-from mc4_sampling.console_guard import add_version_argument
+from mc4_sampling.common.cli_types import non_negative_int, positive_int
+from mc4_sampling.common.console import add_version_argument
 
 from .config_loading import add_config_arguments, load_config
 from .console import configure_logging, run_guarded

@@ -3,7 +3,7 @@
 A :class:`~trainer.errors.TrainerError` (a user mistake), a sampler error surfacing under the trainer,
 or an environment fault (full disk, no permission, missing file, the Hub unreachable) is printed as
 ``error: <message>`` and the command exits with status 2 (130 on Ctrl-C, 143 on SIGTERM: the shared
-policy of :mod:`mc4_sampling.console_guard`); any other exception is a bug and keeps its traceback.
+policy of :mod:`mc4_sampling.common.console`); any other exception is a bug and keeps its traceback.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import logging
 import sys
 from typing import Callable
 
-from mc4_sampling import console_guard
+from mc4_sampling.common import console as console_guard
 
 from .errors import StoppedBySignal
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import ConfigError
-from ..outputs import atomic_path, make_output_dir
+from ..common.outputs import atomic_path, make_output_dir
 from ..perplexity import MODES
 from ..weighting import are_quartiles
 from .fit import calibratable_methods

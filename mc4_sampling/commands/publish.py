@@ -102,7 +102,7 @@ def run(args: argparse.Namespace) -> int:
           f"{len(result.configs)} configs, {result.tasks} tasks)", file=sys.stderr)
     tokenize_shards.run_after_publish(args, result)  # --tokenizer: OUTPUT_DIR/tokens/<config>/
     if args.push_to_hub:
-        from ..hub import push_folder
+        from ..common.hub import push_folder
 
         info = push_folder(result.output_dir, args.push_to_hub, repo_type="dataset", private=args.private,
                            large=True, allow_patterns=["README.md", "data/**"])

@@ -10,9 +10,9 @@ import numpy as np
 from tqdm import tqdm
 
 from ..errors import ConfigError, DataNotFoundError
-from ..outputs import make_output_dir, output_stream
+from ..common.outputs import make_output_dir, output_stream
 from ..plan import check_max_docs, iter_kept
-from ..safe_output import check_output_file, looks_like_json_lines
+from ..common.safe_output import check_output_file, looks_like_json_lines
 from ..sampler import SamplingStats
 from ..scoring import ScorerSource
 from ..shards import shard_refs_for

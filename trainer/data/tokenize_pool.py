@@ -27,7 +27,7 @@ from ..errors import DataError
 
 def _work(tokenizer_json: str, eos_id: int, inq, outq) -> None:  # pragma: no cover - runs in the workers
     os.environ["TOKENIZERS_PARALLELISM"] = "false"
-    from mc4_sampling.child_processes import die_with_parent
+    from mc4_sampling.common.processes import die_with_parent
 
     die_with_parent(use_prctl=False)  # never outlive the trainer (the thread that started us may end first)
     from tokenizers import Tokenizer

@@ -8,9 +8,9 @@ import json
 import logging
 import os
 
-from mc4_sampling.cli_types import finite_float, int_at_least, non_negative_int, positive_float, positive_int
-from mc4_sampling.outputs import OutputFile
-from mc4_sampling.safe_output import check_output_dir, check_output_file, is_ours, mark_as_ours
+from mc4_sampling.common.cli_types import finite_float, int_at_least, non_negative_int, positive_float, positive_int
+from mc4_sampling.common.outputs import OutputFile
+from mc4_sampling.common.safe_output import check_output_dir, check_output_file, is_ours, mark_as_ours
 
 from ..errors import CheckpointError, ConfigError
 from .tasks import PRESETS, get_preset
@@ -174,7 +174,7 @@ def run_finetune(args) -> int:
 
 
 def _push(folder: str, repo: str, endpoint) -> None:
-    from mc4_sampling.hub import HubError, push_folder
+    from mc4_sampling.common.hub import HubError, push_folder
 
     from ..errors import ExportError
 

@@ -52,7 +52,7 @@ def _hub_snapshot(repo_id: str, revision: Optional[str]) -> str:
     from huggingface_hub import hf_hub_download
     from huggingface_hub.errors import EntryNotFoundError, RepositoryNotFoundError, RevisionNotFoundError
 
-    from mc4_sampling.hub_reach import require_hub
+    from mc4_sampling.common.hub_reach import require_hub
 
     require_hub(f"model {repo_id!r}")  # fails at once when offline, instead of retrying for half a minute
     folder = None

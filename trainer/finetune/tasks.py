@@ -129,7 +129,7 @@ def _load(task: TaskPreset, data_files=None):
                                 "DataFilesNotFoundError", "EmptyDatasetError", "ConnectionError"):
             raise DataError(f"cannot load dataset {task.path!r} ({task.name}): {str(e).splitlines()[0]}") from None
         if type(e).__name__ == "DatasetGenerationError":  # a corrupt data file: name the files and the cause
-            from mc4_sampling.console_guard import root_cause
+            from mc4_sampling.common.console import root_cause
 
             files = ", ".join(p for paths in (data_files or {}).values() for p in paths) or task.path
             raise DataError(f"cannot read the data of {task.path!r} ({files}): {root_cause(e)}") from None

@@ -125,7 +125,7 @@ def push_revision(folder: str, repo_id: str, step: int, private: bool = False, e
                   token: Optional[str] = None, update_main: bool = True) -> bool:
     """Upload an exported revision to the branch ``step{N}`` (and ``main``); False when the branch
     already holds the same content. ExportError when it holds other content."""
-    from mc4_sampling.hub import HubError, push_folder
+    from mc4_sampling.common.hub import HubError, push_folder
 
     from ..export import upload_plan
 
@@ -198,7 +198,7 @@ class RevisionPublisher:
             if branch:
                 push_revision(folder, self.repo_id, step, self.private, self.endpoint, self.token, update_main=main)
             else:
-                from mc4_sampling.hub import push_folder
+                from mc4_sampling.common.hub import push_folder
 
                 from ..export import upload_plan
 

@@ -17,7 +17,7 @@ import logging
 import os
 from typing import Optional
 
-from mc4_sampling.cli_types import non_negative_int, positive_int
+from mc4_sampling.common.cli_types import non_negative_int, positive_int
 
 from ..config import TrainerConfig
 from ..config_loading import add_config_arguments, load_config

@@ -304,7 +304,7 @@ def plot(loaded: list[Loaded], path: str, title: Optional[str] = None) -> str:
                bbox_to_anchor=(0.5, 0.97))
     fig.tight_layout(rect=(0, 0, 1, 0.94))
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    from mc4_sampling.outputs import atomic_path
+    from mc4_sampling.common.outputs import atomic_path
 
     with atomic_path(path) as tmp:  # whole or not at all
         fig.savefig(tmp, dpi=100)
@@ -340,7 +340,7 @@ def add_arguments(parser) -> None:
 def run(args) -> int:
     output = None if args.output.lower() == "none" else args.output
     if output:  # before loading any checkpoint
-        from mc4_sampling.safe_output import check_output_file
+        from mc4_sampling.common.safe_output import check_output_file
 
         check_output_file(output, "--output", args.overwrite)
     table, png = run_stats(args.checkpoints, output, args.label or None, args.title)

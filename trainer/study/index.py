@@ -90,7 +90,7 @@ def index_shard(job: dict) -> dict:
 
 
 def _pool_initializer() -> None:
-    from mc4_sampling.child_processes import die_with_parent
+    from mc4_sampling.common.processes import die_with_parent
 
     die_with_parent()
 

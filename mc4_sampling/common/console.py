@@ -15,7 +15,7 @@ import sys
 import threading
 from typing import Callable, Optional
 
-from .errors import Mc4SamplingError
+from ..errors import Mc4SamplingError
 from .safe_output import os_error_message
 
 #: Environment faults reported as one line (anything else from the OS is a bug).

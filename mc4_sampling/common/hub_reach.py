@@ -16,7 +16,7 @@ import sys
 from typing import Optional
 from urllib.parse import urlsplit
 
-from .errors import Mc4SamplingError
+from ..errors import Mc4SamplingError
 
 #: Seconds the reachability probe waits for a connection.
 PROBE_TIMEOUT = 3.0

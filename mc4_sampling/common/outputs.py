@@ -17,7 +17,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
-from .errors import OutputError, output_error
+from ..errors import OutputError, output_error
 
 
 def _in_place(path: str) -> bool:

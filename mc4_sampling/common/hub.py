@@ -12,12 +12,12 @@ import logging
 import os
 from pathlib import Path
 
-from .errors import Mc4SamplingError
+from ..errors import Mc4SamplingError
 
 logger = logging.getLogger(__name__)
 
 #: Folder of the card templates: ``{name}.md`` with ``str.format`` fields (``{{``/``}}`` for braces).
-CARDS_DIR = Path(__file__).with_name("data") / "cards"
+CARDS_DIR = Path(__file__).parent.parent / "data" / "cards"
 
 
 class HubError(Mc4SamplingError):

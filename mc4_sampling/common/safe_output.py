@@ -25,7 +25,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator, Optional
 
-from .errors import OutputError
+from ..errors import OutputError
 
 #: The extended attribute of a folder that says "this tool wrote this folder" (a rerun may replace
 #: it): invisible in listings and uploads, kept by renames.
