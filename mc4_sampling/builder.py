@@ -15,7 +15,8 @@ from typing import Sequence
 import datasets
 from datasets.builder import Key
 
-from .errors import ConfigError, DataNotFoundError, Mc4SamplingError
+from .common.errors import UserError
+from .errors import ConfigError, DataNotFoundError
 from .languages import LANGUAGES, check_language, shard_counts, shard_file_name
 from .options import SamplingOptions, check_sampling_options, is_int, wants_score
 from .plan import SamplingPlan
@@ -137,14 +138,14 @@ class Mc4SamplingConfig(SamplingOptions, datasets.BuilderConfig):
         for lang in self.languages if uses_model else ():
             try:
                 model_id = ScorerSource.of(self, lang).load().model_id
-            except Mc4SamplingError:
+            except UserError:
                 continue
             h.update(f"model:{lang}:{model_id}\n".encode())
         if self.data_dir:
             for split in ("train", "validation"):
                 try:
                     refs = shard_refs_for(self, split)
-                except Mc4SamplingError:
+                except UserError:
                     continue
                 for ref in refs:
                     h.update(f"shard:{ref.path}:{_shard_fingerprint(ref.path)}\n".encode())

@@ -1,10 +1,13 @@
-"""Exceptions raised for user mistakes, each with a message that says what to do, and the helpers
-that word the common ones."""
+"""The sampler's exceptions for user mistakes, each with a message that says what to do, and the helpers
+that word the common ones. :class:`Mc4SamplingError` is a :class:`~mc4_sampling.common.errors.UserError`;
+the errors of the common layer (:class:`OutputError`...) are re-exported here."""
 
 from __future__ import annotations
 
+from .common.errors import OutputError, UserError, output_error  # noqa: F401  (re-exported)
 
-class Mc4SamplingError(ValueError):
+
+class Mc4SamplingError(UserError, ValueError):
     """Base class: a parameter, file or record the user supplied is not usable."""
 
 
@@ -73,14 +76,3 @@ def option_value(option: str, value) -> str:
 def out_of_range(option: str, value, requirement: str) -> ConfigError:
     """``<option>=<value> is out of range: <requirement>`` (``--flag value`` for a command-line flag)."""
     return ConfigError(f"{option_value(option, value)} is out of range: {requirement}")
-
-
-class OutputError(Mc4SamplingError, OSError):
-    """An output file or folder cannot be created or written (missing folder, a folder where a file
-    is expected, no permission, a full disk); the message names the path. Also an :class:`OSError`."""
-
-
-def output_error(path, error: OSError) -> OutputError:
-    """``cannot write <path>: <reason>`` from the OSError raised while creating or writing ``path``."""
-    reason = error.strerror or str(error)
-    return OutputError(f"cannot write {str(path)!r}: {reason}")

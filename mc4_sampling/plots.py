@@ -13,8 +13,8 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
-from .errors import ConfigError
 from .common.outputs import atomic_path, make_output_dir
+from .errors import ConfigError
 from .weighting import keep_probability
 from .weightings import WEIGHTINGS
 

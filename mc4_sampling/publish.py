@@ -32,8 +32,9 @@ from pathlib import Path
 import numpy as np
 
 from . import datatrove_logs
-from .common import hub
 from .builder import Mc4SamplingConfig
+from .common import hub
+from .common.errors import UserError
 from .common.processes import children_die_with_parent
 from .errors import ConfigError, DataNotFoundError, Mc4SamplingError
 from .plan import SPLITS, SamplingPlan, check_max_docs
@@ -274,7 +275,7 @@ def publish(
                                     mem_per_cpu_gb=0.5).run()
         else:
             slurm_script = _run_slurm(pipeline, tasks, workers, logs, slurm)
-    except Mc4SamplingError:
+    except UserError:
         raise
     except Exception as e:
         raise PublishError(f"a task failed: {type(e).__name__}: {e}. The finished shards are kept; see the logs in "

@@ -30,8 +30,8 @@ import math
 
 import numpy as np
 
-from .errors import ConfigError
 from .common.outputs import atomic_path, make_output_dir
+from .errors import ConfigError
 from .plan import SamplingPlan
 from .weighting import DEFAULT_WIDTH, keep_probability
 

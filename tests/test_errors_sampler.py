@@ -15,8 +15,8 @@ import time
 import pytest
 
 import mc4_sampling
-from mc4_sampling.common import hub_reach
 from mc4_sampling.cli import main
+from mc4_sampling.common import hub_reach
 from mc4_sampling.kenlm_models import DEFAULT_MODEL_DIR
 
 SAMPLE = mc4_sampling.SAMPLE_DATA_DIR

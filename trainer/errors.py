@@ -2,14 +2,17 @@
 
 Every mistake a user can make (a bad config value, a dataset without the text column, a
 checkpoint from another model shape...) raises a subclass of :class:`TrainerError` with a message
-that names the problem and how to fix it. The command line prints that message and exits with
-status 2 instead of showing a traceback.
+that names the problem and how to fix it. :class:`TrainerError` is a
+:class:`~mc4_sampling.common.errors.UserError`, so the command line (the common console policy) prints
+that message and exits with status 2 instead of showing a traceback.
 """
 
 from __future__ import annotations
 
+from mc4_sampling.common.errors import UserError
 
-class TrainerError(Exception):
+
+class TrainerError(UserError):
     """Base class of the errors caused by the user's input (not by a bug)."""
 
 

@@ -11,8 +11,8 @@ import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..errors import ConfigError
 from ..common.outputs import atomic_path, make_output_dir
+from ..errors import ConfigError
 from ..perplexity import MODES
 from ..weighting import are_quartiles
 from .fit import calibratable_methods

@@ -9,10 +9,10 @@ import sys
 import numpy as np
 from tqdm import tqdm
 
-from ..errors import ConfigError, DataNotFoundError
 from ..common.outputs import make_output_dir, output_stream
-from ..plan import check_max_docs, iter_kept
 from ..common.safe_output import check_output_file, looks_like_json_lines
+from ..errors import ConfigError, DataNotFoundError
+from ..plan import check_max_docs, iter_kept
 from ..sampler import SamplingStats
 from ..scoring import ScorerSource
 from ..shards import shard_refs_for

@@ -1,10 +1,11 @@
 """One console policy for ``mc4-sampling`` and ``trainer``: every user mistake or environment fault is
 one ``error:`` line, exit status 2; Ctrl-C is 130, SIGTERM 143; a bug keeps its traceback.
 
-:func:`error_message` recognises the user-facing errors of both packages wherever they surface
-(an :class:`~mc4_sampling.errors.Mc4SamplingError` raised under the trainer, one wrapped by
-``datasets`` in a ``DatasetGenerationError``, a full disk deep inside a library...): the error
-itself, or the first such error in its chain of causes. :func:`run_guarded` applies it.
+:func:`error_message` recognises the user-facing errors of both packages by their one base class,
+:class:`~.errors.UserError` (and connection faults), wherever they surface (a sampler error raised
+under the trainer, one wrapped by ``datasets`` in a ``DatasetGenerationError``, a full disk deep
+inside a library...): the error itself, or the first such error in its chain of causes.
+:func:`run_guarded` applies it.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import sys
 import threading
 from typing import Callable, Optional
 
-from ..errors import Mc4SamplingError
+from .errors import UserError
 from .safe_output import os_error_message
 
 #: Environment faults reported as one line (anything else from the OS is a bug).
@@ -38,15 +39,8 @@ class Terminated(BaseException):
     """SIGTERM arrived (raised in the main thread by :func:`run_guarded`'s handler)."""
 
 
-def _user_error_types() -> tuple:
-    types = [Mc4SamplingError, ConnectionError, TimeoutError]
-    try:  # the trainer's errors when the trainer is installed (it depends on this package, not the reverse)
-        from trainer.errors import TrainerError
-
-        types.append(TrainerError)
-    except ImportError:
-        pass
-    return tuple(types)
+#: What is reported as one line: the user errors of both packages, and connection faults.
+USER_ERRORS = (UserError, ConnectionError, TimeoutError)
 
 
 def _chain(error: BaseException):
@@ -59,9 +53,8 @@ def _chain(error: BaseException):
 
 def error_message(error: BaseException) -> Optional[str]:
     """The one line for a user mistake or environment fault, or None for a bug (keep the traceback)."""
-    user = _user_error_types()
     for e in _chain(error):
-        if isinstance(e, user):
+        if isinstance(e, USER_ERRORS):
             return str(e).splitlines()[0] if str(e) else type(e).__name__
         if isinstance(e, OSError) and e.errno in ENVIRONMENT_ERRNOS:
             return os_error_message(e)

@@ -12,16 +12,12 @@ import logging
 import os
 from pathlib import Path
 
-from ..errors import Mc4SamplingError
+from .errors import HubError, HubUnreachableError
 
 logger = logging.getLogger(__name__)
 
 #: Folder of the card templates: ``{name}.md`` with ``str.format`` fields (``{{``/``}}`` for braces).
 CARDS_DIR = Path(__file__).parent.parent / "data" / "cards"
-
-
-class HubError(Mc4SamplingError):
-    """An upload to the Hub failed; the message names the folder and the repository."""
 
 
 def render_card(template: str | os.PathLike, **fields) -> str:
@@ -66,7 +62,7 @@ def push_folder(
     """
     from huggingface_hub import HfApi
 
-    from .hub_reach import HubUnreachableError, require_hub
+    from .hub_reach import require_hub
 
     try:  # one line at once, not 25 s of retries
         require_hub(f"{repo_type} repository {repo_id!r}", endpoint)

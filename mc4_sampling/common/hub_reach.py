@@ -16,7 +16,7 @@ import sys
 from typing import Optional
 from urllib.parse import urlsplit
 
-from ..errors import Mc4SamplingError
+from .errors import HubUnreachableError
 
 #: Seconds the reachability probe waits for a connection.
 PROBE_TIMEOUT = 3.0
@@ -24,10 +24,6 @@ PROBE_TIMEOUT = 3.0
 DEFAULT_ENDPOINT = "https://huggingface.co"
 
 _PROBED: dict = {}
-
-
-class HubUnreachableError(Mc4SamplingError, ConnectionError):
-    """The Hub (or ``HF_ENDPOINT``) cannot be reached; the message names what was looked up."""
 
 
 #: Whether :func:`require_hub` turned huggingface_hub's offline constant on (to undo when the variable goes).

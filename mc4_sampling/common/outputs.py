@@ -4,7 +4,7 @@ Every file a command writes (``sample -o``, the ``--report`` files, ``calibrate`
 ``calibration.json`` and pictures) is written under a temporary name in its folder and renamed
 when complete, so an interrupted or failed run never leaves a file that looks complete. A device
 or pipe (``/dev/null``, ``/dev/stdout``, a FIFO) is written in place. Any :class:`OSError` while
-creating or writing becomes an :class:`~mc4_sampling.errors.OutputError` naming the path.
+creating or writing becomes an :class:`~.errors.OutputError` naming the path.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
-from ..errors import OutputError, output_error
+from .errors import OutputError, output_error
 
 
 def _in_place(path: str) -> bool:

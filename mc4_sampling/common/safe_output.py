@@ -25,7 +25,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator, Optional
 
-from ..errors import OutputError
+from .errors import OutputError
 
 #: The extended attribute of a folder that says "this tool wrote this folder" (a rerun may replace
 #: it): invisible in listings and uploads, kept by renames.
@@ -90,7 +90,7 @@ def check_output_dir(path, option: str = "--output", overwrite: bool = False, ou
     """Refuse an output folder that cannot or must not be written, before any work (see the module doc).
 
     ``ours(path)``: whether an existing non-empty folder was written by this tool (default: it holds
-    the marker). Raises :class:`~mc4_sampling.errors.OutputError` naming ``option`` and ``path``.
+    the marker). Raises :class:`~.errors.OutputError` naming ``option`` and ``path``.
     """
     p = Path(path)
     shown = f"cannot write {option} {str(path)!r}"

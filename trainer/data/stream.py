@@ -77,7 +77,8 @@ def sample_stream(ds, cfg: DataConfig):
     if sp.sampling_method == "none":
         return ds
     try:
-        from mc4_sampling import Mc4SamplingError, sample_dataset
+        from mc4_sampling import sample_dataset
+        from mc4_sampling.common.errors import UserError
         from mc4_sampling.corpus import CorpusSamplingOptions
     except ImportError as e:  # pragma: no cover - the package is part of this project
         raise DataError(f"data.sampling needs the mc4_sampling package: {e}") from None
@@ -89,7 +90,7 @@ def sample_stream(ds, cfg: DataConfig):
                    boundaries=tuple(sp.boundaries) if sp.boundaries else None)
     try:
         return sample_dataset(ds, text_column=cfg.text_column, id_column=sp.id_column, **options)
-    except Mc4SamplingError as e:
+    except UserError as e:  # the sampler's errors and the common layer's (an unreachable Hub...)
         raise DataError(f"data.sampling: {e}") from None
 
 

@@ -53,7 +53,8 @@ def keep_mask(arm, texts: Sequence[str], ids: Sequence[str], seed: int, language
         return np.ones(len(texts), dtype=bool)
     import datasets
 
-    from mc4_sampling import Mc4SamplingError, sample_dataset
+    from mc4_sampling import sample_dataset
+    from mc4_sampling.common.errors import UserError
 
     opts = sampler_options(arm)
     if factor is not None:
@@ -64,7 +65,7 @@ def keep_mask(arm, texts: Sequence[str], ids: Sequence[str], seed: int, language
     try:
         kept = sample_dataset(ds, text_column="text", id_column="id", seed=seed, language=language, **opts)
         rows = kept["row"]
-    except Mc4SamplingError as e:
+    except UserError as e:
         raise ConfigError(f"arms.{arm.name}: {e}") from None
     finally:
         if was_enabled:
@@ -111,7 +112,8 @@ def thresholds(arm, scores: Optional[np.ndarray], keys: np.ndarray, seed: int, l
     """``(factor, t)``: the arm's own factor and each document's threshold ``t = u / w(x)`` (``inf`` when
     ``w = 0``): ``sample_dataset`` with factor ``f`` keeps exactly the documents with ``t < f``.
     ``none`` keeps everything: ``(None, zeros)``."""
-    from mc4_sampling import Mc4SamplingError, keep_weights
+    from mc4_sampling import keep_weights
+    from mc4_sampling.common.errors import UserError
     from mc4_sampling.draw import document_key, uniform_draws
 
     if arm.method == "none":
@@ -119,7 +121,7 @@ def thresholds(arm, scores: Optional[np.ndarray], keys: np.ndarray, seed: int, l
     try:
         factor, w = keep_weights(scores if scores is not None else np.zeros(len(keys)), language,
                                  **sampler_options(arm))
-    except Mc4SamplingError as e:
+    except UserError as e:
         raise ConfigError(f"arms.{arm.name}: {e}") from None
     u = uniform_draws(document_key(seed, language), np.asarray(keys, np.uint64))
     with np.errstate(divide="ignore"):
