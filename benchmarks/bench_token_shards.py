@@ -7,7 +7,7 @@ on them (not timed). Measured, global batches of ``--batch`` x ``--seq-len`` tok
 
 - streaming path: :class:`trainer.data.batches.BatchStream` over the Parquet files (read, hold-out
   by content, block shuffle, tokenise in the pipeline's thread, pack), 0 and 2 tokenizer workers;
-- token shards: the same documents tokenised once by ``mc4_sampling.tokenize_shards`` (the step of
+- token shards: the same documents tokenised once by ``trainer.data.publish_tokens`` (the step of
   ``publish --tokenizer``; its time is printed, not counted), read by
   :class:`trainer.data.token_shards.TokenShardStream` from memory maps.
 
@@ -66,9 +66,9 @@ def main(argv=None) -> int:
     import pyarrow.parquet as pq
     from transformers import AutoTokenizer
 
-    from mc4_sampling.tokenize_shards import tokenize_config
     from trainer.config import DataConfig
     from trainer.data.batches import BatchStream
+    from trainer.data.publish_tokens import tokenize_config
     from trainer.data.token_shards import TokenShardStream
     from trainer.data.tokenizer import train_tokenizer
 

@@ -43,6 +43,7 @@ import numpy as np
 from datatrove.data import Document
 from datatrove.pipeline.base import PipelineStep
 
+from .common.outputs import write_atomic
 from .errors import Mc4SamplingError
 from .plan import SamplingPlan
 from .reader import iter_records
@@ -101,10 +102,7 @@ def failure_file(output_dir: str, unit: Unit) -> str:
 def write_json_atomic(path: str, value) -> None:
     """Write ``value`` as JSON to ``path`` through a temporary file renamed when complete."""
     os.makedirs(os.path.dirname(path), exist_ok=True)
-    tmp = f"{path}.tmp-{os.getpid()}"
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(value, f, indent=1, sort_keys=True)
-    os.replace(tmp, path)
+    write_atomic(path, json.dumps(value, indent=1, sort_keys=True))
 
 
 class Mc4ShardReader(PipelineStep):

@@ -35,6 +35,7 @@ from . import datatrove_logs
 from .builder import Mc4SamplingConfig
 from .common import hub
 from .common.errors import UserError
+from .common.outputs import write_atomic
 from .common.processes import children_die_with_parent
 from .errors import ConfigError, DataNotFoundError, Mc4SamplingError
 from .plan import SPLITS, SamplingPlan, check_max_docs
@@ -299,9 +300,9 @@ def publish(
         raise PublishError(f"{len(missing)} of {len(units)} shard(s) did not finish ({', '.join(missing[:5])}); "
                            f"see the logs in {logs} and run the same command again to finish them")
     card = render_card(configs, result, repo_id or f"your-name/mc4-{'+'.join(first.languages)}-sampled")
-    _write_atomic(os.path.join(out, "README.md"), card)
+    write_atomic(os.path.join(out, "README.md"), card)
     result.card = os.path.join(out, "README.md")
-    _write_atomic(os.path.join(state, "stats.json"), json.dumps(
+    write_atomic(os.path.join(state, "stats.json"), json.dumps(
         {name: {split: dataclasses.asdict(s) for split, s in by_split.items()}
          for name, by_split in result.stats.items()},
         indent=1))
@@ -316,7 +317,7 @@ def _ours(relative: str, configs) -> bool:
     parts = relative.split("/")
     if parts[0] in (STATE_DIR, ".cache") or relative == "README.md":
         return True
-    if parts[0] == "tokens":  # token shards (mc4_sampling.tokenize_shards, publish --tokenizer)
+    if parts[0] == "tokens":  # token shards (publish --tokenizer: trainer.data.publish_tokens)
         return len(parts) >= 3 and parts[1] in configs
     return len(parts) == 3 and parts[0] == "data" and parts[1] in configs and parts[2].endswith(".parquet")
 
@@ -379,7 +380,7 @@ def prepare_output(out: str, manifest: dict, overwrite: bool) -> bool:
             f.write("ok")
         os.unlink(probe)
         if not resumed:
-            _write_atomic(manifest_path, json.dumps(manifest, indent=1, sort_keys=True))
+            write_atomic(manifest_path, json.dumps(manifest, indent=1, sort_keys=True))
     except OSError as e:
         raise PublishError(f"cannot write to the output folder {out}: {e.strerror or e}") from None
     return resumed
@@ -395,13 +396,6 @@ def _config_differences(old: dict, new: dict) -> list[str]:
             differ += [f"{name}.{k}" for k in dict.fromkeys([*old[name], *new[name]])
                        if old[name].get(k) != new[name].get(k)]
     return differ
-
-
-def _write_atomic(path: str, text: str) -> None:
-    tmp = f"{path}.tmp-{os.getpid()}"
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write(text)
-    os.replace(tmp, path)
 
 
 def _forget_unfinished_tasks(engine, out: str, logs: str, units, tasks: int, reset: bool) -> None:

@@ -132,7 +132,7 @@ def test_mistake_is_one_error_line_and_nothing_is_touched(tmp_path, user_folder,
 
 def test_overwrite_is_the_way_to_replace_a_folder(tmp_path, user_folder, capsys):
     """--overwrite replaces the folder whole; without it the same folder, once ours, is replaced too."""
-    from mc4_sampling.common.safe_output import atomic_dir, check_output_dir, is_ours
+    from mc4_sampling.common.outputs import atomic_dir, check_output_dir, is_ours
 
     with atomic_dir(user_folder, "test", overwrite=True) as folder:
         (folder / "tokenizer.json").write_text("{}")

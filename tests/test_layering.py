@@ -1,4 +1,5 @@
-"""The package layers: no import circle between modules, and the core loop knows none of its wings.
+"""The package layers: the sampler never imports the trainer, the common layer imports neither package's
+upper modules, no import circle between modules, and the core loop knows none of its wings.
 
 Every import of every module of ``trainer/`` and ``mc4_sampling/`` is read with ``ast``: top-level,
 function-local and ``TYPE_CHECKING`` ones alike (a circle closed by a late import is still a circle).
@@ -34,6 +35,32 @@ def modules() -> dict[str, str]:
                     rel = os.path.relpath(os.path.join(folder, f), ROOT)[:-3].split(os.sep)
                     name = ".".join(rel[:-1] if rel[-1] == "__init__" else rel)
                     out[name] = os.path.join(folder, f)
+    return out
+
+
+def imported_names(name: str, path: str) -> set[str]:
+    """Every module name module ``name`` imports anywhere in its file, absolute (relative ones resolved), and
+    the constant names given to ``importlib.import_module`` / ``__import__``."""
+    is_pkg = path.endswith("__init__.py")
+    package = name if is_pkg else name.rpartition(".")[0]
+    out = set()
+    for node in ast.walk(ast.parse(open(path, encoding="utf-8").read(), path)):
+        if isinstance(node, ast.Import):
+            out |= {a.name for a in node.names}
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package.split(".")
+                mod = ".".join(base[:len(base) - node.level + 1] + ([node.module] if node.module else []))
+            else:
+                mod = node.module
+            out.add(mod)
+            out |= {f"{mod}.{a.name}" for a in node.names}
+        elif isinstance(node, ast.Call) and node.args and isinstance(node.args[0], ast.Constant) \
+                and isinstance(node.args[0].value, str):
+            func = node.func
+            called = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", None)
+            if called in ("import_module", "__import__"):
+                out.add(node.args[0].value)
     return out
 
 
@@ -126,6 +153,38 @@ def test_parser_sees_local_and_type_checking_imports(tmp_path):
     assert cycles(g) == [["pkg.a", "pkg.b", "pkg.sub.c"]]  # a -> b (TYPE_CHECKING) -> c (local) -> a
     del g["pkg.sub.c"]
     assert cycles(g) == [["pkg.a", "pkg.b"]]
+
+
+def _in(name: str, package: str) -> bool:
+    return name == package or name.startswith(package + ".")
+
+
+def test_parser_sees_every_import_of_another_package(tmp_path):
+    path = tmp_path / "m.py"
+    path.write_text("import importlib\ndef f():\n    from trainer.data import x\n"
+                    "    importlib.import_module('trainer.y')\nfrom .. import errors\n")
+    got = imported_names("mc4_sampling.common.m", str(path))
+    assert {"trainer.data", "trainer.data.x", "trainer.y", "mc4_sampling", "mc4_sampling.errors"} <= got
+
+
+def test_the_sampler_never_imports_the_trainer():
+    """``mc4_sampling`` stands on its own: no import of ``trainer`` anywhere (function-local ones included);
+    what the trainer adds to the sampler's commands comes through entry points (``publish --tokenizer``)."""
+    bad = {name: sorted(t for t in imported_names(name, path) if _in(t, "trainer"))
+           for name, path in modules().items() if _in(name, "mc4_sampling")}
+    assert len(bad) > 30
+    assert {name: targets for name, targets in bad.items() if targets} == {}
+
+
+def test_the_common_layer_imports_nothing_above_it():
+    """``mc4_sampling.common`` is below both packages: it imports no other module of ``mc4_sampling``, nor
+    ``trainer``."""
+    common = {name: path for name, path in modules().items() if _in(name, "mc4_sampling.common")}
+    assert len(common) >= 8
+    bad = {name: sorted(t for t in imported_names(name, path)
+                        if _in(t, "trainer") or (_in(t, "mc4_sampling") and not _in(t, "mc4_sampling.common")))
+           for name, path in common.items()}
+    assert {name: targets for name, targets in bad.items() if targets} == {}
 
 
 def test_no_import_circles(graph):

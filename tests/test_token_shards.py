@@ -15,11 +15,12 @@ import pytest
 from trainer_helpers import make_corpus, make_tokenizer, run_trainer, tiny_overrides
 
 import mc4_sampling
-from mc4_sampling.tokenize_shards import tokenize_config
 from trainer.config import DataConfig
 from trainer.data.batches import BatchStream, StreamPosition, block_permutation
 from trainer.data.holdout import content_key
-from trainer.data.token_shards import TokenShardStream, TokenSplit, write_shard
+from trainer.data.publish_tokens import tokenize_config
+from trainer.data.shard_writer import write_shard
+from trainer.data.token_shards import TokenShardStream, TokenSplit
 
 
 def test_a_shard_reads_back_and_datatrove_reads_it(tmp_path):

@@ -101,7 +101,7 @@ def test_token_shards_two_processes_read_only_their_rows_and_train_alike(corpus,
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from mc4_sampling.tokenize_shards import tokenize_config
+    from trainer.data.publish_tokens import tokenize_config
 
     paths, tok = corpus
     texts = [json.loads(line)["text"] for p in paths for line in open(p)]

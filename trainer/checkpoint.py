@@ -153,7 +153,7 @@ def failure_reason(error: BaseException) -> str:
     """The OS's reason of a failed save (Orbax/TensorStore word ENOSPC as ``os_error_code='28'``)."""
     import re
 
-    from mc4_sampling.common.safe_output import os_error_message
+    from mc4_sampling.common.outputs import os_error_message
 
     if isinstance(error, OSError):
         return os_error_message(error)

@@ -11,7 +11,7 @@ import jax
 import numpy as np
 
 from mc4_sampling.common.hub import HubError, push_folder
-from mc4_sampling.common.safe_output import MARKER, atomic_dir, check_output_dir
+from mc4_sampling.common.outputs import MARKER, atomic_dir, check_output_dir
 
 from . import cards
 from .checkpoint import Checkpointer, split_checkpoint_path
@@ -96,7 +96,7 @@ def export_checkpoint(path: str, output_dir: str, step: Optional[int] = None, to
                       push_to_hub: Optional[str] = None, private: bool = False, hub_endpoint: Optional[str] = None,
                       hub_token: Optional[str] = None, overwrite: bool = False) -> str:
     """Write ``output_dir`` whole or not at all; a folder holding files this tool did not write is
-    refused unless ``overwrite`` (:mod:`mc4_sampling.common.safe_output`)."""
+    refused unless ``overwrite`` (:mod:`mc4_sampling.common.outputs`)."""
     check_output_dir(output_dir, "--output", overwrite)
     spec, params, meta, step = load_checkpoint_params(path, step)
     tokenizer_dir = tokenizer_dir or meta.get("tokenizer_dir")

@@ -9,6 +9,8 @@ import os
 import shutil
 from typing import Optional
 
+from mc4_sampling.common.outputs import write_atomic
+
 from .config import TrainerConfig
 from .errors import DataError
 
@@ -100,10 +102,7 @@ def keep_records_up_to(path: str, step: int) -> None:
     kept = [line for line in lines if _step_of(line) is not None and _step_of(line) <= step]
     if len(kept) == len(lines):
         return
-    tmp = f"{path}.{os.getpid()}.tmp"
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.writelines(kept)
-    os.replace(tmp, path)
+    write_atomic(path, "".join(kept))
 
 
 def _step_of(line: str) -> Optional[int]:

@@ -26,7 +26,7 @@ import jax.numpy as jnp
 import numpy as np
 import yaml
 
-from mc4_sampling.common.safe_output import check_output_dir, is_ours, mark_as_ours
+from mc4_sampling.common.outputs import check_output_dir, is_ours, mark_as_ours
 
 from . import flops as flops_lib
 from .checkpoint import Checkpointer, check_compatible, gather_positions, model_meta, split_checkpoint_path

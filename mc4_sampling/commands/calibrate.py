@@ -24,7 +24,7 @@ from ..calibration import (
     resolve_target,
     run_calibration,
 )
-from ..common.safe_output import atomic_dir, check_output_dir
+from ..common.outputs import atomic_dir, check_output_dir
 from ..errors import ConfigError
 from ..weighting import DEFAULT_WIDTH
 from .common import add_model_options, add_source_options, build_config, model_spec, scorer_kwargs

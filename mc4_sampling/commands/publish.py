@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .. import tokenize_shards
+from .. import publish_outputs
 from ..errors import ConfigError
 from ..publish import EXECUTORS, SlurmOptions, method_configs, publish
 from .common import add_model_options, add_sampling_options, add_source_options, build_config, key_values
@@ -55,7 +55,7 @@ def add_parser(subparsers) -> None:
     h = p.add_argument_group("hub")
     h.add_argument("--push-to-hub", metavar="REPO_ID", help="upload to this dataset repository (owner/name)")
     h.add_argument("--private", action="store_true", help="create the repository as private")
-    tokenize_shards.add_arguments(p)  # --tokenizer: token shards (mc4_sampling.tokenize_shards)
+    publish_outputs.add_arguments(p)  # outputs of other packages (--tokenizer: the trainer's token shards)
     p.set_defaults(handler=run)
 
 
@@ -80,6 +80,7 @@ def run(args: argparse.Namespace) -> int:
     if args.push_to_hub is not None and args.push_to_hub.count("/") != 1:
         raise ConfigError(f"--push-to-hub={args.push_to_hub!r} is not valid; give a repository id owner/name")
     slurm = _slurm_options(args)
+    publish_outputs.check(args)  # an output asked for without its extra: refused before any work
     if args.ray_address and args.executor != "ray":
         raise ConfigError("--ray-address needs --executor ray")
     # --weighting-option is shared by the methods: each config takes the keys its weighting declares
@@ -100,7 +101,7 @@ def run(args: argparse.Namespace) -> int:
                   f"scored {s.scored}, bad records {s.bad_records})", file=sys.stderr)
     print(f"wrote {result.output_dir}/README.md and {result.output_dir}/data/ ({result.shards} shards x "
           f"{len(result.configs)} configs, {result.tasks} tasks)", file=sys.stderr)
-    tokenize_shards.run_after_publish(args, result)  # --tokenizer: OUTPUT_DIR/tokens/<config>/
+    publish_outputs.run(args, result)  # --tokenizer: OUTPUT_DIR/tokens/<config>/
     if args.push_to_hub:
         from ..common.hub import push_folder
 

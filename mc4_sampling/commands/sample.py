@@ -9,8 +9,7 @@ import sys
 import numpy as np
 from tqdm import tqdm
 
-from ..common.outputs import make_output_dir, output_stream
-from ..common.safe_output import check_output_file, looks_like_json_lines
+from ..common.outputs import check_output_file, looks_like_json_lines, make_output_dir, output_stream
 from ..errors import ConfigError, DataNotFoundError
 from ..plan import check_max_docs, iter_kept
 from ..sampler import SamplingStats

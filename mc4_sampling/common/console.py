@@ -17,7 +17,7 @@ import threading
 from typing import Callable, Optional
 
 from .errors import UserError
-from .safe_output import os_error_message
+from .outputs import os_error_message
 
 #: Environment faults reported as one line (anything else from the OS is a bug).
 ENVIRONMENT_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOENT,

@@ -174,9 +174,7 @@ def eval_manifest(texts: list[str], cfg) -> dict:
 def write_eval_manifest(path: str, texts: list[str], cfg) -> None:
     """:func:`eval_manifest` as JSON at ``path`` (written under a temporary name, then renamed)."""
     import json
-    import os
 
-    tmp = path + ".tmp"
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(eval_manifest(texts, cfg), f, indent=1)
-    os.replace(tmp, path)
+    from mc4_sampling.common.outputs import write_atomic
+
+    write_atomic(path, json.dumps(eval_manifest(texts, cfg), indent=1))

@@ -1,4 +1,5 @@
-"""Token shards: documents tokenised once (``mc4-sampling publish --tokenizer``), trained on from memory maps.
+"""Token shards: the format, and its reader: documents tokenised once (``mc4-sampling publish --tokenizer``,
+the study), trained on from memory maps. The one writer is :mod:`trainer.data.shard_writer`.
 
 Format (datatrove's tokenised format, readable by datatrove's ``DatatroveFolderDataset`` and nanotron)::
 
@@ -30,9 +31,11 @@ import logging
 import os
 import shutil
 import zlib
-from typing import Iterator, Optional, Sequence
+from typing import Iterator, Optional
 
 import numpy as np
+
+from mc4_sampling.common.outputs import atomic_path
 
 from ..errors import DataError
 
@@ -51,32 +54,6 @@ def token_dtype(vocab_size: int) -> np.dtype:
 def tokenizer_sha256(tokenizer_json: str) -> str:
     """SHA-256 of the tokenizer's JSON (``tokenizers.Tokenizer.to_str()``): shards and trainer must agree."""
     return hashlib.sha256(tokenizer_json.encode("utf-8")).hexdigest()
-
-
-def _atomic(path: str, data: bytes) -> None:
-    tmp = f"{path}.tmp.{os.getpid()}"
-    with open(tmp, "wb") as f:
-        f.write(data)
-    os.replace(tmp, path)
-
-
-def write_shard(path: str, docs: Sequence[Sequence[int]], eos_id: int, dtype: np.dtype, tokenizer_name: str) -> int:
-    """Write ``path`` (``.ds``), ``path.index`` and ``path.metadata``; every non-empty document ends with
-    ``eos_id``. The ``.ds`` file is renamed last (a shard is complete when it exists). Returns the tokens."""
-    parts, ends, total = [], [], 0
-    for ids in docs:
-        if len(ids):
-            parts.append(np.asarray(ids, np.int64))
-            parts.append(np.asarray([eos_id], np.int64))
-            total += len(ids) + 1
-            ends.append(total)
-    tokens = np.concatenate(parts) if parts else np.zeros((0,), np.int64)
-    if len(tokens) and int(tokens.max()) > np.iinfo(dtype).max:
-        raise DataError(f"token id {int(tokens.max())} does not fit {dtype}")
-    _atomic(path + ".index", np.asarray(ends, "<u8").tobytes())
-    _atomic(path + ".metadata", f"{tokenizer_name}|{dtype.itemsize}\n{total}\n{total / 1e6:.1f}M".encode())
-    _atomic(path, tokens.astype(dtype).tobytes())
-    return total
 
 
 class TokenSplit:
@@ -217,9 +194,8 @@ class TokenShardStream:
 
     def write_eval_manifest(self, path: str) -> None:
         """Copy the shards' eval manifest into the run folder (temporary name, then renamed)."""
-        tmp = path + ".tmp"
-        shutil.copyfile(os.path.join(self.folder, EVAL_MANIFEST), tmp)
-        os.replace(tmp, path)
+        with atomic_path(path) as tmp:
+            shutil.copyfile(os.path.join(self.folder, EVAL_MANIFEST), tmp)
 
     # -- training -------------------------------------------------------------------------------
     def _epoch(self, epoch: int):

@@ -17,7 +17,7 @@ import sys
 from typing import Iterable, Optional
 
 from mc4_sampling.common.cli_types import int_at_least, positive_int
-from mc4_sampling.common.safe_output import atomic_dir, check_output_dir
+from mc4_sampling.common.outputs import atomic_dir, check_output_dir
 
 from ..config import max_sequence_length
 from ..config_loading import add_config_arguments, load_config

@@ -9,8 +9,7 @@ import logging
 import os
 
 from mc4_sampling.common.cli_types import finite_float, int_at_least, non_negative_int, positive_float, positive_int
-from mc4_sampling.common.outputs import OutputFile
-from mc4_sampling.common.safe_output import check_output_dir, check_output_file, is_ours, mark_as_ours
+from mc4_sampling.common.outputs import OutputFile, check_output_dir, check_output_file, is_ours, mark_as_ours
 
 from ..errors import CheckpointError, ConfigError
 from .tasks import PRESETS, get_preset

@@ -27,6 +27,8 @@ import urllib.error
 import urllib.request
 from typing import Iterable, Optional
 
+from mc4_sampling.common.outputs import write_atomic
+
 from ..errors import DataError
 
 #: Where the raw files are by default (NLTK's copy, with part-of-speech tags; the files the
@@ -125,10 +127,7 @@ def fetch(location: str, lang: str = "es") -> str:
         except (urllib.error.URLError, OSError) as e:
             raise DataError(f"cannot download the CoNLL-2002 file {url}: {getattr(e, 'reason', e)} "
                             "(--conll-files takes another base URL or a local folder)") from None
-        tmp = f"{path}.tmp{os.getpid()}"
-        with open(tmp, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
+        write_atomic(path, data)
     return folder
 
 

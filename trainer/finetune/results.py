@@ -13,6 +13,8 @@ import json
 import os
 from typing import Optional
 
+from mc4_sampling.common.outputs import atomic_path
+
 from ..errors import DataError
 
 _SHORT = {"f1": "F1", "accuracy": "Acc", "macro_f1": "macro-F1"}
@@ -125,10 +127,9 @@ def bar_chart(results: dict, path: str, title: Optional[str] = None) -> str:
 
     fig = chart_figure(results, title)
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    tmp = f"{path}.tmp.png"
-    fig.savefig(tmp, dpi=120)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=120)
     plt.close(fig)
-    os.replace(tmp, path)
     return path
 
 

@@ -32,6 +32,8 @@ from typing import TYPE_CHECKING, Any, Optional
 
 import numpy as np
 
+from mc4_sampling.common.outputs import atomic_folder
+
 from ..errors import CheckpointError, ExportError
 from ..hooks import Extension, Hook
 from .checkpoint_schedule import resolve_schedule, revision_name
@@ -85,16 +87,13 @@ def export_revision(params, spec, meta: dict, step: int, folder: str, repo_id: O
     export_pretrained = family_of(spec).hf.export_pretrained
     card = model_card(meta, step, repo_id, revisions=revisions_section(repo_id, steps))
     spec_out = dataclasses.replace(spec, dtype="float32", param_dtype="float32")
-    tmp = folder + ".tmp"
-    export_pretrained(params, spec_out, tmp, tokenizer_dir=meta.get("tokenizer_dir"), extra_files={"README.md": card})
-    with open(os.path.join(tmp, MANIFEST), "w", encoding="utf-8") as f:
-        json.dump({"step": step, "revision": revision_name(step), "files": file_digests(tmp)}, f, indent=1,
-                  sort_keys=True)
-    if os.path.isdir(folder):
-        import shutil
-
-        shutil.rmtree(folder)
-    os.replace(tmp, folder)
+    with atomic_folder(folder) as out:
+        tmp = str(out)
+        export_pretrained(params, spec_out, tmp, tokenizer_dir=meta.get("tokenizer_dir"),
+                          extra_files={"README.md": card})
+        with open(os.path.join(tmp, MANIFEST), "w", encoding="utf-8") as f:
+            json.dump({"step": step, "revision": revision_name(step), "files": file_digests(tmp)}, f, indent=1,
+                      sort_keys=True)
     return folder
 
 

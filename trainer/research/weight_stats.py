@@ -340,7 +340,7 @@ def add_arguments(parser) -> None:
 def run(args) -> int:
     output = None if args.output.lower() == "none" else args.output
     if output:  # before loading any checkpoint
-        from mc4_sampling.common.safe_output import check_output_file
+        from mc4_sampling.common.outputs import check_output_file
 
         check_output_file(output, "--output", args.overwrite)
     table, png = run_stats(args.checkpoints, output, args.label or None, args.title)

@@ -28,6 +28,8 @@ from typing import Optional
 
 import numpy as np
 
+from mc4_sampling.common.outputs import atomic_folder, atomic_path
+
 from ..errors import DataError
 from . import sampling
 from .config import StudyConfig
@@ -54,7 +56,8 @@ def index_shard(job: dict) -> dict:
     from mc4_sampling.draw import hashes64
 
     from ..data.batches import TokenizerFns
-    from ..data.token_shards import token_dtype, write_shard
+    from ..data.shard_writer import write_shard
+    from ..data.token_shards import token_dtype
     from ..train import load_tokenizer
 
     cfg, shard, folder = job["cfg"], job["shard"], job["folder"]
@@ -83,9 +86,8 @@ def index_shard(job: dict) -> dict:
     os.makedirs(os.path.join(folder, "train"), exist_ok=True)
     write_shard(_ds_path(folder, shard), [ids[j] for j in nonempty], tok.eos_id, token_dtype(tok.vocab_size),
                 "study")
-    tmp = f"{npz}.tmp.{os.getpid()}.npz"
-    np.savez(tmp, **out)
-    os.replace(tmp, npz)
+    with atomic_path(npz) as tmp:
+        np.savez(tmp, **out)
     return {"read": len(docs), "held_out": len(docs) - len(keep), "documents": len(rows)}
 
 
@@ -188,57 +190,40 @@ def read_index(folder: str, shards: list, scorer_keys: list) -> CorpusIndex:
 def write_selection(index: CorpusIndex, mask: np.ndarray, folder: str, tokenizer_dir: str,
                     eval_texts: list) -> dict:
     """The documents of ``mask`` as a token-shard folder the trainer reads (``data.token_shards``): one train
-    shard per corpus file (their tokens copied from the index), the eval split (``eval_texts``), the manifests.
-    Written under a temporary name and renamed whole."""
-    import shutil
-
+    shard per corpus file (their tokens copied from the index), the eval split (``eval_texts``), the manifests
+    (:class:`~trainer.data.shard_writer.TokenShardWriter`). Written under a temporary name and renamed whole."""
     from ..data.batches import TokenizerFns
     from ..data.holdout import content_key, text_sha256
-    from ..data.token_shards import (
-        EVAL_MANIFEST,
-        FORMAT,
-        MANIFEST,
-        token_dtype,
-        tokenizer_sha256,
-        write_shard,
-    )
+    from ..data.shard_writer import TokenShardWriter
     from ..train import load_tokenizer
     from .units import write_json
 
     tok = TokenizerFns(load_tokenizer(tokenizer_dir))
-    dtype = token_dtype(tok.vocab_size)
-    tmp = folder + ".tmp"
-    if os.path.isdir(tmp):
-        shutil.rmtree(tmp)
-    os.makedirs(os.path.join(tmp, "train"))
-    os.makedirs(os.path.join(tmp, "eval"))
-    documents = tokens = 0
-    for i, shard in enumerate(index.shards):
-        rows = index.shard_rows(i)
-        picked = np.flatnonzero(mask[rows])
-        if not len(picked):
-            continue
-        split = _ShardTokens(_ds_path(index.folder, shard), dtype)
-        docs = [split.document(int(j)) for j in picked]
-        tokens += write_shard(os.path.join(tmp, "train", f"{shard.index:05d}.ds"), docs, tok.eos_id, dtype, "study")
-        documents += len(docs)
-    eval_tokens = write_shard(os.path.join(tmp, "eval", "00000.ds"), tok.encode(list(eval_texts)), tok.eos_id,
-                              dtype, "study")
-    write_json(os.path.join(tmp, EVAL_MANIFEST), {
-        "rule": "trainer study: the study's common eval set, taken before any sampling; no arm keeps a document "
-                "whose normalised text is an eval document's (trainer/study/corpus.py)",
-        "num_documents": len(eval_texts),
-        "documents": [{"sha256": text_sha256(t), "content_sha256": content_key(t).hex()} for t in eval_texts]})
-    write_json(os.path.join(tmp, MANIFEST), {
-        "format": FORMAT, "tokenizer": "study", "tokenizer_sha256": tokenizer_sha256(tok.to_json()),
-        "dtype": dtype.str, "eos_id": tok.eos_id, "bos_id": tok.bos_id, "vocab_size": tok.vocab_size,
-        "holdout": {"study": "eval set held out of every arm by content"},
-        "splits": {"train": {"documents": documents, "tokens": tokens},
-                   "eval": {"documents": len(eval_texts), "tokens": eval_tokens}},
-        "held_out_of_training": {"exact_duplicates_of_eval": index.held_out}})
-    if os.path.isdir(folder):
-        shutil.rmtree(folder)
-    os.replace(tmp, folder)
+    with atomic_folder(folder) as tmp:
+        writer = TokenShardWriter(tmp, tok, "study", dump=write_json)
+        os.makedirs(os.path.join(tmp, "train"))
+        os.makedirs(os.path.join(tmp, "eval"))
+        documents = tokens = 0
+        for i, shard in enumerate(index.shards):
+            rows = index.shard_rows(i)
+            picked = np.flatnonzero(mask[rows])
+            if not len(picked):
+                continue
+            split = _ShardTokens(_ds_path(index.folder, shard), writer.dtype)
+            docs = [split.document(int(j)) for j in picked]
+            tokens += writer.write("train", shard.index, docs)
+            documents += len(docs)
+        eval_tokens = writer.write("eval", 0, tok.encode(list(eval_texts)))
+        writer.write_eval_manifest({
+            "rule": "trainer study: the study's common eval set, taken before any sampling; no arm keeps a document "
+                    "whose normalised text is an eval document's (trainer/study/corpus.py)",
+            "num_documents": len(eval_texts),
+            "documents": [{"sha256": text_sha256(t), "content_sha256": content_key(t).hex()} for t in eval_texts]})
+        writer.write_manifest(
+            holdout={"study": "eval set held out of every arm by content"},
+            splits={"train": {"documents": documents, "tokens": tokens},
+                    "eval": {"documents": len(eval_texts), "tokens": eval_tokens}},
+            held_out_of_training={"exact_duplicates_of_eval": index.held_out})
     return {"documents": documents, "tokens": tokens}
 
 

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import os
-
 LINESTYLES = ["-", "--", ":", "-."]
 
 
 def _save(fig, path: str) -> None:
-    tmp = f"{path}.tmp-{os.getpid()}.png"
-    fig.savefig(tmp, dpi=110, bbox_inches="tight")
-    os.replace(tmp, path)
+    from mc4_sampling.common.outputs import atomic_path
+
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=110, bbox_inches="tight")
 
 
 def plot_curves(results: list[dict], arm_order: list[str], path: str) -> None:

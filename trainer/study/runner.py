@@ -18,6 +18,8 @@ import time
 import traceback
 from typing import Callable, Optional
 
+from mc4_sampling.common.outputs import atomic_folder
+
 from ..errors import ConfigError, DataError, StoppedBySignal, TrainerError
 from . import sampling
 from .arms import check_against_sampler, sample_arms
@@ -274,11 +276,10 @@ def prepare_shared(p: Prepared, say: Callable[[str], None] = print) -> tuple[str
     shared = os.path.join(cfg.output_dir, "shared")
     tok_dir = os.path.join(shared, "tokenizer")
     if not os.path.isfile(os.path.join(tok_dir, "tokenizer.json")):
-        tmp = tok_dir + ".tmp"
         base = load_config(p.trainer_config, cfg.trainer.set)
-        train_tokenizer(tokenizer_texts(cfg, evals), tmp, cfg.tokenizer.vocab_size, cfg.tokenizer.min_frequency,
-                        model_max_length=max_sequence_length(base.model))
-        os.replace(tmp, tok_dir)
+        with atomic_folder(tok_dir) as tmp:
+            train_tokenizer(tokenizer_texts(cfg, evals), str(tmp), cfg.tokenizer.vocab_size,
+                            cfg.tokenizer.min_frequency, model_max_length=max_sequence_length(base.model))
     eval_file = os.path.join(shared, "eval.jsonl")
     write_text(eval_file, "".join(json.dumps({"id": i, "text": t, "label": lab}, ensure_ascii=False) + "\n"
                                   for i, t, lab in zip(evals.ids, evals.texts, evals.labels)))

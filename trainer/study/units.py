@@ -17,6 +17,8 @@ import os
 import shutil
 from typing import Any
 
+from mc4_sampling.common.outputs import write_atomic
+
 from ..errors import ConfigError
 from .config import StudyConfig, sampling_seed
 
@@ -30,10 +32,7 @@ def write_json(path: str, obj: Any) -> None:
 
 def write_text(path: str, text: str) -> None:
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    tmp = f"{path}.tmp-{os.getpid()}"
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write(text)
-    os.replace(tmp, path)
+    write_atomic(path, text)
 
 
 def read_json(path: str):

@@ -1,8 +1,12 @@
 """``mc4-sampling publish --tokenizer DIR``: token shards beside the Parquet, the hold-out already applied.
 
-For every config, the published ``train`` split (``data/<config>/train-*.parquet``, in file order:
-the order the trainer streams it) is tokenised into ``tokens/<config>/`` in the format of
-:mod:`trainer.data.token_shards` (datatrove's ``.ds`` / ``.ds.index`` / ``.ds.metadata``):
+The trainer's contribution to ``publish``, reached through the sampler's extension point (the entry
+point ``token-shards`` of the group ``mc4_sampling.publish_outputs`` in ``setup.cfg``, looked up by
+:mod:`mc4_sampling.publish_outputs`): :data:`TOKEN_SHARDS` declares the options and runs after a
+complete publish. For every config, the published ``train`` split (``data/<config>/train-*.parquet``,
+in file order: the order the trainer streams it) is tokenised into ``tokens/<config>/`` in the format
+of :mod:`trainer.data.token_shards` (datatrove's ``.ds`` / ``.ds.index`` / ``.ds.metadata``), written
+by :class:`~trainer.data.shard_writer.TokenShardWriter`:
 
 1. the eval set by the trainer's rule (:mod:`trainer.data.holdout`: keyed hash of the normalised
    text < ``--eval-fraction``, the first ``--eval-docs`` distinct candidates) -> ``eval/00000.ds`` and
@@ -24,12 +28,35 @@ import logging
 import os
 import shutil
 
-from .errors import ConfigError
+from ..errors import ConfigError
+from .shard_writer import TokenShardWriter, write_json
 
 logger = logging.getLogger(__name__)
 
 TOKENS_DIR = "tokens"
 ENCODE_BATCH = 512
+
+
+class TokenShardsOutput:
+    """The ``publish`` output ``token-shards`` (the interface of :mod:`mc4_sampling.publish_outputs`)."""
+
+    flag = "--tokenizer"
+    #: the extra that provides it, and the modules of that extra it needs
+    extra = "trainer"
+    requires = ("transformers", "tokenizers")
+
+    def add_arguments(self, parser) -> None:
+        add_arguments(parser)
+
+    def wanted(self, args) -> bool:
+        return bool(getattr(args, "tokenizer", None))
+
+    def run(self, args, result) -> None:
+        run_after_publish(args, result)
+
+
+#: The object the entry point names.
+TOKEN_SHARDS = TokenShardsOutput()
 
 
 def add_arguments(parser) -> None:
@@ -60,7 +87,7 @@ def run_after_publish(args, result) -> None:
               f"{stats['held_out_duplicates']} duplicates of eval documents kept out of training")
 
 
-def _settings(tokenizer_dir, num_eval, eval_fraction, holdout_seed, near_duplicates, tok_sha) -> dict:
+def _settings(num_eval, eval_fraction, holdout_seed, near_duplicates, tok_sha) -> dict:
     return {"tokenizer_sha256": tok_sha, "num_eval_samples": num_eval, "eval_fraction": eval_fraction,
             "holdout_seed": holdout_seed, "holdout_near_duplicates": near_duplicates}
 
@@ -78,16 +105,8 @@ def tokenize_config(output_dir: str, config: str, tokenizer_dir: str, *, num_eva
     """Write ``OUTPUT_DIR/tokens/<config>/`` (see the module); returns its counts."""
     from types import SimpleNamespace
 
-    from trainer.data.batches import TokenizerFns
-    from trainer.data.holdout import HoldOut, content_key, is_candidate, write_eval_manifest
-    from trainer.data.token_shards import (
-        EVAL_MANIFEST,
-        FORMAT,
-        MANIFEST,
-        token_dtype,
-        tokenizer_sha256,
-        write_shard,
-    )
+    from .batches import TokenizerFns
+    from .holdout import HoldOut, content_key, eval_manifest, is_candidate
 
     if num_eval < 0:
         raise ConfigError(f"--eval-docs={num_eval} is not valid; it must be >= 0")
@@ -105,13 +124,11 @@ def tokenize_config(output_dir: str, config: str, tokenizer_dir: str, *, num_eva
     except Exception as e:
         raise ConfigError(f"--tokenizer: cannot load a fast tokenizer with </s>, <pad>, <mask> from "
                           f"{tokenizer_dir!r}: {e}") from None
-    tok_json = tok.to_json()
-    tok_sha = tokenizer_sha256(tok_json)
-    dtype = token_dtype(tok.vocab_size)
     name = os.path.basename(os.path.abspath(tokenizer_dir))
     files = sorted(glob.glob(os.path.join(output_dir, "data", config, "train-*.parquet")))
     folder = os.path.join(output_dir, TOKENS_DIR, config)
-    settings = _settings(tokenizer_dir, num_eval, eval_fraction, holdout_seed, near_duplicates, tok_sha)
+    writer = TokenShardWriter(folder, tok, name)
+    settings = _settings(num_eval, eval_fraction, holdout_seed, near_duplicates, writer.tokenizer_sha256)
     settings_path = os.path.join(folder, ".settings.json")
     if os.path.isdir(folder):
         try:
@@ -124,7 +141,7 @@ def tokenize_config(output_dir: str, config: str, tokenizer_dir: str, *, num_eva
             shutil.rmtree(folder)
     for split in ("train", "eval"):
         os.makedirs(os.path.join(folder, split), exist_ok=True)
-    _write_json(settings_path, settings)
+    write_json(settings_path, settings)
 
     # 1. the eval set: the first num_eval distinct candidates of the split, in file order
     eval_texts, keys = [], set()
@@ -144,15 +161,14 @@ def tokenize_config(output_dir: str, config: str, tokenizer_dir: str, *, num_eva
                           "--eval-fraction")
     cfg = SimpleNamespace(eval_fraction=eval_fraction, holdout_seed=holdout_seed,
                           holdout_near_duplicates=near_duplicates)
-    eval_tokens = write_shard(os.path.join(folder, "eval", "00000.ds"), tok.encode(eval_texts), tok.eos_id, dtype,
-                              name)
-    write_eval_manifest(os.path.join(folder, EVAL_MANIFEST), eval_texts, cfg)
+    eval_tokens = writer.write("eval", 0, tok.encode(eval_texts))
+    writer.write_eval_manifest(eval_manifest(eval_texts, cfg))
     holdout = HoldOut(eval_texts, near_duplicates, holdout_seed)
 
     # 2. one train shard per Parquet file (finished ones are kept: resume)
     counts = {"train_documents": 0, "train_tokens": 0, "held_out_duplicates": 0, "near_duplicates": 0}
     for i, path in enumerate(files):
-        shard = os.path.join(folder, "train", f"{i:05d}.ds")
+        shard = writer.shard_path("train", i)
         stats_path = shard + ".stats.json"
         if os.path.exists(shard) and os.path.exists(stats_path):
             with open(stats_path, encoding="utf-8") as f:
@@ -170,10 +186,10 @@ def tokenize_config(output_dir: str, config: str, tokenizer_dir: str, *, num_eva
             ids = []
             for k in range(0, len(docs), ENCODE_BATCH):
                 ids += tok.encode(docs[k: k + ENCODE_BATCH])
-            tokens = write_shard(shard, ids, tok.eos_id, dtype, name)
+            tokens = writer.write("train", i, ids)
             done = {"source": os.path.basename(path), "documents": sum(1 for x in ids if len(x)), "tokens": tokens,
                     "held_out": held, "near_duplicates": near}
-            _write_json(stats_path, done)
+            write_json(stats_path, done)
         counts["train_documents"] += done["documents"]
         counts["train_tokens"] += done["tokens"]
         counts["held_out_duplicates"] += done["held_out"]
@@ -181,20 +197,11 @@ def tokenize_config(output_dir: str, config: str, tokenizer_dir: str, *, num_eva
     counts["held_out_duplicates"] -= len(eval_texts)  # each eval document itself is in the split once at least
 
     # 3. the manifest, last: the folder is complete when it exists
-    manifest = {"format": FORMAT, "tokenizer": name, "tokenizer_sha256": tok_sha, "dtype": dtype.str,
-                "eos_id": tok.eos_id, "bos_id": tok.bos_id, "vocab_size": tok.vocab_size, "config": config,
-                "source_split": "train", "source_files": [os.path.basename(p) for p in files],
-                "holdout": {k: v for k, v in settings.items() if k != "tokenizer_sha256"},
-                "splits": {"train": {"documents": counts["train_documents"], "tokens": counts["train_tokens"]},
-                           "eval": {"documents": len(eval_texts), "tokens": eval_tokens}},
-                "held_out_of_training": {"exact_duplicates_of_eval": counts["held_out_duplicates"],
-                                         "near_duplicates_of_eval": counts["near_duplicates"]}}
-    _write_json(os.path.join(folder, MANIFEST), manifest)
+    writer.write_manifest(
+        config=config, source_split="train", source_files=[os.path.basename(p) for p in files],
+        holdout={k: v for k, v in settings.items() if k != "tokenizer_sha256"},
+        splits={"train": {"documents": counts["train_documents"], "tokens": counts["train_tokens"]},
+                "eval": {"documents": len(eval_texts), "tokens": eval_tokens}},
+        held_out_of_training={"exact_duplicates_of_eval": counts["held_out_duplicates"],
+                              "near_duplicates_of_eval": counts["near_duplicates"]})
     return {"folder": folder, "eval_documents": len(eval_texts), **counts}
-
-
-def _write_json(path: str, value) -> None:
-    tmp = f"{path}.tmp.{os.getpid()}"
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(value, f, indent=1)
-    os.replace(tmp, path)

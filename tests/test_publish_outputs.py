@@ -1,0 +1,59 @@
+"""``publish``'s extension point: the trainer's ``--tokenizer`` found by its entry point, and refused up front,
+with the ``pip install`` line, when it cannot be loaded or its extra is missing."""
+
+from __future__ import annotations
+
+import argparse
+
+import pytest
+
+from mc4_sampling import publish_outputs
+
+
+def _parse(argv):
+    parser = argparse.ArgumentParser()
+    publish_outputs.add_arguments(parser)
+    return parser.parse_args(argv)
+
+
+def test_the_trainer_registers_token_shards():
+    from trainer.data.publish_tokens import TOKEN_SHARDS
+
+    found = publish_outputs.outputs()
+    assert found["token-shards"] is TOKEN_SHARDS
+    args = _parse(["--tokenizer", "tok", "--eval-docs", "5"])
+    assert args.tokenizer == "tok" and args.eval_docs == 5
+    publish_outputs.check(args)  # the extra is installed here
+    publish_outputs.check(_parse([]))
+
+
+def test_without_the_entry_point_the_flag_says_what_to_install(monkeypatch):
+    monkeypatch.setattr(publish_outputs, "entry_points", lambda group: [])
+    assert "tokenizer" not in vars(_parse([])) or _parse([]).tokenizer is None
+    publish_outputs.check(_parse([]))  # not asked for: nothing to say
+    with pytest.raises(publish_outputs.MissingOutputError) as e:
+        publish_outputs.check(_parse(["--tokenizer", "tok"]))
+    assert str(e.value) == ("--tokenizer needs the trainer extra; install it with: "
+                            "pip install 'mc4-sampling[trainer]'")
+
+
+def test_a_missing_module_of_the_extra_is_refused_up_front(monkeypatch):
+    from trainer.data.publish_tokens import TOKEN_SHARDS
+
+    monkeypatch.setattr(type(TOKEN_SHARDS), "requires", ("transformers", "no_such_module_xyz"))
+    with pytest.raises(publish_outputs.MissingOutputError,
+                       match=r"^--tokenizer needs the trainer extra \(no_such_module_xyz missing\); install it with: "
+                             r"pip install 'mc4-sampling\[trainer\]'$"):
+        publish_outputs.check(_parse(["--tokenizer", "tok"]))
+
+
+def test_the_command_refuses_before_any_work(monkeypatch, tmp_path, capsys):
+    from mc4_sampling.cli import main
+
+    monkeypatch.setattr(publish_outputs, "entry_points", lambda group: [])
+    out = tmp_path / "out"
+    assert main(["publish", str(out), "--method", "random", "--tokenizer", "tok"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].endswith(
+        "error: --tokenizer needs the trainer extra; install it with: pip install 'mc4-sampling[trainer]'")
+    assert not out.exists()
