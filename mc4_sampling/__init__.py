@@ -16,6 +16,7 @@ from .common.version import __version__  # noqa: E402,F401
 SAMPLE_DATA_DIR = str(Path(__file__).with_name("data") / "sample")
 
 from .builder import Mc4Sampling, Mc4SamplingConfig  # noqa: E402
+from .common.errors import OutputError  # noqa: E402
 from .corpus import keep_weights, sample_dataset, score_texts  # noqa: E402
 from .errors import (  # noqa: E402
     BadRecordError,
@@ -23,7 +24,6 @@ from .errors import (  # noqa: E402
     DataNotFoundError,
     Mc4SamplingError,
     ModelNotFoundError,
-    OutputError,
 )
 from .kenlm_models import DEFAULT_MODEL_DIR, load_perplexity_model  # noqa: E402
 from .languages import LANGUAGES  # noqa: E402

@@ -1,10 +1,10 @@
 """The sampler's exceptions for user mistakes, each with a message that says what to do, and the helpers
-that word the common ones. :class:`Mc4SamplingError` is a :class:`~mc4_sampling.common.errors.UserError`;
-the errors of the common layer (:class:`OutputError`...) are re-exported here."""
+that word the common ones. :class:`Mc4SamplingError` is a :class:`~mc4_sampling.common.errors.UserError`
+(the errors of the common layer, such as ``OutputError``, live in :mod:`mc4_sampling.common.errors`)."""
 
 from __future__ import annotations
 
-from .common.errors import OutputError, UserError, output_error  # noqa: F401  (re-exported)
+from .common.errors import UserError
 
 
 class Mc4SamplingError(UserError, ValueError):

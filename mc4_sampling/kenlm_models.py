@@ -26,9 +26,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
+from .common.hub import HubLocation
 from .errors import ConfigError, ModelNotFoundError, invalid_choice
 from .perplexity import MODES, SENTENCEPIECE_MODES, PerplexityModel
-from .scoring.base import _HUB_SPEC
 from .weighting import BERTIN_ES_BOUNDARIES, DEFAULT_FACTORS, are_quartiles
 
 logger = logging.getLogger(__name__)
@@ -133,32 +133,23 @@ def embedded_model(mode: str = "ccnet") -> PerplexityModel:
     return from_folder(DEFAULT_MODEL_DIR, lang, mode, name=f"embedded ({lang})")
 
 
-def from_hub(repo: str, subfolder: str, revision: str | None, language: str, mode: str | None) -> PerplexityModel:
-    """CCNet-style files of a Hub location, fetched with ``huggingface_hub`` (its cache, ``HF_ENDPOINT``)."""
-    from huggingface_hub import hf_hub_download
+def from_hub(location: HubLocation, language: str, mode: str | None) -> PerplexityModel:
+    """CCNet-style files of a Hub location, fetched by the common resolver (:func:`~.common.hub.fetch`:
+    the Hub cache, ``HF_ENDPOINT``, one line at once when the Hub cannot be reached)."""
     from huggingface_hub.errors import EntryNotFoundError, RepositoryNotFoundError, RevisionNotFoundError
 
-    from .common.hub_reach import require_hub
+    from .common.hub import fetch
 
-    require_hub(f"perplexity model {repo!r}")  # one line at once when offline
+    repo, subfolder = location.repo, location.subfolder
     mode = mode or "ccnet"
     names = [f"{language}.arpa.bin"] + ([f"{language}.sp.model"] if mode in SENTENCEPIECE_MODES else [])
     paths = []
     for name in names:
         try:
-            paths.append(
-                hf_hub_download(
-                    repo,
-                    name,
-                    subfolder=subfolder or None,
-                    revision=revision,
-                    endpoint=os.environ.get("HF_ENDPOINT") or None,
-                )
-            )
+            paths.append(os.path.join(fetch(location, f"perplexity model {repo!r}", [name]), name))
         except (EntryNotFoundError, RepositoryNotFoundError, RevisionNotFoundError) as e:
-            where = f"{repo}{'/' + subfolder if subfolder else ''}@{revision or 'main'}"
             raise ModelNotFoundError(
-                f"perplexity model file {name!r} not found on the Hub at {where}: {type(e).__name__}"
+                f"perplexity model file {name!r} not found on the Hub at {location}: {type(e).__name__}"
             ) from None
     logger.info("perplexity model %s fetched from the Hub into %s", names, os.path.dirname(paths[0]))
     spec = f"{repo}/{subfolder}" if subfolder else repo
@@ -229,9 +220,9 @@ def _resolve(spec, language: str, mode: str | None) -> PerplexityModel:
     if not spec.startswith("hf://") and local_folder and os.path.isdir(local_folder):  # a local path, missing
         raise ModelNotFoundError(f"perplexity_model={spec!r}: no such file or folder (for a Hub location under a "
                                  f"name that is also a local folder, write hf://{spec})")
-    hub = _HUB_SPEC.match(spec)
-    if hub:
-        return from_hub(hub["repo"], hub["sub"].strip("/"), hub["rev"], language, mode)
+    location = HubLocation.parse(spec)
+    if location is not None:
+        return from_hub(location, language, mode)
     raise ModelNotFoundError(
         f"perplexity_model={spec!r} is neither an existing path nor a Hub location 'owner/name[/subfolder][@revision]'"
     )

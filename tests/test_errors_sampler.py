@@ -16,7 +16,7 @@ import pytest
 
 import mc4_sampling
 from mc4_sampling.cli import main
-from mc4_sampling.common import hub_reach
+from mc4_sampling.common import hub
 from mc4_sampling.kenlm_models import DEFAULT_MODEL_DIR
 
 SAMPLE = mc4_sampling.SAMPLE_DATA_DIR
@@ -25,7 +25,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 @pytest.fixture(autouse=True)
 def _fresh_probe(monkeypatch):
-    monkeypatch.setattr(hub_reach, "_PROBED", {})
+    monkeypatch.setattr(hub, "_PROBED", {})
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
     monkeypatch.delenv("HF_DATASETS_OFFLINE", raising=False)
     from mc4_sampling.kenlm_models import clear_cache
@@ -155,7 +155,7 @@ def test_hf_hub_offline_is_honoured_without_retries(monkeypatch, capsys, tmp_pat
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)  # restored after the test
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "cache"))
-    monkeypatch.setattr(hub_reach, "probe", lambda *a, **k: pytest.fail("probed while offline"))
+    monkeypatch.setattr(hub, "probe", lambda *a, **k: pytest.fail("probed while offline"))
     start = time.monotonic()
     assert main(["score", "--perplexity-model", "someone/kenlm", "hola"]) == 2
     one_error_line(capsys.readouterr().err, "score")

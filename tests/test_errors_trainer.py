@@ -16,7 +16,7 @@ import time
 import pytest
 from trainer_helpers import REPO, make_corpus
 
-from mc4_sampling.common import hub_reach
+from mc4_sampling.common import hub
 from mc4_sampling.common.console import run_guarded
 from trainer.cli import main
 
@@ -42,7 +42,7 @@ def user_folder(tmp_path):
 
 @pytest.fixture(autouse=True)
 def _fresh_probe(monkeypatch):
-    monkeypatch.setattr(hub_reach, "_PROBED", {})
+    monkeypatch.setattr(hub, "_PROBED", {})
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
     monkeypatch.delenv("HF_DATASETS_OFFLINE", raising=False)
 
@@ -202,12 +202,12 @@ def test_hf_hub_offline_is_honoured(monkeypatch):
 
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)  # restored after the test
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    monkeypatch.setattr(hub_reach, "probe", lambda *a, **k: pytest.fail("probed while offline"))
-    hub_reach.require_hub("model 'someone/model'")
+    monkeypatch.setattr(hub, "probe", lambda *a, **k: pytest.fail("probed while offline"))
+    hub.require_hub("model 'someone/model'")
     assert huggingface_hub.constants.HF_HUB_OFFLINE  # set after huggingface_hub was imported: still honoured
     monkeypatch.delenv("HF_HUB_OFFLINE")
-    monkeypatch.setattr(hub_reach, "probe", lambda *a, **k: None)  # reachable
-    hub_reach.require_hub("model 'someone/model'")  # the variable is gone: so is the override
+    monkeypatch.setattr(hub, "probe", lambda *a, **k: None)  # reachable
+    hub.require_hub("model 'someone/model'")  # the variable is gone: so is the override
     assert not huggingface_hub.constants.HF_HUB_OFFLINE
 
 

@@ -86,3 +86,53 @@ def FIELDS_OF(template) -> dict:
     import string
 
     return {f: f"<{f}>" for _, f, _, _ in string.Formatter().parse(template.read_text()) if f}
+
+
+# --- the one resolver of Hub locations ----------------------------------------------------------
+
+
+def test_hub_locations_parse():
+    from mc4_sampling.common.hub import HubLocation
+
+    assert HubLocation.parse("edugp/kenlm/wikipedia@v1") == HubLocation("edugp/kenlm", "wikipedia", "v1")
+    assert HubLocation.parse("hf://me/model") == HubLocation("me/model")
+    assert str(HubLocation("edugp/kenlm", "wikipedia")) == "edugp/kenlm/wikipedia@main"
+    for not_one in ("./me/model", "/abs/path", "~/x/y", "justaname", "a b/c"):
+        assert HubLocation.parse(not_one) is None
+
+
+def test_fetch_downloads_files_of_a_subfolder(loopback_hub):
+    from mc4_sampling.common.hub import HubLocation, fetch
+
+    loopback_hub({"me/files/sub/a.txt": b"a", "me/files/sub/b.txt": b"b"})
+    folder = fetch(HubLocation("me/files", "sub"), "files 'me/files'", ["a.txt", "c.txt"], missing_ok=True)
+    assert open(f"{folder}/a.txt").read() == "a"
+
+
+@pytest.mark.parametrize("load", ["scorer", "finetune", "transfer"])
+def test_every_hub_download_fails_fast_when_the_hub_cannot_be_reached(monkeypatch, load):
+    """The sampler's scorer models and the trainer's models use the same resolver: one line at once."""
+    import time
+
+    from mc4_sampling.common import hub
+    from mc4_sampling.common.errors import HubUnreachableError
+
+    monkeypatch.setattr(hub, "_PROBED", {})
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.delenv("HF_DATASETS_OFFLINE", raising=False)
+    monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")  # nothing listens there
+    start = time.monotonic()
+    with pytest.raises(HubUnreachableError, match="the Hub cannot be reached at http://127.0.0.1:9"):
+        if load == "scorer":
+            from mc4_sampling.scoring.base import local_or_hub
+
+            local_or_hub("someone/classifier", what="transformers model folder")
+        elif load == "finetune":
+            from trainer.finetune.loading import load_model
+
+            load_model("someone/model")
+        else:
+            from trainer.research.transfer import _download
+
+            _download("someone/model")
+    assert time.monotonic() - start < 10

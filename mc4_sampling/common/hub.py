@@ -1,20 +1,159 @@
-"""What goes to the Hub, for the datasets of ``publish`` and the models of the trainer's export.
+"""Hub access for both packages: the reachability probe, the one resolver of Hub locations, uploads and cards.
 
+* :func:`require_hub` fails fast, with one line, when a lookup cannot reach the Hub. Without it,
+  ``huggingface_hub`` retries an unreachable Hub for 25-35 s (20-25 warnings) before a misleading
+  last line ("not found"). With ``HF_HUB_OFFLINE`` set it does nothing (the library then reads its
+  cache only, without retries); else one quick connection to the endpoint (``HF_ENDPOINT`` or the
+  Hub, :data:`PROBE_TIMEOUT` seconds, once per process and endpoint) decides, and an unreachable Hub
+  raises :class:`~.errors.HubUnreachableError` saying so and what to do.
+* :class:`HubLocation` parses ``[hf://]owner/name[/subfolder][@revision]``; :func:`fetch` resolves one
+  to a local folder of the Hub cache (some files, or the whole subfolder): every download of the
+  sampler (perplexity and scorer models) and of the trainer (models to fine-tune or transfer from)
+  goes through it, so the offline behaviour is the same everywhere.
+* :func:`push_folder` creates a repository (if needed) and uploads a folder to it in one commit.
 * :func:`render_card` fills a card template: one of ``data/cards/`` (``dataset.md``) by name, or
   any template file by path (the trainer's model cards: ``trainer/cards/``); :func:`write_card`
   writes a card as a folder's ``README.md``.
-* :func:`push_folder` creates a repository (if needed) and uploads a folder to it in one commit.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import re
+import socket
+import sys
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Optional, Sequence
+from urllib.parse import urlsplit
 
 from .errors import HubError, HubUnreachableError
 
 logger = logging.getLogger(__name__)
+
+
+# --- reachability --------------------------------------------------------------------------------
+
+#: Seconds the reachability probe waits for a connection.
+PROBE_TIMEOUT = 3.0
+
+DEFAULT_ENDPOINT = "https://huggingface.co"
+
+_PROBED: dict = {}
+
+
+#: Whether :func:`require_hub` turned huggingface_hub's offline constant on (to undo when the variable goes).
+_FORCED_OFFLINE = False
+
+
+def hub_offline() -> bool:
+    """Whether ``HF_HUB_OFFLINE`` (or ``HF_DATASETS_OFFLINE``) asks for no network access."""
+    return any(os.environ.get(v, "").strip().lower() in ("1", "true", "yes", "on")
+               for v in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE"))
+
+
+def endpoint(explicit: Optional[str] = None) -> str:
+    return explicit or os.environ.get("HF_ENDPOINT") or DEFAULT_ENDPOINT
+
+
+def probe(url: str, timeout: float = PROBE_TIMEOUT) -> Optional[str]:
+    """None when a TCP connection to ``url``'s host opens within ``timeout`` s, else the reason."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    key = (host, port)
+    if key not in _PROBED:
+        try:
+            with socket.create_connection((host, port), timeout=timeout):
+                _PROBED[key] = None
+        except OSError as e:
+            _PROBED[key] = e.strerror or type(e).__name__
+    return _PROBED[key]
+
+
+def require_hub(what: str, endpoint_url: Optional[str] = None) -> None:
+    """Raise HubUnreachableError at once when ``what`` (e.g. ``model 'owner/name'``) would be looked up
+    on a Hub that cannot be reached; nothing when it can, or when ``HF_HUB_OFFLINE`` is set."""
+    global _FORCED_OFFLINE
+    constants = sys.modules.get("huggingface_hub.constants")
+    if hub_offline():
+        if constants is not None and not constants.HF_HUB_OFFLINE:  # imported before the variable was set
+            constants.HF_HUB_OFFLINE = _FORCED_OFFLINE = True  # (the library reads it once)
+        return
+    if _FORCED_OFFLINE and constants is not None:  # the variable is gone again: so is our override
+        constants.HF_HUB_OFFLINE = _FORCED_OFFLINE = False
+    url = endpoint(endpoint_url)
+    reason = probe(url)
+    if reason is not None:
+        raise HubUnreachableError(
+            f"the Hub cannot be reached at {url} ({reason}) to look up {what}; check the network, give a local "
+            "folder instead, or set HF_HUB_OFFLINE=1 to use files cached earlier")
+
+
+# --- Hub locations -------------------------------------------------------------------------------
+
+#: ``[hf://]owner/name[/subfolder][@revision]``
+HUB_LOCATION = re.compile(r"^(?:hf://)?(?P<repo>[\w.-]+/[\w.-]+)(?P<sub>(?:/[\w.-]+)*)(?:@(?P<rev>[\w.-]+))?$")
+
+
+@dataclass(frozen=True)
+class HubLocation:
+    """A repository of the Hub, a subfolder of it (``""``: its root) and a revision (None: ``main``)."""
+
+    repo: str
+    subfolder: str = ""
+    revision: Optional[str] = None
+
+    @classmethod
+    def parse(cls, spec) -> Optional["HubLocation"]:
+        """The location ``spec`` names, or None when it is not one (a path starting with ``.``, ``/``, ``~``)."""
+        text = str(spec)
+        match = HUB_LOCATION.match(text)
+        if match is None or text.startswith((".", "/", "~")):
+            return None
+        return cls(match["repo"], match["sub"].strip("/"), match["rev"])
+
+    def __str__(self) -> str:
+        return f"{self.repo}{'/' + self.subfolder if self.subfolder else ''}@{self.revision or 'main'}"
+
+
+def fetch(location: HubLocation, what: str, files: Optional[Sequence[str]] = None,
+          missing_ok: bool = False) -> Optional[str]:
+    """The local folder (in the Hub cache, ``HF_ENDPOINT`` honoured) of ``location``: with ``files``, those
+    files of its subfolder are fetched (``missing_ok``: a file the repository lacks is skipped; None when
+    none was there), else the whole subfolder (or repository).
+
+    :func:`require_hub` runs first (``what``, e.g. ``model 'owner/name'``, names the lookup): an
+    unreachable Hub is one line at once, ``HF_HUB_OFFLINE`` reads the cache only. The errors of
+    ``huggingface_hub`` (no such repository, revision or file...) pass: the caller words them.
+    """
+    from huggingface_hub import hf_hub_download, snapshot_download
+    from huggingface_hub.errors import EntryNotFoundError
+
+    require_hub(what)
+    endpoint_url = os.environ.get("HF_ENDPOINT") or None
+    sub = location.subfolder
+    if files is None:
+        local = snapshot_download(location.repo, revision=location.revision, endpoint=endpoint_url,
+                                  allow_patterns=[f"{sub}/*"] if sub else None)
+        return os.path.join(local, sub) if sub else local
+    folder = None
+    for name in files:
+        try:
+            path = hf_hub_download(location.repo, name, subfolder=sub or None, revision=location.revision,
+                                   endpoint=endpoint_url)
+        except EntryNotFoundError:
+            if not missing_ok:
+                raise
+            continue
+        folder = os.path.dirname(path)
+    return folder
+
+
+# --- uploads and cards ---------------------------------------------------------------------------
+
+
 
 #: Folder of the card templates: ``{name}.md`` with ``str.format`` fields (``{{``/``}}`` for braces).
 CARDS_DIR = Path(__file__).parent.parent / "data" / "cards"
@@ -61,8 +200,6 @@ def push_folder(
     raises :class:`HubError` (naming the folder and the repository, not the token) when it fails.
     """
     from huggingface_hub import HfApi
-
-    from .hub_reach import require_hub
 
     try:  # one line at once, not 25 s of retries
         require_hub(f"{repo_type} repository {repo_id!r}", endpoint)

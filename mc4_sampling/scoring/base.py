@@ -20,11 +20,13 @@ from __future__ import annotations
 
 import hashlib
 import os
-import re
+from dataclasses import replace
 from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
+from ..common.errors import HubUnreachableError
+from ..common.hub import HubLocation, fetch
 from ..errors import ConfigError, ModelNotFoundError, invalid_choice
 
 
@@ -109,33 +111,27 @@ def check_options(kind: str, options: Mapping, valid: Sequence[str]) -> None:
                           f"valid keys: {', '.join(valid) or 'none'}")
 
 
-#: a Hub location ``[hf://]owner/name[/subfolder][/file][@revision]`` (scorer and perplexity models)
-_HUB_SPEC = re.compile(r"^(?:hf://)?(?P<repo>[\w.-]+/[\w.-]+)(?P<sub>(?:/[\w.-]+)*)(?:@(?P<rev>[\w.-]+))?$")
-
-
 def local_or_hub(spec, option: str = "scorer_model", *, what: str = "model") -> str:
-    """A local file or folder, or a Hub location ``owner/name[/subfolder][/file][@revision]`` fetched
-    with ``huggingface_hub`` (honours ``HF_ENDPOINT``); the local path."""
+    """A local file or folder, or a Hub location ``owner/name[/subfolder][/file][@revision]`` fetched by
+    the common resolver (:func:`~mc4_sampling.common.hub.fetch`: ``HF_ENDPOINT``, the fast offline
+    failure); the local path."""
     if spec is None:
         raise ConfigError(f"{option} is not set; give a local {what} path or a Hub location 'owner/name[@revision]'")
     path = os.path.expanduser(str(spec))
     if os.path.exists(path):
         return path
-    hub = _HUB_SPEC.match(str(spec))
-    if hub is None or str(spec).startswith((".", "/", "~")):
+    location = HubLocation.parse(spec)
+    if location is None:
         raise ModelNotFoundError(f"{option}={spec!r} is neither an existing path nor a Hub location "
                                  "'owner/name[/subfolder][@revision]'")
-    from huggingface_hub import hf_hub_download, snapshot_download
-
-    repo, sub, rev = hub["repo"], hub["sub"].strip("/"), hub["rev"]
-    endpoint = os.environ.get("HF_ENDPOINT") or None
+    sub = location.subfolder
     try:
         if sub and "." in sub.rsplit("/", 1)[-1]:  # a file of the repository
             folder, _, name = sub.rpartition("/")
-            return hf_hub_download(repo, name, subfolder=folder or None, revision=rev, endpoint=endpoint)
-        local = snapshot_download(repo, revision=rev, endpoint=endpoint,
-                                  allow_patterns=[f"{sub}/*"] if sub else None)
-        return os.path.join(local, sub) if sub else local
+            return os.path.join(fetch(replace(location, subfolder=folder), f"{what} {spec!r}", [name]), name)
+        return fetch(location, f"{what} {spec!r}")
+    except HubUnreachableError:
+        raise
     except Exception as e:  # huggingface_hub raises many types; all mean "not fetched"
         raise ModelNotFoundError(f"{option}={spec!r}: cannot fetch it from the Hub ({type(e).__name__}: {e})") from None
 

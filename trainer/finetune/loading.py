@@ -48,25 +48,22 @@ def _is_orbax(path: str) -> bool:
 
 
 def _hub_snapshot(repo_id: str, revision: Optional[str]) -> str:
-    """Download a model repository's files (those of :data:`HUB_FILES` it has) into the Hub cache."""
-    from huggingface_hub import hf_hub_download
-    from huggingface_hub.errors import EntryNotFoundError, RepositoryNotFoundError, RevisionNotFoundError
+    """Download a model repository's files (those of :data:`HUB_FILES` it has) into the Hub cache, by the
+    common resolver (fails at once when the Hub cannot be reached, instead of retrying for half a minute)."""
+    from huggingface_hub.errors import RepositoryNotFoundError, RevisionNotFoundError
 
-    from mc4_sampling.common.hub_reach import require_hub
+    from mc4_sampling.common.errors import HubUnreachableError
+    from mc4_sampling.common.hub import HubLocation, fetch
 
-    require_hub(f"model {repo_id!r}")  # fails at once when offline, instead of retrying for half a minute
-    folder = None
-    for name in HUB_FILES:
-        try:
-            path = hf_hub_download(repo_id, name, revision=revision)
-        except EntryNotFoundError:
-            continue
-        except (RepositoryNotFoundError, RevisionNotFoundError) as e:
-            raise CheckpointError(f"no model {repo_id!r} on the Hub ({type(e).__name__})") from None
-        except Exception as e:  # offline, no such file in the cache...
-            first = str(e).splitlines()[0] if str(e) else ""
-            raise CheckpointError(f"cannot download {repo_id!r}: {type(e).__name__}: {first}") from None
-        folder = os.path.dirname(path)
+    try:
+        folder = fetch(HubLocation(repo_id, revision=revision), f"model {repo_id!r}", HUB_FILES, missing_ok=True)
+    except HubUnreachableError:
+        raise
+    except (RepositoryNotFoundError, RevisionNotFoundError) as e:
+        raise CheckpointError(f"no model {repo_id!r} on the Hub ({type(e).__name__})") from None
+    except Exception as e:  # offline, no such file in the cache...
+        first = str(e).splitlines()[0] if str(e) else ""
+        raise CheckpointError(f"cannot download {repo_id!r}: {type(e).__name__}: {first}") from None
     if folder is None or not os.path.exists(os.path.join(folder, "config.json")):
         raise CheckpointError(f"{repo_id!r} has no config.json (not a transformers model repository)")
     return folder

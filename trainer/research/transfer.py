@@ -37,21 +37,29 @@ POSITION_PATH = ("embeddings", "position_embeddings", "embedding")
 
 
 def _download(repo: str) -> str:
-    """A Hub model's ``config.json`` and weights in the local cache; the folder holding them."""
-    from huggingface_hub import hf_hub_download
+    """A Hub model's ``config.json`` and weights in the local cache, by the common resolver (one line at once
+    when the Hub cannot be reached); the folder holding them."""
+    from mc4_sampling.common.errors import HubUnreachableError
+    from mc4_sampling.common.hub import HubLocation, fetch
 
     repo_id, _, revision = repo.partition("@")
+    location = HubLocation(repo_id, revision=revision or None)
+    what = f"model.transfer_from={repo!r}"
     try:
-        config = hf_hub_download(repo_id, "config.json", revision=revision or None)
+        folder = fetch(location, what, ["config.json"])
         try:
-            hf_hub_download(repo_id, "model.safetensors", revision=revision or None)
+            fetch(location, what, ["model.safetensors"])
+        except HubUnreachableError:
+            raise
         except Exception:
-            hf_hub_download(repo_id, "pytorch_model.bin", revision=revision or None)
+            fetch(location, what, ["pytorch_model.bin"])
+    except HubUnreachableError:
+        raise
     except Exception as e:
         raise ConfigError(f"model.transfer_from={repo!r}: not a checkpoint or model folder here, and the Hub "
                           f"has no such model ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})"
                           ) from None
-    return os.path.dirname(config)
+    return folder
 
 
 def load_source(source: str, spec, reinit_embeddings: bool = True) -> dict:
