@@ -38,9 +38,10 @@ def modules() -> dict[str, str]:
     return out
 
 
-def imported_names(name: str, path: str) -> set[str]:
-    """Every module name module ``name`` imports anywhere in its file, absolute (relative ones resolved), and
-    the constant names given to ``importlib.import_module`` / ``__import__``."""
+def imported_names(name: str, path: str, calls: bool = True) -> set[str]:
+    """Every module name module ``name`` imports anywhere in its file, absolute (relative ones resolved; for
+    ``from m import x`` both ``m`` and ``m.x``), and with ``calls`` the constant names given to
+    ``importlib.import_module`` / ``__import__``."""
     is_pkg = path.endswith("__init__.py")
     package = name if is_pkg else name.rpartition(".")[0]
     out = set()
@@ -55,7 +56,7 @@ def imported_names(name: str, path: str) -> set[str]:
                 mod = node.module
             out.add(mod)
             out |= {f"{mod}.{a.name}" for a in node.names}
-        elif isinstance(node, ast.Call) and node.args and isinstance(node.args[0], ast.Constant) \
+        elif calls and isinstance(node, ast.Call) and node.args and isinstance(node.args[0], ast.Constant) \
                 and isinstance(node.args[0].value, str):
             func = node.func
             called = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", None)
@@ -66,21 +67,7 @@ def imported_names(name: str, path: str) -> set[str]:
 
 def imports(name: str, path: str, known: set[str]) -> set[str]:
     """The modules of ``known`` that module ``name`` imports anywhere in its file (and their parent packages)."""
-    is_pkg = path.endswith("__init__.py")
-    package = name if is_pkg else name.rpartition(".")[0]
-    targets = set()
-    for node in ast.walk(ast.parse(open(path, encoding="utf-8").read(), path)):
-        if isinstance(node, ast.Import):
-            targets |= {a.name for a in node.names}
-        elif isinstance(node, ast.ImportFrom):
-            if node.level:
-                base = package.split(".")
-                base = base[:len(base) - node.level + 1]
-                mod = ".".join(base + ([node.module] if node.module else []))
-            else:
-                mod = node.module
-            targets.add(mod)
-            targets |= {f"{mod}.{a.name}" for a in node.names if f"{mod}.{a.name}" in known}
+    targets = imported_names(name, path, calls=False)
     own = {".".join(name.split(".")[:i]) for i in range(1, name.count(".") + 1)}
     out = set()
     for t in targets:

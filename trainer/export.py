@@ -10,7 +10,8 @@ from typing import Optional
 import jax
 import numpy as np
 
-from mc4_sampling.common.hub import HubError, push_folder
+from mc4_sampling.common.errors import HubError
+from mc4_sampling.common.hub import push_folder
 from mc4_sampling.common.outputs import MARKER, atomic_dir, check_output_dir
 
 from . import cards

@@ -124,6 +124,14 @@ def check_output_dir(path, option: str = "--output", overwrite: bool = False, ou
         raise OutputError(f"{shown}: cannot create it in {str(parent)!r}: Permission denied")
 
 
+def _sibling_folder(final: Path) -> Path:
+    """A new empty folder with a fresh temporary name beside ``final`` (its parents created)."""
+    tmp = final.with_name(f".{final.name}.{os.getpid()}-{secrets.token_hex(4)}.tmp")
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp.mkdir()
+    return tmp
+
+
 @contextmanager
 def atomic_dir(path, command: str, option: str = "--output", overwrite: bool = False) -> Iterator[Path]:
     """Yield a fresh temporary folder beside ``path`` to fill; on success it gets the marker and is
@@ -131,10 +139,8 @@ def atomic_dir(path, command: str, option: str = "--output", overwrite: bool = F
     :func:`check_output_dir` runs first; an OSError becomes one OutputError line naming ``path``."""
     check_output_dir(path, option, overwrite)
     final = Path(path).absolute()
-    tmp = final.with_name(f".{final.name}.{os.getpid()}-{secrets.token_hex(4)}.tmp")
     try:
-        final.parent.mkdir(parents=True, exist_ok=True)
-        tmp.mkdir()
+        tmp = _sibling_folder(final)
     except OSError as e:
         raise OutputError(f"cannot write {option} {os_error_message(e, path)}") from None
     try:
@@ -156,10 +162,8 @@ def atomic_folder(path) -> Iterator[Path]:
     own output (no policy check, no marker; a command's output folder: :func:`atomic_dir`). An OSError
     creating or renaming the folder becomes an OutputError naming ``path``; the block's own errors pass."""
     final = Path(path).absolute()
-    tmp = final.with_name(f".{final.name}.{os.getpid()}-{secrets.token_hex(4)}.tmp")
     try:
-        final.parent.mkdir(parents=True, exist_ok=True)
-        tmp.mkdir()
+        tmp = _sibling_folder(final)
     except OSError as e:
         raise output_error(path, e) from None
     try:

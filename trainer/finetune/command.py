@@ -173,7 +173,8 @@ def run_finetune(args) -> int:
 
 
 def _push(folder: str, repo: str, endpoint) -> None:
-    from mc4_sampling.common.hub import HubError, push_folder
+    from mc4_sampling.common.errors import HubError
+    from mc4_sampling.common.hub import push_folder
 
     from ..errors import ExportError
 

@@ -124,7 +124,8 @@ def push_revision(folder: str, repo_id: str, step: int, private: bool = False, e
                   token: Optional[str] = None, update_main: bool = True) -> bool:
     """Upload an exported revision to the branch ``step{N}`` (and ``main``); False when the branch
     already holds the same content. ExportError when it holds other content."""
-    from mc4_sampling.common.hub import HubError, push_folder
+    from mc4_sampling.common.errors import HubError
+    from mc4_sampling.common.hub import push_folder
 
     from ..export import upload_plan
 
