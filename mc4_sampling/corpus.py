@@ -368,7 +368,7 @@ def keep_weights(scores, language: str = "es", **options) -> tuple[float, np.nda
     plan = _resolved_plan(language, options)
     x = np.asarray(scores, dtype=np.float64)
     rule = plan.train
-    if rule.method == "none":
+    if rule.weighting.keeps_all:
         return 1.0, np.ones(x.shape)
     w = np.asarray(replace(rule, factor=1.0).probability(x), dtype=np.float64) * np.ones(x.shape)
     return float(rule.factor), np.where(np.isfinite(w) & (w > 0), w, 0.0)

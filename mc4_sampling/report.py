@@ -30,10 +30,10 @@ import math
 
 import numpy as np
 
-from .errors import ConfigError
 from .common.outputs import atomic_path, make_output_dir
+from .errors import ConfigError
 from .plan import SamplingPlan
-from .weighting import DEFAULT_WIDTH, keep_probability
+from .weightings import DEFAULT_WIDTH, get_weighting, keep_probability
 
 logger = logging.getLogger(__name__)
 
@@ -131,7 +131,7 @@ def build_report(perplexities, kept, method: str, factor: float, boundaries=None
 
     report = {
         "method": method,
-        "parameters": {"factor": float(factor), "width": float(width) if method == "gaussian" else None,
+        "parameters": {"factor": float(factor), "width": float(width) if get_weighting(method).uses_width else None,
                        "boundaries": None if boundaries is None else [float(b) for b in boundaries],
                        **{k: v for k, v in (params.items() if isinstance(params, dict) else params)}},
         "score": score_name,
@@ -235,7 +235,7 @@ def write_sampling_report(out_dir, stats, options, split: str = "train",
     rule = rules[options.languages[0]]
     target = None
     cal = plans[options.languages[0]].calibration
-    if cal is not None and rule.method != "none":
+    if cal is not None and not rule.weighting.keeps_all:
         # the calibrated rate holds for the calibrated parameters only (not for a validation factor)
         params = cal.methods.get(rule.method, {})
         if split == cal.split and params.get("factor") == rule.factor:

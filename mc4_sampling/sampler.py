@@ -20,7 +20,7 @@ from .errors import BadRecordError
 from .reader import iter_records
 from .scoring import Scorer
 from .shards import ShardRef
-from .weighting import SamplingRule
+from .weightings import SamplingRule
 
 
 @dataclass

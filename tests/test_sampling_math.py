@@ -7,8 +7,8 @@ import pytest
 from scipy import stats
 
 from mc4_sampling.draw import shard_key, uniform_draws
-from mc4_sampling.weighting import (
-    BERTIN_ES_BOUNDARIES,
+from mc4_sampling.kenlm_models import BERTIN_ES_BOUNDARIES
+from mc4_sampling.weightings import (
     gaussian_keep_probability,
     keep_probability,
     max_keep_probability,

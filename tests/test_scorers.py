@@ -19,8 +19,14 @@ from mc4_sampling.draw import document_key, hashes64, uniform_draws
 from mc4_sampling.plan import SamplingPlan
 from mc4_sampling.sampler import SamplingStats, decide_block
 from mc4_sampling.scoring import Scorer, make_scorer
-from mc4_sampling.weighting import SamplingRule, keep_probability, max_keep_probability
-from mc4_sampling.weightings import WEIGHTINGS, Weighting, register_weighting
+from mc4_sampling.weightings import (
+    WEIGHTINGS,
+    SamplingRule,
+    Weighting,
+    keep_probability,
+    max_keep_probability,
+    register_weighting,
+)
 from mc4_sampling.weightings.pareto import pareto_keep_probability
 from mc4_sampling.weightings.threshold import threshold_keep_probability
 
