@@ -7,15 +7,15 @@ each split. Each parameter of the weighting is taken from the first of:
 
 1. the option itself (``boundaries``, ``sampling_factor``, ``width``);
 2. the calibration file (``calibration``), which must belong to the model and mode in use;
-3. the defaults declared for the perplexity model and mode (:mod:`mc4_sampling.kenlm_models`); a model's
-   default factors go with its default boundaries only (stepwise's scale depends on them);
+3. the defaults declared for the scorer (a KenLM model and mode: :mod:`mc4_sampling.kenlm_models`); a
+   model's default factors go with its default boundaries only (stepwise's scale depends on them);
 4. the weighting's own default factor (BERTIN's for random, stepwise and gaussian:
    :attr:`~mc4_sampling.weightings.Weighting.default_factor`) and BERTIN's width
    (:data:`~mc4_sampling.weightings.DEFAULT_WIDTH`).
 
 Stepwise and gaussian need boundaries: with none from 1-3 the plan cannot be resolved. The plan
-also says which perplexity model scores the language (loaded when first needed, once per
-process) and makes the :class:`~mc4_sampling.sampler.DocumentSampler` of a split.
+also says which scorer scores the language (:class:`~mc4_sampling.scoring.ScorerSource`: KenLM
+perplexity by default; loaded when first needed, once per process) and makes the :class:`~mc4_sampling.sampler.DocumentSampler` of a split.
 :func:`iter_kept` applies the plans of every language to the shards of a split.
 """
 

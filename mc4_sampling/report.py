@@ -1,12 +1,13 @@
 """Sampling report: what a run kept, against what its weighting should keep.
 
-Given the perplexity of every scored document and whether it was kept, the report compares
+Given the score of every scored document (KenLM perplexity or any scorer's) and whether it was
+kept, the report compares
 
 * the observed keep rate with the expected one, ``mean(min(1, p(x_i)))`` over the scored
-  documents. Conditional on the scored perplexities the number kept is a sum of independent
+  documents. Conditional on the scores the number kept is a sum of independent
   Bernoulli draws (a Poisson-binomial count), so its standard deviation is exact:
   ``sqrt(sum q_i (1 - q_i))`` with ``q_i`` the probability that document ``i`` is kept;
-* the perplexity distribution of the kept documents with the expected one, the scored
+* the score distribution of the kept documents with the expected one, the scored
   distribution weighted by ``min(1, p)``, with a two-sample Kolmogorov-Smirnov statistic
   (kept sample against the weighted sample of all scored documents) and SciPy's
   ``kstwo`` p-value for ``n = number kept``;

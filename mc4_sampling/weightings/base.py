@@ -4,9 +4,12 @@ probability ``p(x)`` (a uniform draw ``u`` keeps the document when ``u < p``).
 A weighting is one module with one subclass of :class:`Weighting` and one :func:`register_weighting`
 call (see :mod:`.random`, :mod:`.stepwise`, :mod:`.gaussian`, :mod:`.threshold`, :mod:`.pareto`).
 It states its formula (the docstring of :meth:`Weighting.probability` and :attr:`Weighting.formula`,
-the card's text), its largest keep probability (for the draw-first skip), its parameters, which
-score direction it favours (checked against the scorer's), and how to fit it to a target keep rate.
-The plumbing (precedence of options, calibration files, the draw) is not its job.
+the card's text), its largest keep probability (for the draw-first skip), its parameters and
+default factor, which score direction it favours (checked against the scorer's), how to fit it to
+a target keep rate and whether a calibration fits it by default, whether it has a width, its colour
+in the pictures and its cells in the card. Code outside this package asks the registered member
+(:data:`WEIGHTINGS`, :func:`keeps_all`) and never tests a weighting's name (``tests/test_layering.py``
+checks). The plumbing (precedence of options, calibration files, the draw) is not its job.
 """
 
 from __future__ import annotations
