@@ -15,8 +15,9 @@ each split. Each parameter of the weighting is taken from the first of:
 
 Stepwise and gaussian need boundaries: with none from 1-3 the plan cannot be resolved. The plan
 also says which scorer scores the language (:class:`~mc4_sampling.scoring.ScorerSource`: KenLM
-perplexity by default; loaded when first needed, once per process) and makes the :class:`~mc4_sampling.sampler.DocumentSampler` of a split.
-:func:`iter_kept` applies the plans of every language to the shards of a split.
+perplexity by default; loaded when first needed, once per process) and makes the
+:class:`~mc4_sampling.sampler.DocumentSampler` of a split. :func:`iter_kept` applies the plans of
+every language to the shards of a split.
 """
 
 from __future__ import annotations
