@@ -103,7 +103,7 @@ class SamplingPlan:
     def needs_model(self, split: str) -> bool:
         """Whether sampling ``split`` scores documents (its rule weighs scores, or
         ``return_perplexity``/``return_score`` is set)."""
-        return self.return_perplexity or self.rule(split).needs_perplexity
+        return self.return_perplexity or self.rule(split).needs_scores
 
     def document_sampler(self, split: str, *, return_perplexity: bool | None = None,
                          score_all: bool = False) -> DocumentSampler:

@@ -41,11 +41,6 @@ class SamplingStats:
     scored_documents: list = field(default_factory=list)
 
     @property
-    def kept_perplexities(self) -> list:
-        """:attr:`kept_scores` (the name it had when every score was a perplexity)."""
-        return self.kept_scores
-
-    @property
     def keep_rate(self) -> float:
         return self.kept / self.read if self.read else 0.0
 
@@ -84,7 +79,7 @@ def decide_block(rule: SamplingRule, key: int, positions: np.ndarray, score, *, 
     u = uniform_draws(key, positions)
     if score_all:
         to_score = np.ones(n, dtype=bool)
-    elif rule.needs_perplexity or return_perplexity:
+    elif rule.needs_scores or return_perplexity:
         # u >= max p rejects whatever the perplexity, and only kept documents carry one
         to_score = u < rule.max_probability
     else:
@@ -93,7 +88,7 @@ def decide_block(rule: SamplingRule, key: int, positions: np.ndarray, score, *, 
     if to_score.any():
         idx = np.flatnonzero(to_score)
         perplexity[idx] = score(idx)
-    p = rule.probability(perplexity) if rule.needs_perplexity else rule.probability(u)
+    p = rule.probability(perplexity) if rule.needs_scores else rule.probability(u)
     keep = u < p
     bad = to_score & ~np.isfinite(perplexity)
     if bad.any():
@@ -190,7 +185,7 @@ class DocumentSampler:
         timeout: float | None = None,
         score_name: str | None = None,
     ):
-        if (rule.needs_perplexity or return_perplexity or score_all) and model is None:
+        if (rule.needs_scores or return_perplexity or score_all) and model is None:
             raise ValueError("a scorer is needed for this sampling rule")
         self.score_name = score_name or (model.score_name if model is not None else "perplexity")
         self.input_column = (model.input_column if model is not None else None) or "text"

@@ -229,9 +229,6 @@ class SamplingRule:
     def needs_scores(self) -> bool:
         return WEIGHTINGS[self.method].needs_scores
 
-    #: the name this property had when every score was a perplexity
-    needs_perplexity = needs_scores
-
     @property
     def max_probability(self) -> float:
         return WEIGHTINGS[self.method].max_probability(self)
