@@ -133,7 +133,8 @@ class Mc4SamplingConfig(SamplingOptions, datasets.BuilderConfig):
 
         h = hashlib.blake2b(digest_size=8)
         uses_model = wants_score(self) or WEIGHTINGS[self.sampling_method].needs_scores
-        if self.sampling_method != "none" and self.calibration is not None and os.path.isfile(self.calibration):
+        sampled = not WEIGHTINGS[self.sampling_method].keeps_all
+        if sampled and self.calibration is not None and os.path.isfile(self.calibration):
             h.update(f"calibration:{file_fingerprint(str(self.calibration))}\n".encode())
         for lang in self.languages if uses_model else ():
             try:

@@ -1,4 +1,5 @@
-"""Perplexity sampling of any ``datasets`` corpus: :func:`sample_dataset`.
+"""Score sampling of any ``datasets`` corpus: :func:`sample_dataset`, and the helpers built on its
+options (:func:`score_texts`, :func:`keep_weights`, :func:`open_corpus`).
 
 The builder samples mC4, whose documents have a (shard, position) that keys their draw. A corpus
 such as FineWeb-2 or CulturaX, read through ``load_dataset(..., streaming=True)``, has no such
@@ -13,10 +14,12 @@ of nodes (``split_dataset_by_node``), ``DataLoader`` workers or restarts. With `
 key is the document's id (which must be unique: documents sharing an id share a decision); without
 one it is the text, so exact duplicates get the same decision (all kept or all dropped).
 
-The options are the builder's (method, factor, width, boundaries, model, mode, calibration, seed,
-``return_perplexity``) and are resolved by the same :class:`~mc4_sampling.plan.SamplingPlan`; the
-keep decision of each block is the builder's :func:`~mc4_sampling.sampler.decide_block` (the draw
-first, then the perplexities of the documents the draw does not already reject, scored together).
+The options are the builder's (:class:`~mc4_sampling.options.SamplingOptions`: weighting, its
+parameters, calibration, seed, and the scorer: KenLM perplexity by default, fastText, transformers,
+a callable or a score column) and are resolved by the same :class:`~mc4_sampling.plan.SamplingPlan`;
+each block is decided by the builder's :class:`~mc4_sampling.sampler.BlockDecider` (the draw first,
+then the scores of the documents the draw does not already reject, scored together; bad records
+raised or counted as ``on_bad_record`` says).
 """
 
 from __future__ import annotations
@@ -32,7 +35,7 @@ from .draw import document_key, hashes64
 from .errors import BadRecordError, ConfigError
 from .options import SamplingOptions, check_sampling_options, wants_score
 from .plan import SamplingPlan
-from .sampler import SamplingStats, decide_block
+from .sampler import BlockDecider, SamplingStats
 
 #: documents decided (and scored) together: one batched ``filter``/``map`` call
 BLOCK_SIZE = 256
@@ -76,7 +79,8 @@ class CorpusSampler:
     def __init__(self, plan: SamplingPlan, text_column: str = "text", id_column: str | None = None,
                  stats: SamplingStats | None = None):
         self.plan = plan
-        self.rule = plan.train
+        self.decider = BlockDecider(plan.train, on_bad_record=plan.on_bad_record,
+                                    return_perplexity=plan.return_perplexity)
         self.key = document_key(plan.seed, plan.language)
         self.text_column = text_column
         self.id_column = id_column
@@ -125,24 +129,18 @@ class CorpusSampler:
         def score(idx):
             return model.score(values if len(idx) == len(values) else [values[i] for i in idx.tolist()])
 
-        decision = decide_block(self.rule, self.key, keys, score, return_perplexity=self.plan.return_perplexity)
+        def bad_record(bad):
+            i = int(bad[0])
+            row = int(rows[i])
+            where = f"row {indices[row]}" if indices is not None else f"row {row} of a batch"
+            if ids is not None:
+                where += f" ({self.id_column}={ids[row]!r})"
+            return BadRecordError(where, None, model.bad_value(values[i]))
+
+        decision = self.decider.decide(self.key, keys, score, bad_record, stats=self.stats)
+        self.decider.count(decision, self.stats)
         keep[rows] = decision.keep
         perplexity[rows] = decision.perplexity
-        n_bad = 0
-        if decision.bad is not None and decision.bad.any():
-            bad = np.flatnonzero(decision.bad)
-            if self.plan.on_bad_record == "raise":
-                i = int(bad[0])
-                row = int(rows[i])
-                where = f"row {indices[row]}" if indices is not None else f"row {row} of a batch"
-                if ids is not None:
-                    where += f" ({self.id_column}={ids[row]!r})"
-                raise BadRecordError(where, None, model.bad_value(values[i]))
-            n_bad = len(bad)
-            self.stats.bad_records += n_bad
-        self.stats.read += len(rows) - n_bad
-        self.stats.scored += int(decision.to_score.sum())
-        self.stats.kept += int(decision.keep.sum())
         return keep, perplexity
 
     def _column(self, batch: dict, column: str, option: str) -> list:
@@ -368,7 +366,7 @@ def keep_weights(scores, language: str = "es", **options) -> tuple[float, np.nda
     plan = _resolved_plan(language, options)
     x = np.asarray(scores, dtype=np.float64)
     rule = plan.train
-    if rule.method == "none":
+    if rule.weighting.keeps_all:
         return 1.0, np.ones(x.shape)
     w = np.asarray(replace(rule, factor=1.0).probability(x), dtype=np.float64) * np.ones(x.shape)
     return float(rule.factor), np.where(np.isfinite(w) & (w > 0), w, 0.0)

@@ -10,12 +10,14 @@ any datatrove executor (local processes, Ray, Slurm):
   the last record of a shard it yields an *end-of-shard marker* (``metadata["mc4_end"]``: the
   unit, its bad records, or the error that stopped it).
 * :class:`ScoreSampler` applies the builder's keep decision to the documents, in blocks of
-  256 of one shard: the same :class:`~mc4_sampling.sampler.DocumentSampler` (from
-  :meth:`~mc4_sampling.plan.SamplingPlan.document_sampler`) decides each block through
-  :func:`~mc4_sampling.sampler.decide_block` (draw first, score what the draw does not reject,
-  keep when ``u < p(x)``). Several configs (methods, scorers) are decided on the same documents,
-  each document scored at most once per scorer (configs sharing a scorer share its scores). Each
-  kept document is yielded with its ``config`` and ``score`` in its metadata.
+  256 of one shard: the block decider of the builder's
+  :class:`~mc4_sampling.sampler.DocumentSampler` (from
+  :meth:`~mc4_sampling.plan.SamplingPlan.document_sampler`) decides each block
+  (:class:`~mc4_sampling.sampler.BlockDecider`: draw first, score what the draw does not reject,
+  keep when ``u < p(x)``; a document without a finite score is an error). Several configs
+  (methods, scorers) are decided on the same documents, each document scored at most once per
+  scorer (configs sharing a scorer share its scores). Each kept document is yielded with its
+  ``config`` and ``score`` in its metadata.
 * :class:`SubsetWriter` writes the kept documents of each (config, shard) to
   ``data/<config>/<split>-NNNNN-of-NNNNN.parquet`` under a temporary name, renamed when the
   shard is complete (columns ``text``, ``timestamp``, ``url`` and the config's score column:
@@ -250,10 +252,11 @@ class ScoreSampler(PipelineStep):
                 continue
             sampler = self.sampler(name, meta["language"], split)
             model_holder["model"] = sampler.model
-            decision = sampler.decide(sampler.shard_key(shard), positions, score)
-            if decision.bad is not None and decision.bad.any():
-                raise Mc4SamplingError(f"{unit}: {int(decision.bad.sum())} documents got no finite score from "
-                                       f"{sampler.model.name}")
+            # publish refuses a document without a finite score, whatever on_bad_record
+            decision = sampler.decider.decide(
+                sampler.shard_key(shard), positions, score, on_bad_record="raise",
+                bad_record=lambda bad: Mc4SamplingError(f"{unit}: {len(bad)} documents got no finite score from "
+                                                        f"{sampler.model.name}"))
             scores_of[name] = decision.perplexity
             stats = unit_stats[name]
             n_scored = int(decision.to_score.sum())

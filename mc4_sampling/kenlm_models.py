@@ -29,7 +29,7 @@ from typing import Any, Mapping
 from .common.hub import HubLocation
 from .errors import ConfigError, ModelNotFoundError, invalid_choice
 from .perplexity import MODES, SENTENCEPIECE_MODES, PerplexityModel
-from .weighting import BERTIN_ES_BOUNDARIES, DEFAULT_FACTORS, are_quartiles
+from .weightings import WEIGHTINGS, are_quartiles
 
 logger = logging.getLogger(__name__)
 
@@ -51,10 +51,15 @@ class SamplingDefaults:
         return {"default_boundaries": self.boundaries, "default_factors": self.factors, "default_width": self.width}
 
 
+#: BERTIN's Spanish quartiles: CCNet's ``es.arpa.bin`` (``edugp/kenlm``, ``wikipedia``) in ``raw`` mode.
+BERTIN_ES_BOUNDARIES = (536394.99320948, 662247.50212365, 919250.87225178)
+
 #: (Hub repository, subfolder, language, mode) -> defaults. BERTIN scored CCNet's Spanish
 #: Wikipedia model in raw mode and computed these quartiles on 44 M Spanish mC4 documents.
 KNOWN_SOURCES: dict[tuple[str, str, str, str], SamplingDefaults] = {
-    ("edugp/kenlm", "wikipedia", "es", "raw"): SamplingDefaults(BERTIN_ES_BOUNDARIES, DEFAULT_FACTORS),
+    # with these quartiles, each weighting's own default factor is BERTIN's (:attr:`Weighting.default_factor`)
+    ("edugp/kenlm", "wikipedia", "es", "raw"): SamplingDefaults(
+        BERTIN_ES_BOUNDARIES, {name: w.default_factor for name, w in WEIGHTINGS.items() if not w.keeps_all}),
 }
 
 

@@ -71,6 +71,7 @@ class PerplexityModel(Scorer):
     kind = "kenlm"
     higher_is_better = False
     score_name = "perplexity"
+    score_format = ".2f"
 
     def __init__(
         self,

@@ -2,20 +2,22 @@
 
 :meth:`SamplingPlan.resolve` turns sampling options (a validated
 :class:`~mc4_sampling.Mc4SamplingConfig`, or any object with the same attributes, see
-:class:`SamplingOptions`) and a language into the :class:`~mc4_sampling.weighting.SamplingRule` of
+:class:`SamplingOptions`) and a language into the :class:`~mc4_sampling.weightings.SamplingRule` of
 each split. Each parameter of the weighting is taken from the first of:
 
 1. the option itself (``boundaries``, ``sampling_factor``, ``width``);
 2. the calibration file (``calibration``), which must belong to the model and mode in use;
-3. the defaults declared for the perplexity model and mode (:mod:`mc4_sampling.kenlm_models`); a model's
-   default factors go with its default boundaries only (stepwise's scale depends on them);
-4. BERTIN's factors and width (:data:`~mc4_sampling.weighting.DEFAULT_FACTORS`,
-   :data:`~mc4_sampling.weighting.DEFAULT_WIDTH`).
+3. the defaults declared for the scorer (a KenLM model and mode: :mod:`mc4_sampling.kenlm_models`); a
+   model's default factors go with its default boundaries only (stepwise's scale depends on them);
+4. the weighting's own default factor (BERTIN's for random, stepwise and gaussian:
+   :attr:`~mc4_sampling.weightings.Weighting.default_factor`) and BERTIN's width
+   (:data:`~mc4_sampling.weightings.DEFAULT_WIDTH`).
 
 Stepwise and gaussian need boundaries: with none from 1-3 the plan cannot be resolved. The plan
-also says which perplexity model scores the language (loaded when first needed, once per
-process) and makes the :class:`~mc4_sampling.sampler.DocumentSampler` of a split.
-:func:`iter_kept` applies the plans of every language to the shards of a split.
+also says which scorer scores the language (:class:`~mc4_sampling.scoring.ScorerSource`: KenLM
+perplexity by default; loaded when first needed, once per process) and makes the
+:class:`~mc4_sampling.sampler.DocumentSampler` of a split. :func:`iter_kept` applies the plans of
+every language to the shards of a split.
 """
 
 from __future__ import annotations
@@ -29,8 +31,7 @@ from .options import SamplingOptions, check_sampling_options, is_int, is_number,
 from .sampler import DocumentSampler, SamplingStats
 from .scoring import Scorer, ScorerSource
 from .shards import ShardRef, shard_refs_for
-from .weighting import DEFAULT_FACTORS, DEFAULT_WIDTH, SamplingRule, are_quartiles
-from .weightings import get_weighting
+from .weightings import DEFAULT_WIDTH, KEEP_ALL, SamplingRule, are_quartiles, get_weighting
 
 __all__ = ["SPLITS", "SamplingOptions", "SamplingPlan", "check_max_docs", "check_sampling_options", "is_int",
            "is_number", "iter_kept"]
@@ -66,14 +67,14 @@ class SamplingPlan:
         source = ScorerSource.of(options, language)
         method = options.sampling_method
         calibration = None
-        if method == "none":
-            train = validation = SamplingRule("none")
+        if get_weighting(method).keeps_all:
+            train = validation = SamplingRule(method)
         else:
             if options.calibration is not None:
                 calibration = load_calibration(options.calibration)
             train = _train_rule(options, calibration, source)
             if options.validation_sampling_factor is None:
-                validation = SamplingRule("none")  # as BERTIN: the validation split is not sampled
+                validation = KEEP_ALL  # as BERTIN: the validation split is not sampled
             else:
                 validation = SamplingRule(method, float(options.validation_sampling_factor), train.boundaries,
                                           train.width, train.params)
@@ -102,7 +103,7 @@ class SamplingPlan:
     def needs_model(self, split: str) -> bool:
         """Whether sampling ``split`` scores documents (its rule weighs scores, or
         ``return_perplexity``/``return_score`` is set)."""
-        return self.return_perplexity or self.rule(split).needs_perplexity
+        return self.return_perplexity or self.rule(split).needs_scores
 
     def document_sampler(self, split: str, *, return_perplexity: bool | None = None,
                          score_all: bool = False) -> DocumentSampler:
@@ -165,7 +166,7 @@ def _train_rule(options: SamplingOptions, calibration: Calibration | None, sourc
                 f"sampling_method={method!r} needs sampling_factor for these boundaries (its scale "
                 "depends on them): pass sampling_factor or a calibration file"
             )
-        factor = factor or DEFAULT_FACTORS.get(method, weighting.default_factor)
+        factor = factor or weighting.default_factor
     width = options.width or params.get("width") or (model and model.default_width) or DEFAULT_WIDTH
     values = weighting.resolve_parameters(
         given, params, higher_is_better=bool(model is not None and model.higher_is_better),

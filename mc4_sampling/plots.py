@@ -1,4 +1,5 @@
-"""PNG pictures of perplexity distributions (Matplotlib, headless).
+"""PNG pictures of score distributions (perplexity or any scorer's) and of what each weighting keeps
+(Matplotlib, headless).
 
 Matplotlib is imported only inside the functions, and only through its object-oriented API with
 the Agg canvas: nothing here touches ``pyplot`` or the user's interactive backend. It is part of
@@ -15,17 +16,14 @@ import numpy as np
 
 from .common.outputs import atomic_path, make_output_dir
 from .errors import ConfigError
-from .weighting import keep_probability
-from .weightings import WEIGHTINGS
+from .weightings import DEFAULT_WIDTH, WEIGHTINGS, keep_probability
 
 logger = logging.getLogger(__name__)
 
-#: Colours per curve (colour-blind-safe Okabe-Ito palette).
+#: Colours of the curves that are no weighting's (colour-blind-safe Okabe-Ito palette); each
+#: weighting's curve has its own colour (:attr:`~mc4_sampling.weightings.Weighting.color`).
 COLORS = {
     "original": "#7f7f7f",
-    "random": "#009E73",
-    "stepwise": "#0072B2",
-    "gaussian": "#D55E00",
     "observed": "#CC79A7",
     "expected": "#000000",
     "quartile": "#E69F00",
@@ -122,7 +120,7 @@ def plot_expected_distributions(perplexities, boundaries: Sequence[float],
                                 title: str | None = None, n_bins: int = 60, log_scale: bool = True) -> Path:
     """What each calibrated weighting is expected to keep, overlaid on the original distribution.
 
-    ``methods`` maps a method name to its parameters (``factor``, and ``width`` for gaussian), as
+    ``methods`` maps a method name to its parameters (``factor``, and ``width`` for a weighting that has one), as
     in a calibration file. Three panels: the keep probability ``min(1, p(x))``; the expected number
     of documents kept per bin (the sum of ``min(1, p)``) against all scored documents; and the same
     distributions normalised (fraction per bin; the bins are equal in log x) to compare shapes.
@@ -141,14 +139,14 @@ def plot_expected_distributions(perplexities, boundaries: Sequence[float],
             continue
         params = methods[method]
         factor = float(params["factor"])
-        width = float(params.get("width", 4.5))
+        width = float(params.get("width", DEFAULT_WIDTH))
         extra = {k: params.get(k, d) for k, d in WEIGHTINGS[method].parameters.items()}
         p_grid = np.minimum(1.0, keep_probability(grid, method, factor, boundaries, width, extra))
         q = np.minimum(1.0, keep_probability(x, method, factor, boundaries, width, extra))
         rate = float(q.mean())
-        desc = f"factor={factor:.4g}" + (f", width={width:.4g}" if method == "gaussian" else "")
+        desc = f"factor={factor:.4g}" + (f", width={width:.4g}" if WEIGHTINGS[method].uses_width else "")
         desc += "".join(f", {k}={v:.4g}" for k, v in extra.items() if v is not None)
-        color = COLORS.get(method, WEIGHTINGS[method].color)
+        color = WEIGHTINGS[method].color
         ax_p.plot(grid, p_grid, color=color, linewidth=2, label=f"{method} ({desc})")
         kept, _ = np.histogram(x, bins=bins, weights=q)
         ax_n.step(centers, kept, where="mid", color=color, linewidth=2,

@@ -570,13 +570,12 @@ def render_card(configs: dict[str, Mc4SamplingConfig], result: PublishResult, re
             "dataset_size": sum(by_split[s].num_bytes for s in splits),
         })
         rule, validation = plan.train, plan.validation
-        validation_rule = ("not sampled (every document kept)" if validation.method == "none"
+        validation_rule = ("not sampled (every document kept)" if validation.weighting.keeps_all
                            else f"factor {validation.factor:g}")
         param_rows.append(
             f"| `{name}` | `{rule.method}` | {WEIGHTINGS[rule.method].formula}"
             f"{''.join(f'; {k} = {v:g}' for k, v in rule.params if v is not None)} | "
-            f"{f'{rule.factor:g}' if rule.method != 'none' else '-'} | "
-            f"{f'{rule.width:g}' if rule.method == 'gaussian' else '-'} | "
+            f"{' | '.join(rule.weighting.card_cells(rule))} | "
             f"{', '.join(f'{b:.2f}' for b in rule.boundaries) if rule.boundaries else '-'} | "
             f"{validation_rule} |"
         )

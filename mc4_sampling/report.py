@@ -1,12 +1,13 @@
 """Sampling report: what a run kept, against what its weighting should keep.
 
-Given the perplexity of every scored document and whether it was kept, the report compares
+Given the score of every scored document (KenLM perplexity or any scorer's) and whether it was
+kept, the report compares
 
 * the observed keep rate with the expected one, ``mean(min(1, p(x_i)))`` over the scored
-  documents. Conditional on the scored perplexities the number kept is a sum of independent
+  documents. Conditional on the scores the number kept is a sum of independent
   Bernoulli draws (a Poisson-binomial count), so its standard deviation is exact:
   ``sqrt(sum q_i (1 - q_i))`` with ``q_i`` the probability that document ``i`` is kept;
-* the perplexity distribution of the kept documents with the expected one, the scored
+* the score distribution of the kept documents with the expected one, the scored
   distribution weighted by ``min(1, p)``, with a two-sample Kolmogorov-Smirnov statistic
   (kept sample against the weighted sample of all scored documents) and SciPy's
   ``kstwo`` p-value for ``n = number kept``;
@@ -33,7 +34,7 @@ import numpy as np
 from .common.outputs import atomic_path, make_output_dir
 from .errors import ConfigError
 from .plan import SamplingPlan
-from .weighting import DEFAULT_WIDTH, keep_probability
+from .weightings import DEFAULT_WIDTH, get_weighting, keep_probability
 
 logger = logging.getLogger(__name__)
 
@@ -131,7 +132,7 @@ def build_report(perplexities, kept, method: str, factor: float, boundaries=None
 
     report = {
         "method": method,
-        "parameters": {"factor": float(factor), "width": float(width) if method == "gaussian" else None,
+        "parameters": {"factor": float(factor), "width": float(width) if get_weighting(method).uses_width else None,
                        "boundaries": None if boundaries is None else [float(b) for b in boundaries],
                        **{k: v for k, v in (params.items() if isinstance(params, dict) else params)}},
         "score": score_name,
@@ -235,7 +236,7 @@ def write_sampling_report(out_dir, stats, options, split: str = "train",
     rule = rules[options.languages[0]]
     target = None
     cal = plans[options.languages[0]].calibration
-    if cal is not None and rule.method != "none":
+    if cal is not None and not rule.weighting.keeps_all:
         # the calibrated rate holds for the calibrated parameters only (not for a validation factor)
         params = cal.methods.get(rule.method, {})
         if split == cal.split and params.get("factor") == rule.factor:

@@ -1,17 +1,21 @@
-"""Keep or drop the documents of one shard: the per-example accept/reject filter.
+"""Keep or drop documents, block by block: the per-example accept/reject filter.
 
-For each block of documents: draw ``u`` for every position (:mod:`mc4_sampling.draw`), score only
+For each block of documents: draw ``u`` for every document (:mod:`mc4_sampling.draw`), score only
 the documents that a draw does not already reject (``u < max p``) with the scorer
-(:mod:`mc4_sampling.scoring`), compute ``p(x)`` (:mod:`mc4_sampling.weighting`), keep when
-``u < p(x)``. A document whose score is not a finite number is a bad record, never kept. The
-decisions are a pure function of (seed, language, split, shard, position), whatever order or
-subset of shards a worker reads.
+(:mod:`mc4_sampling.scoring`), compute ``p(x)`` (:mod:`mc4_sampling.weightings`), keep when
+``u < p(x)`` (:func:`decide_block`). A document whose score is not a finite number is a bad
+record, never kept: :class:`BlockDecider` is the one place that decides a block and keeps the
+bad-record bookkeeping (an error naming the record, or a count in :class:`SamplingStats`), used by
+the builder's :class:`DocumentSampler` (mC4 shards, keyed by shard and position), by
+:func:`mc4_sampling.corpus.sample_dataset` (any corpus, keyed by document) and by the datatrove
+step :class:`mc4_sampling.engine.ScoreSampler`. The decisions are a pure function of the seed and
+the documents' keys, whatever order or subset of the data a worker reads.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Iterator
+from typing import Callable, Iterator
 
 import numpy as np
 
@@ -20,7 +24,7 @@ from .errors import BadRecordError
 from .reader import iter_records
 from .scoring import Scorer
 from .shards import ShardRef
-from .weighting import SamplingRule
+from .weightings import SamplingRule
 
 
 @dataclass
@@ -35,11 +39,6 @@ class SamplingStats:
     kept_scores: list = field(default_factory=list)
     #: with ``score_all``: (score, keep probability, kept) for every document read
     scored_documents: list = field(default_factory=list)
-
-    @property
-    def kept_perplexities(self) -> list:
-        """:attr:`kept_scores` (the name it had when every score was a perplexity)."""
-        return self.kept_scores
 
     @property
     def keep_rate(self) -> float:
@@ -71,17 +70,16 @@ def decide_block(rule: SamplingRule, key: int, positions: np.ndarray, score, *, 
     """The keep decisions of a block of documents of one shard: the draw first, then the scores it needs.
 
     ``key`` is the shard's :func:`~mc4_sampling.draw.shard_key`, ``positions`` the documents'
-    line numbers in the shard (bad lines included), ``score(indices)`` returns the scores of
-    the documents at these indices of the block (called once, only when some document needs a
-    score; NaN for a value it cannot score, which makes the document a bad record). The builder
-    (:class:`DocumentSampler`) and the datatrove step
-    (:class:`mc4_sampling.engine.PerplexitySampler`) both decide through this function.
+    line numbers in the shard (bad lines included) or the documents' hashes, ``score(indices)``
+    returns the scores of the documents at these indices of the block (called once, only when some
+    document needs a score; NaN for a value it cannot score, which makes the document a bad record).
+    Every sampler decides through this function, by way of :class:`BlockDecider`.
     """
     n = len(positions)
     u = uniform_draws(key, positions)
     if score_all:
         to_score = np.ones(n, dtype=bool)
-    elif rule.needs_perplexity or return_perplexity:
+    elif rule.needs_scores or return_perplexity:
         # u >= max p rejects whatever the perplexity, and only kept documents carry one
         to_score = u < rule.max_probability
     else:
@@ -90,12 +88,71 @@ def decide_block(rule: SamplingRule, key: int, positions: np.ndarray, score, *, 
     if to_score.any():
         idx = np.flatnonzero(to_score)
         perplexity[idx] = score(idx)
-    p = rule.probability(perplexity) if rule.needs_perplexity else rule.probability(u)
+    p = rule.probability(perplexity) if rule.needs_scores else rule.probability(u)
     keep = u < p
     bad = to_score & ~np.isfinite(perplexity)
     if bad.any():
         keep &= ~bad
     return BlockDecision(to_score, perplexity, p, keep, bad)
+
+
+class BlockDecider:
+    """The keep decisions of blocks of documents under one rule, and their bad-record bookkeeping.
+
+    Args:
+        rule: the weighting.
+        on_bad_record: ``"raise"``: a block with a bad record (a score that is not a finite number)
+            raises the error its caller makes for it; ``"skip"``: bad records are never kept and
+            are counted in :attr:`SamplingStats.bad_records`.
+        return_perplexity: score every document a draw does not reject (to return its score).
+        score_all: score every document (for reports); changes no decision.
+    """
+
+    def __init__(self, rule: SamplingRule, *, on_bad_record: str = "raise", return_perplexity: bool = False,
+                 score_all: bool = False):
+        self.rule = rule
+        self.on_bad_record = on_bad_record
+        self.return_perplexity = return_perplexity
+        self.score_all = score_all
+
+    def decide(self, key: int, positions: np.ndarray, score, bad_record: Callable[[np.ndarray], Exception], *,
+               stats: SamplingStats | None = None, on_bad_record: str | None = None) -> BlockDecision:
+        """The decisions of one block (:func:`decide_block`). Under ``on_bad_record="raise"`` (this
+        decider's unless given), a block with bad records raises ``bad_record(indices)``, the error
+        its caller makes for them (``indices``: the bad documents' indices in the block, at least
+        one). ``stats.scored`` counts the documents scored."""
+        decision = decide_block(self.rule, key, positions, score, return_perplexity=self.return_perplexity,
+                                score_all=self.score_all)
+        if decision.bad is not None and not decision.bad.any():
+            decision.bad = None
+        if decision.bad is not None and (on_bad_record or self.on_bad_record) == "raise":
+            raise bad_record(np.flatnonzero(decision.bad))
+        if stats is not None:
+            stats.scored += int(decision.to_score.sum())
+        return decision
+
+    @staticmethod
+    def count(decision: BlockDecision, stats: SamplingStats) -> None:
+        """Count the whole block in ``stats``: bad records apart, the others read, and the kept ones."""
+        n_bad = int(decision.bad.sum()) if decision.bad is not None else 0
+        stats.bad_records += n_bad
+        stats.read += len(decision.keep) - n_bad
+        stats.kept += int(decision.keep.sum())
+
+    @staticmethod
+    def documents(decision: BlockDecision, stats: SamplingStats | None = None) -> Iterator[tuple[int, bool]]:
+        """``(index, kept)`` of each good document of the block, in order, counted in ``stats`` (as
+        :meth:`count` does) as each is reached, so that a consumer that stops early sees exact numbers."""
+        bad = decision.bad.tolist() if decision.bad is not None else None
+        for i, kept in enumerate(decision.keep.tolist()):
+            if bad is not None and bad[i]:
+                if stats is not None:
+                    stats.bad_records += 1
+                continue
+            if stats is not None:
+                stats.read += 1
+                stats.kept += kept
+            yield i, kept
 
 
 class DocumentSampler:
@@ -128,7 +185,7 @@ class DocumentSampler:
         timeout: float | None = None,
         score_name: str | None = None,
     ):
-        if (rule.needs_perplexity or return_perplexity or score_all) and model is None:
+        if (rule.needs_scores or return_perplexity or score_all) and model is None:
             raise ValueError("a scorer is needed for this sampling rule")
         self.score_name = score_name or (model.score_name if model is not None else "perplexity")
         self.input_column = (model.input_column if model is not None else None) or "text"
@@ -138,6 +195,8 @@ class DocumentSampler:
         self.return_perplexity = return_perplexity
         self.score_all = score_all
         self.on_bad_record = on_bad_record
+        self.decider = BlockDecider(rule, on_bad_record=on_bad_record, return_perplexity=return_perplexity,
+                                    score_all=score_all)
         self.retries = retries
         self.block_size = block_size
         self.max_record_bytes = max_record_bytes
@@ -164,42 +223,29 @@ class DocumentSampler:
         """The key of ``shard``'s draws under this sampler's seed."""
         return shard_key(self.seed, shard.language, shard.split, shard.index)
 
-    def decide(self, key: int, positions: np.ndarray, score) -> BlockDecision:
-        """The decisions of one block of a shard (:func:`decide_block` with this sampler's settings)."""
-        return decide_block(self.rule, key, positions, score, return_perplexity=self.return_perplexity,
-                            score_all=self.score_all)
-
     def _decide(self, key: int, block, stats: SamplingStats | None, shard: ShardRef | None = None):
         positions = np.fromiter((p for p, _ in block), dtype=np.uint64, count=len(block))
         column = self.input_column
-        decision = self.decide(key, positions, lambda idx: self.model.score([block[i][1].get(column) for i in idx]))
-        to_score, perplexity, p, keep = decision.to_score, decision.perplexity, decision.probability, decision.keep
-        bad = decision.bad if decision.bad is not None and decision.bad.any() else None
-        if bad is not None and self.on_bad_record == "raise":
-            i = int(np.flatnonzero(bad)[0])
-            raise BadRecordError(shard.path if shard is not None else "block", int(block[i][0]) + 1,
-                                 self.model.bad_value(block[i][1].get(column)))
-        if stats is not None:
-            stats.scored += int(to_score.sum())
+
+        def bad_record(indices):
+            i = int(indices[0])
+            return BadRecordError(shard.path if shard is not None else "block", int(block[i][0]) + 1,
+                                  self.model.bad_value(block[i][1].get(column)))
+
+        decision = self.decider.decide(key, positions,
+                                       lambda idx: self.model.score([block[i][1].get(column) for i in idx]),
+                                       bad_record, stats=stats)
+        perplexity, p = decision.perplexity, decision.probability
         name = self.score_name
-        # Counters move document by document, so a consumer that stops early sees exact numbers.
-        for i, kept in enumerate(keep.tolist()):
-            if bad is not None and bad[i]:
-                if stats is not None:
-                    stats.bad_records += 1
-                continue
-            if stats is not None:
-                stats.read += 1
-                if self.score_all:
-                    stats.scored_documents.append((float(perplexity[i]), min(float(p[i]), 1.0), kept))
+        for i, kept in self.decider.documents(decision, stats):
+            if stats is not None and self.score_all:
+                stats.scored_documents.append((float(perplexity[i]), min(float(p[i]), 1.0), kept))
             if not kept:
                 continue
             position, record = block[i]
             example = {"text": record["text"], "timestamp": record.get("timestamp"), "url": record.get("url")}
             if self.return_perplexity:
                 example[name] = float(perplexity[i])
-            if stats is not None:
-                stats.kept += 1
-                if not np.isnan(perplexity[i]):
-                    stats.kept_scores.append(float(perplexity[i]))
+            if stats is not None and not np.isnan(perplexity[i]):
+                stats.kept_scores.append(float(perplexity[i]))
             yield position, example

@@ -139,7 +139,7 @@ def test_corrupt_gzip_names_the_file(bad_dir):
 def test_skip_policy_skips_and_counts_without_losing_good_records(bad_dir):
     from mc4_sampling.sampler import DocumentSampler, SamplingStats
     from mc4_sampling.shards import shard_refs_for
-    from mc4_sampling.weighting import SamplingRule
+    from mc4_sampling.weightings import SamplingRule
 
     write_shard(bad_dir / "c4-es.tfrecord-00001-of-02048.json.gz", 10,
                 lines=["oops", json.dumps({"text": 5}), json.dumps({"text": "último"})])

@@ -32,7 +32,7 @@ from mc4_sampling.cli import build_parser, main
 from mc4_sampling.errors import ConfigError
 from mc4_sampling.plan import SamplingPlan
 from mc4_sampling.shards import shard_refs_for
-from mc4_sampling.weighting import gaussian_keep_probability, stepwise_keep_probability
+from mc4_sampling.weightings import gaussian_keep_probability, stepwise_keep_probability
 
 SAMPLE = mc4_sampling.SAMPLE_DATA_DIR
 

@@ -22,7 +22,7 @@ from mc4_sampling.calibration import build_calibration
 from mc4_sampling.calibration.file import save_calibration
 from mc4_sampling.draw import document_key, hash64, uniform_draws
 from mc4_sampling.sampler import SamplingStats
-from mc4_sampling.weighting import gaussian_keep_probability, keep_probability
+from mc4_sampling.weightings import gaussian_keep_probability, keep_probability
 
 SHARDS = sorted((Path(mc4_sampling.SAMPLE_DATA_DIR) / "multilingual").glob("c4-es.tfrecord-*.json.gz"))
 SEED = 2021

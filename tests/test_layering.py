@@ -200,3 +200,88 @@ def test_only_the_entry_and_commands_compose_the_research_wing(graph):
                    if not m.startswith(("trainer.research", "trainer.finetune"))
                    and any(d.startswith("trainer.research") for d in deps))
     assert users == ["trainer.cli", "trainer.config_loading", "trainer.entry"]
+
+
+# --- registry names: tested only inside their registry ---------------------------------------------------------
+
+#: expressions compared with a word that is also a weighting's name but hold something else (a remat policy, a path)
+NOT_WEIGHTINGS = frozenset({"remat", "args.output.lower()"})
+
+
+def name_tests(names, allowed_prefixes, *, unrelated=frozenset(), root: str = ROOT, packages=PACKAGES) -> list[str]:
+    """Where a string literal of ``names`` is tested in the modules of ``packages`` outside ``allowed_prefixes``
+    (paths relative to ``root``, e.g. ``mc4_sampling/weightings/``), as ``"path:line: code"``.
+
+    A test is a comparison (``==``, ``!=``, ``is``, ``in``: ``"x" == m``, ``m in ("x", "y")``, ``"x" in d``), a dict
+    key (``{"x": ...}``), a subscript (``table["x"]``) or a ``case "x":`` pattern. Naming a member elsewhere (a
+    default, an argument, a message) is not a test. A comparison whose other side is one of ``unrelated`` (its
+    source, e.g. ``remat``) compares a value that only shares the word. Configs, docs and tests are not scanned.
+    """
+    names = set(names)
+    out = []
+
+    def named(node) -> bool:
+        return isinstance(node, ast.Constant) and isinstance(node.value, str) and node.value in names
+
+    def members(node) -> list:
+        if isinstance(node, (ast.Tuple, ast.List, ast.Set)):
+            return list(node.elts)
+        if isinstance(node, ast.Dict):
+            return [k for k in node.keys if k is not None]
+        return []
+
+    for pkg in packages:
+        for folder, dirs, files in os.walk(os.path.join(root, pkg)):
+            dirs.sort()
+            for f in sorted(files):
+                if not f.endswith(".py"):
+                    continue
+                path = os.path.join(folder, f)
+                rel = os.path.relpath(path, root).replace(os.sep, "/")
+                if rel.startswith(tuple(allowed_prefixes)):
+                    continue
+                for node in ast.walk(ast.parse(open(path, encoding="utf-8").read(), path)):
+                    hit = False
+                    if isinstance(node, ast.Compare):
+                        operands = [node.left, *node.comparators]
+                        for i, op in enumerate(node.ops):
+                            left, right = operands[i], operands[i + 1]
+                            candidates = [(left, right), (right, left)]
+                            if isinstance(op, (ast.In, ast.NotIn)):
+                                candidates += [(m, left) for m in members(right)]
+                            hit |= any(named(a) and ast.unparse(b) not in unrelated for a, b in candidates)
+                    elif isinstance(node, ast.Dict):
+                        hit = any(named(k) for k in node.keys if k is not None)
+                    elif isinstance(node, ast.Subscript):
+                        hit = named(node.slice)
+                    elif isinstance(node, ast.MatchValue):
+                        hit = named(node.value)
+                    if hit:
+                        out.append((rel, node.lineno, node.col_offset, ast.unparse(node)))
+    return [f"{rel}:{line}: {code}" for rel, line, _, code in sorted(out)]
+
+
+def test_name_tests_finds_comparisons_keys_and_membership(tmp_path):
+    (tmp_path / "pkg" / "own").mkdir(parents=True)
+    (tmp_path / "pkg" / "a.py").write_text(
+        'def f(m, remat, d):\n'
+        '    if m == "gauss" or "bell" != m or m in ("x", "gauss") or "gauss" in d:\n'
+        '        return {"gauss": 1}["gauss"]\n'
+        '    match m:\n'
+        '        case "bell":\n'
+        '            pass\n'
+        '    g(method="gauss", default="bell")\n'  # an argument is no test
+        '    x = "gauss"\n'
+        '    return remat == "bell"\n')  # unrelated
+    (tmp_path / "pkg" / "own" / "b.py").write_text('def f(m):\n    return m == "gauss"\n')
+    hits = name_tests({"gauss", "bell"}, ("pkg/own/",), unrelated={"remat"}, root=str(tmp_path), packages=("pkg",))
+    # line 2: four comparisons; 3: a dict key and a subscript; 5: a case pattern; b.py is allowed
+    assert [h.split(":")[:2] for h in hits] == [["pkg/a.py", n] for n in ("2", "2", "2", "2", "3", "3", "5")]
+
+
+def test_weighting_names_are_tested_only_in_their_registry():
+    from mc4_sampling.weightings import WEIGHTINGS
+
+    hits = name_tests(set(WEIGHTINGS), ("mc4_sampling/weightings/",), unrelated=NOT_WEIGHTINGS)
+    assert not hits, ("a weighting's name is tested outside mc4_sampling/weightings/; ask its registry member "
+                      "(WEIGHTINGS[name].<attribute>) instead:\n" + "\n".join(hits))

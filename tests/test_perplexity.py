@@ -18,8 +18,8 @@ from mc4_sampling import (
     PerplexityModel,
     load_perplexity_model,
 )
+from mc4_sampling.kenlm_models import BERTIN_ES_BOUNDARIES
 from mc4_sampling.plan import SamplingPlan
-from mc4_sampling.weighting import BERTIN_ES_BOUNDARIES
 
 DOCS = [
     "el gato come pescado\nel perro come",

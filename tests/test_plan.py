@@ -9,7 +9,7 @@ from mc4_sampling.calibration import build_calibration, save_calibration
 from mc4_sampling.errors import ConfigError
 from mc4_sampling.kenlm_models import load_perplexity_model
 from mc4_sampling.plan import SamplingPlan
-from mc4_sampling.weighting import DEFAULT_FACTORS, DEFAULT_WIDTH, SamplingRule
+from mc4_sampling.weightings import DEFAULT_WIDTH, WEIGHTINGS, SamplingRule
 
 
 def options(**kw):
@@ -71,9 +71,10 @@ def test_options_beat_the_calibration_file(calibration_file):
 def test_bertin_factors_and_width_when_nothing_else_gives_them(tiny_arpa):
     no_defaults = dict(perplexity_model=tiny_arpa, boundaries=(10.0, 20.0, 30.0))
     gaussian = SamplingPlan.resolve(options(sampling_method="gaussian", **no_defaults), "es")
-    assert gaussian.train == SamplingRule("gaussian", DEFAULT_FACTORS["gaussian"], (10.0, 20.0, 30.0), DEFAULT_WIDTH)
+    assert gaussian.train == SamplingRule("gaussian", WEIGHTINGS["gaussian"].default_factor, (10.0, 20.0, 30.0),
+                                          DEFAULT_WIDTH)
     random = SamplingPlan.resolve(options(sampling_method="random"), "es")
-    assert random.train.factor == DEFAULT_FACTORS["random"] and not random.needs_model("train")
+    assert random.train.factor == WEIGHTINGS["random"].default_factor and not random.needs_model("train")
     # stepwise's scale depends on the boundaries: no factor is borrowed for boundaries of another origin
     with pytest.raises(ConfigError, match="needs sampling_factor"):
         SamplingPlan.resolve(options(sampling_method="stepwise", **no_defaults), "es")

@@ -10,7 +10,7 @@ from scipy import stats
 
 from mc4_sampling.errors import ConfigError
 from mc4_sampling.report import build_report, weighted_ks_statistic, wilson_interval, write_report
-from mc4_sampling.weighting import keep_probability, max_keep_probability
+from mc4_sampling.weightings import keep_probability, max_keep_probability
 
 BOUNDS = (4.3e5, 5.9e5, 8.4e5)
 

@@ -7,8 +7,8 @@ import pytest
 from scipy import stats
 
 from mc4_sampling.draw import shard_key, uniform_draws
-from mc4_sampling.weighting import (
-    BERTIN_ES_BOUNDARIES,
+from mc4_sampling.kenlm_models import BERTIN_ES_BOUNDARIES
+from mc4_sampling.weightings import (
     gaussian_keep_probability,
     keep_probability,
     max_keep_probability,
@@ -83,3 +83,25 @@ def test_shard_keys_differ_by_every_component():
     u1 = uniform_draws(shard_key(1, "es", "train", 0), np.arange(1000))
     u2 = uniform_draws(shard_key(2, "es", "train", 0), np.arange(1000))
     assert abs(np.corrcoef(u1, u2)[0, 1]) < 0.1
+
+
+def test_block_decider_bad_records_raised_or_counted_the_same_way_block_or_document():
+    from mc4_sampling.sampler import BlockDecider, SamplingStats
+    from mc4_sampling.weightings import SamplingRule
+
+    rule = SamplingRule("gaussian", 0.9, B, 4.5)
+    x = np.linspace(B[0] * 0.5, B[2] * 1.5, 256)
+    x[[3, 100, 200]] = np.nan
+    positions = np.arange(256, dtype=np.uint64)
+    key = shard_key(2021, "es", "train", 0)
+    with pytest.raises(ValueError, match=r"^\[3, 100, 200\]$"):  # the caller's error, given the bad documents
+        BlockDecider(rule, score_all=True).decide(key, positions, lambda idx: x[idx],
+                                                  lambda bad: ValueError(str(bad.tolist())))
+    skip = BlockDecider(rule, on_bad_record="skip", score_all=True)
+    whole, by_document = SamplingStats(), SamplingStats()
+    decision = skip.decide(key, positions, lambda idx: x[idx], None, stats=whole)
+    skip.count(decision, whole)
+    seen = list(skip.documents(skip.decide(key, positions, lambda idx: x[idx], None, stats=by_document), by_document))
+    assert whole == by_document and (whole.bad_records, whole.read, whole.scored) == (3, 253, 256)
+    assert [i for i, _ in seen] == [i for i in range(256) if i not in (3, 100, 200)]
+    assert whole.kept == sum(k for _, k in seen) == int(decision.keep.sum()) and not decision.keep[[3, 100, 200]].any()

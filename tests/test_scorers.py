@@ -3,6 +3,7 @@ random/stepwise/gaussian/threshold/pareto, through the builder, sample_dataset, 
 
 from __future__ import annotations
 
+import importlib.util
 import math
 
 import datasets
@@ -19,8 +20,14 @@ from mc4_sampling.draw import document_key, hashes64, uniform_draws
 from mc4_sampling.plan import SamplingPlan
 from mc4_sampling.sampler import SamplingStats, decide_block
 from mc4_sampling.scoring import Scorer, make_scorer
-from mc4_sampling.weighting import SamplingRule, keep_probability, max_keep_probability
-from mc4_sampling.weightings import WEIGHTINGS, Weighting, register_weighting
+from mc4_sampling.weightings import (
+    WEIGHTINGS,
+    SamplingRule,
+    Weighting,
+    keep_probability,
+    max_keep_probability,
+    register_weighting,
+)
 from mc4_sampling.weightings.pareto import pareto_keep_probability
 from mc4_sampling.weightings.threshold import threshold_keep_probability
 
@@ -98,21 +105,71 @@ def test_keep_rate_matches_the_formula(method, params):
         assert abs(d.keep[sel].sum() - q.sum()) < 5 * math.sqrt((q * (1 - q)).sum()) + 1
 
 
-def test_a_new_weighting_is_one_class_and_one_registration():
+def test_a_new_weighting_is_one_class_and_one_registration(tmp_path):
+    """Registered, a weighting is an option of the CLI, calibration (fit, file, pictures), the report,
+    publish and its card, with its own default factor, colour and fit: no other module names it."""
+    from mc4_sampling.calibration import load_calibration, write_plots
+    from mc4_sampling.cli import build_parser
+    from mc4_sampling.publish import PublishResult, SplitStats, method_configs, render_card
+    from mc4_sampling.report import build_report
+    from mc4_sampling.weightings.fitting import MethodFit, solve_factor
+
     class Linear(Weighting):
         name = "linear-test"
         formula = "`p = factor * x`"
         favours = "high"
+        default_factor = 0.03
+        color = "#123456"
+        default_fit = {"high": 9}
 
         def probability(self, x, rule):
             """``p(x) = factor * x``."""
             return rule.factor * np.asarray(x, dtype=np.float64)
 
+        def fit(self, scores, target, **options):
+            """``factor`` solved exactly (the rate is linear in it until saturation)."""
+            factor = solve_factor(self.probability(scores, SamplingRule(self.name)), target)
+            return MethodFit(self.name, factor=factor,
+                             expected_rate=float(np.minimum(factor * np.asarray(scores), 1).mean()))
+
     register_weighting(Linear())
     try:
-        ds = datasets.Dataset.from_list(fineweb_edu(sample_docs(100)))
+        rows = fineweb_edu(sample_docs(100))
+        ds = datasets.Dataset.from_list(rows)
         kept = sample_dataset(ds, "linear-test", score_column="score", sampling_factor=0.2)
         assert 0 < len(kept) < 100
+        # its own default factor
+        assert SamplingPlan.resolve(mc4_sampling.corpus.CorpusSamplingOptions(
+            sampling_method="linear-test", score_column="score"), "es").train.factor == 0.03
+        # the command line offers it
+        commands = build_parser()._subparsers._group_actions[0].choices
+        for command, dest in (("sample", "method"), ("publish", "method"), ("calibrate", "methods")):
+            action = next(a for a in commands[command]._actions if a.dest == dest)
+            assert "linear-test" in action.choices, command
+        # calibration fits it by default for its direction, writes it, reads it back, draws it in its colour
+        scores = np.array([r["score"] for r in rows])
+        cal = build_calibration(scores, 0.2, model_id="column:score", mode=None, scorer="column",
+                                higher_is_better=True)
+        assert list(cal.methods)[-1] == "linear-test"
+        assert cal.methods["linear-test"]["expected_rate"] == pytest.approx(0.2)
+        path = save_calibration(cal, tmp_path / "calibration.json")
+        assert load_calibration(str(path)).methods["linear-test"]["factor"] == cal.methods["linear-test"]["factor"]
+        if importlib.util.find_spec("matplotlib") is not None:
+            assert write_plots(cal, scores, tmp_path / "plots")
+        calibrated = sample_dataset(ds, "linear-test", score_column="score", calibration=str(path))
+        assert abs(len(calibrated) - 20) < 5 * math.sqrt(20)
+        # the report
+        factor = cal.methods["linear-test"]["factor"]
+        p = np.minimum(1, keep_probability(scores, "linear-test", factor))
+        report = build_report(scores, np.random.default_rng(0).random(100) < p, "linear-test", factor)
+        assert report["method"] == "linear-test" and report["parameters"]["width"] is None
+        # publish and its card
+        config = Mc4Sampling(config_name="es", data_dir=mc4_sampling.SAMPLE_DATA_DIR, scorer=text_length).config
+        configs = method_configs(config, ["linear-test"])
+        stats = {"linear-test": {"train": SplitStats(read=10, scored=10, kept=3)}}
+        card = render_card(configs, PublishResult(str(tmp_path), ["linear-test"], ["train"], stats, True, 1, 1),
+                           "someone/sampled")
+        assert "| `linear-test` | `linear-test` | `p = factor * x` | 0.03 | - |" in card
     finally:
         del WEIGHTINGS["linear-test"]
 

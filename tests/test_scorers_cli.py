@@ -194,3 +194,20 @@ def test_publish_cli_shares_weighting_options_between_methods(fasttext_model, tm
     err = capsys.readouterr().err.strip().splitlines()[-1]
     assert err == ("mc4-sampling publish: error: weighting_options.beta is not a parameter of sampling_method "
                    "threshold, pareto (valid keys: threshold: low, high, top, bottom, band; pareto: alpha)")
+
+
+def test_score_prints_the_scores_of_the_scorer_asked_for(fasttext_model, capsys):
+    texts = [d["text"][:300] for d in sample_docs(4)]
+    argv = ["--scorer", "fasttext", "--scorer-model", fasttext_model, "--scorer-option", "label=hq"]
+    assert main(["score", *argv, *texts]) == 0
+    out, err = capsys.readouterr()
+    expected = make_scorer("fasttext", fasttext_model, {"label": "hq"}).score(texts)
+    lines = out.splitlines()
+    assert [float(line.split("\t")[0]) for line in lines] == pytest.approx(expected, rel=1e-5)
+    assert all(0 <= float(line.split("\t")[0]) <= 1 for line in lines)  # a probability, not a perplexity
+    assert err.splitlines()[0].startswith("score\t")  # the scorer's name for its column
+    assert main(["score", *texts[:1]]) == 0  # KenLM by default: a perplexity, named so
+    out, err = capsys.readouterr()
+    assert float(out.split("\t")[0]) > 1 and err.startswith("perplexity\t")
+    assert main(["score", "--score-column", "score", "hola"]) == 2
+    assert "--score-column" in capsys.readouterr().err

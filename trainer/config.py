@@ -339,7 +339,7 @@ def _validate_sampling(d: DataConfig) -> None:
     its messages naming the config keys; no option that ``none`` makes meaningless; no sampling twice."""
     from mc4_sampling.errors import ConfigError as SamplerConfigError
     from mc4_sampling.options import SamplingOptions, check_sampling_options
-    from mc4_sampling.weightings import WEIGHTINGS
+    from mc4_sampling.weightings import WEIGHTINGS, keeps_all
 
     sp = d.sampling
     old_style = bool(getattr(sp, "_old_names", ()))
@@ -348,13 +348,14 @@ def _validate_sampling(d: DataConfig) -> None:
     def key(name: str) -> str:
         return f"data.sampling.{renamed.get(name, name)}"
 
-    if sp.sampling_method == "none":
+    if keeps_all(sp.sampling_method):
         set_keys = [k for k in ("sampling_factor", "width", "boundaries", "weighting_options", "calibration",
                                 "id_column", "scorer", "scorer_model", "scorer_options", "score_column")
                     if getattr(sp, k) is not None]
         if set_keys:
             raise ConfigError(f"{key(set_keys[0])} is set but {key('sampling_method')} is 'none' (no sampling); "
-                              f"set {key('sampling_method')} to {', '.join(w for w in WEIGHTINGS if w != 'none')}")
+                              f"set {key('sampling_method')} to "
+                              f"{', '.join(n for n, w in WEIGHTINGS.items() if not w.keeps_all)}")
         return
     if not sp.language:
         raise ConfigError("config key 'data.sampling.language' must be a language code such as 'es'")
@@ -373,8 +374,8 @@ def _validate_sampling(d: DataConfig) -> None:
         raise ConfigError(f"data.sampling: {message}") from None
     if options.boundaries is not None:
         sp.boundaries = list(options.boundaries)
-    builder_method = d.kwargs.get("sampling_method", "none") if d.path == "mc4-sampling" else "none"
-    if builder_method != "none":
+    builder_method = d.kwargs.get("sampling_method") if d.path == "mc4-sampling" else None
+    if builder_method is not None and not keeps_all(builder_method):
         raise ConfigError(
             f"data.kwargs.sampling_method={builder_method!r} and {key('sampling_method')}={sp.sampling_method!r} "
             "would sample twice; sample with one of them")

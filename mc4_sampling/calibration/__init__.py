@@ -1,4 +1,4 @@
-"""Calibration of the sampler for a language, a perplexity model and a target keep rate.
+"""Calibration of the sampler for a language, a scorer (KenLM perplexity or any other) and a target keep rate.
 
 :func:`run_calibration` is the whole run: draw a random subset of documents
 (:mod:`~mc4_sampling.calibration.subset`), score it, fit every method's parameters
@@ -18,10 +18,9 @@ import numpy as np
 
 from ..errors import ConfigError
 from ..scoring import ScorerSource
-from ..weighting import DEFAULT_WIDTH
+from ..weightings import DEFAULT_WIDTH
 from .file import CALIBRATION_FORMAT, CALIBRATION_FORMAT_VERSION, Calibration, load_calibration, save_calibration
 from .fit import (
-    FIT_METHODS,
     MIN_DOCUMENTS,
     MethodFit,
     UnreachableTargetError,
@@ -52,7 +51,7 @@ from .subset import (
 
 __all__ = [
     "CALIBRATION_FILE", "CALIBRATION_FORMAT", "CALIBRATION_FORMAT_VERSION", "Calibration", "DEFAULT_DOCS",
-    "DEFAULT_SHARDS_TO_READ", "EXPECTED_FILE", "FIT_METHODS", "HISTOGRAM_FILE", "MIN_DOCUMENTS", "MethodFit",
+    "DEFAULT_SHARDS_TO_READ", "EXPECTED_FILE", "HISTOGRAM_FILE", "MIN_DOCUMENTS", "MethodFit",
     "Subset", "UnreachableTargetError", "build_calibration", "calibratable_methods", "check_target_rate",
     "clean_perplexities", "default_methods",
     "draw_corpus_subset", "draw_subset", "expected_keep_rate", "fit_gaussian", "fit_methods", "fit_random",

@@ -14,7 +14,7 @@ from pathlib import Path
 from ..common.outputs import atomic_path, make_output_dir
 from ..errors import ConfigError
 from ..perplexity import MODES
-from ..weighting import are_quartiles
+from ..weightings import WEIGHTINGS, are_quartiles
 from .fit import calibratable_methods
 
 #: Value of the ``format`` field of a calibration file.
@@ -148,7 +148,7 @@ def load_calibration(path) -> Calibration:
     for name, params in methods.items():
         if name not in calibratable_methods() or not isinstance(params, dict):
             raise _bad(path, f"methods.{name} is not a calibrated method")
-        for key in ("factor",) + (("width",) if name == "gaussian" else ()):
+        for key in ("factor",) + (("width",) if WEIGHTINGS[name].uses_width else ()):
             v = params.get(key)
             if not isinstance(v, (int, float)) or not math.isfinite(v) or v <= 0:
                 raise _bad(path, f"methods.{name}.{key} must be a positive number, got {v!r}")

@@ -1,16 +1,21 @@
-"""Fitting the weightings to a target keep rate: pure NumPy, exact.
+"""Fitting the weightings to a target keep rate, on the scores of a subset (any scorer's): the
+target, the quartiles and percentiles, and :func:`fit_methods`, which asks each weighting for its
+own fit (:meth:`~mc4_sampling.weightings.Weighting.fit`). Pure NumPy, exact.
 
 The expected keep rate of a weighting over a scored subset of documents is::
 
     rate = mean_i min(1, p(x_i))
 
-where ``p`` is the keep probability of :mod:`mc4_sampling.weighting` (a draw ``u`` in [0, 1) keeps
-a document when ``u < p``, so ``p >= 1`` means "always kept"). All three weightings are linear in
-their ``factor``: ``p(x) = factor * w(x)`` with ``w`` the weighting at ``factor = 1``. The rate is
-therefore a continuous, non-decreasing, piecewise-linear function of ``factor`` whose slope drops
-each time one more document saturates at ``p = 1``; :func:`solve_factor` inverts it exactly.
+where ``p`` is the weighting's keep probability (:mod:`mc4_sampling.weightings`; a draw ``u`` in
+[0, 1) keeps a document when ``u < p``, so ``p >= 1`` means "always kept"). Every weighting is
+linear in its ``factor``: ``p(x) = factor * w(x)`` with ``w`` the weighting at ``factor = 1``. The
+rate is therefore a continuous, non-decreasing, piecewise-linear function of ``factor`` whose slope
+drops each time one more document saturates at ``p = 1``; :func:`solve_factor` inverts it exactly.
+Which weightings are fitted when none are named is each weighting's say
+(:attr:`~mc4_sampling.weightings.Weighting.default_fit`): BERTIN's three for perplexities.
 
-Reachability (see docs/calibration.md, "How the parameters are fitted"):
+Reachability of BERTIN's three (see docs/calibration.md, "How the parameters are fitted"; the
+others' in their modules):
 
 * ``random``: any rate in (0, 1] (``factor = rate``).
 * ``stepwise``: any rate below 1. A rate of 1 needs a factor at which every quartile saturates
@@ -32,8 +37,7 @@ from typing import Iterable, Sequence
 import numpy as np
 
 from ..errors import ConfigError, invalid_choice, out_of_range
-from ..weighting import DEFAULT_WIDTH, keep_probability
-from ..weightings import WEIGHTINGS, get_weighting
+from ..weightings import DEFAULT_WIDTH, WEIGHTINGS, fitted_by_default, get_weighting, keep_probability
 from ..weightings.fitting import (  # noqa: F401 - re-exported: they were defined here
     MethodFit,
     UnreachableTargetError,
@@ -51,10 +55,6 @@ logger = logging.getLogger(__name__)
 
 #: Fewest scored documents from which quartiles are estimated at all.
 MIN_DOCUMENTS = 20
-#: BERTIN's methods: what a calibration fits by default for a scorer whose lower scores are better.
-FIT_METHODS = ("random", "stepwise", "gaussian")
-#: what it fits by default for a scorer whose higher scores are better
-FIT_METHODS_HIGHER = ("random", "threshold", "pareto", "gaussian")
 
 
 def calibratable_methods() -> tuple[str, ...]:
@@ -63,9 +63,10 @@ def calibratable_methods() -> tuple[str, ...]:
 
 
 def default_methods(higher_is_better: bool = False) -> tuple[str, ...]:
-    """The methods fitted when none are named: BERTIN's three for perplexities, else those that
-    favour high scores (or neither)."""
-    return FIT_METHODS_HIGHER if higher_is_better else FIT_METHODS
+    """The methods fitted when none are named, as the weightings declare
+    (:func:`~mc4_sampling.weightings.fitted_by_default`): BERTIN's three for perplexities, else
+    those that favour high scores (or neither)."""
+    return fitted_by_default(higher_is_better)
 
 
 # --- target ---------------------------------------------------------------------------------
@@ -160,18 +161,18 @@ def expected_keep_rate(perplexities, method: str, factor: float, boundaries=None
 
 
 def fit_methods(perplexities, target: float, boundaries: Sequence[float] | None = None,
-                methods: Iterable[str] = FIT_METHODS, width: float = DEFAULT_WIDTH,
+                methods: Iterable[str] | None = None, width: float = DEFAULT_WIDTH,
                 fit_width: bool = False, gaussian_factor: float = 1.0, *, higher_is_better: bool = False,
                 positive: bool = True, alpha: float | None = None,
                 scorer_name: str = "the scorer") -> dict[str, MethodFit]:
     """Fit each of ``methods`` (registered weightings, :meth:`Weighting.fit`) to ``target``; raise on
     the first one that cannot reach it, or that favours the scores ``higher_is_better`` says are worse.
 
-    ``boundaries`` default to the quartiles of ``perplexities``.
+    ``methods`` default to :func:`default_methods`; ``boundaries`` to the quartiles of ``perplexities``.
     """
     target = check_target_rate(target, "target_rate")
     x = clean_perplexities(perplexities, positive=positive)
-    methods = list(methods)
+    methods = list(default_methods(higher_is_better) if methods is None else methods)
     for method in methods:
         if method not in calibratable_methods():
             raise invalid_choice("method", method, calibratable_methods())

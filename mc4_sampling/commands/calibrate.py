@@ -26,7 +26,7 @@ from ..calibration import (
 )
 from ..common.outputs import atomic_dir, check_output_dir
 from ..errors import ConfigError
-from ..weighting import DEFAULT_WIDTH
+from ..weightings import DEFAULT_WIDTH
 from .common import add_model_options, add_source_options, build_config, model_spec, scorer_kwargs
 from .dataset_source import add_dataset_options, check_mc4_split, corpus_language, open_dataset
 

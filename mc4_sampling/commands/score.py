@@ -1,4 +1,5 @@
-"""``mc4-sampling score``: print the perplexity of texts."""
+"""``mc4-sampling score``: print the score of texts by any scorer (the embedded KenLM perplexity by
+default; ``--scorer``/``--scorer-model``/``--scorer-option`` for fastText, transformers and the others)."""
 
 from __future__ import annotations
 
@@ -7,18 +8,19 @@ import os
 import sys
 
 from ..errors import ConfigError
-from ..kenlm_models import load_perplexity_model
 from ..languages import check_language
-from .common import add_model_options, model_spec
+from ..scoring import ScorerSource, check_scorer_options
+from .common import add_model_options, model_spec, scorer_kwargs
 
 
 def add_parser(subparsers) -> None:
     p = subparsers.add_parser(
         "score",
-        help="print the perplexity of texts",
-        description="Print '<perplexity>\\t<text>' for each text: the TEXT arguments, else the 'text' field of "
+        help="print the score of texts (KenLM perplexity by default, or --scorer's)",
+        description="Print '<score>\\t<text>' for each text: the TEXT arguments, else the 'text' field of "
         "each line of --jsonl, else each line of standard input (one document per line; write \\n for a "
-        "newline inside a document).",
+        "newline inside a document). The score is the scorer's (KenLM perplexity by default); its name "
+        "('perplexity', 'score') goes to standard error first.",
     )
     p.add_argument("texts", nargs="*", metavar="TEXT", help="texts to score")
     p.add_argument("--jsonl", help="a JSON-lines file (or .json.gz) whose 'text' fields are scored")
@@ -33,11 +35,19 @@ def run(args: argparse.Namespace) -> int:
     if len(spec) > 1 and not os.path.isfile(os.path.expanduser(spec[1])):  # not a KENLM SP pair: TEXT arguments
         args.perplexity_model, args.texts = spec[:1], spec[1:] + args.texts
     check_language(args.lang)
-    if not spec and args.lang != "es":
+    options = argparse.Namespace(perplexity_model=model_spec(args), perplexity_mode=args.perplexity_mode,
+                                 **scorer_kwargs(args))
+    check_scorer_options(options)
+    default_scorer = options.scorer is None and options.score_column is None
+    if default_scorer and not spec and args.lang != "es":
         raise ConfigError(f"--lang {args.lang}: the embedded perplexity model is Spanish; give --perplexity-model")
-    model = load_perplexity_model(model_spec(args), args.lang, args.perplexity_mode).load()
+    model = ScorerSource.of(options, args.lang).load()
+    if model.input_column is not None:
+        raise ConfigError(f"--score-column {model.input_column}: score reads texts; a column of scores is read "
+                          "from a dataset (mc4-sampling sample --dataset ... --score-column)")
+    print(f"{model.score_name}\ttext ({model.name})", file=sys.stderr)
     for text in _texts(args):
-        print(f"{model.perplexity(text):.2f}\t{text[:80]!r}")
+        print(f"{float(model.score([text])[0]):{model.score_format}}\t{text[:80]!r}")
     return 0
 
 
@@ -52,4 +62,3 @@ def _texts(args):
     else:
         for line in sys.stdin:
             yield line.rstrip("\n").replace("\\n", "\n")
-

@@ -48,6 +48,8 @@ class Scorer:
     default_width: float | None = None
     #: how logs, errors and cards name the scorer
     name: str = "scorer"
+    #: how ``mc4-sampling score`` prints a score (a format spec)
+    score_format: str = ".6g"
 
     def score(self, values: Sequence) -> np.ndarray:  # pragma: no cover - abstract
         """One float64 per document (NaN where a value cannot be scored)."""

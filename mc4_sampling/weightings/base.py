@@ -4,9 +4,12 @@ probability ``p(x)`` (a uniform draw ``u`` keeps the document when ``u < p``).
 A weighting is one module with one subclass of :class:`Weighting` and one :func:`register_weighting`
 call (see :mod:`.random`, :mod:`.stepwise`, :mod:`.gaussian`, :mod:`.threshold`, :mod:`.pareto`).
 It states its formula (the docstring of :meth:`Weighting.probability` and :attr:`Weighting.formula`,
-the card's text), its largest keep probability (for the draw-first skip), its parameters, which
-score direction it favours (checked against the scorer's), and how to fit it to a target keep rate.
-The plumbing (precedence of options, calibration files, the draw) is not its job.
+the card's text), its largest keep probability (for the draw-first skip), its parameters and
+default factor, which score direction it favours (checked against the scorer's), how to fit it to
+a target keep rate and whether a calibration fits it by default, whether it has a width, its colour
+in the pictures and its cells in the card. Code outside this package asks the registered member
+(:data:`WEIGHTINGS`, :func:`keeps_all`) and never tests a weighting's name (``tests/test_layering.py``
+checks). The plumbing (precedence of options, calibration files, the draw) is not its job.
 """
 
 from __future__ import annotations
@@ -59,6 +62,11 @@ class Weighting:
     calibratable: bool = True
     #: the colour of its curves in the pictures
     color: str = "#555555"
+    #: True when it keeps every document (``none``): nothing is sampled and it has no factor
+    keeps_all: bool = False
+    #: the scorer directions (``"low"``, ``"high"``: which scores are better) for which
+    #: ``mc4-sampling calibrate`` fits it when no methods are named, with its place in that list
+    default_fit: Mapping[str, int] = {}
 
     def probability(self, x, rule: "SamplingRule") -> np.ndarray:  # pragma: no cover - abstract
         """``p(x)`` for the scores ``x`` (an array), ``p >= 1`` meaning "always kept"."""
@@ -67,6 +75,12 @@ class Weighting:
     def max_probability(self, rule: "SamplingRule") -> float:
         """The largest ``p(x)`` over every ``x``, capped at 1 (``min(1, factor)`` unless overridden)."""
         return min(1.0, float(rule.factor))
+
+    @property
+    def uniform(self) -> bool:
+        """True when every document has the same keep probability, ``factor`` (``random``): the
+        weighting samples without looking at the score."""
+        return not self.needs_scores and not self.keeps_all
 
     @property
     def option_keys(self) -> tuple[str, ...]:
@@ -107,11 +121,17 @@ class Weighting:
 
     def describe(self, rule: "SamplingRule") -> str:
         """The parameters, as one line of a card or report."""
-        parts = [f"factor={rule.factor:g}"] if self.name != "none" else []
+        parts = [f"factor={rule.factor:g}"] if not self.keeps_all else []
         parts += [f"{k}={v:g}" for k, v in rule.params if v is not None]
         if self.uses_width:
             parts.append(f"width={rule.width:g}")
         return ", ".join(parts) or "-"
+
+    def card_cells(self, rule: "SamplingRule") -> tuple[str, str]:
+        """The ``factor`` and ``width`` cells of the dataset card's parameter table (``-`` where the
+        weighting has no such parameter)."""
+        return (f"{rule.factor:g}" if not self.keeps_all else "-",
+                f"{rule.width:g}" if self.uses_width else "-")
 
 
 def _number(x) -> bool:
@@ -137,6 +157,36 @@ def register_weighting(weighting: Weighting) -> Weighting:
         raise ValueError("a weighting needs a name")
     WEIGHTINGS[weighting.name] = weighting
     return weighting
+
+
+def _registered(method) -> Weighting | None:
+    try:
+        return WEIGHTINGS.get(method)
+    except TypeError:  # not a name
+        return None
+
+
+def keeps_all(method) -> bool:
+    """True when ``method`` names a weighting that keeps every document (``none``); False for any
+    other value, one that names no weighting included (checked where the option is validated)."""
+    weighting = _registered(method)
+    return weighting is not None and weighting.keeps_all
+
+
+def is_uniform(method) -> bool:
+    """True when ``method`` names a weighting that keeps every document with the same probability
+    (``random``, :attr:`Weighting.uniform`); False for any other value."""
+    weighting = _registered(method)
+    return weighting is not None and weighting.uniform
+
+
+def fitted_by_default(higher_is_better: bool = False) -> tuple[str, ...]:
+    """The weightings ``mc4-sampling calibrate`` fits when none are named, for a scorer whose
+    higher (or lower) scores are better (:attr:`Weighting.default_fit`, in its order)."""
+    direction = "high" if higher_is_better else "low"
+    chosen = [(w.default_fit[direction], i, name) for i, (name, w) in enumerate(WEIGHTINGS.items())
+              if direction in w.default_fit]
+    return tuple(name for _, _, name in sorted(chosen))
 
 
 def get_weighting(method: str) -> Weighting:
@@ -178,9 +228,6 @@ class SamplingRule:
     @property
     def needs_scores(self) -> bool:
         return WEIGHTINGS[self.method].needs_scores
-
-    #: the name this property had when every score was a perplexity
-    needs_perplexity = needs_scores
 
     @property
     def max_probability(self) -> float:

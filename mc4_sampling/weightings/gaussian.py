@@ -100,6 +100,7 @@ class GaussianWeighting(Weighting):
     uses_width = True
     default_factor = 0.78
     color = "#D55E00"
+    default_fit = {"low": 2, "high": 3}
 
     def probability(self, x, rule):
         """See :func:`gaussian_keep_probability` (``m = b2``); peaks at ``factor``."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .base import Weighting, register_weighting
+from .base import SamplingRule, Weighting, register_weighting
 
 
 class NoWeighting(Weighting):
@@ -12,6 +12,7 @@ class NoWeighting(Weighting):
     formula = "1 (every document kept)"
     needs_scores = False
     calibratable = False
+    keeps_all = True
 
     def probability(self, x, rule):
         """``p(x) = 1``."""
@@ -22,3 +23,6 @@ class NoWeighting(Weighting):
 
 
 register_weighting(NoWeighting())
+
+#: the rule of a split that is not sampled (BERTIN's validation split): every document kept
+KEEP_ALL = SamplingRule(NoWeighting.name)

@@ -30,6 +30,7 @@ class ParetoWeighting(Weighting):
     parameters = {"alpha": DEFAULT_ALPHA}
     favours = "high"
     color = "#56B4E9"
+    default_fit = {"high": 2}
 
     def probability(self, x, rule):
         """See :func:`pareto_keep_probability`."""

@@ -25,6 +25,7 @@ class RandomWeighting(Weighting):
     needs_scores = False
     default_factor = 0.5
     color = "#009E73"
+    default_fit = {"low": 0, "high": 0}
 
     def probability(self, x, rule):
         """``p(x) = factor``."""

@@ -73,6 +73,7 @@ class StepwiseWeighting(Weighting):
     #: the top quartile gets ``factor / (10 b3)``: high scores are dropped (perplexity: lower is better)
     favours = "low"
     color = "#0072B2"
+    default_fit = {"low": 1}
 
     def probability(self, x, rule):
         """See :func:`stepwise_keep_probability`."""

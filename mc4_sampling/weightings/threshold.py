@@ -61,6 +61,7 @@ class ThresholdWeighting(Weighting):
     selectors = ("band",)
     quantile_keys = ("top", "bottom", "band")
     color = "#CC79A7"
+    default_fit = {"high": 1}
 
     def probability(self, x, rule):
         """See :func:`threshold_keep_probability`."""

@@ -73,8 +73,10 @@ def sample_stream(ds, cfg: DataConfig):
     """
     import dataclasses
 
+    from mc4_sampling.weightings import keeps_all
+
     sp = cfg.sampling
-    if sp.sampling_method == "none":
+    if keeps_all(sp.sampling_method):
         return ds
     try:
         from mc4_sampling import sample_dataset

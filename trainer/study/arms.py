@@ -39,6 +39,8 @@ class ArmSample:
 def sample_arms(cfg: StudyConfig, index: CorpusIndex, k: int, only: Optional[set] = None) -> dict[str, ArmSample]:
     """Every arm's sample for seed index ``k`` (arms matched by others are computed too when needed), from the
     index's scores and ids alone (:func:`.sampling.thresholds`)."""
+    from mc4_sampling.weightings import is_uniform
+
     by_name = {a.name: a for a in cfg.arms}
     need = set(only) if only is not None else set(by_name)
     for name in list(need):  # the targets of the arms asked for
@@ -59,7 +61,7 @@ def sample_arms(cfg: StudyConfig, index: CorpusIndex, k: int, only: Optional[set
                 factor, n = sampling.factor_keeping(t, target.documents), target.documents
             else:
                 factor, n = sampling.factor_keeping_tokens(t, index.tokens, target.tokens)
-        elif arm.max_documents is not None and arm.method == "random":  # exactly max_documents
+        elif arm.max_documents is not None and is_uniform(arm.method):  # exactly max_documents
             n = min(arm.max_documents, len(index))
             factor = sampling.factor_keeping(t, n)
         mask = t < factor if factor is not None else np.ones(len(index), dtype=bool)
@@ -83,6 +85,7 @@ def check_against_sampler(cfg: StudyConfig, index: CorpusIndex, samples: dict, l
     indexed documents among the first ``2 limit`` of the first corpus file (at most ``limit`` of them), keeps
     exactly the documents the study kept."""
     from mc4_sampling.draw import hashes64
+    from mc4_sampling.weightings import keeps_all
 
     read = 2 * limit if cfg.corpus.max_documents is None else min(2 * limit, cfg.corpus.max_documents)
     docs = read_shard(cfg, index.shards[0], load_labels(cfg), read)  # their indexed ones are the file's first
@@ -98,7 +101,7 @@ def check_against_sampler(cfg: StudyConfig, index: CorpusIndex, samples: dict, l
     by_name = {a.name: a for a in cfg.arms}
     for s in samples.values():
         arm = by_name[s.arm]
-        if arm.method == "none":
+        if keeps_all(arm.method):
             continue
         got = sampling.keep_mask(arm, texts, ids, s.sampling_seed, cfg.corpus.language, factor=s.factor)
         if not np.array_equal(got, s.mask[rows]):

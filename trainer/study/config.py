@@ -162,7 +162,9 @@ class StudyConfig:
     def baseline_arm(self) -> Optional[str]:
         if self.baseline is not None:
             return self.baseline
-        return next((a.name for a in self.arms if a.method == "random"), None)
+        from mc4_sampling.weightings import is_uniform
+
+        return next((a.name for a in self.arms if is_uniform(a.method)), None)
 
 
 def match_order(arms: list[ArmConfig]) -> list[str]:
@@ -197,6 +199,8 @@ def sampling_seed(cfg: StudyConfig, k: int) -> int:
 
 def validate(cfg: StudyConfig) -> None:
     """The checks that need no data (the sampler checks each arm's options in :func:`.sampling.check_arm`)."""
+    from mc4_sampling.weightings import keeps_all
+
     if not cfg.arms:
         raise ConfigError("arms: give at least one arm (name and method)")
     names = [a.name for a in cfg.arms]
@@ -212,7 +216,7 @@ def validate(cfg: StudyConfig) -> None:
                 raise ConfigError(f"arms.{a.name}.match={a.match!r} names no arm (arms: {', '.join(names)})")
             if a.match == a.name:
                 raise ConfigError(f"arms.{a.name}.match names the arm itself; a match cycle")
-            if a.method == "none":
+            if keeps_all(a.method):
                 raise ConfigError(f"arms.{a.name}.match: an arm of method 'none' keeps every document; give it a "
                                   "weighting (random, gaussian, ...) to match another arm's size")
             if a.factor is not None or a.max_documents is not None:

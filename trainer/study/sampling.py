@@ -49,7 +49,9 @@ def sampler_options(arm) -> dict:
 def keep_mask(arm, texts: Sequence[str], ids: Sequence[str], seed: int, language: str,
               factor: float | None = None) -> np.ndarray:
     """The sampler's keep decision of every document (``none``: all kept); ``factor`` overrides the arm's."""
-    if arm.method == "none":
+    from mc4_sampling.weightings import keeps_all
+
+    if keeps_all(arm.method):
         return np.ones(len(texts), dtype=bool)
     import datasets
 
@@ -115,8 +117,9 @@ def thresholds(arm, scores: Optional[np.ndarray], keys: np.ndarray, seed: int, l
     from mc4_sampling import keep_weights
     from mc4_sampling.common.errors import UserError
     from mc4_sampling.draw import document_key, uniform_draws
+    from mc4_sampling.weightings import keeps_all
 
-    if arm.method == "none":
+    if keeps_all(arm.method):
         return None, np.zeros(len(keys))
     try:
         factor, w = keep_weights(scores if scores is not None else np.zeros(len(keys)), language,

@@ -1,10 +1,9 @@
-"""Keep probabilities: how likely a document with score (perplexity) ``x`` is to be kept.
+"""Keep probabilities by weighting name: how likely a document with score ``x`` is to be kept.
 
 A document is kept when a uniform draw ``u`` in [0, 1) (:mod:`mc4_sampling.draw`) is below its
-keep probability ``p(x)``; ``p >= 1`` means "always kept". The weightings are plug-ins registered by
-name (:mod:`mc4_sampling.weightings`, one module each, formulas in their docstrings); the functions
-here are pure and vectorised: they take scalars or NumPy arrays and return the same shape.
-:class:`SamplingRule` is one weighting with its parameters, as applied to a split.
+keep probability ``p(x)``; ``p >= 1`` means "always kept". The functions here look the weighting up
+by name (:data:`~.base.WEIGHTINGS`, formulas in each weighting's module) and are pure and
+vectorised: they take scalars or NumPy arrays and return the same shape.
 """
 
 from __future__ import annotations
@@ -12,27 +11,7 @@ from __future__ import annotations
 import math
 from typing import Sequence
 
-from .weightings import WEIGHTINGS, get_weighting
-from .weightings.base import SamplingRule
-from .weightings.gaussian import DEFAULT_WIDTH, gaussian_keep_probability
-from .weightings.pareto import pareto_keep_probability
-from .weightings.random import random_keep_probability
-from .weightings.stepwise import stepwise_keep_probability
-from .weightings.threshold import threshold_keep_probability
-
-__all__ = [
-    "BERTIN_ES_BOUNDARIES", "DEFAULT_FACTORS", "DEFAULT_WIDTH", "METHODS", "SamplingRule", "are_quartiles",
-    "gaussian_keep_probability", "keep_probability", "max_keep_probability", "pareto_keep_probability",
-    "random_keep_probability", "stepwise_keep_probability", "threshold_keep_probability",
-]
-
-#: the weightings registered when this module was imported (``WEIGHTINGS`` has the live list)
-METHODS = tuple(WEIGHTINGS)
-
-#: BERTIN's defaults for ``sampling_factor`` per method.
-DEFAULT_FACTORS = {"random": 0.5, "stepwise": 1.5e5, "gaussian": 0.78}
-#: BERTIN's Spanish quartiles: CCNet's ``es.arpa.bin`` (``edugp/kenlm``, ``wikipedia``) in ``raw`` mode.
-BERTIN_ES_BOUNDARIES = (536394.99320948, 662247.50212365, 919250.87225178)
+from .base import DEFAULT_WIDTH, SamplingRule, get_weighting
 
 
 def keep_probability(x, method: str, factor: float, boundaries=None, width: float = DEFAULT_WIDTH, params=()):
