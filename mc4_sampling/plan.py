@@ -9,8 +9,8 @@ each split. Each parameter of the weighting is taken from the first of:
 2. the calibration file (``calibration``), which must belong to the model and mode in use;
 3. the defaults declared for the perplexity model and mode (:mod:`mc4_sampling.kenlm_models`); a model's
    default factors go with its default boundaries only (stepwise's scale depends on them);
-4. BERTIN's factors and width (:data:`~mc4_sampling.weighting.DEFAULT_FACTORS`,
-   :data:`~mc4_sampling.weighting.DEFAULT_WIDTH`).
+4. the weighting's own default factor (``Weighting.default_factor``: BERTIN's for random,
+   stepwise and gaussian) and BERTIN's width (:data:`~mc4_sampling.weighting.DEFAULT_WIDTH`).
 
 Stepwise and gaussian need boundaries: with none from 1-3 the plan cannot be resolved. The plan
 also says which perplexity model scores the language (loaded when first needed, once per
@@ -25,15 +25,14 @@ from typing import Callable, Iterator, Sequence
 
 from .calibration import Calibration, load_calibration
 from .errors import ConfigError
-from .options import SamplingOptions, check_sampling_options, is_int, is_number, option, wants_score
+from .options import SamplingOptions, option, wants_score
 from .sampler import DocumentSampler, SamplingStats
 from .scoring import Scorer, ScorerSource
 from .shards import ShardRef, shard_refs_for
-from .weighting import DEFAULT_FACTORS, DEFAULT_WIDTH, SamplingRule, are_quartiles
+from .weighting import DEFAULT_WIDTH, SamplingRule, are_quartiles
 from .weightings import get_weighting
 
-__all__ = ["SPLITS", "SamplingOptions", "SamplingPlan", "check_max_docs", "check_sampling_options", "is_int",
-           "is_number", "iter_kept"]
+__all__ = ["SPLITS", "SamplingPlan", "check_max_docs", "iter_kept"]
 
 SPLITS = ("train", "validation")
 
@@ -78,7 +77,7 @@ class SamplingPlan:
                 validation = SamplingRule(method, float(options.validation_sampling_factor), train.boundaries,
                                           train.width, train.params)
         plan = cls(language, train, validation, source, options.seed, wants_score(options),
-                   options.on_bad_record, options.http_retries, calibration,
+                   options.on_bad_record, getattr(options, "http_retries", 0), calibration,
                    getattr(options, "max_record_bytes", None), getattr(options, "http_timeout", None))
         if any(plan.needs_model(split) for split in SPLITS):
             source.load()
@@ -165,7 +164,7 @@ def _train_rule(options: SamplingOptions, calibration: Calibration | None, sourc
                 f"sampling_method={method!r} needs sampling_factor for these boundaries (its scale "
                 "depends on them): pass sampling_factor or a calibration file"
             )
-        factor = factor or DEFAULT_FACTORS.get(method, weighting.default_factor)
+        factor = factor or weighting.default_factor
     width = options.width or params.get("width") or (model and model.default_width) or DEFAULT_WIDTH
     values = weighting.resolve_parameters(
         given, params, higher_is_better=bool(model is not None and model.higher_is_better),
