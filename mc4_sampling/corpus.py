@@ -339,6 +339,8 @@ def score_texts(texts: Sequence[str], language: str = "es", **options) -> np.nda
     """The score of each text by the scorer that ``sample_dataset``'s options name (the embedded
     KenLM perplexity by default): what ``return_score=True`` adds to a kept row, for every text.
     A scorer that reads another column (``score_column``) has no text to score: ConfigError."""
+    if "options" not in options:  # the scorer only: no weighting to resolve
+        options = {"sampling_method": "none", **options}
     plan = _resolved_plan(language, options)
     model = plan.model
     if model.input_column is not None:
