@@ -147,7 +147,8 @@ def test_eval_set_is_held_out_of_every_arm_by_content(tmp_path):
 
     data = micro(tmp_path, corpus={"data_dir": _mc4_corpus(tmp_path), "labels": None},
                  eval={"split": "validation"}, downstream=[],
-                 arms=[{"name": "none", "sampling_method": "none"}, {"name": "random", "sampling_method": "random", "sampling_factor": 0.5},
+                 arms=[{"name": "none", "sampling_method": "none"},
+                       {"name": "random", "sampling_method": "random", "sampling_factor": 0.5},
                        {"name": "matched", "sampling_method": "random", "match": "random", "match_by": "tokens"},
                        {"name": "gaussian", "sampling_method": "gaussian", "match": "random"}],
                  seeds={"count": 2})
@@ -232,12 +233,14 @@ BAD = [
     ({"arms": [{"name": "a", "sampling_method": "gaussianx"}]}, "sampling_method"),
     ({"arms": [{"name": "a", "sampling_method": "gaussian", "perplexity_mode": "fancy"}]}, "perplexity_mode"),
     ({"arms": [{"name": "a", "sampling_method": "random"}, {"name": "a", "sampling_method": "none"}]}, "unique"),
-    ({"arms": [{"name": "a", "sampling_method": "random", "match": "b"}, {"name": "b", "sampling_method": "random", "match": "a"}]},
+    ({"arms": [{"name": "a", "sampling_method": "random", "match": "b"},
+               {"name": "b", "sampling_method": "random", "match": "a"}]},
      "cycle"),
     ({"budget_tokens": 0}, "budget_tokens"),
     ({"downstream": [{"name": "kind", "min_examples": 5000}]}, "at least 5000"),
     ({"arms": [{"name": "a", "sampling_method": "gaussian", "match": "a"}]}, "match"),
-    ({"arms": [{"name": "a", "sampling_method": "gaussian"}, {"name": "b", "sampling_method": "none", "match": "a"}]}, "method 'none'"),
+    ({"arms": [{"name": "a", "sampling_method": "gaussian"}, {"name": "b", "sampling_method": "none", "match": "a"}]},
+     "method 'none'"),
     ({"runner": {"index_workers": 0}}, "runner.index_workers"),
 ]
 

@@ -124,7 +124,8 @@ def test_pretraining_on_the_gaussian_sample_is_one_config(corpus, tmp_path):
     paths, tok = corpus
     out = tmp_path / "run"
     args = ["--config", "tiny-cpu"]
-    for s in tiny_overrides(paths, tok, str(out), **{"data.sampling": {"sampling_method": "gaussian", "id_column": "id"},
+    sampling = {"sampling_method": "gaussian", "id_column": "id"}
+    for s in tiny_overrides(paths, tok, str(out), **{"data.sampling": sampling,
                                                       "training.max_steps": 3, "training.eval_every_steps": 3,
                                                       "checkpoint.every_steps": 3, "logging.audit": True}):
         args += ["--set", s]
@@ -199,7 +200,8 @@ def test_former_names_are_refused_naming_the_new_key(scored_corpus, tmp_path):
     ({"sampling_method": "bell"}, r"^data.sampling.sampling_method='bell' is not valid; choose one of none, random, "),
     ({"sampling_method": "threshold", "score_column": "score", "weighting_options": {"lo": 1}},
      r"^data.sampling.weighting_options.lo is not a parameter of sampling_method='threshold'"),
-    ({"sampling_method": "gaussian", "sampling_factor": 0}, r"^data.sampling.sampling_factor=0.0 is not valid; it must be a finite number > 0"),
+    ({"sampling_method": "gaussian", "sampling_factor": 0},
+     r"^data.sampling.sampling_factor=0.0 is not valid; it must be a finite number > 0"),
     ({"sampling_method": "threshold", "calibration": "c.json", "weighting_options": {"low": 1}},
      r"^data.sampling.calibration='c.json' replaces data.sampling.weighting_options"),
     ({"sampling_method": "threshold", "scorer": "nope"}, r"^data.sampling.scorer='nope' is not valid; choose one of"),

@@ -27,7 +27,6 @@ import numpy as np
 
 from ..errors import ConfigError
 
-
 #: the options that choose an arm's scorer (arms that agree on them share their scores)
 SCORER_OPTIONS = ("perplexity_model", "perplexity_mode", "scorer", "scorer_model", "scorer_options", "score_column")
 
