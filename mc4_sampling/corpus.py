@@ -220,7 +220,7 @@ def sample_dataset(
 
     Every document (a row with a string in ``text_column``) is kept when its draw ``u`` is below
     its keep probability ``p(perplexity)``, with the builder's weightings and options (see
-    :class:`CorpusSamplingOptions` and README). ``u`` is keyed by ``id_column`` (a unique document
+    :class:`~mc4_sampling.options.SamplingOptions` and README). ``u`` is keyed by ``id_column`` (a unique document
     id) or, without one, by the text, and by ``seed`` and ``language``: the same documents are
     kept whatever the order, node or worker split, or restarts. The other columns are kept as they
     are; ``return_perplexity`` adds a float ``perplexity`` column. Documents are decided in blocks
