@@ -45,13 +45,13 @@ class SamplingOptions:
 
     sampling_method: str = _option(
         "none", "the weighting: " + ", ".join(WEIGHTINGS) + " (mc4_sampling.weightings)", flag="--method",
-        cli={"choices": tuple(WEIGHTINGS), "default": "gaussian"})
+        cli={"choices": tuple(WEIGHTINGS), "default": "gaussian", "metavar": "METHOD"})
     sampling_factor: float | None = _option(
         None, "the weighting's factor (default: the calibration file's, the scorer's, then the weighting's: "
-        "BERTIN's for random, stepwise, gaussian)", flag="--factor", cli={"type": float})
+        "BERTIN's for random, stepwise, gaussian)", flag="--factor", cli={"type": float, "metavar": "FACTOR"})
     validation_sampling_factor: float | None = _option(
         None, "factor for the validation split (default: not sampled, as BERTIN)", flag="--validation-factor",
-        mc4_only=True, cli={"type": float})
+        mc4_only=True, cli={"type": float, "metavar": "FACTOR"})
     width: float | None = _option(None, "gaussian width (default 4.5)", cli={"type": float})
     boundaries: Sequence[float] | None = _option(
         None, "three increasing scores (quartile perplexities) for stepwise/gaussian (default: the scorer's)",
@@ -81,7 +81,8 @@ class SamplingOptions:
         None, "raw (BERTIN), ccnet (line by line) or ccnet_document (CCNet's own numbers; default depends on "
         "the model)", group="perplexity model", cli={"choices": MODES})
     calibration: str | None = _option(
-        None, "calibration JSON from `mc4-sampling calibrate` (replaces boundaries/factor/width)")
+        None, "calibration JSON from `mc4-sampling calibrate` (replaces boundaries/factor/width)",
+        cli={"metavar": "FILE"})
     seed: int = _option(2021, "seed of the keep decisions (default 2021)", cli={"type": int})
     return_perplexity: bool = _option(
         False, "add each kept document's score (perplexity for KenLM, score otherwise)", group="output",
