@@ -21,6 +21,7 @@ from typing import Any, Callable, Mapping, Sequence
 from .errors import ConfigError, option_value
 from .perplexity import MODES
 from .reader import BAD_RECORD_POLICIES
+from .scoring import Scorer, ScorerSource, scorer_kinds
 from .weightings import WEIGHTINGS, get_weighting
 
 #: how messages spell an option: ``spell(field name) -> the key as the user wrote it``
@@ -61,8 +62,8 @@ class SamplingOptions:
         "--calibration top=0.1 / bottom=0.5 (fractions) / band=head|middle|tail (CCNet); pareto alpha=3",
         flag="--weighting-option", key_values=True)
     scorer: Any = _option(
-        None, "the quality signal: a registered scorer (kenlm, fasttext, transformers, column; default: kenlm, "
-        "or column with a score column); in Python also a Scorer or a callable texts -> scores",
+        None, "the quality signal: a registered scorer (mc4_sampling.scoring; default: kenlm, or column with a "
+        "score column); in Python also a Scorer or a callable texts -> scores",
         group="other scorers", cli={"choices": "scorers"})
     scorer_model: Any = _option(
         None, "the fastText .bin or transformers folder (or Hub location)", group="other scorers",
@@ -230,8 +231,6 @@ def check_sampling_options(options, spell: Spell = keyword) -> None:
 def _check_scorer(options, spell: Spell, invalid) -> None:
     """``scorer``, ``scorer_model``, ``scorer_options``, ``score_column`` and which scorer the KenLM
     options (``perplexity_model``, ``perplexity_mode``) belong to."""
-    from .scoring import Scorer, ScorerSource, scorer_kinds
-
     scorer = options.scorer
     if scorer is not None and not isinstance(scorer, (str, Scorer)) and not callable(scorer):
         raise invalid("scorer", f"give a scorer name ({', '.join(scorer_kinds())}), a Scorer or a callable")
