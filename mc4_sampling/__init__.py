@@ -1,4 +1,5 @@
-"""mc4-sampling: stream mC4 keeping documents by their KenLM perplexity, as BERTIN did.
+"""mc4-sampling: stream mC4 (or any ``datasets`` corpus) keeping documents by a quality score (KenLM
+perplexity by default; fastText, transformers or a score column), as BERTIN did.
 
 ``import mc4_sampling`` registers the ``mc4-sampling`` builder with ``datasets``::
 

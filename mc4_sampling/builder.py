@@ -18,7 +18,7 @@ from datasets.builder import Key
 from .common.errors import UserError
 from .errors import ConfigError, DataNotFoundError
 from .languages import LANGUAGES, check_language, shard_counts, shard_file_name
-from .options import SamplingOptions, check_sampling_options, is_int, wants_score
+from .options import SamplingOptions, check_positive, check_sampling_options, is_int, options_doc, wants_score
 from .plan import SamplingPlan
 from .scoring import ScorerSource
 from .shards import ShardRef, shard_refs_for
@@ -46,33 +46,18 @@ _LICENSE = "ODC-BY 1.0 (mC4 / C4), subject to Common Crawl's terms of use"
 class Mc4SamplingConfig(SamplingOptions, datasets.BuilderConfig):
     """Options of the ``mc4-sampling`` builder (every one is also a ``load_dataset`` keyword): the
     sampling options (:class:`~mc4_sampling.options.SamplingOptions`, declared once for every entry
-    point) and the mC4 source's.
+    point; listed below from that declaration) and the mC4 source's.
 
     Attributes:
         languages: mC4 language codes; defaults to the config name (``"es"``, or ``"es+ca"``).
-        sampling_method: ``none``, ``random``, ``stepwise``, ``gaussian``, ``threshold``, ``pareto``.
-        sampling_factor: the weighting's factor; BERTIN's per-method default when unset
-            (random 0.5, gaussian 0.78, stepwise 1.5e5 for BERTIN's boundaries).
-        validation_sampling_factor: factor for the validation split; unset, the validation split
-            is not sampled (every document kept), as BERTIN did.
-        width: gaussian width (default 9/2).
-        boundaries: three increasing perplexities (quartiles) for stepwise/gaussian; default:
-            those that belong to the perplexity model and mode.
-        perplexity_model: unset (embedded Spanish model), a KenLM path, a pair of paths, a folder,
-            or a Hub location ``owner/name[/subfolder][@revision]``.
-        perplexity_mode: ``raw``, ``ccnet`` or ``ccnet_document``; default depends on the model (see README).
-        seed: seed of the keep decisions.
-        return_perplexity: add a ``perplexity`` float to every document.
         base_url: HTTP(S) mirror of ``allenai/c4``'s ``multilingual/`` folder.
         shards: only these shard indices of each split (indices beyond a split's count ignored).
-        on_bad_record: ``raise`` (default) or ``skip`` (skip and count bad records).
-        calibration: a calibration JSON file (``mc4-sampling calibrate``), used in place of
-            ``boundaries``, ``sampling_factor`` and ``width``.
         http_retries: reconnections allowed per remote file (an integer >= 0).
         max_record_bytes: longest line read as a record (default 16 MiB); a longer one is a bad
             record (see ``on_bad_record``).
         http_timeout: seconds without an answer or a byte before a remote request counts as
             failed (default 60).
+{sampling}
     """
 
     languages: Sequence[str] | None = None
@@ -81,6 +66,8 @@ class Mc4SamplingConfig(SamplingOptions, datasets.BuilderConfig):
     http_retries: int = 5
     max_record_bytes: int | None = None
     http_timeout: float | None = None
+
+    __doc__ = __doc__.format(sampling=options_doc())
 
     def __post_init__(self):
         if self.languages and self.name == "default":
@@ -99,8 +86,8 @@ class Mc4SamplingConfig(SamplingOptions, datasets.BuilderConfig):
         if repeated:  # every document of a repeated language would come twice
             raise ConfigError(f"languages={self.languages!r} names {', '.join(map(repr, repeated))} more than once; "
                               "give each language once")
-        check_sampling_options(
-            self, positive=("sampling_factor", "validation_sampling_factor", "width", "http_timeout"))
+        check_sampling_options(self)
+        check_positive(self, ("http_timeout",))
         for name, least in (("http_retries", 0), ("max_record_bytes", 1)):
             value = getattr(self, name)
             if (value is not None or name != "max_record_bytes") and not (is_int(value) and value >= least):

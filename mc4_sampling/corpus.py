@@ -14,26 +14,26 @@ of nodes (``split_dataset_by_node``), ``DataLoader`` workers or restarts. With `
 key is the document's id (which must be unique: documents sharing an id share a decision); without
 one it is the text, so exact duplicates get the same decision (all kept or all dropped).
 
-The options are the builder's (:class:`~mc4_sampling.options.SamplingOptions`: weighting, its
-parameters, calibration, seed, and the scorer: KenLM perplexity by default, fastText, transformers,
-a callable or a score column) and are resolved by the same :class:`~mc4_sampling.plan.SamplingPlan`;
-each block is decided by the builder's :class:`~mc4_sampling.sampler.BlockDecider` (the draw first,
-then the scores of the documents the draw does not already reject, scored together; bad records
-raised or counted as ``on_bad_record`` says).
+The options are the builder's (:class:`~mc4_sampling.options.SamplingOptions`, the same names,
+validated by :func:`corpus_options`: weighting, its parameters, calibration, seed, and the scorer:
+KenLM perplexity by default, fastText, transformers, a callable or a score column) and are resolved
+by the same :class:`~mc4_sampling.plan.SamplingPlan`; each block is decided by the builder's
+:class:`~mc4_sampling.sampler.BlockDecider` (the draw first, then the scores of the documents the
+draw does not already reject, scored together; bad records raised or counted as ``on_bad_record`` says).
 """
 
 from __future__ import annotations
 
 import hashlib
 import warnings
-from dataclasses import dataclass, fields, replace
+from dataclasses import fields, replace
 from typing import Sequence
 
 import numpy as np
 
 from .draw import document_key, hashes64
 from .errors import BadRecordError, ConfigError
-from .options import SamplingOptions, check_sampling_options, wants_score
+from .options import SamplingOptions, keyword, sampling_options, wants_score
 from .plan import SamplingPlan
 from .sampler import BlockDecider, SamplingStats
 
@@ -43,26 +43,28 @@ BLOCK_SIZE = 256
 DUPLICATE_CHECK_IDS = 100_000
 
 
-@dataclass
-class CorpusSamplingOptions(SamplingOptions):
-    """The sampling options of :func:`sample_dataset`: :class:`~mc4_sampling.options.SamplingOptions`
-    (the builder's, declared once), ``gaussian`` by default, plus ``language``, which only picks the
-    perplexity model's files and defaults and keys the draws.
-    """
+#: what :func:`sample_dataset` samples with when ``sampling_method`` is not given
+CORPUS_DEFAULTS = {"sampling_method": "gaussian"}
 
-    sampling_method: str = "gaussian"
-    language: str = "es"
-    # read by SamplingPlan.resolve; a corpus has one split, sampled with the train rule
-    http_retries: int = 0
-    max_record_bytes: int | None = None
-    http_timeout: float | None = None
 
-    def validate(self) -> "CorpusSamplingOptions":
-        """Check every option; raise :class:`ConfigError` naming the option and its valid range."""
-        check_sampling_options(self)
-        if not isinstance(self.language, str) or not self.language:
-            raise ConfigError(f"language={self.language!r} is not valid; it must be a language code such as 'es'")
-        return self
+def check_language(language) -> str:
+    """``language`` (it picks the perplexity model's files and defaults and keys the draws)."""
+    if not isinstance(language, str) or not language:
+        raise ConfigError(f"language={language!r} is not valid; it must be a language code such as 'es'")
+    return language
+
+
+def corpus_options(options: SamplingOptions | None = None, spell=keyword, **values) -> SamplingOptions:
+    """The validated :class:`~mc4_sampling.options.SamplingOptions` of a corpus: ``options`` (an
+    instance) or the option keyword arguments ``values`` (not both), ``gaussian`` by default;
+    errors name each option by ``spell``."""
+    if options is not None:
+        if values:
+            raise ConfigError(f"give options= or the option keywords ({', '.join(values)}), not both")
+        if not isinstance(options, SamplingOptions):
+            raise ConfigError(f"options={options!r} is not valid; it must be a SamplingOptions")
+        values = {f.name: getattr(options, f.name) for f in fields(SamplingOptions)}
+    return sampling_options(values, spell, defaults=CORPUS_DEFAULTS)
 
 
 def _columns_error(what: str, column: str, columns) -> ConfigError:
@@ -196,36 +198,27 @@ class CorpusSampler:
 
 def sample_dataset(
     ds,
-    sampling_method: str = "gaussian",
+    sampling_method: str | None = None,
+    *,
     text_column: str = "text",
     id_column: str | None = None,
     language: str = "es",
-    perplexity_model=None,
-    perplexity_mode: str | None = None,
-    calibration: str | None = None,
-    boundaries: Sequence[float] | None = None,
-    sampling_factor: float | None = None,
-    width: float | None = None,
-    seed: int = 2021,
-    return_perplexity: bool = False,
-    on_bad_record: str = "raise",
-    *,
-    weighting_options: dict | None = None,
-    scorer=None,
-    scorer_model=None,
-    scorer_options: dict | None = None,
-    score_column: str | None = None,
-    return_score: bool = False,
     block_size: int = BLOCK_SIZE,
     stats: SamplingStats | None = None,
+    options: SamplingOptions | None = None,
+    **option_values,
 ):
     """The sampled version of a ``datasets`` ``IterableDataset`` or ``Dataset``, by any score
     (KenLM perplexity by default; ``scorer``, ``scorer_model``, ``scorer_options`` or ``score_column``
-    for the others, see :class:`~mc4_sampling.options.SamplingOptions`).
+    for the others).
+
+    The sampling options are those of :class:`~mc4_sampling.options.SamplingOptions`, by the same
+    names, given as keywords (``sampling_method`` also as the second argument; ``gaussian`` by
+    default) or as one ``options=SamplingOptions(...)``; ``validation_sampling_factor`` is mC4's only.
 
     Every document (a row with a string in ``text_column``) is kept when its draw ``u`` is below
     its keep probability ``p(perplexity)``, with the builder's weightings and options (see
-    :class:`CorpusSamplingOptions` and README). ``u`` is keyed by ``id_column`` (a unique document
+    :class:`~mc4_sampling.options.SamplingOptions` and README). ``u`` is keyed by ``id_column`` (a unique document
     id) or, without one, by the text, and by ``seed`` and ``language``: the same documents are
     kept whatever the order, node or worker split, or restarts. The other columns are kept as they
     are; ``return_perplexity`` adds a float ``perplexity`` column. Documents are decided in blocks
@@ -238,13 +231,10 @@ def sample_dataset(
     """
     import datasets
 
-    options = CorpusSamplingOptions(
-        sampling_method=sampling_method, sampling_factor=sampling_factor, width=width, boundaries=boundaries,
-        perplexity_model=perplexity_model, perplexity_mode=perplexity_mode, calibration=calibration, seed=seed,
-        return_perplexity=return_perplexity, on_bad_record=on_bad_record, language=language,
-        weighting_options=weighting_options, scorer=scorer, scorer_model=scorer_model, scorer_options=scorer_options,
-        score_column=score_column, return_score=return_score,
-    ).validate()
+    if sampling_method is not None:
+        option_values["sampling_method"] = sampling_method
+    options = corpus_options(options, **option_values)
+    check_language(language)
     if not isinstance(ds, (datasets.IterableDataset, datasets.Dataset)):
         raise ConfigError(f"sample_dataset needs a datasets IterableDataset or Dataset, got {type(ds).__name__} "
                           "(for a DatasetDict, pass one split: ds['train'])")
@@ -265,14 +255,14 @@ def sample_dataset(
     is_column = plan.model_source.kind == "column"
     if is_column and columns is not None and name not in columns:
         raise _columns_error("score_column", name, columns)
-    flag = "return_perplexity" if return_perplexity else "return_score"
+    flag = "return_perplexity" if options.return_perplexity else "return_score"
     if wants_score(options) and not is_column and columns is not None and name in columns:
         raise ConfigError(f"{flag}=True adds a {name!r} column, but the dataset already has one; "
                           f"rename it first (ds.rename_column({name!r}, ...))")
     sampler = CorpusSampler(plan, text_column, id_column, stats)
     kwargs: dict = {"batched": True, "batch_size": block_size, "with_indices": True}
     if isinstance(ds, datasets.Dataset):
-        kwargs["new_fingerprint"] = _fingerprint(ds._fingerprint, options, plan, text_column, id_column)
+        kwargs["new_fingerprint"] = _fingerprint(ds._fingerprint, options, language, plan, text_column, id_column)
     if not wants_score(options) or is_column:
         return ds.filter(sampler.keep_mask, **kwargs)
     features = ds.features.copy() if ds.features is not None else None
@@ -282,13 +272,14 @@ def sample_dataset(
     return ds.map(sampler.kept_rows, **kwargs)
 
 
-def _fingerprint(parent: str, options: CorpusSamplingOptions, plan: SamplingPlan, text_column: str,
+def _fingerprint(parent: str, options: SamplingOptions, language: str, plan: SamplingPlan, text_column: str,
                  id_column: str | None) -> str:
     """The fingerprint of a sampled ``Dataset``: its parent's, the options and the model's identity."""
     h = hashlib.blake2b(digest_size=8)
     model_id = plan.model.model_id if plan.needs_model("train") else None
     values = {f.name: getattr(options, f.name) for f in fields(options)
               if f.name not in ("perplexity_model", "scorer", "scorer_model")}
+    values["language"] = language
     h.update(repr((parent, sorted(values.items()), repr(plan.train), model_id, text_column, id_column)).encode())
     return h.hexdigest()
 
@@ -336,18 +327,18 @@ def open_corpus(source: str, config: str | None = None, split: str = "train"):
 
 
 def _resolved_plan(language: str, options: dict) -> SamplingPlan:
-    """The plan of ``sample_dataset``'s sampling keyword arguments ``options`` (checked the same way)."""
-    unknown = sorted(set(options) - {f.name for f in fields(CorpusSamplingOptions)})
-    if unknown:
-        raise ConfigError(f"{unknown[0]!r} is not a sampling option of sample_dataset")
-    opts = CorpusSamplingOptions(language=language, **options).validate()
-    return SamplingPlan.resolve(opts, language)
+    """The plan of ``sample_dataset``'s sampling keyword arguments ``options`` (checked the same way;
+    ``options=`` a :class:`~mc4_sampling.options.SamplingOptions` is taken too)."""
+    opts = corpus_options(**options)
+    return SamplingPlan.resolve(opts, check_language(language))
 
 
 def score_texts(texts: Sequence[str], language: str = "es", **options) -> np.ndarray:
     """The score of each text by the scorer that ``sample_dataset``'s options name (the embedded
     KenLM perplexity by default): what ``return_score=True`` adds to a kept row, for every text.
     A scorer that reads another column (``score_column``) has no text to score: ConfigError."""
+    if "options" not in options:  # the scorer only: no weighting to resolve
+        options = {"sampling_method": "none", **options}
     plan = _resolved_plan(language, options)
     model = plan.model
     if model.input_column is not None:

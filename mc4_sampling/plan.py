@@ -27,14 +27,13 @@ from typing import Callable, Iterator, Sequence
 
 from .calibration import Calibration, load_calibration
 from .errors import ConfigError
-from .options import SamplingOptions, check_sampling_options, is_int, is_number, option, wants_score
+from .options import SamplingOptions, option, wants_score
 from .sampler import DocumentSampler, SamplingStats
 from .scoring import Scorer, ScorerSource
 from .shards import ShardRef, shard_refs_for
 from .weightings import DEFAULT_WIDTH, KEEP_ALL, SamplingRule, are_quartiles, get_weighting
 
-__all__ = ["SPLITS", "SamplingOptions", "SamplingPlan", "check_max_docs", "check_sampling_options", "is_int",
-           "is_number", "iter_kept"]
+__all__ = ["SPLITS", "SamplingPlan", "check_max_docs", "iter_kept"]
 
 SPLITS = ("train", "validation")
 
@@ -79,7 +78,7 @@ class SamplingPlan:
                 validation = SamplingRule(method, float(options.validation_sampling_factor), train.boundaries,
                                           train.width, train.params)
         plan = cls(language, train, validation, source, options.seed, wants_score(options),
-                   options.on_bad_record, options.http_retries, calibration,
+                   options.on_bad_record, getattr(options, "http_retries", 0), calibration,
                    getattr(options, "max_record_bytes", None), getattr(options, "http_timeout", None))
         if any(plan.needs_model(split) for split in SPLITS):
             source.load()

@@ -38,6 +38,7 @@ from .common.errors import UserError
 from .common.outputs import write_atomic
 from .common.processes import children_die_with_parent
 from .errors import ConfigError, DataNotFoundError, Mc4SamplingError
+from .options import SamplingOptions
 from .plan import SPLITS, SamplingPlan, check_max_docs
 from .shards import shard_refs_for
 from .weightings import WEIGHTINGS
@@ -48,11 +49,18 @@ EXECUTORS = ("local", "ray", "slurm")
 SCALE_EXTRA = "pip install 'mc4-sampling[scale]'"
 STATE_DIR = ".mc4-sampling"
 MANIFEST_FORMAT = "mc4-sampling-publish"
-#: options that decide which documents a dataset holds (``http_retries`` does not)
-MANIFEST_OPTIONS = ("languages", "sampling_method", "sampling_factor", "validation_sampling_factor", "width",
-                    "boundaries", "perplexity_model", "perplexity_mode", "seed", "data_dir", "base_url", "shards",
-                    "on_bad_record", "calibration", "max_record_bytes", "weighting_options", "scorer", "scorer_model",
-                    "scorer_options", "score_column")
+#: the mC4 source's options that decide which documents a dataset holds (``http_retries`` does not);
+#: the manifest holds these and every sampling option but those of the ``output`` group (what a kept
+#: document carries: the score, which publish always adds)
+SOURCE_OPTIONS = ("languages", "data_dir", "base_url", "shards", "max_record_bytes")
+#: sampling options absent from a manifest when unset (added after the first manifests, which stay valid)
+OPTIONAL_IN_MANIFEST = ("weighting_options", "scorer", "scorer_model", "scorer_options", "score_column")
+
+
+def manifest_options() -> tuple[str, ...]:
+    """The names of the options a manifest records: the sampling options that decide the documents, the source's."""
+    deciding = tuple(f.name for f in dataclasses.fields(SamplingOptions) if f.metadata["group"] != "output")
+    return deciding + SOURCE_OPTIONS
 
 #: each weighting's formula, as the card shows it (:attr:`Weighting.formula`)
 FORMULAS = {name: w.formula for name, w in WEIGHTINGS.items()}
@@ -162,8 +170,8 @@ def method_configs(config: Mc4SamplingConfig, methods, weighting_options: dict |
 def manifest_of(configs: dict[str, Mc4SamplingConfig], splits, max_docs) -> dict:
     """What the folder holds: the options that decide its documents, per config."""
     def options(c):
-        values = {name: getattr(c, name, None) for name in MANIFEST_OPTIONS}
-        for name in ("weighting_options", "scorer", "scorer_model", "scorer_options", "score_column"):
+        values = {name: getattr(c, name, None) for name in manifest_options()}
+        for name in OPTIONAL_IN_MANIFEST:
             if values[name] is None:  # absent: the manifests of KenLM runs stay as they were
                 del values[name]
         if "scorer" in values and not isinstance(values["scorer"], str):

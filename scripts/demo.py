@@ -54,7 +54,10 @@ def main(argv=None) -> int:
     if args.steps:
         overrides.append(f"training.max_steps={args.steps}")
     cfg = load_config("tiny-cpu", overrides)
-    print(f"== 1. sampling: load_dataset({cfg.data.path!r}, {cfg.data.name!r}, **{cfg.data.kwargs}) "
+    from trainer.data.stream import builder_options
+
+    kwargs = {**cfg.data.kwargs, **builder_options(cfg.data.sampling)}  # data.sampling goes to the builder
+    print(f"== 1. sampling: load_dataset({cfg.data.path!r}, {cfg.data.name!r}, **{kwargs}) "
           "on the bundled sample (no network)")
 
     # 2. tokenizer on the sampled stream (the eval documents are left out)

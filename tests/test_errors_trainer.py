@@ -165,11 +165,11 @@ def corrupt_mc4(tmp_path, mini_mc4):
 
 SEAMS = [
     # a corrupt shard under `trainer tokenizer` (BadRecordError of the sampler)
-    (dict(path="mc4-sampling", name="es", kwargs=dict(sampling_method="none", data_dir="{data}")),
+    (dict(path="mc4-sampling", name="es", kwargs=dict(data_dir="{data}"), sampling={}),
      "c4-es.tfrecord-00001-of-02048.json.gz:6: not a JSON object"),
     # an unreachable mirror (RemoteReadError of the sampler), no retries
-    (dict(path="mc4-sampling", name="es", kwargs=dict(sampling_method="none", base_url="http://127.0.0.1:9/x",
-                                                      http_retries=0, shards=[0])),
+    (dict(path="mc4-sampling", name="es", kwargs=dict(base_url="http://127.0.0.1:9/x", http_retries=0, shards=[0]),
+          sampling={}),
      "127.0.0.1:9"),
 ]
 
@@ -231,7 +231,8 @@ def test_tokenizer_on_a_full_disk_leaves_nothing(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(PreTrainedTokenizerBase, "save_pretrained", half_then_full)
     out = tmp_path / "tok"
     argv = ["tokenizer", "--config", "tiny-cpu", "--output", str(out), "--num-docs", "50", "--vocab-size", "300",
-            *_json_sets(**{"data.path": "json", "data.name": None, "data.kwargs": {}, "data.data_files": paths,
+            *_json_sets(**{"data.path": "json", "data.name": None, "data.kwargs": {}, "data.sampling": {},
+                           "data.data_files": paths,
                            "data.num_eval_samples": 0})]
     assert main(argv) == 2
     line = one_error_line(capsys.readouterr().err)

@@ -139,7 +139,7 @@ def test_a_new_weighting_is_one_class_and_one_registration(tmp_path):
         kept = sample_dataset(ds, "linear-test", score_column="score", sampling_factor=0.2)
         assert 0 < len(kept) < 100
         # its own default factor
-        assert SamplingPlan.resolve(mc4_sampling.corpus.CorpusSamplingOptions(
+        assert SamplingPlan.resolve(mc4_sampling.options.SamplingOptions(
             sampling_method="linear-test", score_column="score"), "es").train.factor == 0.03
         # the command line offers it
         commands = build_parser()._subparsers._group_actions[0].choices

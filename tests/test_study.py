@@ -28,8 +28,8 @@ MICRO = {
         "model.max_position_embeddings=34", "data.max_seq_length=32", "training.global_batch_size=8",
         "training.eval_batch_size=16", "schedule.warmup_steps=2", "training.eval_every_steps=5",
         "checkpoint.every_steps=5", "logging.every_steps=5", "data.shuffle_buffer=200"]},
-    "arms": [{"name": "gaussian", "method": "gaussian"},
-             {"name": "random", "method": "random", "match": "gaussian"}],
+    "arms": [{"name": "gaussian", "sampling_method": "gaussian"},
+             {"name": "random", "sampling_method": "random", "match": "gaussian"}],
     "seeds": {"count": 1},
     "budget_tokens": 2560,  # 10 steps of 8 x 32
     "downstream": [{"name": "kind", "labels": ["prose", "english", "ui_strings", "spam"], "min_examples": 40,
@@ -91,7 +91,7 @@ def test_any_weighting_keeps_exactly_n_documents_and_tokens(method):
     words = "la casa del perro come pan y el gato duerme en la mesa xq zzv wkr".split()
     texts = [" ".join(rng.choice(words, 5 + i % 30)) for i in range(400)]
     ids = [f"train/0/{i}" for i in range(400)]
-    arm = ArmConfig(name=method, method=method)
+    arm = ArmConfig(name=method, sampling_method=method)
     key = sampling.scorer_key(arm)
     scores = sampling.score_texts(sampling.scorers([arm])[key], texts, "es") if key else None
     own, t = sampling.thresholds(arm, scores, hashes64(ids), 7, "es")
@@ -147,9 +147,10 @@ def test_eval_set_is_held_out_of_every_arm_by_content(tmp_path):
 
     data = micro(tmp_path, corpus={"data_dir": _mc4_corpus(tmp_path), "labels": None},
                  eval={"split": "validation"}, downstream=[],
-                 arms=[{"name": "none", "method": "none"}, {"name": "random", "method": "random", "factor": 0.5},
-                       {"name": "matched", "method": "random", "match": "random", "match_by": "tokens"},
-                       {"name": "gaussian", "method": "gaussian", "match": "random"}],
+                 arms=[{"name": "none", "sampling_method": "none"},
+                       {"name": "random", "sampling_method": "random", "sampling_factor": 0.5},
+                       {"name": "matched", "sampling_method": "random", "match": "random", "match_by": "tokens"},
+                       {"name": "gaussian", "sampling_method": "gaussian", "match": "random"}],
                  seeds={"count": 2})
     cfg = load_study_config(write_config(tmp_path, data))
     p = check_study(cfg)
@@ -229,15 +230,17 @@ def test_corpus_index_is_the_same_for_any_number_of_workers(tmp_path):
 
 
 BAD = [
-    ({"arms": [{"name": "a", "method": "gaussianx"}]}, "sampling_method"),
-    ({"arms": [{"name": "a", "method": "gaussian", "perplexity_mode": "fancy"}]}, "perplexity_mode"),
-    ({"arms": [{"name": "a", "method": "random"}, {"name": "a", "method": "none"}]}, "unique"),
-    ({"arms": [{"name": "a", "method": "random", "match": "b"}, {"name": "b", "method": "random", "match": "a"}]},
+    ({"arms": [{"name": "a", "sampling_method": "gaussianx"}]}, "sampling_method"),
+    ({"arms": [{"name": "a", "sampling_method": "gaussian", "perplexity_mode": "fancy"}]}, "perplexity_mode"),
+    ({"arms": [{"name": "a", "sampling_method": "random"}, {"name": "a", "sampling_method": "none"}]}, "unique"),
+    ({"arms": [{"name": "a", "sampling_method": "random", "match": "b"},
+               {"name": "b", "sampling_method": "random", "match": "a"}]},
      "cycle"),
     ({"budget_tokens": 0}, "budget_tokens"),
     ({"downstream": [{"name": "kind", "min_examples": 5000}]}, "at least 5000"),
-    ({"arms": [{"name": "a", "method": "gaussian", "match": "a"}]}, "match"),
-    ({"arms": [{"name": "a", "method": "gaussian"}, {"name": "b", "method": "none", "match": "a"}]}, "method 'none'"),
+    ({"arms": [{"name": "a", "sampling_method": "gaussian", "match": "a"}]}, "match"),
+    ({"arms": [{"name": "a", "sampling_method": "gaussian"}, {"name": "b", "sampling_method": "none", "match": "a"}]},
+     "method 'none'"),
     ({"runner": {"index_workers": 0}}, "runner.index_workers"),
 ]
 

@@ -18,7 +18,7 @@ def test_tokenizer_command_writes_a_roberta_tokenizer(tmp_path, capsys):
 
     paths = make_corpus(str(tmp_path / "c"), n_docs=150)
     out = str(tmp_path / "tok")
-    sets = {"data.path": "json", "data.name": None, "data.kwargs": {}, "data.data_files": paths,
+    sets = {"data.path": "json", "data.name": None, "data.kwargs": {}, "data.sampling": {}, "data.data_files": paths,
             "data.num_eval_samples": 10}
     argv = ["--config", "tiny-cpu", "--output", out, "--num-docs", "100", "--vocab-size", "350"]
     for k, v in sets.items():

@@ -40,11 +40,11 @@ def test_phase_two_config_is_bertins():
 
 def test_overrides_are_typed():
     cfg = load_config("tiny-cpu", ["optimizer.learning_rate=1e-4", "training.max_steps=70", "data.name=null",
-                                   "data.kwargs={sampling_method: random}", "training.fsdp=true",
+                                   "data.kwargs={http_retries: 3}", "training.fsdp=true",
                                    "data.data_files=a.jsonl"])
     assert cfg.optimizer.learning_rate == 1e-4 and isinstance(cfg.optimizer.learning_rate, float)
     assert cfg.training.max_steps == 70 and cfg.data.name is None and cfg.training.fsdp is True
-    assert cfg.data.kwargs == {"sampling_method": "random"} and cfg.data.data_files == ["a.jsonl"]
+    assert cfg.data.kwargs == {"http_retries": 3} and cfg.data.data_files == ["a.jsonl"]
 
 
 @pytest.mark.parametrize("override, words", [

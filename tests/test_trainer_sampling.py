@@ -51,12 +51,12 @@ def config(corpus, tmp_path, **sets):
     return load_config("tiny-cpu", tiny_overrides(paths, tok, str(tmp_path / "out"), **sets))
 
 
-SAMPLING = {"method": "gaussian", "factor": 0.8, "id_column": "id", "return_perplexity": True}
+SAMPLING = {"sampling_method": "gaussian", "sampling_factor": 0.8, "id_column": "id", "return_perplexity": True}
 
 
 def test_the_stream_is_the_sample_and_the_hold_out_is_taken_from_it(corpus, tmp_path):
     cfg = config(corpus, tmp_path, **{"data.sampling": SAMPLING})
-    assert cfg.data.sampling.method == "gaussian" and cfg.data.sampling.id_column == "id"
+    assert cfg.data.sampling.sampling_method == "gaussian" and cfg.data.sampling.id_column == "id"
     got = list(load_stream(cfg.data))
     raw = datasets.load_dataset("json", data_files=corpus[0], split="train", streaming=True)
     want = list(sample_dataset(raw, sampling_method="gaussian", sampling_factor=0.8, id_column="id",
@@ -79,31 +79,35 @@ def test_the_stream_is_the_sample_and_the_hold_out_is_taken_from_it(corpus, tmp_
 
 
 def test_sampling_is_off_by_default_and_set_key_by_key(corpus, tmp_path):
-    assert config(corpus, tmp_path).data.sampling.method == "none"
+    assert config(corpus, tmp_path).data.sampling.sampling_method == "none"
     assert len(list(load_stream(config(corpus, tmp_path).data))) == 250
-    cfg = config(corpus, tmp_path, **{"data.sampling.method": "random", "data.sampling.factor": 0.25})
-    assert (cfg.data.sampling.method, cfg.data.sampling.factor) == ("random", 0.25)
+    cfg = config(corpus, tmp_path, **{"data.sampling.sampling_method": "random", "data.sampling.sampling_factor": 0.25})
+    assert (cfg.data.sampling.sampling_method, cfg.data.sampling.sampling_factor) == ("random", 0.25)
     assert 30 < len(list(load_stream(cfg.data))) < 100
 
 
 @pytest.mark.parametrize("sets, match", [
-    ({"data.sampling": {"method": "bell"}}, r"data.sampling.method.*gaussian"),
-    ({"data.sampling": {"method": "gaussian", "factor": -1}}, r"data.sampling.factor' must be > 0"),
-    ({"data.sampling": {"method": "gaussian", "boundaries": [3, 2, 1]}}, r"data.sampling.boundaries"),
-    ({"data.sampling": {"method": "gaussian", "calibration": "c.json", "width": 2}}, r"calibration replaces"),
-    ({"data.sampling": {"factor": 0.5}}, r"data.sampling.factor is set but data.sampling.method is 'none'"),
-    ({"data.sampling": {"method": "gaussian", "metod": 1}}, r"unknown config key 'data.sampling.metod'"),
-    ({"data.sampling": {"method": "gaussian", "perplexity_mode": "wiki"}}, r"ccnet_document"),
+    ({"data.sampling": {"sampling_method": "bell"}}, r"data.sampling.sampling_method.*gaussian"),
+    ({"data.sampling": {"sampling_method": "gaussian", "sampling_factor": -1}},
+     r"data.sampling.sampling_factor=-1.0 is not valid; it must be a finite number > 0"),
+    ({"data.sampling": {"sampling_method": "gaussian", "boundaries": [3, 2, 1]}}, r"data.sampling.boundaries"),
+    ({"data.sampling": {"sampling_method": "gaussian", "calibration": "c.json", "width": 2}},
+     r"data.sampling.calibration='c.json' replaces data.sampling.width"),
+    ({"data.sampling": {"sampling_factor": 0.5}},
+     r"data.sampling.sampling_factor is set but data.sampling.sampling_method is 'none'"),
+    ({"data.sampling": {"sampling_method": "gaussian", "metod": 1}}, r"unknown config key 'data.sampling.metod'"),
+    ({"data.sampling": {"sampling_method": "gaussian", "perplexity_mode": "wiki"}}, r"ccnet_document"),
 ])
 def test_bad_sampling_sections_are_refused_naming_the_key(corpus, tmp_path, sets, match):
     with pytest.raises(ConfigError, match=match):
         config(corpus, tmp_path, **sets)
 
 
-def test_sampling_twice_is_refused_and_sampler_errors_are_data_errors(corpus, tmp_path):
-    with pytest.raises(ConfigError, match="would sample twice"):
-        load_config("tiny-cpu", ["data.sampling.method=gaussian"])  # tiny-cpu's builder already samples
-    cfg = config(corpus, tmp_path, **{"data.sampling": {"method": "gaussian", "id_column": "uid"}})
+def test_sampling_in_data_kwargs_is_refused_and_sampler_errors_are_data_errors(corpus, tmp_path):
+    with pytest.raises(ConfigError, match=r"data.kwargs.sampling_method is a sampling option: write it as "
+                                          r"data.sampling.sampling_method"):
+        load_config("tiny-cpu", ["data.kwargs={sampling_method: gaussian, data_dir: SAMPLE_DATA_DIR}"])
+    cfg = config(corpus, tmp_path, **{"data.sampling": {"sampling_method": "gaussian", "id_column": "uid"}})
     with pytest.raises(DataError, match=r"data.sampling: id_column='uid'.*columns: id, text, url"):
         load_stream(cfg.data)
 
@@ -120,7 +124,8 @@ def test_pretraining_on_the_gaussian_sample_is_one_config(corpus, tmp_path):
     paths, tok = corpus
     out = tmp_path / "run"
     args = ["--config", "tiny-cpu"]
-    for s in tiny_overrides(paths, tok, str(out), **{"data.sampling": {"method": "gaussian", "id_column": "id"},
+    sampling = {"sampling_method": "gaussian", "id_column": "id"}
+    for s in tiny_overrides(paths, tok, str(out), **{"data.sampling": sampling,
                                                       "training.max_steps": 3, "training.eval_every_steps": 3,
                                                       "checkpoint.every_steps": 3, "logging.audit": True}):
         args += ["--set", s]
@@ -164,7 +169,7 @@ def test_data_sampling_takes_the_samplers_options_by_name(scored_corpus, tmp_pat
     sampling = {"sampling_method": "threshold", "score_column": "score", "weighting_options": {"low": 3.0},
                 "id_column": "id"}
     cfg = config(scored_corpus, tmp_path, **{"data.sampling": sampling})
-    assert cfg.data.sampling.sampling_method == "threshold" and cfg.data.sampling.method == "threshold"
+    assert cfg.data.sampling.sampling_method == "threshold"
     got = list(load_stream(cfg.data))
     raw = datasets.load_dataset("json", data_files=scored_corpus[0], split="train", streaming=True)
     assert got == list(sample_dataset(raw, **sampling)) and got
@@ -175,33 +180,30 @@ def test_data_sampling_takes_the_samplers_options_by_name(scored_corpus, tmp_pat
     assert (cfg.data.sampling.sampling_method, cfg.data.sampling.sampling_factor) == ("random", 0.25)
 
 
-def test_former_names_are_accepted_with_a_deprecation_warning(scored_corpus, tmp_path):
+def test_former_names_are_refused_naming_the_new_key(scored_corpus, tmp_path):
     import yaml
 
-    with pytest.warns(FutureWarning, match="data.sampling.method is deprecated: write data.sampling.sampling_method"):
-        cfg = config(scored_corpus, tmp_path, **{"data.sampling": {"method": "random", "factor": 0.5}})
-    assert (cfg.data.sampling.sampling_method, cfg.data.sampling.sampling_factor) == ("random", 0.5)
-    # a saved config (which holds both names) reads back without a warning
+    for sets in ({"data.sampling": {"method": "random", "factor": 0.5}}, {"data.sampling.method": "random"}):
+        with pytest.raises(ConfigError, match=r"config key 'data.sampling.method' is now "
+                                              r"'data.sampling.sampling_method'"):
+            config(scored_corpus, tmp_path, **sets)
+    with pytest.raises(ConfigError, match=r"'data.sampling.factor' is now 'data.sampling.sampling_factor'"):
+        config(scored_corpus, tmp_path, **{"data.sampling": {"sampling_method": "random", "factor": 0.5}})
+    # a saved config reads back as it was
+    cfg = config(scored_corpus, tmp_path, **{"data.sampling": {"sampling_method": "random", "sampling_factor": 0.5}})
     saved = tmp_path / "config.yaml"
     saved.write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
-    import warnings
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")
-        again = load_config(str(saved))
-    assert again.data.sampling == cfg.data.sampling
-    with pytest.raises(ConfigError, match=r"data.sampling.method='random' is the former name of "
-                                          r"data.sampling.sampling_method, which is 'gaussian'"):
-        config(scored_corpus, tmp_path, **{"data.sampling": {"method": "random", "sampling_method": "gaussian"}})
+    assert load_config(str(saved)).data.sampling == cfg.data.sampling
 
 
 @pytest.mark.parametrize("sampling, match", [
     ({"sampling_method": "bell"}, r"^data.sampling.sampling_method='bell' is not valid; choose one of none, random, "),
     ({"sampling_method": "threshold", "score_column": "score", "weighting_options": {"lo": 1}},
      r"^data.sampling.weighting_options.lo is not a parameter of sampling_method='threshold'"),
-    ({"sampling_method": "gaussian", "sampling_factor": 0}, r"^config key 'data.sampling.sampling_factor' must be > 0"),
+    ({"sampling_method": "gaussian", "sampling_factor": 0},
+     r"^data.sampling.sampling_factor=0.0 is not valid; it must be a finite number > 0"),
     ({"sampling_method": "threshold", "calibration": "c.json", "weighting_options": {"low": 1}},
-     r"^data.sampling.calibration replaces data.sampling.weighting_options"),
+     r"^data.sampling.calibration='c.json' replaces data.sampling.weighting_options"),
     ({"sampling_method": "threshold", "scorer": "nope"}, r"^data.sampling.scorer='nope' is not valid; choose one of"),
     ({"score_column": "score"}, r"data.sampling.score_column is set but data.sampling.sampling_method is 'none'"),
 ])

@@ -50,7 +50,7 @@ def make_tokenizer(folder: str, corpus_paths: list[str], vocab_size: int = 400) 
 def tiny_overrides(corpus_paths: list[str], tokenizer: str, output_dir: str, **extra) -> list[str]:
     """``--set`` overrides turning tiny-cpu into a seconds-long run on the synthetic corpus."""
     sets = {
-        "data.path": "json", "data.name": None, "data.kwargs": {}, "data.data_files": corpus_paths,
+        "data.path": "json", "data.name": None, "data.kwargs": {}, "data.sampling": {}, "data.data_files": corpus_paths,
         "data.tokenizer": tokenizer, "data.max_seq_length": 32, "data.shuffle_buffer": 50,
         "data.tokenize_batch_size": 16, "data.num_eval_samples": 20, "data.eval_fraction": 0.5,
         "data.prefetch_batches": 2,

@@ -14,6 +14,8 @@ import os
 from dataclasses import dataclass, field
 from typing import Any, Literal, Optional, Union
 
+from mc4_sampling.options import SamplingOptions
+
 from .errors import ConfigError
 
 #: Value of any string in ``data.kwargs``/``data.data_dir``/``data.data_files`` that is replaced
@@ -94,71 +96,24 @@ class ModelConfig(ModelOptions, RobertaArchitecture):
         return self.max_position_embeddings - (pad_token_id + 1)
 
 
-#: the trainer's former names of sampler options (accepted with a deprecation warning)
-RENAMED_SAMPLING_KEYS = {"method": "sampling_method", "factor": "sampling_factor"}
-#: sampler options a corpus has no use for (it has one split)
-_NOT_FOR_A_CORPUS = ("validation_sampling_factor",)
+@dataclass
+class SamplingConfig(SamplingOptions):
+    """``data.sampling``: the sampler's options themselves (:class:`mc4_sampling.options.SamplingOptions`,
+    same names, defaults and checks; README, "Sampling any corpus"), plus the two a corpus needs.
 
-
-def _sampling_config_class():
-    """``data.sampling``: the fields of :class:`mc4_sampling.options.SamplingOptions` (the sampler's
-    one declaration, same names and defaults), with the annotations the config loader reads, plus
-    ``language`` and ``id_column`` of ``sample_dataset`` and the former names (:data:`RENAMED_SAMPLING_KEYS`)."""
-    import collections.abc
-    import types
-    import typing
-    import warnings
-
-    from mc4_sampling.options import SamplingOptions
-
-    def loadable(tp):
-        origin = typing.get_origin(tp)
-        if origin in (Union, types.UnionType):
-            return Union[tuple(loadable(a) for a in typing.get_args(tp))]
-        if origin is collections.abc.Sequence:
-            return list[typing.get_args(tp)]
-        return dict[str, Any] if tp is dict else tp
-
-    hints = typing.get_type_hints(SamplingOptions)
-    specs = [(f.name, loadable(hints[f.name]), field(default=f.default))
-             for f in dataclasses.fields(SamplingOptions) if f.name not in _NOT_FOR_A_CORPUS]
-    specs += [("language", str, field(default="es")),  # the perplexity model's language (and the draw's key)
-              ("id_column", Optional[str], field(default=None))]  # None: key the draws by the text
-    specs += [(old, Optional[loadable(hints[new])], field(default=None, repr=False))
-              for old, new in RENAMED_SAMPLING_KEYS.items()]
-
-    def post_init(self):
-        """Map the former names onto the sampler's and keep them as read-only mirrors (a saved
-        config, which holds both, reads back without a warning)."""
-        old_names = []
-        for old, new in RENAMED_SAMPLING_KEYS.items():
-            value, current = getattr(self, old), getattr(self, new)
-            if value is not None and value != current:
-                if current != SamplingOptions.__dataclass_fields__[new].default:
-                    raise ConfigError(f"data.sampling.{old}={value!r} is the former name of data.sampling.{new}, "
-                                      f"which is {current!r}; keep data.sampling.{new} only")
-                warnings.warn(f"data.sampling.{old} is deprecated: write data.sampling.{new}, the sampler's name "
-                              "(mc4_sampling.options.SamplingOptions)", FutureWarning, stacklevel=4)
-                setattr(self, new, value)
-                old_names.append(old)
-            object.__setattr__(self, old, getattr(self, new))
-        self._old_names = tuple(old_names)
-
-    cls = dataclasses.make_dataclass("SamplingConfig", specs, namespace={"__post_init__": post_init})
-    cls.__module__ = __name__
-    cls.__doc__ = """Sampling of the ``data`` source (``mc4_sampling.sample_dataset``), before the hold-out.
-
-    The options are the sampler's, by the same names (:class:`mc4_sampling.options.SamplingOptions`;
-    README, "Sampling any corpus"): ``sampling_method: none`` (the default) reads the source as it
-    is; ``scorer``, ``scorer_model``, ``scorer_options``, ``score_column`` choose the quality signal
-    (KenLM perplexity by default), ``weighting_options`` the weighting's parameters. The draw of a
-    document is keyed by ``id_column`` (a unique id) or its text. ``method`` and ``factor`` are the
-    former names of ``sampling_method`` and ``sampling_factor``.
+    ``sampling_method: none`` (the default) reads the source as it is. With ``data.path: mc4-sampling``
+    the options go to the builder (``load_dataset`` keywords: each draw keyed by language, split,
+    shard and position); with any other source ``mc4_sampling.sample_dataset`` samples the stream
+    (each draw keyed by ``id_column``, a unique id, or the text), before the hold-out.
     """
-    return cls
 
+    #: a corpus: the perplexity model's language and the draw's key (default es); mc4-sampling: data.name
+    language: Optional[str] = None
+    #: a corpus: the column of a unique document id keying the draws (None: the text)
+    id_column: Optional[str] = None
 
-SamplingConfig = _sampling_config_class()
+    #: keys of earlier versions, refused with the name that replaced them
+    FORMER_KEYS = {"method": "sampling_method", "factor": "sampling_factor"}
 
 
 @dataclass
@@ -170,7 +125,8 @@ class DataConfig:
     split: str = "train"
     data_files: Optional[list[str]] = None
     data_dir: Optional[str] = None
-    # Extra keyword arguments of load_dataset (builder options), e.g. {sampling_method: gaussian}.
+    # Extra keyword arguments of load_dataset (builder options), e.g. {data_dir: SAMPLE_DATA_DIR}; the
+    # sampling options go in data.sampling.
     kwargs: dict[str, Any] = field(default_factory=dict)
     text_column: str = "text"
     tokenizer: Optional[str] = None  # folder loadable by AutoTokenizer.from_pretrained
@@ -189,7 +145,7 @@ class DataConfig:
     # when set, training and eval documents are read from it (already held out) instead of the stream.
     token_shards: Optional[str] = None
     prefetch_batches: int = 4
-    # Perplexity sampling of the source (method none: off); the eval documents are held out of the sample.
+    # Perplexity sampling of the source (sampling_method none: off); the eval documents are held out of the sample.
     sampling: SamplingConfig = field(default_factory=SamplingConfig)
     # A fixed external eval set: local files (JSON lines, Parquet, CSV or text; their `text_column`), read whole,
     # in place of the first num_eval_samples documents of the stream (then nothing is held out of the stream).
@@ -334,55 +290,55 @@ def _check_finite(obj, prefix: str) -> None:
             raise ConfigError(f"config key '{prefix}{f.name}' must be a finite number, got {value}")
 
 
+def sampling_key(name: str) -> str:
+    """How a ``data.sampling`` option is spelled in messages: ``data.sampling.<name>``."""
+    return f"data.sampling.{name}"
+
+
 def _validate_sampling(d: DataConfig) -> None:
-    """``data.sampling``: the sampler's one validation (``mc4_sampling.options.check_sampling_options``),
-    its messages naming the config keys; no option that ``none`` makes meaningless; no sampling twice."""
+    """``data.sampling``: the sampler's one validation (``mc4_sampling.options.check_sampling_options``)
+    naming the config keys; no option that ``none`` makes meaningless; the options that apply to the
+    source (mC4 or a corpus); no sampling option in ``data.kwargs``."""
     from mc4_sampling.errors import ConfigError as SamplerConfigError
-    from mc4_sampling.options import SamplingOptions, check_sampling_options
+    from mc4_sampling.options import MC4_ONLY, OPTION_NAMES, check_sampling_options
     from mc4_sampling.weightings import WEIGHTINGS, keeps_all
 
-    sp = d.sampling
-    old_style = bool(getattr(sp, "_old_names", ()))
-    renamed = {new: old for old, new in RENAMED_SAMPLING_KEYS.items() if old_style}
-
-    def key(name: str) -> str:
-        return f"data.sampling.{renamed.get(name, name)}"
-
+    sp, key = d.sampling, sampling_key
+    builder = d.path == "mc4-sampling"
+    if builder:
+        untyped = [k for k in d.kwargs if k in OPTION_NAMES]
+        if untyped:
+            raise ConfigError(f"data.kwargs.{untyped[0]} is a sampling option: write it as {key(untyped[0])} "
+                              "(typed and checked; the mc4-sampling builder receives it from there)")
     if keeps_all(sp.sampling_method):
-        set_keys = [k for k in ("sampling_factor", "width", "boundaries", "weighting_options", "calibration",
-                                "id_column", "scorer", "scorer_model", "scorer_options", "score_column")
-                    if getattr(sp, k) is not None]
+        set_keys = [k for k in ("sampling_factor", "validation_sampling_factor", "width", "boundaries",
+                                "weighting_options", "calibration", "id_column", "scorer", "scorer_model",
+                                "scorer_options", "score_column") if getattr(sp, k) is not None]
         if set_keys:
             raise ConfigError(f"{key(set_keys[0])} is set but {key('sampling_method')} is 'none' (no sampling); "
                               f"set {key('sampling_method')} to "
                               f"{', '.join(n for n, w in WEIGHTINGS.items() if not w.keeps_all)}")
         return
-    if not sp.language:
-        raise ConfigError("config key 'data.sampling.language' must be a language code such as 'es'")
-    options = SamplingOptions(**{f.name: getattr(sp, f.name, f.default) for f in dataclasses.fields(SamplingOptions)})
+    if sp.language is not None and not (isinstance(sp.language, str) and sp.language):
+        raise ConfigError(f"config key '{key('language')}' must be a language code such as 'es'")
+    if builder:
+        if sp.id_column is not None:
+            raise ConfigError(f"{key('id_column')} is for a corpus: the mc4-sampling builder keys each draw by the "
+                              "document's language, split, shard and position")
+        if sp.language is not None and sp.language != d.name:
+            raise ConfigError(f"{key('language')}={sp.language!r}: with data.path mc4-sampling the language is "
+                              f"data.name ({d.name!r}); drop {key('language')}")
+    else:
+        given = [k for k in MC4_ONLY if getattr(sp, k) is not None]
+        if given:
+            raise ConfigError(f"{key(given[0])} applies to mC4's validation split (data.path: mc4-sampling), "
+                              "not to a corpus, which has one split")
     try:
-        check_sampling_options(options)
+        check_sampling_options(sp, key)  # its messages already name the keys (data.sampling.<name>)
     except SamplerConfigError as e:
-        if e.replaces:
-            raise ConfigError(f"{key(e.option)} replaces {key(e.replaces[0])}; set one or the other") from None
-        if e.expected is not None:
-            raise ConfigError(f"config key '{key(e.option)}' must be {e.expected}, got {e.value!r}") from None
-        message = str(e)
-        name = message.split("=", 1)[0].split(" ", 1)[0].split(".", 1)[0]
-        if name in OPTION_KEYS:  # "sampling_method='bell' is not valid; ..." -> "data.sampling.method='bell' ..."
-            raise ConfigError(key(name) + message[len(name):]) from None
-        raise ConfigError(f"data.sampling: {message}") from None
-    if options.boundaries is not None:
-        sp.boundaries = list(options.boundaries)
-    builder_method = d.kwargs.get("sampling_method") if d.path == "mc4-sampling" else None
-    if builder_method is not None and not keeps_all(builder_method):
-        raise ConfigError(
-            f"data.kwargs.sampling_method={builder_method!r} and {key('sampling_method')}={sp.sampling_method!r} "
-            "would sample twice; sample with one of them")
-
-
-#: the ``data.sampling`` keys (for the messages of the sampler's validation)
-OPTION_KEYS = tuple(f.name for f in dataclasses.fields(SamplingConfig))
+        raise ConfigError(str(e)) from None
+    if sp.boundaries is not None:
+        sp.boundaries = list(sp.boundaries)  # a list in the saved YAML
 
 
 def validate(cfg: TrainerConfig) -> None:

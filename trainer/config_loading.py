@@ -13,6 +13,7 @@ wrong type, the expected type. Only lossless coercions are made: ``3.0`` -> ``3`
 from __future__ import annotations
 
 import argparse
+import collections.abc
 import dataclasses
 import os
 import types
@@ -72,14 +73,14 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
         if not isinstance(value, dict):
             raise ConfigError(f"config key '{key}': expected a mapping of {_valid_keys(tp)}, got {value!r}")
         return from_dict(tp, value, prefix=key + ".")
-    if origin is list:
+    if origin in (list, collections.abc.Sequence):  # the sampler's Sequence[float] is read as a list
         (item_tp,) = typing.get_args(tp)
         if isinstance(value, str):  # a single path is a list of one
             value = [value]
         if not isinstance(value, (list, tuple)):
             raise ConfigError(f"config key '{key}': expected a list, got {value!r}")
         return [_coerce(v, item_tp, f"{key}[{i}]") for i, v in enumerate(value)]
-    if origin is dict:
+    if origin is dict or tp is dict:
         if not isinstance(value, dict):
             raise ConfigError(f"config key '{key}': expected a mapping, got {value!r}")
         return dict(value)
@@ -138,6 +139,11 @@ def from_dict(cls, data: dict, prefix: str = ""):
     hints = typing.get_type_hints(cls)
     names = {f.name for f in dataclasses.fields(cls)}
     unknown = [k for k in data if k not in names]
+    former = getattr(cls, "FORMER_KEYS", {})
+    renamed = [k for k in unknown if k in former]
+    if renamed:
+        raise ConfigError(f"config key '{prefix}{renamed[0]}' is now '{prefix}{former[renamed[0]]}' (the sampler's "
+                          f"name, mc4_sampling.options.SamplingOptions); rename it")
     if unknown:
         where = f"in section '{prefix[:-1]}'" if prefix else "at the top level"
         raise ConfigError(
@@ -174,6 +180,11 @@ def apply_override(data: dict, path: list[str], value: Any) -> None:
         key = ".".join(path[: depth + 1])
         if cls is not None:
             names = {f.name for f in dataclasses.fields(cls)}
+            former = getattr(cls, "FORMER_KEYS", {})
+            if part in former:
+                new = ".".join(path[:depth] + [former[part]])
+                raise ConfigError(f"config key '{key}' is now '{new}' (the sampler's name, "
+                                  "mc4_sampling.options.SamplingOptions); rename it")
             if part not in names:
                 where = ".".join(path[:depth]) or "the top level"
                 raise ConfigError(f"unknown config key '{key}' (in {where}); valid keys: {_valid_keys(cls)}")

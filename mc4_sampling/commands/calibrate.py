@@ -27,7 +27,7 @@ from ..calibration import (
 from ..common.outputs import atomic_dir, check_output_dir
 from ..errors import ConfigError
 from ..weightings import DEFAULT_WIDTH
-from .common import add_model_options, add_source_options, build_config, model_spec, scorer_kwargs
+from .common import add_model_options, add_source_options, build_config, option_values
 from .dataset_source import add_dataset_options, check_mc4_split, corpus_language, open_dataset
 
 
@@ -87,12 +87,11 @@ def run(args: argparse.Namespace) -> int:
     target = resolve_target(args.target_rate, args.target_docs, args.total_docs)
     corpus = None
     if args.dataset:
-        from ..corpus import CorpusSamplingOptions
+        from ..corpus import corpus_options
+        from ..options import flag
 
         language = corpus_language(args)
-        config = CorpusSamplingOptions(sampling_method="none", perplexity_model=model_spec(args),
-                                       perplexity_mode=args.perplexity_mode, language=language,
-                                       on_bad_record=args.on_bad_record, **scorer_kwargs(args)).validate()
+        config = corpus_options(spell=flag, **{**option_values(args), "sampling_method": "none"})
         corpus = open_dataset(args)
     else:
         check_mc4_split(args)

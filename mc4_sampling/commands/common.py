@@ -1,45 +1,73 @@
-"""Options shared by several subcommands, mapped onto :class:`Mc4SamplingConfig` fields."""
+"""Options shared by several subcommands: the mC4 source's flags, and the sampling flags generated
+from the one declaration of the sampling options (:class:`~mc4_sampling.options.SamplingOptions`,
+each field's metadata: flag, help, type, group), read back as the same field names."""
 
 from __future__ import annotations
 
 import argparse
 import json
+from dataclasses import fields
 
 from ..builder import Mc4Sampling, Mc4SamplingConfig
 from ..errors import ConfigError
-from ..perplexity import MODES
-from ..reader import BAD_RECORD_POLICIES
-from ..scoring import scorer_kinds
-from ..weightings import WEIGHTINGS
+from ..options import SamplingOptions, flag, sampling_options
 
 
 def add_source_options(parser: argparse.ArgumentParser) -> None:
-    g = parser.add_argument_group("data source")
+    g = _group(parser, "data source")
     g.add_argument("--lang", nargs="+", default=["es"], metavar="LANG",
                    help="mC4 language code(s), e.g. es, or several: es ca (default: es)")
     g.add_argument("--data-dir", help="local folder laid out like allenai/c4's multilingual/ (e.g. the bundled "
                    "sample: see `python -c 'import mc4_sampling; print(mc4_sampling.SAMPLE_DATA_DIR)'`)")
     g.add_argument("--base-url", help="HTTP(S) mirror of allenai/c4's multilingual/ folder (default: the Hub)")
     g.add_argument("--shards", type=int, nargs="+", metavar="I", help="read only these shard indices")
-    g.add_argument("--on-bad-record", choices=BAD_RECORD_POLICIES, default="raise",
-                   help="what to do with a corrupt or malformed record (default: raise)")
+    add_option_flags(parser, "data source")
 
 
 def add_model_options(parser: argparse.ArgumentParser) -> None:
-    g = parser.add_argument_group("perplexity model")
-    g.add_argument("--perplexity-model", nargs="+", metavar="PATH",
-                   help="KenLM file, KENLM SP pair, folder with <lang>.arpa.bin/<lang>.sp.model, or Hub "
-                   "location owner/name[/subfolder][@revision] (default: the embedded Spanish model)")
-    g.add_argument("--perplexity-mode", choices=MODES,
-                   help="raw (BERTIN), ccnet (line by line) or ccnet_document (CCNet's own numbers; "
-                   "default depends on the model)")
-    g = parser.add_argument_group("other scorers")
-    g.add_argument("--scorer", choices=[k for k in scorer_kinds() if k != "callable"],
-                   help="the quality signal (default: kenlm, or column with --score-column)")
-    g.add_argument("--scorer-model", metavar="PATH", help="the fastText .bin or transformers folder (or Hub location)")
-    g.add_argument("--scorer-option", action="append", default=[], metavar="KEY=VALUE",
-                   help="a scorer option, e.g. label=__label__hq, task=causal_lm, batch_size=64 (repeatable)")
-    g.add_argument("--score-column", metavar="NAME", help="a column of --dataset that already holds the scores")
+    """The scorer's flags: ``perplexity model`` (KenLM) and ``other scorers``."""
+    add_option_flags(parser, "perplexity model")
+    add_option_flags(parser, "other scorers")
+
+
+def add_sampling_options(parser: argparse.ArgumentParser) -> None:
+    """The weighting's flags (``--method``, ``--factor``, ... ``--seed``)."""
+    add_option_flags(parser, "sampling")
+
+
+def _group(parser: argparse.ArgumentParser, title: str):
+    """The parser's argument group ``title`` (made when missing)."""
+    return next((g for g in parser._action_groups if g.title == title), None) or parser.add_argument_group(title)
+
+
+def add_option_flags(parser: argparse.ArgumentParser, group: str) -> None:
+    """A flag for every sampling option of the declared ``group``, from its metadata: ``flag`` (and
+    ``--<name>`` when it differs), its help, its ``argparse`` settings; the value lands in the field's
+    name (``args.sampling_factor``); a dict is given as repeated ``KEY=VALUE``."""
+    from ..scoring import scorer_kinds
+
+    g = _group(parser, group)
+    given = list(parser.get_default("option_fields") or ())
+    for f in fields(SamplingOptions):
+        meta = f.metadata
+        if meta["group"] != group or meta["cli"] is False:
+            continue
+        settings = dict(meta["cli"] or {})
+        flags = [flag(f.name), *settings.pop("aliases", ())]
+        own = "--" + f.name.replace("_", "-")
+        if own not in flags:
+            flags.append(own)
+        if settings.get("choices") == "scorers":
+            settings["choices"] = [k for k in scorer_kinds() if k != "callable"]
+        if meta["key_values"]:
+            settings.update(action="append", default=[], metavar="KEY=VALUE")
+        settings.setdefault("default", f.default)
+        help = meta["help"]
+        if settings["default"] not in (None, False, []) and "default" not in help:
+            help += f" (default: {settings['default']})"
+        g.add_argument(*flags, dest=f.name, help=help, **settings)
+        given.append(f.name)
+    parser.set_defaults(option_fields=tuple(given))
 
 
 def key_values(items, flag: str) -> dict | None:
@@ -56,59 +84,41 @@ def key_values(items, flag: str) -> dict | None:
     return out or None
 
 
-def scorer_kwargs(args) -> dict:
-    """The scorer options of parsed arguments, as :class:`~mc4_sampling.options.SamplingOptions` fields."""
-    return dict(scorer=getattr(args, "scorer", None), scorer_model=getattr(args, "scorer_model", None),
-                scorer_options=key_values(getattr(args, "scorer_option", None), "--scorer-option"),
-                score_column=getattr(args, "score_column", None))
-
-
-def add_sampling_options(parser: argparse.ArgumentParser) -> None:
-    g = parser.add_argument_group("sampling")
-    g.add_argument("--method", choices=tuple(WEIGHTINGS), default="gaussian", help="weighting (default: gaussian)")
-    g.add_argument("--weighting-option", action="append", default=[], metavar="KEY=VALUE",
-                   help="a further weighting parameter (repeatable): threshold low=3 / high=... (scores), or with "
-                   "--calibration top=0.1 / bottom=0.5 (fractions) / band=head|middle|tail (CCNet); pareto alpha=3")
-    g.add_argument("--factor", type=float, help="sampling factor (default: BERTIN's for the method)")
-    g.add_argument("--validation-factor", type=float, help="factor for the validation split (default: not sampled)")
-    g.add_argument("--width", type=float, help="gaussian width (default 4.5)")
-    g.add_argument("--boundaries", type=float, nargs=3, metavar=("B1", "B2", "B3"),
-                   help="quartile perplexities (default: those of the model)")
-    g.add_argument("--calibration",
-                   help="calibration JSON from `mc4-sampling calibrate` (replaces boundaries/factor/width)")
-    g.add_argument("--seed", type=int, default=2021, help="seed of the keep decisions (default 2021)")
-
-
 def model_spec(args):
+    """``--perplexity-model``: one path, or a KENLM SP pair."""
     spec = getattr(args, "perplexity_model", None)
-    if spec is None:
-        return None
+    if spec is None or isinstance(spec, str):
+        return spec
     return spec[0] if len(spec) == 1 else tuple(spec)
 
 
+def option_values(args) -> dict:
+    """The sampling options the parsed flags give (unset ones left out), as
+    :class:`~mc4_sampling.options.SamplingOptions` field names and values."""
+    out = {}
+    given = getattr(args, "option_fields", ())
+    for f in fields(SamplingOptions):
+        if f.name not in given:
+            continue
+        value = getattr(args, f.name)
+        if f.metadata["key_values"]:
+            value = key_values(value, flag(f.name))
+        elif f.name == "perplexity_model":
+            value = model_spec(args)
+        elif f.name == "boundaries" and value is not None:
+            value = tuple(value)
+        if value is not None:
+            out[f.name] = value
+    return out
+
+
 def build_config(args, **overrides) -> Mc4SamplingConfig:
-    """A validated builder config from parsed options (through the builder, as load_dataset does)."""
-    kwargs = dict(
-        languages=list(args.lang),
-        data_dir=args.data_dir,
-        base_url=args.base_url,
-        shards=args.shards,
-        on_bad_record=args.on_bad_record,
-        perplexity_model=model_spec(args),
-        perplexity_mode=args.perplexity_mode,
-    )
-    if hasattr(args, "method"):
-        kwargs.update(
-            sampling_method=args.method,
-            sampling_factor=args.factor,
-            validation_sampling_factor=args.validation_factor,
-            width=args.width,
-            boundaries=tuple(args.boundaries) if args.boundaries else None,
-            calibration=args.calibration,
-            seed=args.seed,
-            weighting_options=key_values(args.weighting_option, "--weighting-option"),
-        )
-    kwargs.update(scorer_kwargs(args))
-    kwargs.update(overrides)
-    kwargs = {k: v for k, v in kwargs.items() if v is not None}
-    return Mc4Sampling(config_name="+".join(args.lang), **kwargs).config
+    """A validated builder config from parsed options (through the builder, as load_dataset does);
+    the sampling options are checked first, their errors naming the flags."""
+    values = {**option_values(args), **overrides}
+    values = {k: v for k, v in values.items() if v is not None}
+    sampling_options({k: v for k, v in values.items() if k in SamplingOptions.__dataclass_fields__}, flag,
+                     corpus=False)
+    source = dict(languages=list(args.lang), data_dir=args.data_dir, base_url=args.base_url, shards=args.shards)
+    values.update({k: v for k, v in source.items() if v is not None})
+    return Mc4Sampling(config_name="+".join(args.lang), **values).config

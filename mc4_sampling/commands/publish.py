@@ -27,7 +27,7 @@ def add_parser(subparsers) -> None:
                    help="folder to write (new, empty, or holding this same dataset)")
     add_source_options(p)
     add_sampling_options(p)
-    method = p._option_string_actions["--method"]  # several methods here: one config each
+    method = p._option_string_actions["--method"]  # several weightings here: one config each
     method.nargs, method.default = "+", ["gaussian"]
     method.help = "weighting(s), one config each, e.g. --method random stepwise gaussian (default: gaussian)"
     add_model_options(p)
@@ -84,9 +84,9 @@ def run(args: argparse.Namespace) -> int:
     if args.ray_address and args.executor != "ray":
         raise ConfigError("--ray-address needs --executor ray")
     # --weighting-option is shared by the methods: each config takes the keys its weighting declares
-    shared = key_values(args.weighting_option, "--weighting-option")
-    base = build_config(args, return_perplexity=True, sampling_method=args.method[0], weighting_options=None)
-    configs = method_configs(base, args.method, shared or {})
+    shared = key_values(args.weighting_options, "--weighting-option")
+    base = build_config(args, return_perplexity=True, sampling_method=args.sampling_method[0], weighting_options=None)
+    configs = method_configs(base, args.sampling_method, shared or {})
     result = publish(configs, args.output_dir, splits=args.splits, executor=args.executor, tasks=args.tasks,
                      workers=args.workers, max_docs=args.max_docs, overwrite=args.overwrite, slurm=slurm,
                      ray_address=args.ray_address, repo_id=args.push_to_hub)

@@ -17,12 +17,11 @@ from ..scoring import ScorerSource
 from ..shards import shard_refs_for
 from .common import (
     add_model_options,
+    add_option_flags,
     add_sampling_options,
     add_source_options,
     build_config,
-    key_values,
-    model_spec,
-    scorer_kwargs,
+    option_values,
 )
 from .dataset_source import add_dataset_options, check_mc4_split, corpus_language, open_dataset
 
@@ -41,8 +40,7 @@ def add_parser(subparsers) -> None:
     add_dataset_options(p)
     p.add_argument("--split", help="split to read: train or validation of mC4, any split of a --dataset "
                    "(default: train)")
-    p.add_argument("--return-perplexity", "--return-score", action="store_true", dest="return_perplexity",
-                   help="add each kept document's score (perplexity for KenLM, score otherwise)")
+    add_option_flags(p, "output")  # --return-perplexity / --return-score
     p.add_argument("--max-docs", type=int, help="stop after this many kept documents")
     p.add_argument("-o", "--output", default="-", help="output file (default: - for stdout)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing -o file")
@@ -57,7 +55,7 @@ def run(args: argparse.Namespace) -> int:
     if args.dataset:
         return run_on_dataset(args)
     check_mc4_split(args)
-    config = build_config(args, return_perplexity=args.return_perplexity)
+    config = build_config(args)
     shards = shard_refs_for(config, args.split)
     if not shards:
         raise DataNotFoundError(f"no {args.split} files found for {'+'.join(config.languages)}")
@@ -87,22 +85,21 @@ def run(args: argparse.Namespace) -> int:
 
 def run_on_dataset(args: argparse.Namespace) -> int:
     """``sample --dataset``: the kept documents (every column) as JSON lines, then the summary."""
-    from ..corpus import sample_dataset
+    from ..corpus import corpus_options, sample_dataset
+    from ..options import flag
 
-    if args.report is not None or args.validation_factor is not None:
-        raise ConfigError("--report and --validation-factor apply to mC4 only, not with --dataset")
-    ds = open_dataset(args)
+    if args.report is not None:
+        raise ConfigError("--report applies to mC4 only, not with --dataset")
+    options = corpus_options(spell=flag, **option_values(args))  # the flags named in errors
+    language = corpus_language(args)
     stats = SamplingStats()
-    source = ScorerSource.of(argparse.Namespace(**scorer_kwargs(args)), corpus_language(args))
+    source = ScorerSource.of(options, language)
     # --return-perplexity and --return-score are one flag: named as the scorer's column in messages
-    returns = {"return_perplexity" if source.kind == "kenlm" else "return_score": args.return_perplexity}
-    kept = sample_dataset(
-        ds, sampling_method=args.method, text_column=args.text_column, id_column=args.id_column,
-        language=corpus_language(args), perplexity_model=model_spec(args), perplexity_mode=args.perplexity_mode,
-        calibration=args.calibration, boundaries=tuple(args.boundaries) if args.boundaries else None,
-        sampling_factor=args.factor, width=args.width, seed=args.seed, **returns,
-        on_bad_record=args.on_bad_record, stats=stats,
-        weighting_options=key_values(args.weighting_option, "--weighting-option"), **scorer_kwargs(args))
+    if source.kind != "kenlm":
+        options.return_perplexity, options.return_score = False, options.return_perplexity
+    ds = open_dataset(args)
+    kept = sample_dataset(ds, text_column=args.text_column, id_column=args.id_column, language=language,
+                          stats=stats, options=options)
     with output_stream(args.output) as out, tqdm(unit="doc", desc="kept", file=sys.stderr, dynamic_ncols=True) as bar:
         for example in kept:
             out.write(json.dumps(example, ensure_ascii=False, default=str) + "\n")

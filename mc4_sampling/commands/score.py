@@ -9,8 +9,9 @@ import sys
 
 from ..errors import ConfigError
 from ..languages import check_language
-from ..scoring import ScorerSource, check_scorer_options
-from .common import add_model_options, model_spec, scorer_kwargs
+from ..options import flag, sampling_options
+from ..scoring import ScorerSource
+from .common import add_model_options, option_values
 
 
 def add_parser(subparsers) -> None:
@@ -35,9 +36,7 @@ def run(args: argparse.Namespace) -> int:
     if len(spec) > 1 and not os.path.isfile(os.path.expanduser(spec[1])):  # not a KENLM SP pair: TEXT arguments
         args.perplexity_model, args.texts = spec[:1], spec[1:] + args.texts
     check_language(args.lang)
-    options = argparse.Namespace(perplexity_model=model_spec(args), perplexity_mode=args.perplexity_mode,
-                                 **scorer_kwargs(args))
-    check_scorer_options(options)
+    options = sampling_options(option_values(args), flag)  # the scorer options, checked once, named as flags
     default_scorer = options.scorer is None and options.score_column is None
     if default_scorer and not spec and args.lang != "es":
         raise ConfigError(f"--lang {args.lang}: the embedded perplexity model is Spanish; give --perplexity-model")

@@ -5,7 +5,7 @@ column of the data (:mod:`.column`) or any callable (:mod:`.callable`). See :mod
 from .base import SCORERS, Scorer, clear_scorer_cache, make_scorer, register_scorer, scorer_kinds
 from .callable import CallableScorer
 from .column import ColumnScorer
-from .source import ScorerSource, check_scorer_options
+from .source import ScorerSource
 
-__all__ = ["CallableScorer", "ColumnScorer", "SCORERS", "Scorer", "ScorerSource", "check_scorer_options",
+__all__ = ["CallableScorer", "ColumnScorer", "SCORERS", "Scorer", "ScorerSource",
            "clear_scorer_cache", "make_scorer", "register_scorer", "scorer_kinds"]

@@ -5,8 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from ..errors import ConfigError
-from .base import Scorer, builtin_factory, make_scorer, scorer_kinds
+from .base import Scorer, builtin_factory, make_scorer
 from .callable import CallableScorer
 
 
@@ -63,34 +62,3 @@ class ScorerSource:
             return CallableScorer(self.scorer, options.get("higher_is_better", True), options.get("name"))
         return make_scorer(kind, self.model, options, self.language)
 
-
-def check_scorer_options(options) -> None:
-    """The scorer options of sampling options, each :class:`ConfigError` naming the option."""
-    get = lambda name: getattr(options, name, None)  # noqa: E731
-    scorer = get("scorer")
-    if scorer is not None and not isinstance(scorer, (str, Scorer)) and not callable(scorer):
-        raise ConfigError(f"scorer={scorer!r} is not valid; give a scorer name ({', '.join(scorer_kinds())}), "
-                          "a Scorer or a callable")
-    if isinstance(scorer, str) and scorer not in scorer_kinds():
-        raise ConfigError(f"scorer={scorer!r} is not valid; choose one of {', '.join(scorer_kinds())}")
-    for name in ("scorer_options",):
-        value = get(name)
-        if value is not None and not isinstance(value, dict):
-            raise ConfigError(f"{name}={value!r} is not valid; it must be a dict")
-    column = get("score_column")
-    if column is not None:
-        if not isinstance(column, str) or not column:
-            raise ConfigError(f"score_column={column!r} is not valid; it must be a column name")
-        if scorer not in (None, "column"):
-            raise ConfigError(f"score_column={column!r} reads scores from the data, scorer={scorer!r} computes them; "
-                              "pass one or the other")
-    kind = ScorerSource.of(options, "es").kind
-    if kind != "kenlm":
-        given = [n for n in ("perplexity_model", "perplexity_mode") if get(n) is not None]
-        if given:
-            raise ConfigError(f"{', '.join(given)} apply to the KenLM scorer only; with scorer={kind!r} "
-                              "give the model as scorer_model")
-    elif get("scorer_model") is not None:
-        raise ConfigError("scorer_model is for the other scorers; give the KenLM model as perplexity_model")
-    if kind == "column" and get("score_column") is None and not dict(get("scorer_options") or {}).get("column"):
-        raise ConfigError("scorer='column' needs score_column (the column that holds the scores)")

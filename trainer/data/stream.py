@@ -42,6 +42,8 @@ def load_stream(cfg: DataConfig, rank: int = 0, world_size: int = 1):
         except ImportError as e:
             raise DataError(f"data.path 'mc4-sampling' needs the mc4_sampling package: {e}") from None
     kwargs = dict(resolve_markers(cfg.kwargs))
+    if cfg.path == "mc4-sampling":  # the builder samples (each draw keyed by shard and position)
+        kwargs.update(builder_options(cfg.sampling))
     if cfg.data_files is not None:
         kwargs["data_files"] = resolve_markers(cfg.data_files)
     if cfg.data_dir is not None:
@@ -64,34 +66,48 @@ def load_stream(cfg: DataConfig, rank: int = 0, world_size: int = 1):
     return ds
 
 
+def _sampler_values(sp) -> dict:
+    """``data.sampling``'s sampler options that differ from their defaults (files' markers resolved)."""
+    import dataclasses
+
+    from mc4_sampling.options import SamplingOptions
+
+    values = {f.name: getattr(sp, f.name) for f in dataclasses.fields(SamplingOptions)
+              if getattr(sp, f.name) != f.default}
+    for name in ("perplexity_model", "scorer_model", "calibration"):
+        if name in values:
+            values[name] = resolve_markers(values[name])
+    if values.get("boundaries") is not None:
+        values["boundaries"] = tuple(values["boundaries"])
+    return values
+
+
+def builder_options(sp) -> dict:
+    """The ``load_dataset`` keywords of the mc4-sampling builder that ``data.sampling`` gives."""
+    return _sampler_values(sp) if sp.sampling_method != "none" else {}
+
+
 def sample_stream(ds, cfg: DataConfig):
-    """``ds`` sampled as ``data.sampling`` says (unchanged for ``sampling_method: none``).
+    """``ds`` sampled as ``data.sampling`` says (unchanged for ``sampling_method: none``, or when the
+    mc4-sampling builder already sampled it).
 
     The keep decision of a document depends on the document alone (its id or text), so it is the
     same on every node, worker and resume; the hold-out (by content, :mod:`trainer.data.holdout`) is
     taken from the sample.
     """
-    import dataclasses
-
     from mc4_sampling.weightings import keeps_all
 
     sp = cfg.sampling
-    if keeps_all(sp.sampling_method):
+    if keeps_all(sp.sampling_method) or cfg.path == "mc4-sampling":
         return ds
     try:
         from mc4_sampling import sample_dataset
         from mc4_sampling.common.errors import UserError
-        from mc4_sampling.corpus import CorpusSamplingOptions
     except ImportError as e:  # pragma: no cover - the package is part of this project
         raise DataError(f"data.sampling needs the mc4_sampling package: {e}") from None
-    # every sampler option by its own name (data.sampling declares the same fields)
-    options = {f.name: getattr(sp, f.name) for f in dataclasses.fields(CorpusSamplingOptions) if hasattr(sp, f.name)}
-    options.update(perplexity_model=resolve_markers(sp.perplexity_model),
-                   scorer_model=resolve_markers(sp.scorer_model),
-                   calibration=resolve_markers(sp.calibration),
-                   boundaries=tuple(sp.boundaries) if sp.boundaries else None)
     try:
-        return sample_dataset(ds, text_column=cfg.text_column, id_column=sp.id_column, **options)
+        return sample_dataset(ds, text_column=cfg.text_column, id_column=sp.id_column, language=sp.language or "es",
+                              **_sampler_values(sp))
     except UserError as e:  # the sampler's errors and the common layer's (an unreachable Hub...)
         raise DataError(f"data.sampling: {e}") from None
 

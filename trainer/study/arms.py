@@ -61,7 +61,7 @@ def sample_arms(cfg: StudyConfig, index: CorpusIndex, k: int, only: Optional[set
                 factor, n = sampling.factor_keeping(t, target.documents), target.documents
             else:
                 factor, n = sampling.factor_keeping_tokens(t, index.tokens, target.tokens)
-        elif arm.max_documents is not None and is_uniform(arm.method):  # exactly max_documents
+        elif arm.max_documents is not None and is_uniform(arm.sampling_method):  # exactly max_documents
             n = min(arm.max_documents, len(index))
             factor = sampling.factor_keeping(t, n)
         mask = t < factor if factor is not None else np.ones(len(index), dtype=bool)
@@ -101,7 +101,7 @@ def check_against_sampler(cfg: StudyConfig, index: CorpusIndex, samples: dict, l
     by_name = {a.name: a for a in cfg.arms}
     for s in samples.values():
         arm = by_name[s.arm]
-        if keeps_all(arm.method):
+        if keeps_all(arm.sampling_method):
             continue
         got = sampling.keep_mask(arm, texts, ids, s.sampling_seed, cfg.corpus.language, factor=s.factor)
         if not np.array_equal(got, s.mask[rows]):

@@ -18,6 +18,8 @@ from typing import Any, Literal, Optional
 
 import yaml
 
+from mc4_sampling.options import SamplingOptions
+
 from ..errors import ConfigError
 
 #: the bundled sample's kinds sidecar (written by scripts/build_sample.py)
@@ -71,22 +73,48 @@ class TrainerSection:
 
 
 @dataclass
-class ArmConfig:
-    """One sampling of the corpus: the sampler's method and options, or ``match`` another arm's size."""
+class ArmConfig(SamplingOptions):
+    """One sampling of the corpus: the sampler's options by their own names (any scorer and weighting
+    it offers, :class:`mc4_sampling.options.SamplingOptions`), or ``match`` another arm's size.
+
+    The study sets the draw's seed (``seeds``) and scores every document itself: an arm does not set
+    :data:`STUDY_SETS`.
+    """
 
     name: str = ""
-    method: str = "none"  # none | random | stepwise | gaussian (what the sampler offers)
-    factor: Optional[float] = None
-    width: Optional[float] = None
-    boundaries: Optional[list[float]] = None
-    perplexity_model: Any = None  # the scorer: None (embedded model), a path, a folder, a Hub location
-    perplexity_mode: Optional[str] = None
-    calibration: Optional[str] = None
     match: Optional[str] = None  # keep exactly as many documents (or tokens) as this arm (its factor computed)
     match_by: Literal["documents", "tokens"] = "documents"
     # keep at most this many: a random arm exactly this many (its factor computed), another arm the first
     # this many it keeps in corpus order (BERTIN stopped its streams at 50 M documents)
     max_documents: Optional[int] = None
+
+    #: keys of earlier versions, refused with the name that replaced them
+    FORMER_KEYS = {"method": "sampling_method", "factor": "sampling_factor"}
+
+    def sampler_values(self) -> dict:
+        """The arm's sampler options that differ from their defaults (``sampling_method`` always)."""
+        values = {f.name: getattr(self, f.name) for f in dataclasses.fields(SamplingOptions)
+                  if getattr(self, f.name) != f.default}
+        values["sampling_method"] = self.sampling_method
+        return values
+
+    def record(self) -> dict:
+        """The arm as the study's fingerprint holds it: the options of the first studies (method, factor,
+        width, boundaries, perplexity_model, perplexity_mode, calibration) under the names they had then,
+        so that their folders stay valid, and any other sampler option that is set."""
+        first = {"method": "sampling_method", "factor": "sampling_factor", "width": "width",
+                 "boundaries": "boundaries", "perplexity_model": "perplexity_model",
+                 "perplexity_mode": "perplexity_mode", "calibration": "calibration"}
+        d = {"name": self.name, **{old: getattr(self, new) for old, new in first.items()}}
+        d.update(match=self.match, match_by=self.match_by, max_documents=self.max_documents)
+        d.update({k: v for k, v in self.sampler_values().items() if k not in first.values()})
+        if d.get("boundaries") is not None:
+            d["boundaries"] = list(d["boundaries"])
+        return d
+
+
+#: sampler options the study sets for every arm (the seed: ``seeds``; the scores: the study's index)
+STUDY_SETS = ("seed", "return_perplexity", "return_score")
 
 
 @dataclass
@@ -151,8 +179,9 @@ class StudyConfig:
 
     def fingerprint(self) -> str:
         """What the results depend on: everything but the runner, the output folder and the seed count
-        (more seeds reuse the units already done)."""
+        (more seeds reuse the units already done); each arm as :meth:`ArmConfig.record` holds it."""
         d = self.to_dict()
+        d["arms"] = [a.record() for a in self.arms]
         for key in ("runner", "output_dir"):
             d.pop(key)
         d["seeds"].pop("count")
@@ -164,7 +193,7 @@ class StudyConfig:
             return self.baseline
         from mc4_sampling.weightings import is_uniform
 
-        return next((a.name for a in self.arms if is_uniform(a.method)), None)
+        return next((a.name for a in self.arms if is_uniform(a.sampling_method)), None)
 
 
 def match_order(arms: list[ArmConfig]) -> list[str]:
@@ -197,12 +226,33 @@ def sampling_seed(cfg: StudyConfig, k: int) -> int:
     return cfg.seeds.sampling_seed + (k if cfg.seeds.vary_sampling else 0)
 
 
+def check_arm_options(arm: ArmConfig) -> None:
+    """The sampler's one validation of an arm's options, each error naming ``arms.<name>.<option>``; the
+    options the study sets itself (:data:`STUDY_SETS`) and mC4's validation factor are refused."""
+    from mc4_sampling.errors import Mc4SamplingError
+    from mc4_sampling.options import MC4_ONLY, sampling_options
+
+    def spell(name: str) -> str:
+        return f"arms.{arm.name}.{name}"
+
+    values = arm.sampler_values()
+    for name in STUDY_SETS + MC4_ONLY:
+        if name in values:
+            raise ConfigError(f"{spell(name)} is set by the study for every arm (seeds.sampling_seed, the "
+                              "index's scores, one split); drop it")
+    try:
+        sampling_options(values, spell)
+    except Mc4SamplingError as e:
+        raise ConfigError(str(e)) from None
+
+
 def validate(cfg: StudyConfig) -> None:
-    """The checks that need no data (the sampler checks each arm's options in :func:`.sampling.check_arm`)."""
+    """The checks that need no data (the sampler checks each arm's options, :func:`check_arm_options`; its
+    files and models in :func:`.sampling.check_arm`)."""
     from mc4_sampling.weightings import keeps_all
 
     if not cfg.arms:
-        raise ConfigError("arms: give at least one arm (name and method)")
+        raise ConfigError("arms: give at least one arm (name and sampling_method)")
     names = [a.name for a in cfg.arms]
     for i, a in enumerate(cfg.arms):
         if not a.name or not all(c.isalnum() or c in "-_." for c in a.name):
@@ -216,13 +266,16 @@ def validate(cfg: StudyConfig) -> None:
                 raise ConfigError(f"arms.{a.name}.match={a.match!r} names no arm (arms: {', '.join(names)})")
             if a.match == a.name:
                 raise ConfigError(f"arms.{a.name}.match names the arm itself; a match cycle")
-            if keeps_all(a.method):
-                raise ConfigError(f"arms.{a.name}.match: an arm of method 'none' keeps every document; give it a "
-                                  "weighting (random, gaussian, ...) to match another arm's size")
-            if a.factor is not None or a.max_documents is not None:
-                raise ConfigError(f"arms.{a.name}: match computes the arm's size; drop its factor / max_documents")
+            if keeps_all(a.sampling_method):
+                raise ConfigError(f"arms.{a.name}.match: an arm of sampling_method 'none' keeps every document; give "
+                                  "it a weighting (random, gaussian, ...) to match another arm's size")
+            if a.sampling_factor is not None or a.max_documents is not None:
+                raise ConfigError(f"arms.{a.name}: match computes the arm's size; drop its sampling_factor / "
+                                  "max_documents")
         if a.max_documents is not None and a.max_documents < 1:
             raise ConfigError(f"arms.{a.name}.max_documents must be >= 1, got {a.max_documents}")
+    for a in cfg.arms:
+        check_arm_options(a)
     match_order(cfg.arms)
     if cfg.baseline is not None and cfg.baseline not in names:
         raise ConfigError(f"baseline={cfg.baseline!r} names no arm (arms: {', '.join(names)})")

@@ -74,7 +74,7 @@ def build_report(cfg: StudyConfig, data: dict, results: list[dict]) -> dict:
             for label, (kept, total) in r["sample"]["composition"].items():
                 comp[label].append(kept / total if total else 0.0)
         arms[arm] = {
-            "method": next(a.method for a in cfg.arms if a.name == arm),
+            "method": next(a.sampling_method for a in cfg.arms if a.name == arm),
             "match": next(a.match for a in cfg.arms if a.name == arm),
             "seeds_done": len(rs),
             "documents": summarize([r["sample"]["documents"] for r in rs])._asdict(),

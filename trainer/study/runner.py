@@ -40,7 +40,7 @@ def unit_overrides(cfg: StudyConfig, unit: Unit, tokenizer_dir: str, max_steps: 
     eval split is the study's curve documents)."""
     d = json.dumps
     sets = list(cfg.trainer.set) + [
-        f"data.token_shards={d(os.path.abspath(unit.shards_dir))}", "data.sampling.method=none",
+        f"data.token_shards={d(os.path.abspath(unit.shards_dir))}", "data.sampling.sampling_method=none",
         f"data.tokenizer={d(os.path.abspath(tokenizer_dir))}", "data.eval_files=null",
         f"training.seed={unit.training_seed}", f"training.eval_seed={cfg.eval.mask_seed}",
         f"training.output_dir={d(os.path.abspath(unit.run_dir))}", "checkpoint.directory=null",

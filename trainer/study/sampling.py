@@ -1,8 +1,8 @@
 """The one adapter between a study and the sampler (``mc4_sampling``): scores, keep decisions, exact matching.
 
-Only the sampler's public API is used: :func:`mc4_sampling.sample_dataset` (options ``sampling_method``,
-``sampling_factor``, ``width``, ``boundaries``, ``perplexity_model``, ``perplexity_mode``,
-``calibration``, ``seed``, ``language``, ``id_column``), :func:`mc4_sampling.score_texts`,
+Only the sampler's public API is used: :func:`mc4_sampling.sample_dataset` (an arm's options are the
+sampler's own, :class:`mc4_sampling.options.SamplingOptions`, plus ``seed``, ``language`` and
+``id_column``), :func:`mc4_sampling.score_texts`,
 :func:`mc4_sampling.keep_weights` and the draw of :mod:`mc4_sampling.draw`. Documents are keyed by their
 study id (``split/shard/position`` or ``file/line``), so a document's decision depends on the document and
 the seed alone.
@@ -27,22 +27,21 @@ import numpy as np
 
 from ..errors import ConfigError
 
+#: the options that choose an arm's scorer (arms that agree on them share their scores)
+SCORER_OPTIONS = ("perplexity_model", "perplexity_mode", "scorer", "scorer_model", "scorer_options", "score_column")
+
 
 def sampler_options(arm) -> dict:
-    """The ``sample_dataset`` keyword arguments of an arm (its unset options left to the sampler)."""
+    """The ``sample_dataset`` keyword arguments of an arm (its unset options left to the sampler; the
+    files' ``SAMPLE_DATA_DIR`` and ``~`` resolved)."""
     from .config import resolve_path
 
-    opts = {"sampling_method": arm.method}
-    for key, name in (("factor", "sampling_factor"), ("width", "width"), ("perplexity_mode", "perplexity_mode"),
-                      ("calibration", "calibration")):
-        value = getattr(arm, key)
-        if value is not None:
-            opts[name] = resolve_path(value) if key == "calibration" else value
-    if arm.boundaries is not None:
-        opts["boundaries"] = tuple(arm.boundaries)
-    if arm.perplexity_model is not None:
-        model = arm.perplexity_model
-        opts["perplexity_model"] = resolve_path(model) if isinstance(model, str) else model
+    opts = arm.sampler_values()
+    for name in ("calibration", "perplexity_model", "scorer_model"):
+        if isinstance(opts.get(name), str):
+            opts[name] = resolve_path(opts[name])
+    if opts.get("boundaries") is not None:
+        opts["boundaries"] = tuple(opts["boundaries"])
     return opts
 
 
@@ -51,7 +50,7 @@ def keep_mask(arm, texts: Sequence[str], ids: Sequence[str], seed: int, language
     """The sampler's keep decision of every document (``none``: all kept); ``factor`` overrides the arm's."""
     from mc4_sampling.weightings import keeps_all
 
-    if keeps_all(arm.method):
+    if keeps_all(arm.sampling_method):
         return np.ones(len(texts), dtype=bool)
     import datasets
 
@@ -88,9 +87,9 @@ def scorers(arms) -> dict:
 
     out = {}
     for arm in arms:
-        if not get_weighting(arm.method).needs_scores:  # none, random
+        if not get_weighting(arm.sampling_method).needs_scores:  # none, random
             continue
-        spec = {k: v for k, v in sampler_options(arm).items() if k in ("perplexity_model", "perplexity_mode")}
+        spec = {k: v for k, v in sampler_options(arm).items() if k in SCORER_OPTIONS}
         key = hashlib.sha1(json.dumps(spec, sort_keys=True, default=str).encode()).hexdigest()[:10]
         out[key] = spec
     return out
@@ -119,7 +118,7 @@ def thresholds(arm, scores: Optional[np.ndarray], keys: np.ndarray, seed: int, l
     from mc4_sampling.draw import document_key, uniform_draws
     from mc4_sampling.weightings import keeps_all
 
-    if keeps_all(arm.method):
+    if keeps_all(arm.sampling_method):
         return None, np.zeros(len(keys))
     try:
         factor, w = keep_weights(scores if scores is not None else np.zeros(len(keys)), language,
