@@ -84,7 +84,9 @@ def _sampler_values(sp) -> dict:
 
 def builder_options(sp) -> dict:
     """The ``load_dataset`` keywords of the mc4-sampling builder that ``data.sampling`` gives."""
-    return _sampler_values(sp) if sp.sampling_method != "none" else {}
+    from mc4_sampling.weightings import keeps_all
+
+    return {} if keeps_all(sp.sampling_method) else _sampler_values(sp)
 
 
 def sample_stream(ds, cfg: DataConfig):
