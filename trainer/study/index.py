@@ -53,9 +53,8 @@ def index_shard(job: dict) -> dict:
     """Index one corpus file (see the module); returns its counts. Runs in a worker process or in this one."""
     from mc4_sampling.draw import hashes64
 
-    from ..data.batches import TokenizerFns
     from ..data.token_shards import token_dtype, write_shard
-    from ..train import load_tokenizer
+    from ..data.tokenizer import TokenizerFns, load_tokenizer
 
     cfg, shard, folder = job["cfg"], job["shard"], job["folder"]
     npz = _npz_path(folder, shard)
@@ -192,7 +191,6 @@ def write_selection(index: CorpusIndex, mask: np.ndarray, folder: str, tokenizer
     Written under a temporary name and renamed whole."""
     import shutil
 
-    from ..data.batches import TokenizerFns
     from ..data.holdout import content_key, text_sha256
     from ..data.token_shards import (
         EVAL_MANIFEST,
@@ -202,7 +200,7 @@ def write_selection(index: CorpusIndex, mask: np.ndarray, folder: str, tokenizer
         tokenizer_sha256,
         write_shard,
     )
-    from ..train import load_tokenizer
+    from ..data.tokenizer import TokenizerFns, load_tokenizer
     from .units import write_json
 
     tok = TokenizerFns(load_tokenizer(tokenizer_dir))
