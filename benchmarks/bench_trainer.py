@@ -49,11 +49,12 @@ def bench_training(cfg, tok, steps: int, warmup: int) -> dict:
     import jax.numpy as jnp
 
     from trainer import flops as F, memory
+    from trainer.masking import masking_rule
     from trainer.models import family_of
     from trainer.optim import make_optimizer, schedule_fn
+    from trainer.run_setup import accumulation_steps, build_spec, check_devices
     from trainer.sharding import batch_sharding, make_mesh, replicated, state_shardings
     from trainer.steps import make_train_step, run_keys
-    from trainer.train import accumulation_steps, build_spec, check_devices, masking_rule
 
     spec = build_spec(cfg, tok)
     init_params = family_of(spec).init_params
@@ -169,8 +170,7 @@ def main(argv=None) -> int:
 
     from trainer.config_loading import load_config
     from trainer.console import configure_logging
-    from trainer.data.batches import TokenizerFns
-    from trainer.data.tokenizer import stream_texts, train_tokenizer
+    from trainer.data.tokenizer import TokenizerFns, stream_texts, train_tokenizer
 
     configure_logging(logging.WARNING)
     cfg = load_config(args.config, args.set)

@@ -20,7 +20,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PACKAGES = ("trainer", "mc4_sampling")
 
 #: The trainer's core: the loop and what it is built from. None of them imports a wing of optional features.
-CORE = ("train", "steps", "hooks", "checkpoint", "optim", "sharding", "throughput", "monitor", "memory", "masking",
+CORE = ("train", "run_setup", "initial_state", "evaluation", "compilation", "loop", "preemption",
+        "steps", "hooks", "checkpoint", "optim", "sharding", "throughput", "monitor", "memory", "masking",
         "flops", "config", "console", "errors", "export", "fill_mask", "param_paths", "cards")
 
 

@@ -19,7 +19,7 @@ import pytest
 from conftest import write_shard
 from datasets import load_dataset
 
-from mc4_sampling import reader
+from mc4_sampling import http_stream
 from mc4_sampling.errors import (
     BadRecordError,
     DataNotFoundError,
@@ -27,7 +27,8 @@ from mc4_sampling.errors import (
     RemoteFileChangedError,
     RemoteReadError,
 )
-from mc4_sampling.reader import ResumableHTTPStream, iter_records
+from mc4_sampling.http_stream import ResumableHTTPStream
+from mc4_sampling.reader import iter_records
 
 FAST = dict(retries=2, timeout=5.0, backoff=0.001)  # a timeout that only a hang reaches
 NAME = "c4-es.tfrecord-00000-of-02048.json.gz"
@@ -371,8 +372,8 @@ def load(**kw):
 
 @pytest.fixture
 def fast_http(monkeypatch):
-    monkeypatch.setattr(reader, "HTTP_BACKOFF", 0.001)
-    monkeypatch.setattr(reader, "HTTP_TIMEOUT", 10.0)
+    monkeypatch.setattr(http_stream, "HTTP_BACKOFF", 0.001)
+    monkeypatch.setattr(http_stream, "HTTP_TIMEOUT", 10.0)
 
 
 @pytest.mark.parametrize("mode", ["no_length_cut", "no_length_cut_twice_chunked", "error_first",

@@ -133,7 +133,7 @@ def _mc4_corpus(tmp_path) -> str:
 def _sample_texts(unit) -> list[str]:
     """The documents of a unit's token shards, decoded (independently of how the study wrote them)."""
     from trainer.data.token_shards import TokenSplit
-    from trainer.train import load_tokenizer
+    from trainer.data.tokenizer import load_tokenizer
 
     tok = load_tokenizer(os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(unit.folder))), "shared",
                                       "tokenizer"))
@@ -393,9 +393,11 @@ def test_study_tiny_config_is_valid():
 
 def test_trainer_eval_files_masks_follow_eval_seed_not_training_seed(micro_study):
     from trainer.config_loading import load_config
-    from trainer.data.batches import BatchStream, TokenizerFns
+    from trainer.data.batches import BatchStream
+    from trainer.data.tokenizer import TokenizerFns, load_tokenizer
+    from trainer.evaluation import build_eval_set
+    from trainer.masking import masking_rule
     from trainer.steps import run_keys
-    from trainer.train import Trainer, load_tokenizer
 
     _path, out, _report, _ = micro_study
     shared = out / "shared"
@@ -404,13 +406,10 @@ def test_trainer_eval_files_masks_follow_eval_seed_not_training_seed(micro_study
         cfg = load_config("tiny-cpu", [f"data.eval_files=[{json.dumps(str(shared / 'eval.jsonl'))}]",
                                        f"data.tokenizer={json.dumps(str(shared / 'tokenizer'))}",
                                        f"training.seed={seed}", f"training.eval_seed={eval_seed}"])
-        tr = Trainer(cfg)  # only the eval set is built (no data stream, no compilation of the model)
-        tr.rank, tr.world = 0, 1
-        tr.tok = TokenizerFns(load_tokenizer(cfg.data.tokenizer))
-        tr.keys = run_keys(seed)
-        tr.stream = BatchStream(cfg.data, tr.tok, 8, seed)  # packs the eval documents; never opened
-        tr._build_eval_set()
-        return tr.eval_set
+        # only the eval set is built, as the Trainer does (no data stream, no compilation of the model)
+        tok = TokenizerFns(load_tokenizer(cfg.data.tokenizer))
+        stream = BatchStream(cfg.data, tok, 8, seed)  # packs the eval documents; never opened
+        return build_eval_set(cfg, stream, tok.pad_id, masking_rule(cfg, tok), run_keys(seed))[0]
 
     a, b, c = eval_set(1, 7), eval_set(2, 7), eval_set(2, "null")
     assert all(np.array_equal(x, y) for x, y in zip(a, b))

@@ -48,7 +48,7 @@ def test_random_replacements_never_draw_specials_and_are_uniform():
 
 def test_trainer_rule_draws_from_the_tokenizer_vocabulary_without_specials():
     from trainer.config import TrainerConfig
-    from trainer.train import masking_rule
+    from trainer.masking import masking_rule
 
     class Tok:
         special_ids, mask_id, vocab_size = SPECIALS, 4, 97
@@ -276,7 +276,7 @@ def test_flops_convention_counts_the_head_on_the_predicted_fraction():
 def test_per_device_batch_size_sets_the_accumulation():
     from trainer.config_loading import load_config
     from trainer.errors import ConfigError
-    from trainer.train import accumulation_steps, check_devices
+    from trainer.run_setup import accumulation_steps, check_devices
 
     cfg = load_config("roberta-base-128", ["training.per_device_batch_size=256"])
     assert accumulation_steps(cfg, 1) == 8 and check_devices(cfg, 1, 1) == 256

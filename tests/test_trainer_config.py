@@ -8,7 +8,7 @@ from trainer.cli import main
 from trainer.config import TrainerConfig
 from trainer.config_loading import load_config
 from trainer.errors import ConfigError
-from trainer.train import check_devices
+from trainer.run_setup import check_devices
 
 
 def test_defaults_reproduce_bertin_phase_1():

@@ -2,7 +2,7 @@
 
 After every optimizer step the loop builds a :class:`StepInfo` and calls each :class:`Hook`
 whose period is due (:func:`itstime`), in order. Logging, evaluation, checkpoints and the
-progress bar are such hooks (registered by :class:`trainer.train.Trainer`); more are added with
+progress bar are such hooks (registered by :mod:`trainer.loop`); more are added with
 ``Trainer.add_hook(fn, every=N)``, e.g. a test's fault injection.
 
 Features that live outside the core loop (checkpoint-schedule revisions, weight statistics,

@@ -12,15 +12,19 @@ selected when it is set (the first ones in the row, as in the original BERT's
 computed on the selected positions only. The key of training step ``s`` is
 ``fold_in(step_key, s)``, with ``step_key`` one of the run's three keys
 (:func:`trainer.steps.run_keys`), so a resumed run draws the same masks as an uninterrupted one.
+A run's rule (:class:`MaskingRule`) comes from its config and tokenizer (:func:`masking_rule`).
 """
 
 from __future__ import annotations
 
 import math
-from typing import Optional, Sequence
+from typing import TYPE_CHECKING, NamedTuple, Optional, Sequence
 
 import jax
 import jax.numpy as jnp
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .config import TrainerConfig
 
 
 def maskable(input_ids: jax.Array, special_ids: Sequence[int]) -> jax.Array:
@@ -91,3 +95,44 @@ def default_max_predictions(seq_len: int, mlm_probability: float) -> int:
     mean = seq_len * mlm_probability
     bound = math.ceil(mean + 6.0 * math.sqrt(mean * (1.0 - mlm_probability)))
     return min(seq_len, -(-bound // 8) * 8)
+
+
+class MaskingRule(NamedTuple):
+    """The arguments of :func:`mask_tokens` (a run's: :func:`masking_rule`).
+
+    ``vocab_size`` bounds the random replacements: the tokenizer's real vocabulary (not the
+    model's padded one); ``random_exclude``: ids never drawn (the specials by default);
+    ``max_predictions``: masked positions per row at most, and the LM head's static width
+    (None: no cap, the head runs at every position).
+    """
+
+    special_ids: tuple
+    mask_id: int
+    vocab_size: int
+    mlm_probability: float
+    mask_replace_prob: float
+    random_replace_prob: float
+    random_exclude: tuple = ()
+    max_predictions: Optional[int] = None
+
+    def apply(self, key, tokens):
+        return mask_tokens(key, tokens, special_ids=self.special_ids, mask_id=self.mask_id,
+                           vocab_size=self.vocab_size, mlm_probability=self.mlm_probability,
+                           mask_replace_prob=self.mask_replace_prob, random_replace_prob=self.random_replace_prob,
+                           random_exclude=self.random_exclude, max_predictions=self.max_predictions)
+
+
+def masking_rule(cfg: "TrainerConfig", tok) -> MaskingRule:
+    """The run's masking: random replacements from the tokenizer's vocabulary (without its specials
+    unless ``training.random_replace_excludes_specials`` is false), at most
+    ``training.max_predictions_per_seq`` masked positions per row (None: the default bound,
+    :func:`default_max_predictions`; 0: no cap and the LM head at every position).
+    ``tok``: a :class:`~trainer.data.tokenizer.TokenizerFns`."""
+    t = cfg.training
+    cap = t.max_predictions_per_seq
+    if cap is None:
+        cap = default_max_predictions(cfg.data.max_seq_length, t.mlm_probability)
+    exclude = tok.special_ids if t.random_replace_excludes_specials else ()
+    return MaskingRule(tok.special_ids, tok.mask_id, tok.vocab_size, t.mlm_probability, t.mask_replace_prob,
+                       t.random_replace_prob, random_exclude=tuple(exclude),
+                       max_predictions=min(cap, cfg.data.max_seq_length) if cap else None)

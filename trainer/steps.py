@@ -9,7 +9,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from .masking import mask_tokens
+from .masking import MaskingRule
 from .models import family_of
 from .models.roberta import mlm_loss_sums, prediction_positions
 
@@ -25,31 +25,6 @@ class RunKeys(NamedTuple):
 def run_keys(seed: int) -> RunKeys:
     """Split ``key(seed)`` once into the init, per-step and eval keys (pure: resume recomputes them)."""
     return RunKeys(*jax.random.split(jax.random.key(seed), 3))
-
-
-class MaskingRule(NamedTuple):
-    """The arguments of :func:`~trainer.masking.mask_tokens`.
-
-    ``vocab_size`` bounds the random replacements: the tokenizer's real vocabulary (not the
-    model's padded one); ``random_exclude``: ids never drawn (the specials by default);
-    ``max_predictions``: masked positions per row at most, and the LM head's static width
-    (None: no cap, the head runs at every position).
-    """
-
-    special_ids: tuple
-    mask_id: int
-    vocab_size: int
-    mlm_probability: float
-    mask_replace_prob: float
-    random_replace_prob: float
-    random_exclude: tuple = ()
-    max_predictions: Optional[int] = None
-
-    def apply(self, key, tokens):
-        return mask_tokens(key, tokens, special_ids=self.special_ids, mask_id=self.mask_id,
-                           vocab_size=self.vocab_size, mlm_probability=self.mlm_probability,
-                           mask_replace_prob=self.mask_replace_prob, random_replace_prob=self.random_replace_prob,
-                           random_exclude=self.random_exclude, max_predictions=self.max_predictions)
 
 
 def gather_predictions(labels, weights, max_predictions: Optional[int]):

@@ -204,7 +204,7 @@ def task_attention(args: dict, res: Result) -> None:
     import numpy as np
 
     from trainer.config_loading import load_config
-    from trainer.train import build_spec
+    from trainer.run_setup import build_spec
 
     family = args["family"]
     cfg = load_config(config_name(family, 128), args["sets"] + [f"model.num_layers={args['num_layers']}",

@@ -35,6 +35,7 @@ from ..errors import DataError
 from .holdout import HoldOut, content_key, is_candidate
 from .packing import pack, pack_stream, pad_final, token_stream, unpack
 from .stream import document_hash, document_text, load_stream
+from .tokenizer import TokenizerFns
 
 log = logging.getLogger(__name__)
 
@@ -87,29 +88,6 @@ class Batch(NamedTuple):
 def block_permutation(seed: int, epoch: int, block: int, n: int) -> np.ndarray:
     """The shuffle of one block: ``default_rng([seed, epoch, block]).permutation(n)`` (pure)."""
     return np.random.default_rng([seed, epoch, block]).permutation(n)
-
-
-class TokenizerFns:
-    """What the batch stream needs from a fast tokenizer: batched ids and the special ids."""
-
-    def __init__(self, tokenizer):
-        self.tokenizer = tokenizer
-        self._backend = tokenizer.backend_tokenizer
-        self.bos_id = tokenizer.bos_token_id if tokenizer.bos_token_id is not None else tokenizer.cls_token_id
-        self.eos_id = tokenizer.eos_token_id if tokenizer.eos_token_id is not None else tokenizer.sep_token_id
-        self.pad_id = tokenizer.pad_token_id
-        self.mask_id = tokenizer.mask_token_id
-        if None in (self.bos_id, self.eos_id, self.pad_id, self.mask_id):
-            raise DataError("the tokenizer needs <s>, </s>, <pad> and <mask> tokens (RoBERTa specials)")
-        self.special_ids = tuple(sorted(set(tokenizer.all_special_ids)))
-        self.vocab_size = len(tokenizer)
-
-    def encode(self, texts: list[str]) -> list[list[int]]:
-        return [e.ids for e in self._backend.encode_batch(texts, add_special_tokens=False)]
-
-    def to_json(self) -> str:
-        """The backend tokenizer as JSON (rebuilt in worker processes by ``Tokenizer.from_str``)."""
-        return self._backend.to_str()
 
 
 POSITION_VERSION = 2

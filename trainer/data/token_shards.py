@@ -116,7 +116,7 @@ class TokenShardStream:
 
     def __init__(self, cfg, tokenizer, batch_size: int, seed: int, rank: int = 0, world_size: int = 1,
                  audit_dir: Optional[str] = None):
-        from .batches import TokenizerFns
+        from .tokenizer import TokenizerFns
 
         self.cfg = cfg
         self.folder = cfg.token_shards

@@ -1,4 +1,11 @@
-"""Train a byte-level BPE tokenizer (RoBERTa style) on documents of a stream.
+"""The trainer's tokenizer: load a tokenizer folder, what the data pipeline asks of it, and training one.
+
+* :func:`load_tokenizer`: the fast tokenizer of ``data.tokenizer`` (a folder that
+  ``AutoTokenizer.from_pretrained`` loads), checked, with a ConfigError naming the option;
+* :class:`TokenizerFns`: what the batch stream, the token shards, the masking rule and the study
+  need from it: batched ids, the special ids, the vocabulary size, its JSON for worker processes;
+* :func:`train_tokenizer` and the ``tokenizer`` command: train a byte-level BPE tokenizer
+  (RoBERTa style) on documents of a stream.
 
 ``trainer tokenizer --config tiny-cpu --output runs/tok --num-docs 5000 --vocab-size 8000`` (or
 ``python -m trainer.data.tokenizer ...``)
@@ -13,6 +20,7 @@ from __future__ import annotations
 import argparse
 import itertools
 import logging
+import os
 import sys
 from typing import Iterable, Optional
 
@@ -22,17 +30,59 @@ from mc4_sampling.common.outputs import atomic_dir, check_output_dir
 from ..config import max_sequence_length
 from ..config_loading import add_config_arguments, load_config
 from ..console import configure_logging, run_guarded
-from ..errors import TrainerError
+from ..errors import ConfigError, DataError, TrainerError
 
 log = logging.getLogger(__name__)
 
 #: The command's one-line description (``--help``).
-DESCRIPTION = __doc__.split("\n\n")[0]
+DESCRIPTION = "Train a byte-level BPE tokenizer (RoBERTa style) on documents of a stream."
 
 SPECIAL_TOKENS = ["<s>", "<pad>", "</s>", "<unk>", "<mask>"]
 
 #: The smallest vocabulary of a byte-level BPE: the 256 bytes and the special tokens.
 MIN_VOCAB = 256 + len(SPECIAL_TOKENS)
+
+
+def load_tokenizer(path: Optional[str]):
+    """The fast tokenizer in folder ``path`` (``data.tokenizer``); a ConfigError naming the option when
+    it is unset, missing, unreadable or not a fast tokenizer."""
+    if not path:
+        raise ConfigError("data.tokenizer is not set: train one with `python -m trainer tokenizer` "
+                          "and pass --set data.tokenizer=FOLDER")
+    if not os.path.isdir(path):
+        raise ConfigError(f"data.tokenizer: no tokenizer folder at {path!r}")
+    from transformers import AutoTokenizer
+
+    try:
+        tok = AutoTokenizer.from_pretrained(path)
+    except Exception as e:
+        raise ConfigError(f"data.tokenizer: cannot load a tokenizer from {path!r}: {e}") from None
+    if not getattr(tok, "is_fast", False):
+        raise ConfigError(f"data.tokenizer: {path!r} is not a fast tokenizer (tokenizer.json needed)")
+    return tok
+
+
+class TokenizerFns:
+    """What the batch stream needs from a fast tokenizer: batched ids and the special ids."""
+
+    def __init__(self, tokenizer):
+        self.tokenizer = tokenizer
+        self._backend = tokenizer.backend_tokenizer
+        self.bos_id = tokenizer.bos_token_id if tokenizer.bos_token_id is not None else tokenizer.cls_token_id
+        self.eos_id = tokenizer.eos_token_id if tokenizer.eos_token_id is not None else tokenizer.sep_token_id
+        self.pad_id = tokenizer.pad_token_id
+        self.mask_id = tokenizer.mask_token_id
+        if None in (self.bos_id, self.eos_id, self.pad_id, self.mask_id):
+            raise DataError("the tokenizer needs <s>, </s>, <pad> and <mask> tokens (RoBERTa specials)")
+        self.special_ids = tuple(sorted(set(tokenizer.all_special_ids)))
+        self.vocab_size = len(tokenizer)
+
+    def encode(self, texts: list[str]) -> list[list[int]]:
+        return [e.ids for e in self._backend.encode_batch(texts, add_special_tokens=False)]
+
+    def to_json(self) -> str:
+        """The backend tokenizer as JSON (rebuilt in worker processes by ``Tokenizer.from_str``)."""
+        return self._backend.to_str()
 
 
 def train_tokenizer(texts: Iterable[str], output_dir: str, vocab_size: int = 50_265, min_frequency: int = 2,

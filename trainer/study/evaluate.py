@@ -38,11 +38,11 @@ def mlm_metrics(checkpoint_dir: str, tokenizer_dir: str, texts_by_subset: dict, 
     import jax
     import jax.numpy as jnp
 
-    from ..data.batches import TokenizerFns
     from ..data.packing import pack, pad_final
+    from ..data.tokenizer import TokenizerFns, load_tokenizer
     from ..export import load_checkpoint_params
+    from ..masking import masking_rule
     from ..steps import make_eval_step
-    from ..train import load_tokenizer, masking_rule
 
     spec, params, _meta, _step = load_checkpoint_params(checkpoint_dir)
     tok = TokenizerFns(load_tokenizer(tokenizer_dir))

@@ -55,10 +55,9 @@ def index_shard(job: dict) -> dict:
     """Index one corpus file (see the module); returns its counts. Runs in a worker process or in this one."""
     from mc4_sampling.draw import hashes64
 
-    from ..data.batches import TokenizerFns
     from ..data.shard_writer import write_shard
     from ..data.token_shards import token_dtype
-    from ..train import load_tokenizer
+    from ..data.tokenizer import TokenizerFns, load_tokenizer
 
     cfg, shard, folder = job["cfg"], job["shard"], job["folder"]
     npz = _npz_path(folder, shard)
@@ -192,10 +191,9 @@ def write_selection(index: CorpusIndex, mask: np.ndarray, folder: str, tokenizer
     """The documents of ``mask`` as a token-shard folder the trainer reads (``data.token_shards``): one train
     shard per corpus file (their tokens copied from the index), the eval split (``eval_texts``), the manifests
     (:class:`~trainer.data.shard_writer.TokenShardWriter`). Written under a temporary name and renamed whole."""
-    from ..data.batches import TokenizerFns
     from ..data.holdout import content_key, text_sha256
     from ..data.shard_writer import TokenShardWriter
-    from ..train import load_tokenizer
+    from ..data.tokenizer import TokenizerFns, load_tokenizer
     from .units import write_json
 
     tok = TokenizerFns(load_tokenizer(tokenizer_dir))

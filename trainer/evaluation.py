@@ -1,0 +1,62 @@
+"""The held-out evaluation: the eval set with its fixed masks, and the masked-LM loss and accuracy over it.
+
+:func:`build_eval_set` takes the eval sequences (``data.eval_files``, or the documents the stream
+holds out), the same on every process, pads them to whole ``training.eval_batch_size`` batches and
+masks them once with the run's eval key (``training.eval_seed`` when set): every evaluation of a
+run, and of a resumed run, sees the same masks. :func:`evaluate` sums the eval step's outputs.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from .config import TrainerConfig
+from .masking import MaskingRule
+from .steps import RunKeys
+
+log = logging.getLogger(__name__)
+
+
+def build_eval_set(cfg: TrainerConfig, stream, pad_id: int, rule: MaskingRule,
+                   keys: RunKeys) -> tuple[list[np.ndarray], int]:
+    """``([inputs, labels, weights], masked tokens)``, each array ``[batches, eval_batch_size, L]``;
+    ``stream``: the run's batch source (:func:`trainer.run_setup.open_stream`)."""
+    L = cfg.data.max_seq_length
+    if cfg.data.eval_files:  # the same on every process
+        from .data.eval_files import read_eval_texts
+
+        texts = read_eval_texts(cfg.data.eval_files, cfg.data.text_column)
+        seqs = stream.eval_sequences(texts, L) if texts else np.zeros((0, L), np.int32)
+        num_docs = len(texts)
+    else:
+        seqs = stream.eval_rows(L)  # the same on every process
+        num_docs = stream.num_eval_documents
+    rows = len(seqs)
+    eval_batch = cfg.training.eval_batch_size  # global: each process puts its devices' rows on them
+    n_batches = -(-rows // eval_batch) if rows else 0
+    padded = np.full((n_batches * eval_batch, L), pad_id, np.int32)
+    padded[: len(seqs)] = seqs
+    with jax.default_device(jax.local_devices(backend="cpu")[0]):
+        key = keys.eval if cfg.training.eval_seed is None else jax.random.key(cfg.training.eval_seed)
+        inputs, labels, weights = jax.jit(rule.apply)(key, jnp.asarray(padded))
+    shape = (n_batches, eval_batch, L)
+    eval_set = [np.asarray(a).reshape(shape) for a in (inputs, labels, weights)]
+    eval_tokens = int(np.asarray(weights).sum())
+    log.info("eval set: %d documents -> %d sequences, %d masked tokens", num_docs, len(seqs), eval_tokens)
+    return eval_set, eval_tokens
+
+
+def evaluate(eval_step: Callable, params, eval_set: list[np.ndarray], to_device: Callable) -> dict:
+    """``{loss, accuracy, masked_tokens}`` over the eval set: the sums of ``eval_step(params, inputs, labels,
+    weights)`` (each batch put on the devices by ``to_device``), divided by the masked tokens."""
+    sums = np.zeros(3, np.float64)
+    for inputs, labels, weights in zip(*eval_set):
+        args = [to_device(a) for a in (inputs, labels, weights)]
+        sums += np.asarray(eval_step(params, *args), np.float64)
+    count = max(sums[1], 1.0)
+    return {"loss": float(sums[0] / count), "accuracy": float(sums[2] / count), "masked_tokens": int(sums[1])}
