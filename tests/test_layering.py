@@ -154,3 +154,56 @@ def test_only_the_entry_and_commands_compose_the_research_wing(graph):
                    if not m.startswith(("trainer.research", "trainer.finetune"))
                    and any(d.startswith("trainer.research") for d in deps))
     assert users == ["trainer.cli", "trainer.config_loading", "trainer.entry"]
+
+
+# ---------------------------------------------------------------------------------------------
+# model families and task kinds: their names are tested in their registry folder only
+
+#: registry folder -> the member names tested nowhere else (a family is a module of trainer/models/, a
+#: task kind one of trainer/finetune/kinds/)
+FAMILY_AND_KIND_REGISTRIES = {"trainer/models/": ("roberta", "modernbert"),
+                              "trainer/finetune/kinds/": ("token", "sequence")}
+#: (file, name) pairs that use a member's name as an unrelated word: transformers' fill-mask output keys
+FAMILY_AND_KIND_UNRELATED = {("trainer/fill_mask.py", "token"), ("trainer/fill_mask.py", "sequence")}
+
+
+def family_and_kind_tests(source: str, names) -> list[tuple[int, str]]:
+    """``(line, name)`` where ``source`` tests one of ``names``: compares it (``==``, ``!=``, ``in``,
+    ``not in``, also as an element of a literal tuple, list or set on the right of ``in``) or uses it as
+    the key of a dict literal."""
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Compare):
+            operands = [node.left, *node.comparators]
+            for op, right in zip(node.ops, node.comparators):
+                if isinstance(op, (ast.In, ast.NotIn)) and isinstance(right, (ast.Tuple, ast.List, ast.Set)):
+                    operands += right.elts
+            found += [(node.lineno, o.value) for o in operands if isinstance(o, ast.Constant) and o.value in names]
+        elif isinstance(node, ast.Dict):
+            found += [(k.lineno, k.value) for k in node.keys if isinstance(k, ast.Constant) and k.value in names]
+    return found
+
+
+def test_family_and_kind_scan_sees_comparisons_memberships_and_keys():
+    src = ("a = x == 'roberta'\nb = 'token' in kinds\nc = k in ('x', 'sequence')\nd = {'modernbert': 1}\n"
+           "e = get('roberta')\nf = name != other\n")
+    assert family_and_kind_tests(src, ("roberta", "modernbert", "token", "sequence")) == [
+        (1, "roberta"), (2, "token"), (3, "sequence"), (4, "modernbert")]
+
+
+def test_no_family_or_kind_name_is_tested_outside_its_registry():
+    """``== "roberta"``, ``kind in ("token", ...)``, ``{"sequence": ...}``: only inside the member's registry
+    folder; everywhere else the registry is asked (``get_family``, ``get_kind``, a member's attributes)."""
+    found = []
+    for folder, dirs, files in os.walk(os.path.join(ROOT, "trainer")):
+        dirs.sort()
+        for f in sorted(files):
+            if not f.endswith(".py"):
+                continue
+            rel = os.path.relpath(os.path.join(folder, f), ROOT).replace(os.sep, "/")
+            names = {n for reg, members in FAMILY_AND_KIND_REGISTRIES.items() if not rel.startswith(reg)
+                     for n in members}
+            with open(os.path.join(folder, f), encoding="utf-8") as fh:
+                hits = family_and_kind_tests(fh.read(), names)
+            found += [f"{rel}:{line} {name!r}" for line, name in hits if (rel, name) not in FAMILY_AND_KIND_UNRELATED]
+    assert found == []

@@ -35,7 +35,7 @@ from .data.batches import BatchStream, StreamPosition, TokenizerFns
 from .data.holdout import EVAL_MANIFEST
 from .data.prefetch import Prefetcher
 from .errors import CheckpointError, ConfigError, NonFiniteError, StoppedBySignal
-from .hooks import Extension, Hook, StepInfo, run_hooks
+from .hooks import Extension, Hook, StepInfo, check_served, run_hooks
 from .masking import default_max_predictions
 from .models import family_of
 from .monitor import Monitor
@@ -164,24 +164,6 @@ def check_transformers_init(cfg: TrainerConfig, spec):
     return params
 
 
-#: Config options implemented outside the core loop, by an :class:`~trainer.hooks.Extension`
-#: (:mod:`trainer.entry` composes them): option -> whether ``cfg`` sets it.
-EXTENSION_OPTIONS: dict[str, Callable[[TrainerConfig], bool]] = {
-    "checkpoint.schedule": lambda cfg: cfg.checkpoint.schedule is not None,
-    "logging.weight_stats_every_steps": lambda cfg: bool(cfg.logging.weight_stats_every_steps),
-    "model.transfer_from": lambda cfg: bool(cfg.model.transfer_from),
-}
-
-
-def check_extension_options(cfg: TrainerConfig, extensions: Sequence[Extension]) -> None:
-    """ConfigError when ``cfg`` sets an option of :data:`EXTENSION_OPTIONS` that no extension implements."""
-    served = {o for ext in extensions for o in ext.options}
-    missing = [k for k, is_set in EXTENSION_OPTIONS.items() if is_set(cfg) and k not in served]
-    if missing:
-        raise ConfigError(f"{', '.join(missing)} set, but this Trainer has no extension implementing it: build it "
-                          "with trainer.entry.build_trainer(cfg) (or train with `trainer train`)")
-
-
 # ---------------------------------------------------------------------------------------------
 
 
@@ -223,7 +205,7 @@ class Trainer:
 
     def _setup(self) -> None:
         cfg = self.cfg
-        check_extension_options(cfg, self.extensions)
+        check_served(cfg, self.extensions)
         init_distributed(cfg)
         self.rank, self.world = jax.process_index(), jax.process_count()
         self.num_devices = jax.device_count()

@@ -138,6 +138,27 @@ class TransferExtension(Extension):
     def __init__(self, model_cfg):
         self.model_cfg = model_cfg
 
+    @classmethod
+    def enabled(cls, cfg) -> bool:
+        return bool(cfg.model.transfer_from)
+
+    @classmethod
+    def validate(cls, cfg) -> None:
+        """One source of the starting weights; ``model.reset_position_embeddings`` only with a transfer."""
+        m, c = cfg.model, cfg.checkpoint
+        if m.transfer_from:
+            others = [k for k, v in (("model.init_from_transformers", m.init_from_transformers),
+                                     ("checkpoint.init_from", c.init_from)) if v]
+            if others:
+                raise ConfigError(f"model.transfer_from and {' and '.join(others)} both choose the starting "
+                                  "weights; set only one")
+        elif m.reset_position_embeddings:
+            raise ConfigError("model.reset_position_embeddings needs model.transfer_from (the weights to start from)")
+
+    @classmethod
+    def from_config(cls, cfg) -> "TransferExtension":
+        return cls(cfg.model)
+
     def initial_params(self, spec, fresh):
         m = self.model_cfg
         if not m.transfer_from:
