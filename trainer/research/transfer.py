@@ -30,11 +30,6 @@ from ..models import family_of
 
 log = logging.getLogger(__name__)
 
-#: RoBERTa's parameters re-initialised by ``model.reinit_embeddings`` (the decoder is tied to the first) and
-#: ``model.reset_position_embeddings``; every family names its own (``ModelFamily.reinit_paths``, ``position_paths``).
-EMBEDDING_PATHS = (("embeddings", "word_embeddings", "embedding"), ("lm_head", "bias"))
-POSITION_PATH = ("embeddings", "position_embeddings", "embedding")
-
 
 def _download(repo: str) -> str:
     """A Hub model's ``config.json`` and weights in the local cache; the folder holding them."""
@@ -102,7 +97,8 @@ def combine(source_params, fresh_params, reinit_embeddings: bool = True, reset_p
             family=None):
     """``source_params`` with the re-initialised parts taken from ``fresh_params`` (numpy, float32
     dtypes of ``fresh_params``); every other leaf must have the same shape in both. ``family``: the
-    model family naming those parts (:mod:`trainer.models`; None: RoBERTa)."""
+    model family naming those parts (``ModelFamily.reinit_paths``, ``position_paths``; None: the default,
+    RoBERTa)."""
     import jax
 
     fresh = jax.tree.map(np.asarray, fresh_params)
@@ -112,7 +108,7 @@ def combine(source_params, fresh_params, reinit_embeddings: bool = True, reset_p
     if family is None:
         from ..models import get_family
 
-        family = get_family("roberta")
+        family = get_family(None)
     if reinit_embeddings:
         replaced |= set(family.reinit_paths)
     if reset_position_embeddings:
