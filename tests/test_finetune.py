@@ -67,11 +67,13 @@ def hub(loopback_hub, monkeypatch, tmp_path):
 
 
 def _flax_logits(folder: str, kind: str, ids, mask):
-    from trainer.finetune.heads import RobertaForClassification
+    from trainer.finetune.kinds import get_kind
+    from trainer.models.roberta import RobertaForClassification
 
     loaded = load_model(folder)
     params = {**loaded.encoder, "classifier": loaded.heads[kind]}
-    model = RobertaForClassification(loaded.spec, len(loaded.id2label), kind)
+    model = get_kind(kind).classifier(loaded.spec, len(loaded.id2label))
+    assert isinstance(model, RobertaForClassification)
     return np.asarray(model.apply({"params": params}, jnp.asarray(ids), jnp.asarray(mask)))
 
 
@@ -311,7 +313,7 @@ def test_an_orbax_checkpoint_loads_the_same_encoder(tiny_model, tmp_path):
     same = jax.tree.map(np.array_equal, from_orbax.encoder["layers_1"], from_folder.encoder["layers_1"])
     assert all(jax.tree.leaves(same))
     head = {"kernel": np.ones((spec.hidden_size, 3), np.float32), "bias": np.zeros(3, np.float32)}
-    sd = classifier_to_state_dict({**from_orbax.encoder, "classifier": head}, from_orbax.spec, "token")
+    sd = classifier_to_state_dict({**from_orbax.encoder, "classifier": head}, from_orbax.spec, True)  # a token head
     assert sd["roberta.embeddings.word_embeddings.weight"].shape[0] == spec.vocab_size
     assert sd["classifier.weight"].shape == (3, spec.hidden_size)
 
@@ -331,3 +333,38 @@ def test_plain_label_values_from_local_files(tmp_path):
     data = load_task_data(task, files)
     assert data.labels == ["neg", "neu", "pos"] and not data.iob
     assert list(data.train["clase"]) == [2, 0, 1, 2] and list(data.eval["clase"]) == [0, 2]
+
+
+def test_a_task_kind_registered_in_a_test_builds_exports_and_reloads_its_head(tiny_model, tmp_path, monkeypatch):
+    """A new task kind is its class and its registration: the head on any family's encoder, the transformers
+    export (family prefix + the kind's suffix, PyTorch logits within 1e-4) and the reload of its head need no
+    other edit."""
+    import jax
+    from transformers import AutoModelForSequenceClassification
+
+    from trainer.finetune.kinds import KINDS, get_kind
+    from trainer.finetune.kinds.sequence import SequenceKind
+    from trainer.finetune.run import export_classifier
+
+    class ToyKind(SequenceKind):
+        name = "toy-sentence"
+        title = "toy sentence classification"
+
+    monkeypatch.setitem(KINDS, ToyKind.name, ToyKind())  # what register_kind does, undone after the test
+    kind = get_kind("toy-sentence")
+    loaded = load_model(tiny_model)
+    params = {**loaded.encoder, **{k: v for k, v in jax.tree.map(np.asarray, kind.init_classifier_params(
+        loaded.spec, 3, jax.random.key(1))).items() if k == "classifier"}}
+    out = export_classifier(params, loaded.spec, "toy-sentence", ["a", "b", "c"], str(tmp_path / "toy"),
+                            loaded.tokenizer, "card")
+    with open(os.path.join(out, "config.json")) as f:
+        assert json.load(f)["architectures"] == ["RobertaForSequenceClassification"]
+    reloaded = load_model(out)
+    assert set(reloaded.heads) >= {"toy-sentence"}
+    ids = np.asarray([[0, 5, 6, 7, 2, 1], [0, 8, 9, 2, 1, 1]], np.int32)
+    mask = (ids != 1).astype(np.int32)
+    ours = np.asarray(kind.classifier(reloaded.spec, 3).apply(
+        {"params": {**reloaded.encoder, "classifier": reloaded.heads["toy-sentence"]}}, jnp.asarray(ids),
+        jnp.asarray(mask)))
+    ref = _torch_logits(AutoModelForSequenceClassification.from_pretrained(out), ids, mask)
+    assert np.abs(ours - ref).max() <= 1e-4

@@ -286,3 +286,18 @@ def test_weighting_names_are_tested_only_in_their_registry():
     hits = name_tests(set(WEIGHTINGS), ("mc4_sampling/weightings/",), unrelated=NOT_WEIGHTINGS)
     assert not hits, ("a weighting's name is tested outside mc4_sampling/weightings/; ask its registry member "
                       "(WEIGHTINGS[name].<attribute>) instead:\n" + "\n".join(hits))
+
+
+def test_no_family_or_kind_name_is_tested_outside_its_registry():
+    """``== "roberta"``, ``kind in ("token", ...)``, ``{"sequence": ...}``: only inside the member's registry
+    folder; everywhere else the registry is asked (``get_family``, ``get_kind``, a member's attributes)."""
+    import trainer.finetune.kinds as kinds
+    import trainer.models  # noqa: F401  (registers the families)
+    from trainer.models.base import _FAMILIES
+
+    assert {"roberta", "modernbert"} <= set(_FAMILIES) and {"token", "sequence"} <= set(kinds.KINDS)
+    # trainer/fill_mask.py: "token" and "sequence" are keys of transformers' fill-mask output, not task kinds
+    hits = (name_tests(set(_FAMILIES), ("trainer/models/",), packages=("trainer",))
+            + name_tests(set(kinds.KINDS), ("trainer/finetune/kinds/", "trainer/fill_mask.py"), packages=("trainer",)))
+    assert not hits, ("a model family's or task kind's name is tested outside its registry folder; ask the "
+                      "registry (get_family, get_kind, a member's attributes) instead:\n" + "\n".join(hits))

@@ -13,7 +13,8 @@ import numpy as np
 import pytest
 
 from trainer.masking import default_max_predictions, mask_tokens, random_token_ids
-from trainer.models.roberta import RobertaForMaskedLM, RobertaSpec, init_params, mlm_loss_sums, padding_lengths
+from trainer.models.layers import mlm_loss_sums
+from trainer.models.roberta import RobertaForMaskedLM, RobertaSpec, init_params, padding_lengths
 from trainer.steps import MaskingRule, gather_predictions, make_eval_step, make_train_step, run_keys
 
 SPECIALS = (0, 1, 2, 3, 4)

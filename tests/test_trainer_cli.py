@@ -1,4 +1,4 @@
-"""The command line (`trainer tokenizer`, `python -m trainer.data.tokenizer`, --help) and the upload plan."""
+"""The command line (`trainer tokenizer`, `python -m trainer.data.tokenizer_command`, --help) and the upload plan."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pytest
 from trainer_helpers import make_corpus
 
 from trainer.cli import main
-from trainer.data.tokenizer import main as tokenizer_main
+from trainer.data.tokenizer_command import main as tokenizer_main
 from trainer.errors import ExportError
 from trainer.export import upload_plan
 

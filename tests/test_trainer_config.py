@@ -122,3 +122,37 @@ def test_on_nonfinite_is_stop_or_skip():
     assert load_config("tiny-cpu", ["training.on_nonfinite=skip"]).training.on_nonfinite == "skip"
     with pytest.raises(ConfigError, match="training.on_nonfinite"):
         load_config("tiny-cpu", ["training.on_nonfinite=ignore"])
+
+
+def test_a_family_registered_in_a_test_owns_its_model_section_and_its_checks(monkeypatch):
+    """A new model family is its module and its registration: ``model.type`` selects its config section, whose
+    fields and checks are its own (the core config asks it); nothing else is edited."""
+    import dataclasses
+
+    from trainer.models import base
+
+    @dataclasses.dataclass(frozen=True)
+    class ToyConfig(base.ModelOptions):
+        type: str = "toy"
+        width: int = 8
+        max_position_embeddings: int = 64
+
+        def max_sequence_length(self, pad_token_id: int = 1) -> int:
+            return self.max_position_embeddings
+
+        def check(self) -> None:
+            base.positive("model.width", self.width)
+            super().check()
+
+    class ToyFamily(base.ModelFamily):
+        name, title, config_class = "toy", "Toy", ToyConfig
+
+    monkeypatch.setitem(base._FAMILIES, "toy", ToyFamily())  # what @register_family does, undone after the test
+    cfg = load_config(None, ["model.type=toy", "model.width=4", "data.max_seq_length=64"])
+    assert isinstance(cfg.model, ToyConfig) and cfg.model.width == 4
+    with pytest.raises(ConfigError, match=r"config key 'model.width' must be > 0, got 0"):
+        load_config(None, ["model.type=toy", "model.width=0", "data.max_seq_length=64"])
+    with pytest.raises(ConfigError, match=r"data.max_seq_length \(65\) is longer .* holds at most 64 tokens;"):
+        load_config(None, ["model.type=toy", "data.max_seq_length=65"])
+    with pytest.raises(ConfigError, match=r"unknown config key 'model.hidden_size'"):
+        load_config(None, ["model.type=toy", "model.hidden_size=8"])

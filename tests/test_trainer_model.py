@@ -13,13 +13,8 @@ import pytest
 torch = pytest.importorskip("torch")
 from transformers import AutoModelForMaskedLM, RobertaConfig, RobertaForMaskedLM as TorchRoberta  # noqa: E402
 
-from trainer.models.roberta import (  # noqa: E402
-    RobertaForMaskedLM,
-    RobertaSpec,
-    init_params,
-    resolve_attention_impl,
-    roberta_position_ids,
-)
+from trainer.models.layers import resolve_attention_impl  # noqa: E402
+from trainer.models.roberta import RobertaForMaskedLM, RobertaSpec, init_params, roberta_position_ids  # noqa: E402
 from trainer.models.roberta_hf import export_pretrained, import_pretrained, params_to_state_dict  # noqa: E402
 
 SPEC = RobertaSpec(vocab_size=97, hidden_size=32, num_layers=2, num_heads=4, intermediate_size=64,

@@ -226,8 +226,8 @@ def test_revision_export_and_fill_mask_give_pytorch_predictions(corpus, referenc
 
 def test_weight_stats_transfer_and_freezing(corpus, reference_run, tmp_path):
     from trainer.param_paths import check_freeze
+    from trainer.research.stats_report import format_table, load_stats, plot
     from trainer.research.transfer import combine
-    from trainer.research.weight_stats import format_table, load_stats, plot
 
     ckpts = os.path.join(reference_run, "checkpoints")
     loaded = load_stats(ckpts)
@@ -321,7 +321,7 @@ def test_finetuning_learns_and_exports_with_pytorch_parity(tiny_modernbert, hub,
     import transformers
 
     from trainer.cli import main
-    from trainer.finetune.heads import classifier_model
+    from trainer.finetune.kinds import get_kind
     from trainer.finetune.loading import load_model
 
     out = str(tmp_path / "ft")
@@ -340,7 +340,7 @@ def test_finetuning_learns_and_exports_with_pytorch_parity(tiny_modernbert, hub,
     kind = "token" if task == "ner" else "sequence"
     params = {**loaded.encoder, "classifier": loaded.heads[kind]}
     ids, mask = _head_inputs(folder)
-    ours = np.asarray(classifier_model(loaded.spec, len(loaded.id2label), kind).apply(
+    ours = np.asarray(get_kind(kind).classifier(loaded.spec, len(loaded.id2label)).apply(
         {"params": params}, jnp.asarray(ids), jnp.asarray(mask)))
     if kind == "token":
         real = mask.astype(bool)
@@ -378,3 +378,12 @@ def test_continued_pretraining_from_a_transformers_modernbert(corpus, tmp_path):
     with pytest.raises(Exception, match="global_attn_every_n_layers: folder 2, config 1"):
         Trainer(_cfg(corpus, str(tmp_path / "run2"), **{"model.init_from_transformers": folder,
                                                          "model.global_attn_every_n_layers": 1})).setup()
+
+
+def test_hub_commit_messages_name_the_family(tmp_path):
+    from trainer.export import commit_message
+
+    for model_type, title in (("modernbert", "ModernBERT"), ("roberta", "RoBERTa")):
+        (tmp_path / "config.json").write_text(json.dumps({"model_type": model_type}))
+        assert commit_message(str(tmp_path), "Upload {family} MLM from mc4-sampling trainer") == \
+            f"Upload {title} MLM from mc4-sampling trainer"

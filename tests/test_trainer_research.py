@@ -110,6 +110,9 @@ def test_revisions_are_branches_loadable_with_transformers(scheduled_run):
 
     cfg, _, hub = scheduled_run
     assert hub.repo_branches(REPO) == ["main", "step2", "step5"]
+    summaries = {line["value"]["summary"] for c in hub.commits if c["repo_id"] == REPO for line in c["lines"]
+                 if line["key"] == "header"}
+    assert {"RoBERTa checkpoint at step 2", "Latest RoBERTa checkpoint: step 5"} <= summaries  # names the family
     refs = HfApi(endpoint=hub.url).list_repo_refs(REPO)
     assert sorted(b.name for b in refs.branches) == ["main", "step2", "step5"]
     revisions = os.path.join(cfg.training.output_dir, "revisions")
@@ -378,3 +381,34 @@ def test_extension_seam_start_preserve_hooks_and_close(corpus, tmp_path):
         trainer.run()
     assert seen == [(1, 1), (2, 2)]  # after the default hooks: the regular checkpoint already saved the step
     assert trainer.ckpt.all_steps() == [1, 2]  # step 1 preserved although keep=1
+
+
+def test_an_extension_registered_in_a_test_is_validated_composed_and_required(corpus, tmp_path, monkeypatch):
+    """A new research extension is its class (options, enabled, validate) and its registration: the loader asks
+    its checks, the entry composes it, a Trainer without it refuses the config; nothing else is edited."""
+    import trainer.research as research
+    from trainer.entry import research_extensions
+    from trainer.hooks import Extension
+    from trainer.train import Trainer
+
+    class ToyExtension(Extension):
+        options = ("training.eval_seed",)
+
+        @classmethod
+        def enabled(cls, cfg) -> bool:
+            return cfg.training.eval_seed == 12345
+
+        @classmethod
+        def validate(cls, cfg) -> None:
+            if cfg.training.eval_seed == 666:
+                raise ConfigError("training.eval_seed: 666 is not for the toy extension")
+
+    monkeypatch.setattr(research, "EXTENSIONS", research.EXTENSIONS + (ToyExtension,))
+    paths, tok, _, _ = corpus
+    with pytest.raises(ConfigError, match="666 is not for the toy extension"):
+        _cfg(paths, tok, str(tmp_path / "a"), **{"training.eval_seed": 666})
+    cfg = _cfg(paths, tok, str(tmp_path / "b"), **{"training.eval_seed": 12345, "logging.weight_stats_every_steps": 2})
+    assert [type(e).__name__ for e in research_extensions(cfg)] == ["WeightStatsExtension", "ToyExtension"]
+    with pytest.raises(ConfigError, match=r"^training\.eval_seed set, but this Trainer has no extension"):
+        Trainer(cfg, extensions=research_extensions(cfg)[:1]).setup()
+    assert not os.path.exists(tmp_path / "b")

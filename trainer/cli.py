@@ -1,7 +1,9 @@
-"""Command line: ``trainer train --config C [--set k=v]`` (or just ``trainer --config C``),
-``trainer export``, ``trainer fill-mask``, ``trainer tokenizer``, ``trainer finetune`` / ``evaluate`` /
-``compare`` (downstream evaluation, :mod:`trainer.finetune`), ``trainer study CONFIG.yaml`` (a data-selection
-study, :mod:`trainer.study`), ``trainer devices`` (the backend and devices).
+"""Command line of the masked-LM trainer (any registered model family, ``model.type``):
+``trainer train --config C [--set k=v]`` (or just ``trainer --config C``), ``trainer export``,
+``trainer fill-mask``, ``trainer tokenizer``, ``trainer finetune`` / ``evaluate`` / ``compare``
+(downstream evaluation, :mod:`trainer.finetune`), ``trainer stats`` / ``suite`` (research,
+:mod:`trainer.research`), ``trainer study CONFIG.yaml`` (a data-selection study, :mod:`trainer.study`),
+``trainer devices`` (the backend and devices).
 
 User mistakes (:class:`~trainer.errors.TrainerError`) are printed as one line and exit with
 status 2; tracebacks are reserved for bugs (:mod:`trainer.console`).
@@ -19,7 +21,7 @@ from mc4_sampling.common.console import add_version_argument
 
 from .config_loading import add_config_arguments, load_config
 from .console import configure_logging, run_guarded
-from .data import tokenizer
+from .data import tokenizer_command as tokenizer
 
 
 def _train(args) -> int:
@@ -55,12 +57,13 @@ def _fill_mask(args) -> int:
     for i, preds in enumerate(fill_mask(args.model, args.text, args.top_k)):
         print(f"<mask> #{i + 1}:")
         for p in preds:
-            print(f"  {p['score']:.4f}  {p['token_str']!r:20}  {p['sequence']}")
+            print("  {score:.4f}  {token_str!r:20}  {sequence}".format(**p))
     return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="trainer", description="Flax RoBERTa masked-LM pretraining on a streaming dataset")
+    p = argparse.ArgumentParser(prog="trainer", description="Flax masked-LM pretraining (RoBERTa, ModernBERT) on a "
+                                                            "streaming dataset or token shards")
     add_version_argument(p)
     add_config_arguments(p, help="train with this config when no command is given (as `trainer train --config`)")
     sub = p.add_subparsers(dest="command",
@@ -92,11 +95,11 @@ def build_parser() -> argparse.ArgumentParser:
     tokenizer.add_arguments(k)
     k.set_defaults(handler=tokenizer.run)
 
-    from .research import suite, weight_stats
+    from .research import stats_report, suite
 
     w = sub.add_parser("stats", help="mean / std / max|w| of every module per layer, several checkpoints, PNG")
-    weight_stats.add_arguments(w)
-    w.set_defaults(handler=weight_stats.run)
+    stats_report.add_arguments(w)
+    w.set_defaults(handler=stats_report.run)
     u = sub.add_parser("suite", help="train a config for seeds 0..K-1, each in its own folder and repository")
     suite.add_arguments(u)
     u.set_defaults(handler=suite.run)

@@ -2,8 +2,10 @@
 
 The defaults reproduce BERTIN's phase-1 recipe (RoBERTa-base, length 128, batch 2048, peak LR
 6e-4, 24 000 warm-up steps, 250 000 steps, AdamW 0.9/0.98/1e-6, weight decay 0.01, bf16).
-Reading YAML files and ``--set`` overrides into these classes, with a check of every key and
-type, is :mod:`trainer.config_loading`'s job.
+The ``model`` section is its family's class (:mod:`trainer.models`: RoBERTa by default), which
+owns its fields and checks; this module keeps the sections every family shares. Reading YAML files
+and ``--set`` overrides into these classes, with a check of every key and type, is
+:mod:`trainer.config_loading`'s job.
 """
 
 from __future__ import annotations
@@ -17,83 +19,11 @@ from typing import Any, Literal, Optional, Union
 from mc4_sampling.options import SamplingOptions
 
 from .errors import ConfigError
+from .models.base import ModelOptions, default_model_config, positive
 
 #: Value of any string in ``data.kwargs``/``data.data_dir``/``data.data_files`` that is replaced
 #: by ``mc4_sampling.SAMPLE_DATA_DIR`` (the bundled sample of Spanish mC4).
 SAMPLE_DATA_DIR_MARKER = "SAMPLE_DATA_DIR"
-
-#: Field metadata of the architecture values the trained weights depend on: a checkpoint being
-#: resumed or an imported transformers folder must agree on each (``ModelFamily.arch_fields``).
-ARCH = {"arch": True}
-
-
-@dataclass(frozen=True)
-class RobertaArchitecture:
-    """The network: sizes, numerics, dropout (BERTIN's RoBERTa-base by default).
-
-    Declared once for the ``model`` config section (:class:`ModelConfig`) and the resolved
-    :class:`trainer.models.roberta.RobertaSpec` the model is built from; both extend it.
-    """
-
-    vocab_size: Optional[int] = field(default=None, metadata=ARCH)  # None: the tokenizer's size (BERTIN: 50 265)
-    hidden_size: int = field(default=768, metadata=ARCH)
-    num_layers: int = field(default=12, metadata=ARCH)
-    num_heads: int = field(default=12, metadata=ARCH)
-    intermediate_size: int = field(default=3072, metadata=ARCH)
-    # RoBERTa offsets positions by pad_token_id + 1
-    max_position_embeddings: int = field(default=514, metadata=ARCH)
-    type_vocab_size: int = field(default=1, metadata=ARCH)
-    layer_norm_eps: float = 1e-5
-    hidden_dropout: float = 0.1
-    # Dropout on attention probabilities forbids the fused (cuDNN) kernel; 0 keeps it usable.
-    attention_dropout: float = 0.0
-    initializer_range: float = 0.02
-    dtype: Literal["bfloat16", "float32", "float16"] = "bfloat16"  # compute dtype
-    param_dtype: Literal["float32", "bfloat16"] = "float32"  # master weights
-    attention_impl: Literal["auto", "xla", "cudnn"] = "auto"
-    # Rows of the word embeddings and LM-head bias padded to a multiple of this (1: no padding);
-    # the padded logits are masked out and the export keeps the tokenizer's vocabulary size.
-    pad_vocab_to_multiple_of: int = field(default=128, metadata=ARCH)
-    # Rematerialisation: "full" recomputes each encoder layer's activations in the backward pass
-    # (nn.remat), trading about a third more compute for activation memory.
-    remat: Literal["none", "full"] = "none"
-
-
-@dataclass(frozen=True)
-class ModelOptions:
-    """What every ``model`` section has besides its network: the family and where the weights start from.
-
-    ``type`` names the model family (:mod:`trainer.models`: ``roberta``, the default, or
-    ``modernbert``); the section's other keys are that family's network fields (RoBERTa:
-    :class:`ModelConfig`; ModernBERT: :class:`trainer.models.modernbert.ModernBertConfig`).
-    """
-
-    type: str = "roberta"
-    # A transformers folder of the same family to start from (weights imported one to one).
-    init_from_transformers: Optional[str] = None
-    # Transfer / continued pretraining with a new tokenizer (trainer.research.transfer): a checkpoint of this
-    # trainer, a transformers folder of the same family or a Hub id; every other weight is taken from it.
-    transfer_from: Optional[str] = None
-    reinit_embeddings: bool = True  # with transfer_from: fresh word embeddings, tied decoder and LM-head bias
-    reset_position_embeddings: bool = False  # with transfer_from: fresh position embeddings too
-    # Regexes (re.fullmatch) over "/"-joined parameter paths, e.g. "embeddings/.*": no update, no decay.
-    freeze: list[str] = field(default_factory=list)
-
-    def max_sequence_length(self, pad_token_id: int = 1) -> int:
-        """Longest input the network's positions allow (the family's rule)."""
-        raise NotImplementedError
-
-    def check(self) -> None:
-        """The family's own checks of its section (ConfigError naming the key); none by default."""
-
-
-@dataclass(frozen=True)
-class ModelConfig(ModelOptions, RobertaArchitecture):
-    """RoBERTa encoder with a masked-LM head (transformers' ``RobertaForMaskedLM`` layout; ``type: roberta``)."""
-
-    def max_sequence_length(self, pad_token_id: int = 1) -> int:
-        """``max_position_embeddings - (pad_token_id + 1)``: RoBERTa numbers positions from ``pad_token_id + 1``."""
-        return self.max_position_embeddings - (pad_token_id + 1)
 
 
 @dataclass
@@ -249,7 +179,8 @@ class HubConfig:
 @dataclass
 class TrainerConfig:
     name: str = "default"
-    model: ModelOptions = field(default_factory=ModelConfig)  # the class of its model.type
+    # the class of its model.type (trainer.models: the family's config section, RoBERTa by default)
+    model: ModelOptions = field(default_factory=default_model_config)
     data: DataConfig = field(default_factory=DataConfig)
     optimizer: OptimizerConfig = field(default_factory=OptimizerConfig)
     schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
@@ -272,11 +203,8 @@ class TrainerConfig:
 
 
 def max_sequence_length(model: ModelOptions, pad_token_id: int = 1) -> int:
-    """Longest input the ``model`` section's positions allow.
-
-    RoBERTa numbers positions from ``pad_token_id + 1`` (2 for the usual pad id 1), so 514
-    positions hold sequences of 512 tokens; ModernBERT's rotary positions hold ``max_position_embeddings``.
-    """
+    """Longest input the ``model`` section's positions allow (its family's rule,
+    :meth:`~trainer.models.base.ModelOptions.max_sequence_length`)."""
     return model.max_sequence_length(pad_token_id)
 
 
@@ -342,18 +270,15 @@ def _validate_sampling(d: DataConfig) -> None:
 
 
 def validate(cfg: TrainerConfig) -> None:
-    """Checks that need no device, no data and no tokenizer (those come later, still before training)."""
+    """Checks that need no device, no data and no tokenizer (those come later, still before training).
+
+    The ``model`` section is checked by its family (:meth:`~trainer.models.base.ModelOptions.check`).
+    """
     m, d, t, o, s, c = cfg.model, cfg.data, cfg.training, cfg.optimizer, cfg.schedule, cfg.checkpoint
     _check_finite(cfg, "")
-
-    def positive(key, value):
-        if value <= 0:
-            raise ConfigError(f"config key '{key}' must be > 0, got {value}")
+    m.check()
 
     for key, value in [
-        ("model.hidden_size", m.hidden_size), ("model.num_layers", m.num_layers),
-        ("model.num_heads", m.num_heads), ("model.intermediate_size", m.intermediate_size),
-        ("model.max_position_embeddings", m.max_position_embeddings),
         ("data.max_seq_length", d.max_seq_length), ("data.shuffle_buffer", d.shuffle_buffer),
         ("data.tokenize_batch_size", d.tokenize_batch_size), ("data.prefetch_batches", d.prefetch_batches),
         ("training.max_steps", t.max_steps), ("training.global_batch_size", t.global_batch_size),
@@ -363,9 +288,6 @@ def validate(cfg: TrainerConfig) -> None:
         ("optimizer.learning_rate", o.learning_rate),
     ]:
         positive(key, value)
-    if m.vocab_size is not None:
-        positive("model.vocab_size", m.vocab_size)
-    positive("model.pad_vocab_to_multiple_of", m.pad_vocab_to_multiple_of)
     if t.per_device_batch_size is not None:
         positive("training.per_device_batch_size", t.per_device_batch_size)
         if t.grad_accum_steps != 1:
@@ -377,17 +299,12 @@ def validate(cfg: TrainerConfig) -> None:
     if t.max_predictions_per_seq is not None and t.max_predictions_per_seq < 0:
         raise ConfigError(
             f"training.max_predictions_per_seq must be >= 0 (0: full head), got {t.max_predictions_per_seq}")
-    if m.hidden_size % m.num_heads:
-        raise ConfigError(
-            f"model.hidden_size ({m.hidden_size}) must be divisible by model.num_heads ({m.num_heads})"
-        )
     longest = max_sequence_length(m)
     if d.max_seq_length > longest:
         raise ConfigError(
             f"data.max_seq_length ({d.max_seq_length}) is longer than the model's positions allow: "
-            f"model.max_position_embeddings={m.max_position_embeddings} holds at most {longest} tokens "
-            f"(RoBERTa positions start at pad_token_id + 1); raise max_position_embeddings or shorten "
-            f"the sequences"
+            f"model.max_position_embeddings={m.max_position_embeddings} holds at most {longest} tokens"
+            f"{m.positions_note}; raise max_position_embeddings or shorten the sequences"
         )
     if d.max_seq_length < 2:
         raise ConfigError("data.max_seq_length must be at least 2 (<s> and one token)")
@@ -410,9 +327,6 @@ def validate(cfg: TrainerConfig) -> None:
             f"training.global_batch_size ({t.global_batch_size}) must be divisible by "
             f"training.grad_accum_steps ({t.grad_accum_steps})"
         )
-    for key, p in [("model.hidden_dropout", m.hidden_dropout), ("model.attention_dropout", m.attention_dropout)]:
-        if not 0.0 <= p < 1.0:
-            raise ConfigError(f"config key '{key}' must be in [0, 1), got {p}")
     if not 0.0 < t.mlm_probability < 1.0:
         raise ConfigError(f"training.mlm_probability must be in (0, 1), got {t.mlm_probability}")
     if t.mask_replace_prob < 0 or t.random_replace_prob < 0 or t.mask_replace_prob + t.random_replace_prob > 1:
@@ -429,8 +343,3 @@ def validate(cfg: TrainerConfig) -> None:
         )
     if o.max_grad_norm < 0 or o.weight_decay < 0:
         raise ConfigError("optimizer.max_grad_norm and optimizer.weight_decay must be >= 0")
-    if m.attention_impl == "cudnn" and m.attention_dropout > 0:
-        raise ConfigError("model.attention_impl 'cudnn' has no attention dropout; set model.attention_dropout=0")
-    if m.attention_impl == "cudnn" and m.dtype == "float32":
-        raise ConfigError("model.attention_impl 'cudnn' needs model.dtype bfloat16 or float16")
-    m.check()

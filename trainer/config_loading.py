@@ -3,8 +3,8 @@
 ``load_config(path, overrides)`` reads the YAML mapping (a file path, or the name of a file in
 ``trainer/configs/``), sets every ``section.key=value`` override in it (the value is read as
 YAML), builds the dataclasses checking each key against its annotation, then runs
-:func:`~trainer.config.validate` (the core fields) and
-:func:`~trainer.research.validation.validate_research` (the research options). An unknown key
+:func:`~trainer.config.validate` (the core fields, the model section by its family) and
+:func:`~trainer.research.validate_extensions` (each research extension's options). An unknown key
 raises :class:`~trainer.errors.ConfigError` naming the valid keys of its section; a value of the
 wrong type, the expected type. Only lossless coercions are made: ``3.0`` -> ``3`` for integers,
 ``"6e-4"`` (a string in YAML 1.1) -> ``6e-4`` for numbers, a single string -> a list of one for lists.
@@ -25,7 +25,8 @@ import yaml
 from .config import ModelOptions, TrainerConfig, validate
 from .errors import ConfigError
 from .models import config_class as model_config_class, family_names
-from .research.validation import validate_research
+from .models.base import DEFAULT_TYPE
+from .research import validate_extensions
 
 #: The shipped configs (``tiny-cpu`` -> ``trainer/configs/tiny-cpu.yaml``).
 CONFIG_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "configs")
@@ -124,7 +125,7 @@ def _valid_keys(cls) -> str:
 def section_class(cls, data: dict, prefix: str = ""):
     """The dataclass a section of annotation ``cls`` is read as: the ``model`` section's follows its ``type``."""
     if cls is ModelOptions:
-        kind = data.get("type", "roberta") if isinstance(data, dict) else "roberta"
+        kind = data.get("type", DEFAULT_TYPE) if isinstance(data, dict) else DEFAULT_TYPE
         try:
             return model_config_class(kind)
         except ConfigError:
@@ -219,7 +220,7 @@ def shipped_configs(study: bool = False) -> list[str]:
     def family(name: str) -> int:
         try:
             with open(os.path.join(CONFIG_DIR, name + ".yaml"), encoding="utf-8") as f:
-                kind = ((yaml.safe_load(f) or {}).get("model") or {}).get("type", "roberta")
+                kind = ((yaml.safe_load(f) or {}).get("model") or {}).get("type", DEFAULT_TYPE)
         except (OSError, yaml.YAMLError, AttributeError):
             kind = None
         return families.index(kind) if kind in families else len(families)
@@ -250,7 +251,7 @@ def load_config(path: Optional[str] = None, overrides: Optional[list[str]] = Non
         apply_override(data, keys, value)
     cfg = from_dict(TrainerConfig, data)
     validate(cfg)  # the core fields
-    validate_research(cfg)  # the research options (checkpoint schedule, transfer, freeze, weight statistics)
+    validate_extensions(cfg)  # the research options, each checked by its extension (trainer.research)
     return cfg
 
 

@@ -42,7 +42,7 @@ def describe() -> dict:
     import jax
 
     from . import flops, memory
-    from .models.roberta import resolve_attention_impl
+    from .models.layers import resolve_attention_impl
 
     backend = jax.default_backend()
     devices = []

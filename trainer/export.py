@@ -1,4 +1,5 @@
-"""Export a checkpoint to a transformers folder, model card, optional upload to the Hub."""
+"""Export a checkpoint of any model family to a transformers folder, model card, optional upload to the Hub
+(its commit message naming the family, :func:`commit_message`)."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from mc4_sampling.common.outputs import MARKER, atomic_dir, check_output_dir
 from . import cards
 from .checkpoint import Checkpointer, split_checkpoint_path
 from .errors import ExportError
-from .models import family_of, family_of_meta
+from .models import family_of, family_of_hf_config, family_of_meta
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +48,7 @@ def model_card(meta: dict, step: int, repo_id: Optional[str] = None, eval_metric
     ``revisions``: a section listing the revision branches (:func:`trainer.research.revisions.revisions_section`)."""
     cfg = meta.get("config", {})
     spec = meta["spec"]
+    family = family_of_meta(meta)
     data = cfg.get("data", {})
     eval_row = ""
     if eval_metrics:
@@ -55,7 +57,9 @@ def model_card(meta: dict, step: int, repo_id: Optional[str] = None, eval_metric
     return cards.render(
         "model",
         language="es" if data.get("name") == "es" else "multilingual",
-        title=repo_id or cfg.get("name", "roberta-mlm"),
+        title=repo_id or cfg.get("name", f"{family.name}-mlm"),
+        family=family.title,
+        family_tag=family.name,
         data_path=data.get("path"),
         data_name=data.get("name"),
         data_kwargs=data.get("kwargs"),
@@ -80,6 +84,15 @@ def upload_plan(folder: str) -> list[str]:
     if missing:
         raise ExportError(f"{folder} is not a complete export (missing {', '.join(missing)})")
     return files
+
+
+def commit_message(folder: str, what: str) -> str:
+    """``"{what} {family title} {rest}"``-style Hub commit message of an exported folder: ``what`` with
+    ``{family}`` replaced by the title of the family of its ``config.json`` (``RoBERTa``, ``ModernBERT``)."""
+    import json
+
+    with open(os.path.join(folder, "config.json"), encoding="utf-8") as f:
+        return what.format(family=family_of_hf_config(json.load(f)).title)
 
 
 def last_eval(output_dir: str, step: int) -> Optional[dict]:
@@ -113,8 +126,8 @@ def export_checkpoint(path: str, output_dir: str, step: Optional[int] = None, to
         files = upload_plan(output_dir)
         try:
             push_folder(output_dir, push_to_hub, repo_type="model", private=private, token=hub_token,
-                        endpoint=hub_endpoint, commit_message="Upload RoBERTa MLM from mc4-sampling trainer",
-                        allow_patterns=files)
+                        endpoint=hub_endpoint, allow_patterns=files,
+                        commit_message=commit_message(output_dir, "Upload {family} MLM from mc4-sampling trainer"))
         except HubError as e:
             raise ExportError(str(e)) from None
         log.info("uploaded %d files to %s", len(files), push_to_hub)

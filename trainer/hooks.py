@@ -16,6 +16,8 @@ from __future__ import annotations
 import dataclasses
 from typing import TYPE_CHECKING, Any, Callable, Optional, Sequence
 
+from .errors import ConfigError
+
 if TYPE_CHECKING:  # pragma: no cover
     from .data.batches import Batch, StreamPosition
 
@@ -76,15 +78,34 @@ def run_hooks(hooks: list[Hook], info: StepInfo) -> None:
 class Extension:
     """A feature composed into the Trainer from outside the core loop; every method is optional.
 
+    The extension class is the one declaration of its config options: :attr:`options` names the
+    keys it implements, :meth:`enabled` says whether a config asks for it, :meth:`validate` checks
+    them (run by :func:`trainer.config_loading.load_config`) and :meth:`from_config` builds it
+    (:mod:`trainer.entry` iterates the registered extensions, :data:`trainer.research.EXTENSIONS`).
+
     The Trainer calls, in this order: :meth:`preserved_steps` when it opens the checkpoint folder,
     :meth:`initial_params` when it starts from scratch (no resume, no ``checkpoint.init_from``),
     :meth:`hooks` when the loop starts (run after the default hooks), and :meth:`close` when the
-    loop ends (also after an error). ``options`` names the config keys the extension implements:
-    a Trainer refuses a config that sets an extension option no extension implements
-    (:data:`trainer.train.EXTENSION_OPTIONS`), rather than silently ignoring it.
+    loop ends (also after an error). A Trainer refuses a config that enables an extension it was not
+    given (:func:`check_served`), rather than silently ignoring the option.
     """
 
+    #: the config keys the extension implements (in its messages and in :func:`check_served`'s)
     options: tuple[str, ...] = ()
+
+    @classmethod
+    def enabled(cls, cfg) -> bool:
+        """Whether ``cfg`` sets one of the extension's options (the entry then composes it)."""
+        return False
+
+    @classmethod
+    def validate(cls, cfg) -> None:
+        """ConfigError naming the key when one of the extension's options has a bad value."""
+
+    @classmethod
+    def from_config(cls, cfg) -> "Extension":
+        """The extension for ``cfg`` (which :meth:`enabled`)."""
+        return cls()
 
     def preserved_steps(self, cfg) -> Sequence[int]:
         """Checkpoint steps that ``checkpoint.keep`` must never delete."""
@@ -102,3 +123,18 @@ class Extension:
     def close(self) -> Optional[BaseException]:
         """Finish background work; an error to raise once the loop has closed everything, or None."""
         return None
+
+
+def check_served(cfg, extensions: Sequence[Extension]) -> None:
+    """ConfigError when ``cfg`` enables an extension class (any defined :class:`Extension` subclass)
+    of which ``extensions`` holds no instance: its options would be silently ignored."""
+    pending, defined = list(Extension.__subclasses__()), []
+    while pending:
+        cls = pending.pop(0)
+        defined.append(cls)
+        pending.extend(cls.__subclasses__())
+    missing = [o for cls in defined if cls.options and cls.enabled(cfg)
+               and not any(isinstance(e, cls) for e in extensions) for o in cls.options]
+    if missing:
+        raise ConfigError(f"{', '.join(sorted(missing))} set, but this Trainer has no extension implementing it: "
+                          "build it with trainer.entry.build_trainer(cfg) (or train with `trainer train`)")

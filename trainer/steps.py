@@ -11,7 +11,7 @@ import optax
 
 from .masking import MaskingRule
 from .models import family_of
-from .models.roberta import mlm_loss_sums, prediction_positions
+from .models.layers import mlm_loss_sums, prediction_positions
 
 
 class RunKeys(NamedTuple):
@@ -31,7 +31,7 @@ def gather_predictions(labels, weights, max_predictions: Optional[int]):
     """``(positions, labels, weights)`` at each row's masked positions (``max_predictions`` of them).
 
     ``positions`` is None when ``max_predictions`` is None (the head runs everywhere); otherwise
-    ``[..., max_predictions]`` (:func:`~trainer.models.roberta.prediction_positions`), with the labels and
+    ``[..., max_predictions]`` (:func:`~trainer.models.layers.prediction_positions`), with the labels and
     weights gathered there: the loss over them is the full-head loss when no row has more
     masked positions (the masking rule caps them).
     """

@@ -29,9 +29,8 @@ from .compilation import check_memory, compile_steps, step_memory
 from .config import TrainerConfig
 from .data.batches import StreamPosition
 from .data.tokenizer import TokenizerFns, load_tokenizer
-from .errors import ConfigError
 from .evaluation import build_eval_set, evaluate
-from .hooks import Extension, Hook, StepInfo
+from .hooks import Extension, Hook, StepInfo, check_served
 from .initial_state import check_transformers_init, choose_start, init_state, open_checkpoints
 from .loop import TrainResult
 from .masking import masking_rule
@@ -51,22 +50,6 @@ from .steps import run_keys
 log = logging.getLogger(__name__)
 
 
-#: Config options implemented outside the core loop, by an :class:`~trainer.hooks.Extension`
-#: (:mod:`trainer.entry` composes them): option -> whether ``cfg`` sets it.
-EXTENSION_OPTIONS: dict[str, Callable[[TrainerConfig], bool]] = {
-    "checkpoint.schedule": lambda cfg: cfg.checkpoint.schedule is not None,
-    "logging.weight_stats_every_steps": lambda cfg: bool(cfg.logging.weight_stats_every_steps),
-    "model.transfer_from": lambda cfg: bool(cfg.model.transfer_from),
-}
-
-
-def check_extension_options(cfg: TrainerConfig, extensions: Sequence[Extension]) -> None:
-    """ConfigError when ``cfg`` sets an option of :data:`EXTENSION_OPTIONS` that no extension implements."""
-    served = {o for ext in extensions for o in ext.options}
-    missing = [k for k, is_set in EXTENSION_OPTIONS.items() if is_set(cfg) and k not in served]
-    if missing:
-        raise ConfigError(f"{', '.join(missing)} set, but this Trainer has no extension implementing it: build it "
-                          "with trainer.entry.build_trainer(cfg) (or train with `trainer train`)")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -108,7 +91,7 @@ class Trainer:
 
     def _setup(self) -> None:
         cfg = self.cfg
-        check_extension_options(cfg, self.extensions)
+        check_served(cfg, self.extensions)
         init_distributed(cfg)
         self.rank, self.world = jax.process_index(), jax.process_count()
         self.num_devices = jax.device_count()

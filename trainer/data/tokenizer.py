@@ -4,11 +4,8 @@
   ``AutoTokenizer.from_pretrained`` loads), checked, with a ConfigError naming the option;
 * :class:`TokenizerFns`: what the batch stream, the token shards, the masking rule and the study
   need from it: batched ids, the special ids, the vocabulary size, its JSON for worker processes;
-* :func:`train_tokenizer` and the ``tokenizer`` command: train a byte-level BPE tokenizer
-  (RoBERTa style) on documents of a stream.
-
-``trainer tokenizer --config tiny-cpu --output runs/tok --num-docs 5000 --vocab-size 8000`` (or
-``python -m trainer.data.tokenizer ...``)
+* :func:`train_tokenizer`: train a byte-level BPE tokenizer (RoBERTa style) on texts (the
+  ``trainer tokenizer`` command, :mod:`trainer.data.tokenizer_command`, feeds it a stream).
 
 The result is a folder that ``AutoTokenizer.from_pretrained`` loads as a RoBERTa fast tokenizer:
 specials ``<s> <pad> </s> <unk> <mask>`` (ids 0-4, as in BERTIN), ``<mask>`` strips the space
@@ -17,25 +14,13 @@ on its left (so ``"la <mask>."`` predicts ``"Ġword"`` tokens), and ``<s> ... </
 
 from __future__ import annotations
 
-import argparse
-import itertools
 import logging
 import os
-import sys
 from typing import Iterable, Optional
 
-from mc4_sampling.common.cli_types import int_at_least, positive_int
-from mc4_sampling.common.outputs import atomic_dir, check_output_dir
-
-from ..config import max_sequence_length
-from ..config_loading import add_config_arguments, load_config
-from ..console import configure_logging, run_guarded
-from ..errors import ConfigError, DataError, TrainerError
+from ..errors import ConfigError, DataError
 
 log = logging.getLogger(__name__)
-
-#: The command's one-line description (``--help``).
-DESCRIPTION = "Train a byte-level BPE tokenizer (RoBERTa style) on documents of a stream."
 
 SPECIAL_TOKENS = ["<s>", "<pad>", "</s>", "<unk>", "<mask>"]
 
@@ -109,59 +94,3 @@ def train_tokenizer(texts: Iterable[str], output_dir: str, vocab_size: int = 50_
     tok.save_pretrained(output_dir)
     log.info("tokenizer with %d tokens saved to %s", len(tok), output_dir)
     return tok
-
-
-def stream_texts(cfg, num_docs: int, skip: int = 0) -> Iterable[str]:
-    """``num_docs`` texts of the configured stream after the first ``skip`` (the eval documents)."""
-    from .stream import document_text, load_stream
-
-    ds = load_stream(cfg.data)
-    it = (document_text(ex, cfg.data.text_column) for ex in ds)
-    return itertools.islice(it, skip, skip + num_docs)
-
-
-def add_arguments(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
-    """The options of the ``tokenizer`` command (``trainer tokenizer`` and ``python -m trainer.data.tokenizer``)."""
-    add_config_arguments(p, help="config YAML (its data section is read) or a shipped config name")
-    p.add_argument("--output", required=True, help="folder to write the tokenizer to (a new or empty folder, or "
-                   "one this command wrote)")
-    p.add_argument("--overwrite", action="store_true", help="replace --output even if it holds other files")
-    p.add_argument("--num-docs", type=positive_int, default=100_000, help="documents to train on (default 100000)")
-    p.add_argument("--vocab-size", type=int_at_least(MIN_VOCAB, " (256 bytes + 5 special tokens)"), default=50_265,
-                   help="BERTIN: 50265")
-    p.add_argument("--min-frequency", type=positive_int, default=2, help="BERTIN: 2")
-    p.add_argument("--include-eval", action="store_true",
-                   help="also read the documents the trainer holds out for evaluation")
-    return p
-
-
-def run(args: argparse.Namespace) -> int:
-    """The ``tokenizer`` command: train on the configured stream, skipping the eval documents."""
-    cfg = load_config(args.config, args.set)
-    check_output_dir(args.output, "--output", args.overwrite)  # before minutes of reading
-    skip = 0 if args.include_eval else cfg.data.num_eval_samples
-    from tqdm import tqdm
-
-    texts = list(tqdm(stream_texts(cfg, args.num_docs, skip), total=args.num_docs, desc="reading documents",
-                      unit="doc", file=sys.stderr, disable=None, dynamic_ncols=True))  # shown on a terminal
-    if not texts:
-        raise TrainerError("the stream gave no documents to train the tokenizer on")
-    # the model's length (514 positions hold 512 tokens), not the training length: the tokenizer
-    # outlives phase 1, and the exported one states what the model accepts
-    with atomic_dir(args.output, "trainer tokenizer", "--output", args.overwrite) as folder:  # whole or nothing
-        tok = train_tokenizer(texts, str(folder), args.vocab_size, args.min_frequency,
-                              model_max_length=max_sequence_length(cfg.model))
-    print(f"tokenizer: {len(tok)} tokens trained on {len(texts)} documents -> {args.output}")
-    return 0
-
-
-def main(argv: Optional[list[str]] = None) -> int:
-    """``python -m trainer.data.tokenizer``: the same command as ``trainer tokenizer``."""
-    p = argparse.ArgumentParser(prog="python -m trainer.data.tokenizer", description=DESCRIPTION)
-    args = add_arguments(p).parse_args(argv)
-    configure_logging()
-    return run_guarded(lambda: run(args))
-
-
-if __name__ == "__main__":
-    sys.exit(main())

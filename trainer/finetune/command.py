@@ -126,6 +126,7 @@ def _results_folder(path) -> bool:
 
 
 def run_finetune(args) -> int:
+    from ..models import family_of
     from .loading import load_model
     from .results import markdown_table, write_tables
     from .run import Settings, classifier_card, export_classifier, fine_tune_task
@@ -160,7 +161,7 @@ def run_finetune(args) -> int:
             if args.export or args.push_to_hub:
                 out = os.path.join(args.output, f"{model_name}-{task_name}")
                 card = classifier_card(report, loaded.source, args.push_to_hub, f"{model_name}-{task_name}",
-                                       best.seed)
+                                       best.seed, family_of(loaded.spec))
                 export_classifier(best.params, tuner.spec, task.kind, report["labels"], out, loaded.tokenizer, card)
                 report["export"] = out
                 print(f"exported {model_name} / {task_name} (seed {best.seed}) to {out}")
@@ -177,11 +178,12 @@ def _push(folder: str, repo: str, endpoint) -> None:
     from mc4_sampling.common.hub import push_folder
 
     from ..errors import ExportError
+    from ..export import commit_message
 
     files = sorted(f for f in os.listdir(folder) if os.path.isfile(os.path.join(folder, f)))
     try:
         push_folder(folder, repo, repo_type="model", endpoint=endpoint, allow_patterns=files,
-                    commit_message="Upload fine-tuned RoBERTa from mc4-sampling trainer")
+                    commit_message=commit_message(folder, "Upload fine-tuned {family} from mc4-sampling trainer"))
     except HubError as e:
         raise ExportError(str(e)) from None
     print(f"uploaded {len(files)} files to {repo}")

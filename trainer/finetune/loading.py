@@ -16,6 +16,7 @@ import numpy as np
 
 from ..errors import CheckpointError, ExportError
 from ..models import family_of, family_of_hf_config
+from .kinds import KINDS
 
 log = logging.getLogger(__name__)
 
@@ -109,8 +110,8 @@ def load_model(source: str, tokenizer: Optional[str] = None, revision: Optional[
         except ExportError as e:
             raise CheckpointError(f"{source}: {e}") from None
         archs = config.get("architectures") or []
-        kinds = [k for k, a in hf.HEAD_ARCHITECTURES.items() if a in archs] or list(hf.HEAD_ARCHITECTURES)
-        heads = {kind: h for kind in kinds if (h := hf.head_from_state_dict(sd, kind)) is not None}
+        kinds = [k for k in KINDS.values() if k.architecture(spec) in archs] or list(KINDS.values())
+        heads = {k.name: h for k in kinds if (h := k.head_from_state_dict(spec, sd)) is not None}
         loaded = LoadedModel(source, spec, encoder, _tokenizer(tokenizer or folder), heads, config)
     loaded.spec = family_of(loaded.spec).for_inference(loaded.spec, dtype)
     check_vocabulary(loaded)

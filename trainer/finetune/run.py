@@ -26,7 +26,6 @@ from ..errors import CheckpointError, ConfigError
 from ..models import family_of
 from ..optim import make_optimizer
 from ..sharding import DATA, make_mesh, replicated
-from .heads import classifier_model, init_classifier_params
 from .kinds import get_kind
 from .loading import LoadedModel
 from .tasks import Encoded, TaskData, TaskPreset, encode
@@ -84,7 +83,7 @@ def make_steps(model, tx_key: tuple, mesh):
     ``linear_schedule(step, hyper)`` times AdamW's unit-rate update (as :mod:`trainer.steps`). Cached
     by model and optimizer settings: runs of several seeds, tasks and learning rates share the compiled step.
     """
-    cache_key = (model.spec, model.num_labels, model.kind, tx_key, tuple(mesh.devices.flat))
+    cache_key = (type(model), model.spec, model.num_labels, model.per_token, tx_key, tuple(mesh.devices.flat))
     if cache_key in _STEPS:
         return _STEPS[cache_key]
     weight_decay, max_grad_norm = tx_key
@@ -184,7 +183,7 @@ class FineTuner:
             if b % n_dev:
                 raise ConfigError(f"{name} {b} is not a multiple of the {n_dev} devices")
         self.num_labels = len(data.labels)
-        self.model = classifier_model(spec, self.num_labels, task.kind)
+        self.model = task.task_kind.classifier(spec, self.num_labels)
         self.mesh = make_mesh()
         steps_per_epoch = math.ceil(len(self.train_enc) / task.batch_size)
         self.total_steps = max(1, int(math.ceil(task.epochs * steps_per_epoch)))
@@ -200,7 +199,8 @@ class FineTuner:
         (normal(initializer_range) kernels, zero biases, drawn from ``seed``)."""
         if not hasattr(self, "_shapes"):  # the model's parameter shapes (traced once, nothing compiled)
             self._shapes = jax.tree.map(lambda a: a.shape, jax.eval_shape(
-                lambda k: init_classifier_params(self.spec, self.num_labels, self.task.kind, k), jax.random.key(0)))
+                lambda k: self.task.task_kind.init_classifier_params(self.spec, self.num_labels, k),
+                jax.random.key(0)))
         shapes = self._shapes
         enc = self.loaded.encoder
         params = {}
@@ -350,16 +350,17 @@ def export_classifier(params, spec, kind: str, labels: list[str], out_dir: str, 
     and a model card."""
     from safetensors.numpy import save_file
 
-    family = family_of(spec)
+    family, task_kind = family_of(spec), get_kind(kind)
     os.makedirs(out_dir, exist_ok=True)
     spec = dataclasses.replace(spec, dtype="float32")
     bos, eos = tokenizer.bos_token_id, tokenizer.eos_token_id
-    config = family.hf.classifier_hf_config(spec, kind, bos if bos is not None else 0, eos if eos is not None else 2)
+    config = family.hf.spec_to_hf_config(spec, bos if bos is not None else 0, eos if eos is not None else 2)
+    config.architectures = [task_kind.architecture(spec)]
     config.id2label = {i: name for i, name in enumerate(labels)}
     config.label2id = {name: i for i, name in enumerate(labels)}
-    get_kind(kind).configure_export(config)
+    task_kind.configure_export(config)
     config.save_pretrained(out_dir)
-    save_file(family.hf.classifier_to_state_dict(params, spec, kind), os.path.join(out_dir, "model.safetensors"),
+    save_file(task_kind.state_dict(params, spec), os.path.join(out_dir, "model.safetensors"),
               metadata={"format": "pt"})
     tokenizer.model_max_length = family.max_length(spec)
     tokenizer.save_pretrained(out_dir)
@@ -369,17 +370,21 @@ def export_classifier(params, spec, kind: str, labels: list[str], out_dir: str, 
 
 
 def classifier_card(report: dict, source: str, repo_id: Optional[str] = None, name: Optional[str] = None,
-                    best_seed: Optional[int] = None) -> str:
-    """The model card of a fine-tuned export: the ``finetuned`` template of :mod:`trainer.cards`."""
+                    best_seed: Optional[int] = None, family=None) -> str:
+    """The model card of a fine-tuned export: the ``finetuned`` template of :mod:`trainer.cards`;
+    ``family``: the model family (:mod:`trainer.models`; None: the default, RoBERTa)."""
     from .. import cards
+    from ..models import get_family
 
     kind = get_kind(report["kind"])
+    family = family or get_family(None)
     rows = "".join(f"| {name} | {v['mean']:.4f} ± {v['std']:.4f} |\n" for name, v in report["metrics"].items())
     s = report["settings"]
     return cards.render(
         "finetuned",
         pipeline_tag=kind.pipeline_tag,
         pipeline=kind.pipeline_tag,
+        family_tag=family.name,
         title=repo_id or name or f"{os.path.basename(source.rstrip('/'))}-{report['task']}",
         base_model=source, best_seed=best_seed if best_seed is not None else "?",
         base_model_line=f"base_model: {source}\n" if _is_hub_id(source) else "",

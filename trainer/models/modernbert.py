@@ -36,10 +36,9 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from ..config import ARCH, ModelOptions
 from ..errors import ConfigError
-from .base import TOKEN, ModelFamily, register_family
-from .roberta import mask_padded_vocab, resolve_attention_impl
+from .base import ARCH, ModelFamily, ModelOptions, check_encoder, register_family
+from .layers import mask_padded_vocab, resolve_attention_impl
 
 
 @dataclasses.dataclass(frozen=True)
@@ -85,6 +84,7 @@ class ModernBertConfig(ModelOptions, ModernBertArchitecture):
         return self.max_position_embeddings
 
     def check(self) -> None:
+        check_encoder(self)
         if self.reset_position_embeddings:
             raise ConfigError("model.reset_position_embeddings: a modernbert model has rotary positions, no "
                               "position embeddings to reset; remove the option")
@@ -94,6 +94,7 @@ class ModernBertConfig(ModelOptions, ModernBertArchitecture):
         for key in ("global_rope_theta", "local_rope_theta"):
             if not getattr(self, key) > 0:
                 raise ConfigError(f"config key 'model.{key}' must be > 0, got {getattr(self, key)}")
+        super().check()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -325,11 +326,11 @@ class ModernBertForMaskedLM(nn.Module):
 
 class ModernBertForClassification(nn.Module):
     """transformers' ``ModernBertFor{Token,Sequence}Classification``: encoder, ``head``, dropout, ``classifier``
-    (Dense with bias); the sequence kind pools the first (``[CLS]``/``<s>``) token. Float32 logits."""
+    (Dense with bias); per sequence (not ``per_token``) it pools the first (``[CLS]``/``<s>``) token. Float32 logits."""
 
     spec: ModernBertSpec
     num_labels: int
-    kind: str
+    per_token: bool
 
     def setup(self):
         s = self.spec
@@ -341,7 +342,7 @@ class ModernBertForClassification(nn.Module):
 
     def __call__(self, input_ids, attention_mask=None, deterministic: bool = True):
         x = self.model(input_ids, attention_mask, deterministic)
-        if self.kind != TOKEN:
+        if not self.per_token:
             x = x[:, 0]
         return self.classifier(self.drop(self.head(x), deterministic=deterministic)).astype(jnp.float32)
 
@@ -356,8 +357,8 @@ def init_params(spec: ModernBertSpec, key: jax.Array, seq_len: int = 8):
     return jax.jit(lambda k: model.init({"params": k}, _init_ids(spec, seq_len), deterministic=True)["params"])(key)
 
 
-def init_classifier_params(spec: ModernBertSpec, num_labels: int, kind: str, key: jax.Array, seq_len: int = 8):
-    model = ModernBertForClassification(spec, num_labels, kind)
+def init_classifier_params(spec: ModernBertSpec, num_labels: int, per_token: bool, key: jax.Array, seq_len: int = 8):
+    model = ModernBertForClassification(spec, num_labels, per_token)
     return jax.jit(lambda k: model.init({"params": k}, _init_ids(spec, seq_len), deterministic=True)["params"])(key)
 
 
@@ -366,9 +367,11 @@ class ModernBertFamily(ModelFamily):
     """ModernBERT: RoPE, GeGLU, pre-norm, no biases, alternating global / local attention, document masking."""
 
     name = "modernbert"
+    title = "ModernBERT"
     config_class = ModernBertConfig
     spec_class = ModernBertSpec
     hf_module = __package__ + ".modernbert_hf"
+    hf_architecture_prefix = "ModernBert"
     hf_model_types = ("modernbert",)
     vocab_row_paths = (("model", "embeddings", "tok_embeddings", "embedding"), ("decoder", "bias"))
     reinit_paths = vocab_row_paths
@@ -415,11 +418,11 @@ class ModernBertFamily(ModelFamily):
             return {}
         return {"segment_ids": document_ids(tokens, spec.eos_token_id)}
 
-    def classifier_module(self, spec, num_labels, kind):
-        return ModernBertForClassification(spec, num_labels, kind)
+    def classifier_module(self, spec, num_labels, per_token):
+        return ModernBertForClassification(spec, num_labels, per_token)
 
-    def init_classifier_params(self, spec, num_labels, kind, key, seq_len: int = 8):
-        return init_classifier_params(spec, num_labels, kind, key, seq_len)
+    def init_classifier_params(self, spec, num_labels, per_token, key, seq_len: int = 8):
+        return init_classifier_params(spec, num_labels, per_token, key, seq_len)
 
     def encoder_matmul_params(self, spec) -> int:
         """Per layer ``3 H^2`` (Wqkv) ``+ H^2`` (Wo) ``+ 3 H I`` (GeGLU: Wi to ``2 I``, Wo from ``I``)."""

@@ -4,7 +4,7 @@ The same functions as :mod:`trainer.models.roberta_hf` (the family's transformer
 :class:`trainer.models.base.ModelFamily`): state dict <-> params (``weight = kernel.T``; the
 decoder weight is tied to ``model.embeddings.tok_embeddings.weight`` and not stored),
 ``config.json`` <-> :class:`~trainer.models.modernbert.ModernBertSpec`, folder export / import,
-and the ``ModernBertFor{Token,Sequence}Classification`` heads.
+and the classifier of ``ModernBertFor{Token,Sequence}Classification``.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ import numpy as np
 
 from ..errors import ExportError
 from . import state_dicts
+from .hf_folder import read_weights, write_folder
 from .modernbert import ModernBertSpec
 
 log = logging.getLogger(__name__)
@@ -58,7 +59,6 @@ def _entries(spec: ModernBertSpec) -> Iterator[Entry]:
 _VOCAB_ROWS = (("model", "embeddings", "tok_embeddings", "embedding"), ("decoder", "bias"))
 _CLASSIFIER = ((("classifier", "kernel"), "classifier.weight", True),
                (("classifier", "bias"), "classifier.bias", False))
-HEAD_ARCHITECTURES = {"token": "ModernBertForTokenClassification", "sequence": "ModernBertForSequenceClassification"}
 
 
 def params_to_state_dict(params, spec: ModernBertSpec, entries=None) -> dict[str, np.ndarray]:
@@ -148,9 +148,7 @@ def hf_config_to_spec(config: dict, **overrides) -> ModernBertSpec:
 
 def read_state_dict(folder: str) -> dict[str, np.ndarray]:
     """Weights of a transformers ModernBERT folder (a bare ``ModernBertModel`` gets its ``model.`` prefix)."""
-    from .roberta_hf import read_state_dict as read_any
-
-    sd = read_any(folder, prefix=None)
+    sd = read_weights(folder)
     if not any(k.startswith("model.") for k in sd):
         sd = {("model." + k if not k.startswith(("head.", "decoder.", "classifier.")) else k): v
               for k, v in sd.items()}
@@ -160,8 +158,6 @@ def read_state_dict(folder: str) -> dict[str, np.ndarray]:
 def export_pretrained(params, spec: ModernBertSpec, out_dir: str, tokenizer_dir: Optional[str] = None,
                       tokenizer=None, extra_files: Optional[dict[str, str]] = None) -> str:
     """Write ``config.json``, ``model.safetensors`` (+ tokenizer files) to ``out_dir``."""
-    from .roberta_hf import write_folder
-
     return write_folder(params_to_state_dict(params, spec), lambda bos, eos: spec_to_hf_config(spec, bos, eos),
                         out_dir, spec.max_position_embeddings, tokenizer_dir, tokenizer, extra_files,
                         f"{spec.num_layers} layers, hidden {spec.hidden_size}, vocab {spec.vocab_size}")
@@ -192,19 +188,14 @@ def import_pretrained(folder: str, fallback_params=None, **spec_overrides):
 # --- classification heads -------------------------------------------------------------------
 
 
-def classifier_entries(spec: ModernBertSpec, kind: str) -> Iterator[Entry]:
+def classifier_entries(spec: ModernBertSpec) -> Iterator[Entry]:
+    """The encoder, the prediction head and the ``classifier`` (the same for token and sequence heads)."""
     yield from encoder_entries(spec)
     yield from _CLASSIFIER
 
 
-def classifier_to_state_dict(params, spec: ModernBertSpec, kind: str) -> dict[str, np.ndarray]:
-    return params_to_state_dict(params, spec, classifier_entries(spec, kind))
-
-
-def classifier_hf_config(spec: ModernBertSpec, kind: str, bos_token_id: int = 0, eos_token_id: int = 2):
-    config = spec_to_hf_config(spec, bos_token_id, eos_token_id)
-    config.architectures = [HEAD_ARCHITECTURES[kind]]
-    return config
+def classifier_to_state_dict(params, spec: ModernBertSpec, per_token: bool) -> dict[str, np.ndarray]:
+    return params_to_state_dict(params, spec, classifier_entries(spec))
 
 
 def encoder_from_state_dict(state_dict: dict[str, np.ndarray], spec: ModernBertSpec) -> dict:
@@ -216,8 +207,8 @@ def encoder_from_state_dict(state_dict: dict[str, np.ndarray], spec: ModernBertS
     return state_dict_to_params(state_dict, spec, entries=entries)
 
 
-def head_from_state_dict(state_dict: dict[str, np.ndarray], kind: str) -> Optional[dict]:
-    """The ``classifier`` params in a state dict, or None (one Dense for both kinds)."""
+def head_from_state_dict(state_dict: dict[str, np.ndarray], per_token: bool) -> Optional[dict]:
+    """The ``classifier`` params in a state dict, or None (one Dense, token or sequence head alike)."""
     if "classifier.weight" not in state_dict or "classifier.bias" not in state_dict:
         return None
     return {"kernel": np.asarray(state_dict["classifier.weight"], np.float32).T,

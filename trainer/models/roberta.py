@@ -18,21 +18,70 @@ LayerNorm statistics, softmax and the loss are computed in float32.
 from __future__ import annotations
 
 import dataclasses
-from typing import Optional
+from dataclasses import field
+from typing import Literal, Optional
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from ..config import ARCH, ModelConfig, RobertaArchitecture
-from .base import TOKEN, ModelFamily, register_family
+from .base import ARCH, ModelFamily, ModelOptions, check_encoder, register_family
+from .layers import mask_padded_vocab, resolve_attention_impl
+
+
+@dataclasses.dataclass(frozen=True)
+class RobertaArchitecture:
+    """The network: sizes, numerics, dropout (BERTIN's RoBERTa-base by default).
+
+    Declared once for the ``model`` config section (:class:`RobertaConfig`) and the resolved
+    :class:`RobertaSpec` the model is built from; both extend it.
+    """
+
+    vocab_size: Optional[int] = field(default=None, metadata=ARCH)  # None: the tokenizer's size (BERTIN: 50 265)
+    hidden_size: int = field(default=768, metadata=ARCH)
+    num_layers: int = field(default=12, metadata=ARCH)
+    num_heads: int = field(default=12, metadata=ARCH)
+    intermediate_size: int = field(default=3072, metadata=ARCH)
+    # RoBERTa offsets positions by pad_token_id + 1
+    max_position_embeddings: int = field(default=514, metadata=ARCH)
+    type_vocab_size: int = field(default=1, metadata=ARCH)
+    layer_norm_eps: float = 1e-5
+    hidden_dropout: float = 0.1
+    # Dropout on attention probabilities forbids the fused (cuDNN) kernel; 0 keeps it usable.
+    attention_dropout: float = 0.0
+    initializer_range: float = 0.02
+    dtype: Literal["bfloat16", "float32", "float16"] = "bfloat16"  # compute dtype
+    param_dtype: Literal["float32", "bfloat16"] = "float32"  # master weights
+    attention_impl: Literal["auto", "xla", "cudnn"] = "auto"
+    # Rows of the word embeddings and LM-head bias padded to a multiple of this (1: no padding);
+    # the padded logits are masked out and the export keeps the tokenizer's vocabulary size.
+    pad_vocab_to_multiple_of: int = field(default=128, metadata=ARCH)
+    # Rematerialisation: "full" recomputes each encoder layer's activations in the backward pass
+    # (nn.remat), trading about a third more compute for activation memory.
+    remat: Literal["none", "full"] = "none"
+
+
+@dataclasses.dataclass(frozen=True)
+class RobertaConfig(ModelOptions, RobertaArchitecture):
+    """The ``model`` section of ``type: roberta`` (the default): RoBERTa encoder with a masked-LM head
+    (transformers' ``RobertaForMaskedLM`` layout)."""
+
+    positions_note = " (RoBERTa positions start at pad_token_id + 1)"
+
+    def max_sequence_length(self, pad_token_id: int = 1) -> int:
+        """``max_position_embeddings - (pad_token_id + 1)``: RoBERTa numbers positions from ``pad_token_id + 1``."""
+        return self.max_position_embeddings - (pad_token_id + 1)
+
+    def check(self) -> None:
+        check_encoder(self)
+        super().check()
 
 
 @dataclasses.dataclass(frozen=True)
 class RobertaSpec(RobertaArchitecture):
     """The resolved architecture the model is built from (hashable: a Linen attribute and a jit static).
 
-    The network fields of the ``model`` config section (:class:`~trainer.config.RobertaArchitecture`,
+    The network fields of the ``model`` config section (:class:`RobertaArchitecture`,
     BERTIN's RoBERTa-base by default) with what the config leaves open filled in: ``vocab_size``
     and ``pad_token_id`` (from the tokenizer), ``attention_impl`` (``"xla"`` or ``"cudnn"``; None
     means ``"xla"``).
@@ -67,16 +116,6 @@ class RobertaSpec(RobertaArchitecture):
 #: The architecture fields trained weights depend on (``metadata["arch"]``): a checkpoint being
 #: resumed or continued, or an imported transformers folder, must agree on every one.
 ARCH_FIELDS = tuple(f.name for f in dataclasses.fields(RobertaSpec) if f.metadata.get("arch"))
-
-
-def resolve_attention_impl(requested: str, dtype: str, head_dim: int, backend: Optional[str] = None) -> Optional[str]:
-    """``auto`` -> ``"cudnn"`` on NVIDIA GPUs for bf16/fp16 with head_dim % 8 == 0, else ``"xla"``."""
-    if requested != "auto":
-        return requested
-    backend = backend or jax.default_backend()
-    if backend == "gpu" and dtype in ("bfloat16", "float16") and head_dim % 8 == 0:
-        return "cudnn"
-    return "xla"
 
 
 def padding_lengths(mask: jax.Array):
@@ -235,17 +274,6 @@ class LMHead(nn.Module):
         return mask_padded_vocab(logits, s.vocab_size)
 
 
-def mask_padded_vocab(logits: jax.Array, vocab_size: int) -> jax.Array:
-    """Logits of the ids ``>= vocab_size`` (vocabulary padding) set to the dtype's lowest value.
-
-    They are never predicted (argmax, softmax) and get no gradient.
-    """
-    if logits.shape[-1] == vocab_size:
-        return logits
-    real = jnp.arange(logits.shape[-1]) < vocab_size
-    return jnp.where(real, logits, jnp.finfo(logits.dtype).min)
-
-
 class RobertaForMaskedLM(nn.Module):
     spec: RobertaSpec
 
@@ -296,12 +324,13 @@ class SequenceHead(nn.Module):
 
 
 class RobertaForClassification(nn.Module):
-    """The encoder (``embeddings``, ``layers_{i}``) and a ``classifier``: ``kind`` "token" (dropout -> Dense,
-    logits ``[batch, length, labels]``) or "sequence" (:class:`SequenceHead`, ``[batch, labels]``); float32 logits."""
+    """The encoder (``embeddings``, ``layers_{i}``) and a ``classifier``: ``per_token`` (dropout -> Dense,
+    logits ``[batch, length, labels]``, transformers' token head) or not (:class:`SequenceHead`,
+    ``[batch, labels]``); float32 logits."""
 
     spec: RobertaSpec
     num_labels: int
-    kind: str
+    per_token: bool
 
     def setup(self):
         s = self.spec
@@ -309,7 +338,7 @@ class RobertaForClassification(nn.Module):
         layer = nn.remat(Layer, static_argnums=(3,)) if s.remat == "full" else Layer
         self.layers = [layer(s) for _ in range(s.num_layers)]
         self.dropout = nn.Dropout(s.hidden_dropout)
-        if self.kind == TOKEN:
+        if self.per_token:
             self.classifier = _dense(s, self.num_labels, "classifier")
         else:
             self.classifier = SequenceHead(s, self.num_labels)
@@ -318,43 +347,18 @@ class RobertaForClassification(nn.Module):
         x = self.embeddings(input_ids, deterministic)
         for layer in self.layers:
             x = layer(x, attention_mask, deterministic)
-        if self.kind == TOKEN:
+        if self.per_token:
             logits = self.classifier(self.dropout(x, deterministic=deterministic))
         else:
             logits = self.classifier(x, deterministic)
         return logits.astype(jnp.float32)
 
 
-def init_classifier_params(spec: RobertaSpec, num_labels: int, kind: str, key: jax.Array, seq_len: int = 8):
+def init_classifier_params(spec: RobertaSpec, num_labels: int, per_token: bool, key: jax.Array, seq_len: int = 8):
     """Random parameters of the whole classification model (encoder and head)."""
-    model = RobertaForClassification(spec, num_labels, kind)
+    model = RobertaForClassification(spec, num_labels, per_token)
     ids = jnp.full((1, seq_len), spec.pad_token_id + 2, dtype=jnp.int32)
     return jax.jit(lambda k: model.init({"params": k}, ids, deterministic=True)["params"])(key)
-
-
-def prediction_positions(weights: jax.Array, max_predictions: int):
-    """``[batch, max_predictions]`` indices: each row's positions with a weight, in order, then others.
-
-    With at most ``max_predictions`` weighted positions per row (masking caps them), gathering the
-    hidden states, labels and weights at these indices keeps every position with a loss.
-    """
-    order = jnp.argsort(weights <= 0, axis=-1, stable=True)
-    return order[..., :max_predictions].astype(jnp.int32)
-
-
-def mlm_loss_sums(logits: jax.Array, labels: jax.Array, weights: jax.Array):
-    """Sums for the masked-LM metrics over the tokens with weight 1.
-
-    Returns ``(sum_i w_i * CE_i, sum_i w_i, sum_i w_i * [argmax logits_i == label_i])``; the loss
-    is ``loss_sum / count`` and the accuracy ``correct / count``. Summing first (instead of
-    averaging per device or micro-batch) makes the result independent of how the batch is split.
-    """
-    logits = logits.astype(jnp.float32)
-    ce = -jnp.take_along_axis(jax.nn.log_softmax(logits, axis=-1), labels[..., None], axis=-1)[..., 0]
-    w = weights.astype(jnp.float32)
-    correct = (jnp.argmax(logits, axis=-1) == labels).astype(jnp.float32)
-    # where, not a product: a meaningless (even NaN) output at a weight-0 position adds nothing
-    return jnp.sum(jnp.where(w > 0, ce * w, 0.0)), jnp.sum(w), jnp.sum(jnp.where(w > 0, correct * w, 0.0))
 
 
 @register_family
@@ -362,9 +366,11 @@ class RobertaFamily(ModelFamily):
     """RoBERTa (BERTIN's architecture): learned positions offset by ``pad_token_id + 1``, post-LayerNorm."""
 
     name = "roberta"
-    config_class = ModelConfig
+    title = "RoBERTa"
+    config_class = RobertaConfig
     spec_class = RobertaSpec
     hf_module = __package__ + ".roberta_hf"
+    hf_architecture_prefix = "Roberta"
     hf_model_types = ("roberta", "xlm-roberta", "camembert")
     vocab_row_paths = (("embeddings", "word_embeddings", "embedding"), ("lm_head", "bias"))
     reinit_paths = vocab_row_paths
@@ -406,11 +412,11 @@ class RobertaFamily(ModelFamily):
     def init_params(self, spec, key, seq_len: int = 8):
         return init_params(spec, key, seq_len)
 
-    def classifier_module(self, spec, num_labels, kind):
-        return RobertaForClassification(spec, num_labels, kind)
+    def classifier_module(self, spec, num_labels, per_token):
+        return RobertaForClassification(spec, num_labels, per_token)
 
-    def init_classifier_params(self, spec, num_labels, kind, key, seq_len: int = 8):
-        return init_classifier_params(spec, num_labels, kind, key, seq_len)
+    def init_classifier_params(self, spec, num_labels, per_token, key, seq_len: int = 8):
+        return init_classifier_params(spec, num_labels, per_token, key, seq_len)
 
     def encoder_matmul_params(self, spec) -> int:
         """Per layer ``4 H^2`` (Q, K, V, output) ``+ 2 H I`` (FFN)."""

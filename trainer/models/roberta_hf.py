@@ -18,6 +18,7 @@ import numpy as np
 
 from ..errors import ExportError
 from . import state_dicts
+from .hf_folder import read_weights, write_folder
 from .roberta import RobertaSpec
 
 log = logging.getLogger(__name__)
@@ -136,51 +137,10 @@ def export_pretrained(params, spec: RobertaSpec, out_dir: str, tokenizer_dir: Op
                         extra_files, f"{spec.num_layers} layers, hidden {spec.hidden_size}, vocab {spec.vocab_size}")
 
 
-def write_folder(state_dict: dict, make_config, out_dir: str, max_length: int, tokenizer_dir: Optional[str] = None,
-                 tokenizer=None, extra_files: Optional[dict[str, str]] = None, what: str = "") -> str:
-    """A transformers folder: ``make_config(bos, eos).save_pretrained``, the weights as ``model.safetensors``,
-    the tokenizer (its ``model_max_length`` set to ``max_length``) and ``extra_files`` (any family)."""
-    from safetensors.numpy import save_file
-
-    os.makedirs(out_dir, exist_ok=True)
-    if tokenizer is None and tokenizer_dir is not None:
-        from transformers import AutoTokenizer
-
-        tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir)
-    bos = getattr(tokenizer, "bos_token_id", None) if tokenizer is not None else None
-    eos = getattr(tokenizer, "eos_token_id", None) if tokenizer is not None else None
-    config = make_config(bos if bos is not None else 0, eos if eos is not None else 2)
-    if tokenizer is not None:  # the model's length, not the training length the tokenizer was saved with
-        tokenizer.model_max_length = max_length
-    config.save_pretrained(out_dir)
-    save_file(state_dict, os.path.join(out_dir, "model.safetensors"), metadata={"format": "pt"})
-    if tokenizer is not None:
-        tokenizer.save_pretrained(out_dir)
-    for name, text in (extra_files or {}).items():
-        with open(os.path.join(out_dir, name), "w", encoding="utf-8") as f:
-            f.write(text)
-    log.info("exported %s (%s)", out_dir, what)
-    return out_dir
-
-
 def read_state_dict(folder: str, prefix: Optional[str] = "roberta.") -> dict[str, np.ndarray]:
-    """Weights of a transformers folder (``model.safetensors``, or ``pytorch_model.bin`` with torch);
-    ``prefix``: added to the encoder's names when none has it (a bare RobertaModel checkpoint)."""
-    st = os.path.join(folder, "model.safetensors")
-    if os.path.exists(st):
-        from safetensors.numpy import load_file
-
-        sd = load_file(st)
-    elif os.path.exists(os.path.join(folder, "pytorch_model.bin")):
-        try:
-            import torch
-        except ImportError:
-            raise ExportError(f"{folder} holds pytorch_model.bin; reading it needs torch") from None
-        sd = {k: v.float().numpy() for k, v in torch.load(os.path.join(folder, "pytorch_model.bin"),
-                                                           map_location="cpu", weights_only=True).items()}
-    else:
-        raise ExportError(f"{folder}: no model.safetensors or pytorch_model.bin")
-    # A bare RobertaModel checkpoint has no "roberta." prefix.
+    """Weights of a transformers RoBERTa folder (:func:`~.hf_folder.read_weights`); ``prefix``: added to the
+    encoder's names when none has it (a bare RobertaModel checkpoint)."""
+    sd = read_weights(folder)
     if prefix and not any(k.startswith(prefix) for k in sd):
         sd = {(prefix + k if not k.startswith("lm_head.") else k): v for k, v in sd.items()}
     return sd
@@ -207,34 +167,28 @@ def import_pretrained(folder: str, fallback_params=None, **spec_overrides):
 
 # --- classification heads (RobertaForTokenClassification / RobertaForSequenceClassification) ------------
 
-#: (flax path, torch name prefix) of each head's Dense layers, by kind (see :mod:`trainer.finetune.heads`).
-HEAD_MODULES = {
-    "token": ((("classifier",), "classifier"),),
-    "sequence": ((("classifier", "dense"), "classifier.dense"), (("classifier", "out_proj"), "classifier.out_proj")),
-}
-HEAD_ARCHITECTURES = {"token": "RobertaForTokenClassification", "sequence": "RobertaForSequenceClassification"}
+
+def head_modules(per_token: bool) -> tuple:
+    """(flax path, torch name prefix) of the classifier's Dense layers: transformers' token head (one
+    ``classifier``) or ``RobertaClassificationHead`` (``classifier.dense``, ``classifier.out_proj``)."""
+    if per_token:
+        return ((("classifier",), "classifier"),)
+    return ((("classifier", "dense"), "classifier.dense"), (("classifier", "out_proj"), "classifier.out_proj"))
 
 
-def classifier_entries(spec: RobertaSpec, kind: str) -> Iterator[tuple[tuple[str, ...], str, bool]]:
+def classifier_entries(spec: RobertaSpec, per_token: bool) -> Iterator[tuple[tuple[str, ...], str, bool]]:
     """(flax path, torch name, transposed) of a classification model: the encoder, then the head."""
     for entry in _entries(spec):
         if entry[0][0] != "lm_head":
             yield entry
-    for fpath, tprefix in HEAD_MODULES[kind]:
+    for fpath, tprefix in head_modules(per_token):
         for leaf, tname, tr in _DENSE:
             yield fpath + (leaf,), f"{tprefix}.{tname}", tr
 
 
-def classifier_hf_config(spec: RobertaSpec, kind: str, bos_token_id: int = 0, eos_token_id: int = 2):
-    """The transformers config of a ``kind`` classification export."""
-    config = spec_to_hf_config(spec, bos_token_id, eos_token_id)
-    config.architectures = [HEAD_ARCHITECTURES[kind]]
-    return config
-
-
-def classifier_to_state_dict(params, spec: RobertaSpec, kind: str) -> dict[str, np.ndarray]:
+def classifier_to_state_dict(params, spec: RobertaSpec, per_token: bool) -> dict[str, np.ndarray]:
     """Classification params -> ``{torch name: float32 array}`` (vocabulary padding rows dropped)."""
-    return params_to_state_dict(params, spec, classifier_entries(spec, kind))
+    return params_to_state_dict(params, spec, classifier_entries(spec, per_token))
 
 
 def encoder_from_state_dict(state_dict: dict[str, np.ndarray], spec: RobertaSpec) -> dict:
@@ -243,10 +197,10 @@ def encoder_from_state_dict(state_dict: dict[str, np.ndarray], spec: RobertaSpec
     return state_dict_to_params(state_dict, spec, entries=encoder)
 
 
-def head_from_state_dict(state_dict: dict[str, np.ndarray], kind: str) -> Optional[dict]:
-    """The ``classifier`` params of a ``kind`` head in a state dict, or None when it has none."""
+def head_from_state_dict(state_dict: dict[str, np.ndarray], per_token: bool) -> Optional[dict]:
+    """The ``classifier`` params of a token (``per_token``) or sequence head in a state dict, or None."""
     head: dict = {}
-    for fpath, tprefix in HEAD_MODULES[kind]:
+    for fpath, tprefix in head_modules(per_token):
         for leaf, tname, tr in _DENSE:
             name = f"{tprefix}.{tname}"
             if name not in state_dict:

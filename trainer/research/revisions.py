@@ -127,7 +127,7 @@ def push_revision(folder: str, repo_id: str, step: int, private: bool = False, e
     from mc4_sampling.common.errors import HubError
     from mc4_sampling.common.hub import push_folder
 
-    from ..export import upload_plan
+    from ..export import commit_message, upload_plan
 
     with open(os.path.join(folder, MANIFEST), encoding="utf-8") as f:
         local = json.load(f)
@@ -141,11 +141,12 @@ def push_revision(folder: str, repo_id: str, step: int, private: bool = False, e
     try:
         if uploaded:
             push_folder(folder, repo_id, repo_type="model", private=private, token=token, endpoint=endpoint,
-                        commit_message=f"Checkpoint at step {step}", allow_patterns=files, revision=branch,
-                        create_branch=True)
+                        commit_message=commit_message(folder, f"{{family}} checkpoint at step {step}"),
+                        allow_patterns=files, revision=branch, create_branch=True)
         if update_main:
             push_folder(folder, repo_id, repo_type="model", private=private, token=token, endpoint=endpoint,
-                        commit_message=f"Latest checkpoint: step {step}", allow_patterns=files)
+                        commit_message=commit_message(folder, f"Latest {{family}} checkpoint: step {step}"),
+                        allow_patterns=files)
     except HubError as e:
         raise ExportError(str(e)) from None
     log.info("revision %s %s %s", branch, "uploaded to" if uploaded else "already on", repo_id)
@@ -200,12 +201,12 @@ class RevisionPublisher:
             else:
                 from mc4_sampling.common.hub import push_folder
 
-                from ..export import upload_plan
+                from ..export import commit_message, upload_plan
 
                 files = [f for f in upload_plan(folder) if f != PUSHED_MARKER]
                 push_folder(folder, self.repo_id, repo_type="model", private=self.private, token=self.token,
-                            endpoint=self.endpoint, commit_message=f"Final checkpoint: step {step}",
-                            allow_patterns=files)
+                            endpoint=self.endpoint, allow_patterns=files,
+                            commit_message=commit_message(folder, f"Final {{family}} checkpoint: step {step}"))
             with open(os.path.join(folder, PUSHED_MARKER), "w", encoding="utf-8") as f:
                 f.write(self.repo_id + "\n")
         self.done.append(step)
@@ -243,6 +244,14 @@ class RevisionsExtension(Extension):
     ``revisions/step{N}`` and (``hub.push_to_hub``) uploaded by a :class:`RevisionPublisher`."""
 
     options = ("checkpoint.schedule",)
+
+    @classmethod
+    def enabled(cls, cfg) -> bool:
+        return cfg.checkpoint.schedule is not None
+
+    @classmethod
+    def validate(cls, cfg) -> None:
+        resolve_schedule(cfg.checkpoint.schedule)
 
     def __init__(self):
         self.publisher: Optional[RevisionPublisher] = None

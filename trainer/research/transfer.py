@@ -30,11 +30,6 @@ from ..models import family_of
 
 log = logging.getLogger(__name__)
 
-#: RoBERTa's parameters re-initialised by ``model.reinit_embeddings`` (the decoder is tied to the first) and
-#: ``model.reset_position_embeddings``; every family names its own (``ModelFamily.reinit_paths``, ``position_paths``).
-EMBEDDING_PATHS = (("embeddings", "word_embeddings", "embedding"), ("lm_head", "bias"))
-POSITION_PATH = ("embeddings", "position_embeddings", "embedding")
-
 
 def _download(repo: str) -> str:
     """A Hub model's ``config.json`` and weights in the local cache, by the common resolver (one line at once
@@ -110,7 +105,8 @@ def combine(source_params, fresh_params, reinit_embeddings: bool = True, reset_p
             family=None):
     """``source_params`` with the re-initialised parts taken from ``fresh_params`` (numpy, float32
     dtypes of ``fresh_params``); every other leaf must have the same shape in both. ``family``: the
-    model family naming those parts (:mod:`trainer.models`; None: RoBERTa)."""
+    model family naming those parts (``ModelFamily.reinit_paths``, ``position_paths``; None: the default,
+    RoBERTa)."""
     import jax
 
     fresh = jax.tree.map(np.asarray, fresh_params)
@@ -120,7 +116,7 @@ def combine(source_params, fresh_params, reinit_embeddings: bool = True, reset_p
     if family is None:
         from ..models import get_family
 
-        family = get_family("roberta")
+        family = get_family(None)
     if reinit_embeddings:
         replaced |= set(family.reinit_paths)
     if reset_position_embeddings:
@@ -145,6 +141,27 @@ class TransferExtension(Extension):
 
     def __init__(self, model_cfg):
         self.model_cfg = model_cfg
+
+    @classmethod
+    def enabled(cls, cfg) -> bool:
+        return bool(cfg.model.transfer_from)
+
+    @classmethod
+    def validate(cls, cfg) -> None:
+        """One source of the starting weights; ``model.reset_position_embeddings`` only with a transfer."""
+        m, c = cfg.model, cfg.checkpoint
+        if m.transfer_from:
+            others = [k for k, v in (("model.init_from_transformers", m.init_from_transformers),
+                                     ("checkpoint.init_from", c.init_from)) if v]
+            if others:
+                raise ConfigError(f"model.transfer_from and {' and '.join(others)} both choose the starting "
+                                  "weights; set only one")
+        elif m.reset_position_embeddings:
+            raise ConfigError("model.reset_position_embeddings needs model.transfer_from (the weights to start from)")
+
+    @classmethod
+    def from_config(cls, cfg) -> "TransferExtension":
+        return cls(cfg.model)
 
     def initial_params(self, spec, fresh):
         m = self.model_cfg

@@ -123,7 +123,7 @@ def downstream_metrics(checkpoint_dir: str, tokenizer_dir: str, task, split) -> 
     made from the eval set (a :class:`TaskSplit`), or None for a preset task (its dataset is loaded here)."""
     import datasets
 
-    from ..finetune.heads import SEQUENCE
+    from ..finetune.kinds import SEQUENCE
     from ..finetune.loading import load_model
     from ..finetune.run import Settings, fine_tune_task
     from ..finetune.tasks import TaskData, TaskPreset, get_preset, load_task_data

@@ -1,7 +1,8 @@
 """Downstream task types, registered by name: ``token`` (:mod:`.token`), ``sequence`` (:mod:`.sequence`).
 
-A new type is one module with a :class:`~.base.TaskKind` subclass, registered here (and its head
-in :mod:`trainer.finetune.heads` and the model family's transformers mapping, under the same name).
+A new type is one module with a :class:`~.base.TaskKind` subclass (its columns, encoding, metrics,
+head and transformers architecture suffix), registered here (:func:`register_kind`), and its test;
+no model family changes.
 """
 
 from __future__ import annotations
@@ -14,7 +15,17 @@ from .token import TokenKind
 TOKEN, SEQUENCE = TokenKind.name, SequenceKind.name
 
 #: name -> kind.
-KINDS: dict[str, TaskKind] = {k.name: k for k in (TokenKind(), SequenceKind())}
+KINDS: dict[str, TaskKind] = {}
+
+
+def register_kind(kind: TaskKind) -> TaskKind:
+    """Register ``kind`` under its name (presets, ``--kind`` and reports find it there)."""
+    KINDS[kind.name] = kind
+    return kind
+
+
+for _kind in (TokenKind(), SequenceKind()):
+    register_kind(_kind)
 
 
 def get_kind(name: str) -> TaskKind:
@@ -24,4 +35,4 @@ def get_kind(name: str) -> TaskKind:
     return KINDS[name]
 
 
-__all__ = ["KINDS", "SEQUENCE", "TOKEN", "TaskKind", "get_kind"]
+__all__ = ["KINDS", "SEQUENCE", "TOKEN", "TaskKind", "get_kind", "register_kind"]

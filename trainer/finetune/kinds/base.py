@@ -2,9 +2,11 @@
 ``sequence.py``), registered by name in :mod:`trainer.finetune.kinds`.
 
 A kind gathers what differs between task types: the columns it reads, how labels are collected
-and mapped, the encoding to fixed-length arrays, the metrics, the head (by name: the key of the
-head in :mod:`trainer.finetune.heads` and in the model's transformers mapping), the transformers
-class that loads the export, and the export's card.
+and mapped, the encoding to fixed-length arrays, the metrics, its head (:attr:`TaskKind.per_token`:
+logits per token or per sequence, on any model family's encoder, :meth:`TaskKind.classifier`), the
+transformers architecture of the export (the family's prefix + :attr:`TaskKind.architecture_suffix`)
+and the Auto class that loads it, and the export's card. A model family supplies only its encoder and
+the layout of its transformers classifier (:meth:`trainer.models.base.ModelFamily.classifier_module`).
 """
 
 from __future__ import annotations
@@ -14,14 +16,15 @@ from typing import Any
 
 import numpy as np
 
+from ...models import family_of
+
 log = logging.getLogger(__name__)
 
 
 class TaskKind:
     """One task type. Subclasses set the names and implement the methods."""
 
-    #: The kind's name in presets and reports, and the key of its head (:mod:`trainer.finetune.heads`,
-    #: the model family's transformers mapping).
+    #: The kind's name in presets and reports (and the key of a checkpoint's head, ``LoadedModel.heads``).
     name: str = ""
     #: How messages call it ("token-classification").
     title: str = ""
@@ -29,6 +32,11 @@ class TaskKind:
     pipeline_tag: str = ""
     #: The transformers Auto class that loads the export with its head.
     auto_class: str = ""
+    #: The end of the export's transformers class name, after the family's prefix ("ForTokenClassification").
+    architecture_suffix: str = ""
+    #: The head's logits: one row per token (``[batch, length, labels]``) or per sequence (``[batch, labels]``,
+    #: from the first token).
+    per_token: bool = False
     #: The reported metrics when a preset names none (the first is the headline).
     default_metrics: tuple = ("accuracy",)
 
@@ -69,7 +77,28 @@ class TaskKind:
         among them, and ``examples``."""
         raise NotImplementedError
 
+    # -- the network -----------------------------------------------------------------------------
+    def classifier(self, spec, num_labels: int):
+        """The Flax classification network: ``spec``'s family encoder with this kind's head."""
+        return family_of(spec).classifier_module(spec, num_labels, self.per_token)
+
+    def init_classifier_params(self, spec, num_labels: int, key, seq_len: int = 8):
+        """Random parameters of the whole network (encoder and head)."""
+        return family_of(spec).init_classifier_params(spec, num_labels, self.per_token, key, seq_len)
+
+    def head_from_state_dict(self, spec, state_dict: dict):
+        """This kind's ``classifier`` params in a transformers state dict of ``spec``'s family, or None."""
+        return family_of(spec).hf.head_from_state_dict(state_dict, self.per_token)
+
     # -- export ----------------------------------------------------------------------------------
+    def architecture(self, spec) -> str:
+        """The transformers class of the export (``RobertaForTokenClassification``)."""
+        return family_of(spec).hf_architecture_prefix + self.architecture_suffix
+
+    def state_dict(self, params, spec) -> dict:
+        """The network's params as the export's state dict (``{torch name: float32 array}``)."""
+        return family_of(spec).hf.classifier_to_state_dict(params, spec, self.per_token)
+
     def configure_export(self, config: Any) -> None:
         """Set the kind's fields of the exported transformers config (beyond labels and architecture)."""
 

@@ -2,9 +2,10 @@
 label column.
 
 A label of -1 marks an unlabelled example (GLUE-style test sets): weight 0. Metrics: ``accuracy``
-and ``macro_f1`` (the mean over classes of ``2 tp / (2 tp + fp + fn)``). Head ``sequence``
-(the ``<s>`` state -> dense -> tanh -> ``out_proj``), exported as ``*ForSequenceClassification``
-with ``problem_type: single_label_classification``.
+and ``macro_f1`` (the mean over classes of ``2 tp / (2 tp + fp + fn)``). The head gives logits per
+sequence from the first token (the family's sequence-classifier layout, e.g. RoBERTa's
+``<s>`` state -> dense -> tanh -> ``out_proj``), exported as ``*ForSequenceClassification`` with
+``problem_type: single_label_classification``.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ class SequenceKind(TaskKind):
     title = "sequence-classification"
     pipeline_tag = "text-classification"
     auto_class = "AutoModelForSequenceClassification"
+    architecture_suffix = "ForSequenceClassification"
     default_metrics = ("accuracy", "macro_f1")
 
     def input_columns(self, task) -> list[str]:

@@ -2,8 +2,8 @@
 
 Labels are set on each word's first sub-token; the other sub-tokens, ``<s>``, ``</s>`` and the
 padding get weight 0 (transformers' -100). Metrics: token ``accuracy`` (first sub-tokens) and
-``f1`` (seqeval, as transformers' ``run_ner``: entity F1 for IOB tags). Head ``token``
-(dropout -> ``classifier``), exported as ``*ForTokenClassification``.
+``f1`` (seqeval, as transformers' ``run_ner``: entity F1 for IOB tags). The head gives logits per
+token (``per_token``; the family's token-classifier layout), exported as ``*ForTokenClassification``.
 """
 
 from __future__ import annotations
@@ -20,6 +20,8 @@ class TokenKind(TaskKind):
     title = "token-classification"
     pipeline_tag = "token-classification"
     auto_class = "AutoModelForTokenClassification"
+    architecture_suffix = "ForTokenClassification"
+    per_token = True
     default_metrics = ("f1", "accuracy")
 
     def input_columns(self, task) -> list[str]:
