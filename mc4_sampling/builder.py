@@ -1,4 +1,5 @@
-"""The ``mc4-sampling`` dataset builder: mC4 streamed with a perplexity-based keep filter.
+"""The ``mc4-sampling`` dataset builder: mC4 streamed with a per-document keep filter on a quality score
+(KenLM perplexity by default, or any registered scorer) and any registered weighting.
 
 :class:`Mc4SamplingConfig` holds and validates the options; what they mean for a language is its
 :class:`~mc4_sampling.plan.SamplingPlan`, which the builder applies to every shard.
@@ -26,8 +27,9 @@ from .weightings import WEIGHTINGS
 
 _DESCRIPTION = """\
 mC4 (the multilingual colossal clean crawled corpus, 108 languages) streamed with a per-document
-keep filter: random, stepwise or gaussian weighting of the document's KenLM perplexity, as the
-BERTIN project sampled Spanish mC4."""
+keep filter: a weighting (BERTIN's random, stepwise or gaussian, or threshold, pareto) of a quality
+score (KenLM perplexity by default, as the BERTIN project sampled Spanish mC4; fastText, transformers,
+a score column or a callable)."""
 _CITATION = """\
 @article{BERTIN,
   author = {Javier De la Rosa y Eduardo G. Ponferrada y Manu Romero y Paulo Villegas y Pablo

@@ -1,4 +1,5 @@
-"""``mc4-sampling sample``: stream a perplexity-sampled subset of mC4 to JSON lines."""
+"""``mc4-sampling sample``: stream a sampled subset of mC4 (or of any ``datasets`` corpus, ``--dataset``) to
+JSON lines, kept by any scorer and weighting."""
 
 from __future__ import annotations
 

@@ -7,10 +7,14 @@ registry and the ``model`` section every family extends, :class:`~.base.ModelOpt
 * shared by the families: :mod:`.layers` (attention choice, vocabulary-padding mask, masked-LM loss),
   :mod:`.state_dicts` (params <-> state dicts) and :mod:`.hf_folder` (a transformers folder on disk).
 
-A new family is its module(s), its import here and its test.
+Every module of this package is imported here, so a family registers itself (:func:`register_family` in
+its module): a new family is its module (with, if it likes, its transformers mapping in a ``<name>_hf``
+module beside it) and its test, nothing else.
 """
 
-from . import modernbert, roberta  # noqa: F401  (each registers its family)
+import pkgutil
+from importlib import import_module
+
 from .base import (
                    ModelFamily,
                    config_class,
@@ -22,6 +26,9 @@ from .base import (
                    register_family,
                    spec_from_meta,
 )
+
+for _module in pkgutil.iter_modules(__path__):  # each family module registers its family when imported
+    import_module(f"{__name__}.{_module.name}")
 
 __all__ = ["ModelFamily", "config_class", "family_names", "family_of", "family_of_hf_config", "family_of_meta",
            "get_family", "register_family", "spec_from_meta"]
