@@ -14,14 +14,11 @@ from .models import family_of_hf_config
 
 class FillMask:
     def __init__(self, model_dir: str):
-        from transformers import AutoTokenizer
+        from .data.tokenizer import load_tokenizer
 
         self.family = family_of_hf_config(_read_config(model_dir))
         self.spec, self.params = self.family.hf.import_pretrained(model_dir, dtype="float32", attention_impl="xla")
-        try:
-            self.tokenizer = AutoTokenizer.from_pretrained(model_dir)
-        except Exception as e:
-            raise TrainerError(f"{model_dir}: no usable tokenizer files ({type(e).__name__}: {e})") from None
+        self.tokenizer = load_tokenizer(model_dir, "the model's tokenizer", TrainerError, fast=False)
         self.model = self.family.mlm_module(self.spec)
         self._apply = jax.jit(lambda p, ids: self.model.apply({"params": p}, ids, deterministic=True))
 

@@ -28,7 +28,7 @@ import logging
 import os
 import shutil
 
-from ..errors import ConfigError
+from ..errors import ConfigError, DataError
 from .shard_writer import TokenShardWriter, write_json
 
 logger = logging.getLogger(__name__)
@@ -105,8 +105,8 @@ def tokenize_config(output_dir: str, config: str, tokenizer_dir: str, *, num_eva
     """Write ``OUTPUT_DIR/tokens/<config>/`` (see the module); returns its counts."""
     from types import SimpleNamespace
 
-    from .batches import TokenizerFns
     from .holdout import HoldOut, content_key, eval_manifest, is_candidate
+    from .tokenizer import TokenizerFns, load_tokenizer
 
     if num_eval < 0:
         raise ConfigError(f"--eval-docs={num_eval} is not valid; it must be >= 0")
@@ -114,16 +114,11 @@ def tokenize_config(output_dir: str, config: str, tokenizer_dir: str, *, num_eva
         raise ConfigError(f"--eval-fraction={eval_fraction} is not valid; it must be in (0, 1]")
     if near_duplicates is not None and not 0.0 < near_duplicates <= 1.0:
         raise ConfigError(f"--near-duplicates={near_duplicates} is not valid; it must be in (0, 1]")
-    if not os.path.isdir(tokenizer_dir):
-        raise ConfigError(f"--tokenizer: no tokenizer folder at {tokenizer_dir!r}")
-    from transformers import AutoTokenizer
-
+    hf = load_tokenizer(tokenizer_dir, "--tokenizer")
     try:
-        hf = AutoTokenizer.from_pretrained(tokenizer_dir)
         tok = TokenizerFns(hf)
-    except Exception as e:
-        raise ConfigError(f"--tokenizer: cannot load a fast tokenizer with </s>, <pad>, <mask> from "
-                          f"{tokenizer_dir!r}: {e}") from None
+    except DataError as e:
+        raise ConfigError(f"--tokenizer: {tokenizer_dir!r}: {e}") from None
     name = os.path.basename(os.path.abspath(tokenizer_dir))
     files = sorted(glob.glob(os.path.join(output_dir, "data", config, "train-*.parquet")))
     folder = os.path.join(output_dir, TOKENS_DIR, config)

@@ -28,22 +28,25 @@ SPECIAL_TOKENS = ["<s>", "<pad>", "</s>", "<unk>", "<mask>"]
 MIN_VOCAB = 256 + len(SPECIAL_TOKENS)
 
 
-def load_tokenizer(path: Optional[str]):
-    """The fast tokenizer in folder ``path`` (``data.tokenizer``); a ConfigError naming the option when
-    it is unset, missing, unreadable or not a fast tokenizer."""
+def load_tokenizer(path: Optional[str], option: str = "data.tokenizer", error: type = ConfigError, fast: bool = True,
+                   **kwargs):
+    """The tokenizer in folder ``path`` (``AutoTokenizer.from_pretrained(path, **kwargs)``), the one way every
+    command loads one: the trainer's ``data.tokenizer``, ``publish --tokenizer``, an exported or downloaded
+    model's folder. An ``error`` naming ``option`` when it is unset, missing, unreadable or (``fast``) not a
+    fast tokenizer."""
     if not path:
-        raise ConfigError("data.tokenizer is not set: train one with `python -m trainer tokenizer` "
-                          "and pass --set data.tokenizer=FOLDER")
+        raise error(f"{option} is not set: train one with `python -m trainer tokenizer` "
+                    f"and pass --set {option}=FOLDER")
     if not os.path.isdir(path):
-        raise ConfigError(f"data.tokenizer: no tokenizer folder at {path!r}")
+        raise error(f"{option}: no tokenizer folder at {path!r}")
     from transformers import AutoTokenizer
 
     try:
-        tok = AutoTokenizer.from_pretrained(path)
+        tok = AutoTokenizer.from_pretrained(path, **kwargs)
     except Exception as e:
-        raise ConfigError(f"data.tokenizer: cannot load a tokenizer from {path!r}: {e}") from None
-    if not getattr(tok, "is_fast", False):
-        raise ConfigError(f"data.tokenizer: {path!r} is not a fast tokenizer (tokenizer.json needed)")
+        raise error(f"{option}: cannot load a tokenizer from {path!r}: {type(e).__name__}: {e}") from None
+    if fast and not getattr(tok, "is_fast", False):
+        raise error(f"{option}: {path!r} is not a fast tokenizer (tokenizer.json needed)")
     return tok
 
 

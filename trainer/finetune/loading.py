@@ -71,12 +71,9 @@ def _hub_snapshot(repo_id: str, revision: Optional[str]) -> str:
 
 
 def _tokenizer(folder: str):
-    from transformers import AutoTokenizer
+    from ..data.tokenizer import load_tokenizer
 
-    try:
-        return AutoTokenizer.from_pretrained(folder, add_prefix_space=True)
-    except Exception as e:
-        raise CheckpointError(f"cannot load a tokenizer from {folder}: {type(e).__name__}: {e}") from None
+    return load_tokenizer(folder, "the model's tokenizer", CheckpointError, fast=False, add_prefix_space=True)
 
 
 def load_model(source: str, tokenizer: Optional[str] = None, revision: Optional[str] = None,
