@@ -12,8 +12,6 @@ import logging
 import os
 from typing import Any, Optional
 
-import numpy as np
-
 from ..errors import CheckpointError, ExportError
 from ..models import family_of, family_of_hf_config
 from .kinds import KINDS
@@ -128,7 +126,3 @@ def check_vocabulary(loaded: LoadedModel) -> None:
                               "another vocabulary; pass the model's own tokenizer (--tokenizer)")
 
 
-def as_numpy(tree):
-    import jax
-
-    return jax.tree.map(np.asarray, tree)
