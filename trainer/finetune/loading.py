@@ -124,5 +124,3 @@ def check_vocabulary(loaded: LoadedModel) -> None:
     if pad is not None and pad != loaded.spec.pad_token_id:
         raise CheckpointError(f"the tokenizer's padding id is {pad}, the model's {loaded.spec.pad_token_id}: "
                               "another vocabulary; pass the model's own tokenizer (--tokenizer)")
-
-
