@@ -170,7 +170,8 @@ def main(argv=None) -> int:
 
     from trainer.config_loading import load_config
     from trainer.console import configure_logging
-    from trainer.data.tokenizer import TokenizerFns, stream_texts, train_tokenizer
+    from trainer.data.stream import stream_texts
+    from trainer.data.tokenizer import TokenizerFns, train_tokenizer
 
     configure_logging(logging.WARNING)
     cfg = load_config(args.config, args.set)

@@ -45,8 +45,8 @@ class SamplingOptions:
     metadata holds each one's help, command-line spelling and scope; see :func:`option_help`)."""
 
     sampling_method: str = _option(
-        "none", "the weighting: " + ", ".join(WEIGHTINGS) + " (mc4_sampling.weightings)", flag="--method",
-        cli={"choices": tuple(WEIGHTINGS), "default": "gaussian", "metavar": "METHOD"})
+        "none", "the weighting: {weightings} (mc4_sampling.weightings)", flag="--method",
+        cli={"choices": "weightings", "default": "gaussian", "metavar": "METHOD"})
     sampling_factor: float | None = _option(
         None, "the weighting's factor (default: the calibration file's, the scorer's, then the weighting's: "
         "BERTIN's for random, stepwise, gaussian)", flag="--factor", cli={"type": float, "metavar": "FACTOR"})
@@ -116,8 +116,8 @@ def flag(name: str) -> str:
 
 
 def option_help(name: str) -> str:
-    """The declared help of an option."""
-    return SamplingOptions.__dataclass_fields__[name].metadata["help"]
+    """The declared help of an option (``{weightings}``: the weightings registered now)."""
+    return SamplingOptions.__dataclass_fields__[name].metadata["help"].replace("{weightings}", ", ".join(WEIGHTINGS))
 
 
 def options_doc(names: Sequence[str] = OPTION_NAMES, indent: str = "        ") -> str:

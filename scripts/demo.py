@@ -40,7 +40,8 @@ def main(argv=None) -> int:
 
     configure_logging(logging.WARNING)
     from trainer.config_loading import load_config
-    from trainer.data.tokenizer import stream_texts, train_tokenizer
+    from trainer.data.stream import stream_texts
+    from trainer.data.tokenizer import train_tokenizer
     from trainer.entry import train
     from trainer.export import export_checkpoint
     from trainer.fill_mask import FillMask

@@ -15,7 +15,7 @@ import mc4_sampling
 from mc4_sampling import ConfigError as SamplerConfigError, Mc4SamplingConfig, sample_dataset
 from mc4_sampling.cli import build_parser, main
 from mc4_sampling.corpus import corpus_options
-from mc4_sampling.options import MC4_ONLY, OPTION_NAMES, SamplingOptions, flag
+from mc4_sampling.options import MC4_ONLY, OPTION_NAMES, SamplingOptions, flag, option_help
 from mc4_sampling.publish import manifest_of, manifest_options
 from trainer.config import SamplingConfig
 from trainer.config_loading import load_config
@@ -50,8 +50,7 @@ def test_every_entry_point_takes_exactly_the_declared_names():
         spelled = "--return-score" if name == "return_score" else flag(name)
         action = sample._option_string_actions[spelled]
         assert action.dest == ("return_perplexity" if name == "return_score" else name)
-        assert action.help and action.help.startswith(SamplingOptions.__dataclass_fields__[action.dest]
-                                                      .metadata["help"][:20])
+        assert action.help and action.help.startswith(option_help(action.dest))
         if name != "return_score":
             assert sample._option_string_actions["--" + name.replace("_", "-")] is action
     assert flag("sampling_factor") == "--factor" and flag("seed") == "--seed"

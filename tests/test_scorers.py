@@ -143,7 +143,7 @@ def test_a_new_weighting_is_one_class_and_one_registration(tmp_path):
             sampling_method="linear-test", score_column="score"), "es").train.factor == 0.03
         # the command line offers it
         commands = build_parser()._subparsers._group_actions[0].choices
-        for command, dest in (("sample", "method"), ("publish", "method"), ("calibrate", "methods")):
+        for command, dest in (("sample", "sampling_method"), ("publish", "sampling_method"), ("calibrate", "methods")):
             action = next(a for a in commands[command]._actions if a.dest == dest)
             assert "linear-test" in action.choices, command
         # calibration fits it by default for its direction, writes it, reads it back, draws it in its colour

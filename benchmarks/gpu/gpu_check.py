@@ -336,13 +336,14 @@ def task_pipeline(args: dict, res: Result) -> None:
     import jax
 
     from trainer.config_loading import load_config
-    from trainer.data.tokenizer import stream_texts, train_tokenizer
+    from trainer.data.stream import stream_texts
+    from trainer.data.tokenizer import train_tokenizer
     from trainer.monitor import read_metrics
     from trainer.train import Trainer
 
     work = args["work"]
     tokdir, run_dir = os.path.join(work, "tokenizer"), os.path.join(work, "run")
-    sample = ["data.kwargs={sampling_method: gaussian, data_dir: SAMPLE_DATA_DIR}"]
+    sample = ["data.kwargs={data_dir: SAMPLE_DATA_DIR}", "data.sampling.sampling_method=gaussian"]
     base = load_config("roberta-base-128", args["sets"] + sample)
     t0 = time.perf_counter()
     texts = list(stream_texts(base, num_docs=args["tokenizer_docs"]))

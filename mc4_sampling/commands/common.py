@@ -10,7 +10,8 @@ from dataclasses import fields
 
 from ..builder import Mc4Sampling, Mc4SamplingConfig
 from ..errors import ConfigError
-from ..options import SamplingOptions, flag, sampling_options
+from ..options import SamplingOptions, flag, option_help, sampling_options
+from ..weightings import WEIGHTINGS
 
 
 def add_source_options(parser: argparse.ArgumentParser) -> None:
@@ -57,12 +58,14 @@ def add_option_flags(parser: argparse.ArgumentParser, group: str) -> None:
         own = "--" + f.name.replace("_", "-")
         if own not in flags:
             flags.append(own)
-        if settings.get("choices") == "scorers":
+        if settings.get("choices") == "scorers":  # the registries as they are when the parser is built
             settings["choices"] = [k for k in scorer_kinds() if k != "callable"]
+        elif settings.get("choices") == "weightings":
+            settings["choices"] = tuple(WEIGHTINGS)
         if meta["key_values"]:
             settings.update(action="append", default=[], metavar="KEY=VALUE")
         settings.setdefault("default", f.default)
-        help = meta["help"]
+        help = option_help(f.name)
         if settings["default"] not in (None, False, []) and "default" not in help:
             help += f" (default: {settings['default']})"
         g.add_argument(*flags, dest=f.name, help=help, **settings)

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import hashlib
+import itertools
 import logging
-from typing import Any
+from typing import Any, Iterable
 
 from ..config import SAMPLE_DATA_DIR_MARKER, DataConfig
 from ..errors import DataError
@@ -134,3 +135,10 @@ def document_text(example: dict, column: str) -> str:
 def document_hash(text: str) -> str:
     """Identity of a document for the eval/train audit: first 16 hex digits of SHA-1(UTF-8 text)."""
     return hashlib.sha1(text.encode("utf-8")).hexdigest()[:16]
+
+
+def stream_texts(cfg, num_docs: int, skip: int = 0) -> Iterable[str]:
+    """``num_docs`` texts of the configured stream after the first ``skip`` (the eval documents)."""
+    ds = load_stream(cfg.data)
+    it = (document_text(ex, cfg.data.text_column) for ex in ds)
+    return itertools.islice(it, skip, skip + num_docs)

@@ -8,9 +8,8 @@ on documents of a config's stream, skipping the eval documents.
 from __future__ import annotations
 
 import argparse
-import itertools
 import sys
-from typing import Iterable, Optional
+from typing import Optional
 
 from mc4_sampling.common.cli_types import int_at_least, positive_int
 from mc4_sampling.common.outputs import atomic_dir, check_output_dir
@@ -19,19 +18,11 @@ from ..config import max_sequence_length
 from ..config_loading import add_config_arguments, load_config
 from ..console import configure_logging, run_guarded
 from ..errors import TrainerError
+from .stream import stream_texts
 from .tokenizer import MIN_VOCAB, train_tokenizer
 
 #: The command's one-line description (``--help``).
 DESCRIPTION = "Train a byte-level BPE tokenizer (RoBERTa style) on documents of a stream."
-
-
-def stream_texts(cfg, num_docs: int, skip: int = 0) -> Iterable[str]:
-    """``num_docs`` texts of the configured stream after the first ``skip`` (the eval documents)."""
-    from .stream import document_text, load_stream
-
-    ds = load_stream(cfg.data)
-    it = (document_text(ex, cfg.data.text_column) for ex in ds)
-    return itertools.islice(it, skip, skip + num_docs)
 
 
 def add_arguments(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
