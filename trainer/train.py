@@ -50,11 +50,6 @@ from .steps import run_keys
 log = logging.getLogger(__name__)
 
 
-
-
-# ---------------------------------------------------------------------------------------------
-
-
 class Trainer:
     """``Trainer(cfg).run()``; :meth:`setup` (called by :meth:`run` when needed) makes every check first.
 
