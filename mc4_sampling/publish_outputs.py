@@ -7,6 +7,7 @@ An output is an object registered as an entry point of the group :data:`GROUP`
   distribution that provides it, ``requires``: the modules of that extra it needs;
 * ``add_arguments(parser)``: its options, added to ``publish``'s;
 * ``wanted(args)``: whether the command line asks for it;
+* ``check(args)`` (optional): its checks that need no sampling, run before any work;
 * ``run(args, result)``: called after a complete publish with its
   :class:`~mc4_sampling.publish.PublishResult`.
 
@@ -95,6 +96,8 @@ def check(args) -> None:
         absent = [m for m in output.requires if importlib.util.find_spec(m) is None]
         if absent:
             raise MissingOutputError(_missing(output.flag, output.extra, f" ({', '.join(absent)} missing)"))
+        if hasattr(output, "check"):
+            output.check(args)
 
 
 def run(args, result) -> None:

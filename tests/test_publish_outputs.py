@@ -16,14 +16,16 @@ def _parse(argv):
     return parser.parse_args(argv)
 
 
-def test_the_trainer_registers_token_shards():
+def test_the_trainer_registers_token_shards(tmp_path):
     from trainer.data.publish_tokens import TOKEN_SHARDS
+    from trainer.data.tokenizer import train_tokenizer
 
     found = publish_outputs.outputs()
     assert found["token-shards"] is TOKEN_SHARDS
-    args = _parse(["--tokenizer", "tok", "--eval-docs", "5"])
-    assert args.tokenizer == "tok" and args.eval_docs == 5
-    publish_outputs.check(args)  # the extra is installed here
+    tok = train_tokenizer(["una casa roja", "la casa azul"] * 20, str(tmp_path / "tok"), vocab_size=300)
+    args = _parse(["--tokenizer", str(tmp_path / "tok"), "--eval-docs", "5"])
+    assert tok and args.tokenizer == str(tmp_path / "tok") and args.eval_docs == 5
+    publish_outputs.check(args)  # the extra is installed here, the folder holds a tokenizer
     publish_outputs.check(_parse([]))
 
 
@@ -57,3 +59,14 @@ def test_the_command_refuses_before_any_work(monkeypatch, tmp_path, capsys):
     assert len(err) == 1 and err[0].endswith(
         "error: --tokenizer needs the trainer extra; install it with: pip install 'mc4-sampling[trainer]'")
     assert not out.exists()
+
+
+def test_a_bad_tokenizer_or_option_is_refused_before_any_sampling(tmp_path):
+    from trainer.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"--tokenizer: no tokenizer folder at .*nowhere"):
+        publish_outputs.check(_parse(["--tokenizer", str(tmp_path / "nowhere")]))
+    with pytest.raises(ConfigError, match=r"--eval-fraction=1.5 is not valid; it must be in \(0, 1\]"):
+        publish_outputs.check(_parse(["--tokenizer", str(tmp_path), "--eval-fraction", "1.5"]))
+    with pytest.raises(ConfigError, match=r"--tokenizer: cannot load a tokenizer from"):
+        publish_outputs.check(_parse(["--tokenizer", str(tmp_path)]))  # a folder without tokenizer files

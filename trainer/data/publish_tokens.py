@@ -51,6 +51,11 @@ class TokenShardsOutput:
     def wanted(self, args) -> bool:
         return bool(getattr(args, "tokenizer", None))
 
+    def check(self, args) -> None:
+        """Before any sampling: the options and the tokenizer folder (a missing one is told in seconds, not
+        after every Parquet file is written)."""
+        checked_tokenizer(args.tokenizer, args.eval_docs, args.eval_fraction, args.near_duplicates)
+
     def run(self, args, result) -> None:
         run_after_publish(args, result)
 
@@ -100,12 +105,9 @@ def _texts(path: str):
         yield from batch.column(0).to_pylist()
 
 
-def tokenize_config(output_dir: str, config: str, tokenizer_dir: str, *, num_eval: int = 2000,
-                    eval_fraction: float = 0.1, holdout_seed: int = 0, near_duplicates: float | None = None) -> dict:
-    """Write ``OUTPUT_DIR/tokens/<config>/`` (see the module); returns its counts."""
-    from types import SimpleNamespace
-
-    from .holdout import HoldOut, content_key, eval_manifest, is_candidate
+def checked_tokenizer(tokenizer_dir: str, num_eval: int, eval_fraction: float, near_duplicates: float | None):
+    """The options' ranges checked and the ``--tokenizer`` folder loaded (:class:`TokenizerFns`): each a
+    ConfigError naming the flag. ``publish`` runs it before any sampling (:meth:`TokenShardsOutput.check`)."""
     from .tokenizer import TokenizerFns, load_tokenizer
 
     if num_eval < 0:
@@ -116,9 +118,19 @@ def tokenize_config(output_dir: str, config: str, tokenizer_dir: str, *, num_eva
         raise ConfigError(f"--near-duplicates={near_duplicates} is not valid; it must be in (0, 1]")
     hf = load_tokenizer(tokenizer_dir, "--tokenizer")
     try:
-        tok = TokenizerFns(hf)
+        return TokenizerFns(hf)
     except DataError as e:
         raise ConfigError(f"--tokenizer: {tokenizer_dir!r}: {e}") from None
+
+
+def tokenize_config(output_dir: str, config: str, tokenizer_dir: str, *, num_eval: int = 2000,
+                    eval_fraction: float = 0.1, holdout_seed: int = 0, near_duplicates: float | None = None) -> dict:
+    """Write ``OUTPUT_DIR/tokens/<config>/`` (see the module); returns its counts."""
+    from types import SimpleNamespace
+
+    from .holdout import HoldOut, content_key, eval_manifest, is_candidate
+
+    tok = checked_tokenizer(tokenizer_dir, num_eval, eval_fraction, near_duplicates)
     name = os.path.basename(os.path.abspath(tokenizer_dir))
     files = sorted(glob.glob(os.path.join(output_dir, "data", config, "train-*.parquet")))
     folder = os.path.join(output_dir, TOKENS_DIR, config)
