@@ -30,6 +30,19 @@ COLORS = {
 }
 
 
+def percent(fraction: float, digits: int = 3) -> str:
+    """``fraction`` as a percentage with ``digits`` significant digits (``0.115833`` -> ``"11.6%"``), more where
+    fewer would round it to 0 % or 100 % without being so (``0.999`` -> ``"99.9%"``, ``0.9999`` -> ``"99.99%"``)."""
+    value = 100 * float(fraction)
+    if not np.isfinite(value):
+        return f"{value}%"
+    for d in range(digits, 10):
+        text = f"{value:.{d}g}"
+        if "e" not in text and (float(text) not in (0.0, 100.0) or value in (0.0, 100.0)):
+            return text + "%"
+    return f"{value:.3g}%"
+
+
 def _figure(nrows: int = 1, height: float = 4.5, width: float = 9.0):
     try:
         from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -150,7 +163,7 @@ def plot_expected_distributions(perplexities, boundaries: Sequence[float],
         ax_p.plot(grid, p_grid, color=color, linewidth=2, label=f"{method} ({desc})")
         kept, _ = np.histogram(x, bins=bins, weights=q)
         ax_n.step(centers, kept, where="mid", color=color, linewidth=2,
-                  label=f"{method}: expected {rate:.2%} kept ({q.sum():,.0f} docs)")
+                  label=f"{method}: expected {percent(rate)} kept ({q.sum():,.0f} docs)")
         if q.sum() > 0:
             ax_d.step(centers, kept / q.sum(), where="mid", color=color, linewidth=2,
                       label=f"{method} (expected)")
@@ -221,7 +234,7 @@ def plot_observed_vs_expected(perplexities, kept, weights, path, *, boundaries=N
     ax_c.set_title("Cumulative distributions")
     lines = []
     if observed_rate is not None and expected_rate is not None:
-        lines.append(f"keep rate: observed {observed_rate:.4%}, expected {expected_rate:.4%}")
+        lines.append(f"keep rate: observed {percent(observed_rate)}, expected {percent(expected_rate)}")
     if ks_statistic is not None:
         ks = f"Kolmogorov-Smirnov D = {ks_statistic:.4f}"
         if ks_pvalue is not None:

@@ -119,3 +119,21 @@ def test_write_report_skips_unscored_documents(tmp_path):
     assert r["documents_scored"] == 200
     write_report(r, x, kept, tmp_path)
     assert (tmp_path / "observed_vs_expected.png").exists()
+
+
+@pytest.mark.parametrize("fraction, text", [(0.115833, "11.6%"), (0.999, "99.9%"), (0.9999, "99.99%"), (0.95, "95%"),
+                                            (0.000123, "0.0123%"), (0.9996, "99.96%"), (1.0, "100%"), (0.0, "0%")])
+def test_percentages_have_sensible_precision(fraction, text):
+    from mc4_sampling.plots import percent
+
+    assert percent(fraction) == text
+
+
+def test_report_line_names_a_999_interval_as_such(tmp_path):
+    from mc4_sampling.commands.sample import report_line
+
+    path = tmp_path / "report.json"
+    path.write_text(json.dumps({"keep_rate_check": {"observed_within_interval": True, "confidence": 0.999,
+                                                    "z_score": 0.5}}))
+    line = report_line({"json": path, "png": tmp_path / "x.png"})
+    assert line.endswith("the keep rate is within its 99.9% interval (z = 0.50)"), line

@@ -6,6 +6,7 @@ fastText score; ``publish`` with configs of several scorers (each document score
 from __future__ import annotations
 
 import json
+import os
 
 import numpy as np
 import pyarrow.parquet as pq
@@ -54,6 +55,9 @@ def test_score_column_calibrate_then_sample(fineweb_edu, tmp_path, capsys):
     calibration = json.loads((cal / "calibration.json").read_text())
     low = calibration["methods"]["threshold"]["low"]
     assert (cal / "expected_distributions.png").exists()
+    # the histogram is named after the score (the column), not "perplexity"
+    assert sorted(os.listdir(cal)) == ["calibration.json", "expected_distributions.png", "score_histogram.png"]
+    assert f"wrote {cal / 'score_histogram.png'}, " in out
     kept = tmp_path / "kept.jsonl"
     assert main(["sample", "--dataset", path, "--score-column", "score", "--id-column", "id", "--method", "threshold",
                  "--calibration", str(cal / "calibration.json"), "-o", str(kept)]) == 0
@@ -91,6 +95,7 @@ def test_fasttext_sample_with_report_matches_the_builder(fasttext_model, tmp_pat
     assert main(["calibrate", "--data-dir", SAMPLE, *scorer, "--target-rate", "0.1", "--docs", "600",
                  "--methods", "threshold", "pareto", "-o", str(cal)]) == 0
     assert "(fasttext, higher is better)" in capsys.readouterr().out
+    assert (cal / "score_histogram.png").exists() and not (cal / "perplexity_histogram.png").exists()
     calibration = str(cal / "calibration.json")
     out, report = tmp_path / "kept.jsonl", tmp_path / "report"
     assert main(["sample", "--data-dir", SAMPLE, *scorer, "--method", "pareto", "--calibration", calibration,

@@ -81,6 +81,63 @@ def test_welch_and_intervals_match_scipy():
 
 # --- matching ------------------------------------------------------------------------------------------
 
+def _synthetic_report(confidence: float = 0.95) -> dict:
+    """Two arms and a baseline, three seeds: one loss difference with p < 0.05, one with 0.05 < p < 0.1."""
+    from trainer.study.report import TEST
+
+    vals = {"base": {"mlm.clean.loss": [6.836, 6.849, 6.862], "kind.accuracy": [0.2, 0.5, 0.8]},
+            "near": {"mlm.clean.loss": [6.79, 6.815, 6.84], "kind.accuracy": [0.05, 0.1, 0.3]},
+            "far": {"mlm.clean.loss": [6.766, 6.767, 6.768], "kind.accuracy": [0.6, 0.65, 0.7]}}
+    metrics = ["mlm.clean.loss", "kind.accuracy"]
+    arms = {a: {"metrics": {m: {**stats.summarize(v[m], confidence)._asdict(), "values": v[m]} for m in metrics}}
+            for a, v in vals.items()}
+    for a in ("near", "far"):
+        arms[a]["vs_baseline"] = {m: stats.welch_test(vals[a][m], vals["base"][m], confidence)._asdict()
+                                  for m in metrics}
+    return {"study": "s", "confidence": confidence, "baseline": "base", "test": TEST, "metrics": metrics,
+            "arms": {a: {"method": a, "match": None, "documents": stats.summarize([10, 10])._asdict(),
+                         "tokens": stats.summarize([100, 100])._asdict(), "factors": [None], "composition": {},
+                         **arms[a]} for a in arms},
+            "units_done": 6, "units_total": 6, "units": [],
+            "data": {"train_documents": 10, "train_tokens": 100, "held_out_duplicates": 0, "eval_documents": 5,
+                     "eval_subsets": {"all": 5}}}
+
+
+def test_report_shows_significance_only_where_p_is_below_alpha():
+    from trainer.study.report import markdown
+
+    report = _synthetic_report()
+    near = report["arms"]["near"]["vs_baseline"]["mlm.clean.loss"]["p"]
+    far = report["arms"]["far"]["vs_baseline"]["mlm.clean.loss"]["p"]
+    assert 0.05 < near < 0.2 and far < 0.05
+    row = next(line for line in markdown(report).splitlines() if line.startswith("| mlm.clean.loss | "))
+    near_cell, far_cell = row.rstrip(" |").split(" | ")[1:3]
+    assert not near_cell.startswith("**") and far_cell.startswith("**") and far_cell.endswith("**")
+    assert "Bold: p < 0.05 (significant at the report's 95 % level)" in markdown(report)
+    # at 99.9 %, alpha = 0.001: nothing is bold any more (p 0.008)
+    strict = markdown(_synthetic_report(0.999))
+    assert "**" not in strict and "Bold: p < 0.001 (significant at the report's 99.9 % level)" in strict
+
+
+def test_final_metrics_picture_is_honest():
+    """Points with intervals (no bars on a truncated axis), rates within [0, 1], readable titles."""
+    import matplotlib.pyplot as plt
+    from matplotlib.patches import Rectangle
+
+    from trainer.study.plots import final_figure, metric_title
+
+    assert metric_title("mlm.clean.loss") == "Masked-LM loss, eval subset 'clean' (lower is better)"
+    assert metric_title("mlm.all.accuracy") == "Masked-LM accuracy, whole eval set"
+    assert metric_title("kind.macro_f1") == "kind: macro F1"
+    fig = final_figure(_synthetic_report())
+    loss, acc = fig.axes[:2]
+    assert [loss.get_title(), acc.get_title()] == [metric_title("mlm.clean.loss"), "kind: accuracy"]
+    assert not [p for ax in fig.axes for p in ax.patches if isinstance(p, Rectangle)]  # no bars
+    lo, hi = acc.get_ylim()
+    assert 0 <= lo and hi <= 1  # the interval of "base" (0.5 ± 0.75) is clipped, not the axis stretched below 0
+    plt.close(fig)
+
+
 @pytest.mark.parametrize("method", ["random", "gaussian", "stepwise"])
 def test_any_weighting_keeps_exactly_n_documents_and_tokens(method):
     """Exact matching for every weighting: the factor computed from the thresholds ``u / w(x)`` makes the

@@ -10,6 +10,7 @@ nor Matplotlib (only the pictures do), so :func:`load_calibration` works without
 
 from __future__ import annotations
 
+import re
 import time
 from pathlib import Path
 from typing import Callable, Iterable, Mapping, Sequence
@@ -51,7 +52,7 @@ from .subset import (
 
 __all__ = [
     "CALIBRATION_FILE", "CALIBRATION_FORMAT", "CALIBRATION_FORMAT_VERSION", "Calibration", "DEFAULT_DOCS",
-    "DEFAULT_SHARDS_TO_READ", "EXPECTED_FILE", "HISTOGRAM_FILE", "MIN_DOCUMENTS", "MethodFit",
+    "DEFAULT_SHARDS_TO_READ", "EXPECTED_FILE", "HISTOGRAM_FILE", "histogram_file", "MIN_DOCUMENTS", "MethodFit",
     "Subset", "UnreachableTargetError", "build_calibration", "calibratable_methods", "check_target_rate",
     "clean_perplexities", "default_methods",
     "draw_corpus_subset", "draw_subset", "expected_keep_rate", "fit_gaussian", "fit_methods", "fit_random",
@@ -61,8 +62,16 @@ __all__ = [
 ]  # fmt: skip
 
 CALIBRATION_FILE = "calibration.json"
-HISTOGRAM_FILE = "perplexity_histogram.png"
+HISTOGRAM_FILE = "perplexity_histogram.png"  # KenLM's; another scorer's is named after its score (histogram_file)
 EXPECTED_FILE = "expected_distributions.png"
+
+
+def histogram_file(calibration: Calibration) -> str:
+    """The histogram's file name, after the scorer's score: ``perplexity_histogram.png`` (KenLM),
+    ``score_histogram.png`` (fastText, transformers), ``<column>_histogram.png`` (a score column)."""
+    name = calibration.extra.get("score_name") or ("perplexity" if calibration.scorer == "kenlm" else "score")
+    name = re.sub(r"[^A-Za-z0-9_.-]+", "_", str(name)).strip("._") or "score"
+    return f"{name}_histogram.png"
 
 
 def build_calibration(perplexities, target_rate: float, *, model_id: str, mode: str | None,
@@ -175,7 +184,7 @@ def run_calibration(options, language: str, target_rate: float, *, split: str = 
         extra={"subset": {"shards_read": subset.shards, "documents_read": subset.documents_read,
                           "bad_records": subset.bad_records,
                           "max_docs_per_shard": max_docs_per_shard, "source": subset.source},
-               "model_name": getattr(model, "name", None)},
+               "model_name": getattr(model, "name", None), "score_name": model.score_name},
     )
     if output is not None:
         out = Path(output)
@@ -197,7 +206,7 @@ def write_plots(calibration: Calibration, perplexities, out_dir) -> list[Path]:
     how = f"{calibration.mode} mode" if kenlm else calibration.model_spec or calibration.model_id
     return [
         plot_perplexity_histogram(
-            x, calibration.boundaries, out / HISTOGRAM_FILE, deciles=calibration.deciles,
+            x, calibration.boundaries, out / histogram_file(calibration), deciles=calibration.deciles,
             title=f"{what} of {x.size:,} scored documents ({who}, {how}), with quartiles", log_scale=kenlm,
         ),
         plot_expected_distributions(

@@ -21,6 +21,7 @@ from ..calibration import (
     MIN_DOCUMENTS,
     Calibration,
     calibratable_methods,
+    histogram_file,
     resolve_target,
     run_calibration,
 )
@@ -70,7 +71,8 @@ def add_parser(subparsers) -> None:
     f.add_argument("--gaussian-factor", type=float, default=1.0,
                    help="gaussian factor held with --fit-width (default 1: the median is always kept)")
     p.add_argument("-o", "--output", required=True, metavar="DIR",
-                   help=f"folder for {CALIBRATION_FILE}, {HISTOGRAM_FILE} and {EXPECTED_FILE}")
+                   help=f"folder for {CALIBRATION_FILE}, {HISTOGRAM_FILE} (another scorer's: score_histogram.png) "
+                        f"and {EXPECTED_FILE}")
     p.add_argument("--no-plots", action="store_true", help="write the calibration file only")
     p.add_argument("--overwrite", action="store_true", help="replace --output even if it holds other files")
     p.set_defaults(handler=run)
@@ -150,5 +152,5 @@ def summary(calibration: Calibration, out: Path, plots: bool = True) -> str:
             lines.append(f"            note: {note}")
     lines.append(f"wrote {out / CALIBRATION_FILE}")
     if plots:
-        lines.append(f"wrote {out / HISTOGRAM_FILE}, {out / EXPECTED_FILE}")
+        lines.append(f"wrote {out / histogram_file(calibration)}, {out / EXPECTED_FILE}")
     return "\n".join(lines)

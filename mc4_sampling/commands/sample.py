@@ -136,7 +136,9 @@ def _write_report(args, config, stats: SamplingStats) -> None:
 
 def report_line(paths: dict) -> str:
     """Where the report went and whether the kept count passed its check."""
+    from ..plots import percent
+
     check = json.loads(open(paths["json"], encoding="utf-8").read())["keep_rate_check"]
     verdict = "within" if check["observed_within_interval"] else "OUTSIDE"
     return (f"report: {paths['json']} and {paths['png']}; the keep rate is {verdict} its "
-            f"{check['confidence']:.0%} interval (z = {check['z_score']:.2f})")
+            f"{percent(check['confidence'])} interval (z = {check['z_score']:.2f})")

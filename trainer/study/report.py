@@ -107,9 +107,22 @@ def _p(p: float) -> str:
     return f"{p:.2g}" if p >= 0.001 else "<0.001"
 
 
+def _difference(w: dict, alpha: float) -> str:
+    """A difference cell: ``+0.0123 (p 0.02)``, in bold only where the test rejects at ``alpha`` (p < alpha)."""
+    cell = f"{w['difference']:+.4f} (p {_p(w['p'])})"
+    significant = w["p"] is not None and not math.isnan(w["p"]) and w["p"] < alpha
+    return f"**{cell}**" if significant else cell
+
+
+def _significance_note(report: dict) -> str:
+    alpha = 1 - report["confidence"]
+    return f"Bold: p < {alpha:.3g} (significant at the report's {100 * report['confidence']:.3g} % level); " \
+           "other differences are not significant."
+
+
 def markdown(report: dict) -> str:
     arms, metrics, base = report["arms"], report["metrics"], report["baseline"]
-    pct = int(round(100 * report["confidence"]))
+    pct = f"{100 * report['confidence']:.3g}"
     d = report["data"]
     lines = [f"# Study `{report['study']}`", "",
              f"{report['units_done']} of {report['units_total']} units done. Training corpus: "
@@ -142,13 +155,13 @@ def markdown(report: dict) -> str:
         lines.append(f"| {m}{arrow} | " + " | ".join(cells) + " |")
     if base is not None and base in arms:
         others = [n for n in arms if n != base]
-        lines += ["", f"## Difference to `{base}` (arm minus baseline; Welch's t-test)", "",
-                  "| metric | " + " | ".join(f"`{n}`" for n in others) + " |", "|---|" + "---:|" * len(others)]
+        lines += ["", f"## Difference to `{base}` (arm minus baseline; Welch's t-test)", "", _significance_note(report),
+                  "", "| metric | " + " | ".join(f"`{n}`" for n in others) + " |", "|---|" + "---:|" * len(others)]
         for m in metrics:
             cells = []
             for n in others:
                 w = arms[n].get("vs_baseline", {}).get(m)
-                cells.append("n/a" if w is None else f"{w['difference']:+.4f} (p {_p(w['p'])})")
+                cells.append("n/a" if w is None else _difference(w, 1 - report["confidence"]))
             lines.append(f"| {m} | " + " | ".join(cells) + " |")
     collapsed = [f"{u['name']} ({', '.join(u['collapsed_downstream'])})" for u in report["units"]
                  if u.get("collapsed_downstream")]
@@ -157,7 +170,7 @@ def markdown(report: dict) -> str:
                   "in the means): " + ", ".join(collapsed) + "."]
     lines += revision_lines(report)
     lines += ["", "Pictures: `eval_loss_curves.png` (eval loss of every arm and seed during training), "
-              "`final_metrics.png` (final metrics, mean and sd over seeds, one dot per seed).", ""]
+              "`final_metrics.png` (final metrics: each arm's mean with its confidence interval, one dot per seed).", ""]
     return "\n".join(lines)
 
 
@@ -182,7 +195,7 @@ def revision_lines(report: dict) -> list[str]:
     base = report["baseline"]
     lines = ["", "## Intermediate revisions", "",
              "The checkpoints at the steps of `eval.revision_steps`, evaluated as the final ones "
-             f"(mean ± sd over seeds; difference: arm minus `{base}`, Welch's t-test)."]
+             f"(mean ± sd over seeds; difference: arm minus `{base}`, Welch's t-test). " + _significance_note(report)]
     for step, rev in report["revisions"].items():
         arms = rev["arms"]
         others = [n for n in arms if n != base and "vs_baseline" in arms[n]]
@@ -194,8 +207,7 @@ def revision_lines(report: dict) -> list[str]:
             for name, m in rows:
                 cells = [f"{_f(a['metrics'][m]['mean'])} ± {_f(a['metrics'][m]['sd'])}" for a in arms.values()]
                 for n in others:
-                    w = arms[n]["vs_baseline"][m]
-                    cells.append(f"{w['difference']:+.4f} (p {_p(w['p'])})")
+                    cells.append(_difference(arms[n]["vs_baseline"][m], 1 - report["confidence"]))
                 lines.append(f"| {name} | " + " | ".join(cells) + " |")
         if not rev["metrics"]:
             lines += ["", f"### Step {step}", "", "No unit has this revision's metrics (results made before "
