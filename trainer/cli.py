@@ -1,7 +1,7 @@
 """Command line of the masked-LM trainer (any registered model family, ``model.type``):
 ``trainer train --config C [--set k=v]`` (or just ``trainer --config C``), ``trainer export``,
-``trainer fill-mask``, ``trainer tokenizer``, ``trainer finetune`` / ``evaluate`` / ``compare``
-(downstream evaluation, :mod:`trainer.finetune`), ``trainer stats`` / ``suite`` (research,
+``trainer fill-mask``, ``trainer tokenizer``, ``trainer finetune`` / ``evaluate`` / ``compare`` /
+``probe-bias`` (downstream evaluation, :mod:`trainer.finetune`), ``trainer stats`` / ``suite`` (research,
 :mod:`trainer.research`), ``trainer study CONFIG.yaml`` (a data-selection study, :mod:`trainer.study`),
 ``trainer devices`` (the backend and devices).
 
@@ -67,7 +67,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_version_argument(p)
     add_config_arguments(p, help="train with this config when no command is given (as `trainer train --config`)")
     sub = p.add_subparsers(dest="command",
-                           metavar="{train,export,fill-mask,tokenizer,finetune,evaluate,compare,stats,suite,study,devices}")
+                           metavar="{train,export,fill-mask,tokenizer,finetune,evaluate,compare,probe-bias,stats,suite,study,"
+                                   "devices}")
 
     t = sub.add_parser("train", help="train or resume (the default command)")
     add_config_arguments(t, required=True)
@@ -118,6 +119,13 @@ def build_parser() -> argparse.ArgumentParser:
     finetune_command.add_evaluate_arguments(ev)
     cp = sub.add_parser("compare", help="merge fine-tuning results into one table (Markdown, JSON, PNG)")
     finetune_command.add_compare_arguments(cp)
+
+    from .finetune import probe_bias
+
+    pb = sub.add_parser("probe-bias", help="fill-mask completions of prompts per attribute (gender, religion, "
+                        "origin...) across models: table and pictures")
+    probe_bias.add_arguments(pb)
+    pb.set_defaults(handler=probe_bias.run)
 
     from . import devices
 

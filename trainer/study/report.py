@@ -170,7 +170,8 @@ def markdown(report: dict) -> str:
                   "in the means): " + ", ".join(collapsed) + "."]
     lines += revision_lines(report)
     lines += ["", "Pictures: `eval_loss_curves.png` (eval loss of every arm and seed during training), "
-              "`final_metrics.png` (final metrics: each arm's mean with its confidence interval, one dot per seed).", ""]
+              "`final_metrics.png` (final metrics: each arm's mean with its confidence interval, one dot per "
+              "seed).", ""]
     return "\n".join(lines)
 
 
