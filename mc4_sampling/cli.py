@@ -1,4 +1,4 @@
-"""The ``mc4-sampling`` console command: ``sample``, ``score``, ``calibrate`` and ``publish``."""
+"""The ``mc4-sampling`` console command: ``sample``, ``score``, ``calibrate``, ``publish`` and ``embed-map``."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from .common.console import add_version_argument, run_guarded
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from .commands import calibrate, publish, sample, score
+    from .commands import calibrate, embed_map, publish, sample, score
 
     parser = argparse.ArgumentParser(
         prog="mc4-sampling",
@@ -23,6 +23,7 @@ def build_parser() -> argparse.ArgumentParser:
     score.add_parser(sub)
     calibrate.add_parser(sub)
     publish.add_parser(sub)
+    embed_map.add_parser(sub)
     return parser
 
 
