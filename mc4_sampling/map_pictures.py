@@ -96,7 +96,7 @@ def html_page(coords: np.ndarray, docs, *, title: str, width: int = 760, height:
     xy[:, 1] = height - xy[:, 1]  # y up, as in the PNG
     keep_c = kept_color(docs.method)
     points = []
-    for i in range(len(docs.texts)):
+    for i in np.argsort(docs.kept, kind="stable"):  # the dropped first: the kept are drawn over them
         s = float(docs.scores[i])
         points.append({
             "x": round(float(xy[i, 0]), 2), "y": round(float(xy[i, 1]), 2),

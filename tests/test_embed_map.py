@@ -92,7 +92,8 @@ def test_map_of_the_bundled_sample_matches_sampling(map_run):
                          code), "the page loads something"
     points = json.loads(re.search(r"const points = (\[.*?\]);\n", page, re.S).group(1))
     assert len(points) == DOCS and {"x", "y", "c", "k", "s", "p", "kept", "w", "t"} <= set(points[0])
-    assert [p["kept"] for p in points] == [d["kept"] for d in docs]
+    assert sorted((p["w"], p["kept"]) for p in points) == sorted((d["where"], d["kept"]) for d in docs)
+    assert [p["kept"] for p in points] == sorted(p["kept"] for p in points)  # the kept drawn over the dropped
 
 
 def test_the_same_run_gives_the_same_map(encoder, map_run, tmp_path):
