@@ -53,6 +53,17 @@ def test_named_custom_tasks_compare_side_by_side(tmp_path, capsys):
     assert "| base | 0.8500 ± 0.0500 | 0.5500 ± 0.0500 |" in table
 
 
+def test_compare_says_its_bold_is_no_significance_test(tmp_path):
+    from trainer.finetune.results import markdown_table
+
+    two = {"models": {"a": {"s": _report([0.8, 0.9], task="s")}, "b": {"s": _report([0.82, 0.86], task="s")}}}
+    table = markdown_table(two)
+    assert "| a | **0.8500 ± 0.0500** |" in table and "Bold: the highest mean of the task (not a significance test)" \
+        in table
+    one = markdown_table({"models": {"a": {"s": _report([0.8, 0.9], task="s")}}})
+    assert "**" not in one and "Bold" not in one
+
+
 def test_task_names_on_the_command_line():
     from trainer.errors import ConfigError
     from trainer.finetune.command import task_spec

@@ -111,7 +111,10 @@ def markdown_table(results: dict, std: bool = True) -> str:
                 notes.append(f"* {model} / {t}: {tr.get('train', 0)} training and {tr.get('eval', 0)} evaluation "
                              "examples truncated at the max length")
     seeds = sorted({len(r["runs"]) for m in results["models"].values() for r in m.values()})
-    text = "\n".join(lines) + "\n\n" + f"Mean ± standard deviation over {'/'.join(map(str, seeds))} seeds.\n"
+    text = "\n".join(lines) + "\n\n" + f"Mean ± standard deviation over {'/'.join(map(str, seeds))} seeds."
+    if any(v is not None for v in best.values()):
+        text += " Bold: the highest mean of the task (not a significance test)."
+    text += "\n"
     if notes:
         text += "\n" + "\n".join(notes) + "\n"
     return text
