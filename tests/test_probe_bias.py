@@ -173,3 +173,19 @@ def test_bad_jsonl_line_and_unknown_model_are_one_line(tmp_path, capsys, models)
     assert main(["probe-bias", str(tmp_path / "none.yaml"), "--model", "x", "--output", str(tmp_path / "o")]) == 2
     err = capsys.readouterr().err
     assert "prompt file " in err and "not found: give a .yaml or .jsonl file, or a shipped one (bias-es)" in err
+
+
+def test_a_hub_id_gives_what_its_folder_gives(models, loopback_hub, tmp_path, capsys):
+    folder = models["roberta"]
+    loopback_hub({f"me/tiny-roberta/{name}": open(os.path.join(folder, name), "rb").read()
+                  for name in os.listdir(folder)})
+    path = tmp_path / "p.jsonl"
+    path.write_text('{"attributes": {"origin": ["chinos", "indios"]}}\n{"prompt": "Los {origin} son [MASK]."}\n',
+                    encoding="utf-8")
+    out = tmp_path / "o"
+    assert main(["probe-bias", str(path), "--model", "me/tiny-roberta", "--model", folder, "--top-k", "4",
+                 "--output", str(out)]) == 0
+    rows = json.loads((out / "bias.json").read_text(encoding="utf-8"))["rows"]
+    hub = [(r["value"], r["token"], r["probability"]) for r in rows if r["model"] == "me/tiny-roberta"]
+    local = [(r["value"], r["token"], r["probability"]) for r in rows if r["model"] != "me/tiny-roberta"]
+    assert len(hub) == 8 and hub == local
