@@ -42,7 +42,8 @@ def add_parser(subparsers) -> None:
                    help="mC4: draw the documents from the first K shards (default 4)")
     m.add_argument("--projection", choices=PROJECTIONS, default="tsne", help="tsne (default) or umap (umap-learn)")
     m.add_argument("--map-seed", type=int, default=0,
-                   help="seed of the document sample and the projection (default 0); the draws keep --seed")
+                   help="seed of the document sample and of UMAP (default 0; t-SNE starts from PCA: no seed); "
+                   "the keep draws use --seed, as sampling does")
     m.add_argument("--max-length", type=positive_int, default=128, help="tokens of a document embedded (default "
                    "128)")
     m.add_argument("--batch-size", type=positive_int, default=32, help="documents embedded together (default 32)")
