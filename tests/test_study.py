@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import math
 import os
 
 import numpy as np
@@ -77,6 +78,27 @@ def test_welch_and_intervals_match_scipy():
         assert stats.t_cdf(-1.7, df) == pytest.approx(scipy_stats.t.cdf(-1.7, df), rel=1e-9)
     one = stats.welch_test([1.0], [2.0, 3.0])
     assert one.difference == -1.5 and np.isnan(one.p)
+
+
+def test_welch_p_value_is_the_tail_itself_for_huge_t():
+    """``2 (1 - cdf)`` rounds to 0.0 once the cdf is 1 in double precision; the tail from the incomplete beta
+    function keeps the tiny p-value scipy gives (relative agreement, not just both "small")."""
+    scipy_stats = pytest.importorskip("scipy.stats")
+    cases = [([10.0, 10.0001, 10.0002, 10.00005, 10.00015], [1, 1.0001, 1.0002, 1.00005, 1.00015]),
+             ([5, 5.0000001, 5.0000002], [1, 1.0000001, 1.0000002]),
+             ([0.91, 0.912, 0.913, 0.911], [0.5, 0.502, 0.501, 0.503]),
+             ([0.5, 0.51, 0.52], [0.505, 0.515, 0.49])]  # and an ordinary p near 1
+    for a, b in cases:
+        w, ref = stats.welch_test(a, b), scipy_stats.ttest_ind(a, b, equal_var=False)
+        assert w.p > 0.0
+        assert w.p == pytest.approx(ref.pvalue, rel=1e-9)
+        assert stats.t_two_sided(-w.t, w.df) == w.p  # symmetric
+    assert scipy_stats.ttest_ind(*cases[1], equal_var=False).pvalue < 1e-25  # the case the issue measured
+
+
+def test_one_seed_has_no_sd():
+    s = stats.summarize([0.8125])
+    assert s.mean == 0.8125 and math.isnan(s.sd) and math.isnan(s.ci_low)
 
 
 # --- matching ------------------------------------------------------------------------------------------

@@ -247,16 +247,26 @@ def add_compare_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--output", required=True, help="folder for the merged results.json / results.md / results.png")
     p.add_argument("--no-png", action="store_true")
     p.add_argument("--overwrite", action="store_true", help="write into --output even if it holds other files")
+    t = p.add_argument_group("statistics (each model against the baseline: Welch's t-test and the Multi-Bootstrap)")
+    t.add_argument("--baseline", metavar="MODEL", help="the model the others are compared with (default: the first)")
+    t.add_argument("--bootstrap-samples", type=int_at_least(100), default=1000,
+                   help="Multi-Bootstrap resamples of seeds and examples (default 1000)")
+    t.add_argument("--bootstrap-seed", type=non_negative_int, default=0, help="seed of the resampling (default 0)")
+    t.add_argument("--confidence", type=finite_float(0.5, 1, low_open=True, high_open=True), default=0.95,
+                   help="level of the bootstrap and Welch intervals, in (0.5, 1) (default 0.95)")
     p.set_defaults(handler=run_compare)
 
 
 def run_compare(args) -> int:
-    from .results import load_results, markdown_table, write_tables
+    from .results import compare_models, comparison_markdown, load_results, markdown_table, write_tables
 
     check_output_dir(args.output, "--output", args.overwrite, ours=_results_folder)
     results = load_results(args.results)
+    results["comparison"] = compare_models(results, args.baseline, args.bootstrap_samples, args.bootstrap_seed,
+                                           args.confidence)
     mark_as_ours(args.output, "trainer compare")
     paths = write_tables(results, args.output, png=not args.no_png)
     print(markdown_table(results))
+    print(comparison_markdown(results["comparison"]))
     print("written: " + ", ".join(paths))
     return 0

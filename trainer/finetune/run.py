@@ -57,6 +57,7 @@ class RunResult:
     collapsed: bool = False
     collapse_reason: str = ""
     params: Optional[dict] = None
+    examples: Optional[dict] = None  # per-example scores (:func:`example_scores`), for the Multi-Bootstrap
 
 
 def _batch_sharding(mesh):
@@ -147,6 +148,16 @@ def compute_metrics(kind: str, preds: np.ndarray, enc: Encoded, labels: list[str
     tasks ``accuracy`` (first sub-tokens) and ``f1`` (seqeval, as transformers' run_ner); sequence tasks
     ``accuracy`` and ``macro_f1``; both ``majority`` (the most frequent gold label's rate)."""
     return get_kind(kind).metrics(preds, enc, labels, iob)
+
+
+def example_scores(kind: str, preds: np.ndarray, enc: Encoded, labels: list[str], iob: bool,
+                   key: str) -> Optional[dict]:
+    """The run's per-example scores as a JSON table (:func:`trainer.study.bootstrap.example_table`): what the
+    Multi-Bootstrap of ``trainer compare`` and the study resamples; None when the kind keeps none."""
+    from ..study.bootstrap import example_table
+
+    got = get_kind(kind).example_scores(preds, enc, labels, iob)
+    return None if got is None else example_table(*got, key=key)
 
 
 def collapse_check(metrics: dict, num_labels: int, margin: float, train_loss: float) -> tuple[bool, str]:
@@ -262,11 +273,25 @@ class FineTuner:
         elapsed = time.perf_counter() - start
         preds = predict(self.predict_step, params, self.eval_enc, self.settings.eval_batch_size, mesh)
         metrics = compute_metrics(task.kind, preds, self.eval_enc, self.data.labels, self.data.iob)
+        examples = example_scores(task.kind, preds, self.eval_enc, self.data.labels, self.data.iob,
+                                  self.examples_key)
         tail = losses[-max(1, len(losses) // 10):]
         train_loss = float(np.mean(tail)) if all(map(math.isfinite, tail)) else float("nan")
         collapsed, reason = collapse_check(metrics, self.num_labels, self.settings.collapse_margin, train_loss)
         return RunResult(seed, metrics, step, train_loss, seen / elapsed if seen else float("nan"), collapsed, reason,
-                         params=jax.tree.map(np.asarray, params))
+                         params=jax.tree.map(np.asarray, params), examples=examples)
+
+    @property
+    def examples_key(self) -> str:
+        """The identity of the eval examples (their columns' content): runs of any model on the same examples
+        compare paired in the Multi-Bootstrap."""
+        if not hasattr(self, "_examples_key"):
+            from ..study.bootstrap import content_key
+
+            columns = self.task.task_kind.input_columns(self.task) + [self.task.label_column]
+            self._examples_key = content_key(self.task.kind, [self.data.eval[c] for c in columns
+                                                              if c in self.data.eval.column_names])
+        return self._examples_key
 
     def evaluate(self, params) -> dict:
         params = jax.device_put(params, replicated(self.mesh))
@@ -298,11 +323,12 @@ def run_seeds(train: Callable[[int], RunResult], settings: Settings) -> tuple[li
 
 
 def summarize(kept: list[RunResult], replaced: list[RunResult], metrics: tuple) -> dict:
-    """Mean and (sample) standard deviation of each metric over the kept runs, and the rerun record."""
+    """Mean and (sample) standard deviation of each metric over the kept runs (None with one run: no spread
+    is measured, shown "n/a"), and the rerun record."""
     out = {}
     for name in metrics:
         values = [r.metrics[name] for r in kept]
-        out[name] = {"mean": float(np.mean(values)), "std": float(np.std(values, ddof=1)) if len(values) > 1 else 0.0,
+        out[name] = {"mean": float(np.mean(values)), "std": float(np.std(values, ddof=1)) if len(values) > 1 else None,
                      "values": values}
     return {
         "metrics": out,
@@ -315,7 +341,8 @@ def summarize(kept: list[RunResult], replaced: list[RunResult], metrics: tuple) 
 
 def _run_record(r: RunResult) -> dict:
     return {"seed": r.seed, "metrics": r.metrics, "steps": r.steps, "train_loss": r.train_loss,
-            "examples_per_s": r.examples_per_s, "collapsed": r.collapsed, "collapse_reason": r.collapse_reason}
+            "examples_per_s": r.examples_per_s, "collapsed": r.collapsed, "collapse_reason": r.collapse_reason,
+            **({"examples": r.examples} if r.examples is not None else {})}
 
 
 def fine_tune_task(loaded: LoadedModel, task: TaskPreset, data: TaskData, settings: Settings,
@@ -375,10 +402,11 @@ def classifier_card(report: dict, source: str, repo_id: Optional[str] = None, na
     ``family``: the model family (:mod:`trainer.models`; None: the default, RoBERTa)."""
     from .. import cards
     from ..models import get_family
+    from .results import mean_sd
 
     kind = get_kind(report["kind"])
     family = family or get_family(None)
-    rows = "".join(f"| {name} | {v['mean']:.4f} ± {v['std']:.4f} |\n" for name, v in report["metrics"].items())
+    rows = "".join(f"| {name} | {mean_sd(v['mean'], v['std'])} |\n" for name, v in report["metrics"].items())
     s = report["settings"]
     return cards.render(
         "finetuned",
