@@ -328,6 +328,21 @@ def test_micro_study_end_to_end(micro_study):
     other = json.loads((out / "units" / "random" / "seed0" / "result.json").read_text())
     assert {k: v["masked_tokens"] for k, v in unit["mlm"].items()} == \
         {k: v["masked_tokens"] for k, v in other["mlm"].items()}
+    # the per-example scores: each packed eval sequence's sums, adding up to the subset's metric; paired arms
+    for subset, m in unit["mlm"].items():
+        rows = np.asarray(m["examples"]["rows"])
+        assert rows[:, 1].sum() == m["masked_tokens"]
+        assert m["examples"]["key"] == other["mlm"][subset]["examples"]["key"]
+        assert rows[:, 0].sum() / rows[:, 1].sum() == pytest.approx(m["loss"], rel=1e-5)
+    # one seed per arm: no sd ("n/a"), Welch n/a; the Multi-Bootstrap resamples the (shared) eval examples
+    text = (out / "report.md").read_text()
+    assert "± n/a" in text and "± 0.0000" not in text
+    assert "Multi-Bootstrap" in text and "1000 resamples (seed 0)" in text
+    for m in ("mlm.all.loss", "kind.accuracy"):
+        b = arms["gaussian"]["bootstrap_vs_baseline"][m]
+        assert b["examples"] and b["paired"] and b["samples"] == 1000
+        assert b["difference"] == pytest.approx(arms["gaussian"]["vs_baseline"][m]["difference"], abs=1e-6)
+        assert b["ci_low"] <= b["difference"] <= b["ci_high"] and 0 <= b["p_better"] <= 1
 
 
 def test_rerun_runs_only_missing_units_with_the_same_results(micro_study):

@@ -111,6 +111,16 @@ def add_finetune_arguments(p: argparse.ArgumentParser) -> None:
                    help="collapsed runs rerun with another seed, at most")
     s.add_argument("--collapse-margin", type=finite_float(0, 1), default=0.02,
                    help="collapsed: accuracy <= max(majority rate, chance) + this")
+    st = p.add_argument_group("stability (each off by default; recorded in the results' settings)")
+    st.add_argument("--layer-lr-decay", type=finite_float(0, 1, low_open=True), default=1.0, metavar="DECAY",
+                    help="layer-wise learning-rate decay in (0, 1]: encoder layer l (0 at the bottom) of L learns at "
+                         "lr * DECAY^(L - l), the embeddings at lr * DECAY^(L + 1), the head at lr (default 1: off)")
+    st.add_argument("--reinit-layers", type=non_negative_int, default=0, metavar="K",
+                    help="re-initialise the top K encoder layers (the family's initialiser, the run's seed) before "
+                         "fine-tuning (default 0)")
+    st.add_argument("--freeze-layers", type=non_negative_int, default=0, metavar="K",
+                    help="no update for the lower K encoder layers (default 0)")
+    st.add_argument("--freeze-embeddings", action="store_true", help="no update for the embeddings")
     p.add_argument("--export", action="store_true", help="write the best seed of each model and task as a "
                    "transformers folder (OUTPUT/MODEL-TASK) with a model card")
     p.add_argument("--push-to-hub", metavar="REPO", help="upload the export (one model and one task)")
@@ -130,6 +140,7 @@ def run_finetune(args) -> int:
     from .loading import load_model
     from .results import markdown_table, write_tables
     from .run import Settings, classifier_card, export_classifier, fine_tune_task
+    from .stability import Stability
     from .tasks import load_task_data
 
     models = _models(args.model)
@@ -144,11 +155,18 @@ def run_finetune(args) -> int:
         raise ConfigError("--seeds must be at least 1")
     settings = Settings(seeds=args.seeds, seed=args.seed, max_reruns=args.max_reruns,
                         collapse_margin=args.collapse_margin, dtype=args.dtype, eval_batch_size=args.eval_batch_size,
-                        max_steps=args.max_steps)
+                        max_steps=args.max_steps,
+                        stability=Stability(layer_lr_decay=args.layer_lr_decay, reinit_layers=args.reinit_layers,
+                                            freeze_layers=args.freeze_layers, freeze_embeddings=args.freeze_embeddings))
     check_output_dir(args.output, "--output", args.overwrite, ours=_results_folder)
     data_files = _data_files(args)
     datas = {name: load_task_data(task, data_files) for name, task in tasks}  # check every dataset first
     loaded_models = [(name, load_model(source, args.tokenizer, dtype=args.dtype)) for name, source in models]
+    for name, loaded in loaded_models:  # before any training: a K beyond a model's layers is refused at once
+        try:
+            settings.stability.check(loaded.spec.num_layers)
+        except ConfigError as e:
+            raise ConfigError(f"{e} (--model {name})") from None
     results: dict = {"models": {}}
     mark_as_ours(args.output, "trainer finetune")
     for model_name, loaded in loaded_models:
