@@ -1,4 +1,4 @@
-"""The Multi-Bootstrap (trainer/study/bootstrap.py) against the exact distribution enumerated by brute force on
+"""The Multi-Bootstrap (trainer/statistics/bootstrap.py) against the exact distribution enumerated by brute force on
 small data (paired and unpaired examples), its determinism, and its metric formulas against the task kinds' own
 metrics (seqeval's entity F1, macro F1) on the full data."""
 
@@ -9,7 +9,7 @@ import itertools
 import numpy as np
 import pytest
 
-from trainer.study import bootstrap as mb
+from trainer.statistics import bootstrap as mb
 
 
 def _table(rows, key):

@@ -451,6 +451,10 @@ def test_frozen_layers_stay_bit_identical_and_top_layers_restart(pairs_tuning):
     settings = Settings(seeds=1, max_reruns=0, max_steps=3, stability=options)
     report, best, tuner = fine_tune_task(loaded, task, data, settings, "pairs")
     assert {k: report["settings"][k] for k in options.record()} == options.record()  # recorded in the results
+    from trainer.finetune.results import markdown_table
+
+    assert ("* tiny / pairs: top 1 layer(s) re-initialised; lower 1 layer(s) frozen; embeddings frozen"
+            in markdown_table({"models": {"tiny": {"pairs": report}}}))
     start, after, checkpoint = _flat(tuner.fine_tuning_start(best.seed)), _flat(best.params), _flat(loaded.encoder)
     frozen = [k for k in start if k.startswith(("embeddings/", "layers_0/"))]
     assert len(frozen) > 10 and all(np.array_equal(after[k], start[k]) for k in frozen)

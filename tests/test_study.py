@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 
 from trainer.errors import ConfigError, DataError, StoppedBySignal
-from trainer.study import sampling, stats
+from trainer.statistics import welch as stats
+from trainer.study import sampling
 from trainer.study.config import ArmConfig, load_study_config
 from trainer.study.corpus import content_hash
 

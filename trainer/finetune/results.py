@@ -79,6 +79,20 @@ def metric_sd(summary: dict):
     return None if len(summary.get("values") or ()) == 1 else summary.get("std")
 
 
+def stability_note(settings: dict) -> str:
+    """The stability options a report's settings hold (:mod:`.stability`), in words; "" when all are off."""
+    parts = []
+    if settings.get("layer_lr_decay", 1.0) != 1.0:
+        parts.append(f"layer-wise learning-rate decay {settings['layer_lr_decay']:g}")
+    if settings.get("reinit_layers"):
+        parts.append(f"top {settings['reinit_layers']} layer(s) re-initialised")
+    if settings.get("freeze_layers"):
+        parts.append(f"lower {settings['freeze_layers']} layer(s) frozen")
+    if settings.get("freeze_embeddings"):
+        parts.append("embeddings frozen")
+    return "; ".join(parts)
+
+
 def markdown_table(results: dict, std: bool = True) -> str:
     """One row per model, one column per task (``F1 / Acc`` as BERTIN's tables), mean ± std over seeds;
     ``*`` marks a task where collapsed runs were rerun, ``!`` one where a collapsed run remains."""
@@ -117,6 +131,9 @@ def markdown_table(results: dict, std: bool = True) -> str:
                 notes.append(f"* {model} / {t}: {r['reruns']} collapsed run(s) (seeds {seeds}) rerun with other seeds")
             if r.get("collapsed_kept"):
                 notes.append(f"* {model} / {t}: {r['collapsed_kept']} of {n} runs still collapsed after the reruns")
+            options = stability_note(r.get("settings", {}))
+            if options:
+                notes.append(f"* {model} / {t}: {options}")
             tr = r.get("truncated", {})
             if tr.get("train") or tr.get("eval"):
                 notes.append(f"* {model} / {t}: {tr.get('train', 0)} training and {tr.get('eval', 0)} evaluation "
@@ -138,11 +155,11 @@ def _seeds(report: dict, metric: str) -> list:
 def compare_models(results: dict, baseline: Optional[str] = None, samples: int = 1000, seed: int = 0,
                    confidence: float = 0.95) -> dict:
     """Every model against ``baseline`` (default: the first) on each task they share and each metric: Welch's
-    t-test of the per-seed values (:func:`trainer.study.stats.welch_test`) and the Multi-Bootstrap of seeds and
-    examples (:func:`trainer.study.bootstrap.multi_bootstrap`). ``{"baseline", "samples", "seed",
+    t-test of the per-seed values (:func:`trainer.statistics.welch.welch_test`) and the Multi-Bootstrap of seeds and
+    examples (:func:`trainer.statistics.bootstrap.multi_bootstrap`). ``{"baseline", "samples", "seed",
     "confidence", "test", "tasks": {task: {model: {metric: {"welch": ..., "bootstrap": ...}}}}}``."""
-    from ..study.bootstrap import describe, multi_bootstrap
-    from ..study.stats import welch_test
+    from ..statistics.bootstrap import describe, multi_bootstrap
+    from ..statistics.welch import welch_test
 
     models = list(results["models"])
     baseline = baseline or (models[0] if models else None)

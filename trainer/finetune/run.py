@@ -130,7 +130,9 @@ def make_steps(model, tx_key: tuple, mesh, layerwise: bool = False):
     donate = (0, 1) if jax.default_backend() != "cpu" else ()
     train = jax.jit(train_step, in_shardings=(rep, rep, None, data, rep, rep, rep), out_shardings=(rep, rep, rep),
                     donate_argnums=donate)
-    predict = jax.jit(predict_step, in_shardings=(rep, data), out_shardings=data)
+    # the prediction does not depend on the update: one compiled predict for both kinds of train step
+    twin = _STEPS.get(cache_key[:-1] + (not layerwise,))
+    predict = twin[2] if twin else jax.jit(predict_step, in_shardings=(rep, data), out_shardings=data)
     _STEPS[cache_key] = (tx, train, predict)
     return _STEPS[cache_key]
 
@@ -165,9 +167,9 @@ def compute_metrics(kind: str, preds: np.ndarray, enc: Encoded, labels: list[str
 
 def example_scores(kind: str, preds: np.ndarray, enc: Encoded, labels: list[str], iob: bool,
                    key: str) -> Optional[dict]:
-    """The run's per-example scores as a JSON table (:func:`trainer.study.bootstrap.example_table`): what the
+    """The run's per-example scores as a JSON table (:func:`trainer.statistics.bootstrap.example_table`): what the
     Multi-Bootstrap of ``trainer compare`` and the study resamples; None when the kind keeps none."""
-    from ..study.bootstrap import example_table
+    from ..statistics.bootstrap import example_table
 
     got = get_kind(kind).example_scores(preds, enc, labels, iob)
     return None if got is None else example_table(*got, key=key)
@@ -325,7 +327,7 @@ class FineTuner:
         """The identity of the eval examples (their columns' content): runs of any model on the same examples
         compare paired in the Multi-Bootstrap."""
         if not hasattr(self, "_examples_key"):
-            from ..study.bootstrap import content_key
+            from ..statistics.bootstrap import content_key
 
             columns = self.task.task_kind.input_columns(self.task) + [self.task.label_column]
             self._examples_key = content_key(self.task.kind, [self.data.eval[c] for c in columns

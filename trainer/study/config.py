@@ -160,7 +160,8 @@ class RunnerConfig:
 
 @dataclass
 class BootstrapConfig:
-    """The report's Multi-Bootstrap (:mod:`.bootstrap`); never part of the fingerprint (the report only)."""
+    """The report's Multi-Bootstrap (:mod:`trainer.statistics.bootstrap`); never part of the fingerprint (it is
+    the report's only)."""
 
     samples: int = 1000  # resamples of seeds and eval examples
     seed: int = 0

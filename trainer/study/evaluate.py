@@ -34,7 +34,7 @@ def mlm_metrics(checkpoint_dir: str, tokenizer_dir: str, texts_by_subset: dict, 
     """``{subset: {loss, accuracy, masked_tokens, examples}}`` of the checkpoint: each subset packed as the trainer
     packs its eval set, masked with ``key(mask_seed)`` and the run's masking rule (the same masks for every arm).
     ``examples``: each packed sequence's ``[loss_sum, count, correct]`` (an example table of
-    :mod:`.bootstrap`, keyed by the masked inputs: every arm's are paired), for the Multi-Bootstrap.
+    :mod:`trainer.statistics.bootstrap`, keyed by the masked inputs: every arm's are paired), for the Multi-Bootstrap.
 
     When the other subsets split the eval set (each document in exactly one), ``all`` is not evaluated
     again: its sums are theirs (loss and accuracy over all their masked tokens)."""
@@ -51,7 +51,7 @@ def mlm_metrics(checkpoint_dir: str, tokenizer_dir: str, texts_by_subset: dict, 
     tok = TokenizerFns(load_tokenizer(tokenizer_dir))
     rule = masking_rule(trainer_cfg, tok)
     L, B = trainer_cfg.data.max_seq_length, trainer_cfg.training.eval_batch_size
-    from .bootstrap import example_table
+    from ..statistics.bootstrap import example_table
 
     step = jax.jit(make_eval_step(spec, tok.pad_id, rule.max_predictions, per_row=True))
     mask = jax.jit(rule.apply)

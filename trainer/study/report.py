@@ -8,9 +8,9 @@ import math
 import os
 from collections import defaultdict
 
-from .bootstrap import describe
+from ..statistics.bootstrap import describe
+from ..statistics.welch import summarize, welch_test
 from .config import StudyConfig
-from .stats import summarize, welch_test
 from .units import write_json, write_text
 
 TEST = ("Welch's unequal-variance t-test, two-sided, of the difference of the per-seed values of an arm "
@@ -49,7 +49,7 @@ def unit_seed(result: dict, metric: str):
 def bootstrap_vs(cfg: StudyConfig, arm: list[dict], base: list[dict], metric: str) -> dict:
     """The Multi-Bootstrap of ``arm - base`` on ``metric`` (units holding it), with the study's samples, seed and
     confidence."""
-    from .bootstrap import multi_bootstrap
+    from ..statistics.bootstrap import multi_bootstrap
 
     a = [unit_seed(r, metric) for r in arm if metric in unit_metrics(r)]
     b = [unit_seed(r, metric) for r in base if metric in unit_metrics(r)]

@@ -79,8 +79,8 @@ class TaskKind:
 
     def example_scores(self, preds: np.ndarray, enc, labels: list[str], iob: bool) -> Optional[tuple]:
         """``(columns, rows, formulas)``: per-example numbers from which the Multi-Bootstrap
-        (:mod:`trainer.study.bootstrap`) recomputes each metric on resampled examples (``formulas``:
-        ``{metric: "ratio(correct, count)"}``, :data:`~trainer.study.bootstrap.FORMULAS`); None when the
+        (:mod:`trainer.statistics.bootstrap`) recomputes each metric on resampled examples (``formulas``:
+        ``{metric: "ratio(correct, count)"}``, :data:`~trainer.statistics.bootstrap.FORMULAS`); None when the
         kind keeps none (its comparisons then resample the seeds only)."""
         return None
 
