@@ -120,3 +120,33 @@ def test_formulas_give_the_kinds_own_metrics_on_the_full_data():
                                 table["metrics"], "k")
     assert float(mb.table_metric(table, "macro_f1", counts)) == pytest.approx(
         float(mb.table_metric(repeated, "macro_f1")), abs=1e-12)
+
+
+def test_compare_models_on_results_with_and_without_per_example_scores():
+    """``trainer compare``'s statistics on results files: runs with example tables are resampled paired (same
+    key); runs of files written before the tables were kept resample the seeds only and are marked."""
+    from trainer.finetune.results import compare_models, comparison_markdown
+
+    def report(seeds, tables: bool):
+        runs = []
+        for s in seeds:
+            table = mb.example_table(["gold", "pred"], s, {"accuracy": "accuracy(gold, pred)"}, "same")
+            runs.append({"metrics": {"accuracy": float(mb.table_metric(table, "accuracy"))},
+                         **({"examples": table} if tables else {})})
+        values = [r["metrics"]["accuracy"] for r in runs]
+        return {"metrics": {"accuracy": {"mean": float(np.mean(values)), "std": float(np.std(values, ddof=1)),
+                                         "values": values}}, "runs": runs}
+
+    rng = np.random.default_rng(2)
+    gold = rng.integers(0, 2, 40)
+    seeds = lambda p: [np.stack([gold, np.where(rng.random(40) < p, gold, 1 - gold)], 1) for _ in range(3)]  # noqa
+    good, bad = seeds(0.9), seeds(0.6)
+    new = {"models": {"base": {"t": report(bad, True)}, "better": {"t": report(good, True)}}}
+    c = compare_models(new, samples=2000, seed=4)["tasks"]["t"]["better"]["accuracy"]
+    assert c["bootstrap"]["paired"] and c["bootstrap"]["examples"] and c["bootstrap"]["p_better"] > 0.99
+    assert c["bootstrap"]["difference"] == pytest.approx(c["welch"]["difference"], abs=1e-12)
+    old = {"models": {"base": {"t": report(bad, False)}, "better": {"t": report(good, False)}}}
+    comparison = compare_models(old, samples=2000, seed=4)
+    assert not comparison["tasks"]["t"]["better"]["accuracy"]["bootstrap"]["examples"]
+    assert "† no per-example scores" in comparison_markdown(comparison) and "2000 resamples (seed 4)" in \
+        comparison_markdown(comparison)
