@@ -102,6 +102,12 @@ def test_formulas_give_the_kinds_own_metrics_on_the_full_data():
     ref = kind.metrics(preds, enc, labels, True)
     for m in ("f1", "accuracy"):
         assert float(mb.table_metric(table, m)) == pytest.approx(ref[m], abs=1e-12)
+    # POS-like tags (not IOB): seqeval's F1 as run_ner computes it decomposes per sentence too
+    pos = ["NOUN", "VERB", "ADJ", "DET", "ADP"]
+    cols, rows, formulas = kind.example_scores(preds, enc, pos, False)
+    ref = kind.metrics(preds, enc, pos, False)
+    assert float(mb.table_metric(mb.example_table(cols, rows, formulas, "k"), "f1")) == pytest.approx(ref["f1"],
+                                                                                                     abs=1e-12)
     # sequence classification: accuracy and macro F1 (a class never predicted included)
     g = rng.integers(0, 4, 60).astype(np.int32)
     p = np.where(rng.random(60) < 0.6, g, rng.integers(0, 3, 60)).astype(np.int32)
