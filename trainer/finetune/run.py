@@ -224,8 +224,8 @@ class FineTuner:
 
     def initial_params(self, seed: int):
         """The checkpoint's encoder, and its head when it has one of this task's shape, else a random head
-        (normal(initializer_range) kernels, zero biases, drawn from ``seed``); with ``stability.reinit_layers``
-        the top layers re-initialised (:meth:`fine_tuning_start`)."""
+        (normal(initializer_range) kernels, zero biases, drawn from ``seed``). Training starts from
+        :meth:`fine_tuning_start` (these, with the stability options' re-initialised layers)."""
         if not hasattr(self, "_shapes"):  # the model's parameter shapes (traced once, nothing compiled)
             self._shapes = jax.tree.map(lambda a: a.shape, jax.eval_shape(
                 lambda k: self.task.task_kind.init_classifier_params(self.spec, self.num_labels, k),
