@@ -71,6 +71,13 @@ USAGE = [
     ("suite --config tiny-cpu --seeds 2 --first-seed -1", "--first-seed: -1 is out of range"),
     ("suite --config tiny-cpu --seeds 0", "--seeds: 0 is out of range"),
     ("export --checkpoint c --output o --step -2", "--step: -2 is out of range"),
+    ("finetune --model m --output {tmp}/o --task pos --layer-lr-decay 0", "--layer-lr-decay: 0 is out of range: it "
+     "must be a finite number > 0 and <= 1"),
+    ("finetune --model m --output {tmp}/o --task pos --freeze-layers -1", "--freeze-layers: -1 is out of range"),
+    ("finetune --model m --output {tmp}/o --task pos --reinit-layers -2", "--reinit-layers: -2 is out of range"),
+    ("compare r.json --output {tmp}/o --confidence 1", "--confidence: 1 is out of range: it must be a finite number "
+     "> 0.5 and < 1"),
+    ("compare r.json --output {tmp}/o --bootstrap-samples 10", "--bootstrap-samples: 10 is out of range"),
 ]
 
 

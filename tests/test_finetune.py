@@ -1,6 +1,7 @@
 """Downstream fine-tuning (`trainer finetune` / `evaluate` / `compare`) on small synthetic datasets served by
 the loopback Hub: learning beats chance, broken labels do not, collapsed runs are detected and rerun, the
-exports give PyTorch's logits, bad input gives one-line errors."""
+exports give PyTorch's logits, bad input gives one-line errors; the stability options (frozen parameters bit-identical,
+layer-wise decay measured on the first AdamW step, re-initialised top layers)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import json
 import os
 import shutil
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -18,8 +20,11 @@ pytest.importorskip("seqeval")
 import finetune_data as fd  # noqa: E402
 
 from trainer.cli import main  # noqa: E402
+from trainer.errors import ConfigError  # noqa: E402
 from trainer.finetune.loading import load_model  # noqa: E402
 from trainer.finetune.run import RunResult, Settings, collapse_check, run_seeds, summarize  # noqa: E402
+from trainer.finetune.stability import Stability, layer_scale  # noqa: E402
+from trainer.models import get_family  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -172,6 +177,25 @@ def test_pairs_learn_side_by_side_and_shuffled_labels_do_not(tiny_model, hub, tm
     assert rc == 0
     merged = open(tmp_path / "cmp" / "results.md").read()
     assert "| shuffled |" in merged and "| random-a |" in merged
+    assert "± n/a" in merged.split("| shuffled |")[1].splitlines()[0]  # one seed: no spread, not "± 0.0000"
+    # ... and each model against the first with Welch's test and the Multi-Bootstrap (paired: the same eval set)
+    assert "## Difference to `random-a`" in merged and "1000 resamples (seed 0)" in merged
+    comparison = json.load(open(tmp_path / "cmp" / "results.json"))["comparison"]["tasks"]["paws-x-512"]
+    shuffled, twin = comparison["shuffled"]["accuracy"], comparison["random-b"]["accuracy"]
+    b = shuffled["bootstrap"]
+    assert b["paired"] and b["examples"] and b["samples"] == 1000 and b["seed"] == 0
+    base = results["models"]["random-a"]["paws-x-512"]["metrics"]["accuracy"]["mean"]
+    assert b["difference"] == pytest.approx(r["metrics"]["accuracy"]["mean"] - base, abs=1e-12)
+    assert b["ci_high"] < 0 and b["p_better"] < 0.05  # shuffled labels are worse, beyond resampling noise
+    assert twin["bootstrap"]["difference"] == 0 and twin["welch"]["p"] == 1.0  # the same checkpoint and seeds
+    # the same resampling seed gives the same numbers; an unknown baseline is one line naming the option
+    rc = main(["compare", os.path.join(out, "results.json"), os.path.join(broken, "results.json"),
+               "--output", str(tmp_path / "cmp2"), "--no-png", "--baseline", "random-a"])
+    again = json.load(open(tmp_path / "cmp2" / "results.json"))["comparison"]["tasks"]["paws-x-512"]
+    assert rc == 0 and again == comparison
+    err = _error(capsys, ["compare", os.path.join(out, "results.json"), "--output", str(tmp_path / "cmp4"),
+                          "--baseline", "nope"])
+    assert "--baseline 'nope' is not a model of the results (random-a, random-b)" in err
 
 
 def _fake(collapsing: dict):
@@ -368,3 +392,101 @@ def test_a_task_kind_registered_in_a_test_builds_exports_and_reloads_its_head(ti
         jnp.asarray(mask)))
     ref = _torch_logits(AutoModelForSequenceClassification.from_pretrained(out), ids, mask)
     assert np.abs(ours - ref).max() <= 1e-4
+
+
+# --- stability options (trainer/finetune/stability.py) ------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def pairs_tuning(tiny_model):
+    """The tiny 2-layer RoBERTa and a small sentence-pair task, as ``FineTuner`` arguments."""
+    import datasets
+
+    from trainer.finetune.loading import load_model
+    from trainer.finetune.tasks import TaskData, TaskPreset
+
+    loaded = load_model(tiny_model)
+    task = TaskPreset(kind="sequence", path=None, text_columns=("sentence1", "sentence2"), eval_split="validation",
+                      max_length=32, batch_size=16, epochs=1, learning_rate=1e-3, warmup_ratio=0.0,
+                      weight_decay=0.0, metrics=("accuracy", "macro_f1"))
+    data = TaskData(datasets.Dataset.from_dict(fd.pair_rows(64, 1)), datasets.Dataset.from_dict(fd.pair_rows(32, 2)),
+                    ["different", "same"], iob=False)
+    return loaded, task, data
+
+
+def _flat(tree) -> dict:
+    return {"/".join(getattr(k, "key", str(k)) for k in path): np.asarray(v)
+            for path, v in jax.tree_util.tree_flatten_with_path(tree)[0]}
+
+
+def test_layer_scales_and_the_layer_of_each_family():
+    assert [layer_scale(layer, 4, 0.5) for layer in (-1, 0, 3, None)] == [0.5 ** 5, 0.5 ** 4, 0.5, 1.0]
+    roberta, modernbert = get_family("roberta"), get_family("modernbert")
+    assert roberta.layer_of(("layers_11", "attention", "self", "query", "kernel")) == 11
+    assert roberta.layer_of(("embeddings", "word_embeddings", "embedding")) == -1
+    assert roberta.layer_of(("classifier", "out_proj", "kernel")) is None
+    assert modernbert.layer_of(("model", "layers_2", "attn", "Wqkv", "kernel")) == 2
+    assert modernbert.layer_of(("model", "embeddings", "tok_embeddings", "embedding")) == -1
+    assert modernbert.layer_of(("model", "final_norm", "scale")) is None
+    assert modernbert.layer_of(("head", "dense", "kernel")) is None
+
+
+@pytest.mark.parametrize("options, message", [
+    (Stability(layer_lr_decay=0.0), "--layer-lr-decay must be in (0, 1] (1: off), got 0.0"),
+    (Stability(layer_lr_decay=1.5), "--layer-lr-decay must be in (0, 1] (1: off), got 1.5"),
+    (Stability(freeze_layers=-1), "--freeze-layers must be an integer in [0, 2] (the model's 2 encoder layers), got"),
+    (Stability(reinit_layers=3), "--reinit-layers must be an integer in [0, 2] (the model's 2 encoder layers), got"),
+    (Stability(reinit_layers=1, freeze_layers=2), "--reinit-layers 1 + --freeze-layers 2 exceed"),
+])
+def test_bad_values_give_one_line_naming_the_option(options, message):
+    with pytest.raises(ConfigError) as err:
+        options.check(2)
+    assert str(err.value).startswith(message) and "\n" not in str(err.value)
+
+
+def test_frozen_layers_stay_bit_identical_and_top_layers_restart(pairs_tuning):
+    from trainer.finetune.run import FineTuner, Settings, fine_tune_task
+
+    loaded, task, data = pairs_tuning
+    options = Stability(reinit_layers=1, freeze_layers=1, freeze_embeddings=True)
+    settings = Settings(seeds=1, max_reruns=0, max_steps=3, stability=options)
+    report, best, tuner = fine_tune_task(loaded, task, data, settings, "pairs")
+    assert {k: report["settings"][k] for k in options.record()} == options.record()  # recorded in the results
+    from trainer.finetune.results import markdown_table
+
+    assert ("* tiny / pairs: top 1 layer(s) re-initialised; lower 1 layer(s) frozen; embeddings frozen"
+            in markdown_table({"models": {"tiny": {"pairs": report}}}))
+    start, after, checkpoint = _flat(tuner.fine_tuning_start(best.seed)), _flat(best.params), _flat(loaded.encoder)
+    frozen = [k for k in start if k.startswith(("embeddings/", "layers_0/"))]
+    assert len(frozen) > 10 and all(np.array_equal(after[k], start[k]) for k in frozen)
+    assert all(np.array_equal(start[k], checkpoint[k]) for k in frozen)
+    top = [k for k in start if k.startswith("layers_1/") and k.endswith("kernel")]
+    assert top and all(not np.array_equal(start[k], checkpoint[k]) for k in top)  # re-initialised ...
+    assert all(not np.array_equal(after[k], start[k]) for k in top)  # ... and trained
+    # the family's initialiser (RoBERTa: normal(initializer_range) kernels), drawn from the run's seed
+    drawn = np.concatenate([start[k].ravel() for k in top])
+    assert np.std(drawn) == pytest.approx(tuner.spec.initializer_range, rel=0.05) and abs(np.mean(drawn)) < 2e-3
+    again, other = _flat(tuner.fine_tuning_start(best.seed)), _flat(tuner.fine_tuning_start(best.seed + 1))
+    assert all(np.array_equal(again[k], start[k]) for k in start)
+    assert all(not np.array_equal(other[k], start[k]) for k in top)
+    # off by default: the start is the checkpoint
+    plain = FineTuner(loaded, task, data, Settings(seeds=1, max_steps=1))
+    assert plain.update_scales(start) is None
+    assert all(np.array_equal(_flat(plain.fine_tuning_start(0))[k], checkpoint[k]) for k in checkpoint)
+
+
+def test_layer_wise_decay_scales_the_first_adamw_step(pairs_tuning):
+    """AdamW's first update is ``g / (|g| + eps)`` per element (weight decay 0, no warm-up): at most 1 and 1 up to
+    ``eps / |g|`` for the larger gradients, so the largest |change| / lr of a layer's kernels is its decay factor."""
+    from trainer.finetune.run import FineTuner, Settings
+
+    loaded, task, data = pairs_tuning
+    tuner = FineTuner(loaded, task, data, Settings(seeds=1, max_steps=1, stability=Stability(layer_lr_decay=0.5)))
+    result = tuner.train(0)
+    start, after = _flat(tuner.fine_tuning_start(0)), _flat(result.params)
+    expected = {"embeddings/word_embeddings": 0.125, "layers_0/": 0.25, "layers_1/": 0.5, "classifier/": 1.0}
+    for prefix, scale in expected.items():
+        steps = np.concatenate([np.abs(after[k] - start[k]).ravel() for k in start
+                                if k.startswith(prefix) and k.split("/")[-1] in ("kernel", "embedding")])
+        moved = steps[steps > 0]
+        assert moved.size > 100
+        assert np.max(moved) / task.learning_rate == pytest.approx(scale, rel=1e-3), prefix

@@ -5,13 +5,15 @@ from __future__ import annotations
 
 import gzip
 import json
+import math
 import os
 
 import numpy as np
 import pytest
 
 from trainer.errors import ConfigError, DataError, StoppedBySignal
-from trainer.study import sampling, stats
+from trainer.statistics import welch as stats
+from trainer.study import sampling
 from trainer.study.config import ArmConfig, load_study_config
 from trainer.study.corpus import content_hash
 
@@ -77,6 +79,27 @@ def test_welch_and_intervals_match_scipy():
         assert stats.t_cdf(-1.7, df) == pytest.approx(scipy_stats.t.cdf(-1.7, df), rel=1e-9)
     one = stats.welch_test([1.0], [2.0, 3.0])
     assert one.difference == -1.5 and np.isnan(one.p)
+
+
+def test_welch_p_value_is_the_tail_itself_for_huge_t():
+    """``2 (1 - cdf)`` rounds to 0.0 once the cdf is 1 in double precision; the tail from the incomplete beta
+    function keeps the tiny p-value scipy gives (relative agreement, not just both "small")."""
+    scipy_stats = pytest.importorskip("scipy.stats")
+    cases = [([10.0, 10.0001, 10.0002, 10.00005, 10.00015], [1, 1.0001, 1.0002, 1.00005, 1.00015]),
+             ([5, 5.0000001, 5.0000002], [1, 1.0000001, 1.0000002]),
+             ([0.91, 0.912, 0.913, 0.911], [0.5, 0.502, 0.501, 0.503]),
+             ([0.5, 0.51, 0.52], [0.505, 0.515, 0.49])]  # and an ordinary p near 1
+    for a, b in cases:
+        w, ref = stats.welch_test(a, b), scipy_stats.ttest_ind(a, b, equal_var=False)
+        assert w.p > 0.0
+        assert w.p == pytest.approx(ref.pvalue, rel=1e-9)
+        assert stats.t_two_sided(-w.t, w.df) == w.p  # symmetric
+    assert scipy_stats.ttest_ind(*cases[1], equal_var=False).pvalue < 1e-25  # the case the issue measured
+
+
+def test_one_seed_has_no_sd():
+    s = stats.summarize([0.8125])
+    assert s.mean == 0.8125 and math.isnan(s.sd) and math.isnan(s.ci_low)
 
 
 # --- matching ------------------------------------------------------------------------------------------
@@ -363,6 +386,21 @@ def test_micro_study_end_to_end(micro_study):
     other = json.loads((out / "units" / "random" / "seed0" / "result.json").read_text())
     assert {k: v["masked_tokens"] for k, v in unit["mlm"].items()} == \
         {k: v["masked_tokens"] for k, v in other["mlm"].items()}
+    # the per-example scores: each packed eval sequence's sums, adding up to the subset's metric; paired arms
+    for subset, m in unit["mlm"].items():
+        rows = np.asarray(m["examples"]["rows"])
+        assert rows[:, 1].sum() == m["masked_tokens"]
+        assert m["examples"]["key"] == other["mlm"][subset]["examples"]["key"]
+        assert rows[:, 0].sum() / rows[:, 1].sum() == pytest.approx(m["loss"], rel=1e-5)
+    # one seed per arm: no sd ("n/a"), Welch n/a; the Multi-Bootstrap resamples the (shared) eval examples
+    text = (out / "report.md").read_text()
+    assert "± n/a" in text and "± 0.0000" not in text
+    assert "Multi-Bootstrap" in text and "1000 resamples (seed 0)" in text
+    for m in ("mlm.all.loss", "kind.accuracy"):
+        b = arms["gaussian"]["bootstrap_vs_baseline"][m]
+        assert b["examples"] and b["paired"] and b["samples"] == 1000
+        assert b["difference"] == pytest.approx(arms["gaussian"]["vs_baseline"][m]["difference"], abs=1e-6)
+        assert b["ci_low"] <= b["difference"] <= b["ci_high"] and 0 <= b["p_better"] <= 1
 
 
 def test_rerun_runs_only_missing_units_with_the_same_results(micro_study):

@@ -378,6 +378,9 @@ def test_continued_pretraining_from_a_transformers_modernbert(corpus, tmp_path):
     with pytest.raises(Exception, match="global_attn_every_n_layers: folder 2, config 1"):
         Trainer(_cfg(corpus, str(tmp_path / "run2"), **{"model.init_from_transformers": folder,
                                                          "model.global_attn_every_n_layers": 1})).setup()
+    with pytest.raises(Exception, match=r"norm_eps: folder 1e-05, config 1e-06 \(set model.norm_eps=1e-05"):
+        Trainer(_cfg(corpus, str(tmp_path / "run3"), **{"model.init_from_transformers": folder,
+                                                         "model.norm_eps": 1e-6})).setup()
 
 
 def test_hub_commit_messages_name_the_family(tmp_path):

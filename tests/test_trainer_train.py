@@ -4,7 +4,9 @@ export from a checkpoint, gradient accumulation."""
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
+import shutil
 import signal
 
 import jax
@@ -285,6 +287,15 @@ def test_start_from_a_transformers_folder(corpus, tmp_path):
     with pytest.raises(ConfigError, match="hidden_size: folder 32, config 64"):
         Trainer(_cfg(corpus, str(tmp_path / "run2"), **{"model.init_from_transformers": str(tmp_path / "hf"),
                                                          "model.hidden_size": 64})).setup()
+    # the layer-norm epsilon is compared like the sizes (transformers' default 1e-12 vs BERTIN's 1e-5)
+    shutil.copytree(tmp_path / "hf", tmp_path / "hf-eps")
+    config = json.loads((tmp_path / "hf-eps" / "config.json").read_text())
+    (tmp_path / "hf-eps" / "config.json").write_text(json.dumps({**config, "layer_norm_eps": 1e-12}))
+    with pytest.raises(ConfigError) as err:
+        Trainer(_cfg(corpus, str(tmp_path / "run3"), **{"model.init_from_transformers": str(tmp_path / "hf-eps")}))\
+            .setup()
+    assert "layer_norm_eps: folder 1e-12, config 1e-05" in str(err.value) and \
+        "set model.layer_norm_eps=1e-12" in str(err.value) and "\n" not in str(err.value)
 
 
 def _poison_step(trainer, at_step: int) -> None:

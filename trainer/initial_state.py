@@ -69,11 +69,12 @@ def check_transformers_init(cfg: TrainerConfig, spec):
     family = family_of(spec)
     folder = cfg.model.init_from_transformers
     imported_spec, params = family.hf.import_pretrained(folder, pad_vocab_to_multiple_of=spec.pad_vocab_to_multiple_of)
-    diffs = [f"{k}: folder {getattr(imported_spec, k)!r}, config {getattr(spec, k)!r}"
+    diffs = [(k, getattr(imported_spec, k), getattr(spec, k))
              for k in family.arch_fields() if getattr(imported_spec, k) != getattr(spec, k)]
     if diffs:
         raise ConfigError(f"model.init_from_transformers={folder!r} does not match the model config: "
-                          + "; ".join(diffs))
+                          + "; ".join(f"{k}: folder {f!r}, config {c!r}" for k, f, c in diffs)
+                          + " (set " + ", ".join(f"model.{k}={f!r}" for k, f, _ in diffs) + " to import it)")
     return params
 
 

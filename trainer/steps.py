@@ -110,8 +110,9 @@ def make_train_step(spec, tx: optax.GradientTransformation, schedule: Callable, 
     return train_step
 
 
-def make_eval_step(spec, pad_id: int, max_predictions: Optional[int] = None):
-    """``eval(params, inputs, labels, weights) -> [loss_sum, count, correct]`` (deterministic).
+def make_eval_step(spec, pad_id: int, max_predictions: Optional[int] = None, per_row: bool = False):
+    """``eval(params, inputs, labels, weights) -> [loss_sum, count, correct]`` (deterministic); with
+    ``per_row`` also the same three sums of each row, ``[batch, 3]`` (the study's Multi-Bootstrap resamples them).
 
     The attention mask is ``labels != pad`` (eval rows are right-padded); rows of padding only
     have their weights zeroed. With ``max_predictions`` the head runs on the gathered masked
@@ -126,6 +127,9 @@ def make_eval_step(spec, pad_id: int, max_predictions: Optional[int] = None):
         positions, labels, weights = gather_predictions(labels, weights, max_predictions)
         logits = family.apply_mlm(spec, params, inputs, attention_mask=attention_mask, deterministic=True,
                                   predict_positions=positions, source_tokens=source)
-        return jnp.stack(mlm_loss_sums(logits, labels, weights))
+        sums = jnp.stack(mlm_loss_sums(logits, labels, weights))
+        if per_row:
+            return sums, jnp.stack(jax.vmap(mlm_loss_sums)(logits, labels, weights), axis=-1)
+        return sums
 
     return eval_step

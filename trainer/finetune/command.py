@@ -111,6 +111,16 @@ def add_finetune_arguments(p: argparse.ArgumentParser) -> None:
                    help="collapsed runs rerun with another seed, at most")
     s.add_argument("--collapse-margin", type=finite_float(0, 1), default=0.02,
                    help="collapsed: accuracy <= max(majority rate, chance) + this")
+    st = p.add_argument_group("stability (each off by default; recorded in the results' settings)")
+    st.add_argument("--layer-lr-decay", type=finite_float(0, 1, low_open=True), default=1.0, metavar="DECAY",
+                    help="layer-wise learning-rate decay in (0, 1]: encoder layer l (0 at the bottom) of L learns at "
+                         "lr * DECAY^(L - l), the embeddings at lr * DECAY^(L + 1), the head at lr (default 1: off)")
+    st.add_argument("--reinit-layers", type=non_negative_int, default=0, metavar="K",
+                    help="re-initialise the top K encoder layers (the family's initialiser, the run's seed) before "
+                         "fine-tuning (default 0)")
+    st.add_argument("--freeze-layers", type=non_negative_int, default=0, metavar="K",
+                    help="no update for the lower K encoder layers (default 0)")
+    st.add_argument("--freeze-embeddings", action="store_true", help="no update for the embeddings")
     p.add_argument("--export", action="store_true", help="write the best seed of each model and task as a "
                    "transformers folder (OUTPUT/MODEL-TASK) with a model card")
     p.add_argument("--push-to-hub", metavar="REPO", help="upload the export (one model and one task)")
@@ -130,6 +140,7 @@ def run_finetune(args) -> int:
     from .loading import load_model
     from .results import markdown_table, write_tables
     from .run import Settings, classifier_card, export_classifier, fine_tune_task
+    from .stability import Stability
     from .tasks import load_task_data
 
     models = _models(args.model)
@@ -144,11 +155,18 @@ def run_finetune(args) -> int:
         raise ConfigError("--seeds must be at least 1")
     settings = Settings(seeds=args.seeds, seed=args.seed, max_reruns=args.max_reruns,
                         collapse_margin=args.collapse_margin, dtype=args.dtype, eval_batch_size=args.eval_batch_size,
-                        max_steps=args.max_steps)
+                        max_steps=args.max_steps,
+                        stability=Stability(layer_lr_decay=args.layer_lr_decay, reinit_layers=args.reinit_layers,
+                                            freeze_layers=args.freeze_layers, freeze_embeddings=args.freeze_embeddings))
     check_output_dir(args.output, "--output", args.overwrite, ours=_results_folder)
     data_files = _data_files(args)
     datas = {name: load_task_data(task, data_files) for name, task in tasks}  # check every dataset first
     loaded_models = [(name, load_model(source, args.tokenizer, dtype=args.dtype)) for name, source in models]
+    for name, loaded in loaded_models:  # before any training: a K beyond a model's layers is refused at once
+        try:
+            settings.stability.check(loaded.spec.num_layers)
+        except ConfigError as e:
+            raise ConfigError(f"{e} (--model {name})") from None
     results: dict = {"models": {}}
     mark_as_ours(args.output, "trainer finetune")
     for model_name, loaded in loaded_models:
@@ -247,16 +265,26 @@ def add_compare_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--output", required=True, help="folder for the merged results.json / results.md / results.png")
     p.add_argument("--no-png", action="store_true")
     p.add_argument("--overwrite", action="store_true", help="write into --output even if it holds other files")
+    t = p.add_argument_group("statistics (each model against the baseline: Welch's t-test and the Multi-Bootstrap)")
+    t.add_argument("--baseline", metavar="MODEL", help="the model the others are compared with (default: the first)")
+    t.add_argument("--bootstrap-samples", type=int_at_least(100), default=1000,
+                   help="Multi-Bootstrap resamples of seeds and examples (default 1000)")
+    t.add_argument("--bootstrap-seed", type=non_negative_int, default=0, help="seed of the resampling (default 0)")
+    t.add_argument("--confidence", type=finite_float(0.5, 1, low_open=True, high_open=True), default=0.95,
+                   help="level of the bootstrap and Welch intervals, in (0.5, 1) (default 0.95)")
     p.set_defaults(handler=run_compare)
 
 
 def run_compare(args) -> int:
-    from .results import load_results, markdown_table, write_tables
+    from .results import compare_models, comparison_markdown, load_results, markdown_table, write_tables
 
     check_output_dir(args.output, "--output", args.overwrite, ours=_results_folder)
     results = load_results(args.results)
+    results["comparison"] = compare_models(results, args.baseline, args.bootstrap_samples, args.bootstrap_seed,
+                                           args.confidence)
     mark_as_ours(args.output, "trainer compare")
     paths = write_tables(results, args.output, png=not args.no_png)
     print(markdown_table(results))
+    print(comparison_markdown(results["comparison"]))
     print("written: " + ", ".join(paths))
     return 0

@@ -15,7 +15,7 @@ from typing import Optional
 
 from mc4_sampling.common.outputs import atomic_path
 
-from ..errors import DataError
+from ..errors import ConfigError, DataError
 
 _SHORT = {"f1": "F1", "accuracy": "Acc", "macro_f1": "macro-F1"}
 
@@ -68,6 +68,31 @@ def _metric_names(results: dict, task: str) -> list[str]:
     return []
 
 
+def mean_sd(mean: float, sd, digits: int = 4) -> str:
+    """``"mean ± sd"``; ``"mean ± n/a"`` when the sd is None or nan (one seed: no spread is measured)."""
+    spread = "n/a" if sd is None or sd != sd else f"{sd:.{digits}f}"
+    return f"{mean:.{digits}f} ± {spread}"
+
+
+def metric_sd(summary: dict):
+    """A metric's sd over seeds, None with one seed (also in files written before the sd of one seed was None)."""
+    return None if len(summary.get("values") or ()) == 1 else summary.get("std")
+
+
+def stability_note(settings: dict) -> str:
+    """The stability options a report's settings hold (:mod:`.stability`), in words; "" when all are off."""
+    parts = []
+    if settings.get("layer_lr_decay", 1.0) != 1.0:
+        parts.append(f"layer-wise learning-rate decay {settings['layer_lr_decay']:g}")
+    if settings.get("reinit_layers"):
+        parts.append(f"top {settings['reinit_layers']} layer(s) re-initialised")
+    if settings.get("freeze_layers"):
+        parts.append(f"lower {settings['freeze_layers']} layer(s) frozen")
+    if settings.get("freeze_embeddings"):
+        parts.append("embeddings frozen")
+    return "; ".join(parts)
+
+
 def markdown_table(results: dict, std: bool = True) -> str:
     """One row per model, one column per task (``F1 / Acc`` as BERTIN's tables), mean ± std over seeds;
     ``*`` marks a task where collapsed runs were rerun, ``!`` one where a collapsed run remains."""
@@ -89,7 +114,7 @@ def markdown_table(results: dict, std: bool = True) -> str:
             parts = []
             for m in _metric_names(results, t):
                 v = r["metrics"][m]
-                parts.append(f"{v['mean']:.4f}" + (f" ± {v['std']:.4f}" if std else ""))
+                parts.append(mean_sd(v["mean"], metric_sd(v)) if std else f"{v['mean']:.4f}")
             cell = " / ".join(parts)
             if best[t] is not None and r["metrics"][_metric_names(results, t)[0]]["mean"] == best[t]:
                 cell = f"**{cell}**"
@@ -106,6 +131,9 @@ def markdown_table(results: dict, std: bool = True) -> str:
                 notes.append(f"* {model} / {t}: {r['reruns']} collapsed run(s) (seeds {seeds}) rerun with other seeds")
             if r.get("collapsed_kept"):
                 notes.append(f"* {model} / {t}: {r['collapsed_kept']} of {n} runs still collapsed after the reruns")
+            options = stability_note(r.get("settings", {}))
+            if options:
+                notes.append(f"* {model} / {t}: {options}")
             tr = r.get("truncated", {})
             if tr.get("train") or tr.get("eval"):
                 notes.append(f"* {model} / {t}: {tr.get('train', 0)} training and {tr.get('eval', 0)} evaluation "
@@ -118,6 +146,76 @@ def markdown_table(results: dict, std: bool = True) -> str:
     if notes:
         text += "\n" + "\n".join(notes) + "\n"
     return text
+
+
+def _seeds(report: dict, metric: str) -> list:
+    """A report's kept runs as the Multi-Bootstrap's seeds: the run's example table, or its value (runs
+    written before per-example scores were kept)."""
+    return [[r["examples"]] if r.get("examples") and metric in r["examples"]["metrics"] else r["metrics"][metric]
+            for r in report["runs"]]
+
+
+def compare_models(results: dict, baseline: Optional[str] = None, samples: int = 1000, seed: int = 0,
+                   confidence: float = 0.95) -> dict:
+    """Every model against ``baseline`` (default: the first) on each task they share and each metric: Welch's
+    t-test of the per-seed values (:func:`trainer.statistics.welch.welch_test`) and the Multi-Bootstrap of seeds and
+    examples (:func:`trainer.statistics.bootstrap.multi_bootstrap`). ``{"baseline", "samples", "seed",
+    "confidence", "test", "tasks": {task: {model: {metric: {"welch": ..., "bootstrap": ...}}}}}``."""
+    from ..statistics.bootstrap import describe, multi_bootstrap
+    from ..statistics.welch import welch_test
+
+    models = list(results["models"])
+    baseline = baseline or (models[0] if models else None)
+    if baseline not in results["models"]:
+        raise ConfigError(f"--baseline {baseline!r} is not a model of the results ({', '.join(models)})")
+    base = results["models"][baseline]
+    out: dict = {}
+    for task in _tasks(results):
+        if task not in base:
+            continue
+        for model in models:
+            other = results["models"][model].get(task)
+            if model == baseline or other is None:
+                continue
+            for metric in _metric_names(results, task):
+                if metric not in base[task]["metrics"] or metric not in other["metrics"]:
+                    continue
+                w = welch_test(other["metrics"][metric]["values"], base[task]["metrics"][metric]["values"],
+                               confidence)
+                mb = multi_bootstrap(_seeds(other, metric), _seeds(base[task], metric), metric, samples, seed,
+                                     confidence)
+                out.setdefault(task, {}).setdefault(model, {})[metric] = {"welch": w._asdict(),
+                                                                          "bootstrap": mb._asdict()}
+    return {"baseline": baseline, "samples": samples, "seed": seed, "confidence": confidence,
+            "test": describe(samples, seed, confidence), "tasks": out}
+
+
+def comparison_markdown(comparison: dict) -> str:
+    """The comparison's table: per task, metric and model the difference to the baseline, Welch's p, the
+    Multi-Bootstrap interval and P(model better)."""
+    if not comparison.get("tasks"):
+        return ""
+    pct = int(round(100 * comparison["confidence"]))
+    base = comparison["baseline"]
+    lines = [f"## Difference to `{base}` (model minus baseline)", "",
+             f"| task | metric | model | difference | Welch p | Multi-Bootstrap {pct} % interval | P(better) |",
+             "|---|---|---|---:|---:|---:|---:|"]
+    notes = set()
+    for task, models in comparison["tasks"].items():
+        for model, metrics in models.items():
+            for metric, c in metrics.items():
+                w, b = c["welch"], c["bootstrap"]
+                p = "n/a" if w["p"] is None or w["p"] != w["p"] else (f"{w['p']:.2g}" if w["p"] >= 1e-3 else
+                                                                      f"{w['p']:.1e}")
+                mark = "" if b["examples"] else " †"
+                notes |= {"†"} if not b["examples"] else set()
+                lines.append(f"| {task} | {metric} | {model} | {b['difference']:+.4f} | {p} | "
+                             f"[{b['ci_low']:+.4f}, {b['ci_high']:+.4f}]{mark} | {b['p_better']:.3f} |")
+    lines += ["", comparison["test"] + "; Welch's unequal-variance t-test (two-sided) of the per-seed values."]
+    if notes:
+        lines.append("† no per-example scores in these results (written by an older version or a task kind that "
+                     "keeps none): only the seeds are resampled.")
+    return "\n".join(lines) + "\n"
 
 
 def bar_chart(results: dict, path: str, title: Optional[str] = None) -> str:
@@ -157,9 +255,10 @@ def chart_figure(results: dict, title: Optional[str] = None):
             r = results["models"][model].get(t)
             metric = _metric_names(results, t)[0]
             means.append(r["metrics"][metric]["mean"] if r else np.nan)
-            stds.append(r["metrics"][metric]["std"] if r else 0.0)
+            sd = metric_sd(r["metrics"][metric]) if r else None
+            stds.append(np.nan if sd is None else sd)  # one seed: no error bar (not a bar of 0)
             reports.append((r, metric))
-        highs += [m + s for m, s in zip(means, stds) if not np.isnan(m)]
+        highs += [m + (0.0 if np.isnan(s) else s) for m, s in zip(means, stds) if not np.isnan(m)]
         bars = ax.bar(x + (i - (len(models) - 1) / 2) * width, means, width, yerr=stds, capsize=3, label=model)
         for b, m, s, (r, metric) in zip(bars, means, stds, reports):
             if np.isnan(m):
@@ -179,7 +278,7 @@ def chart_figure(results: dict, title: Optional[str] = None):
             if r.get("collapsed_kept"):
                 b.set_hatch("//")
                 b.set_edgecolor("red")
-            top = max([m + s] + kept)
+            top = max([m + (0.0 if np.isnan(s) else s)] + kept)
             ax.annotate(f"{m:.3f}{mark}", (cx, top), ha="center", va="bottom",  # the value above the error bar
                         fontsize=7, xytext=(0, 2), textcoords="offset points")
     ax.set_xticks(x, [f"{t}\n({_SHORT.get(_metric_names(results, t)[0], _metric_names(results, t)[0])})"
@@ -224,6 +323,8 @@ def write_tables(results: dict, out_dir: str, png: bool = True) -> list[str]:
         json.dump(strict_json(results), f, indent=2)
     with open(paths[1], "w", encoding="utf-8") as f:
         f.write(markdown_table(results))
+        if results.get("comparison"):
+            f.write("\n" + comparison_markdown(results["comparison"]))
     if png:
         paths.append(bar_chart(results, os.path.join(out_dir, "results.png")))
     return paths

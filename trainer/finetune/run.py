@@ -28,6 +28,7 @@ from ..optim import make_optimizer
 from ..sharding import DATA, make_mesh, replicated
 from .kinds import get_kind
 from .loading import LoadedModel
+from .stability import Stability, reinit_top_layers, update_scales
 from .tasks import Encoded, TaskData, TaskPreset, encode
 
 log = logging.getLogger(__name__)
@@ -45,6 +46,8 @@ class Settings:
     max_grad_norm: float = 1.0
     eval_batch_size: int = 64
     max_steps: Optional[int] = None  # cap on the optimizer steps (tests, benchmarks)
+    # layer-wise learning-rate decay, re-initialised top layers, frozen lower layers (:mod:`.stability`; off)
+    stability: Stability = Stability()
 
 
 @dataclasses.dataclass
@@ -57,6 +60,7 @@ class RunResult:
     collapsed: bool = False
     collapse_reason: str = ""
     params: Optional[dict] = None
+    examples: Optional[dict] = None  # per-example scores (:func:`example_scores`), for the Multi-Bootstrap
 
 
 def _batch_sharding(mesh):
@@ -76,14 +80,18 @@ def linear_schedule(step, hyper):
 _STEPS: dict = {}
 
 
-def make_steps(model, tx_key: tuple, mesh):
+def make_steps(model, tx_key: tuple, mesh, layerwise: bool = False):
     """``(tx, train_step, predict_step)``, jitted: parameters replicated, the batch split over ``data``.
 
-    ``train_step(params, opt_state, step, batch, key, hyper)``; the learning rate is
-    ``linear_schedule(step, hyper)`` times AdamW's unit-rate update (as :mod:`trainer.steps`). Cached
-    by model and optimizer settings: runs of several seeds, tasks and learning rates share the compiled step.
+    ``train_step(params, opt_state, step, batch, key, hyper, scales)``; the learning rate is
+    ``linear_schedule(step, hyper)`` times AdamW's unit-rate update (as :mod:`trainer.steps`). With
+    ``layerwise``, ``scales`` (a tree like the params, :func:`.stability.update_scales`) multiplies each
+    parameter's update, and a scale of 0 freezes it (gradient zeroed before clipping and AdamW, value kept);
+    without, ``scales`` is None and the step is the plain one. Cached by model and optimizer settings: runs
+    of several seeds, tasks and learning rates share the compiled step.
     """
-    cache_key = (type(model), model.spec, model.num_labels, model.per_token, tx_key, tuple(mesh.devices.flat))
+    cache_key = (type(model), model.spec, model.num_labels, model.per_token, tx_key, tuple(mesh.devices.flat),
+                 layerwise)
     if cache_key in _STEPS:
         return _STEPS[cache_key]
     weight_decay, max_grad_norm = tx_key
@@ -100,10 +108,16 @@ def make_steps(model, tx_key: tuple, mesh):
         w = batch["weights"]
         return jnp.sum(jnp.where(w > 0, ce * w, 0.0)) / jnp.maximum(jnp.sum(w), 1.0)
 
-    def train_step(params, opt_state, step, batch, key, hyper):
+    def train_step(params, opt_state, step, batch, key, hyper, scales):
         loss, grads = jax.value_and_grad(loss_fn)(params, batch, jax.random.fold_in(key, step))
+        if layerwise:  # a frozen parameter adds nothing to the clipping norm nor to AdamW's moments
+            grads = jax.tree.map(lambda g, s: jnp.where(s > 0, g, jnp.zeros_like(g)), grads, scales)
         updates, opt_state = tx.update(grads, opt_state, params)
         lr = linear_schedule(step, hyper)
+        if layerwise:
+            params = jax.tree.map(lambda p, u, s: jnp.where(s > 0, p + (lr * s * u).astype(u.dtype), p),
+                                  params, updates, scales)
+            return params, opt_state, loss
         updates = jax.tree.map(lambda u: (lr * u).astype(u.dtype), updates)
         params = jax.tree.map(lambda p, u: p + u, params, updates)
         return params, opt_state, loss
@@ -114,9 +128,11 @@ def make_steps(model, tx_key: tuple, mesh):
 
     rep, data = replicated(mesh), _batch_sharding(mesh)
     donate = (0, 1) if jax.default_backend() != "cpu" else ()
-    train = jax.jit(train_step, in_shardings=(rep, rep, None, data, rep, rep), out_shardings=(rep, rep, rep),
+    train = jax.jit(train_step, in_shardings=(rep, rep, None, data, rep, rep, rep), out_shardings=(rep, rep, rep),
                     donate_argnums=donate)
-    predict = jax.jit(predict_step, in_shardings=(rep, data), out_shardings=data)
+    # the prediction does not depend on the update: one compiled predict for both kinds of train step
+    twin = _STEPS.get(cache_key[:-1] + (not layerwise,))
+    predict = twin[2] if twin else jax.jit(predict_step, in_shardings=(rep, data), out_shardings=data)
     _STEPS[cache_key] = (tx, train, predict)
     return _STEPS[cache_key]
 
@@ -147,6 +163,16 @@ def compute_metrics(kind: str, preds: np.ndarray, enc: Encoded, labels: list[str
     tasks ``accuracy`` (first sub-tokens) and ``f1`` (seqeval, as transformers' run_ner); sequence tasks
     ``accuracy`` and ``macro_f1``; both ``majority`` (the most frequent gold label's rate)."""
     return get_kind(kind).metrics(preds, enc, labels, iob)
+
+
+def example_scores(kind: str, preds: np.ndarray, enc: Encoded, labels: list[str], iob: bool,
+                   key: str) -> Optional[dict]:
+    """The run's per-example scores as a JSON table (:func:`trainer.statistics.bootstrap.example_table`): what the
+    Multi-Bootstrap of ``trainer compare`` and the study resamples; None when the kind keeps none."""
+    from ..statistics.bootstrap import example_table
+
+    got = get_kind(kind).example_scores(preds, enc, labels, iob)
+    return None if got is None else example_table(*got, key=key)
 
 
 def collapse_check(metrics: dict, num_labels: int, margin: float, train_loss: float) -> tuple[bool, str]:
@@ -183,6 +209,8 @@ class FineTuner:
             if b % n_dev:
                 raise ConfigError(f"{name} {b} is not a multiple of the {n_dev} devices")
         self.num_labels = len(data.labels)
+        self.family = family_of(spec)
+        settings.stability.check(spec.num_layers)
         self.model = task.task_kind.classifier(spec, self.num_labels)
         self.mesh = make_mesh()
         steps_per_epoch = math.ceil(len(self.train_enc) / task.batch_size)
@@ -192,11 +220,12 @@ class FineTuner:
         self.warmup = int(round(task.warmup_ratio * self.total_steps))
         self.hyper = np.asarray([task.learning_rate, self.warmup, self.total_steps], np.float32)
         self.tx, self.train_step, self.predict_step = make_steps(
-            self.model, (task.weight_decay, settings.max_grad_norm), self.mesh)
+            self.model, (task.weight_decay, settings.max_grad_norm), self.mesh, settings.stability.layerwise)
 
     def initial_params(self, seed: int):
         """The checkpoint's encoder, and its head when it has one of this task's shape, else a random head
-        (normal(initializer_range) kernels, zero biases, drawn from ``seed``)."""
+        (normal(initializer_range) kernels, zero biases, drawn from ``seed``). Training starts from
+        :meth:`fine_tuning_start` (these, with the stability options' re-initialised layers)."""
         if not hasattr(self, "_shapes"):  # the model's parameter shapes (traced once, nothing compiled)
             self._shapes = jax.tree.map(lambda a: a.shape, jax.eval_shape(
                 lambda k: self.task.task_kind.init_classifier_params(self.spec, self.num_labels, k),
@@ -234,10 +263,33 @@ class FineTuner:
                                                                 is_leaf=lambda x: isinstance(x, tuple))
         return params
 
+    def fine_tuning_start(self, seed: int):
+        """:meth:`initial_params`, with the top ``stability.reinit_layers`` encoder layers drawn afresh from the
+        family's initialiser (``key(seed)`` folded with 2)."""
+        params = self.initial_params(seed)
+        k = self.settings.stability.reinit_layers
+        if k:
+            if not hasattr(self, "_init"):  # jitted: compiled once, then a draw per seed costs little
+                self._init = jax.jit(lambda key: self.task.task_kind.init_classifier_params(self.spec, self.num_labels,
+                                                                                            key))
+            fresh = self._init(jax.random.fold_in(jax.random.key(seed), 2))
+            params = reinit_top_layers(params, jax.tree.map(np.asarray, fresh), self.family.layer_of,
+                                       self.spec.num_layers, k)
+        return params
+
+    def update_scales(self, params):
+        """The per-parameter update scales of the stability options (None when none scales the update)."""
+        if not self.settings.stability.layerwise:
+            return None
+        return update_scales(params, self.family.layer_of, self.spec.num_layers, self.settings.stability)
+
     def train(self, seed: int) -> RunResult:
         mesh, task = self.mesh, self.task
         rep = replicated(mesh)
-        params = jax.device_put(self.initial_params(seed), rep)
+        start_params = self.fine_tuning_start(seed)
+        scales = self.update_scales(start_params)
+        scales = None if scales is None else jax.device_put(scales, rep)
+        params = jax.device_put(start_params, rep)
         opt_state = jax.device_put(self.tx.init(params), rep)
         key = jax.device_put(jax.random.fold_in(jax.random.key(seed), 1), rep)
         hyper = jax.device_put(self.hyper, rep)
@@ -248,7 +300,7 @@ class FineTuner:
             order = rng.permutation(len(self.train_enc))
             for batch, real in _batches(self.train_enc, order, task.batch_size):
                 batch = jax.device_put(batch, _batch_sharding(mesh))
-                params, opt_state, loss = self.train_step(params, opt_state, step, batch, key, hyper)
+                params, opt_state, loss = self.train_step(params, opt_state, step, batch, key, hyper, scales)
                 losses.append(loss)
                 step += 1
                 if step == 1:  # the rate leaves out the first step (its compilation, the first time)
@@ -262,11 +314,25 @@ class FineTuner:
         elapsed = time.perf_counter() - start
         preds = predict(self.predict_step, params, self.eval_enc, self.settings.eval_batch_size, mesh)
         metrics = compute_metrics(task.kind, preds, self.eval_enc, self.data.labels, self.data.iob)
+        examples = example_scores(task.kind, preds, self.eval_enc, self.data.labels, self.data.iob,
+                                  self.examples_key)
         tail = losses[-max(1, len(losses) // 10):]
         train_loss = float(np.mean(tail)) if all(map(math.isfinite, tail)) else float("nan")
         collapsed, reason = collapse_check(metrics, self.num_labels, self.settings.collapse_margin, train_loss)
         return RunResult(seed, metrics, step, train_loss, seen / elapsed if seen else float("nan"), collapsed, reason,
-                         params=jax.tree.map(np.asarray, params))
+                         params=jax.tree.map(np.asarray, params), examples=examples)
+
+    @property
+    def examples_key(self) -> str:
+        """The identity of the eval examples (their columns' content): runs of any model on the same examples
+        compare paired in the Multi-Bootstrap."""
+        if not hasattr(self, "_examples_key"):
+            from ..statistics.bootstrap import content_key
+
+            columns = self.task.task_kind.input_columns(self.task) + [self.task.label_column]
+            self._examples_key = content_key(self.task.kind, [self.data.eval[c] for c in columns
+                                                              if c in self.data.eval.column_names])
+        return self._examples_key
 
     def evaluate(self, params) -> dict:
         params = jax.device_put(params, replicated(self.mesh))
@@ -298,11 +364,12 @@ def run_seeds(train: Callable[[int], RunResult], settings: Settings) -> tuple[li
 
 
 def summarize(kept: list[RunResult], replaced: list[RunResult], metrics: tuple) -> dict:
-    """Mean and (sample) standard deviation of each metric over the kept runs, and the rerun record."""
+    """Mean and (sample) standard deviation of each metric over the kept runs (None with one run: no spread
+    is measured, shown "n/a"), and the rerun record."""
     out = {}
     for name in metrics:
         values = [r.metrics[name] for r in kept]
-        out[name] = {"mean": float(np.mean(values)), "std": float(np.std(values, ddof=1)) if len(values) > 1 else 0.0,
+        out[name] = {"mean": float(np.mean(values)), "std": float(np.std(values, ddof=1)) if len(values) > 1 else None,
                      "values": values}
     return {
         "metrics": out,
@@ -315,7 +382,8 @@ def summarize(kept: list[RunResult], replaced: list[RunResult], metrics: tuple) 
 
 def _run_record(r: RunResult) -> dict:
     return {"seed": r.seed, "metrics": r.metrics, "steps": r.steps, "train_loss": r.train_loss,
-            "examples_per_s": r.examples_per_s, "collapsed": r.collapsed, "collapse_reason": r.collapse_reason}
+            "examples_per_s": r.examples_per_s, "collapsed": r.collapsed, "collapse_reason": r.collapse_reason,
+            **({"examples": r.examples} if r.examples is not None else {})}
 
 
 def fine_tune_task(loaded: LoadedModel, task: TaskPreset, data: TaskData, settings: Settings,
@@ -332,7 +400,8 @@ def fine_tune_task(loaded: LoadedModel, task: TaskPreset, data: TaskData, settin
         "settings": {"max_length": tuner.max_length, "batch_size": task.batch_size, "epochs": task.epochs,
                      "learning_rate": task.learning_rate, "warmup_steps": tuner.warmup, "steps": tuner.total_steps,
                      "weight_decay": task.weight_decay, "dtype": settings.dtype, "seeds": settings.seeds,
-                     "max_reruns": settings.max_reruns, "collapse_margin": settings.collapse_margin},
+                     "max_reruns": settings.max_reruns, "collapse_margin": settings.collapse_margin,
+                     **settings.stability.record()},
         "truncated": {"train": tuner.train_enc.truncated, "eval": tuner.eval_enc.truncated,
                       "note": tuner.length_note},
         "train_examples": len(tuner.train_enc), "eval_examples": len(tuner.eval_enc),
@@ -375,10 +444,11 @@ def classifier_card(report: dict, source: str, repo_id: Optional[str] = None, na
     ``family``: the model family (:mod:`trainer.models`; None: the default, RoBERTa)."""
     from .. import cards
     from ..models import get_family
+    from .results import mean_sd
 
     kind = get_kind(report["kind"])
     family = family or get_family(None)
-    rows = "".join(f"| {name} | {v['mean']:.4f} ± {v['std']:.4f} |\n" for name, v in report["metrics"].items())
+    rows = "".join(f"| {name} | {mean_sd(v['mean'], v['std'])} |\n" for name, v in report["metrics"].items())
     s = report["settings"]
     return cards.render(
         "finetuned",

@@ -38,6 +38,8 @@ from typing import Any, ClassVar, Optional
 from ..errors import ConfigError, ExportError
 
 _FAMILIES: dict[str, "ModelFamily"] = {}
+#: an encoder layer's parameter group (:meth:`ModelFamily.layer_of`)
+_LAYER_NAME = re.compile(r"layers_(\d+)")
 #: ``model.type`` of checkpoints and configs that do not name one.
 DEFAULT_TYPE = "roberta"
 
@@ -144,6 +146,19 @@ class ModelFamily:
         """A spec from checkpoint metadata (unknown keys dropped, missing ones at their defaults)."""
         names = {f.name for f in dataclasses.fields(self.spec_class)}
         return self.spec_class(**{k: v for k, v in saved.items() if k in names})
+
+    def layer_of(self, path: tuple[str, ...]) -> Optional[int]:
+        """Where a parameter (its path of names, e.g. ``("model", "layers_3", "attn", "Wqkv", "kernel")``) sits in
+        the encoder: ``i`` inside encoder layer ``i`` (``layers_{i}``, 0 at the bottom), ``-1`` in the embeddings,
+        None above the encoder (final norm, prediction head, classifier). Fine-tuning's layer-wise learning rates,
+        freezing and re-initialisation read it; a family whose names differ overrides it."""
+        for name in path:
+            m = _LAYER_NAME.fullmatch(name)
+            if m:
+                return int(m.group(1))
+            if name == "embeddings":
+                return -1
+        return None
 
     def arch_fields(self) -> tuple[str, ...]:
         """The spec fields trained weights depend on (``metadata["arch"]``)."""

@@ -57,7 +57,7 @@ class ModernBertArchitecture:
     local_attention: int = field(default=128, metadata=ARCH)  # the local window: local_attention // 2 each side
     global_rope_theta: float = field(default=160_000.0, metadata=ARCH)
     local_rope_theta: float = field(default=10_000.0, metadata=ARCH)
-    norm_eps: float = 1e-5
+    norm_eps: float = field(default=1e-5, metadata=ARCH)  # an imported folder's must match (logits change)
     norm_bias: bool = field(default=False, metadata=ARCH)
     decoder_bias: bool = field(default=True, metadata=ARCH)
     hidden_dropout: float = 0.0  # embedding and MLP dropout (ModernBERT: 0)

@@ -45,7 +45,7 @@ class RobertaArchitecture:
     # RoBERTa offsets positions by pad_token_id + 1
     max_position_embeddings: int = field(default=514, metadata=ARCH)
     type_vocab_size: int = field(default=1, metadata=ARCH)
-    layer_norm_eps: float = 1e-5
+    layer_norm_eps: float = field(default=1e-5, metadata=ARCH)  # an imported folder's must match (logits change)
     hidden_dropout: float = 0.1
     # Dropout on attention probabilities forbids the fused (cuDNN) kernel; 0 keeps it usable.
     attention_dropout: float = 0.0

@@ -159,6 +159,15 @@ class RunnerConfig:
 
 
 @dataclass
+class BootstrapConfig:
+    """The report's Multi-Bootstrap (:mod:`trainer.statistics.bootstrap`); never part of the fingerprint (it is
+    the report's only)."""
+
+    samples: int = 1000  # resamples of seeds and eval examples
+    seed: int = 0
+
+
+@dataclass
 class StudyConfig:
     name: str = "study"
     output_dir: str = "study-output"
@@ -171,18 +180,19 @@ class StudyConfig:
     seeds: SeedsConfig = field(default_factory=SeedsConfig)
     budget_tokens: Optional[int] = None  # training tokens per unit (sets training.max_steps); null: the trainer's
     downstream: list[DownstreamConfig] = field(default_factory=list)
-    confidence: float = 0.95  # of the confidence intervals
+    confidence: float = 0.95  # of the confidence intervals (Student-t, Welch and the Multi-Bootstrap's)
+    bootstrap: BootstrapConfig = field(default_factory=BootstrapConfig)
     runner: RunnerConfig = field(default_factory=RunnerConfig)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
 
     def fingerprint(self) -> str:
-        """What the results depend on: everything but the runner, the output folder and the seed count
-        (more seeds reuse the units already done); each arm as :meth:`ArmConfig.record` holds it."""
+        """What the results depend on: everything but the runner, the output folder, the report's bootstrap and
+        the seed count (more seeds reuse the units already done); each arm as :meth:`ArmConfig.record` holds it."""
         d = self.to_dict()
         d["arms"] = [a.record() for a in self.arms]
-        for key in ("runner", "output_dir"):
+        for key in ("runner", "output_dir", "bootstrap"):
             d.pop(key)
         d["seeds"].pop("count")
         return hashlib.sha1(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()[:16]
@@ -334,6 +344,10 @@ def validate(cfg: StudyConfig) -> None:
             raise ConfigError(f"downstream.{d.name}: epochs and learning_rate must be > 0")
     if not 0 < cfg.confidence < 1:
         raise ConfigError(f"confidence must be in (0, 1), got {cfg.confidence}")
+    if cfg.bootstrap.samples < 100:
+        raise ConfigError(f"bootstrap.samples must be an integer >= 100, got {cfg.bootstrap.samples}")
+    if cfg.bootstrap.seed < 0:
+        raise ConfigError(f"bootstrap.seed must be an integer >= 0, got {cfg.bootstrap.seed}")
     for key in ("cpus_per_unit", "index_workers"):
         if getattr(cfg.runner, key) < 1:
             raise ConfigError(f"runner.{key} must be >= 1, got {getattr(cfg.runner, key)}")

@@ -8,6 +8,7 @@ fine-tuning on the study's downstream tasks with the existing :mod:`trainer.fine
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import logging
 
 import numpy as np
@@ -30,8 +31,10 @@ def eval_subsets(evals: Documents, subsets: dict) -> dict[str, list[str]]:
 
 
 def mlm_metrics(checkpoint_dir: str, tokenizer_dir: str, texts_by_subset: dict, trainer_cfg, mask_seed: int) -> dict:
-    """``{subset: {loss, accuracy, masked_tokens}}`` of the checkpoint: each subset packed as the trainer packs
-    its eval set, masked with ``key(mask_seed)`` and the run's masking rule (the same masks for every arm).
+    """``{subset: {loss, accuracy, masked_tokens, examples}}`` of the checkpoint: each subset packed as the trainer
+    packs its eval set, masked with ``key(mask_seed)`` and the run's masking rule (the same masks for every arm).
+    ``examples``: each packed sequence's ``[loss_sum, count, correct]`` (an example table of
+    :mod:`trainer.statistics.bootstrap`, keyed by the masked inputs: every arm's are paired), for the Multi-Bootstrap.
 
     When the other subsets split the eval set (each document in exactly one), ``all`` is not evaluated
     again: its sums are theirs (loss and accuracy over all their masked tokens)."""
@@ -48,9 +51,11 @@ def mlm_metrics(checkpoint_dir: str, tokenizer_dir: str, texts_by_subset: dict, 
     tok = TokenizerFns(load_tokenizer(tokenizer_dir))
     rule = masking_rule(trainer_cfg, tok)
     L, B = trainer_cfg.data.max_seq_length, trainer_cfg.training.eval_batch_size
-    step = jax.jit(make_eval_step(spec, tok.pad_id, rule.max_predictions))
+    from ..statistics.bootstrap import example_table
+
+    step = jax.jit(make_eval_step(spec, tok.pad_id, rule.max_predictions, per_row=True))
     mask = jax.jit(rule.apply)
-    out, sums_of = {}, {}
+    out, sums_of, rows_of, keys = {}, {}, {}, {}
     parts = [t for name, texts in texts_by_subset.items() if name != "all" for t in texts]
     split = bool(parts) and sorted(parts) == sorted(texts_by_subset["all"])
     for name, texts in texts_by_subset.items():
@@ -62,17 +67,27 @@ def mlm_metrics(checkpoint_dir: str, tokenizer_dir: str, texts_by_subset: dict, 
         padded = np.full((n, L), tok.pad_id, np.int32)
         padded[: len(seqs)] = seqs
         inputs, labels, weights = mask(jax.random.key(mask_seed), jnp.asarray(padded))
-        sums = np.zeros(3, np.float64)
+        sums, rows = np.zeros(3, np.float64), []
         for i in range(0, n, B):
-            sums += np.asarray(step(params, inputs[i:i + B], labels[i:i + B], weights[i:i + B]), np.float64)
+            batch_sums, batch_rows = step(params, inputs[i:i + B], labels[i:i + B], weights[i:i + B])
+            sums += np.asarray(batch_sums, np.float64)
+            rows.append(np.asarray(batch_rows, np.float64))
         sums_of[name] = sums
+        rows_of[name] = np.concatenate(rows)[: len(seqs)]  # the padding rows have no weight
+        keys[name] = hashlib.sha256(np.asarray(inputs).tobytes() + np.asarray(weights).tobytes()).hexdigest()[:16]
     if split:
         sums_of["all"] = sum(v for k, v in sums_of.items())
+        parts_names = [k for k in texts_by_subset if k != "all"]
+        rows_of["all"] = np.concatenate([rows_of[k] for k in parts_names])
+        keys["all"] = hashlib.sha256("".join(keys[k] for k in parts_names).encode()).hexdigest()[:16]
     for name in texts_by_subset:
         sums = sums_of[name]
         count = max(sums[1], 1.0)
         out[name] = {"loss": float(sums[0] / count), "accuracy": float(sums[2] / count),
-                     "masked_tokens": int(sums[1])}
+                     "masked_tokens": int(sums[1]),
+                     "examples": example_table(["loss_sum", "count", "correct"], rows_of[name],
+                                               {"loss": "ratio(loss_sum, count)",
+                                                "accuracy": "ratio(correct, count)"}, keys[name])}
     return out
 
 

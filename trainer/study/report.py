@@ -8,8 +8,9 @@ import math
 import os
 from collections import defaultdict
 
+from ..statistics.bootstrap import describe
+from ..statistics.welch import summarize, welch_test
 from .config import StudyConfig
-from .stats import summarize, welch_test
 from .units import write_json, write_text
 
 TEST = ("Welch's unequal-variance t-test, two-sided, of the difference of the per-seed values of an arm "
@@ -28,6 +29,35 @@ def unit_metrics(result: dict) -> dict:
     return out
 
 
+def unit_seed(result: dict, metric: str):
+    """One unit as a Multi-Bootstrap seed for ``metric``: ``(its example tables, the tables' metric name)``
+    (a masked-LM subset's packed sequences; each downstream run's eval examples, averaged), or
+    ``(its value, name)`` when the unit keeps no per-example scores (results made before they were kept)."""
+    if metric.startswith("mlm."):
+        _, subset, name = metric.split(".")
+        table = result["mlm"][subset].get("examples")
+        return ([table] if table else unit_metrics(result)[metric]), name
+    for task, d in result.get("downstream", {}).items():
+        for name in d["metrics"]:
+            if metric == f"{task}.{name}":
+                tables = [r.get("examples") for r in d.get("runs", ())]
+                ok = tables and all(t and name in t["metrics"] for t in tables)
+                return (tables if ok else d["metrics"][name]), name
+    raise KeyError(metric)
+
+
+def bootstrap_vs(cfg: StudyConfig, arm: list[dict], base: list[dict], metric: str) -> dict:
+    """The Multi-Bootstrap of ``arm - base`` on ``metric`` (units holding it), with the study's samples, seed and
+    confidence."""
+    from ..statistics.bootstrap import multi_bootstrap
+
+    a = [unit_seed(r, metric) for r in arm if metric in unit_metrics(r)]
+    b = [unit_seed(r, metric) for r in base if metric in unit_metrics(r)]
+    name = (a or b)[0][1] if (a or b) else metric
+    return multi_bootstrap([s for s, _ in a], [s for s, _ in b], name, cfg.bootstrap.samples, cfg.bootstrap.seed,
+                           cfg.confidence, lower_is_better(metric))._asdict()
+
+
 def lower_is_better(metric: str) -> bool:
     return metric.endswith(".loss")
 
@@ -42,11 +72,12 @@ def by_arm(cfg: StudyConfig, results: list[dict]) -> dict[str, list[dict]]:
 
 def compare_arms(cfg: StudyConfig, results: list[dict]) -> tuple[list[str], dict]:
     """The metrics of the results (sorted: masked-LM first, ``all`` first) and per arm ``{"metrics": {m: summary
-    and values}}``, with ``"vs_baseline": {m: Welch test}`` for every arm but the baseline."""
+    and values}}``, with ``"vs_baseline": {m: Welch test}`` and ``"bootstrap_vs_baseline": {m: Multi-Bootstrap}``
+    for every arm but the baseline."""
     metrics = sorted({m for r in results for m in unit_metrics(r)},
                      key=lambda m: (not m.startswith("mlm."), m.split(".")[1] != "all", m))
-    arms = {}
-    for arm, rs in by_arm(cfg, results).items():
+    arms, units = {}, by_arm(cfg, results)
+    for arm, rs in units.items():
         values = {m: [unit_metrics(r)[m] for r in rs if m in unit_metrics(r)] for m in metrics}
         arms[arm] = {"metrics": {m: {**summarize(v, cfg.confidence)._asdict(), "values": v} for m, v in values.items()}}
     baseline = cfg.baseline_arm
@@ -56,6 +87,7 @@ def compare_arms(cfg: StudyConfig, results: list[dict]) -> tuple[list[str], dict
                 rec["vs_baseline"] = {m: welch_test(rec["metrics"][m]["values"],
                                                     arms[baseline]["metrics"][m]["values"], cfg.confidence)._asdict()
                                       for m in metrics}
+                rec["bootstrap_vs_baseline"] = {m: bootstrap_vs(cfg, units[arm], units[baseline], m) for m in metrics}
     return metrics, arms
 
 
@@ -88,7 +120,9 @@ def build_report(cfg: StudyConfig, data: dict, results: list[dict]) -> dict:
         rev_metrics, rev_arms = compare_arms(cfg, revision_results(results, step))
         revisions[str(step)] = {"metrics": rev_metrics, "arms": rev_arms}
     return {"study": cfg.name, "fingerprint": cfg.fingerprint(), "baseline": baseline, "confidence": cfg.confidence,
-            "test": TEST, "data": data, "units_done": len(results),
+            "test": TEST, "bootstrap": {"samples": cfg.bootstrap.samples, "seed": cfg.bootstrap.seed,
+                                        "test": describe(cfg.bootstrap.samples, cfg.bootstrap.seed, cfg.confidence)},
+            "data": data, "units_done": len(results),
             "units_total": len(cfg.arms) * cfg.seeds.count, "metrics": metrics, "arms": arms,
             "units": [{"name": f"{r['unit']['arm']}/seed{r['unit']['index']}", "steps": r["steps"],
                        "seconds": r["seconds"], "metrics": unit_metrics(r),
@@ -163,6 +197,7 @@ def markdown(report: dict) -> str:
                 w = arms[n].get("vs_baseline", {}).get(m)
                 cells.append("n/a" if w is None else _difference(w, 1 - report["confidence"]))
             lines.append(f"| {m} | " + " | ".join(cells) + " |")
+        lines += bootstrap_lines(report, arms, metrics, others)
     collapsed = [f"{u['name']} ({', '.join(u['collapsed_downstream'])})" for u in report["units"]
                  if u.get("collapsed_downstream")]
     if collapsed:
@@ -173,6 +208,34 @@ def markdown(report: dict) -> str:
               "`final_metrics.png` (final metrics: each arm's mean with its confidence interval, one dot per "
               "seed).", ""]
     return "\n".join(lines)
+
+
+def bootstrap_lines(report: dict, arms: dict, metrics: list, others: list) -> list[str]:
+    """The Multi-Bootstrap table: per metric and arm the difference to the baseline, its percentile interval
+    and P(arm better); ``†`` where only the seeds were resampled (no per-example scores)."""
+    boot = report.get("bootstrap")
+    if not boot or not any("bootstrap_vs_baseline" in arms[n] for n in others):
+        return []
+    pct = int(round(100 * report["confidence"]))
+    lines = ["", f"## Difference to `{report['baseline']}`: Multi-Bootstrap", "",
+             f"Cells: difference [{pct} % bootstrap interval], P(arm better). {boot['test']}.", "",
+             "| metric | " + " | ".join(f"`{n}`" for n in others) + " |", "|---|" + "---:|" * len(others)]
+    seeds_only = False
+    for m in metrics:
+        cells = []
+        for n in others:
+            b = arms[n].get("bootstrap_vs_baseline", {}).get(m)
+            if b is None or b["difference"] is None or math.isnan(b["difference"]):
+                cells.append("n/a")
+                continue
+            seeds_only |= not b["examples"]
+            mark = "" if b["examples"] else " †"
+            cells.append(f"{b['difference']:+.4f} [{_f(b['ci_low'])}, {_f(b['ci_high'])}]{mark}, {b['p_better']:.3f}")
+        lines.append(f"| {m} | " + " | ".join(cells) + " |")
+    if seeds_only:
+        lines += ["", "† no per-example scores in these units (made before they were kept): the seeds only are "
+                  "resampled."]
+    return lines
 
 
 def revision_tables(metrics: list[str]) -> dict[str, list[tuple[str, str]]]:

@@ -12,7 +12,7 @@ the layout of its transformers classifier (:meth:`trainer.models.base.ModelFamil
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import Any, Optional
 
 import numpy as np
 
@@ -76,6 +76,13 @@ class TaskKind:
         """The kind's metrics, ``accuracy`` and ``majority`` (the most frequent gold label's rate)
         among them, and ``examples``."""
         raise NotImplementedError
+
+    def example_scores(self, preds: np.ndarray, enc, labels: list[str], iob: bool) -> Optional[tuple]:
+        """``(columns, rows, formulas)``: per-example numbers from which the Multi-Bootstrap
+        (:mod:`trainer.statistics.bootstrap`) recomputes each metric on resampled examples (``formulas``:
+        ``{metric: "ratio(correct, count)"}``, :data:`~trainer.statistics.bootstrap.FORMULAS`); None when the
+        kind keeps none (its comparisons then resample the seeds only)."""
+        return None
 
     # -- the network -----------------------------------------------------------------------------
     def classifier(self, spec, num_labels: int):

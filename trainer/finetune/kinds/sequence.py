@@ -62,6 +62,13 @@ class SequenceKind(TaskKind):
         m["macro_f1"] = float(np.mean(f1s))
         return m
 
+    def example_scores(self, preds, enc, labels, iob):
+        """Each labelled example's gold label and prediction: accuracy and macro F1 are recomputed from them."""
+        keep = enc.weights > 0
+        rows = np.stack([enc.labels[keep], preds[keep]], axis=1)
+        return ["gold", "pred"], rows, {"accuracy": "accuracy(gold, pred)",
+                                        "macro_f1": f"macro_f1(gold, pred, {len(labels)})"}
+
     def configure_export(self, config) -> None:
         config.problem_type = "single_label_classification"
 

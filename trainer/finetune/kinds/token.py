@@ -76,5 +76,22 @@ class TokenKind(TaskKind):
         m["f1_kind"] = "seqeval entity F1" if iob else "seqeval F1 on non-IOB tags (as run_ner)"
         return m
 
+    def example_scores(self, preds, enc, labels, iob):
+        """Per sentence: correct first sub-tokens, labelled tokens, and seqeval's entities (true positives,
+        predicted, gold). seqeval's micro F1 over the corpus is ``2 sum tp / (sum pred + sum gold)`` (it
+        joins the sentences with an ``O`` between them, so no entity spans two), the token accuracy
+        ``sum correct / sum count``: both are recomputed exactly on resampled sentences."""
+        from seqeval.metrics.sequence_labeling import get_entities
+
+        keep = enc.weights > 0
+        rows = []
+        for i in range(len(enc)):
+            gold, pred = enc.labels[i][keep[i]], preds[i][keep[i]]
+            true = set(get_entities([labels[v] for v in gold]))
+            found = set(get_entities([labels[v] for v in pred]))
+            rows.append([int(np.sum(gold == pred)), int(gold.size), len(true & found), len(found), len(true)])
+        return (["correct", "count", "tp", "pred", "gold"], np.asarray(rows, np.int64).reshape(-1, 5),
+                {"accuracy": "ratio(correct, count)", "f1": "f1(tp, pred, gold)"})
+
     def card_example(self, report: dict) -> str:
         return "'Me llamo Ana y vivo en Madrid.'"

@@ -1,5 +1,6 @@
 """Statistics for few seeds: mean, sample standard deviation, Student-t confidence interval, and Welch's
-unequal-variance t-test of the difference of two arms. Pure functions (no SciPy; tested against it)."""
+unequal-variance t-test of the difference of two arms (the Multi-Bootstrap is :mod:`.bootstrap`). Pure functions
+(no SciPy; tested against it)."""
 
 from __future__ import annotations
 
@@ -46,6 +47,14 @@ def betainc(a: float, b: float, x: float) -> float:
     return 1.0 - math.exp(ln_front) * _betacf(b, a, 1.0 - x) / b
 
 
+def t_two_sided(t: float, df: float) -> float:
+    """The two-sided tail of Student's t, ``P(|T| >= |t|) = I_{df/(df+t^2)}(df/2, 1/2)``, computed from the tail
+    itself (not ``2 (1 - cdf)``, which is 0.0 once the cdf rounds to 1: a p-value of 1e-24 stays 1e-24)."""
+    if math.isinf(t):
+        return 0.0
+    return min(1.0, betainc(df / 2.0, 0.5, df / (df + t * t)))
+
+
 def t_cdf(t: float, df: float) -> float:
     """Student's t distribution function: ``1 - I_{df/(df+t^2)}(df/2, 1/2) / 2`` for ``t >= 0`` (symmetric)."""
     if math.isinf(t):
@@ -77,13 +86,14 @@ def t_ppf(q: float, df: float) -> float:
 class Summary(NamedTuple):
     n: int
     mean: float
-    sd: float  # sample standard deviation (ddof 1); 0 for one value
+    sd: float  # sample standard deviation (ddof 1); nan for one value (no spread is measured: "n/a", not 0)
     ci_low: float  # mean -/+ t_{(1+c)/2, n-1} sd / sqrt(n); nan for one value
     ci_high: float
 
 
 def summarize(values: Sequence[float], confidence: float = 0.95) -> Summary:
-    """Mean, sample sd and the Student-t confidence interval of the mean."""
+    """Mean, sample sd ``sqrt(sum (x - mean)^2 / (n - 1))`` and the Student-t confidence interval of the mean
+    ``mean -/+ t_{(1+c)/2, n-1} sd / sqrt(n)``; with one value the sd and the interval are nan (shown "n/a")."""
     x = [float(v) for v in values]
     n = len(x)
     if n == 0:
@@ -91,7 +101,7 @@ def summarize(values: Sequence[float], confidence: float = 0.95) -> Summary:
         return Summary(0, nan, nan, nan, nan)
     mean = sum(x) / n
     if n == 1:
-        return Summary(1, mean, 0.0, float("nan"), float("nan"))
+        return Summary(1, mean, float("nan"), float("nan"), float("nan"))
     sd = math.sqrt(sum((v - mean) ** 2 for v in x) / (n - 1))
     half = t_ppf((1 + confidence) / 2, n - 1) * sd / math.sqrt(n)
     return Summary(n, mean, sd, mean - half, mean + half)
@@ -109,7 +119,8 @@ class Welch(NamedTuple):
 def welch_test(a: Sequence[float], b: Sequence[float], confidence: float = 0.95) -> Welch:
     """Welch's t-test of ``mean(a) - mean(b)``: ``t = d / sqrt(s_a^2/n_a + s_b^2/n_b)``, degrees of freedom
     ``(v_a + v_b)^2 / (v_a^2/(n_a-1) + v_b^2/(n_b-1))`` with ``v = s^2/n`` (Welch-Satterthwaite), two-sided
-    ``p = 2 (1 - T_df(|t|))``. Needs two values per arm (else every field but the difference is nan)."""
+    ``p = I_{df/(df+t^2)}(df/2, 1/2)`` (:func:`t_two_sided`, the tail itself). Needs two values per arm (else
+    every field but the difference is nan)."""
     sa, sb = summarize(a), summarize(b)
     d = sa.mean - sb.mean
     nan = float("nan")
@@ -121,6 +132,5 @@ def welch_test(a: Sequence[float], b: Sequence[float], confidence: float = 0.95)
         return Welch(d, math.copysign(math.inf, d) if d else nan, nan, 0.0 if d else 1.0, d, d)
     t = d / se
     df = (va + vb) ** 2 / (va ** 2 / (sa.n - 1) + vb ** 2 / (sb.n - 1))
-    p = 2.0 * (1.0 - t_cdf(abs(t), df))
     half = t_ppf((1 + confidence) / 2, df) * se
-    return Welch(d, t, df, min(1.0, p), d - half, d + half)
+    return Welch(d, t, df, t_two_sided(t, df), d - half, d + half)
