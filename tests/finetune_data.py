@@ -96,11 +96,7 @@ def corpus_texts(n: int = 300) -> list[str]:
 def tiny_model_folder(folder: str, vocab_size: int = 1000, max_positions: int = 66, seed: int = 0) -> str:
     """A tokenizer trained on the synthetic sentences and a random tiny RoBERTa, exported as a transformers
     masked-LM folder (what ``trainer export`` writes)."""
-    import jax
-
     from trainer.data.tokenizer import train_tokenizer
-    from trainer.models.roberta import RobertaSpec, init_params
-    from trainer.models.roberta_hf import export_pretrained
 
     tok_dir = os.path.join(folder, "tokenizer")
     corpus = os.path.join(folder, "corpus.jsonl")
@@ -110,7 +106,18 @@ def tiny_model_folder(folder: str, vocab_size: int = 1000, max_positions: int = 
             f.write(json.dumps({"text": t}) + "\n")
     tok = train_tokenizer(corpus_texts(), tok_dir, vocab_size=vocab_size, min_frequency=1,
                           model_max_length=max_positions - 2)
-    spec = RobertaSpec(vocab_size=len(tok), hidden_size=32, num_layers=2, num_heads=2, intermediate_size=64,
+    return random_roberta_folder(os.path.join(folder, "model"), tok, max_positions=max_positions, seed=seed)
+
+
+def random_roberta_folder(out: str, tok, num_layers: int = 2, max_positions: int = 66, seed: int = 0) -> str:
+    """A random tiny RoBERTa (hidden 32, ``num_layers`` layers, no dropout) for tokenizer ``tok``, exported as a
+    transformers masked-LM folder."""
+    import jax
+
+    from trainer.models.roberta import RobertaSpec, init_params
+    from trainer.models.roberta_hf import export_pretrained
+
+    spec = RobertaSpec(vocab_size=len(tok), hidden_size=32, num_layers=num_layers, num_heads=2, intermediate_size=64,
                        max_position_embeddings=max_positions, dtype="float32", attention_impl="xla",
                        hidden_dropout=0.0, attention_dropout=0.0)
     # numpy draws of init_params' distribution (no compilation: seconds saved on a busy CPU)
@@ -124,7 +131,6 @@ def tiny_model_folder(folder: str, vocab_size: int = 1000, max_positions: int = 
         return (np.ones if leaf == "scale" else np.zeros)(a.shape, np.float32)
 
     params = jax.tree_util.tree_map_with_path(draw, shapes)
-    out = os.path.join(folder, "model")
     export_pretrained(params, spec, out, tokenizer=tok)
     return out
 

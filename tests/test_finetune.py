@@ -22,12 +22,6 @@ from trainer.finetune.loading import load_model  # noqa: E402
 from trainer.finetune.run import RunResult, Settings, collapse_check, run_seeds, summarize  # noqa: E402
 
 
-@pytest.fixture(scope="module")
-def tiny_model(tmp_path_factory):
-    """A tokenizer trained on the synthetic sentences and a random tiny RoBERTa (transformers folder)."""
-    return fd.tiny_model_folder(str(tmp_path_factory.mktemp("tiny")))
-
-
 def _shuffled(rows: dict, seed: int) -> dict:
     out = dict(rows)
     out["label"] = list(np.random.default_rng(seed).permutation(rows["label"]))

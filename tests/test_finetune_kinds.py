@@ -21,9 +21,13 @@ from trainer.finetune.loading import load_model  # noqa: E402
 
 
 @pytest.fixture(scope="module")
-def tiny_model(tmp_path_factory):
-    """A tokenizer trained on the synthetic sentences and a random tiny RoBERTa (transformers folder)."""
-    return fd.tiny_model_folder(str(tmp_path_factory.mktemp("tiny")))
+def one_layer(tiny_model, tmp_path_factory):
+    """A one-layer random RoBERTa with the tiny model's tokenizer (each kind compiles its own steps: one layer
+    compiles faster)."""
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(tiny_model)
+    return fd.random_roberta_folder(str(tmp_path_factory.mktemp("one-layer")), tok, num_layers=1)
 
 
 def _local(tmp_path, name: str, train: list, evals: list) -> list[str]:
@@ -41,13 +45,14 @@ def _finetune(model: str, out: str, task: str, *args) -> dict:
 
 def _ours(folder: str, kind_name: str, ids, mask) -> np.ndarray:
     """Our network's logits on the export read back (encoder and the kind's head from the folder)."""
+    import jax
     import jax.numpy as jnp
 
     kind, loaded = get_kind(kind_name), load_model(folder)
     model = kind.classifier(loaded.spec, len(kind.fixed_labels))
     params = {**loaded.encoder, "classifier": loaded.heads[kind_name]}
     batch = {"input_ids": jnp.asarray(ids), "attention_mask": jnp.asarray(mask)}
-    return np.asarray(kind.logits(model, params, batch, True))
+    return np.asarray(jax.jit(lambda p, b: kind.logits(model, p, b, True))(params, batch))
 
 
 def _no_missing_weights(auto_class, folder):
@@ -157,12 +162,12 @@ def test_doc_stride_windows_label_the_answer_or_cls(tiny_model, tmp_path):
 # end to end: train, evaluate, export, transformers' logits
 
 
-def test_span_end_to_end_exports_question_answering(tiny_model, tmp_path, capsys):
+def test_span_end_to_end_exports_question_answering(one_layer, tmp_path, capsys):
     from transformers import AutoModelForQuestionAnswering, AutoTokenizer
 
     data = _local(tmp_path, "qa", fd.qa_rows(48, 1), fd.qa_rows(16, 2))
     out = str(tmp_path / "qa")
-    report = _finetune(tiny_model, out, "question-answering", *data, "--max-length", "32", "--doc-stride", "8",
+    report = _finetune(one_layer, out, "question-answering", *data, "--max-length", "32", "--doc-stride", "8",
                        "--max-steps", "12")
     assert report["kind"] == "span" and set(report["metrics"]) == {"f1", "exact_match"}
     run = report["runs"][0]["metrics"]
@@ -190,12 +195,12 @@ def test_span_end_to_end_exports_question_answering(tiny_model, tmp_path, capsys
         run["exact_match"])
 
 
-def test_regression_learns_and_exports_a_regression_classifier(tiny_model, tmp_path):
+def test_regression_learns_and_exports_a_regression_classifier(one_layer, tmp_path):
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
     data = _local(tmp_path, "reg", fd.regression_rows(128, 1), fd.regression_rows(64, 2))
     out = str(tmp_path / "reg")
-    report = _finetune(tiny_model, out, "regression", *data, "--max-length", "32", "--max-steps", "40")
+    report = _finetune(one_layer, out, "regression", *data, "--max-length", "32", "--max-steps", "40")
     assert report["kind"] == "regression" and report["labels"] == ["score"]
     # the count of "gato" is learnt: a strong correlation on held-out sentences (0 for a random head on average)
     assert report["metrics"]["pearson"]["mean"] > 0.5 and report["metrics"]["spearman"]["mean"] > 0.5
@@ -212,12 +217,12 @@ def test_regression_learns_and_exports_a_regression_classifier(tiny_model, tmp_p
     assert np.abs(_ours(folder, "regression", ids, mask) - theirs.numpy()).max() <= 1e-4
 
 
-def test_multiple_choice_end_to_end_exports_a_choice_model(tiny_model, tmp_path):
+def test_multiple_choice_end_to_end_exports_a_choice_model(one_layer, tmp_path):
     from transformers import AutoModelForMultipleChoice, AutoTokenizer
 
     data = _local(tmp_path, "mc", fd.choice_rows(48, 1), fd.choice_rows(16, 2))
     out = str(tmp_path / "mc")
-    report = _finetune(tiny_model, out, "multiple-choice", *data, "--max-length", "32", "--max-steps", "6")
+    report = _finetune(one_layer, out, "multiple-choice", *data, "--max-length", "32", "--max-steps", "6")
     run = report["runs"][0]["metrics"]
     assert report["kind"] == "multiple-choice" and run["chance"] == pytest.approx(1 / 3) and run["examples"] == 16
     folder = os.path.join(out, "tiny-multiple-choice")
