@@ -126,13 +126,8 @@ def test_doc_stride_windows_label_the_answer_or_cls(tiny_model, tmp_path):
     from trainer.finetune.tasks import encode, get_preset, load_task_data
 
     rows = fd.qa_rows(12, 5, long_every=2)
-    # the same questions as one SQuAD-format file (articles > paragraphs > qas)
-    squad = {"data": [{"title": "t", "paragraphs": [{"context": r["context"], "qas": [
-        {"id": r["id"], "question": r["question"],
-         "answers": [{"text": t, "answer_start": s} for t, s in zip(r["answers"]["text"],
-                                                                  r["answers"]["answer_start"])]}]}]} for r in rows]}
-    path = tmp_path / "squad.json"
-    path.write_text(json.dumps(squad, ensure_ascii=False, indent=1))
+    path = tmp_path / "squad.json"  # the questions as one SQuAD-format file
+    path.write_bytes(_squad_json(rows))
     task = get_preset("question-answering").replace(path=SQUAD_JSON, doc_stride=6)
     data = load_task_data(task, {"train": [str(path)], "validation": [str(path)]})
     assert data.labels == ["start", "end"] and list(data.eval["id"]) == [r["id"] for r in rows]
@@ -156,6 +151,49 @@ def test_doc_stride_windows_label_the_answer_or_cls(tiny_model, tmp_path):
     assert len(first) > 1  # rows[0] is long
     a, b = ([int(t) for t, o in zip(enc.input_ids[w], x["offsets"][w]) if o is not None] for w in first[:2])
     assert a[-6:] == b[:6]
+
+
+def _squad_json(rows: list[dict]) -> bytes:
+    """SQuAD-format JSON (articles > paragraphs > qas) of flat question rows."""
+    return json.dumps({"version": "1.1", "data": [{"title": "t", "paragraphs": [{"context": r["context"], "qas": [
+        {"id": r["id"], "question": r["question"],
+         "answers": [{"text": t, "answer_start": s} for t, s in zip(r["answers"]["text"],
+                                                                  r["answers"]["answer_start"])]}]}]} for r in rows]},
+                      ensure_ascii=False, indent=1).encode()
+
+
+def test_sqac_preset_reads_the_squad_json_files_at_its_revision(loopback_hub, monkeypatch, tmp_path):
+    """The SQAC preset reads the repository's SQuAD-format files (through datasets' hf:// file system at the
+    pinned commit), never its loading script."""
+    import dataclasses
+
+    import datasets.config
+    import huggingface_hub.constants as hf
+    from huggingface_hub import HfFileSystem
+
+    from trainer.finetune.tasks import PRESETS, load_task_data
+
+    hub = loopback_hub()
+    train, dev = fd.qa_rows(6, 1), fd.qa_rows(4, 2)
+    commit = hub.add_files("PlanTL-GOB-ES/SQAC", {"train.json": _squad_json(train), "dev.json": _squad_json(dev),
+                                                  "test.json": _squad_json(dev), "SQAC.py": b"raise SystemExit"},
+                           repo_type="dataset")
+    # the Hub clients read HF_ENDPOINT when imported: point their constants at the loopback Hub
+    monkeypatch.setattr(hf, "ENDPOINT", hub.url)
+    monkeypatch.setattr(hf, "HUGGINGFACE_CO_URL_TEMPLATE", hub.url + "/{repo_id}/resolve/{revision}/{filename}")
+    monkeypatch.setattr(datasets.config, "HF_ENDPOINT", hub.url)
+    monkeypatch.setattr(datasets.config, "HUB_DATASETS_URL", hub.url + "/datasets/{repo_id}/resolve/{revision}/{path}")
+    monkeypatch.setattr(datasets.config, "HF_DATASETS_CACHE", str(tmp_path / "datasets-cache"))
+    HfFileSystem.clear_instance_cache()
+    try:
+        task = dataclasses.replace(PRESETS["sqac"], revision=commit)  # the loopback Hub's commit id
+        data = load_task_data(task)
+    finally:
+        HfFileSystem.clear_instance_cache()
+    assert list(data.train["id"]) == [r["id"] for r in train] and list(data.eval["question"]) == [
+        r["question"] for r in dev]
+    assert data.eval[0]["answers"] == dev[0]["answers"] and data.labels == ["start", "end"]
+    assert not any("SQAC.py" in r for r in hub.requests) and any(commit in r for r in hub.requests)
 
 
 # ---------------------------------------------------------------------------------------------
