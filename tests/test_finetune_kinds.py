@@ -238,11 +238,11 @@ def test_regression_learns_and_exports_a_regression_classifier(one_layer, tmp_pa
 
     data = _local(tmp_path, "reg", fd.regression_rows(128, 1), fd.regression_rows(64, 2))
     out = str(tmp_path / "reg")
-    report = _finetune(one_layer, out, "regression", *data, "--max-length", "32", "--max-steps", "40")
+    report = _finetune(one_layer, out, "text-regression", *data, "--max-length", "32", "--max-steps", "40")
     assert report["kind"] == "regression" and report["labels"] == ["score"]
     # the count of "gato" is learnt: a strong correlation on held-out sentences (0 for a random head on average)
     assert report["metrics"]["pearson"]["mean"] > 0.5 and report["metrics"]["spearman"]["mean"] > 0.5
-    folder = os.path.join(out, "tiny-regression")
+    folder = os.path.join(out, "tiny-text-regression")
     config = json.load(open(os.path.join(folder, "config.json")))
     assert config["problem_type"] == "regression" and config["architectures"] == ["RobertaForSequenceClassification"]
     model = _no_missing_weights(AutoModelForSequenceClassification, folder)
@@ -260,10 +260,10 @@ def test_multiple_choice_end_to_end_exports_a_choice_model(one_layer, tmp_path):
 
     data = _local(tmp_path, "mc", fd.choice_rows(48, 1), fd.choice_rows(16, 2))
     out = str(tmp_path / "mc")
-    report = _finetune(one_layer, out, "multiple-choice", *data, "--max-length", "32", "--max-steps", "6")
+    report = _finetune(one_layer, out, "text-multiple-choice", *data, "--max-length", "32", "--max-steps", "6")
     run = report["runs"][0]["metrics"]
     assert report["kind"] == "multiple-choice" and run["chance"] == pytest.approx(1 / 3) and run["examples"] == 16
-    folder = os.path.join(out, "tiny-multiple-choice")
+    folder = os.path.join(out, "tiny-text-multiple-choice")
     assert json.load(open(os.path.join(folder, "config.json")))["architectures"] == ["RobertaForMultipleChoice"]
     model = _no_missing_weights(AutoModelForMultipleChoice, folder)
     rows = fd.choice_rows(2, 9)
@@ -303,13 +303,13 @@ def test_bad_examples_are_one_line_naming_the_file_and_line(tiny_model, tmp_path
     # a regression label that is not a number (CSV: the header is line 1, the bad row line 4)
     csv = tmp_path / "sts.csv"
     csv.write_text("text,label\nel gato,1.5\nla casa,2\nel perro,alto\n")
-    msg = _error(capsys, ["finetune", "--model", tiny_model, "--task", "regression", "--dataset", "csv",
+    msg = _error(capsys, ["finetune", "--model", tiny_model, "--task", "text-regression", "--dataset", "csv",
                           "--data-files", f"train={csv}", "--data-files", f"validation={csv}", *out])
     assert f"{csv} line 4: the regression label 'label' is 'alto', not a number" in msg
     # a multiple-choice example with another number of choices (the second line)
     mc = fd.choice_rows(3, 4)
     mc[1]["choices"] = mc[1]["choices"][:2]
     train = fd.write_jsonl(str(tmp_path / "mc.jsonl"), mc)
-    msg = _error(capsys, ["finetune", "--model", tiny_model, "--task", "multiple-choice", "--dataset", "json",
+    msg = _error(capsys, ["finetune", "--model", tiny_model, "--task", "text-multiple-choice", "--dataset", "json",
                           "--data-files", f"train={train}", "--data-files", f"validation={train}", *out])
     assert f"{train} line 2: 2 choices, but {train} line 1 has 3" in msg

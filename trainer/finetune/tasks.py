@@ -107,10 +107,10 @@ PRESETS: dict[str, TaskPreset] = {
                        squad_files=(("train", "train.json"), ("validation", "dev.json"), ("test", "test.json"))),
     "sts-es": TaskPreset(**_REGRESSION, path="PlanTL-GOB-ES/sts-es", text_columns=("sentence1", "sentence2")),
     "question-answering": TaskPreset(**_SPAN, path=None),
-    "regression": TaskPreset(**_REGRESSION, path=None, text_columns=("text",)),
-    "multiple-choice": TaskPreset(kind=MULTIPLE_CHOICE, path=None, text_columns=("context",),
-                                  choices_column="choices", label_column="label", max_length=128, batch_size=16,
-                                  epochs=3, metrics=("accuracy",)),
+    "text-regression": TaskPreset(**_REGRESSION, path=None, text_columns=("text",)),
+    "text-multiple-choice": TaskPreset(kind=MULTIPLE_CHOICE, path=None, text_columns=("context",),
+                                       choices_column="choices", label_column="label", max_length=128,
+                                       batch_size=16, epochs=3, metrics=("accuracy",)),
 }
 
 

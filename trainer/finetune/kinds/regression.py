@@ -49,7 +49,7 @@ def spearman(x, y) -> float:
 
 class RegressionKind(SequenceKind):
     name = "regression"
-    title = "regression"
+    title = "text-regression"
     pipeline_tag = "text-classification"
     auto_class = "AutoModelForSequenceClassification"
     architecture_suffix = "ForSequenceClassification"
