@@ -210,6 +210,7 @@ def test_span_end_to_end_exports_question_answering(one_layer, tmp_path, capsys)
     assert report["kind"] == "span" and set(report["metrics"]) == {"f1", "exact_match"}
     run = report["runs"][0]["metrics"]
     assert run["examples"] == 16 and run["windows"] > 16 and 0.0 <= run["exact_match"] <= run["f1"] <= 1.0
+    assert "| Model | question-answering (F1 / EM) |" in open(os.path.join(out, "results.md")).read()
     folder = os.path.join(out, "tiny-question-answering")
     assert json.load(open(os.path.join(folder, "config.json")))["architectures"] == ["RobertaForQuestionAnswering"]
     assert "pipeline_tag: question-answering" in open(os.path.join(folder, "README.md")).read()
@@ -242,6 +243,7 @@ def test_regression_learns_and_exports_a_regression_classifier(one_layer, tmp_pa
     assert report["kind"] == "regression" and report["labels"] == ["score"]
     # the count of "gato" is learnt: a strong correlation on held-out sentences (0 for a random head on average)
     assert report["metrics"]["pearson"]["mean"] > 0.5 and report["metrics"]["spearman"]["mean"] > 0.5
+    assert "text-regression (Pearson / Spearman)" in open(os.path.join(out, "results.md")).read()
     folder = os.path.join(out, "tiny-text-regression")
     config = json.load(open(os.path.join(folder, "config.json")))
     assert config["problem_type"] == "regression" and config["architectures"] == ["RobertaForSequenceClassification"]
