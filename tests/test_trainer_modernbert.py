@@ -363,8 +363,11 @@ def test_question_answering_and_multiple_choice_exports_match_pytorch(tiny_moder
     for name, cls, labels in (("span", "AutoModelForQuestionAnswering", ["start", "end"]),
                               ("multiple-choice", "AutoModelForMultipleChoice", ["choice"])):
         kind = get_kind(name)
-        head = jax.tree.map(np.asarray, kind.init_classifier_params(loaded.spec, len(labels), jax.random.key(3)))
-        params = {**loaded.encoder, "classifier": head["classifier"]}
+        shapes = jax.eval_shape(lambda k: kind.init_classifier_params(loaded.spec, len(labels), k),
+                                jax.random.key(0))["classifier"]
+        rng = np.random.default_rng(3)  # a random head (numpy draws: no compilation of the initialisation)
+        head = jax.tree.map(lambda a: rng.normal(0, 0.2, a.shape).astype(np.float32), shapes)
+        params = {**loaded.encoder, "classifier": head}
         folder = export_classifier(params, loaded.spec, name, labels, str(tmp_path / name), loaded.tokenizer, "card")
         model, info = getattr(transformers, cls).from_pretrained(folder, output_loading_info=True)
         assert type(model).__name__ == "ModernBert" + kind.architecture_suffix
