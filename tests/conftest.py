@@ -1,4 +1,5 @@
-"""Shared fixtures: offline environment, a tiny KenLM model, loopback HTTP servers (a file server, a Hub)."""
+"""Shared fixtures: offline environment, a tiny KenLM model, a tiny RoBERTa to fine-tune, loopback HTTP servers
+(a file server, a Hub)."""
 
 from __future__ import annotations
 
@@ -43,6 +44,15 @@ ngram 2=4
 
 \\end\\
 """
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory) -> str:
+    """A tokenizer trained on the synthetic downstream sentences and a random tiny RoBERTa (a transformers
+    folder, tests/finetune_data.py), shared by the fine-tuning tests."""
+    import finetune_data
+
+    return finetune_data.tiny_model_folder(str(tmp_path_factory.mktemp("tiny")))
 
 
 @pytest.fixture(scope="session")

@@ -96,11 +96,7 @@ def corpus_texts(n: int = 300) -> list[str]:
 def tiny_model_folder(folder: str, vocab_size: int = 1000, max_positions: int = 66, seed: int = 0) -> str:
     """A tokenizer trained on the synthetic sentences and a random tiny RoBERTa, exported as a transformers
     masked-LM folder (what ``trainer export`` writes)."""
-    import jax
-
     from trainer.data.tokenizer import train_tokenizer
-    from trainer.models.roberta import RobertaSpec, init_params
-    from trainer.models.roberta_hf import export_pretrained
 
     tok_dir = os.path.join(folder, "tokenizer")
     corpus = os.path.join(folder, "corpus.jsonl")
@@ -110,7 +106,18 @@ def tiny_model_folder(folder: str, vocab_size: int = 1000, max_positions: int = 
             f.write(json.dumps({"text": t}) + "\n")
     tok = train_tokenizer(corpus_texts(), tok_dir, vocab_size=vocab_size, min_frequency=1,
                           model_max_length=max_positions - 2)
-    spec = RobertaSpec(vocab_size=len(tok), hidden_size=32, num_layers=2, num_heads=2, intermediate_size=64,
+    return random_roberta_folder(os.path.join(folder, "model"), tok, max_positions=max_positions, seed=seed)
+
+
+def random_roberta_folder(out: str, tok, num_layers: int = 2, max_positions: int = 66, seed: int = 0) -> str:
+    """A random tiny RoBERTa (hidden 32, ``num_layers`` layers, no dropout) for tokenizer ``tok``, exported as a
+    transformers masked-LM folder."""
+    import jax
+
+    from trainer.models.roberta import RobertaSpec, init_params
+    from trainer.models.roberta_hf import export_pretrained
+
+    spec = RobertaSpec(vocab_size=len(tok), hidden_size=32, num_layers=num_layers, num_heads=2, intermediate_size=64,
                        max_position_embeddings=max_positions, dtype="float32", attention_impl="xla",
                        hidden_dropout=0.0, attention_dropout=0.0)
     # numpy draws of init_params' distribution (no compilation: seconds saved on a busy CPU)
@@ -124,6 +131,63 @@ def tiny_model_folder(folder: str, vocab_size: int = 1000, max_positions: int = 
         return (np.ones if leaf == "scale" else np.zeros)(a.shape, np.float32)
 
     params = jax.tree_util.tree_map_with_path(draw, shapes)
-    out = os.path.join(folder, "model")
     export_pretrained(params, spec, out, tokenizer=tok)
     return out
+
+
+CITIES = [c for c in LOC if isinstance(c, str)]
+NAMES = [p for p in PER if isinstance(p, str)]
+
+
+def _filler(rng, lo: int, hi: int) -> list[str]:
+    return [FILLER[int(i)] for i in rng.integers(0, len(FILLER), int(rng.integers(lo, hi)))]
+
+
+def qa_rows(n: int, seed: int, long_every: int = 4) -> list[dict]:
+    """SQuAD-style rows: a context of filler words holding one city (the answer, with its character offset) and
+    a question ``¿Dónde vive NAME?``; every ``long_every``-th context is long (several windows)."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for i in range(n):
+        before = _filler(rng, 2, 30 if i % long_every == 0 else 8)
+        after = _filler(rng, 1, 6)
+        name, city = NAMES[int(rng.integers(len(NAMES)))], CITIES[int(rng.integers(len(CITIES)))]
+        prefix = " ".join(before + [name, "vive", "en"]) + " "
+        context = prefix + city + " " + " ".join(after) + "."
+        rows.append({"id": f"q{i}", "question": f"¿Dónde vive {name}?", "context": context,
+                     "answers": {"text": [city], "answer_start": [len(prefix)]}})
+    return rows
+
+
+def regression_rows(n: int, seed: int) -> list[dict]:
+    """Sentences holding 0 to 3 times ``gato`` among filler words; the label is that count (a float)."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for _ in range(n):
+        k = int(rng.integers(0, 4))
+        words = [w for w in _filler(rng, 3, 8) if w not in KEYS]
+        for _ in range(k):
+            words.insert(int(rng.integers(len(words) + 1)), "gato")
+        rows.append({"text": " ".join(words), "label": float(k)})
+    return rows
+
+
+def choice_rows(n: int, seed: int, choices: int = 3) -> list[dict]:
+    """A context holding a key word (``gato`` or ``perro``) and ``choices`` endings; the right one (``label``)
+    holds the same key word, the others the other one."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for _ in range(n):
+        k = int(rng.integers(2))
+        context = " ".join(_filler(rng, 2, 6) + [KEYS[k]] + _filler(rng, 0, 3))
+        right = int(rng.integers(choices))
+        ends = [" ".join(_filler(rng, 1, 4) + [KEYS[k] if j == right else KEYS[1 - k]]) for j in range(choices)]
+        rows.append({"context": context, "choices": ends, "label": right})
+    return rows
+
+
+def write_jsonl(path: str, rows: list[dict]) -> str:
+    with open(path, "w", encoding="utf-8") as f:
+        for r in rows:
+            f.write(json.dumps(r, ensure_ascii=False) + "\n")
+    return path

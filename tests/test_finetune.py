@@ -27,12 +27,6 @@ from trainer.finetune.stability import Stability, layer_scale  # noqa: E402
 from trainer.models import get_family  # noqa: E402
 
 
-@pytest.fixture(scope="module")
-def tiny_model(tmp_path_factory):
-    """A tokenizer trained on the synthetic sentences and a random tiny RoBERTa (transformers folder)."""
-    return fd.tiny_model_folder(str(tmp_path_factory.mktemp("tiny")))
-
-
 def _shuffled(rows: dict, seed: int) -> dict:
     out = dict(rows)
     out["label"] = list(np.random.default_rng(seed).permutation(rows["label"]))

@@ -209,13 +209,16 @@ def test_task_kinds_registry_and_metrics_against_sklearn():
     from trainer.finetune.kinds import KINDS, get_kind
     from trainer.finetune.tasks import PRESETS, Encoded
 
-    assert list(KINDS) == ["token", "sequence"]
-    assert {p.task_kind.name for p in PRESETS.values()} == {"token", "sequence"}
+    assert list(KINDS) == ["token", "sequence", "span", "regression", "multiple-choice"]
+    assert {p.task_kind.name for p in PRESETS.values()} == set(KINDS)
     assert (KINDS["token"].pipeline_tag, KINDS["sequence"].pipeline_tag) == ("token-classification",
                                                                               "text-classification")
     assert KINDS["token"].auto_class == "AutoModelForTokenClassification"
-    with pytest.raises(DataError, match="unknown task kind 'span'; known: token, sequence"):
-        get_kind("span")
+    assert [KINDS[k].auto_class for k in ("span", "regression", "multiple-choice")] == [
+        "AutoModelForQuestionAnswering", "AutoModelForSequenceClassification", "AutoModelForMultipleChoice"]
+    with pytest.raises(DataError, match="unknown task kind 'ranking'; known: token, sequence, span, regression, "
+                                        "multiple-choice"):
+        get_kind("ranking")
     rng = np.random.default_rng(0)
     gold = rng.integers(0, 3, 200)
     pred = np.where(rng.random(200) < 0.7, gold, rng.integers(0, 3, 200))

@@ -349,6 +349,44 @@ def test_finetuning_learns_and_exports_with_pytorch_parity(tiny_modernbert, hub,
         assert np.abs(ours - ref).max() <= 1e-4
 
 
+def test_question_answering_and_multiple_choice_exports_match_pytorch(tiny_modernbert, tmp_path):
+    """The span and multiple-choice kinds export ModernBertForQuestionAnswering / ForMultipleChoice (the family's
+    token / sequence classifier under transformers' names): the same logits from PyTorch, heads read back."""
+    import transformers
+
+    from trainer.finetune.kinds import get_kind
+    from trainer.finetune.loading import load_model
+    from trainer.finetune.run import export_classifier
+
+    loaded = load_model(tiny_modernbert)
+    ids, mask = _head_inputs(tiny_modernbert)
+    for name, cls, labels in (("span", "AutoModelForQuestionAnswering", ["start", "end"]),
+                              ("multiple-choice", "AutoModelForMultipleChoice", ["choice"])):
+        kind = get_kind(name)
+        shapes = jax.eval_shape(lambda k: kind.init_classifier_params(loaded.spec, len(labels), k),
+                                jax.random.key(0))["classifier"]
+        rng = np.random.default_rng(3)  # a random head (numpy draws: no compilation of the initialisation)
+        head = jax.tree.map(lambda a: rng.normal(0, 0.2, a.shape).astype(np.float32), shapes)
+        params = {**loaded.encoder, "classifier": head}
+        folder = export_classifier(params, loaded.spec, name, labels, str(tmp_path / name), loaded.tokenizer, "card")
+        model, info = getattr(transformers, cls).from_pretrained(folder, output_loading_info=True)
+        assert type(model).__name__ == "ModernBert" + kind.architecture_suffix
+        assert not info["missing_keys"] and not info["unexpected_keys"], info
+        back = load_model(folder)
+        params = {**back.encoder, "classifier": back.heads[name]}
+        batch_ids, batch_mask = (ids, mask) if name == "span" else (ids[None], mask[None])  # one example, 2 choices
+        ours = np.asarray(jax.jit(lambda p, b: kind.logits(kind.classifier(back.spec, len(labels)), p, b, True))(
+            params, {"input_ids": jnp.asarray(batch_ids), "attention_mask": jnp.asarray(batch_mask)}))
+        with torch.no_grad():
+            out = model.eval()(input_ids=torch.tensor(batch_ids), attention_mask=torch.tensor(batch_mask))
+        if name == "span":
+            real = mask.astype(bool)
+            assert np.abs(ours[..., 0] - out.start_logits.numpy())[real].max() <= 1e-4
+            assert np.abs(ours[..., 1] - out.end_logits.numpy())[real].max() <= 1e-4
+        else:
+            assert out.logits.shape == (1, 2) and np.abs(ours - out.logits.numpy()).max() <= 1e-4
+
+
 def _head_inputs(folder):
     from transformers import AutoTokenizer
 

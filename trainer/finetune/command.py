@@ -30,7 +30,9 @@ def _add_task_arguments(p: argparse.ArgumentParser, multiple: bool) -> None:
     d.add_argument("--data-files", action="append", metavar="SPLIT=PATH", help="local files of a split (repeatable)")
     d.add_argument("--text-columns", help="sequence tasks: one or two comma-separated text columns")
     d.add_argument("--tokens-column", help="token tasks: the column of word lists")
-    d.add_argument("--label-column", help="the label (or tag list) column")
+    d.add_argument("--label-column", help="the label (or tag list; question answering: answers) column")
+    d.add_argument("--choices-column", help="multiple choice: a column of choice lists, or several columns, one "
+                   "choice each (ending0,ending1,...)")
     d.add_argument("--train-split")
     d.add_argument("--eval-split")
     d.add_argument("--conll-files", metavar="URL|FOLDER", help="ner / pos presets: base URL or folder of the raw "
@@ -38,6 +40,12 @@ def _add_task_arguments(p: argparse.ArgumentParser, multiple: bool) -> None:
                    "trainer.finetune.conll.CONLL2002_URL)")
     h = p.add_argument_group("training (defaults: the preset's)")
     h.add_argument("--max-length", type=int_at_least(8))
+    h.add_argument("--doc-stride", type=non_negative_int, help="question answering: tokens shared by consecutive "
+                   "windows of a long context (default 128)")
+    h.add_argument("--max-answer-length", type=positive_int, help="question answering: longest answer, in tokens "
+                   "(default 30)")
+    h.add_argument("--n-best-size", type=positive_int, help="question answering: start and end candidates per "
+                   "window (default 20)")
     h.add_argument("--batch-size", type=positive_int)
     h.add_argument("--epochs", type=positive_float)
     h.add_argument("--learning-rate", type=finite_float(0))
@@ -67,7 +75,8 @@ def _task(args, name: str):
                    tokens_column=args.tokens_column, label_column=args.label_column, train_split=args.train_split,
                    eval_split=args.eval_split, max_length=args.max_length, batch_size=args.batch_size,
                    epochs=args.epochs, learning_rate=args.learning_rate, warmup_ratio=args.warmup_ratio,
-                   weight_decay=args.weight_decay, conll_files=args.conll_files)
+                   weight_decay=args.weight_decay, conll_files=args.conll_files, choices_column=args.choices_column,
+                   doc_stride=args.doc_stride, max_answer_length=args.max_answer_length, n_best=args.n_best_size)
     if args.dataset and args.dataset != preset.path:  # another dataset: the preset's config/revision do not apply
         preset = dataclasses.replace(preset, name=None, revision=None)
     return preset.replace(**changes)
@@ -234,7 +243,7 @@ def run_evaluate(args) -> int:
         raise CheckpointError(f"{args.model} has no {kind_name} head (a masked-LM or other checkpoint); "
                               "fine-tune it first with `trainer finetune --export`")
     data = load_task_data(task, _data_files(args))
-    if loaded.id2label is not None and loaded.id2label != data.labels:
+    if not task.task_kind.fixed_labels and loaded.id2label is not None and loaded.id2label != data.labels:
         raise CheckpointError(f"{args.model} was fine-tuned for the labels {loaded.id2label}, the dataset has "
                               f"{data.labels}")
     tuner = FineTuner(loaded, task, data, Settings(seeds=1, dtype=args.dtype, eval_batch_size=args.eval_batch_size))

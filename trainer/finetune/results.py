@@ -17,7 +17,8 @@ from mc4_sampling.common.outputs import atomic_path
 
 from ..errors import ConfigError, DataError
 
-_SHORT = {"f1": "F1", "accuracy": "Acc", "macro_f1": "macro-F1"}
+_SHORT = {"f1": "F1", "accuracy": "Acc", "macro_f1": "macro-F1", "exact_match": "EM", "pearson": "Pearson",
+          "spearman": "Spearman"}
 
 
 def load_results(paths: list[str]) -> dict:

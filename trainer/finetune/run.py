@@ -27,6 +27,7 @@ from ..models import family_of
 from ..optim import make_optimizer
 from ..sharding import DATA, make_mesh, replicated
 from .kinds import get_kind
+from .kinds.base import accuracy_collapse
 from .loading import LoadedModel
 from .stability import Stability, reinit_top_layers, update_scales
 from .tasks import Encoded, TaskData, TaskPreset, encode
@@ -80,18 +81,20 @@ def linear_schedule(step, hyper):
 _STEPS: dict = {}
 
 
-def make_steps(model, tx_key: tuple, mesh, layerwise: bool = False):
+def make_steps(model, kind, tx_key: tuple, mesh, layerwise: bool = False):
     """``(tx, train_step, predict_step)``, jitted: parameters replicated, the batch split over ``data``.
 
     ``train_step(params, opt_state, step, batch, key, hyper, scales)``; the learning rate is
-    ``linear_schedule(step, hyper)`` times AdamW's unit-rate update (as :mod:`trainer.steps`). With
-    ``layerwise``, ``scales`` (a tree like the params, :func:`.stability.update_scales`) multiplies each
-    parameter's update, and a scale of 0 freezes it (gradient zeroed before clipping and AdamW, value kept);
-    without, ``scales`` is None and the step is the plain one. Cached by model and optimizer settings: runs
-    of several seeds, tasks and learning rates share the compiled step.
+    ``linear_schedule(step, hyper)`` times AdamW's unit-rate update (as :mod:`trainer.steps`). The forward
+    pass, the loss and the prediction are the task kind's (:meth:`~trainer.finetune.kinds.base.TaskKind.logits`,
+    ``loss``, ``prediction``). With ``layerwise``, ``scales`` (a tree like the params,
+    :func:`.stability.update_scales`) multiplies each parameter's update, and a scale of 0 freezes it (gradient
+    zeroed before clipping and AdamW, value kept); without, ``scales`` is None and the step is the plain one.
+    Cached by model, kind and optimizer settings: runs of several seeds, tasks and learning rates share the
+    compiled step.
     """
-    cache_key = (type(model), model.spec, model.num_labels, model.per_token, tx_key, tuple(mesh.devices.flat),
-                 layerwise)
+    cache_key = (type(model), model.spec, model.num_labels, model.per_token, type(kind), tx_key,
+                 tuple(mesh.devices.flat), layerwise)
     if cache_key in _STEPS:
         return _STEPS[cache_key]
     weight_decay, max_grad_norm = tx_key
@@ -101,12 +104,7 @@ def make_steps(model, tx_key: tuple, mesh, layerwise: bool = False):
     tx = make_optimizer(types.SimpleNamespace(optimizer=opt, model=types.SimpleNamespace(freeze=[])))
 
     def loss_fn(params, batch, key):
-        logits = model.apply({"params": params}, batch["input_ids"], batch["attention_mask"], deterministic=False,
-                             rngs={"dropout": key})
-        logp = jax.nn.log_softmax(logits, axis=-1)
-        ce = -jnp.take_along_axis(logp, batch["labels"][..., None], axis=-1)[..., 0]
-        w = batch["weights"]
-        return jnp.sum(jnp.where(w > 0, ce * w, 0.0)) / jnp.maximum(jnp.sum(w), 1.0)
+        return kind.loss(kind.logits(model, params, batch, False, {"dropout": key}), batch)
 
     def train_step(params, opt_state, step, batch, key, hyper, scales):
         loss, grads = jax.value_and_grad(loss_fn)(params, batch, jax.random.fold_in(key, step))
@@ -123,8 +121,7 @@ def make_steps(model, tx_key: tuple, mesh, layerwise: bool = False):
         return params, opt_state, loss
 
     def predict_step(params, batch):
-        logits = model.apply({"params": params}, batch["input_ids"], batch["attention_mask"], deterministic=True)
-        return jnp.argmax(logits, axis=-1).astype(jnp.int32)
+        return kind.prediction(kind.logits(model, params, batch, True))
 
     rep, data = replicated(mesh), _batch_sharding(mesh)
     donate = (0, 1) if jax.default_backend() != "cpu" else ()
@@ -161,7 +158,8 @@ def predict(predict_step, params, enc: Encoded, batch_size: int, mesh) -> np.nda
 def compute_metrics(kind: str, preds: np.ndarray, enc: Encoded, labels: list[str], iob: bool) -> dict:
     """The metrics of task kind ``kind`` (:meth:`~trainer.finetune.kinds.base.TaskKind.metrics`): token
     tasks ``accuracy`` (first sub-tokens) and ``f1`` (seqeval, as transformers' run_ner); sequence tasks
-    ``accuracy`` and ``macro_f1``; both ``majority`` (the most frequent gold label's rate)."""
+    ``accuracy`` and ``macro_f1``; both ``majority`` (the most frequent gold label's rate); span tasks
+    ``exact_match`` and ``f1`` (SQuAD's); regression ``pearson`` and ``spearman``; multiple choice ``accuracy``."""
     return get_kind(kind).metrics(preds, enc, labels, iob)
 
 
@@ -175,15 +173,16 @@ def example_scores(kind: str, preds: np.ndarray, enc: Encoded, labels: list[str]
     return None if got is None else example_table(*got, key=key)
 
 
-def collapse_check(metrics: dict, num_labels: int, margin: float, train_loss: float) -> tuple[bool, str]:
-    """A run collapsed when its accuracy is at or below ``max(majority rate, chance) + margin``, or its
-    training loss is not finite (BERTIN's 0.3333 on XNLI-512, its PAWS-X failures)."""
+def collapse_check(metrics: dict, num_labels: int, margin: float, train_loss: float,
+                   kind: Optional[str] = None) -> tuple[bool, str]:
+    """A run collapsed when its training loss is not finite, or its metrics say it learnt nothing (the task
+    kind's rule, :meth:`~trainer.finetune.kinds.base.TaskKind.collapse`; classification, the default: accuracy
+    at or below ``max(majority rate, chance) + margin``: BERTIN's 0.3333 on XNLI-512, its PAWS-X failures)."""
     if not math.isfinite(train_loss):
         return True, "the training loss is not finite"
-    floor = max(metrics["majority"], 1.0 / num_labels)
-    if metrics["accuracy"] <= floor + margin:
-        return True, (f"accuracy {metrics['accuracy']:.4f} <= majority/chance rate {floor:.4f} + margin {margin}")
-    return False, ""
+    if kind is None:
+        return accuracy_collapse(metrics, num_labels, margin)
+    return get_kind(kind).collapse(metrics, num_labels, margin)
 
 
 class FineTuner:
@@ -220,7 +219,8 @@ class FineTuner:
         self.warmup = int(round(task.warmup_ratio * self.total_steps))
         self.hyper = np.asarray([task.learning_rate, self.warmup, self.total_steps], np.float32)
         self.tx, self.train_step, self.predict_step = make_steps(
-            self.model, (task.weight_decay, settings.max_grad_norm), self.mesh, settings.stability.layerwise)
+            self.model, task.task_kind, (task.weight_decay, settings.max_grad_norm), self.mesh,
+            settings.stability.layerwise)
 
     def initial_params(self, seed: int):
         """The checkpoint's encoder, and its head when it has one of this task's shape, else a random head
@@ -318,7 +318,8 @@ class FineTuner:
                                   self.examples_key)
         tail = losses[-max(1, len(losses) // 10):]
         train_loss = float(np.mean(tail)) if all(map(math.isfinite, tail)) else float("nan")
-        collapsed, reason = collapse_check(metrics, self.num_labels, self.settings.collapse_margin, train_loss)
+        collapsed, reason = collapse_check(metrics, self.num_labels, self.settings.collapse_margin, train_loss,
+                                           task.kind)
         return RunResult(seed, metrics, step, train_loss, seen / elapsed if seen else float("nan"), collapsed, reason,
                          params=jax.tree.map(np.asarray, params), examples=examples)
 
@@ -415,8 +416,8 @@ def fine_tune_task(loaded: LoadedModel, task: TaskPreset, data: TaskData, settin
 
 
 def export_classifier(params, spec, kind: str, labels: list[str], out_dir: str, tokenizer, card: str) -> str:
-    """A transformers ``...For{Token,Sequence}Classification`` folder of the model's family with ``id2label``
-    and a model card."""
+    """A transformers folder of the model's family and the task kind's class (``...ForTokenClassification``,
+    ``...ForQuestionAnswering``...) with ``id2label`` and a model card."""
     from safetensors.numpy import save_file
 
     family, task_kind = family_of(spec), get_kind(kind)
@@ -453,7 +454,6 @@ def classifier_card(report: dict, source: str, repo_id: Optional[str] = None, na
     return cards.render(
         "finetuned",
         pipeline_tag=kind.pipeline_tag,
-        pipeline=kind.pipeline_tag,
         family_tag=family.name,
         title=repo_id or name or f"{os.path.basename(source.rstrip('/'))}-{report['task']}",
         base_model=source, best_seed=best_seed if best_seed is not None else "?",
@@ -463,8 +463,7 @@ def classifier_card(report: dict, source: str, repo_id: Optional[str] = None, na
         labels=", ".join(report["labels"]), max_length=s["max_length"], batch_size=s["batch_size"],
         epochs=s["epochs"], learning_rate=s["learning_rate"], warmup_steps=s["warmup_steps"],
         weight_decay=s["weight_decay"], seeds=len(report["runs"]), reruns=report["reruns"], metric_rows=rows,
-        model_ref=repo_id or "PATH",
-        example=kind.card_example(report),
+        usage=kind.card_usage(report, repo_id or "PATH"),
     )
 
 

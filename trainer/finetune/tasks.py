@@ -14,13 +14,14 @@ collection, encoding, metrics, head, export) is the task's kind (:mod:`trainer.f
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 from typing import Optional
 
-import numpy as np
-
 from ..errors import DataError
-from .kinds import SEQUENCE, TOKEN, TaskKind, get_kind
+from .kinds import MULTIPLE_CHOICE, REGRESSION, SEQUENCE, SPAN, TOKEN, TaskKind, get_kind
+from .kinds.base import Encoded
+from .squad import SQUAD_JSON
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +33,7 @@ TO_BE_PINNED = None
 class TaskPreset:
     """One downstream task and its fine-tuning settings (BERTIN's where its card states them)."""
 
-    kind: str  # "token" or "sequence"
+    kind: str  # a task kind's name (trainer.finetune.kinds)
     path: Optional[str]  # dataset on the Hub (or a builder name such as "parquet"); None: must be given
     name: Optional[str] = None  # dataset config
     revision: Optional[str] = TO_BE_PINNED
@@ -49,6 +50,12 @@ class TaskPreset:
     weight_decay: float = 0.01
     metrics: tuple = ("accuracy",)  # the reported metrics; the first is the table's headline
     conll_files: Optional[str] = None  # path "conll2002": base URL or folder of the raw files (None: the default)
+    choices_column: str = "choices"  # multiple choice: a column of lists, or several columns joined by ","
+    doc_stride: int = 128  # span: tokens shared by consecutive windows of a long context (run_qa's doc_stride)
+    max_answer_length: int = 30  # span: longest predicted answer, in tokens
+    n_best: int = 20  # span: start and end candidates per window (run_qa's n_best_size)
+    # the dataset's SQuAD-format JSON files, ((split, file in the repository), ...): read by trainer.finetune.squad
+    squad_files: tuple = ()
 
     @property
     def task_kind(self) -> TaskKind:
@@ -70,6 +77,12 @@ _XNLI = dict(kind=SEQUENCE, path="facebook/xnli", name="es", text_columns=("prem
 _PAWSX = dict(kind=SEQUENCE, path="google-research-datasets/paws-x", name="es",
               text_columns=("sentence1", "sentence2"), label_column="label", metrics=("accuracy", "macro_f1"))
 
+# SQuAD-style question answering as transformers' run_qa.py (max length 384, doc stride 128, 2 epochs, 3e-5)
+_SPAN = dict(kind=SPAN, text_columns=("question", "context"), label_column="answers", max_length=384,
+             doc_stride=128, batch_size=16, epochs=2, learning_rate=3e-5, metrics=("f1", "exact_match"))
+_REGRESSION = dict(kind=REGRESSION, label_column="label", max_length=128, batch_size=16, epochs=5,
+                   metrics=("pearson", "spearman"))
+
 #: BERTIN's Table 3 (max length 128/256) and Table 4 (512) settings; see README "Downstream evaluation".
 PRESETS: dict[str, TaskPreset] = {
     "pos": TaskPreset(**_CONLL, label_column="pos_tags", max_length=128, batch_size=16, epochs=5),
@@ -88,6 +101,16 @@ PRESETS: dict[str, TaskPreset] = {
     "token-classification": TaskPreset(kind=TOKEN, path=None, metrics=("f1", "accuracy")),
     "sequence-classification": TaskPreset(kind=SEQUENCE, path=None, text_columns=("text",),
                                           metrics=("accuracy", "macro_f1")),
+    # the source documents' other evaluations: Spanish QA (SQAC: its SQuAD-format JSON files, not its loading
+    # script), Spanish STS (PlanTL's STS-es), multiple choice (no Spanish training set known: local files)
+    "sqac": TaskPreset(**_SPAN, path="PlanTL-GOB-ES/SQAC", revision="f9928e8819596a601b8887cc5f8598b15d589a82",
+                       squad_files=(("train", "train.json"), ("validation", "dev.json"), ("test", "test.json"))),
+    "sts-es": TaskPreset(**_REGRESSION, path="PlanTL-GOB-ES/sts-es", text_columns=("sentence1", "sentence2")),
+    "question-answering": TaskPreset(**_SPAN, path=None),
+    "text-regression": TaskPreset(**_REGRESSION, path=None, text_columns=("text",)),
+    "text-multiple-choice": TaskPreset(kind=MULTIPLE_CHOICE, path=None, text_columns=("context",),
+                                       choices_column="choices", label_column="label", max_length=128,
+                                       batch_size=16, epochs=3, metrics=("accuracy",)),
 }
 
 
@@ -119,6 +142,15 @@ def _load(task: TaskPreset, data_files=None):
             raise DataError("--data-files does not apply to the raw CoNLL-2002 files; give their folder or base "
                             "URL with --conll-files")
         return load_conll2002(task.conll_files, task.name or "es")
+    if task.path == SQUAD_JSON or (task.squad_files and not data_files):
+        from .squad import load_squad_json
+
+        if task.path == SQUAD_JSON and not data_files:
+            raise DataError(f"--dataset {SQUAD_JSON} reads local SQuAD-format JSON files: give them with --data-files "
+                            "train=PATH --data-files validation=PATH")
+        files = data_files or {split: [f"hf://datasets/{task.path}@{task.revision or 'main'}/{name}"]
+                               for split, name in task.squad_files}
+        return load_squad_json(files, repr(task.path))
     kwargs = {"data_files": data_files} if data_files else {}
     try:
         return datasets.load_dataset(task.path, task.name, revision=task.revision, **kwargs)
@@ -142,8 +174,55 @@ def _label_names(feature, split, column: str) -> Optional[list[str]]:
     return list(f.names) if hasattr(f, "names") else None
 
 
+def row_location(task: TaskPreset, data_files, split: str):
+    """``where(i)``: how a message names example ``i`` of ``split``: ``FILE line N`` for local JSON lines and
+    CSV files (the header is line 1), ``FILE row N`` for others, ``dataset 'ID' split 'S' row N`` else."""
+    paths = list((data_files or {}).get(split) or ())
+
+    def where(i: int) -> str:
+        if not paths:
+            return f"dataset {task.path!r} split {split!r} row {i + 1}"
+        left = i
+        for path in paths:
+            lines = _record_lines(path)
+            if lines is None:
+                return f"{', '.join(paths)} row {i + 1}"
+            if left < len(lines):
+                return f"{path} line {lines[left]}"
+            left -= len(lines)
+        return f"{', '.join(paths)} row {i + 1}"
+    return where
+
+
+def _record_lines(path: str) -> Optional[list[int]]:
+    """The line number of each record of a JSON-lines or CSV file (None: another format)."""
+    import csv
+
+    if path.endswith((".jsonl", ".json")):
+        with open(path, encoding="utf-8") as f:
+            try:
+                first = json.loads(f.readline() or "null")
+            except ValueError:
+                return None  # one JSON document over several lines (an array, SQuAD's format)
+            if not isinstance(first, dict) or "data" in first:
+                return None
+            f.seek(0)
+            return [n for n, line in enumerate(f, 1) if line.strip()]
+    if path.endswith((".csv", ".tsv")):
+        with open(path, encoding="utf-8", newline="") as f:
+            reader = csv.reader(f, delimiter="\t" if path.endswith(".tsv") else ",")
+            out, start = [], 1
+            for n, _ in enumerate(reader):
+                if n:
+                    out.append(start)
+                start = reader.line_num + 1
+            return out
+    return None
+
+
 def load_task_data(task: TaskPreset, data_files=None) -> TaskData:
-    """Load the task's splits, check the columns and the label sets (same names in both splits)."""
+    """Load the task's splits, check the columns and the label sets (same names in both splits); a kind
+    with fixed outputs checks every example instead (:meth:`~trainer.finetune.kinds.base.TaskKind.check_split`)."""
     ds = _load(task, data_files)
     for split in (task.train_split, task.eval_split):
         if split not in ds:
@@ -156,8 +235,12 @@ def load_task_data(task: TaskPreset, data_files=None) -> TaskData:
         if missing:
             raise DataError(f"dataset {task.path!r} split {split!r} has no column {', '.join(map(repr, missing))} "
                             f"(its columns: {', '.join(cols)}); name the columns with --text-columns / "
-                            "--tokens-column / --label-column")
+                            "--tokens-column / --label-column / --choices-column")
     train, evals = ds[task.train_split], ds[task.eval_split]
+    if kind.fixed_labels:
+        train, evals = (kind.check_split(ds[s], task, row_location(task, data_files, s))
+                        for s in (task.train_split, task.eval_split))
+        return TaskData(train, evals, list(kind.fixed_labels), False)
     names = [_label_names(d.features[task.label_column], s, task.label_column) for d, s in
              ((train, task.train_split), (evals, task.eval_split))]
     if names[0] is not None and names[1] is not None:
@@ -187,35 +270,11 @@ def load_task_data(task: TaskPreset, data_files=None) -> TaskData:
     return TaskData(train, evals, labels, iob)
 
 
-@dataclasses.dataclass
-class Encoded:
-    """Padded arrays of a split: ``input_ids``, ``attention_mask`` ``[N, L]``; ``labels``, ``weights``
-    ``[N, L]`` (token tasks) or ``[N]``; ``truncated``: examples cut at ``max_length``."""
-
-    input_ids: np.ndarray
-    attention_mask: np.ndarray
-    labels: np.ndarray
-    weights: np.ndarray
-    truncated: int
-
-    def __len__(self) -> int:
-        return len(self.input_ids)
-
-
 def encode(split, task: TaskPreset, tokenizer, max_length: int, split_name: str = "") -> Encoded:
     """Tokenize a split to fixed-length arrays (padded to its longest example, a multiple of 8), as the
-    task's kind does (:meth:`~trainer.finetune.kinds.base.TaskKind.tokenize`)."""
-    n = len(split)
-    ids_rows, label_rows, truncated = task.task_kind.tokenize(split, task, tokenizer, max_length)
-    if truncated:
-        log.warning("%d of %d examples of %s are longer than %d tokens: truncated", truncated, n,
+    task's kind does (:meth:`~trainer.finetune.kinds.base.TaskKind.encode`)."""
+    enc = task.task_kind.encode(split, task, tokenizer, max_length)
+    if enc.truncated:
+        log.warning("%d of %d examples of %s are longer than %d tokens: truncated", enc.truncated, len(split),
                     split_name or "the split", max_length)
-    width = min(max_length, -(-max(len(r) for r in ids_rows) // 8) * 8)
-    pad = tokenizer.pad_token_id
-    input_ids = np.full((n, width), pad, np.int32)
-    mask = np.zeros((n, width), np.int32)
-    for i, r in enumerate(ids_rows):
-        input_ids[i, : len(r)] = r
-        mask[i, : len(r)] = 1
-    labels, weights = task.task_kind.label_arrays(label_rows, n, width)
-    return Encoded(input_ids, mask, labels, weights, truncated)
+    return enc

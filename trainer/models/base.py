@@ -120,6 +120,11 @@ class ModelFamily:
     hf_module: ClassVar[str]
     #: transformers class names of the family start with it ("Roberta": RobertaForMaskedLM, ...)
     hf_architecture_prefix: ClassVar[str]
+    #: transformers classes of task kinds whose head is the family's token or sequence classifier under other
+    #: names: ``{architecture suffix: {prefix of the classifier's torch names: transformers' prefix}}`` (an
+    #: empty dict: the same names); a suffix missing here: the family has no such class
+    #: (:meth:`trainer.finetune.kinds.base.TaskKind.head_names`)
+    hf_task_heads: ClassVar[dict[str, dict[str, str]]] = {}
     #: transformers ``model_type`` values this family imports
     hf_model_types: ClassVar[tuple[str, ...]] = ()
     #: parameters with one row per vocabulary id (padded in Flax; the padding rows are dropped on

@@ -373,6 +373,8 @@ class ModernBertFamily(ModelFamily):
     hf_module = __package__ + ".modernbert_hf"
     hf_architecture_prefix = "ModernBert"
     hf_model_types = ("modernbert",)
+    # ModernBertForQuestionAnswering / ForMultipleChoice: the token / sequence classifier under the same names
+    hf_task_heads = {"ForQuestionAnswering": {}, "ForMultipleChoice": {}}
     vocab_row_paths = (("model", "embeddings", "tok_embeddings", "embedding"), ("decoder", "bias"))
     reinit_paths = vocab_row_paths
     position_paths = ()  # rotary positions: nothing to reset

@@ -372,6 +372,11 @@ class RobertaFamily(ModelFamily):
     hf_module = __package__ + ".roberta_hf"
     hf_architecture_prefix = "Roberta"
     hf_model_types = ("roberta", "xlm-roberta", "camembert")
+    # RobertaForQuestionAnswering: the token classifier (2 outputs) is ``qa_outputs``; RobertaForMultipleChoice:
+    # the sequence head's dense is the pooler, its out_proj (1 output) the ``classifier``
+    hf_task_heads = {"ForQuestionAnswering": {"classifier": "qa_outputs"},
+                     "ForMultipleChoice": {"classifier.dense": "roberta.pooler.dense",
+                                           "classifier.out_proj": "classifier"}}
     vocab_row_paths = (("embeddings", "word_embeddings", "embedding"), ("lm_head", "bias"))
     reinit_paths = vocab_row_paths
     position_paths = (("embeddings", "position_embeddings", "embedding"),)

@@ -33,6 +33,11 @@ class SequenceKind(TaskKind):
         return [index[v] for v in column]
 
     def tokenize(self, split, task, tokenizer, max_length: int):
+        ids_rows, truncated = self.tokenize_texts(split, task, tokenizer, max_length)
+        return ids_rows, [int(v) for v in split[task.label_column]], truncated
+
+    def tokenize_texts(self, split, task, tokenizer, max_length: int) -> tuple[list, int]:
+        """``(token id rows, truncated count)`` of the one or two text columns (a pair: ``<s> A </s></s> B </s>``)."""
         texts = [list(split[c]) for c in task.text_columns]
         enc = tokenizer(*texts, truncation=False, add_special_tokens=True, verbose=False)
         ids_rows, truncated = [], 0
@@ -42,7 +47,7 @@ class SequenceKind(TaskKind):
                 truncated += 1
                 ids = truncate(ids, max_length)
             ids_rows.append(ids)
-        return ids_rows, [int(v) for v in split[task.label_column]], truncated
+        return ids_rows, truncated
 
     def label_arrays(self, label_rows, n, width):
         labels = np.asarray(label_rows, np.int32)
