@@ -371,6 +371,7 @@ class RobertaFamily(ModelFamily):
     spec_class = RobertaSpec
     hf_module = __package__ + ".roberta_hf"
     hf_architecture_prefix = "Roberta"
+    wordpiece = False
     hf_model_types = ("roberta", "xlm-roberta", "camembert")
     vocab_row_paths = (("embeddings", "word_embeddings", "embedding"), ("lm_head", "bias"))
     reinit_paths = vocab_row_paths

@@ -1,0 +1,230 @@
+"""The BERT family: logit parity with transformers' BertForPreTraining / BertForMaskedLM / token and sequence
+classification in both directions (token types, right padding), MultiBERTs' checkpoint names."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from trainer_helpers import tiny_overrides  # noqa: E402
+
+from trainer.models import family_of, get_family  # noqa: E402
+from trainer.models.bert import BertForClassification, BertForPreTraining, BertSpec, init_params  # noqa: E402
+from trainer.models.bert_hf import (  # noqa: E402
+    classifier_to_state_dict,
+    encoder_from_state_dict,
+    export_pretrained,
+    head_from_state_dict,
+    import_pretrained,
+    params_to_state_dict,
+    read_state_dict,
+)
+
+SPEC = BertSpec(vocab_size=100, hidden_size=32, num_layers=2, num_heads=4, intermediate_size=48,
+                max_position_embeddings=48, dtype="float32", attention_impl="xla", pad_token_id=0,
+                pad_vocab_to_multiple_of=64, hidden_dropout=0.0, attention_dropout=0.0)
+
+
+def _random_params(spec, seed=0):
+    """init_params moved off its initial values (LayerNorm scales and biases not 1 / 0, biases not 0)."""
+    params = init_params(spec, jax.random.key(seed))
+    leaves, tree = jax.tree.flatten(params)
+    keys = jax.random.split(jax.random.key(seed + 1), len(leaves))
+    return jax.tree.unflatten(tree, [a + 0.05 * jax.random.normal(k, a.shape) for a, k in zip(leaves, keys)])
+
+
+def _inputs(vocab: int, length: int = 30):
+    """Two rows ``[CLS] A [SEP] B [SEP]`` with token types 0/1; the second right-padded after 22 tokens."""
+    ids = np.random.default_rng(0).integers(5, vocab, (2, length))
+    types = np.zeros_like(ids)
+    types[0, 12:] = 1
+    types[1, 9:22] = 1
+    mask = np.ones_like(ids)
+    mask[1, 22:] = 0
+    ids[1, 22:] = 0
+    return ids, types, mask
+
+
+def _torch_out(model, ids, types, mask):
+    with torch.no_grad():
+        return model.eval()(input_ids=torch.tensor(ids), token_type_ids=torch.tensor(types),
+                            attention_mask=torch.tensor(mask))
+
+
+def _flax_pretraining(spec, params, ids, types, mask):
+    mlm, nsp = BertForPreTraining(spec).apply({"params": params}, jnp.asarray(ids), jnp.asarray(mask),
+                                              token_type_ids=jnp.asarray(types), next_sentence=True)
+    return np.asarray(mlm)[..., : spec.vocab_size], np.asarray(nsp)
+
+
+def _close(ours, ref, mask):
+    """Max |difference| over the real (unpadded) tokens."""
+    m = mask.astype(bool)
+    return max(np.abs(ours[0] - ref[0]).max(), np.abs(ours[1][m[1]] - ref[1][m[1]]).max())
+
+
+def test_export_gives_pytorch_logits_and_imports_back(tmp_path):
+    from transformers import AutoModelForMaskedLM, BertForPreTraining as TorchPT
+
+    params = _random_params(SPEC)
+    folder = str(tmp_path / "out")
+    export_pretrained(jax.tree.map(np.asarray, params), SPEC, folder)
+    ids, types, mask = _inputs(SPEC.vocab_size)
+    ours_mlm, ours_nsp = _flax_pretraining(SPEC, params, ids, types, mask)
+    ref = _torch_out(TorchPT.from_pretrained(folder, attn_implementation="eager"), ids, types, mask)
+    assert _close(ours_mlm, ref.prediction_logits.numpy(), mask) <= 1e-4
+    assert np.abs(ours_nsp - ref.seq_relationship_logits.numpy()).max() <= 1e-4
+    mlm_only = AutoModelForMaskedLM.from_pretrained(folder, attn_implementation="sdpa")
+    assert type(mlm_only).__name__ == "BertForMaskedLM"
+    assert _close(ours_mlm, _torch_out(mlm_only, ids, types, mask).logits.numpy(), mask) <= 1e-4
+    spec, back = import_pretrained(folder, pad_vocab_to_multiple_of=64, dtype="float32", attention_impl="xla",
+                                   hidden_dropout=0.0, attention_dropout=0.0)
+    assert spec == SPEC
+    sd, sd_back = params_to_state_dict(params, SPEC), params_to_state_dict(back, spec)
+    assert sd.keys() == sd_back.keys() and all(np.array_equal(sd[k], sd_back[k]) for k in sd)
+
+
+def _torch_bert(cls, **extra):
+    from transformers import BertConfig
+
+    torch.manual_seed(0)
+    config = BertConfig(vocab_size=90, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                        intermediate_size=40, max_position_embeddings=40, type_vocab_size=2, pad_token_id=0, **extra)
+    model = cls(config)
+    with torch.no_grad():  # LayerNorm parameters and biases off 1 / 0
+        for name, p in model.named_parameters():
+            if "LayerNorm" in name or name.endswith("bias"):
+                p.add_(0.1 * torch.randn_like(p))
+    return model
+
+
+def test_a_transformers_bert_for_pretraining_imports_with_its_logits(tmp_path):
+    """A random BertForPreTraining saved by transformers (as a MultiBERTs checkpoint) read back gives its masked-LM
+    and next-sentence logits; a BertForMaskedLM folder imports too, its pooler and NSP head random."""
+    from transformers import BertForMaskedLM as TorchMLM, BertForPreTraining as TorchPT
+
+    model = _torch_bert(TorchPT)
+    folder = str(tmp_path / "hf")
+    model.save_pretrained(folder)
+    spec, params = import_pretrained(folder, dtype="float32", attention_impl="xla")
+    assert spec.vocab_size == 90 and spec.type_vocab_size == 2 and spec.max_position_embeddings == 40
+    ids, types, mask = _inputs(90, 28)
+    ref = _torch_out(model, ids, types, mask)
+    mlm, nsp = _flax_pretraining(spec, params, ids, types, mask)
+    assert _close(mlm, ref.prediction_logits.numpy(), mask) <= 1e-4
+    assert np.abs(nsp - ref.seq_relationship_logits.numpy()).max() <= 1e-4
+
+    mlm_model = _torch_bert(TorchMLM)
+    mfolder = str(tmp_path / "mlm")
+    mlm_model.save_pretrained(mfolder)
+    spec, params = import_pretrained(mfolder, dtype="float32", attention_impl="xla")
+    mlm, _ = _flax_pretraining(spec, params, ids, types, mask)
+    assert _close(mlm, _torch_out(mlm_model, ids, types, mask).logits.numpy(), mask) <= 1e-4
+
+
+def test_tf_era_names_are_read():
+    """MultiBERTs-era names (LayerNorm gamma/beta, the decoder's bias, a bare BertModel) read as today's."""
+    import tempfile
+
+    from safetensors.numpy import save_file
+
+    with tempfile.TemporaryDirectory() as d:
+        save_file({"embeddings.LayerNorm.gamma": np.ones(4, np.float32),
+                   "embeddings.LayerNorm.beta": np.zeros(4, np.float32),
+                   "cls.predictions.decoder.bias": np.arange(3, dtype=np.float32)}, f"{d}/model.safetensors")
+        sd = read_state_dict(d)
+    assert set(sd) == {"bert.embeddings.LayerNorm.weight", "bert.embeddings.LayerNorm.bias",
+                       "cls.predictions.decoder.bias", "cls.predictions.bias"}
+
+
+@pytest.mark.parametrize("per_token", [True, False])
+def test_classifiers_match_pytorch_both_ways(per_token):
+    """BertForTokenClassification (no pooler) / BertForSequenceClassification (pooler): a transformers model's
+    weights give its logits in Flax, and the Flax params' state dict loads back into transformers exactly."""
+    from transformers import BertForSequenceClassification, BertForTokenClassification
+
+    model = _torch_bert(BertForTokenClassification if per_token else BertForSequenceClassification, num_labels=3)
+    sd = {k: v.numpy() for k, v in model.state_dict().items()}
+    spec = dataclasses.replace(SPEC, vocab_size=90, max_position_embeddings=40, num_heads=2, intermediate_size=40,
+                               pad_vocab_to_multiple_of=1)
+    family = get_family("bert")
+    assert family_of(spec) is family and family.hf_architecture_prefix + "ForTokenClassification" == \
+        type(_torch_bert(BertForTokenClassification, num_labels=3)).__name__
+    params = {**encoder_from_state_dict(sd, spec), "classifier": head_from_state_dict(sd, per_token)}
+    assert ("pooler" in params) == (not per_token)
+    ids, types, mask = _inputs(90, 28)
+    ours = np.asarray(BertForClassification(spec, 3, per_token).apply(
+        {"params": params}, jnp.asarray(ids), jnp.asarray(mask), token_type_ids=jnp.asarray(types)))
+    ref = _torch_out(model, ids, types, mask).logits.numpy()
+    assert (_close(ours, ref, mask) if per_token else np.abs(ours - ref).max()) <= 1e-4
+    back = classifier_to_state_dict(params, spec, per_token)
+    expected = {k for k in sd if not k.endswith("position_ids")}
+    assert set(back) == expected
+    assert all(np.array_equal(back[k], sd[k]) for k in back)
+
+
+# -- EarlyBERTs in one command: a tiny suite from MultiBERTs-style step-0 checkpoints on a loopback Hub -----------
+
+
+def _torch_init(seed: int, vocab: int, folder: str) -> str:
+    """A random BertForPreTraining (the step-0 checkpoint of MultiBERTs seed ``seed``), saved by transformers."""
+    from transformers import BertConfig, BertForPreTraining as TorchPT
+
+    torch.manual_seed(seed)
+    config = BertConfig(vocab_size=vocab, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                        intermediate_size=64, max_position_embeddings=40, pad_token_id=0,
+                        architectures=["BertForPreTraining"])
+    TorchPT(config).save_pretrained(folder)
+    return folder
+
+
+def test_earlyberts_suite_from_multiberts_step0_on_the_hub(loopback_hub, monkeypatch, tmp_path):
+    """``trainer suite --config earlyberts-base --seeds 2 --init-from 'google/multiberts-seed_{seed}-step_0k'``,
+    tiny: each seed starts from its own step-0 checkpoint (served by the loopback Hub), its scheduled steps are
+    pushed as revisions ``step{N}`` of its repository, and a revision reads back as a ``repo@step{N}`` source."""
+    import huggingface_hub.constants as hf
+    from trainer_helpers import make_corpus
+
+    from trainer.data.tokenizer import train_wordpiece
+    from trainer.models.hf_folder import model_folder, multiberts_id
+    from trainer.research.suite import run_suite
+
+    paths = make_corpus(str(tmp_path / "corpus"), n_docs=80, n_files=1)
+    texts = [json.loads(line)["text"] for line in open(paths[0], encoding="utf-8")]
+    tok = train_wordpiece(texts, str(tmp_path / "wordpiece"), vocab_size=300, min_frequency=2, model_max_length=40)
+    hub = loopback_hub()
+    monkeypatch.setattr(hf, "ENDPOINT", hub.url)
+    monkeypatch.setattr(hf, "HUGGINGFACE_CO_URL_TEMPLATE", hub.url + "/{repo_id}/resolve/{revision}/{filename}")
+    inits = {}
+    for seed in (0, 1):
+        folder = _torch_init(seed, len(tok), str(tmp_path / f"init{seed}"))
+        hub.add_files(multiberts_id(seed, 0), {name: os.path.join(folder, name) for name in os.listdir(folder)})
+        inits[seed] = read_state_dict(folder)
+    assert multiberts_id(3) == "google/multiberts-seed_3-step_0k"
+    overrides = tiny_overrides(paths, str(tmp_path / "wordpiece"), str(tmp_path / "suite"), **{
+        "model.dtype": "float32", "model.vocab_size": None, "model.intermediate_size": 64, "training.max_steps": 2,
+        "training.eval_every_steps": 2, "data.num_eval_samples": 0, "schedule.warmup_steps": 1,
+        "training.max_predictions_per_seq": 8, "checkpoint.schedule": [1, 2],
+        "hub.push_to_hub": "me/earlyberts"})
+    results = run_suite("earlyberts-base", overrides, 2, init_from="google/multiberts-seed_{seed}-step_0k")
+    assert [r.step for r in results] == [2, 2]
+    key = "bert.encoder.layer.1.output.dense.weight"
+    for seed, r in enumerate(results):
+        assert hub.repo_branches(f"me/earlyberts-seed{seed}") == ["main", "step1", "step2"]
+        step1 = read_state_dict(os.path.join(r.output_dir, "revisions", "step1"))
+        assert np.abs(step1[key] - inits[seed][key]).max() < 0.01  # one AdamW step from its own step 0
+        assert np.abs(step1[key] - inits[1 - seed][key]).max() > 0.04  # not from the other seed's
+        for frozen in ("cls.seq_relationship.weight", "bert.pooler.dense.weight"):  # no NSP objective: kept as is
+            np.testing.assert_array_equal(step1[frozen], inits[seed][frozen])
+    # an EarlyBERTs revision as a source: repo@step{N}
+    back = read_state_dict(model_folder("me/earlyberts-seed1@step1", "model.init_from_transformers"))
+    np.testing.assert_array_equal(back[key], read_state_dict(os.path.join(results[1].output_dir, "revisions",
+                                                                           "step1"))[key])
