@@ -228,3 +228,36 @@ def test_earlyberts_suite_from_multiberts_step0_on_the_hub(loopback_hub, monkeyp
     back = read_state_dict(model_folder("me/earlyberts-seed1@step1", "model.init_from_transformers"))
     np.testing.assert_array_equal(back[key], read_state_dict(os.path.join(results[1].output_dir, "revisions",
                                                                            "step1"))[key])
+
+
+def test_wordpiece_tokenizer_and_the_family_check(tmp_path):
+    """`trainer tokenizer --type wordpiece` gives BERT's specials, normalisation and pair framing; a WordPiece
+    tokenizer is refused by a RoBERTa config and a byte-level BPE one by a BERT config, one line each."""
+    from trainer.cli import build_parser
+    from trainer.config_loading import load_config
+    from trainer.data.tokenizer import TokenizerFns, train_tokenizer, train_wordpiece
+    from trainer.errors import ConfigError
+    from trainer.run_setup import build_spec
+
+    texts = ["El Árbol grande come pan.", "La niña lee un libro hoy.", "Mañana canta el gato."] * 20
+    wp = train_wordpiece(texts, str(tmp_path / "wp"), vocab_size=300, min_frequency=1, model_max_length=40)
+    assert wp.convert_ids_to_tokens(range(5)) == ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+    enc = wp("El ÁRBOL", "lee")
+    assert wp.convert_ids_to_tokens(enc["input_ids"]) == ["[CLS]", "el", "arbol", "[SEP]", "lee", "[SEP]"]
+    assert enc["token_type_ids"] == [0, 0, 0, 0, 1, 1]
+    bpe = train_tokenizer(texts, str(tmp_path / "bpe"), vocab_size=300, min_frequency=1, model_max_length=40)
+    fns = TokenizerFns(wp)
+    assert (fns.bos_id, fns.eos_id, fns.pad_id, fns.mask_id, fns.is_wordpiece) == (2, 3, 0, 4, True)
+    small = ["model.hidden_size=32", "model.num_layers=1", "model.num_heads=2", "model.intermediate_size=32",
+             "model.max_position_embeddings=40", "data.max_seq_length=32"]
+    with pytest.raises(ConfigError, match=r"is a WordPiece tokenizer; model.type 'roberta' \(RoBERTa\) is trained "
+                                          r"with a byte-level BPE"):
+        build_spec(load_config("tiny-cpu", small + [f"data.tokenizer={tmp_path / 'wp'}"]), fns)
+    with pytest.raises(ConfigError, match=r"is a BPE tokenizer; model.type 'bert' \(BERT\) is trained with a "
+                                          r"WordPiece one"):
+        build_spec(load_config("earlyberts-base", small + ["model.vocab_size=null"]), TokenizerFns(bpe))
+    spec = build_spec(load_config("earlyberts-base", small + ["model.vocab_size=null"]), fns)
+    assert spec.vocab_size == len(wp) and spec.pad_token_id == 0
+    args = build_parser().parse_args(["tokenizer", "--config", "tiny-cpu", "--output", "x", "--type", "wordpiece",
+                                      "--cased"])
+    assert (args.type, args.cased, args.vocab_size) == ("wordpiece", True, None)
