@@ -133,8 +133,9 @@ def open_stream(cfg: TrainerConfig, tok: TokenizerFns, rank: int, world: int, st
                               "was held out when the shards were written); set only one of them")
         from .data.token_shards import TokenShardStream as stream_cls
     stream_data = dataclasses.replace(cfg.data, num_eval_samples=0) if cfg.data.eval_files else cfg.data
+    nsp = {"nsp": True} if cfg.training.objective == "mlm+nsp" else {}  # (refused with token shards)
     stream = stream_cls(stream_data, tok, cfg.training.global_batch_size, cfg.training.seed, rank, world,
-                        audit_dir=audit)
+                        audit_dir=audit, **nsp)
     stream.check_source()
     if start.shuffle_buffer and start.shuffle_buffer != cfg.data.shuffle_buffer:
         raise ConfigError(

@@ -167,7 +167,10 @@ def pair_rows(documents: Sequence[Sequence[Sequence[int]]], keys: Sequence[int],
 def token_types(rows, sep_id: int):
     """Token types of ``[CLS] A [SEP] B [SEP] [PAD]...`` rows from the ids alone (numpy or jax arrays):
     1 where one ``[SEP]`` precedes the position or the position is the second ``[SEP]``, else 0."""
-    xp = np if isinstance(rows, np.ndarray) else __import__("jax.numpy", fromlist=["numpy"])
+    if isinstance(rows, np.ndarray):
+        xp = np
+    else:
+        import jax.numpy as xp
     is_sep = (rows == sep_id).astype(np.int32)
     before = xp.cumsum(is_sep, axis=-1) - is_sep  # [SEP]s strictly before each position
     return (before == 1).astype(np.int32)
@@ -178,3 +181,20 @@ def skipped_message(stats: PairStats, unit: str) -> str:
     return (f"next-sentence pairs: {stats.pairs} from {stats.documents} documents; {stats.skipped_documents} "
             f"documents skipped (fewer than 2 {unit}: no pair can be formed), {stats.dropped_segments} lone final "
             f"{unit[:-1]}s dropped; {stats.random_next} pairs with a random B")
+
+
+def labelled_rows(texts: Sequence[str], tok, seq_len: int, seed: int, unit: str = "sentences",
+                  short_seq_prob: float = 0.1):
+    """The NSP rows of a group of documents as the batch stream carries them: ``[n, seq_len + 1]`` int32, each
+    row's ids followed by its label (the token types follow from the ids, :func:`token_types`), and the
+    :class:`PairStats`. ``tok``: a :class:`~trainer.data.tokenizer.TokenizerFns` (``bos_id`` is ``[CLS]``,
+    ``eos_id`` ``[SEP]``)."""
+    segments = [split_segments(t, unit) for t in texts]
+    flat = tok.encode([s for segs in segments for s in segs]) if any(segments) else []
+    documents, k = [], 0
+    for segs in segments:
+        documents.append(flat[k: k + len(segs)])
+        k += len(segs)
+    rows, _, labels, stats = pair_rows(documents, [document_key(t) for t in texts], seq_len, tok.bos_id, tok.eos_id,
+                                       tok.pad_id, seed, short_seq_prob)
+    return np.concatenate([rows, labels[:, None]], axis=1).astype(np.int32), stats

@@ -194,6 +194,14 @@ class ModelFamily:
                                            deterministic=deterministic, rngs=rngs,
                                            predict_positions=predict_positions, **packed)
 
+    def apply_pretraining(self, spec, params, input_ids, token_type_ids, attention_mask=None,
+                          deterministic: bool = True, dropout_key=None, predict_positions=None):
+        """``(masked-LM logits, next-sentence logits [batch, 2])`` of a family with :attr:`next_sentence_head`."""
+        rngs = {"dropout": dropout_key} if dropout_key is not None else {}
+        return self.mlm_module(spec).apply({"params": params}, input_ids, attention_mask=attention_mask,
+                                           deterministic=deterministic, rngs=rngs, predict_positions=predict_positions,
+                                           token_type_ids=token_type_ids, next_sentence=True)
+
     # --- FLOPs -----------------------------------------------------------------------------
     def encoder_matmul_params(self, spec) -> int:
         raise NotImplementedError
