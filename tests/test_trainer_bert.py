@@ -179,55 +179,120 @@ def _torch_init(seed: int, vocab: int, folder: str) -> str:
     from transformers import BertConfig, BertForPreTraining as TorchPT
 
     torch.manual_seed(seed)
-    config = BertConfig(vocab_size=vocab, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+    config = BertConfig(vocab_size=vocab, hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
                         intermediate_size=64, max_position_embeddings=40, pad_token_id=0,
                         architectures=["BertForPreTraining"])
     TorchPT(config).save_pretrained(folder)
     return folder
 
 
-def test_earlyberts_suite_from_multiberts_step0_on_the_hub(loopback_hub, monkeypatch, tmp_path):
-    """``trainer suite --config earlyberts-base --seeds 2 --init-from 'google/multiberts-seed_{seed}-step_0k'``,
-    tiny: each seed starts from its own step-0 checkpoint (served by the loopback Hub), its scheduled steps are
-    pushed as revisions ``step{N}`` of its repository, and a revision reads back as a ``repo@step{N}`` source."""
+@pytest.fixture(scope="module")
+def earlyberts(tmp_path_factory):
+    """``trainer suite --config earlyberts-base --seeds 2 --init-from 'google/multiberts-seed_{seed}-step_0k'``, tiny
+    (masked LM + next-sentence prediction, two steps, checkpoints at 1 and 2, revisions step1 and step2): the
+    step-0 checkpoints are random BertForPreTraining folders served by a loopback Hub."""
     import huggingface_hub.constants as hf
+    from loopback_hub import LoopbackHub
     from trainer_helpers import make_corpus
 
     from trainer.data.tokenizer import train_wordpiece
-    from trainer.models.hf_folder import model_folder, multiberts_id
+    from trainer.models.hf_folder import multiberts_id
     from trainer.research.suite import run_suite
 
-    paths = make_corpus(str(tmp_path / "corpus"), n_docs=80, n_files=1)
+    tmp = tmp_path_factory.mktemp("earlyberts")
+    paths = make_corpus(str(tmp / "corpus"), n_docs=80, n_files=1)
     texts = [json.loads(line)["text"] for line in open(paths[0], encoding="utf-8")]
-    tok = train_wordpiece(texts, str(tmp_path / "wordpiece"), vocab_size=300, min_frequency=2, model_max_length=40)
-    hub = loopback_hub()
-    monkeypatch.setattr(hf, "ENDPOINT", hub.url)
-    monkeypatch.setattr(hf, "HUGGINGFACE_CO_URL_TEMPLATE", hub.url + "/{repo_id}/resolve/{revision}/{filename}")
+    tok = train_wordpiece(texts, str(tmp / "wordpiece"), vocab_size=300, min_frequency=2, model_max_length=40)
+    hub = LoopbackHub()
+    mp = pytest.MonkeyPatch()
+    mp.setenv("HF_ENDPOINT", hub.url)
+    mp.setattr(hf, "HF_HUB_CACHE", str(tmp / "hub-cache"))
+    mp.setattr(hf, "ENDPOINT", hub.url)
+    mp.setattr(hf, "HUGGINGFACE_CO_URL_TEMPLATE", hub.url + "/{repo_id}/resolve/{revision}/{filename}")
     inits = {}
     for seed in (0, 1):
-        folder = _torch_init(seed, len(tok), str(tmp_path / f"init{seed}"))
+        folder = _torch_init(seed, len(tok), str(tmp / f"init{seed}"))
         hub.add_files(multiberts_id(seed, 0), {name: os.path.join(folder, name) for name in os.listdir(folder)})
         inits[seed] = read_state_dict(folder)
-    assert multiberts_id(3) == "google/multiberts-seed_3-step_0k"
-    overrides = tiny_overrides(paths, str(tmp_path / "wordpiece"), str(tmp_path / "suite"), **{
-        "model.dtype": "float32", "model.vocab_size": None, "model.intermediate_size": 64, "training.max_steps": 2,
-        "training.eval_every_steps": 2, "data.num_eval_samples": 0, "schedule.warmup_steps": 1,
-        "training.max_predictions_per_seq": 8, "checkpoint.schedule": [1, 2],
+    overrides = tiny_overrides(paths, str(tmp / "wordpiece"), str(tmp / "suite"), **{
+        "model.dtype": "float32", "model.vocab_size": None, "model.intermediate_size": 64, "model.num_layers": 1,
+        "model.hidden_dropout": 0.0, "model.attention_dropout": 0.0, "training.max_steps": 2,
+        "training.eval_every_steps": 2, "data.num_eval_samples": 8, "schedule.warmup_steps": 1,
+        "training.max_predictions_per_seq": 8, "checkpoint.schedule": [1, 2], "checkpoint.every_steps": 1,
         "hub.push_to_hub": "me/earlyberts"})
     results = run_suite("earlyberts-base", overrides, 2, init_from="google/multiberts-seed_{seed}-step_0k")
+    yield results, inits, hub, overrides
+    mp.undo()
+    hub.close()
+
+
+def test_earlyberts_suite_from_multiberts_step0_on_the_hub(earlyberts):
+    """Each seed starts from its own step-0 checkpoint, trains masked LM + NSP (both logged and evaluated), pushes
+    its scheduled steps as revisions ``step{N}`` of its repository, and a revision reads back as ``repo@step{N}``."""
+    from trainer.models.hf_folder import model_folder
+    from trainer.monitor import read_metrics
+
+    results, inits, hub, _ = earlyberts
     assert [r.step for r in results] == [2, 2]
-    key = "bert.encoder.layer.1.output.dense.weight"
+    key = "bert.encoder.layer.0.output.dense.weight"
     for seed, r in enumerate(results):
         assert hub.repo_branches(f"me/earlyberts-seed{seed}") == ["main", "step1", "step2"]
-        step1 = read_state_dict(os.path.join(r.output_dir, "revisions", "step1"))
-        assert np.abs(step1[key] - inits[seed][key]).max() < 0.01  # one AdamW step from its own step 0
-        assert np.abs(step1[key] - inits[1 - seed][key]).max() > 0.04  # not from the other seed's
-        for frozen in ("cls.seq_relationship.weight", "bert.pooler.dense.weight"):  # no NSP objective: kept as is
-            np.testing.assert_array_equal(step1[frozen], inits[seed][frozen])
-    # an EarlyBERTs revision as a source: repo@step{N}
+        # step 1 ran at the warm-up's learning rate 0; step 2 is one AdamW step (lr 1e-4) from the seed's step 0
+        step2 = read_state_dict(os.path.join(r.output_dir, "revisions", "step2"))
+        for name in (key, "cls.seq_relationship.weight", "bert.embeddings.token_type_embeddings.weight"):
+            assert 0 < np.abs(step2[name] - inits[seed][name]).max() < 1e-3, name  # the NSP head trains too
+        assert np.abs(step2[key] - inits[1 - seed][key]).max() > 0.04  # not from the other seed's
+        m = read_metrics(os.path.join(r.output_dir, "metrics.jsonl"))[2]
+        assert 0.3 < m["nsp_loss"] < 1.2 and 0.0 <= m["nsp_accuracy"] <= 1.0
+        ev = r.eval_history[-1]
+        assert ev["nsp_pairs"] > 0 and 0.3 < ev["nsp_loss"] < 1.2 and ev["masked_tokens"] > 0
     back = read_state_dict(model_folder("me/earlyberts-seed1@step1", "model.init_from_transformers"))
     np.testing.assert_array_equal(back[key], read_state_dict(os.path.join(results[1].output_dir, "revisions",
                                                                            "step1"))[key])
+
+
+def test_nsp_stream_resumes_exactly(earlyberts):
+    """The NSP batch stream resumed from any batch's position gives the following batches bit for bit (the pending
+    labelled rows travel in the position); rows are [CLS] A [SEP] B [SEP] with their label last."""
+    from trainer.config_loading import load_config
+    from trainer.data.batches import BatchStream, StreamPosition
+    from trainer.data.tokenizer import load_tokenizer
+
+    _, _, _, overrides = earlyberts
+    cfg = load_config("earlyberts-base", overrides + ["data.num_eval_samples=0", "data.tokenize_batch_size=7"])
+    tok = load_tokenizer(cfg.data.tokenizer)
+    stream = BatchStream(cfg.data, tok, 4, 0, nsp=True)
+    run = [b for _, b in zip(range(12), stream.batches())]
+    assert run[0].tokens.shape == (4, 33) and set(np.unique(np.concatenate([b.tokens[:, -1] for b in run]))) == {0, 1}
+    assert (run[0].tokens[:, 0] == tok.cls_token_id).all() and ((run[0].tokens[:, :-1] == tok.sep_token_id).sum(1)
+                                                                 == 2).all()
+    for k in (2, 5):
+        position = StreamPosition.from_json(json.loads(json.dumps(run[k].position.to_json())))
+        again = [b for _, b in zip(range(12 - k - 1), BatchStream(cfg.data, tok, 4, 0, nsp=True).batches(position))]
+        assert [b.digest for b in again] == [b.digest for b in run[k + 1:]]
+
+
+def test_nsp_bad_input(earlyberts, tmp_path):
+    """An NSP objective with a family without an NSP head, and documents too short to form pairs: one line each."""
+    from trainer.config_loading import load_config
+    from trainer.data.batches import BatchStream
+    from trainer.data.tokenizer import load_tokenizer
+    from trainer.errors import ConfigError, DataError
+
+    _, _, _, overrides = earlyberts
+    with pytest.raises(ConfigError, match=r"training.objective 'mlm\+nsp' needs a model with a next-sentence head; "
+                                          r"model.type 'roberta' \(RoBERTa\) has none"):
+        load_config("tiny-cpu", ["training.objective=mlm+nsp"])
+    with pytest.raises(ConfigError, match="'data.nsp_segments': expected one of 'sentences', 'lines', got 'words'"):
+        load_config("earlyberts-base", ["data.nsp_segments=words"])  # the loader names the choices
+    short = tmp_path / "short.jsonl"
+    short.write_text("".join(json.dumps({"text": f"Una sola frase {i}"}) + "\n" for i in range(30)))
+    cfg = load_config("earlyberts-base", overrides + [f"data.data_files={json.dumps([str(short)])}",
+                                                      "data.num_eval_samples=0", "data.shuffle_buffer=10"])
+    wordpiece = [o.split("=", 1)[1] for o in overrides if o.startswith("data.tokenizer=")][0]
+    stream = BatchStream(cfg.data, load_tokenizer(json.loads(wordpiece)), 4, 0, nsp=True)
+    with pytest.raises(DataError, match=r"10 documents skipped \(fewer than 2 sentences: no pair can be formed\)"):
+        next(stream.batches())
 
 
 def test_wordpiece_tokenizer_and_the_family_check(tmp_path):
@@ -261,3 +326,17 @@ def test_wordpiece_tokenizer_and_the_family_check(tmp_path):
     args = build_parser().parse_args(["tokenizer", "--config", "tiny-cpu", "--output", "x", "--type", "wordpiece",
                                       "--cased"])
     assert (args.type, args.cased, args.vocab_size) == ("wordpiece", True, None)
+
+
+def test_earlyberts_config_is_multiberts_recipe():
+    from trainer.config_loading import load_config
+    from trainer.research.checkpoint_schedule import EARLYBERTS_STEPS, resolve_schedule
+
+    cfg = load_config("earlyberts-base")
+    m, t = cfg.model, cfg.training
+    assert m.type == "bert" and (m.hidden_size, m.num_layers, m.num_heads, m.intermediate_size) == (768, 12, 12, 3072)
+    assert (m.vocab_size, m.max_position_embeddings, m.type_vocab_size) == (30522, 512, 2)
+    assert (cfg.data.max_seq_length, t.global_batch_size, t.max_steps) == (512, 256, 2_000_000)
+    assert (t.objective, t.mlm_probability, t.max_predictions_per_seq) == ("mlm+nsp", 0.15, 80)
+    assert (cfg.optimizer.learning_rate, cfg.optimizer.b2, cfg.schedule.warmup_steps) == (1e-4, 0.999, 10_000)
+    assert resolve_schedule(cfg.checkpoint.schedule) == list(EARLYBERTS_STEPS)
