@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
-from typing import Callable, NamedTuple
+from typing import Callable, NamedTuple, Optional
 
 import jax
 import jax.numpy as jnp
@@ -34,10 +34,12 @@ class CompiledSteps(NamedTuple):
 
 
 def compile_steps(cfg: TrainerConfig, spec, tx, rule: MaskingRule, step_key, pad_id: int, mesh, param_sharding,
-                  opt_sharding) -> CompiledSteps:
-    """The jitted train and eval steps (:mod:`trainer.steps`) over ``mesh``."""
+                  opt_sharding, sep_id: Optional[int] = None) -> CompiledSteps:
+    """The jitted train and eval steps (:mod:`trainer.steps`) over ``mesh``; ``sep_id``: the tokenizer's
+    ``[SEP]``, which the ``mlm+nsp`` objective's token types follow."""
+    nsp_sep_id = sep_id if cfg.training.objective == "mlm+nsp" else None
     train_step = make_train_step(spec, tx, schedule_fn(cfg), rule, step_key,
-                                 skip_nonfinite=cfg.training.on_nonfinite == "skip")
+                                 skip_nonfinite=cfg.training.on_nonfinite == "skip", nsp_sep_id=nsp_sep_id)
     batches = batch_sharding(mesh)
     rep = replicated(mesh)
     train_step = jax.jit(
@@ -49,7 +51,7 @@ def compile_steps(cfg: TrainerConfig, spec, tx, rule: MaskingRule, step_key, pad
     from jax.sharding import NamedSharding, PartitionSpec as P
 
     eval_sharding = NamedSharding(mesh, P("data"))
-    eval_step = jax.jit(make_eval_step(spec, pad_id, rule.max_predictions),
+    eval_step = jax.jit(make_eval_step(spec, pad_id, rule.max_predictions, nsp_sep_id),
                         in_shardings=(param_sharding, eval_sharding, eval_sharding, eval_sharding), out_shardings=rep)
     return CompiledSteps(train_step, eval_step, batches, eval_sharding)
 

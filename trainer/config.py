@@ -80,6 +80,8 @@ class DataConfig:
     # A fixed external eval set: local files (JSON lines, Parquet, CSV or text; their `text_column`), read whole,
     # in place of the first num_eval_samples documents of the stream (then nothing is held out of the stream).
     eval_files: Optional[list[str]] = None
+    # training.objective mlm+nsp: a document's segments for the [CLS] A [SEP] B [SEP] pairs (trainer.data.nsp)
+    nsp_segments: Literal["sentences", "lines"] = "sentences"
     # Tokeniser processes (0: tokenise in the pipeline's thread). The main process still reads and
     # shuffles the documents and packs in order: the batches are identical for any value.
     num_workers: int = 0
@@ -116,6 +118,8 @@ class TrainingConfig:
     # global_batch_size / (per_device_batch_size x devices) (leave grad_accum_steps at 1).
     per_device_batch_size: Optional[int] = None
     mlm_probability: float = 0.15
+    # "mlm": masked LM on packed rows; "mlm+nsp": BERT's masked LM + next-sentence prediction on sentence pairs
+    objective: Literal["mlm", "mlm+nsp"] = "mlm"
     mask_replace_prob: float = 0.8  # of the selected tokens, replaced by <mask>
     random_replace_prob: float = 0.1  # of the selected tokens, replaced by a random token
     # Random replacements never draw special tokens (fairseq); false: any id of the tokenizer's vocabulary.
@@ -269,6 +273,27 @@ def _validate_sampling(d: DataConfig) -> None:
         sp.boundaries = list(sp.boundaries)  # a list in the saved YAML
 
 
+def _validate_objective(cfg: TrainerConfig) -> None:
+    """``training.objective`` and ``data.nsp_segments``: values, a family with an NSP head, a source of documents."""
+    from .models import family_of
+
+    t, d = cfg.training, cfg.data
+    if t.objective not in ("mlm", "mlm+nsp"):
+        raise ConfigError(f"training.objective {t.objective!r} is not an objective (valid: mlm, mlm+nsp)")
+    if d.nsp_segments not in ("sentences", "lines"):
+        raise ConfigError(f"data.nsp_segments {d.nsp_segments!r} is not a segment unit (valid: sentences, lines)")
+    if t.objective != "mlm+nsp":
+        return
+    family = family_of(cfg.model)
+    if not family.next_sentence_head:
+        raise ConfigError(f"training.objective 'mlm+nsp' needs a model with a next-sentence head; model.type "
+                          f"{cfg.model.type!r} ({family.title}) has none (use model.type bert, or objective mlm)")
+    if d.token_shards or d.eval_files:
+        key = "data.token_shards" if d.token_shards else "data.eval_files"
+        raise ConfigError(f"training.objective 'mlm+nsp' builds sentence pairs from documents; {key} holds packed "
+                          f"tokens or other texts: remove {key}")
+
+
 def validate(cfg: TrainerConfig) -> None:
     """Checks that need no device, no data and no tokenizer (those come later, still before training).
 
@@ -327,6 +352,7 @@ def validate(cfg: TrainerConfig) -> None:
             f"training.global_batch_size ({t.global_batch_size}) must be divisible by "
             f"training.grad_accum_steps ({t.grad_accum_steps})"
         )
+    _validate_objective(cfg)
     if not 0.0 < t.mlm_probability < 1.0:
         raise ConfigError(f"training.mlm_probability must be in (0, 1), got {t.mlm_probability}")
     if t.mask_replace_prob < 0 or t.random_replace_prob < 0 or t.mask_replace_prob + t.random_replace_prob > 1:

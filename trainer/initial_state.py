@@ -26,6 +26,7 @@ from .data.batches import StreamPosition
 from .errors import CheckpointError, ConfigError
 from .hooks import Extension
 from .models import family_of
+from .models.hf_folder import model_folder
 from .optim import make_optimizer
 from .param_paths import check_freeze
 from .sharding import make_mesh, state_shardings
@@ -68,7 +69,8 @@ def check_transformers_init(cfg: TrainerConfig, spec):
     """Import ``model.init_from_transformers``; its architecture (the family's ``arch_fields``) must match."""
     family = family_of(spec)
     folder = cfg.model.init_from_transformers
-    imported_spec, params = family.hf.import_pretrained(folder, pad_vocab_to_multiple_of=spec.pad_vocab_to_multiple_of)
+    local = model_folder(folder, "model.init_from_transformers")  # a folder, or a Hub id (owner/name@revision)
+    imported_spec, params = family.hf.import_pretrained(local, pad_vocab_to_multiple_of=spec.pad_vocab_to_multiple_of)
     diffs = [(k, getattr(imported_spec, k), getattr(spec, k))
              for k in family.arch_fields() if getattr(imported_spec, k) != getattr(spec, k)]
     if diffs:

@@ -101,7 +101,14 @@ def build_spec(cfg: TrainerConfig, tok: TokenizerFns):
     vocab = m.vocab_size if m.vocab_size is not None else tok.vocab_size
     if tok.vocab_size > vocab:
         raise ConfigError(f"model.vocab_size ({vocab}) is smaller than the tokenizer's vocabulary ({tok.vocab_size})")
-    spec = family_of(m).spec_from_config(m, vocab_size=vocab, pad_token_id=tok.pad_id, eos_token_id=tok.eos_id)
+    family = family_of(m)
+    if family.wordpiece is not None and family.wordpiece != tok.is_wordpiece:
+        got = "a WordPiece" if tok.is_wordpiece else f"a {tok.model_name}"
+        want = "a WordPiece one ([CLS] [SEP] [MASK]; `trainer tokenizer --type wordpiece`)" if family.wordpiece else \
+            "a byte-level BPE or SentencePiece one (`trainer tokenizer --type bpe`)"
+        raise ConfigError(f"data.tokenizer={cfg.data.tokenizer!r} is {got} tokenizer; model.type "
+                          f"{m.type!r} ({family.title}) is trained with {want}")
+    spec = family.spec_from_config(m, vocab_size=vocab, pad_token_id=tok.pad_id, eos_token_id=tok.eos_id)
     if cfg.data.max_seq_length > max_sequence_length(m, tok.pad_id):
         raise ConfigError(
             f"data.max_seq_length ({cfg.data.max_seq_length}) exceeds the {max_sequence_length(m, tok.pad_id)} "
@@ -126,8 +133,9 @@ def open_stream(cfg: TrainerConfig, tok: TokenizerFns, rank: int, world: int, st
                               "was held out when the shards were written); set only one of them")
         from .data.token_shards import TokenShardStream as stream_cls
     stream_data = dataclasses.replace(cfg.data, num_eval_samples=0) if cfg.data.eval_files else cfg.data
+    nsp = {"nsp": True} if cfg.training.objective == "mlm+nsp" else {}  # (refused with token shards)
     stream = stream_cls(stream_data, tok, cfg.training.global_batch_size, cfg.training.seed, rank, world,
-                        audit_dir=audit)
+                        audit_dir=audit, **nsp)
     stream.check_source()
     if start.shuffle_buffer and start.shuffle_buffer != cfg.data.shuffle_buffer:
         raise ConfigError(

@@ -119,11 +119,12 @@ class Trainer:
             self._init_src = None
 
         steps = compile_steps(cfg, self.spec, self.tx, self.masking, self.keys.step, self.tok.pad_id, self.mesh,
-                              self.param_sharding, self.opt_sharding)
+                              self.param_sharding, self.opt_sharding, sep_id=self.tok.eos_id)
         self.train_step, self.eval_step = steps.train_step, steps.eval_step
         self.batch_sharding, self.eval_sharding = steps.batch_sharding, steps.eval_sharding
         L = cfg.data.max_seq_length
-        self.memory_estimate = step_memory(steps, self.params, self.opt_state, self.accum, self.micro, L)
+        width = L + 1 if cfg.training.objective == "mlm+nsp" else L  # NSP rows: the label in a last column
+        self.memory_estimate = step_memory(steps, self.params, self.opt_state, self.accum, self.micro, width)
         check_memory(self.memory_estimate, self.spec, self.micro, self.num_devices, self.accum, L)
 
         if self.ckpt is None:  # every check passed: now the checkpoint folder may be made

@@ -33,6 +33,7 @@ import numpy as np
 from ..config import DataConfig
 from ..errors import DataError
 from .holdout import HoldOut, content_key, is_candidate
+from .nsp import PairStats, labelled_rows, skipped_message
 from .packing import pack, pack_stream, pad_final, token_stream, unpack
 from .stream import document_hash, document_text, load_stream
 from .tokenizer import TokenizerFns
@@ -80,7 +81,7 @@ class _Chunk(NamedTuple):
 
 
 class Batch(NamedTuple):
-    tokens: np.ndarray  # [local_batch, length] int32, every row starts with <s>
+    tokens: np.ndarray  # [local_batch, length] int32, every row starts with <s> (NSP: length + 1, the label last)
     position: StreamPosition  # where the stream stands after this batch
     digest: int  # crc32 of the tokens (logged, to compare runs)
 
@@ -100,7 +101,8 @@ class BatchStream:
     """
 
     def __init__(self, cfg: DataConfig, tokenizer, batch_size: int, seed: int, rank: int = 0,
-                 world_size: int = 1, audit_dir: Optional[str] = None, open_fn: Callable = load_stream):
+                 world_size: int = 1, audit_dir: Optional[str] = None, open_fn: Callable = load_stream,
+                 nsp: bool = False):
         self.cfg = cfg
         self.tok = tokenizer if isinstance(tokenizer, TokenizerFns) else TokenizerFns(tokenizer)
         self.batch_size = batch_size
@@ -108,6 +110,10 @@ class BatchStream:
         self.rank, self.world_size = rank, world_size
         self.audit_dir = audit_dir
         self.open_fn = open_fn
+        # training.objective mlm+nsp: each tokenising chunk of documents becomes [CLS] A [SEP] B [SEP] rows
+        # (trainer.data.nsp) of max_seq_length + 1 columns, the last one the next-sentence label
+        self.nsp = nsp
+        self.nsp_stats = PairStats()
         self.num_eval = cfg.num_eval_samples
         self._eval_texts: Optional[list[str]] = None
         self._holdout: Optional[HoldOut] = None
@@ -175,8 +181,13 @@ class BatchStream:
         return len(self.eval_texts())
 
     def eval_rows(self, seq_len: int) -> np.ndarray:
-        """The eval set packed into ``[n, seq_len]`` sequences (:meth:`eval_sequences` of :meth:`eval_texts`)."""
+        """The eval set packed into ``[n, seq_len]`` sequences (:meth:`eval_sequences` of :meth:`eval_texts`);
+        with NSP, the eval documents' labelled pairs ``[n, seq_len + 1]`` (one group: the whole eval set)."""
         texts = self.eval_texts()
+        if self.nsp:
+            rows, stats = labelled_rows(texts, self.tok, seq_len, self.seed, self.cfg.nsp_segments)
+            log.info("eval set: %s", skipped_message(stats, self.cfg.nsp_segments))
+            return rows
         return self.eval_sequences(texts, seq_len) if texts else np.zeros((0, seq_len), np.int32)
 
     def write_eval_manifest(self, path: str) -> None:
@@ -267,6 +278,17 @@ class BatchStream:
             pos = dataclasses.replace(pos, epoch=pos.epoch + 1, block=0, block_state=None,
                                       docs_before_block=0, offset=0)
 
+    def _count_pairs(self, stats: PairStats, chunk: _Chunk) -> None:
+        """Add a chunk's pair statistics; the first chunk's are logged, and a first epoch whose documents form
+        no pair at all is a DataError naming how many were skipped and why."""
+        first = self.nsp_stats.documents == 0
+        self.nsp_stats.add(stats)
+        if first:
+            log.info("first chunk: %s", skipped_message(stats, self.cfg.nsp_segments))
+        if self.nsp_stats.pairs == 0 and (chunk.epoch > 0 or self.nsp_stats.documents >= self.cfg.shuffle_buffer):
+            raise DataError(skipped_message(self.nsp_stats, self.cfg.nsp_segments) + ": no sentence pair to train "
+                            "on; use longer documents, or data.nsp_segments: lines if the corpus' unit is the line")
+
     def batches(self, position: Optional[StreamPosition] = None) -> Iterator[Batch]:
         """Endless iterator of global batches starting at ``position`` (the start of the stream if None).
 
@@ -293,13 +315,18 @@ class BatchStream:
             )
         pos.shuffle_buffer = cfg.shuffle_buffer
         self.holdout  # noqa: B018  (the eval set is read before the first training document)
-        pending = np.zeros((0, L), np.int32)
+        width = L + 1 if self.nsp else L  # NSP rows carry their label in a last column
+        pending = np.zeros((0, width), np.int32)
         stream_rem = np.asarray(pos.remainder, np.int32)
+        if self.nsp:  # the position's remainder holds the labelled rows not yet in a batch
+            pending, stream_rem = stream_rem.reshape(-1, width), stream_rem[:0]
         audit = open(os.path.join(self.audit_dir, f"train-rank{self.rank}.txt"), "a") if self.audit_dir else None
         pool = None
         try:
             chunks = self._chunks(pos)
-            if getattr(cfg, "num_workers", 0) > 0:
+            if self.nsp:  # pairs need the segments of whole documents: tokenised here
+                encoded = ((c, None) for c in chunks)
+            elif getattr(cfg, "num_workers", 0) > 0:
                 from .tokenize_pool import TokenizerPool
 
                 pool = TokenizerPool(tok.to_json(), tok.eos_id, cfg.num_workers)
@@ -310,7 +337,11 @@ class BatchStream:
                 if audit:
                     audit.writelines(f"{chunk.epoch}\t{document_hash(t)}\n" for t in chunk.texts)
                     audit.flush()
-                seqs, stream_rem = pack_stream(stream_rem, tokens, L, tok.bos_id)
+                if self.nsp:
+                    seqs, stats = labelled_rows(chunk.texts, tok, L, self.seed, cfg.nsp_segments)
+                    self._count_pairs(stats, chunk)
+                else:
+                    seqs, stream_rem = pack_stream(stream_rem, tokens, L, tok.bos_id)
                 pos.epoch, pos.block, pos.block_state = chunk.epoch, chunk.block, chunk.block_state
                 pos.docs_before_block, pos.offset = chunk.docs_before_block, chunk.end
                 pos.documents += len(chunk.texts)
@@ -320,7 +351,8 @@ class BatchStream:
                     pos.batches += 1
                     # a new array and a shallow copy: a deep copy of the position at every batch
                     # (the remainder holds up to a chunk of tokens) cost more than tokenising
-                    pos.remainder = np.concatenate([unpack(pending), stream_rem])
+                    pos.remainder = (pending.reshape(-1) if self.nsp else
+                                     np.concatenate([unpack(pending), stream_rem]))
                     yield Batch(out, dataclasses.replace(pos), zlib.crc32(out.tobytes()))
         finally:
             if pool is not None:

@@ -4,12 +4,17 @@
   ``AutoTokenizer.from_pretrained`` loads), checked, with a ConfigError naming the option;
 * :class:`TokenizerFns`: what the batch stream, the token shards, the masking rule and the study
   need from it: batched ids, the special ids, the vocabulary size, its JSON for worker processes;
-* :func:`train_tokenizer`: train a byte-level BPE tokenizer (RoBERTa style) on texts (the
-  ``trainer tokenizer`` command, :mod:`trainer.data.tokenizer_command`, feeds it a stream).
+* :func:`train_tokenizer`: train a byte-level BPE tokenizer (RoBERTa style) on texts, or
+  :func:`train_wordpiece` a WordPiece one (BERT style) (the ``trainer tokenizer`` command,
+  :mod:`trainer.data.tokenizer_command`, feeds them a stream).
 
-The result is a folder that ``AutoTokenizer.from_pretrained`` loads as a RoBERTa fast tokenizer:
+The BPE result is a folder that ``AutoTokenizer.from_pretrained`` loads as a RoBERTa fast tokenizer:
 specials ``<s> <pad> </s> <unk> <mask>`` (ids 0-4, as in BERTIN), ``<mask>`` strips the space
-on its left (so ``"la <mask>."`` predicts ``"Ġword"`` tokens), and ``<s> ... </s>`` framing.
+on its left (so ``"la <mask>."`` predicts ``"Ġword"`` tokens), and ``<s> ... </s>`` framing. The
+WordPiece one loads as a BERT tokenizer: BERT's normalisation (``BertNormalizer``: control characters
+removed, CJK characters split, lowercased unless cased) and pre-tokenisation (``BertPreTokenizer``),
+``##`` continuation pieces, specials ``[PAD] [UNK] [CLS] [SEP] [MASK]`` (ids 0-4; ``[PAD]`` 0 as in BERT)
+and ``[CLS] A [SEP] B [SEP]`` framing with token types 0/1.
 """
 
 from __future__ import annotations
@@ -23,6 +28,8 @@ from ..errors import ConfigError, DataError
 log = logging.getLogger(__name__)
 
 SPECIAL_TOKENS = ["<s>", "<pad>", "</s>", "<unk>", "<mask>"]
+#: The WordPiece tokenizer's specials, ids 0-4 (BERT's ``[PAD]`` is 0).
+WORDPIECE_SPECIAL_TOKENS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
 
 #: The smallest vocabulary of a byte-level BPE: the 256 bytes and the special tokens.
 MIN_VOCAB = 256 + len(SPECIAL_TOKENS)
@@ -61,9 +68,13 @@ class TokenizerFns:
         self.pad_id = tokenizer.pad_token_id
         self.mask_id = tokenizer.mask_token_id
         if None in (self.bos_id, self.eos_id, self.pad_id, self.mask_id):
-            raise DataError("the tokenizer needs <s>, </s>, <pad> and <mask> tokens (RoBERTa specials)")
+            raise DataError("the tokenizer needs <s>, </s>, <pad> and <mask> tokens (RoBERTa specials; BERT's "
+                            "[CLS], [SEP], [PAD], [MASK])")
         self.special_ids = tuple(sorted(set(tokenizer.all_special_ids)))
         self.vocab_size = len(tokenizer)
+        #: the backend's model ("WordPiece", "BPE", "Unigram", ...)
+        self.model_name = type(self._backend.model).__name__
+        self.is_wordpiece = self.model_name == "WordPiece"
 
     def encode(self, texts: list[str]) -> list[list[int]]:
         return [e.ids for e in self._backend.encode_batch(texts, add_special_tokens=False)]
@@ -96,4 +107,30 @@ def train_tokenizer(texts: Iterable[str], output_dir: str, vocab_size: int = 50_
     )
     tok.save_pretrained(output_dir)
     log.info("tokenizer with %d tokens saved to %s", len(tok), output_dir)
+    return tok
+
+
+def train_wordpiece(texts: Iterable[str], output_dir: str, vocab_size: int = 30_522, min_frequency: int = 2,
+                    model_max_length: int = 512, lowercase: bool = True):
+    """Train a WordPiece tokenizer (BERT's normalisation and pre-tokenisation, ``lowercase``: uncased as
+    MultiBERTs) on ``texts`` and save it to ``output_dir``; returns the transformers tokenizer."""
+    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
+    from transformers import BertTokenizerFast
+
+    backend = Tokenizer(models.WordPiece(unk_token="[UNK]"))
+    backend.normalizer = normalizers.BertNormalizer(clean_text=True, handle_chinese_chars=True, strip_accents=None,
+                                                    lowercase=lowercase)
+    backend.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    backend.train_from_iterator(texts, trainers.WordPieceTrainer(
+        vocab_size=vocab_size, min_frequency=min_frequency, special_tokens=WORDPIECE_SPECIAL_TOKENS,
+        continuing_subword_prefix="##", show_progress=False))
+    cls, sep = backend.token_to_id("[CLS]"), backend.token_to_id("[SEP]")
+    backend.post_processor = processors.TemplateProcessing(
+        single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B:1 [SEP]:1", special_tokens=[("[CLS]", cls), ("[SEP]", sep)])
+    backend.decoder = decoders.WordPiece(prefix="##")
+    tok = BertTokenizerFast(tokenizer_object=backend, unk_token="[UNK]", sep_token="[SEP]", pad_token="[PAD]",
+                            cls_token="[CLS]", mask_token="[MASK]", do_lower_case=lowercase,
+                            model_max_length=model_max_length)
+    tok.save_pretrained(output_dir)
+    log.info("WordPiece tokenizer with %d tokens saved to %s", len(tok), output_dir)
     return tok

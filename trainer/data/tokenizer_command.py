@@ -1,5 +1,6 @@
-"""The ``tokenizer`` command: train the trainer's byte-level BPE tokenizer (:func:`~.tokenizer.train_tokenizer`)
-on documents of a config's stream, skipping the eval documents.
+"""The ``tokenizer`` command: train the trainer's byte-level BPE tokenizer (:func:`~.tokenizer.train_tokenizer`) or,
+with ``--type wordpiece``, a BERT WordPiece one (:func:`~.tokenizer.train_wordpiece`) on documents of a config's
+stream, skipping the eval documents.
 
 ``trainer tokenizer --config tiny-cpu --output runs/tok --num-docs 5000 --vocab-size 8000`` (or
 ``python -m trainer.data.tokenizer_command ...``)
@@ -19,10 +20,10 @@ from ..config_loading import add_config_arguments, load_config
 from ..console import configure_logging, run_guarded
 from ..errors import TrainerError
 from .stream import stream_texts
-from .tokenizer import MIN_VOCAB, train_tokenizer
+from .tokenizer import MIN_VOCAB, train_tokenizer, train_wordpiece
 
 #: The command's one-line description (``--help``).
-DESCRIPTION = "Train a byte-level BPE tokenizer (RoBERTa style) on documents of a stream."
+DESCRIPTION = "Train a byte-level BPE (RoBERTa style) or WordPiece (BERT style) tokenizer on documents of a stream."
 
 
 def add_arguments(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
@@ -32,8 +33,12 @@ def add_arguments(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
                    "one this command wrote)")
     p.add_argument("--overwrite", action="store_true", help="replace --output even if it holds other files")
     p.add_argument("--num-docs", type=positive_int, default=100_000, help="documents to train on (default 100000)")
-    p.add_argument("--vocab-size", type=int_at_least(MIN_VOCAB, " (256 bytes + 5 special tokens)"), default=50_265,
-                   help="BERTIN: 50265")
+    p.add_argument("--type", choices=("bpe", "wordpiece"), default="bpe",
+                   help="bpe: byte-level BPE, RoBERTa's (default); wordpiece: BERT's, for model.type bert")
+    p.add_argument("--vocab-size", type=int_at_least(MIN_VOCAB, " (256 bytes + 5 special tokens)"), default=None,
+                   help="BERTIN: 50265 (the bpe default); BERT: 30522 (the wordpiece default)")
+    p.add_argument("--cased", action="store_true", help="wordpiece: keep case and accents (default: uncased, as "
+                   "MultiBERTs)")
     p.add_argument("--min-frequency", type=positive_int, default=2, help="BERTIN: 2")
     p.add_argument("--include-eval", action="store_true",
                    help="also read the documents the trainer holds out for evaluation")
@@ -42,6 +47,8 @@ def add_arguments(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> int:
     """The ``tokenizer`` command: train on the configured stream, skipping the eval documents."""
+    if args.cased and args.type != "wordpiece":
+        raise TrainerError("--cased applies to --type wordpiece (a byte-level BPE keeps case); remove it")
     cfg = load_config(args.config, args.set)
     check_output_dir(args.output, "--output", args.overwrite)  # before minutes of reading
     skip = 0 if args.include_eval else cfg.data.num_eval_samples
@@ -54,9 +61,13 @@ def run(args: argparse.Namespace) -> int:
     # the model's length (514 positions hold 512 tokens), not the training length: the tokenizer
     # outlives phase 1, and the exported one states what the model accepts
     with atomic_dir(args.output, "trainer tokenizer", "--output", args.overwrite) as folder:  # whole or nothing
-        tok = train_tokenizer(texts, str(folder), args.vocab_size, args.min_frequency,
-                              model_max_length=max_sequence_length(cfg.model))
-    print(f"tokenizer: {len(tok)} tokens trained on {len(texts)} documents -> {args.output}")
+        if args.type == "wordpiece":
+            tok = train_wordpiece(texts, str(folder), args.vocab_size or 30_522, args.min_frequency,
+                                  model_max_length=max_sequence_length(cfg.model), lowercase=not args.cased)
+        else:
+            tok = train_tokenizer(texts, str(folder), args.vocab_size or 50_265, args.min_frequency,
+                                  model_max_length=max_sequence_length(cfg.model))
+    print(f"tokenizer ({args.type}): {len(tok)} tokens trained on {len(texts)} documents -> {args.output}")
     return 0
 
 

@@ -136,6 +136,12 @@ class ModelFamily:
     position_paths: ClassVar[tuple[tuple[str, ...], ...]] = ()
     #: top-level parameters of the masked-LM model the fine-tuning networks do not have
     mlm_only_params: ClassVar[tuple[str, ...]] = ()
+    #: whether the masked-LM network also has a next-sentence-prediction head (``training.objective: mlm+nsp``):
+    #: its :meth:`mlm_module` then takes ``token_type_ids`` and ``next_sentence=True`` returns ``(mlm, nsp)``
+    next_sentence_head: ClassVar[bool] = False
+    #: the tokenizer model the family is trained with: True, a WordPiece one (BERT's ``[CLS] [SEP] [MASK]``);
+    #: False, anything but WordPiece (RoBERTa's byte-level BPE, SentencePiece); None: any
+    wordpiece: ClassVar[Optional[bool]] = None
     #: weight statistics: module path inside ``layers_{i}`` -> column title, in plot order
     layer_modules: ClassVar[dict[str, str]] = {}
     #: weight statistics: short names of the parameters outside the layers
@@ -207,6 +213,14 @@ class ModelFamily:
         return self.mlm_module(spec).apply({"params": params}, input_ids, attention_mask=attention_mask,
                                            deterministic=deterministic, rngs=rngs,
                                            predict_positions=predict_positions, **packed)
+
+    def apply_pretraining(self, spec, params, input_ids, token_type_ids, attention_mask=None,
+                          deterministic: bool = True, dropout_key=None, predict_positions=None):
+        """``(masked-LM logits, next-sentence logits [batch, 2])`` of a family with :attr:`next_sentence_head`."""
+        rngs = {"dropout": dropout_key} if dropout_key is not None else {}
+        return self.mlm_module(spec).apply({"params": params}, input_ids, attention_mask=attention_mask,
+                                           deterministic=deterministic, rngs=rngs, predict_positions=predict_positions,
+                                           token_type_ids=token_type_ids, next_sentence=True)
 
     # --- FLOPs -----------------------------------------------------------------------------
     def encoder_matmul_params(self, spec) -> int:

@@ -1,5 +1,7 @@
 """A transformers model folder on disk, for any family: writing one (``config.json``, ``model.safetensors``,
-the tokenizer, extra files) and reading its weights (``model.safetensors`` or ``pytorch_model.bin``).
+the tokenizer, extra files), reading its weights (``model.safetensors`` or ``pytorch_model.bin``), and the
+folder of a Hub model id (``owner/name[@revision]``: MultiBERTs' ``google/multiberts-seed_3-step_0k``, an
+EarlyBERTs repository at ``@step7000``) in the Hub cache.
 
 A family's transformers mapping (:mod:`.roberta_hf`, :mod:`.modernbert_hf`) builds the config and the
 state dict and calls these.
@@ -13,7 +15,7 @@ from typing import Optional
 
 import numpy as np
 
-from ..errors import ExportError
+from ..errors import ConfigError, ExportError
 
 log = logging.getLogger(__name__)
 
@@ -61,3 +63,45 @@ def read_weights(folder: str) -> dict[str, np.ndarray]:
         return {k: v.float().numpy() for k, v in torch.load(os.path.join(folder, "pytorch_model.bin"),
                                                              map_location="cpu", weights_only=True).items()}
     raise ExportError(f"{folder}: no model.safetensors or pytorch_model.bin")
+
+
+#: The files of a Hub model repository :func:`model_folder` downloads (those it has): the config, the weights
+#: (safetensors, else PyTorch's; MultiBERTs have only the latter), the tokenizer (BERT's ``vocab.txt``
+#: included).
+HUB_MODEL_FILES = ("config.json", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.txt",
+                   "vocab.json", "merges.txt")
+
+
+def multiberts_id(seed: int, step_k: Optional[int] = 0) -> str:
+    """The Hub id of a MultiBERTs checkpoint: ``google/multiberts-seed_{seed}-step_{step_k}k`` (thousands of
+    steps; 0: the initialisation EarlyBERTs start from), or ``google/multiberts-seed_{seed}`` (the final
+    2 M-step model) when ``step_k`` is None."""
+    return f"google/multiberts-seed_{seed}" + ("" if step_k is None else f"-step_{step_k}k")
+
+
+def model_folder(source: str, option: str) -> str:
+    """``source`` itself when it is a folder, else the Hub model ``owner/name[@revision]`` it names, downloaded
+    into the Hub cache (:data:`HUB_MODEL_FILES` and the weights) by the common resolver; a ConfigError naming
+    ``option`` when it is neither (one line at once when the Hub cannot be reached)."""
+    from mc4_sampling.common.errors import HubUnreachableError
+    from mc4_sampling.common.hub import HubLocation, fetch
+
+    if os.path.isdir(source):
+        return source
+    location = HubLocation.parse(source)
+    if location is None or os.path.exists(source):
+        raise ConfigError(f"{option}={source!r}: no such model folder (nor a Hub model id owner/name[@revision])")
+    what = f"{option}={source!r}"
+    try:
+        folder = fetch(location, what, HUB_MODEL_FILES, missing_ok=True)
+        if folder is None or not os.path.exists(os.path.join(folder, "config.json")):
+            raise ConfigError(f"{what}: the Hub repository has no config.json (not a transformers model)")
+        if fetch(location, what, ["model.safetensors"], missing_ok=True) is None:
+            fetch(location, what, ["pytorch_model.bin"])
+    except (HubUnreachableError, ConfigError):
+        raise
+    except Exception as e:  # no such repository, revision or weights
+        first = str(e).splitlines()[0] if str(e) else ""
+        raise ConfigError(f"{what}: not a model folder here, and the Hub has no such model or revision "
+                          f"({type(e).__name__}: {first})") from None
+    return folder

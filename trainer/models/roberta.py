@@ -371,6 +371,7 @@ class RobertaFamily(ModelFamily):
     spec_class = RobertaSpec
     hf_module = __package__ + ".roberta_hf"
     hf_architecture_prefix = "Roberta"
+    wordpiece = False
     hf_model_types = ("roberta", "xlm-roberta", "camembert")
     # RobertaForQuestionAnswering: the token classifier (2 outputs) is ``qa_outputs``; RobertaForMultipleChoice:
     # the sequence head's dense is the pooler, its out_proj (1 output) the ``classifier``

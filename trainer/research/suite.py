@@ -5,8 +5,10 @@ seed, one after the other; seed ``k`` gets ``training.seed=k``, ``name=<name>-se
 ``training.output_dir`` (``<output_dir>/seed{k}``; the same for an explicit
 ``checkpoint.directory``) and, when ``hub.push_to_hub`` is set, its own repository
 ``<repo>-seed{k}``. ``--init-from`` starts each seed from a checkpoint of this trainer
-(``checkpoint.init_from``) or a transformers folder (``model.init_from_transformers``); ``{seed}``
-in it is replaced by the seed. A suite that stopped is rerun with the same command: finished seeds
+(``checkpoint.init_from``), a transformers folder or a Hub model id ``owner/name[@revision]``
+(``model.init_from_transformers``); ``{seed}`` in it is replaced by the seed. EarlyBERTs:
+``--init-from 'google/multiberts-seed_{seed}-step_0k'``, each seed from its MultiBERTs initialisation.
+A suite that stopped is rerun with the same command: finished seeds
 resume at their last step (nothing left to do), the interrupted one continues.
 """
 
@@ -37,10 +39,14 @@ def seed_config(config: Optional[str], overrides: list[str], seed: int, init_fro
     if base.hub.push_to_hub:
         sets.append(f"hub.push_to_hub={json.dumps(f'{base.hub.push_to_hub}-seed{seed}')}")
     if init_from:
+        from mc4_sampling.common.hub import HubLocation
+
         path = init_from.replace("{seed}", str(seed))
-        if not os.path.exists(path):
-            raise ConfigError(f"--init-from: {path!r} (seed {seed}) does not exist")
-        key = ("model.init_from_transformers" if os.path.isfile(os.path.join(path, "config.json"))
+        hub_id = not os.path.exists(path) and HubLocation.parse(path) is not None
+        if not os.path.exists(path) and not hub_id:
+            raise ConfigError(f"--init-from: {path!r} (seed {seed}) does not exist (nor is it a Hub model id "
+                              "owner/name[@revision])")
+        key = ("model.init_from_transformers" if hub_id or os.path.isfile(os.path.join(path, "config.json"))
                else "checkpoint.init_from")
         sets.append(f"{key}={json.dumps(path)}")
     return load_config(config, list(overrides) + sets)
@@ -65,8 +71,9 @@ def add_arguments(parser) -> None:
     add_config_arguments(parser, required=True)
     parser.add_argument("--seeds", type=positive_int, required=True, help="number of seeds K: runs seeds 0..K-1")
     parser.add_argument("--first-seed", type=non_negative_int, default=0, help="first seed (default 0)")
-    parser.add_argument("--init-from", help="checkpoint or transformers folder to start each seed from "
-                                            "({seed} is replaced by the seed)")
+    parser.add_argument("--init-from", help="checkpoint, transformers folder or Hub model id (owner/name[@revision]) "
+                                            "to start each seed from ({seed} is replaced by the seed), e.g. "
+                                            "'google/multiberts-seed_{seed}-step_0k'")
 
 
 def run(args) -> int:
