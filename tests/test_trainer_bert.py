@@ -171,6 +171,44 @@ def test_classifiers_match_pytorch_both_ways(per_token):
     assert all(np.array_equal(back[k], sd[k]) for k in back)
 
 
+@pytest.mark.parametrize("kind_name, cls_name", [("span", "BertForQuestionAnswering"),
+                                                ("multiple-choice", "BertForMultipleChoice")])
+def test_question_answering_and_multiple_choice_heads_match_pytorch_both_ways(kind_name, cls_name):
+    """The span and multiple-choice kinds on BERT: transformers' weights, renamed by the family's hf_task_heads,
+    give its logits through the kind's forward pass, and the kind's state dict is transformers' again."""
+    import transformers
+
+    from trainer.finetune.kinds import get_kind
+    from trainer.finetune.kinds.base import rename_prefixes
+
+    kind = get_kind(kind_name)
+    model = _torch_bert(getattr(transformers, cls_name), num_labels=2)
+    sd = {k: v.numpy() for k, v in model.state_dict().items()}
+    spec = dataclasses.replace(SPEC, vocab_size=90, max_position_embeddings=40, num_heads=2, intermediate_size=40,
+                               pad_vocab_to_multiple_of=1)
+    assert kind.architecture(spec) == cls_name
+    ours_names = rename_prefixes(sd, {theirs: ours for ours, theirs in kind.head_names(spec).items()})
+    params = {**encoder_from_state_dict(ours_names, spec), "classifier": head_from_state_dict(ours_names,
+                                                                                            kind.per_token)}
+    ids, types, mask = _inputs(90, 28)
+    types[:] = 0  # the kinds' batches carry no token types
+    labels = 2 if kind_name == "span" else 1
+    batch = {"input_ids": jnp.asarray(ids if kind_name == "span" else ids[None]),
+             "attention_mask": jnp.asarray(mask if kind_name == "span" else mask[None])}
+    ours = np.asarray(kind.logits(kind.classifier(spec, labels), params, batch, True))
+    with torch.no_grad():
+        out = model.eval()(input_ids=torch.tensor(batch["input_ids"]), attention_mask=torch.tensor(batch["attention_mask"]))
+    if kind_name == "span":
+        m = mask.astype(bool)
+        assert np.abs(ours[..., 0] - out.start_logits.numpy())[m].max() <= 1e-4
+        assert np.abs(ours[..., 1] - out.end_logits.numpy())[m].max() <= 1e-4
+    else:
+        assert out.logits.shape == (1, 2) and np.abs(ours - out.logits.numpy()).max() <= 1e-4
+    back = kind.state_dict(params, spec)
+    assert set(back) == {k for k in sd if not k.endswith("position_ids")}
+    assert all(np.array_equal(back[k], sd[k]) for k in back)
+
+
 # -- EarlyBERTs in one command: a tiny suite from MultiBERTs-style step-0 checkpoints on a loopback Hub -----------
 
 

@@ -203,6 +203,9 @@ class BertFamily(ModelFamily):
     hf_module = __package__ + ".bert_hf"
     hf_architecture_prefix = "Bert"
     hf_model_types = ("bert",)
+    # BertForQuestionAnswering: the token classifier named qa_outputs (no pooler); BertForMultipleChoice: the
+    # sequence classifier (pooler, classifier) under the same names
+    hf_task_heads = {"ForQuestionAnswering": {"classifier": "qa_outputs"}, "ForMultipleChoice": {}}
     vocab_row_paths = (("embeddings", "word_embeddings", "embedding"), ("lm_head", "bias"))
     reinit_paths = vocab_row_paths
     position_paths = (("embeddings", "position_embeddings", "embedding"),)
