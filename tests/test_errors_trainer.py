@@ -89,6 +89,9 @@ def _paths(tmp_path, user_folder):
     (tmp_path / "bad.yaml").write_text("model: [unclosed\n")
     (tmp_path / "binary.yaml").write_bytes(b"\xff\xfe\x00bin")
     (tmp_path / "corrupt.jsonl").write_text('{"text": "a", "label": 0}\n{"text": "b", "lab\n')
+    (tmp_path / "tags.jsonl").write_text(  # row 2: a tag fewer than its tokens
+        '{"tokens": ["Hola", "Ana"], "ner_tags": ["O", "B-PER"]}\n'
+        '{"tokens": ["Ana", "vive", "en", "Madrid"], "ner_tags": ["B-PER", "O", "O"]}\n')
     return dict(tmp=tmp_path, mine=user_folder)
 
 
@@ -115,6 +118,10 @@ MISTAKES = [
     ("finetune --model m --task pos --output {mine}", "--output '{mine}': it already holds files"),
     ("finetune --model m --task sequence-classification --dataset json --data-files train={tmp}/corrupt.jsonl "
      "--output {tmp}/out", "cannot read the data of 'json' ({tmp}/corrupt.jsonl): ValueError"),
+    ("finetune --model m --task token-classification --dataset json --data-files train={tmp}/tags.jsonl "
+     "--data-files validation={tmp}/tags.jsonl --tokens-column tokens --label-column ner_tags --output {tmp}/out",
+     "dataset 'json' ({tmp}/tags.jsonl) split 'train', row 2: 4 tokens in 'tokens' but 3 tags in 'ner_tags'; "
+     "each token needs exactly one tag"),
 ]
 
 

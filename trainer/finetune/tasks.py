@@ -158,6 +158,9 @@ def load_task_data(task: TaskPreset, data_files=None) -> TaskData:
                             f"(its columns: {', '.join(cols)}); name the columns with --text-columns / "
                             "--tokens-column / --label-column")
     train, evals = ds[task.train_split], ds[task.eval_split]
+    for split, data in ((task.train_split, train), (task.eval_split, evals)):
+        files = ", ".join((data_files or {}).get(split, ())) if data_files else ""
+        kind.check_rows(data, task, f"dataset {task.path!r}" + (f" ({files})" if files else "") + f" split {split!r}")
     names = [_label_names(d.features[task.label_column], s, task.label_column) for d, s in
              ((train, task.train_split), (evals, task.eval_split))]
     if names[0] is not None and names[1] is not None:

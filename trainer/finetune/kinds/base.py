@@ -61,6 +61,10 @@ class TaskKind:
         """Whether the labels are IOB tags (entity-level metrics apply)."""
         return False
 
+    def check_rows(self, split, task, where: str) -> None:
+        """Refuse, before any work, rows the encoding cannot take (one DataError naming ``where``, the
+        dataset and split as the user gave them, and the row); nothing by default."""
+
     # -- encoding --------------------------------------------------------------------------------
     def tokenize(self, split, task, tokenizer, max_length: int) -> tuple[list, list, int]:
         """``(token id rows, label rows, truncated count)``; rows longer than ``max_length`` are cut
