@@ -40,7 +40,7 @@ def main(argv=None) -> int:
 
     configure_logging(logging.WARNING)
     from trainer.config_loading import load_config
-    from trainer.data.stream import stream_texts
+    from trainer.data.stream import stream_holdout, stream_texts
     from trainer.data.tokenizer import train_tokenizer
     from trainer.entry import train
     from trainer.export import export_checkpoint
@@ -61,14 +61,15 @@ def main(argv=None) -> int:
     print(f"== 1. sampling: load_dataset({cfg.data.path!r}, {cfg.data.name!r}, **{kwargs}) "
           "on the bundled sample (no network)")
 
-    # 2. tokenizer on the sampled stream (the eval documents are left out)
+    # 2. tokenizer on the sampled stream without the documents the trainer holds out (its content rule)
     t = time.perf_counter()
-    texts = list(stream_texts(cfg, num_docs=10**9, skip=cfg.data.num_eval_samples))
+    holdout = stream_holdout(cfg)
+    texts = list(stream_texts(cfg, num_docs=10**9, holdout=holdout))
     tok = train_tokenizer(texts, tok_dir, vocab_size=args.vocab_size, min_frequency=2,
                           model_max_length=cfg.data.max_seq_length)
     chars = sum(len(x) for x in texts)
-    print(f"   {len(texts) + cfg.data.num_eval_samples} documents kept by gaussian sampling "
-          f"({cfg.data.num_eval_samples} held out for evaluation), {chars / 1e6:.1f} M characters")
+    print(f"   {len(texts)} documents kept by gaussian sampling for the tokenizer, {chars / 1e6:.1f} M characters; "
+          f"{holdout.summary()}")
     print(f"== 2. tokenizer: byte-level BPE, {len(tok)} tokens, in {time.perf_counter() - t:.1f} s -> {tok_dir}")
 
     # 3. training

@@ -96,6 +96,9 @@ def _paths(tmp_path, user_folder):
     (tmp_path / "bad.yaml").write_text("model: [unclosed\n")
     (tmp_path / "binary.yaml").write_bytes(b"\xff\xfe\x00bin")
     (tmp_path / "corrupt.jsonl").write_text('{"text": "a", "label": 0}\n{"text": "b", "lab\n')
+    (tmp_path / "tags.jsonl").write_text(  # row 2: a tag fewer than its tokens
+        '{"tokens": ["Hola", "Ana"], "ner_tags": ["O", "B-PER"]}\n'
+        '{"tokens": ["Ana", "vive", "en", "Madrid"], "ner_tags": ["B-PER", "O", "O"]}\n')
     return dict(tmp=tmp_path, mine=user_folder)
 
 
@@ -122,6 +125,10 @@ MISTAKES = [
     ("finetune --model m --task pos --output {mine}", "--output '{mine}': it already holds files"),
     ("finetune --model m --task sequence-classification --dataset json --data-files train={tmp}/corrupt.jsonl "
      "--output {tmp}/out", "cannot read the data of 'json' ({tmp}/corrupt.jsonl): ValueError"),
+    ("finetune --model m --task token-classification --dataset json --data-files train={tmp}/tags.jsonl "
+     "--data-files validation={tmp}/tags.jsonl --tokens-column tokens --label-column ner_tags --output {tmp}/out",
+     "{tmp}/tags.jsonl line 2: 4 tokens in 'tokens' but 3 tags in 'ner_tags'; "
+     "each token needs exactly one tag"),
 ]
 
 
@@ -256,7 +263,7 @@ def test_export_on_a_full_disk_leaves_no_config_without_weights(tmp_path, monkey
     tok.mkdir()
     spec = dict(num_layers=1, hidden_size=8, num_heads=1, vocab_size=300)
     monkeypatch.setattr(export, "load_checkpoint_params",
-                        lambda path, step: (RobertaSpec(**{**spec, "intermediate_size": 16}), {},
+                        lambda path, step, from_last_good=False: (RobertaSpec(**{**spec, "intermediate_size": 16}), {},
                                             {"spec": spec, "config": {}, "tokenizer_dir": str(tok)}, 3))
 
     def config_then_full(params, spec, folder, **kwargs):
@@ -297,6 +304,126 @@ def test_background_checkpoint_failure_stops_with_one_line_keeping_the_last_good
     assert "the last good checkpoint, step 1, is kept" in message
     assert sorted(os.listdir(ckpt.directory)) == ["1"]
     monkeypatch.undo()
+    ckpt.close()
+
+
+def test_full_disk_in_a_background_save_names_that_step(tmp_path, monkeypatch):
+    """Orbax's next save waits for the one in flight: a disk found full by step 2's background write is
+    reported as step 2's failure (it used to be blamed on step 3), in one line."""
+    import asyncio
+
+    import jax.numpy as jnp
+    from orbax.checkpoint._src.handlers import json_checkpoint_handler as json_handler
+
+    from trainer.checkpoint import Checkpointer
+    from trainer.errors import CheckpointError
+
+    original = json_handler.JsonCheckpointHandler._save_fn
+
+    async def full_at_step_2(self, x, directory):
+        if x.get("step") == 2:
+            await asyncio.sleep(0.3)  # still writing when step 3 is requested
+            _enospc()
+        return await original(self, x, directory)
+
+    monkeypatch.setattr(json_handler.JsonCheckpointHandler, "_save_fn", full_at_step_2)
+    ckpt = Checkpointer(str(tmp_path / "ckpt"), async_save=True)
+    tree = {"w": jnp.zeros((4,))}
+    ckpt.save(1, tree, tree, {"step": 1}, [{}], {})
+    ckpt.save(2, tree, tree, {"step": 2}, [{}], {})
+    with pytest.raises(CheckpointError) as info:
+        ckpt.save(3, tree, tree, {"step": 3}, [{}], {})
+    message = str(info.value)
+    assert "\n" not in message and f"at step 2 in {ckpt.directory}" in message, message
+    assert "No space left on device" in message and "the last good checkpoint, step 1, is kept" in message
+    ckpt.close()
+    assert sorted(os.listdir(ckpt.directory)) == ["1"]
+
+
+def _truncate_largest_params_file(step_dir):
+    files = [os.path.join(root, f) for root, _, names in os.walk(os.path.join(step_dir, "params")) for f in names
+             if os.path.basename(root) == "d"]  # the arrays' data files
+    path = max(files, key=os.path.getsize)
+    os.truncate(path, os.path.getsize(path) // 2)
+    return os.path.relpath(path, step_dir), "has"
+
+
+def _garbage_position(step_dir):
+    path = os.path.join(step_dir, "position", "metadata")
+    size = os.path.getsize(path)
+    with open(path, "w") as f:
+        f.write("{" + "x" * (size - 1))  # same size: only the checksum tells
+    return "position/metadata", "was changed"
+
+
+def _remove_an_opt_state_file(step_dir):
+    files = [os.path.join(root, f) for root, _, names in os.walk(os.path.join(step_dir, "opt_state")) for f in names
+             if not f.endswith(".txt")]
+    os.remove(sorted(files)[0])
+    return os.path.relpath(sorted(files)[0], step_dir), "is missing"
+
+
+DAMAGE = [_truncate_largest_params_file, _garbage_position, _remove_an_opt_state_file]
+
+
+@pytest.fixture(scope="module")
+def saved_steps(tmp_path_factory):
+    """A checkpoint folder with steps 1 and 2 (sealed with their checksums), copied by each test."""
+    import jax.numpy as jnp
+
+    from trainer.checkpoint import Checkpointer
+
+    folder = tmp_path_factory.mktemp("ckpt") / "checkpoints"
+    ckpt = Checkpointer(str(folder), async_save=True)
+    for step in (1, 2):
+        tree = {"w": jnp.arange(64.0) * step, "b": jnp.ones((8, 8)) * step}
+        ckpt.save(step, tree, tree, {"step": step, "seed": 0}, [{"batches": step}], {"spec": {}})
+    ckpt.close()
+    return folder
+
+
+@pytest.mark.parametrize("damage", DAMAGE, ids=["truncated-params", "garbage-position", "missing-file"])
+def test_damaged_latest_checkpoint_is_one_line_naming_the_newest_intact(saved_steps, tmp_path, damage, capsys):
+    """Each damage of the latest step is named in one line with the newest intact step and the way to use it;
+    ``from_last_good`` gives that step (logged), the export command refuses in one line without the flag."""
+    import shutil
+
+    from trainer.checkpoint import Checkpointer, usable_step
+    from trainer.errors import CheckpointError
+
+    folder = tmp_path / "checkpoints"
+    shutil.copytree(saved_steps, folder)
+    ckpt = Checkpointer(str(folder), read_only=True, async_save=False)
+    assert ckpt.damage(1) is None and ckpt.damage(2) is None
+    rel, words = damage(str(folder / "2"))
+    with pytest.raises(CheckpointError) as info:
+        usable_step(ckpt, None, False, "resume", "rerun with --from-last-good")
+    message = str(info.value)
+    assert "\n" not in message and f"checkpoint step 2 in {folder} is damaged ({rel} {words}" in message, message
+    assert message.endswith("the newest intact one is step 1: rerun with --from-last-good to resume from it")
+    assert usable_step(ckpt, None, True, "resume", "rerun with --from-last-good") == 1
+    assert ckpt.restore_json(1)[2] == {"step": 1, "seed": 0}
+    ckpt.close()
+    assert main(["export", "--checkpoint", str(folder), "--output", str(tmp_path / "out")]) == 2
+    line = one_error_line(capsys.readouterr().err)
+    assert f"checkpoint step 2 in {folder} is damaged ({rel}" in line and "--from-last-good to export" in line
+    assert not (tmp_path / "out").exists()
+
+
+def test_no_intact_checkpoint_left_is_one_line(saved_steps, tmp_path):
+    import shutil
+
+    from trainer.checkpoint import Checkpointer, usable_step
+    from trainer.errors import CheckpointError
+
+    folder = tmp_path / "checkpoints"
+    shutil.copytree(saved_steps, folder)
+    for step in (1, 2):
+        _garbage_position(str(folder / str(step)))
+    ckpt = Checkpointer(str(folder), read_only=True, async_save=False)
+    with pytest.raises(CheckpointError, match=r"is damaged \(position/metadata was changed .*\), and no earlier "
+                                              r"step is intact \(steps: \[1, 2\]\); nothing to resume from"):
+        usable_step(ckpt, None, True, "resume", "rerun with --from-last-good")
     ckpt.close()
 
 

@@ -197,7 +197,8 @@ def test_question_answering_and_multiple_choice_heads_match_pytorch_both_ways(ki
              "attention_mask": jnp.asarray(mask if kind_name == "span" else mask[None])}
     ours = np.asarray(kind.logits(kind.classifier(spec, labels), params, batch, True))
     with torch.no_grad():
-        out = model.eval()(input_ids=torch.tensor(batch["input_ids"]), attention_mask=torch.tensor(batch["attention_mask"]))
+        out = model.eval()(input_ids=torch.tensor(np.asarray(batch["input_ids"])),
+                           attention_mask=torch.tensor(np.asarray(batch["attention_mask"])))
     if kind_name == "span":
         m = mask.astype(bool)
         assert np.abs(ours[..., 0] - out.start_logits.numpy())[m].max() <= 1e-4

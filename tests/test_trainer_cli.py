@@ -59,3 +59,34 @@ def test_upload_plan_needs_a_complete_export(tmp_path):
     (tmp_path / "config.json").write_text("{}")
     with pytest.raises(ExportError, match="missing model.safetensors, tokenizer.json, README.md"):
         upload_plan(str(tmp_path))
+
+
+def test_from_last_good_flag_reaches_the_config(monkeypatch):
+    """`trainer --config C --from-last-good` and `trainer train --config C --from-last-good` set
+    checkpoint.from_last_good; without the flag it stays off; `export` takes it too."""
+    import trainer.entry
+    from trainer.cli import build_parser
+
+    class Stop(Exception):
+        pass
+
+    seen = []
+
+    def record(cfg):
+        seen.append(cfg.checkpoint.from_last_good)
+        raise Stop  # the config is all this test needs
+
+    monkeypatch.setattr(trainer.entry, "train", record)
+    for argv, want in ((["--config", "tiny-cpu", "--from-last-good"], True),
+                       (["train", "--config", "tiny-cpu", "--from-last-good"], True),
+                       (["--from-last-good", "train", "--config", "tiny-cpu"], True),
+                       (["train", "--config", "tiny-cpu"], False)):
+        args = build_parser().parse_args(argv)
+        handler = getattr(args, "handler", None)
+        if handler is None:
+            from trainer.cli import _train as handler
+        with pytest.raises(Stop):
+            handler(args)
+        assert seen.pop() is want, argv
+    export = build_parser().parse_args(["export", "--checkpoint", "c", "--output", "o", "--from-last-good"])
+    assert export.from_last_good

@@ -152,3 +152,62 @@ def test_eval_manifest_records_every_eval_document(corpus, tmp_path):
     assert [d["content_sha256"] for d in got["documents"]] == [content_key(t).hex() for t in texts]
     assert got["eval_fraction"] == 0.5 and got["num_documents"] == 30
     assert not list(tmp_path.glob("*.tmp"))
+
+
+# --- the tokenizer's hold-out: the trainer's rule, by content ---------------------------------------------
+
+
+def _trainer_config(corpus, config="tiny-cpu", **data):
+    from trainer.config_loading import load_config
+
+    sets = {"data.path": "json", "data.name": None, "data.kwargs": {}, "data.sampling": {},
+            "data.data_files": corpus[0], "data.num_eval_samples": 30, "data.eval_fraction": 0.5, **data}
+    return load_config(config, [f"{k}={json.dumps(v)}" for k, v in sets.items()])
+
+
+@pytest.mark.parametrize("near", [None, 0.8], ids=["exact", "near-duplicates"])
+def test_tokenizer_reads_exactly_what_the_trainer_trains_on(corpus, near):
+    """The tokenizer's documents are, as a multiset, the trainer's training documents of an epoch (the eval set,
+    its copies and, when asked, near-duplicates left out); the positional skip it replaces kept eval documents."""
+    import itertools
+
+    from trainer.data.stream import open_texts, stream_holdout, stream_texts
+
+    cfg = _trainer_config(corpus, **{"data.holdout_near_duplicates": near})
+    holdout = stream_holdout(cfg)
+    texts = list(stream_texts(cfg, 10 ** 6, holdout))
+    stream = _stream(corpus, holdout_near_duplicates=near)
+    assert holdout.eval_texts == stream.eval_texts()
+    assert sorted(texts) == sorted(_trained(stream, 1)[0])
+    eval_keys = {content_key(t) for t in stream.eval_texts()}
+    assert not eval_keys & {content_key(t) for t in texts}
+    positional = itertools.islice(open_texts(cfg), cfg.data.num_eval_samples, None)  # the former rule
+    assert len(eval_keys & {content_key(t) for t in positional}) >= 10
+    copies = sum(content_key(t) in eval_keys for t in corpus[2]) - 30
+    summary = holdout.summary()
+    assert summary.startswith(f"held out 30 eval documents by the trainer's content rule (data.eval_fraction=0.5, "
+                              f"data.holdout_seed=0), and {copies} copies"), summary
+    assert (", " + str(stream.epoch_holdout_stats[0]["near"]) + " near-duplicates of them" in summary) == bool(near)
+
+
+def test_tokenizer_command_on_a_small_corpus_holds_out_every_candidate(corpus, tmp_path, capsys):
+    """roberta-base-128 asks for 10 000 eval documents: a 250-document corpus has fewer candidates, so all are
+    held out (what any smaller data.num_eval_samples would evaluate on) and the tokenizer is trained on the rest."""
+    from trainer.cli import main
+    from trainer.data.holdout import select_eval_texts
+
+    sets = {"data.path": "json", "data.name": None, "data.kwargs": {}, "data.sampling": {},
+            "data.data_files": corpus[0]}
+    out = tmp_path / "tok"
+    argv = ["tokenizer", "--config", "roberta-base-128", "--output", str(out), "--vocab-size", "300"]
+    for k, v in sets.items():
+        argv += ["--set", f"{k}={json.dumps(v)}"]
+    assert main(argv) == 0
+    candidates, read = select_eval_texts(corpus[2], 10_000, 0, 0.1)
+    copies = sum(content_key(t) in {content_key(c) for c in candidates} for t in corpus[2])
+    line = capsys.readouterr().out.strip()
+    assert line.startswith(f"tokenizer: 300 tokens trained on {len(corpus[2]) - copies} documents (held out "
+                           f"{len(candidates)} eval documents by the trainer's content rule"), line
+    assert f"the stream's {read} documents hold only {len(candidates)} candidates, fewer than " \
+           "data.num_eval_samples=10000: all are held out" in line
+    assert (out / "tokenizer.json").is_file()

@@ -152,6 +152,61 @@ def test_sigterm_or_sigint_saves_then_resume_is_bit_for_bit(corpus, reference_ru
         assert np.array_equal(np.asarray(a), np.asarray(b))
 
 
+def _starting_state(cfg):
+    """Where a run of ``cfg`` starts and its restored state (what ``Trainer.setup`` does before compiling)."""
+    from trainer.data.tokenizer import TokenizerFns, load_tokenizer
+    from trainer.initial_state import choose_start, init_state, open_checkpoints
+    from trainer.run_setup import build_spec
+    from trainer.steps import run_keys
+
+    spec = build_spec(cfg, TokenizerFns(load_tokenizer(cfg.data.tokenizer)))
+    ckpt = open_checkpoints(cfg, ())
+    try:
+        start = choose_start(cfg, spec, ckpt)
+        state = init_state(cfg, spec, run_keys(cfg.training.seed), start, ckpt, None, ())
+    finally:
+        ckpt.close()
+    return start, state
+
+
+@pytest.mark.slow
+def test_damaged_latest_checkpoint_stops_then_from_last_good_resumes_from_the_intact_step(corpus, reference_run,
+                                                                                           tmp_path):
+    """A truncated parameter file in the latest step (14): resuming stops with one line naming it and step 12
+    (no traceback, nothing touched); with ``--from-last-good`` (checkpoint.from_last_good) the run starts from
+    step 12 exactly as a run resumed from step 12 does (same step, stream position, params and optimizer state:
+    the bit-for-bit resume tests above cover the rest), and step 14 is kept aside as ``damaged-14``."""
+    import shutil
+
+    ref_out = reference_run[0]
+    out, plain = str(tmp_path / "run"), str(tmp_path / "plain")
+    shutil.copytree(ref_out, out)
+    shutil.copytree(ref_out, plain)
+    shutil.rmtree(os.path.join(plain, "checkpoints", "14"))  # a run whose latest step is 12
+    ckpts = os.path.join(out, "checkpoints")
+    data = os.path.join(ckpts, "14", "params", "ocdbt.process_0", "d")
+    victim = max((os.path.join(data, f) for f in os.listdir(data)), key=os.path.getsize)
+    size = os.path.getsize(victim)
+    os.truncate(victim, size // 2)
+    stopped = run_trainer(_cli_args(corpus, out), env=_env(corpus))
+    assert stopped.returncode == 2, stopped.stderr[-3000:]
+    rel = os.path.relpath(victim, os.path.join(ckpts, "14"))
+    not_logs = [line for line in stopped.stderr.splitlines() if not line[:8].replace(":", "").isdigit()]
+    assert not_logs == [f"error: checkpoint step 14 in {ckpts} is damaged ({rel} has {size // 2} bytes where "
+                        f"{size} were written); the newest intact one is step 12: rerun with --from-last-good (or "
+                        "--set checkpoint.from_last_good=true) to resume from it"], stopped.stderr
+    assert sorted(os.listdir(ckpts)) == ["12", "14", "8"]  # nothing touched
+
+    asked, state = _starting_state(_cfg(corpus, out, **{"checkpoint.from_last_good": True}))
+    want, want_state = _starting_state(_cfg(corpus, plain))
+    assert asked.resume_step == want.resume_step == 12 and state.step == want_state.step == 12
+    assert asked.position == want.position and asked.resume_train == want.resume_train
+    for a, b in zip(jax.tree.leaves((state.params, state.opt_state)),
+                    jax.tree.leaves((want_state.params, want_state.opt_state)), strict=True):
+        assert np.array_equal(np.asarray(a), np.asarray(b))
+    assert sorted(os.listdir(ckpts)) == ["12", "8", "damaged-14"]
+
+
 @pytest.mark.slow
 def test_four_devices_with_fsdp_match_one_device(corpus, reference_run, tmp_path):
     _, ref, _ = reference_run

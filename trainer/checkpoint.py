@@ -8,6 +8,12 @@ crash while saving leaves the previous steps usable)::
     <dir>/<step>/train       JSON: step, seed (every PRNG key is derived from the seed)
     <dir>/<step>/position    JSON: one StreamPosition per process
     <dir>/<step>/meta        JSON: model type and spec, config, tokenizer folder
+    <dir>/<step>/checksums.json   size and SHA-256 of every file above, written last
+                                  (:mod:`trainer.checkpoint_integrity`)
+
+Every restore checks the step first (:meth:`Checkpointer.damage`): a damaged step is named in one
+line with the newest intact one, and is only replaced by it when the user asks
+(``--from-last-good``, ``checkpoint.from_last_good``; :func:`usable_step`).
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ from typing import Optional
 import jax
 import numpy as np
 
+from .checkpoint_integrity import has_checksums, step_damage, write_checksums
 from .errors import CheckpointError
 from .models import family_of, family_of_meta
 
@@ -43,6 +50,8 @@ class Checkpointer:
         """``keep``: the latest steps kept; ``preserve``: steps never deleted (``checkpoint.schedule``)."""
         ocp = _ocp()
         self.directory = os.path.abspath(directory)
+        self.async_save = async_save
+        self._requested: Optional[int] = None  # the last step whose save was started
         if read_only and not os.path.isdir(self.directory):
             raise CheckpointError(f"no checkpoint folder at {directory}")
         retention = dict(max_to_keep=keep)
@@ -68,11 +77,38 @@ class Checkpointer:
         """Start saving ``step`` (in the background with ``async_save``); a failed save, this one or the
         previous background one, raises one CheckpointError keeping the last good checkpoint."""
         ocp = _ocp()
-        with self._failures_stop_the_run(getattr(self, "_requested", None)):  # the previous, background save
-            self.manager.check_for_errors()
+        self._finish_previous()  # Orbax's save would wait for it too, and blame its failure on ``step``
         with self._failures_stop_the_run(step):
             self._save(ocp, step, params, opt_state, train, positions, meta)
         self._requested = step
+        if not self.async_save:
+            self._finish_previous()
+
+    def _finish_previous(self) -> None:
+        """Wait for the save in flight; its failure is one CheckpointError naming its step; once
+        finished, its checksum manifest is written (by the first process)."""
+        step = self._requested
+        with self._failures_stop_the_run(step):
+            self.manager.wait_until_finished()
+            self.manager.check_for_errors()
+            if step is not None and jax.process_index() == 0:
+                step_dir = self.step_dir(step)
+                if os.path.isdir(step_dir) and not has_checksums(step_dir):
+                    write_checksums(step_dir)
+
+    def step_dir(self, step: int) -> str:
+        return os.path.join(self.directory, str(step))
+
+    def damage(self, step: int) -> Optional[str]:
+        """None when step ``step`` is intact (:func:`~trainer.checkpoint_integrity.step_damage`), else what is wrong."""
+        return step_damage(self.step_dir(step))
+
+    def newest_intact(self, below: Optional[int] = None) -> Optional[int]:
+        """The newest intact step (below ``below`` when given), or None."""
+        for s in sorted(self.all_steps(), reverse=True):
+            if (below is None or s < below) and self.damage(s) is None:
+                return s
+        return None
 
     @contextlib.contextmanager
     def _failures_stop_the_run(self, step: Optional[int]):
@@ -105,8 +141,11 @@ class Checkpointer:
         """``(step, meta, train, positions)`` without touching the arrays."""
         ocp = _ocp()
         step = self._require(step)
-        r = self.manager.restore(step, args=ocp.args.Composite(
-            meta=ocp.args.JsonRestore(), train=ocp.args.JsonRestore(), position=ocp.args.JsonRestore()))
+        try:
+            r = self.manager.restore(step, args=ocp.args.Composite(
+                meta=ocp.args.JsonRestore(), train=ocp.args.JsonRestore(), position=ocp.args.JsonRestore()))
+        except Exception as e:
+            raise CheckpointError(f"cannot restore step {step} from {self.directory}: {one_line(e)}") from None
         return step, r["meta"], r["train"], r["position"]["positions"]
 
     def restore_arrays(self, step: int, abstract_params, abstract_opt_state=None):
@@ -118,16 +157,13 @@ class Checkpointer:
         try:
             r = self.manager.restore(step, args=ocp.args.Composite(**items))
         except Exception as e:
-            raise CheckpointError(
-                f"cannot restore step {step} from {self.directory}: {type(e).__name__}: {e}") from None
+            raise CheckpointError(f"cannot restore step {step} from {self.directory}: {one_line(e)}") from None
         return r["params"], r.get("opt_state") if abstract_opt_state is not None else None
 
     def close(self) -> None:
         """Wait for the background save; a failed one raises CheckpointError (after closing)."""
         try:
-            with self._failures_stop_the_run(getattr(self, "_requested", None)):
-                self.manager.wait_until_finished()
-                self.manager.check_for_errors()
+            self._finish_previous()
         finally:
             self.manager.close()
 
@@ -147,6 +183,60 @@ def checkpoint_failure(ckpt: "Checkpointer", error: BaseException, step: Optiona
     kept = f"the last good checkpoint, step {last}, is kept" if last is not None else "no checkpoint was saved"
     return (f"saving a checkpoint{f' at step {step}' if step is not None else ''} in {ckpt.directory} failed: "
             f"{reason}; training stopped and {kept}")
+
+
+def usable_step(ckpt: Checkpointer, step: Optional[int], from_last_good: bool, what: str, flag: str) -> int:
+    """The step to restore: ``step`` (the latest when None) when it is intact; else, with
+    ``from_last_good``, the newest intact step before it (logged as one warning line); else one
+    CheckpointError naming the damaged step, what is wrong with it, and the newest intact one.
+
+    ``what``: the action (``"resume"``, ``"export"``); ``flag``: how the user asks for the fallback
+    (``"rerun with --from-last-good"``)."""
+    step = ckpt._require(step)
+    damage = ckpt.damage(step)
+    if damage is None:
+        return step
+    good = ckpt.newest_intact(below=step)
+    where = f"checkpoint step {step} in {ckpt.directory} is damaged ({damage})"
+    if good is None:
+        raise CheckpointError(f"{where}, and no earlier step is intact (steps: {ckpt.all_steps()}); "
+                              f"nothing to {what} from")
+    if not from_last_good:
+        raise CheckpointError(f"{where}; the newest intact one is step {good}: {flag} to {what} from it")
+    log.warning("%s; using step %d, the newest intact one, to %s from, as asked", where, good, what)
+    return good
+
+
+def set_aside_damaged(ckpt: Checkpointer, good: int) -> list[str]:
+    """Move the steps after ``good`` (damaged: ``good`` is the newest intact one) to
+    ``<dir>/damaged-<step>`` so that the resumed run writes them anew; returns the new paths."""
+    moved = []
+    if jax.process_index() == 0:
+        for s in sorted(ckpt.all_steps()):
+            if s > good:
+                target = os.path.join(ckpt.directory, f"damaged-{s}")
+                n = 1
+                while os.path.exists(target):
+                    n += 1
+                    target = os.path.join(ckpt.directory, f"damaged-{s}.{n}")
+                os.rename(ckpt.step_dir(s), target)
+                moved.append(target)
+    if jax.process_count() > 1:
+        from jax.experimental import multihost_utils
+
+        multihost_utils.sync_global_devices("trainer:set_aside_damaged")
+    ckpt.manager.reload()
+    return moved
+
+
+def one_line(error: BaseException) -> str:
+    """``Type: first line`` of an exception (TensorStore's spec dump and Orbax's details cut), at most 300
+    characters."""
+    text = next((line.strip() for line in str(error).splitlines() if line.strip()), "")
+    text = text.split(" See full TensorStore details")[0]
+    if len(text) > 300:
+        text = text[:297] + "..."
+    return f"{type(error).__name__}: {text}" if text else type(error).__name__
 
 
 def failure_reason(error: BaseException) -> str:

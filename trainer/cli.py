@@ -27,7 +27,8 @@ from .data import tokenizer_command as tokenizer
 def _train(args) -> int:
     from .entry import train
 
-    cfg = load_config(args.config, args.set)
+    sets = list(args.set or []) + (["checkpoint.from_last_good=true"] if args.from_last_good else [])
+    cfg = load_config(args.config, sets)
     result = train(cfg)
     for ev in result.eval_history:
         print(f"step {ev['step']}: eval loss {ev['loss']:.4f}  masked accuracy {ev['accuracy']:.4f}")
@@ -46,7 +47,7 @@ def _export(args) -> int:
         private = cfg.hub.private
     out = export_checkpoint(args.checkpoint, args.output, step=args.step, tokenizer_dir=args.tokenizer,
                             push_to_hub=push, private=private, hub_endpoint=args.hub_endpoint,
-                            overwrite=args.overwrite)
+                            overwrite=args.overwrite, from_last_good=args.from_last_good)
     print(f"exported to {out}" + (f" and uploaded to {push}" if push else ""))
     return 0
 
@@ -61,17 +62,25 @@ def _fill_mask(args) -> int:
     return 0
 
 
+def _add_from_last_good(p: argparse.ArgumentParser, default) -> None:
+    p.add_argument("--from-last-good", action="store_true", default=default,
+                   help="when the latest checkpoint is damaged, resume from the newest intact one "
+                        "(checkpoint.from_last_good; without it a damaged checkpoint stops the run)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="trainer", description="Flax masked-LM pretraining (RoBERTa, ModernBERT) on a "
                                                             "streaming dataset or token shards")
     add_version_argument(p)
     add_config_arguments(p, help="train with this config when no command is given (as `trainer train --config`)")
+    _add_from_last_good(p, default=False)
     sub = p.add_subparsers(dest="command",
                            metavar="{train,export,fill-mask,tokenizer,finetune,evaluate,compare,probe-bias,stats,suite,study,"
                                    "devices}")
 
     t = sub.add_parser("train", help="train or resume (the default command)")
     add_config_arguments(t, required=True)
+    _add_from_last_good(t, default=argparse.SUPPRESS)  # the top-level flag is not overridden
     t.set_defaults(handler=_train)
 
     e = sub.add_parser("export", help="write a transformers folder from a checkpoint")
@@ -79,6 +88,8 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--output", required=True, help="a new or empty folder, or one this command wrote")
     e.add_argument("--overwrite", action="store_true", help="replace --output even if it holds other files")
     e.add_argument("--step", type=non_negative_int, help="step to export (default: the latest)")
+    e.add_argument("--from-last-good", action="store_true",
+                   help="when that step is damaged, export the newest intact one before it")
     e.add_argument("--tokenizer", help="tokenizer folder (default: the one saved with the run)")
     e.add_argument("--push-to-hub", metavar="REPO", help="upload to this Hub repository")
     e.add_argument("--hub-endpoint", default=os.environ.get("HF_ENDPOINT"), help=argparse.SUPPRESS)

@@ -150,6 +150,9 @@ class CheckpointConfig:
     keep: int = 5
     async_save: bool = True
     resume: bool = True  # continue from the latest checkpoint in `directory` when there is one
+    # A damaged latest checkpoint (checksums written with it, trainer.checkpoint_integrity) stops the run
+    # with one line; true: go on from the newest intact step instead (the damaged ones moved to damaged-<step>)
+    from_last_good: bool = False
     # Phase switch: start from another run's checkpoint (a checkpoints folder or one step in it).
     init_from: Optional[str] = None
     init_step: Optional[int] = None  # None: the latest step in init_from

@@ -16,7 +16,7 @@ from mc4_sampling.common.hub import push_folder
 from mc4_sampling.common.outputs import MARKER, atomic_dir, check_output_dir
 
 from . import cards
-from .checkpoint import Checkpointer, split_checkpoint_path
+from .checkpoint import Checkpointer, split_checkpoint_path, usable_step
 from .errors import ExportError
 from .models import family_of, family_of_hf_config, family_of_meta
 
@@ -26,11 +26,14 @@ log = logging.getLogger(__name__)
 REQUIRED_FILES = ("config.json", "model.safetensors", "tokenizer.json", "README.md")
 
 
-def load_checkpoint_params(path: str, step: Optional[int] = None):
-    """``(spec, params as numpy, meta, step)`` of a checkpoint (folder, run folder or step folder)."""
+def load_checkpoint_params(path: str, step: Optional[int] = None, from_last_good: bool = False):
+    """``(spec, params as numpy, meta, step)`` of a checkpoint (folder, run folder or step folder);
+    a damaged step is refused in one line, or with ``from_last_good`` replaced by the newest intact one
+    before it (:func:`~trainer.checkpoint.usable_step`)."""
     directory, path_step = split_checkpoint_path(path)
     step = step if step is not None else path_step
     ckpt = Checkpointer(directory, read_only=True, async_save=False)
+    step = usable_step(ckpt, step, from_last_good, "export", "rerun with --from-last-good")
     step, meta, _, _ = ckpt.restore_json(step)
     family = family_of_meta(meta)  # checkpoints without model_type are RoBERTa
     spec = family.for_inference(family.spec_from_dict(meta["spec"]))
@@ -108,11 +111,11 @@ def last_eval(output_dir: str, step: int) -> Optional[dict]:
 
 def export_checkpoint(path: str, output_dir: str, step: Optional[int] = None, tokenizer_dir: Optional[str] = None,
                       push_to_hub: Optional[str] = None, private: bool = False, hub_endpoint: Optional[str] = None,
-                      hub_token: Optional[str] = None, overwrite: bool = False) -> str:
+                      hub_token: Optional[str] = None, overwrite: bool = False, from_last_good: bool = False) -> str:
     """Write ``output_dir`` whole or not at all; a folder holding files this tool did not write is
     refused unless ``overwrite`` (:mod:`mc4_sampling.common.outputs`)."""
     check_output_dir(output_dir, "--output", overwrite)
-    spec, params, meta, step = load_checkpoint_params(path, step)
+    spec, params, meta, step = load_checkpoint_params(path, step, from_last_good)
     tokenizer_dir = tokenizer_dir or meta.get("tokenizer_dir")
     if not tokenizer_dir or not os.path.isdir(tokenizer_dir):
         raise ExportError(f"tokenizer folder {tokenizer_dir!r} not found; pass --tokenizer FOLDER")

@@ -20,7 +20,7 @@ from typing import Optional, Sequence
 import jax
 import numpy as np
 
-from .checkpoint import Checkpointer, check_compatible, split_checkpoint_path
+from .checkpoint import Checkpointer, check_compatible, set_aside_damaged, split_checkpoint_path, usable_step
 from .config import TrainerConfig
 from .data.batches import StreamPosition
 from .errors import CheckpointError, ConfigError
@@ -33,6 +33,9 @@ from .sharding import make_mesh, state_shardings
 from .steps import RunKeys
 
 log = logging.getLogger(__name__)
+
+#: How a user asks to go on from the newest intact checkpoint when the latest is damaged.
+FALLBACK_FLAG = "rerun with --from-last-good (or --set checkpoint.from_last_good=true)"
 
 
 @dataclasses.dataclass
@@ -100,6 +103,10 @@ def choose_start(cfg: TrainerConfig, spec, ckpt: Optional[Checkpointer]) -> Star
             "use another training.output_dir / checkpoint.directory, or resume"
         )
     if resume_step is not None:
+        resume_step = usable_step(ckpt, resume_step, cfg.checkpoint.from_last_good, "resume", FALLBACK_FLAG)
+        if resume_step != latest:  # asked for: the damaged steps are kept aside, and written anew
+            for path in set_aside_damaged(ckpt, resume_step):
+                log.warning("the damaged checkpoint is kept as %s", path)
         _, meta, resume_train, positions = ckpt.restore_json(resume_step)
         check_compatible(meta["spec"], spec, ckpt.directory, meta.get("model_type"))
         position = global_position(positions, ckpt.directory)
@@ -112,6 +119,7 @@ def choose_start(cfg: TrainerConfig, spec, ckpt: Optional[Checkpointer]) -> Star
         step = cfg.checkpoint.init_step if cfg.checkpoint.init_step is not None else step
         src = Checkpointer(directory, read_only=True, async_save=False)
         try:
+            step = usable_step(src, step, cfg.checkpoint.from_last_good, "switch phase", FALLBACK_FLAG)
             step, meta, _, positions = src.restore_json(step)
             check_compatible(meta["spec"], spec, directory, meta.get("model_type"))
             position = (global_position(positions, directory) if cfg.checkpoint.init_data_position

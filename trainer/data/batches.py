@@ -32,7 +32,7 @@ import numpy as np
 
 from ..config import DataConfig
 from ..errors import DataError
-from .holdout import HoldOut, content_key, is_candidate
+from .holdout import HoldOut, select_eval_texts
 from .nsp import PairStats, labelled_rows, skipped_message
 from .packing import pack, pack_stream, pad_final, token_stream, unpack
 from .stream import document_hash, document_text, load_stream
@@ -135,19 +135,9 @@ class BatchStream:
         (:mod:`trainer.data.holdout`); also checks the text column."""
         if self._eval_texts is not None:
             return self._eval_texts
-        cfg, texts, keys, read = self.cfg, [], set(), 0
-        if self.num_eval:
-            for text in self._texts(iter(self._open())):
-                read += 1
-                if not is_candidate(text, cfg.holdout_seed, cfg.eval_fraction):
-                    continue
-                key = content_key(text)
-                if key in keys:
-                    continue
-                keys.add(key)
-                texts.append(text)
-                if len(texts) == self.num_eval:
-                    break
+        cfg = self.cfg
+        texts, read = (select_eval_texts(self._texts(iter(self._open())), self.num_eval, cfg.holdout_seed,
+                                         cfg.eval_fraction) if self.num_eval else ([], 0))
         if len(texts) < self.num_eval:
             raise DataError(
                 f"the stream's {read} documents hold only {len(texts)} distinct eval candidates "

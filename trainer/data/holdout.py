@@ -21,7 +21,7 @@ from __future__ import annotations
 import hashlib
 import re
 import unicodedata
-from typing import Iterable, Optional
+from typing import Callable, Iterable, Iterator, Optional
 
 import numpy as np
 
@@ -52,6 +52,33 @@ def holdout_draw(text: str, seed: int) -> float:
 def is_candidate(text: str, seed: int, fraction: float) -> bool:
     """Whether ``text`` may be picked for the eval set: ``u(t) < fraction``."""
     return holdout_draw(text, seed) < fraction
+
+
+def select_eval_texts(texts: Iterable[str], count: int, seed: int, fraction: float) -> tuple[list[str], int]:
+    """The eval set of a stream of ``texts``: its first ``count`` candidates with distinct ``key(t)``
+    (fewer when the stream ends first); returns ``(eval texts, documents read)``."""
+    chosen: list[str] = []
+    keys: set = set()
+    read = 0
+    if count:
+        for text in texts:
+            read += 1
+            if not is_candidate(text, seed, fraction):
+                continue
+            key = content_key(text)
+            if key in keys:
+                continue
+            keys.add(key)
+            chosen.append(text)
+            if len(chosen) == count:
+                break
+    return chosen, read
+
+
+def held_out_count(data_cfg) -> int:
+    """How many eval documents the trainer draws from its stream: ``data.num_eval_samples``, or none
+    with ``data.eval_files`` (the eval set is then those files)."""
+    return 0 if getattr(data_cfg, "eval_files", None) else data_cfg.num_eval_samples
 
 
 # ---------------------------------------------------------------------------------------------
@@ -150,6 +177,57 @@ class HoldOut:
             if j is not None:
                 return "near", j
         return None
+
+
+class StreamHoldOut:
+    """What the trainer holds out of a config's stream, for readers other than the trainer (the
+    tokenizer): the same eval set (:func:`select_eval_texts`, :func:`held_out_count`) and the same
+    exclusion (:meth:`HoldOut.excluded`); :meth:`training` filters a stream, :meth:`summary` says what it did.
+
+    ``open_texts()``: a fresh iterator over the stream's texts (read once more for the eval set). Unlike
+    the trainer, a stream with fewer candidates than ``data.num_eval_samples`` is accepted: every
+    candidate is then held out (a superset of the eval set any smaller ``num_eval_samples`` gives).
+    """
+
+    def __init__(self, open_texts: Callable[[], Iterable[str]], data_cfg):
+        self.cfg = data_cfg
+        self.wanted = held_out_count(data_cfg)
+        self.eval_texts, self.read = select_eval_texts(open_texts(), self.wanted, data_cfg.holdout_seed,
+                                                       data_cfg.eval_fraction)
+        self.holdout = HoldOut(self.eval_texts, data_cfg.holdout_near_duplicates, data_cfg.holdout_seed)
+        self.seen: set = set()  # eval documents met in the filtered stream
+        self.copies = 0  # further documents left out as exact copies of an eval document
+        self.near = 0  # as near-duplicates
+
+    def training(self, texts: Iterable[str]) -> Iterator[str]:
+        """``texts`` without the eval documents, their copies and (``holdout_near_duplicates``) near-duplicates."""
+        for text in texts:
+            why = self.holdout.excluded(text)
+            if why is None:
+                yield text
+            elif why[0] == "exact":
+                self.copies += why[1] in self.seen
+                self.seen.add(why[1])
+            else:
+                self.near += 1
+
+    def summary(self) -> str:
+        """What was held out, in one phrase."""
+        cfg = self.cfg
+        if getattr(cfg, "eval_files", None):
+            return "held out nothing: data.eval_files is the eval set, and the trainer trains on the whole stream"
+        if not self.wanted:
+            return "held out nothing (data.num_eval_samples=0)"
+        n = len(self.eval_texts)
+        text = (f"held out {n} eval documents by the trainer's content rule (data.eval_fraction={cfg.eval_fraction}, "
+                f"data.holdout_seed={cfg.holdout_seed})")
+        if self.copies or self.near:
+            text += f", and {self.copies} copies" + (f", {self.near} near-duplicates" if self.near else "") + " of them"
+        if n < self.wanted:
+            text += (f"; the stream's {self.read} documents hold only {n} candidates, fewer than "
+                     f"data.num_eval_samples={self.wanted}: all are held out, and training with this config "
+                     "will ask to lower data.num_eval_samples")
+        return text
 
 
 # ---------------------------------------------------------------------------------------------

@@ -128,7 +128,7 @@ def tokenize_config(output_dir: str, config: str, tokenizer_dir: str, *, num_eva
     """Write ``OUTPUT_DIR/tokens/<config>/`` (see the module); returns its counts."""
     from types import SimpleNamespace
 
-    from .holdout import HoldOut, content_key, eval_manifest, is_candidate
+    from .holdout import HoldOut, eval_manifest, select_eval_texts
 
     tok = checked_tokenizer(tokenizer_dir, num_eval, eval_fraction, near_duplicates)
     name = os.path.basename(os.path.abspath(tokenizer_dir))
@@ -151,17 +151,8 @@ def tokenize_config(output_dir: str, config: str, tokenizer_dir: str, *, num_eva
     write_json(settings_path, settings)
 
     # 1. the eval set: the first num_eval distinct candidates of the split, in file order
-    eval_texts, keys = [], set()
-    if num_eval:
-        for path in files:
-            for text in _texts(path):
-                if is_candidate(text, holdout_seed, eval_fraction) and content_key(text) not in keys:
-                    keys.add(content_key(text))
-                    eval_texts.append(text)
-                    if len(eval_texts) == num_eval:
-                        break
-            if len(eval_texts) == num_eval:
-                break
+    eval_texts, _ = select_eval_texts((text for path in files for text in _texts(path)), num_eval, holdout_seed,
+                                      eval_fraction)
     if len(eval_texts) < num_eval:
         raise ConfigError(f"the {config} train split holds only {len(eval_texts)} eval candidates (--eval-fraction "
                           f"{eval_fraction}), fewer than --eval-docs {num_eval}; lower --eval-docs or raise "

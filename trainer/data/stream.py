@@ -137,8 +137,21 @@ def document_hash(text: str) -> str:
     return hashlib.sha1(text.encode("utf-8")).hexdigest()[:16]
 
 
-def stream_texts(cfg, num_docs: int, skip: int = 0) -> Iterable[str]:
-    """``num_docs`` texts of the configured stream after the first ``skip`` (the eval documents)."""
-    ds = load_stream(cfg.data)
-    it = (document_text(ex, cfg.data.text_column) for ex in ds)
-    return itertools.islice(it, skip, skip + num_docs)
+def open_texts(cfg) -> Iterable[str]:
+    """The texts of the configured stream (``data.text_column``), from its start."""
+    return (document_text(ex, cfg.data.text_column) for ex in load_stream(cfg.data))
+
+
+def stream_texts(cfg, num_docs: int, holdout=None) -> Iterable[str]:
+    """The first ``num_docs`` texts of the configured stream; with ``holdout`` (a
+    :class:`~trainer.data.holdout.StreamHoldOut` of ``cfg``), of those the trainer trains on."""
+    it = open_texts(cfg)
+    return itertools.islice(holdout.training(it) if holdout is not None else it, num_docs)
+
+
+def stream_holdout(cfg):
+    """The trainer's hold-out of ``cfg``'s stream (:class:`~trainer.data.holdout.StreamHoldOut`): its
+    eval set read, for :func:`stream_texts`."""
+    from .holdout import StreamHoldOut
+
+    return StreamHoldOut(lambda: open_texts(cfg), cfg.data)

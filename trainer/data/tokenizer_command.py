@@ -1,6 +1,7 @@
 """The ``tokenizer`` command: train the trainer's byte-level BPE tokenizer (:func:`~.tokenizer.train_tokenizer`) or,
 with ``--type wordpiece``, a BERT WordPiece one (:func:`~.tokenizer.train_wordpiece`) on documents of a config's
-stream, skipping the eval documents.
+stream, without the documents the trainer holds out for evaluation (the same content rule,
+:class:`~trainer.data.holdout.StreamHoldOut`).
 
 ``trainer tokenizer --config tiny-cpu --output runs/tok --num-docs 5000 --vocab-size 8000`` (or
 ``python -m trainer.data.tokenizer_command ...``)
@@ -19,7 +20,7 @@ from ..config import max_sequence_length
 from ..config_loading import add_config_arguments, load_config
 from ..console import configure_logging, run_guarded
 from ..errors import TrainerError
-from .stream import stream_texts
+from .stream import stream_holdout, stream_texts
 from .tokenizer import MIN_VOCAB, train_tokenizer, train_wordpiece
 
 #: The command's one-line description (``--help``).
@@ -46,18 +47,19 @@ def add_arguments(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
-    """The ``tokenizer`` command: train on the configured stream, skipping the eval documents."""
+    """The ``tokenizer`` command: train on the configured stream without the trainer's eval documents."""
     if args.cased and args.type != "wordpiece":
         raise TrainerError("--cased applies to --type wordpiece (a byte-level BPE keeps case); remove it")
     cfg = load_config(args.config, args.set)
     check_output_dir(args.output, "--output", args.overwrite)  # before minutes of reading
-    skip = 0 if args.include_eval else cfg.data.num_eval_samples
+    holdout = None if args.include_eval else stream_holdout(cfg)  # reads the stream up to its eval set
     from tqdm import tqdm
 
-    texts = list(tqdm(stream_texts(cfg, args.num_docs, skip), total=args.num_docs, desc="reading documents",
+    texts = list(tqdm(stream_texts(cfg, args.num_docs, holdout), total=args.num_docs, desc="reading documents",
                       unit="doc", file=sys.stderr, disable=None, dynamic_ncols=True))  # shown on a terminal
+    held = holdout.summary() if holdout is not None else "held out nothing (--include-eval)"
     if not texts:
-        raise TrainerError("the stream gave no documents to train the tokenizer on")
+        raise TrainerError(f"the stream gave no documents to train the tokenizer on once {held}")
     # the model's length (514 positions hold 512 tokens), not the training length: the tokenizer
     # outlives phase 1, and the exported one states what the model accepts
     with atomic_dir(args.output, "trainer tokenizer", "--output", args.overwrite) as folder:  # whole or nothing
@@ -67,7 +69,7 @@ def run(args: argparse.Namespace) -> int:
         else:
             tok = train_tokenizer(texts, str(folder), args.vocab_size or 50_265, args.min_frequency,
                                   model_max_length=max_sequence_length(cfg.model))
-    print(f"tokenizer ({args.type}): {len(tok)} tokens trained on {len(texts)} documents -> {args.output}")
+    print(f"tokenizer ({args.type}): {len(tok)} tokens trained on {len(texts)} documents ({held}) -> {args.output}")
     return 0
 
 

@@ -221,8 +221,9 @@ def _record_lines(path: str) -> Optional[list[int]]:
 
 
 def load_task_data(task: TaskPreset, data_files=None) -> TaskData:
-    """Load the task's splits, check the columns and the label sets (same names in both splits); a kind
-    with fixed outputs checks every example instead (:meth:`~trainer.finetune.kinds.base.TaskKind.check_split`)."""
+    """Load the task's splits, check the columns, every example the kind checks
+    (:meth:`~trainer.finetune.kinds.base.TaskKind.check_split`) and the label sets (same names in both splits;
+    a kind with fixed outputs has none)."""
     ds = _load(task, data_files)
     for split in (task.train_split, task.eval_split):
         if split not in ds:
@@ -237,9 +238,9 @@ def load_task_data(task: TaskPreset, data_files=None) -> TaskData:
                             f"(its columns: {', '.join(cols)}); name the columns with --text-columns / "
                             "--tokens-column / --label-column / --choices-column")
     train, evals = ds[task.train_split], ds[task.eval_split]
+    train, evals = (kind.check_split(ds[s], task, row_location(task, data_files, s))
+                    for s in (task.train_split, task.eval_split))
     if kind.fixed_labels:
-        train, evals = (kind.check_split(ds[s], task, row_location(task, data_files, s))
-                        for s in (task.train_split, task.eval_split))
         return TaskData(train, evals, list(kind.fixed_labels), False)
     names = [_label_names(d.features[task.label_column], s, task.label_column) for d, s in
              ((train, task.train_split), (evals, task.eval_split))]

@@ -76,8 +76,9 @@ class TaskKind:
         return False
 
     def check_split(self, split, task, where: Callable[[int], str]):
-        """A kind with :attr:`fixed_labels`: its checks of every example of ``split`` (DataError naming
-        ``where(i)``, the file and line of example ``i``); returns the split, its labels converted if needed."""
+        """Refuse, before any work, examples of ``split`` the encoding cannot take (one DataError naming
+        ``where(i)``, the file and line of example ``i``); returns the split, its labels converted if needed
+        (a kind with :attr:`fixed_labels`). Nothing is checked by default."""
         return split
 
     # -- encoding --------------------------------------------------------------------------------

@@ -36,6 +36,18 @@ class TokenKind(TaskKind):
     def is_iob(self, labels: list[str]) -> bool:
         return all(v == "O" or v[:2] in ("B-", "I-") for v in labels)
 
+    def check_split(self, split, task, where):
+        """Every row has one tag per token."""
+        from ...errors import DataError
+
+        tokens, tags = split[task.tokens_column], split[task.label_column]
+        for i, (words, row_tags) in enumerate(zip(tokens, tags)):
+            if len(words) != len(row_tags):
+                raise DataError(
+                    f"{where(i)}: {len(words)} tokens in {task.tokens_column!r} but {len(row_tags)} tags "
+                    f"in {task.label_column!r}; each token needs exactly one tag")
+        return split
+
     def tokenize(self, split, task, tokenizer, max_length: int):
         label_col = list(split[task.label_column])
         words = [list(w) for w in split[task.tokens_column]]
