@@ -37,10 +37,10 @@ from .common import hub
 from .common.errors import UserError
 from .common.outputs import write_atomic
 from .common.processes import children_die_with_parent
-from .errors import ConfigError, DataNotFoundError, Mc4SamplingError
+from .errors import BadRecordError, ConfigError, Mc4SamplingError
 from .options import SamplingOptions
 from .plan import SPLITS, SamplingPlan, check_max_docs
-from .shards import shard_refs_for
+from .shards import no_files_error, shard_refs_for
 from .weightings import WEIGHTINGS
 
 logger = logging.getLogger(__name__)
@@ -232,8 +232,7 @@ def publish(
         refs = shard_refs_for(first, split)
         units += [engine.Unit(split, i, len(refs), ref) for i, ref in enumerate(refs)]
     if not units:
-        raise DataNotFoundError(f"no mC4 files for {', '.join(first.languages)} and splits {', '.join(splits)}"
-                                + (f" in data_dir={first.data_dir!r}" if first.data_dir else ""))
+        raise no_files_error(first, splits[0])
     if tasks is not None and tasks < 1:
         raise ConfigError(f"--tasks={tasks} is not valid; it must be a positive integer")
     if workers is not None and workers < 1:
@@ -298,9 +297,10 @@ def publish(
     if failures:
         listed = "; ".join(f"shard {f['shard']}: {f['error']}" for f in failures[:5])
         more = f" (and {len(failures) - 5} more)" if len(failures) > 5 else ""
+        bad_records = any(f["error"].startswith(f"{BadRecordError.__name__}:") for f in failures)
+        fix = "fix the input or pass --on-bad-record skip" if bad_records else "fix the cause"
         raise PublishError(f"{len(failures)} shard(s) failed: {listed}{more}. The other shards' files are kept "
-                           f"(logs in {logs}); fix the input or pass --on-bad-record skip, then run the same "
-                           "command again to finish")
+                           f"(logs in {logs}); {fix}, then run the same command again to finish")
     if not result.complete:
         if executor == "slurm":
             return result

@@ -369,7 +369,7 @@ FAULTS = [
     (PermissionError(errno.EACCES, "Permission denied", "/data/c4-es.json.gz"),
      "error: '/data/c4-es.json.gz': Permission denied (check its permissions)"),
     (OSError(errno.ENOSPC, "No space left on device", "/runs/x/metrics.jsonl"),
-     "error: '/runs/x/metrics.jsonl': No space left on device (free some space or write elsewhere)"),
+     "error: '/runs/x/metrics.jsonl': No space left on device (disk full: free some space or write elsewhere)"),
     (FileNotFoundError(errno.ENOENT, "No such file or directory", "/cal.json"),
      "error: '/cal.json': No such file or directory (check the path)"),
 ]
