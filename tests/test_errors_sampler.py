@@ -300,6 +300,42 @@ def test_sigterm_during_sample_is_one_line_exit_143_and_no_output(tmp_path, mini
     assert os.listdir(tmp_path) == []
 
 
+def test_ctrl_c_on_publish_with_two_workers_says_what_is_kept_and_the_rerun_resumes(tmp_path, mini_mc4, file_server):
+    """Ctrl-C (SIGINT to the whole process group, as a terminal sends it) once a shard is finished: one line
+    naming the finished shards and the folder, no worker traceback, no partial file; the rerun reads only the
+    shard not finished. Before: 86 lines of worker tracebacks and "no output file written"."""
+    server = file_server(mini_mc4)
+    stalled = "c4-es.tfrecord-00002-of-02048.json.gz"
+    server.stalls[stalled] = [100]  # the last shard never finishes: the run is interrupted during it
+    out = tmp_path / "out"
+    args = ["publish", str(out), "--base-url", server.url, "--shards", "0", "1", "2", "--splits", "train",
+            "--method", "random"]
+    proc = subprocess.Popen([sys.executable, "-m", "mc4_sampling.cli", *args, "--workers", "2"], text=True,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=REPO, start_new_session=True)
+    units = out / ".mc4-sampling" / "units"
+    try:
+        deadline = time.monotonic() + 120
+        while not (units.is_dir() and os.listdir(units)) and time.monotonic() < deadline and proc.poll() is None:
+            time.sleep(0.1)
+        os.killpg(proc.pid, signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.returncode == 130 and "Traceback" not in err, err
+    finished = len(os.listdir(units))
+    assert 1 <= finished <= 2, err
+    assert err.strip().splitlines()[-1] == (f"mc4-sampling publish: interrupted: {finished} of 3 shards finished and "
+                                            f"kept in {out}; run the same command again to resume"), err
+    assert not list(out.glob("data/*/.tmp.*"))
+    server.stalls.clear()
+    before = {name: server.counts.get(name, 0) for name in os.listdir(mini_mc4)}
+    assert main([*args, "--workers", "1"]) == 0  # resumed: only the shards not finished are read again
+    again = [name for name in os.listdir(mini_mc4) if server.counts.get(name, 0) > before[name]]
+    assert len(again) == 3 - finished and stalled in again
+    assert len(list(out.glob("data/random/train-*.parquet"))) == 3
+
+
 def test_forked_children_end_with_a_killed_parent(tmp_path):
     """What publish does for datatrove's workers and manager: every child forked after
     children_die_with_parent() ends once its parent is killed with SIGKILL."""
