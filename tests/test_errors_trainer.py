@@ -87,6 +87,7 @@ def _paths(tmp_path, user_folder):
     (tmp_path / "afile.txt").write_text("not a folder\n")
     (tmp_path / "cfgdir").mkdir()
     (tmp_path / "bad.yaml").write_text("model: [unclosed\n")
+    (tmp_path / "badstudy.yaml").write_text("name: x\narms:\n  a: {sampling_method: random\n  b: 2\n")
     (tmp_path / "binary.yaml").write_bytes(b"\xff\xfe\x00bin")
     (tmp_path / "corrupt.jsonl").write_text('{"text": "a", "label": 0}\n{"text": "b", "lab\n')
     return dict(tmp=tmp_path, mine=user_folder)
@@ -95,7 +96,10 @@ def _paths(tmp_path, user_folder):
 # (command line, words of the error line) — user mistakes found before any work, exit 2
 MISTAKES = [
     ("train --config {tmp}/cfgdir", "--config '{tmp}/cfgdir' is a folder"),
-    ("train --config {tmp}/bad.yaml", "not valid YAML"),
+    # the file, line and column (before: the first line of the library's message, no place)
+    ("train --config {tmp}/bad.yaml",
+     "{tmp}/bad.yaml:2:1: not valid YAML: expected ',' or ']', but got '<stream end>' (while parsing a flow sequence)"),
+    ("study {tmp}/badstudy.yaml", "{tmp}/badstudy.yaml:4:4: not valid YAML: expected ',' or '}}', but got ':'"),
     ("train --config {tmp}/binary.yaml", "cannot read it: not a text file"),
     ("train --config tiny-cpu --set training.output_dir=\"{mine}\"",
      "training.output_dir '{mine}': it already holds files this tool did not write (README.md, config.json)"),
@@ -362,6 +366,23 @@ def _ends_within(pid: int, seconds: float) -> bool:
             return True
         time.sleep(0.2)
     return False
+
+
+def test_hub_dataset_while_offline_is_one_line_in_seconds(tmp_path, monkeypatch, capsys):
+    """The reachability rule for the trainer's data stream (before: datasets' retries, then a line that
+    blamed the dataset)."""
+    from mc4_sampling.common import hub
+
+    monkeypatch.setattr(hub, "_PROBED", {})
+    monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")
+    start = time.monotonic()
+    assert main(["tokenizer", "--config", "tiny-cpu", "--output", str(tmp_path / "tok"),
+                 "--set", "data.path=someone/corpus"]) == 2
+    assert one_error_line(capsys.readouterr().err) == (
+        "error: the Hub cannot be reached at http://127.0.0.1:9 (Connection refused) to look up dataset "
+        "data.path='someone/corpus'; check the network, give a local folder instead, or set HF_HUB_OFFLINE=1 to "
+        "use files cached earlier")
+    assert time.monotonic() - start < 10 and os.listdir(tmp_path) == []
 
 
 # environment faults met anywhere (in a library, under datasets, in a background thread) — one line each
