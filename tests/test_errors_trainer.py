@@ -385,6 +385,30 @@ def test_hub_dataset_while_offline_is_one_line_in_seconds(tmp_path, monkeypatch,
     assert time.monotonic() - start < 10 and os.listdir(tmp_path) == []
 
 
+def test_tokenizer_workers_leave_ctrl_c_to_the_trainer(capfd):
+    """A terminal's Ctrl-C reaches the tokenizer workers too (data.num_workers): they go on, silent, so that the
+    trainer can save and stop. Before: the worker died with a traceback, or sent "tokenizer worker failed:
+    KeyboardInterrupt" to the step being saved."""
+    import signal
+
+    from tokenizers import Tokenizer, models, pre_tokenizers
+
+    from trainer.data.tokenize_pool import TokenizerPool
+
+    tok = Tokenizer(models.WordLevel({"[UNK]": 0, "una": 1, "casa": 2, "</s>": 3}, unk_token="[UNK]"))
+    tok.pre_tokenizer = pre_tokenizers.Whitespace()
+    pool = TokenizerPool(tok.to_str(), eos_id=3, num_workers=1)
+    try:
+        assert [t.tolist() for _, t in pool.map([["una casa"]], lambda x: x)] == [[1, 2, 3]]  # started, idle
+        os.kill(pool.procs[0].pid, signal.SIGINT)
+        time.sleep(0.5)
+        assert [t.tolist() for _, t in pool.map([["casa una"]], lambda x: x)] == [[2, 1, 3]]
+    finally:
+        pool.close()
+    err = capfd.readouterr().err
+    assert "Traceback" not in err and "KeyboardInterrupt" not in err, err
+
+
 # environment faults met anywhere (in a library, under datasets, in a background thread) — one line each
 FAULTS = [
     (PermissionError(errno.EACCES, "Permission denied", "/data/c4-es.json.gz"),
