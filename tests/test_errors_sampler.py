@@ -300,7 +300,8 @@ def test_sigterm_during_sample_is_one_line_exit_143_and_no_output(tmp_path, mini
     assert os.listdir(tmp_path) == []
 
 
-def test_ctrl_c_on_publish_with_two_workers_says_what_is_kept_and_the_rerun_resumes(tmp_path, mini_mc4, file_server):
+def test_ctrl_c_on_publish_with_two_workers_says_what_is_kept_and_the_rerun_resumes(tmp_path, mini_mc4, file_server,
+                                                                                      monkeypatch):
     """Ctrl-C (SIGINT to the whole process group, as a terminal sends it) once a shard is finished: one line
     naming the finished shards and the folder, no worker traceback, no partial file; the rerun reads only the
     shard not finished. Before: 86 lines of worker tracebacks and "no output file written"."""
@@ -329,6 +330,9 @@ def test_ctrl_c_on_publish_with_two_workers_says_what_is_kept_and_the_rerun_resu
                                             f"kept in {out}; run the same command again to resume"), err
     assert not list(out.glob("data/*/.tmp.*"))
     server.stalls.clear()
+    from mc4_sampling.datatrove_logs import QUIET_ENV
+
+    monkeypatch.setenv(QUIET_ENV, "0")  # the in-process rerun quiets datatrove; later subprocesses must not inherit it
     before = {name: server.counts.get(name, 0) for name in os.listdir(mini_mc4)}
     assert main([*args, "--workers", "1"]) == 0  # resumed: only the shards not finished are read again
     again = [name for name in os.listdir(mini_mc4) if server.counts.get(name, 0) > before[name]]
