@@ -19,7 +19,15 @@ from datasets.builder import Key
 from .common.errors import UserError
 from .errors import ConfigError, DataNotFoundError
 from .languages import LANGUAGES, check_language, shard_counts, shard_file_name
-from .options import SamplingOptions, check_positive, check_sampling_options, is_int, options_doc, wants_score
+from .options import (
+    SamplingOptions,
+    check_mc4_scorer,
+    check_positive,
+    check_sampling_options,
+    is_int,
+    options_doc,
+    wants_score,
+)
 from .plan import SamplingPlan
 from .scoring import ScorerSource
 from .shards import ShardRef, shard_refs_for
@@ -89,6 +97,7 @@ class Mc4SamplingConfig(SamplingOptions, datasets.BuilderConfig):
             raise ConfigError(f"languages={self.languages!r} names {', '.join(map(repr, repeated))} more than once; "
                               "give each language once")
         check_sampling_options(self)
+        check_mc4_scorer(self)
         check_positive(self, ("http_timeout",))
         for name, least in (("http_retries", 0), ("max_record_bytes", 1)):
             value = getattr(self, name)

@@ -35,7 +35,8 @@ def main(argv=None) -> int:
     # one line per user mistake or fault (2), Ctrl-C 130, SIGTERM 143 (mc4_sampling.common.console);
     # output files are renamed only when complete, so an interrupted run leaves none
     return run_guarded(lambda: args.handler(args), prefix=f"mc4-sampling {args.command}: error", cli_spelling=True,
-                       interrupted=f"mc4-sampling {args.command}: interrupted; no output file written")
+                       interrupted=f"mc4-sampling {args.command}: interrupted; no output file written",
+                       label=f"mc4-sampling {args.command}: ")
 
 
 if __name__ == "__main__":

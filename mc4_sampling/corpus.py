@@ -301,6 +301,8 @@ def open_corpus(source: str, config: str | None = None, split: str = "train"):
 
     import datasets
 
+    from .common.errors import HubUnreachableError
+    from .common.hub import HubLocation, require_hub
     from .errors import DataNotFoundError
 
     path = os.path.expanduser(source)
@@ -318,8 +320,10 @@ def open_corpus(source: str, config: str | None = None, split: str = "train"):
                     f"{', '.join(sorted(_FILE_BUILDERS))}")
             return datasets.load_dataset(kinds.pop(), data_files=[f for f in files if any(
                 f.endswith(e) for e in _FILE_BUILDERS)], split="train", streaming=True)
+        if HubLocation.parse(source) is not None and not os.path.exists(path):  # the Hub: the reachability rule
+            require_hub(f"dataset {source!r}")
         return datasets.load_dataset(source, config, split=split, streaming=True)
-    except DataNotFoundError:
+    except (DataNotFoundError, HubUnreachableError):
         raise
     except Exception as e:  # datasets raises many types; all mean "this source does not load"
         raise DataNotFoundError(f"cannot open dataset {source!r} (config {config!r}, split {split!r}): "

@@ -157,7 +157,7 @@ class ResumableHTTPStream(io.RawIOBase):
             if e.code in _NOT_FOUND:
                 raise DataNotFoundError(
                     f"{self.url}: HTTP {e.code} {e.reason}. Check base_url, the language and the "
-                    "shard indices, or use data_dir= for a local copy"
+                    "shard indices, or use a local copy (data_dir=FOLDER)"
                 ) from None
             if e.code == 416 and ranged:
                 self._nothing_past(e.headers.get("Content-Range"))
@@ -171,7 +171,8 @@ class ResumableHTTPStream(io.RawIOBase):
             reason, retry = self._network_reason(e)
             if not retry:
                 raise RemoteReadError(
-                    self.url, f"{self.url}: {reason}. Check the network or base_url, or use data_dir= for a local copy"
+                    self.url,
+                    f"{self.url}: {reason}. Check the network or base_url, or use a local copy (data_dir=FOLDER)"
                 ) from None
             raise _Retry(reason) from None
         try:

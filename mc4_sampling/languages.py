@@ -11,8 +11,17 @@ from .errors import ConfigError
 
 #: Revision of ``allenai/c4`` whose ``multilingual/`` folder the default URLs point at.
 C4_REVISION = "1ddc917116b730e1859edef32896ec5c16be51d0"
+#: Path of ``allenai/c4``'s ``multilingual/`` folder on the Hub (after the endpoint).
+C4_PATH = f"/datasets/allenai/c4/resolve/{C4_REVISION}/multilingual"
 #: Default base URL: shard files are found at ``{base_url}/{file name}``.
-DEFAULT_BASE_URL = f"https://huggingface.co/datasets/allenai/c4/resolve/{C4_REVISION}/multilingual"
+DEFAULT_BASE_URL = f"https://huggingface.co{C4_PATH}"
+
+
+def default_base_url() -> str:
+    """Where mC4's files are read by default: :data:`DEFAULT_BASE_URL` on ``HF_ENDPOINT`` when it is set."""
+    from .common.hub import endpoint
+
+    return endpoint().rstrip("/") + C4_PATH
 
 _TSV = Path(__file__).with_name("data") / "mc4-languages.tsv"
 

@@ -161,7 +161,24 @@ def sampling_options(values: Mapping[str, Any], spell: Spell = keyword, *, defau
                               option=given[0])
     options = SamplingOptions(**{**dict(defaults), **values})
     check_sampling_options(options, spell)
+    if not corpus:
+        check_mc4_scorer(options, spell)
     return options
+
+
+#: The fields of an mC4 document.
+MC4_COLUMNS = ("text", "timestamp", "url")
+
+
+def check_mc4_scorer(options, spell: Spell = keyword) -> None:
+    """A scorer that reads scores from a column (``score_column``) cannot sample mC4, whose documents have
+    only :data:`MC4_COLUMNS`: a :class:`ConfigError` before any reading (not "no finite score" after it)."""
+    if ScorerSource.of(options, "es").kind != "column":
+        return
+    column = options.score_column or dict(options.scorer_options or {}).get("column")
+    raise ConfigError(f"{option_value(spell('score_column'), column)}: mC4 has no such column (its documents have "
+                      f"only {', '.join(MC4_COLUMNS)}); a score column is read from a corpus that holds one "
+                      "(sample --dataset, sample_dataset)", option="score_column", value=column)
 
 
 def check_positive(options, names: Sequence[str], spell: Spell = keyword) -> None:

@@ -34,13 +34,14 @@ import numpy as np
 from . import datatrove_logs
 from .builder import Mc4SamplingConfig
 from .common import hub
+from .common.console import Interrupted
 from .common.errors import UserError
 from .common.outputs import write_atomic
 from .common.processes import children_die_with_parent
-from .errors import ConfigError, DataNotFoundError, Mc4SamplingError
+from .errors import BadRecordError, ConfigError, Mc4SamplingError
 from .options import SamplingOptions
 from .plan import SPLITS, SamplingPlan, check_max_docs
-from .shards import shard_refs_for
+from .shards import no_files_error, shard_refs_for
 from .weightings import WEIGHTINGS
 
 logger = logging.getLogger(__name__)
@@ -201,13 +202,17 @@ def publish(
     slurm: SlurmOptions | None = None,
     ray_address: str | None = None,
     repo_id: str | None = None,
+    on_interrupt=None,
 ) -> PublishResult:
     """Sample every shard of ``splits`` with each config and write the dataset (see the module).
 
     ``configs`` maps config names to validated builder configs that differ only in their sampling
     (:func:`method_configs`). ``tasks`` defaults to one per input shard, ``workers`` (tasks run at
     once) to the CPU count (local, Ray) or no limit (Slurm). ``max_docs`` keeps at most that many
-    documents per config and split, with one local task only. Returns the statistics; raises
+    documents per config and split, with one local task only. Ctrl-C raises
+    :class:`~mc4_sampling.common.console.Interrupted` saying what is kept, or, with ``on_interrupt``
+    (a command line's printer) and several local workers, prints that line through it and ends the
+    process with status 130 (see :func:`_pool_ends_on_ctrl_c`). Returns the statistics; raises
     :class:`PublishError` naming the shards that failed (the other shards' files are kept).
     """
     if executor not in EXECUTORS:
@@ -232,8 +237,7 @@ def publish(
         refs = shard_refs_for(first, split)
         units += [engine.Unit(split, i, len(refs), ref) for i, ref in enumerate(refs)]
     if not units:
-        raise DataNotFoundError(f"no mC4 files for {', '.join(first.languages)} and splits {', '.join(splits)}"
-                                + (f" in data_dir={first.data_dir!r}" if first.data_dir else ""))
+        raise no_files_error(first, splits[0])
     if tasks is not None and tasks < 1:
         raise ConfigError(f"--tasks={tasks} is not valid; it must be a positive integer")
     if workers is not None and workers < 1:
@@ -274,8 +278,9 @@ def publish(
                 import multiprocess
 
                 multiprocess.get_context("forkserver").set_forkserver_preload(
-                    ["mc4_sampling.engine", "mc4_sampling.datatrove_logs"])
-            LocalPipelineExecutor(pipeline, tasks=tasks, workers=workers, logging_dir=logs).run()
+                    ["mc4_sampling.engine", "mc4_sampling.datatrove_logs", "mc4_sampling.common.forkserver_preload"])
+            with _pool_ends_on_ctrl_c(workers, on_interrupt, lambda: _interrupted(engine, out, units)):
+                LocalPipelineExecutor(pipeline, tasks=tasks, workers=workers, logging_dir=logs).run()
         elif executor == "ray":
             with _ray_session(ray_address, workers):
                 from datatrove.executor.ray import RayPipelineExecutor
@@ -286,6 +291,8 @@ def publish(
             slurm_script = _run_slurm(pipeline, tasks, workers, logs, slurm)
     except UserError:
         raise
+    except KeyboardInterrupt:  # say exactly what is kept
+        raise Interrupted(_interrupted(engine, out, units)) from None
     except Exception as e:
         raise PublishError(f"a task failed: {type(e).__name__}: {e}. The finished shards are kept; see the logs in "
                            f"{logs} and run the same command again to finish the others") from e
@@ -298,9 +305,10 @@ def publish(
     if failures:
         listed = "; ".join(f"shard {f['shard']}: {f['error']}" for f in failures[:5])
         more = f" (and {len(failures) - 5} more)" if len(failures) > 5 else ""
+        bad_records = any(f["error"].startswith(f"{BadRecordError.__name__}:") for f in failures)
+        fix = "fix the input or pass --on-bad-record skip" if bad_records else "fix the cause"
         raise PublishError(f"{len(failures)} shard(s) failed: {listed}{more}. The other shards' files are kept "
-                           f"(logs in {logs}); fix the input or pass --on-bad-record skip, then run the same "
-                           "command again to finish")
+                           f"(logs in {logs}); {fix}, then run the same command again to finish")
     if not result.complete:
         if executor == "slurm":
             return result
@@ -409,9 +417,7 @@ def _config_differences(old: dict, new: dict) -> list[str]:
 def _forget_unfinished_tasks(engine, out: str, logs: str, units, tasks: int, reset: bool) -> None:
     """Before a run: drop stale temporary files and failure records, and the completion markers of
     the tasks (under this number of tasks) that own a shard not finished, so they run again."""
-    for folder in Path(out, "data").glob("*"):
-        for tmp in folder.glob(".tmp.*.parquet"):
-            tmp.unlink()
+    _drop_partial_files(out)
     shutil.rmtree(os.path.join(out, STATE_DIR, "failed"), ignore_errors=True)
     if reset:  # --max-docs counts over the whole task: never resumed shard by shard
         shutil.rmtree(os.path.join(out, STATE_DIR, "units"), ignore_errors=True)
@@ -421,6 +427,61 @@ def _forget_unfinished_tasks(engine, out: str, logs: str, units, tasks: int, res
             marker = os.path.join(logs, "completions", f"{rank:05d}")
             if os.path.exists(marker):
                 os.unlink(marker)
+
+
+def _interrupted(engine, out: str, units) -> str:
+    """After Ctrl-C: the partial files removed, the line that says what is kept and how to resume."""
+    _drop_partial_files(out)
+    finished = sum(os.path.exists(engine.unit_stats_file(out, u)) for u in units)
+    return (f"interrupted: {finished} of {len(units)} shards finished and kept in {out}; run the same command "
+            "again to resume")
+
+
+@contextmanager
+def _pool_ends_on_ctrl_c(workers: int, on_interrupt, report):
+    """With ``on_interrupt`` (the command line's), Ctrl-C during a run of several local workers ends
+    the process at once: the workers stopped, ``on_interrupt(report())`` (what is kept), exit 130.
+
+    Raising ``KeyboardInterrupt`` instead would leave the worker pool to ``multiprocess``' own
+    terminate, which can wait forever for its task thread blocked on a full pipe that no worker reads
+    any more (many shards). The workers end quietly on the SIGINT a terminal sends them too
+    (:mod:`~mc4_sampling.common.forkserver_preload`)."""
+    import signal
+    import threading
+
+    if on_interrupt is None or workers <= 1 or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def end(signum, frame):
+        import multiprocess
+
+        children = multiprocess.active_children()
+        for child in children:
+            child.terminate()
+        for child in children:
+            child.join(10)
+        on_interrupt(report())
+        # the semaphore tracker would only warn about the stopped pool's locks (unlinked when made: none leaks)
+        from multiprocess import resource_tracker
+
+        tracker = getattr(resource_tracker._resource_tracker, "_pid", None)
+        if tracker:
+            os.kill(tracker, signal.SIGKILL)
+        os._exit(130)
+
+    previous = signal.signal(signal.SIGINT, end)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def _drop_partial_files(out: str) -> None:
+    """Remove the temporary Parquet files of shards not finished (a failed or interrupted run's)."""
+    for folder in Path(out, "data").glob("*"):
+        for tmp in folder.glob(".tmp.*.parquet"):
+            tmp.unlink(missing_ok=True)
 
 
 def _failures(engine, out: str, units) -> list[dict]:

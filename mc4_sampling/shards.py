@@ -1,6 +1,9 @@
 """Where the shards of a split are: the files found in a local ``data_dir``, or remote URLs.
 
-File names and shard counts come from :mod:`mc4_sampling.languages`.
+File names and shard counts come from :mod:`mc4_sampling.languages`. :func:`shard_refs_for`, the way
+every reader of mC4 (``sample``, ``calibrate``, ``publish``, the builder, so the trainer) finds its
+shards, applies the reachability rule (:func:`require_source`) to remote shards before any work;
+:func:`no_files_error` says what a ``data_dir`` without the wanted files holds.
 """
 
 from __future__ import annotations
@@ -10,8 +13,10 @@ import re
 from dataclasses import dataclass
 from typing import Sequence
 
+from .common.errors import HubUnreachableError
+from .common.hub import hub_offline, require_reachable
 from .errors import DataNotFoundError
-from .languages import DEFAULT_BASE_URL, shard_counts, shard_file_name
+from .languages import default_base_url, shard_counts, shard_file_name
 
 
 @dataclass(frozen=True)
@@ -46,16 +51,62 @@ def shard_refs(
             refs += [ShardRef(lang, split, i, found[i]) for i in indices]
         else:
             n = shard_counts()[lang].for_split(split)
-            base = (base_url or DEFAULT_BASE_URL).rstrip("/")
+            base = (base_url or default_base_url()).rstrip("/")
             indices = range(n) if shards is None else [i for i in shards if i < n]
             refs += [ShardRef(lang, split, i, f"{base}/{shard_file_name(lang, split, i, n)}") for i in indices]
     return refs
 
 
 def shard_refs_for(options, split: str) -> list[ShardRef]:
-    """:func:`shard_refs` of an options object (``languages``, ``data_dir``, ``base_url``, ``shards``)."""
+    """:func:`shard_refs` of an options object (``languages``, ``data_dir``, ``base_url``, ``shards``);
+    remote shards only once :func:`require_source` found their server reachable."""
+    if not options.data_dir:
+        require_source(options)
     return shard_refs(options.languages, split, data_dir=options.data_dir, base_url=options.base_url,
                       shards=options.shards)
+
+
+def require_source(options) -> None:
+    """The reachability rule for remote mC4 (no ``data_dir``): its server answers within seconds, else
+    one :class:`~mc4_sampling.common.errors.HubUnreachableError` line before any work. With
+    ``HF_HUB_OFFLINE`` set, the Hub's copy (no ``base_url``) is refused at once: shards are streamed,
+    never cached."""
+    languages = "+".join(options.languages)
+    if options.base_url is None and hub_offline():
+        raise HubUnreachableError(
+            f"HF_HUB_OFFLINE is set, and mC4 ({languages}) is streamed from the Hub, never cached; give a "
+            "local copy (data_dir=FOLDER), or unset HF_HUB_OFFLINE")
+    require_reachable(options.base_url or default_base_url(), f"read mC4 ({languages})",
+                      "check the network, or give a local copy (data_dir=FOLDER) or a mirror (base_url=URL)",
+                      name="the Hub" if options.base_url is None else "the server")
+
+
+def no_files_error(options, split: str, language: str | None = None) -> DataNotFoundError:
+    """The error for a ``split`` without files: the folder searched, the file names looked for and the
+    languages and splits the folder holds (remote: the shards asked for, and the split's count)."""
+    languages = [language] if language else list(options.languages)
+    if not options.data_dir:
+        counts = ", ".join(f"{lang}: {shard_counts()[lang].for_split(split)}" for lang in languages)
+        return DataNotFoundError(f"no {split} files for {'+'.join(languages)}: shards={list(options.shards)} "
+                                 f"are beyond the split's shard count ({counts})")
+    folder = os.path.expanduser(str(options.data_dir))
+    if os.path.isdir(os.path.join(folder, "multilingual")):
+        folder = os.path.join(folder, "multilingual")
+    suffix = "" if split == "train" else "-validation"
+    wanted = " or ".join(f"c4-{lang}{suffix}.tfrecord-NNNNN-of-NNNNN.json.gz" for lang in languages)
+    held: dict[str, int] = {}
+    for name in sorted(os.listdir(folder)):
+        m = _ANY_SHARD.match(name)
+        if m:
+            key = f"{m['lang']} {'validation' if m['validation'] else 'train'}"
+            held[key] = held.get(key, 0) + 1
+    holds = ", ".join(f"{k} ({n} shard{'s' * (n != 1)})" for k, n in held.items()) or "no mC4 files"
+    only = f" among shards={list(options.shards)}" if options.shards is not None else ""
+    return DataNotFoundError(f"no {split} files for {'+'.join(languages)} in {folder!r}{only} (looked for "
+                             f"{wanted}); it holds: {holds}")
+
+
+_ANY_SHARD = re.compile(r"^c4-(?P<lang>[\w-]+?)(?P<validation>-validation)?\.tfrecord-\d{5}-of-\d{5}\.json\.gz$")
 
 
 def _local_shards(data_dir: str, language: str, split: str) -> dict[int, str]:

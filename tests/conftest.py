@@ -3,10 +3,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import json
 import os
 import random
+import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -130,3 +133,19 @@ def loopback_hub(monkeypatch, tmp_path):
         h.close()
     if hubs:  # models fetched from a closed Hub must not outlive it
         clear_cache()
+
+
+@contextlib.contextmanager
+def mounted_tmpfs(folder, *options):
+    """A tmpfs mounted on ``folder`` for the block (skips the test where mounting is not permitted)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    if os.geteuid() != 0 or shutil.which("mount") is None:
+        pytest.skip("mounting a tmpfs needs root")
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", ",".join(options), "tmpfs", str(folder)],
+                          capture_output=True, text=True)
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.strip()}")
+    try:
+        yield folder
+    finally:
+        subprocess.run(["umount", "-l", str(folder)], check=True)

@@ -183,7 +183,8 @@ def test_validation_split_is_not_sampled_by_default():
     assert abs(len(sampled) - n / 4) <= Z * math.sqrt(n * 0.25 * 0.75)
 
 
-def test_several_languages_each_with_their_own_urls(tmp_path):
+def test_several_languages_each_with_their_own_urls(tmp_path, file_server, monkeypatch):
+    monkeypatch.setenv("HF_ENDPOINT", file_server(tmp_path).url)  # the Hub's place, reachable (nothing is read)
     cfg = Mc4Sampling(languages=["es", "ca"], sampling_method="random").config
     assert cfg.name == "es+ca"
     refs = shard_refs_for(cfg, "train")

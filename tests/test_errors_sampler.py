@@ -51,7 +51,11 @@ def places(tmp_path):
     corpus.mkdir()
     (corpus / "a.jsonl").write_text('{"text": "una casa grande"}\n{"text": "un perro"}\n')
     (tmp_path / "models").mkdir()
-    return dict(tmp=tmp_path, mine=mine, corpus=corpus, sample=SAMPLE)
+    mc4 = tmp_path / "mc4"  # train shards of es only
+    mc4.mkdir()
+    for i in (0, 1):
+        (mc4 / f"c4-es.tfrecord-0000{i}-of-02048.json.gz").write_bytes(b"")
+    return dict(tmp=tmp_path, mine=mine, corpus=corpus, sample=SAMPLE, mc4=mc4)
 
 
 # (command line, words of the one error line) — refused before any work, exit 2, nothing written
@@ -69,6 +73,19 @@ MISTAKES = [
     ("calibrate --data-dir {sample} --target-rate 0.5 --docs 200 -o {mine}",
      "--output '{mine}': it already holds files this tool did not write (notes.txt)"),
     ("calibrate --data-dir {sample} --target-rate 0.5 --docs 200 -o {tmp}/README.md", "it is a file, not a folder"),
+    # known before any reading: mC4 has no score column (before: "256 documents got no finite score" at the end)
+    ("publish {tmp}/out --data-dir {sample} --score-column score --method random",
+     "--score-column score: mC4 has no such column (its documents have only text, timestamp, url)"),
+    ("sample --data-dir {sample} --score-column score --method threshold --max-docs 3",
+     "--score-column score: mC4 has no such column"),
+    # no files: the folder searched, the names looked for, what it holds (before: "no validation files found for es")
+    ("sample --data-dir {mc4} --split validation --method random",
+     "no validation files for es in '{mc4}' (looked for c4-es-validation.tfrecord-NNNNN-of-NNNNN.json.gz); "
+     "it holds: es train (2 shards)"),
+    ("calibrate --data-dir {mc4} --split validation --target-rate 0.5 -o {tmp}/cal",
+     "no validation files for es in '{mc4}'"),
+    ("publish {tmp}/out --data-dir {mc4} --splits validation --method random",
+     "no validation files for es in '{mc4}'"),
 ]
 
 
@@ -99,6 +116,20 @@ def test_overwrite_and_own_outputs(places, capsys):
                      "-o", str(cal)]) == 0
     assert os.listdir(cal) == ["calibration.json"]
     assert not [n for n in os.listdir(tmp) if n.startswith(".")]
+
+
+@pytest.mark.parametrize("command", ["sample --data-dir {sample} --max-docs 3 -o {ro}/kept.jsonl",
+                                     "calibrate --data-dir {sample} --target-rate 0.5 --docs 200 -o {ro}/cal",
+                                     "sample --data-dir {sample} --max-docs 3 -o {tmp}/k.jsonl --report {ro}/rep"])
+def test_read_only_file_system_is_named(places, capsys, command):
+    """Before: "Permission denied (check its permissions...)" where the file system is mounted read-only."""
+    from conftest import mounted_tmpfs
+
+    with mounted_tmpfs(places["tmp"] / "ro", "ro", "size=64k") as ro:
+        assert main(command.format(ro=ro, **places).split()) == 2
+        line = one_error_line(capsys.readouterr().err, command.split()[0])
+        assert f"'{ro}" in line and "Read-only file system (errno EROFS" in line, line
+        assert "Permission denied" not in line and os.listdir(ro) == []
 
 
 def test_perplexity_model_does_not_swallow_the_text(capsys):
@@ -147,6 +178,47 @@ def test_hub_model_while_offline_fails_fast(monkeypatch, capsys):
     line = one_error_line(capsys.readouterr().err, "score")
     assert "the Hub cannot be reached at http://127.0.0.1:9" in line and "'someone/kenlm'" in line
     assert time.monotonic() - start < 10
+
+
+# (environment, command line, words of the one line): every command that reads the Hub or a remote source
+# fails in seconds with the reachability rule's line, before any work, leaving nothing (before: publish
+# worked over every shard and advised --on-bad-record skip; calibrate blamed its --output; HF_ENDPOINT and
+# HF_HUB_OFFLINE were not honoured for mC4's files)
+UNREACHABLE = "the Hub cannot be reached at http://127.0.0.1:9 (Connection refused) to "
+OFFLINE = [
+    ({"HF_ENDPOINT": "http://127.0.0.1:9"}, "publish {tmp}/out --method random --splits train",
+     UNREACHABLE + "read mC4 (es); check the network, or give a local copy (--data-dir FOLDER)"),
+    ({"HF_ENDPOINT": "http://127.0.0.1:9"}, "calibrate --target-rate 0.5 -o {tmp}/cal", UNREACHABLE + "read mC4 (es)"),
+    ({"HF_ENDPOINT": "http://127.0.0.1:9"}, "sample --method random --max-docs 3 -o {tmp}/kept.jsonl",
+     UNREACHABLE + "read mC4 (es)"),
+    ({}, "publish {tmp}/out --method random --base-url http://127.0.0.1:9/mirror",
+     "the server cannot be reached at http://127.0.0.1:9 (Connection refused) to read mC4 (es)"),
+    ({"HF_HUB_OFFLINE": "1"}, "publish {tmp}/out --method random",
+     "HF_HUB_OFFLINE is set, and mC4 (es) is streamed from the Hub, never cached"),
+    ({"HF_ENDPOINT": "http://127.0.0.1:9"}, "sample --dataset someone/corpus --method random -o {tmp}/kept.jsonl",
+     UNREACHABLE + "look up dataset 'someone/corpus'"),
+    ({"HF_ENDPOINT": "http://127.0.0.1:9"}, "calibrate --dataset someone/corpus --target-rate 0.5 -o {tmp}/cal",
+     UNREACHABLE + "look up dataset 'someone/corpus'"),
+]
+
+
+@pytest.mark.parametrize("env, command, words", OFFLINE, ids=[" ".join(c.split()[:2]) + str(sorted(e))
+                                                              for e, c, _ in OFFLINE])
+def test_unreachable_source_is_one_line_in_seconds_and_leaves_nothing(places, monkeypatch, capsys, env, command,
+                                                                      words):
+    import huggingface_hub.constants
+
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)  # restored after the test
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    tmp = places["tmp"]
+    before = sorted(os.listdir(tmp))
+    start = time.monotonic()
+    assert main(command.format(**places).split()) == 2
+    line = one_error_line(capsys.readouterr().err, command.split()[0])
+    assert words in line and "--on-bad-record" not in line and "--output" not in line, line
+    assert time.monotonic() - start < 10
+    assert sorted(os.listdir(tmp)) == before  # no output folder, no temporary file
 
 
 def test_hf_hub_offline_is_honoured_without_retries(monkeypatch, capsys, tmp_path):
@@ -226,6 +298,46 @@ def test_sigterm_during_sample_is_one_line_exit_143_and_no_output(tmp_path, mini
     assert "Traceback" not in err
     assert err.strip().splitlines()[-1] == "mc4-sampling sample: terminated; no output file written"
     assert os.listdir(tmp_path) == []
+
+
+def test_ctrl_c_on_publish_with_two_workers_says_what_is_kept_and_the_rerun_resumes(tmp_path, mini_mc4, file_server,
+                                                                                      monkeypatch):
+    """Ctrl-C (SIGINT to the whole process group, as a terminal sends it) once a shard is finished: one line
+    naming the finished shards and the folder, no worker traceback, no partial file; the rerun reads only the
+    shard not finished. Before: 86 lines of worker tracebacks and "no output file written"."""
+    server = file_server(mini_mc4)
+    stalled = "c4-es.tfrecord-00002-of-02048.json.gz"
+    server.stalls[stalled] = [100]  # the last shard never finishes: the run is interrupted during it
+    out = tmp_path / "out"
+    args = ["publish", str(out), "--base-url", server.url, "--shards", "0", "1", "2", "--splits", "train",
+            "--method", "random"]
+    proc = subprocess.Popen([sys.executable, "-m", "mc4_sampling.cli", *args, "--workers", "2"], text=True,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=REPO, start_new_session=True)
+    units = out / ".mc4-sampling" / "units"
+    try:
+        deadline = time.monotonic() + 120
+        while not (units.is_dir() and os.listdir(units)) and time.monotonic() < deadline and proc.poll() is None:
+            time.sleep(0.1)
+        os.killpg(proc.pid, signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.returncode == 130 and "Traceback" not in err, err
+    finished = len(os.listdir(units))
+    assert 1 <= finished <= 2, err
+    assert err.strip().splitlines()[-1] == (f"mc4-sampling publish: interrupted: {finished} of 3 shards finished and "
+                                            f"kept in {out}; run the same command again to resume"), err
+    assert not list(out.glob("data/*/.tmp.*"))
+    server.stalls.clear()
+    from mc4_sampling.datatrove_logs import QUIET_ENV
+
+    monkeypatch.setenv(QUIET_ENV, "0")  # the in-process rerun quiets datatrove; later subprocesses must not inherit it
+    before = {name: server.counts.get(name, 0) for name in os.listdir(mini_mc4)}
+    assert main([*args, "--workers", "1"]) == 0  # resumed: only the shards not finished are read again
+    again = [name for name in os.listdir(mini_mc4) if server.counts.get(name, 0) > before[name]]
+    assert len(again) == 3 - finished and stalled in again
+    assert len(list(out.glob("data/random/train-*.parquet"))) == 3
 
 
 def test_forked_children_end_with_a_killed_parent(tmp_path):

@@ -94,6 +94,7 @@ def _paths(tmp_path, user_folder):
     (tmp_path / "afile.txt").write_text("not a folder\n")
     (tmp_path / "cfgdir").mkdir()
     (tmp_path / "bad.yaml").write_text("model: [unclosed\n")
+    (tmp_path / "badstudy.yaml").write_text("name: x\narms:\n  a: {sampling_method: random\n  b: 2\n")
     (tmp_path / "binary.yaml").write_bytes(b"\xff\xfe\x00bin")
     (tmp_path / "corrupt.jsonl").write_text('{"text": "a", "label": 0}\n{"text": "b", "lab\n')
     (tmp_path / "tags.jsonl").write_text(  # row 2: a tag fewer than its tokens
@@ -105,7 +106,10 @@ def _paths(tmp_path, user_folder):
 # (command line, words of the error line) — user mistakes found before any work, exit 2
 MISTAKES = [
     ("train --config {tmp}/cfgdir", "--config '{tmp}/cfgdir' is a folder"),
-    ("train --config {tmp}/bad.yaml", "not valid YAML"),
+    # the file, line and column (before: the first line of the library's message, no place)
+    ("train --config {tmp}/bad.yaml",
+     "{tmp}/bad.yaml:2:1: not valid YAML: expected ',' or ']', but got '<stream end>' (while parsing a flow sequence)"),
+    ("study {tmp}/badstudy.yaml", "{tmp}/badstudy.yaml:4:4: not valid YAML: expected ',' or '}}', but got ':'"),
     ("train --config {tmp}/binary.yaml", "cannot read it: not a text file"),
     ("train --config tiny-cpu --set training.output_dir=\"{mine}\"",
      "training.output_dir '{mine}': it already holds files this tool did not write (README.md, config.json)"),
@@ -498,12 +502,53 @@ def _ends_within(pid: int, seconds: float) -> bool:
     return False
 
 
+def test_hub_dataset_while_offline_is_one_line_in_seconds(tmp_path, monkeypatch, capsys):
+    """The reachability rule for the trainer's data stream (before: datasets' retries, then a line that
+    blamed the dataset)."""
+    from mc4_sampling.common import hub
+
+    monkeypatch.setattr(hub, "_PROBED", {})
+    monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")
+    start = time.monotonic()
+    assert main(["tokenizer", "--config", "tiny-cpu", "--output", str(tmp_path / "tok"),
+                 "--set", "data.path=someone/corpus"]) == 2
+    assert one_error_line(capsys.readouterr().err) == (
+        "error: the Hub cannot be reached at http://127.0.0.1:9 (Connection refused) to look up dataset "
+        "data.path='someone/corpus'; check the network, give a local folder instead, or set HF_HUB_OFFLINE=1 to "
+        "use files cached earlier")
+    assert time.monotonic() - start < 10 and os.listdir(tmp_path) == []
+
+
+def test_tokenizer_workers_leave_ctrl_c_to_the_trainer(capfd):
+    """A terminal's Ctrl-C reaches the tokenizer workers too (data.num_workers): they go on, silent, so that the
+    trainer can save and stop. Before: the worker died with a traceback, or sent "tokenizer worker failed:
+    KeyboardInterrupt" to the step being saved."""
+    import signal
+
+    from tokenizers import Tokenizer, models, pre_tokenizers
+
+    from trainer.data.tokenize_pool import TokenizerPool
+
+    tok = Tokenizer(models.WordLevel({"[UNK]": 0, "una": 1, "casa": 2, "</s>": 3}, unk_token="[UNK]"))
+    tok.pre_tokenizer = pre_tokenizers.Whitespace()
+    pool = TokenizerPool(tok.to_str(), eos_id=3, num_workers=1)
+    try:
+        assert [t.tolist() for _, t in pool.map([["una casa"]], lambda x: x)] == [[1, 2, 3]]  # started, idle
+        os.kill(pool.procs[0].pid, signal.SIGINT)
+        time.sleep(0.5)
+        assert [t.tolist() for _, t in pool.map([["casa una"]], lambda x: x)] == [[2, 1, 3]]
+    finally:
+        pool.close()
+    err = capfd.readouterr().err
+    assert "Traceback" not in err and "KeyboardInterrupt" not in err, err
+
+
 # environment faults met anywhere (in a library, under datasets, in a background thread) — one line each
 FAULTS = [
     (PermissionError(errno.EACCES, "Permission denied", "/data/c4-es.json.gz"),
      "error: '/data/c4-es.json.gz': Permission denied (check its permissions)"),
     (OSError(errno.ENOSPC, "No space left on device", "/runs/x/metrics.jsonl"),
-     "error: '/runs/x/metrics.jsonl': No space left on device (free some space or write elsewhere)"),
+     "error: '/runs/x/metrics.jsonl': No space left on device (disk full: free some space or write elsewhere)"),
     (FileNotFoundError(errno.ENOENT, "No such file or directory", "/cal.json"),
      "error: '/cal.json': No such file or directory (check the path)"),
 ]

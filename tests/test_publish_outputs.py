@@ -70,3 +70,28 @@ def test_a_bad_tokenizer_or_option_is_refused_before_any_sampling(tmp_path):
         publish_outputs.check(_parse(["--tokenizer", str(tmp_path), "--eval-fraction", "1.5"]))
     with pytest.raises(ConfigError, match=r"--tokenizer: cannot load a tokenizer from"):
         publish_outputs.check(_parse(["--tokenizer", str(tmp_path)]))  # a folder without tokenizer files
+
+
+@pytest.mark.parametrize("extra, words", [
+    ([], "error: --eval-docs 100000 is more than the {n} eval candidates of the corpus' train shards (--data-dir "),
+    (["--max-docs", "50", "--tasks", "1"], "error: --eval-docs 100000 is more than the --max-docs 50 documents"),
+], ids=["candidates", "max-docs"])
+def test_more_eval_documents_than_the_corpus_holds_is_refused_before_any_sampling(tmp_path, capsys, extra, words):
+    """Before: every Parquet file was written, then "the es train split holds only N eval candidates"."""
+    import mc4_sampling
+    from mc4_sampling.cli import main
+    from mc4_sampling.reader import iter_records
+    from mc4_sampling.shards import shard_refs
+    from trainer.data.holdout import content_key, is_candidate
+    from trainer.data.tokenizer import train_tokenizer
+
+    train_tokenizer(["una casa roja", "la casa azul"] * 20, str(tmp_path / "tok"), vocab_size=300)
+    refs = shard_refs(["es"], "train", data_dir=mc4_sampling.SAMPLE_DATA_DIR)  # brute force: every train text
+    n = len({content_key(r["text"]) for ref in refs for _, r in iter_records(ref.path)
+             if is_candidate(r["text"], 0, 0.1)})
+    out = tmp_path / "out"
+    assert main(["publish", str(out), "--data-dir", mc4_sampling.SAMPLE_DATA_DIR, "--method", "random", "--tokenizer",
+                 str(tmp_path / "tok"), "--eval-docs", "100000", *extra]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and words.format(n=n) in err[0], err
+    assert not out.exists()

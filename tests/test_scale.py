@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
-from conftest import WORDS
+from conftest import WORDS, mounted_tmpfs
 from datasets import load_dataset
 
 import mc4_sampling
@@ -290,22 +290,6 @@ def test_bad_command_lines_exit_2_with_an_error_line(tmp_path):
                        capture_output=True, text=True)
     assert r.returncode == 2 and "error: cannot write to the output folder" in r.stderr
     assert not (tmp_path / "out").exists()
-
-
-@contextlib.contextmanager
-def mounted_tmpfs(folder, *options):
-    """A tmpfs mounted on ``folder`` for the block (skips the test where mounting is not permitted)."""
-    folder.mkdir(parents=True, exist_ok=True)
-    if os.geteuid() != 0 or shutil.which("mount") is None:
-        pytest.skip("mounting a tmpfs needs root")
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", ",".join(options), "tmpfs", str(folder)],
-                          capture_output=True, text=True)
-    if done.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.strip()}")
-    try:
-        yield folder
-    finally:
-        subprocess.run(["umount", "-l", str(folder)], check=True)
 
 
 @pytest.mark.parametrize("where", ["chmod", "under a file", "under /proc", "read-only mount"])

@@ -206,7 +206,7 @@ def test_tokenizer_command_on_a_small_corpus_holds_out_every_candidate(corpus, t
     candidates, read = select_eval_texts(corpus[2], 10_000, 0, 0.1)
     copies = sum(content_key(t) in {content_key(c) for c in candidates} for t in corpus[2])
     line = capsys.readouterr().out.strip()
-    assert line.startswith(f"tokenizer: 300 tokens trained on {len(corpus[2]) - copies} documents (held out "
+    assert line.startswith(f"tokenizer (bpe): 300 tokens trained on {len(corpus[2]) - copies} documents (held out "
                            f"{len(candidates)} eval documents by the trainer's content rule"), line
     assert f"the stream's {read} documents hold only {len(candidates)} candidates, fewer than " \
            "data.num_eval_samples=10000: all are held out" in line

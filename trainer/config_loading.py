@@ -229,6 +229,16 @@ def shipped_configs(study: bool = False) -> list[str]:
     return sorted(names, key=lambda n: (family(n), n))
 
 
+def yaml_error(path: str, error: yaml.YAMLError) -> ConfigError:
+    """``<path>:<line>:<column>: not valid YAML: <problem> (<context>)``, the place counted from 1 (the
+    library's message spans several lines, of which a console line would keep only the first)."""
+    mark = getattr(error, "problem_mark", None)
+    where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark is not None else str(path)
+    problem = getattr(error, "problem", None) or str(error).splitlines()[0]
+    context = getattr(error, "context", None)
+    return ConfigError(f"{where}: not valid YAML: {problem}" + (f" ({context})" if context else ""))
+
+
 def load_config(path: Optional[str] = None, overrides: Optional[list[str]] = None) -> TrainerConfig:
     """Read a YAML file (or start from the defaults), apply overrides, check and validate."""
     data: dict = {}
@@ -240,7 +250,7 @@ def load_config(path: Optional[str] = None, overrides: Optional[list[str]] = Non
             with open(path, encoding="utf-8") as f:
                 data = yaml.safe_load(f) or {}
         except yaml.YAMLError as e:
-            raise ConfigError(f"{path}: not valid YAML: {e}") from None
+            raise yaml_error(path, e) from None
         except (OSError, UnicodeDecodeError) as e:
             reason = e.strerror if isinstance(e, OSError) else "not a text file"
             raise ConfigError(f"--config {path!r}: cannot read it: {reason}") from None

@@ -10,7 +10,7 @@ import numpy as np
 
 from ..errors import ConfigError, out_of_range
 from ..reader import iter_records
-from ..shards import shard_refs_for
+from ..shards import no_files_error, shard_refs_for
 from .fit import MIN_DOCUMENTS
 
 logger = logging.getLogger(__name__)
@@ -83,7 +83,7 @@ def draw_subset(options, language: str, split: str, n_docs: int, seed: int,
     check_subset(n_docs, shards_to_read, max_docs_per_shard)
     refs = [r for r in shard_refs_for(options, split) if r.language == language]
     if not refs:
-        raise ConfigError(f"no {split} files found for language {language!r}")
+        raise no_files_error(options, split, language)
     rng = np.random.default_rng(seed)
     picked = pick_shards(refs, shards_to_read, rng)
     logger.info("drawing %d documents from %s shards %s", n_docs, split, [r.index for r in picked])

@@ -27,6 +27,7 @@ from ..calibration import (
 )
 from ..common.outputs import atomic_dir, check_output_dir
 from ..errors import ConfigError
+from ..shards import require_source
 from ..weightings import DEFAULT_WIDTH
 from .common import add_model_options, add_source_options, build_config, option_values
 from .dataset_source import add_dataset_options, check_mc4_split, corpus_language, open_dataset
@@ -101,6 +102,8 @@ def run(args: argparse.Namespace) -> int:
             raise ConfigError(f"--lang: calibrate one language at a time, got {' '.join(args.lang)}")
         language = args.lang[0]
         config = build_config(args, sampling_method="none")
+        if not config.data_dir:  # the reachability rule: an unreachable source is one line before any work
+            require_source(config)
     check_output_dir(args.output, "--output", args.overwrite)  # reported before any reading; nothing created
     bars: dict[str, tqdm] = {}
 

@@ -11,11 +11,11 @@ import numpy as np
 from tqdm import tqdm
 
 from ..common.outputs import check_output_file, looks_like_json_lines, make_output_dir, output_stream
-from ..errors import ConfigError, DataNotFoundError
+from ..errors import ConfigError
 from ..plan import check_max_docs, iter_kept
 from ..sampler import SamplingStats
 from ..scoring import ScorerSource
-from ..shards import shard_refs_for
+from ..shards import no_files_error, shard_refs_for
 from .common import (
     add_model_options,
     add_option_flags,
@@ -59,7 +59,7 @@ def run(args: argparse.Namespace) -> int:
     config = build_config(args)
     shards = shard_refs_for(config, args.split)
     if not shards:
-        raise DataNotFoundError(f"no {args.split} files found for {'+'.join(config.languages)}")
+        raise no_files_error(config, args.split)
     stats = SamplingStats()
     report = args.report is not None
     if report:  # a folder that cannot be written is reported before any reading

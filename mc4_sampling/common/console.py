@@ -39,6 +39,11 @@ class Terminated(BaseException):
     """SIGTERM arrived (raised in the main thread by :func:`run_guarded`'s handler)."""
 
 
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C met by a command that knows what it kept: its message (``interrupted: 24 of 64 shards
+    finished and kept in OUT; run the same command again to resume``) is the line shown."""
+
+
 #: What is reported as one line: the user errors of both packages, and connection faults.
 USER_ERRORS = (UserError, ConnectionError, TimeoutError)
 
@@ -92,9 +97,10 @@ def _on_sigterm(signum, frame):
 
 
 def run_guarded(fn: Callable[[], Optional[int]], prefix: str = "error", cli_spelling: bool = False,
-                interrupted: str = "interrupted") -> int:
+                interrupted: str = "interrupted", label: str = "") -> int:
     """``fn()``'s exit status (None is 0); ``<prefix>: <message>`` and 2 for a user-facing error,
-    ``<interrupted>`` and 130 on Ctrl-C, 143 on SIGTERM. Other exceptions propagate (bugs)."""
+    ``<interrupted>`` (``<label><message>`` of an :class:`Interrupted`) and 130 on Ctrl-C, 143 on
+    SIGTERM. Other exceptions propagate (bugs)."""
     previous = None
     if threading.current_thread() is threading.main_thread():
         previous = signal.signal(signal.SIGTERM, _on_sigterm)
@@ -105,8 +111,8 @@ def run_guarded(fn: Callable[[], Optional[int]], prefix: str = "error", cli_spel
             return fn() or 0
         except BrokenPipeError:  # `... | head`: the reader is gone, nothing to say
             return 0
-        except KeyboardInterrupt:
-            print(interrupted, file=sys.stderr)
+        except KeyboardInterrupt as e:
+            print(f"{label}{e}" if isinstance(e, Interrupted) else interrupted, file=sys.stderr)
             return EXIT_INTERRUPTED
         except Terminated:
             print(interrupted.replace("interrupted", "terminated", 1), file=sys.stderr)

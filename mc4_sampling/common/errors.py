@@ -10,6 +10,8 @@ layer for both packages (each also a :class:`ValueError`, as the sampler's error
 
 from __future__ import annotations
 
+import errno
+
 
 class UserError(Exception):
     """Base class: what the user supplied (or the environment) is not usable; the message says what to do."""
@@ -20,10 +22,31 @@ class OutputError(UserError, ValueError, OSError):
     is expected, no permission, a full disk); the message names the path. Also an :class:`OSError`."""
 
 
+#: The real cause of each environment fault and what to do, appended to the system's words: the one
+#: table from which every message about an OSError is made (:func:`os_error_reason`).
+CAUSES = {
+    errno.ENOSPC: "disk full: free some space or write elsewhere",
+    errno.EDQUOT: "disk quota exceeded: free some space or write elsewhere",
+    errno.EROFS: "errno EROFS: the file system is mounted read-only; write elsewhere",
+    errno.EACCES: "check its permissions",
+    errno.EPERM: "check its permissions",
+    errno.ENOENT: "check the path",
+    errno.ENOTDIR: "a part of the path is a file, not a folder",
+    errno.EISDIR: "it is a folder; give a file name",
+}
+
+
+def os_error_reason(error: OSError) -> str:
+    """``<the system's words> (<the real cause and what to do>)`` for an OSError, from :data:`CAUSES`:
+    ``No space left on device (disk full: free some space or write elsewhere)``."""
+    reason = error.strerror or str(error) or type(error).__name__
+    cause = CAUSES.get(error.errno)
+    return f"{reason} ({cause})" if cause else reason
+
+
 def output_error(path, error: OSError) -> OutputError:
     """``cannot write <path>: <reason>`` from the OSError raised while creating or writing ``path``."""
-    reason = error.strerror or str(error)
-    return OutputError(f"cannot write {str(path)!r}: {reason}")
+    return OutputError(f"cannot write {str(path)!r}: {os_error_reason(error)}")
 
 
 class HubError(UserError, ValueError):

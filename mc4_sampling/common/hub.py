@@ -1,6 +1,8 @@
 """Hub access for both packages: the reachability probe, the one resolver of Hub locations, uploads and cards.
 
-* :func:`require_hub` fails fast, with one line, when a lookup cannot reach the Hub. Without it,
+* :func:`require_reachable` is the one reachability rule of every command that reads the network (the
+  Hub's files, an mC4 mirror, a Hub dataset): one quick probe before any work, one line when it fails.
+  :func:`require_hub` applies it to a lookup on the Hub. Without it,
   ``huggingface_hub`` retries an unreachable Hub for 25-35 s (20-25 warnings) before a misleading
   last line ("not found"). With ``HF_HUB_OFFLINE`` set it does nothing (the library then reads its
   cache only, without retries); else one quick connection to the endpoint (``HF_ENDPOINT`` or the
@@ -57,19 +59,49 @@ def endpoint(explicit: Optional[str] = None) -> str:
     return explicit or os.environ.get("HF_ENDPOINT") or DEFAULT_ENDPOINT
 
 
-def probe(url: str, timeout: float = PROBE_TIMEOUT) -> Optional[str]:
-    """None when a TCP connection to ``url``'s host opens within ``timeout`` s, else the reason."""
+def _probe_target(url: str) -> tuple[str, int]:
+    """The host and port a connection to ``url`` opens first: its proxy's when one is set for it."""
+    import urllib.request
+
     parts = urlsplit(url)
     host = parts.hostname or ""
-    port = parts.port or (443 if parts.scheme == "https" else 80)
-    key = (host, port)
+    proxy = urllib.request.getproxies().get(parts.scheme)
+    if proxy and not urllib.request.proxy_bypass(host):
+        proxy_parts = urlsplit(proxy if "://" in proxy else f"http://{proxy}")
+        return proxy_parts.hostname or "", proxy_parts.port or 8080
+    return host, parts.port or (443 if parts.scheme == "https" else 80)
+
+
+def probe(url: str, timeout: float = PROBE_TIMEOUT) -> Optional[str]:
+    """None when a TCP connection to ``url``'s host (or its proxy) opens within ``timeout`` s, else the reason."""
+    key = _probe_target(url)
     if key not in _PROBED:
         try:
-            with socket.create_connection((host, port), timeout=timeout):
+            with socket.create_connection(key, timeout=timeout):
                 _PROBED[key] = None
         except OSError as e:
-            _PROBED[key] = e.strerror or type(e).__name__
+            _PROBED[key] = e.strerror or ("timed out" if isinstance(e, TimeoutError) else type(e).__name__)
     return _PROBED[key]
+
+
+#: What an unreachable Hub lookup suggests.
+HUB_ADVICE = "check the network, give a local folder instead, or set HF_HUB_OFFLINE=1 to use files cached earlier"
+
+
+def origin(url: str) -> str:
+    """``scheme://host[:port]`` of ``url``."""
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}"
+
+
+def require_reachable(url: str, what: str, advice: str = HUB_ADVICE, name: str = "the Hub") -> None:
+    """The one reachability rule of every command that reads the network: before any work, one quick
+    connection to ``url``'s host (:func:`probe`, :data:`PROBE_TIMEOUT` s, once per process and host);
+    when it fails, :class:`~.errors.HubUnreachableError`: ``<name> cannot be reached at <origin>
+    (<reason>) to <what>; <advice>`` (``name``: ``the Hub``, or ``the server`` of a mirror)."""
+    reason = probe(url)
+    if reason is not None:
+        raise HubUnreachableError(f"{name} cannot be reached at {origin(url)} ({reason}) to {what}; {advice}")
 
 
 def require_hub(what: str, endpoint_url: Optional[str] = None) -> None:
@@ -83,12 +115,7 @@ def require_hub(what: str, endpoint_url: Optional[str] = None) -> None:
         return
     if _FORCED_OFFLINE and constants is not None:  # the variable is gone again: so is our override
         constants.HF_HUB_OFFLINE = _FORCED_OFFLINE = False
-    url = endpoint(endpoint_url)
-    reason = probe(url)
-    if reason is not None:
-        raise HubUnreachableError(
-            f"the Hub cannot be reached at {url} ({reason}) to look up {what}; check the network, give a local "
-            "folder instead, or set HF_HUB_OFFLINE=1 to use files cached earlier")
+    require_reachable(endpoint(endpoint_url), f"look up {what}")
 
 
 # --- Hub locations -------------------------------------------------------------------------------

@@ -38,7 +38,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator, Optional
 
-from .errors import OutputError, output_error
+from .errors import OutputError, os_error_reason, output_error
 
 #: The extended attribute of a folder that says "this tool wrote this folder" (a rerun may replace
 #: it): invisible in listings and uploads, kept by renames.
@@ -46,26 +46,25 @@ MARKER_XATTR = "user.mc4-sampling.written-by"
 #: The marker file used instead where the file system has no extended attributes.
 MARKER = ".written-by-mc4-sampling"
 
-#: What to do about each fault, appended to its one line.
-ADVICE = {
-    errno.ENOSPC: "free some space or write elsewhere",
-    errno.EDQUOT: "free some space or write elsewhere",
-    errno.EACCES: "check its permissions",
-    errno.EPERM: "check its permissions",
-    errno.EROFS: "the file system is read-only; write elsewhere",
-    errno.ENOENT: "check the path",
-    errno.ENOTDIR: "a part of the path is a file, not a folder",
-    errno.EISDIR: "it is a folder; give a file name",
-}
-
-
 def os_error_message(error: OSError, path=None) -> str:
-    """``<path>: <reason> (<what to do>)`` for an OSError (``path``: the one to name when the error has none)."""
+    """``<path>: <reason> (<the real cause and what to do>)`` for an OSError (``path``: the one to name
+    when the error has none); the cause from :func:`~.errors.os_error_reason`."""
     where = path if path is not None else (error.filename if error.filename is not None else None)
-    reason = error.strerror or str(error) or type(error).__name__
-    advice = ADVICE.get(error.errno)
-    text = f"{str(where)!r}: {reason}" if where is not None else reason
-    return f"{text} ({advice})" if advice else text
+    reason = os_error_reason(error)
+    return f"{str(where)!r}: {reason}" if where is not None else reason
+
+
+def not_writable(path) -> Optional[OSError]:
+    """None when the folder (or file) ``path`` can be written, else the OSError a write would meet:
+    EROFS on a read-only file system (``os.access`` alone says no without saying why), else EACCES."""
+    if os.access(path, os.W_OK | (os.X_OK if os.path.isdir(path) else 0)):
+        return None
+    try:
+        read_only = bool(os.statvfs(path).f_flag & os.ST_RDONLY)
+    except (OSError, AttributeError):
+        read_only = False
+    code = errno.EROFS if read_only else errno.EACCES
+    return OSError(code, os.strerror(code), str(path))
 
 
 def is_ours(path) -> bool:
@@ -110,8 +109,8 @@ def check_output_dir(path, option: str = "--output", overwrite: bool = False, ou
     if p.exists() and not p.is_dir():
         raise OutputError(f"{shown}: it is a file, not a folder; give a folder name")
     if p.is_dir():
-        if not os.access(p, os.W_OK | os.X_OK):
-            raise OutputError(f"{shown}: Permission denied (check its permissions or write elsewhere)")
+        if (fault := not_writable(p)) is not None:
+            raise OutputError(f"{shown}: {os_error_reason(fault)}")
         entries = sorted(os.listdir(p))
         if entries and not overwrite and not ours(p):
             some = ", ".join(entries[:3]) + (", ..." if len(entries) > 3 else "")
@@ -120,8 +119,8 @@ def check_output_dir(path, option: str = "--output", overwrite: bool = False, ou
     parent = _nearest_existing(p)
     if not parent.is_dir():
         raise OutputError(f"{shown}: Not a directory ({str(parent)!r} is a file, not a folder)")
-    if not os.access(parent, os.W_OK | os.X_OK):
-        raise OutputError(f"{shown}: cannot create it in {str(parent)!r}: Permission denied")
+    if (fault := not_writable(parent)) is not None:
+        raise OutputError(f"{shown}: cannot create it in {str(parent)!r}: {os_error_reason(fault)}")
 
 
 def _sibling_folder(final: Path) -> Path:
@@ -145,14 +144,34 @@ def atomic_dir(path, command: str, option: str = "--output", overwrite: bool = F
         raise OutputError(f"cannot write {option} {os_error_message(e, path)}") from None
     try:
         yield tmp
+    except OSError as e:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if not _about_output(e, tmp):  # an input, the network...: that fault's own words, not the output's
+            raise
+        raise OutputError(f"cannot write {option} {os_error_message(e, path)}") from None
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    try:
         write_marker(tmp, command)
         replace_dir(tmp, final)
     except OSError as e:
         shutil.rmtree(tmp, ignore_errors=True)
         raise OutputError(f"cannot write {option} {os_error_message(e, path)}") from None
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+
+
+#: Faults that, when an error names no file, come from writing (the output's), not from reading.
+WRITE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS})
+
+
+def _about_output(error: OSError, folder: Path) -> bool:
+    """Whether ``error``, raised while ``folder`` was filled, is a fault of writing it: it names a
+    path inside ``folder``, or names none and is a write fault (a full disk deep in a library)."""
+    if isinstance(error, (OutputError, ConnectionError, TimeoutError)):
+        return False
+    if error.filename is None:
+        return error.errno in WRITE_ERRNOS
+    return os.path.abspath(str(error.filename)).startswith(str(folder.absolute()) + os.sep)
 
 
 @contextmanager
@@ -206,14 +225,14 @@ def check_output_file(path, option: str = "--output", overwrite: bool = False, o
     if p.exists():
         if p.is_file() and p.stat().st_size > 0 and not overwrite and not (ours is not None and ours(p)):
             raise OutputError(f"{shown}: it already exists; give a new file name, or pass --overwrite to replace it")
-        if not os.access(p, os.W_OK):
-            raise OutputError(f"{shown}: Permission denied (check its permissions or write elsewhere)")
+        if (fault := not_writable(p)) is not None:
+            raise OutputError(f"{shown}: {os_error_reason(fault)}")
         return
     parent = _nearest_existing(p.parent)
     if not parent.is_dir():
         raise OutputError(f"{shown}: Not a directory ({str(parent)!r} is a file, not a folder)")
-    if not os.access(parent, os.W_OK | os.X_OK):
-        raise OutputError(f"{shown}: cannot create it in {str(parent)!r}: Permission denied")
+    if (fault := not_writable(parent)) is not None:
+        raise OutputError(f"{shown}: cannot create it in {str(parent)!r}: {os_error_reason(fault)}")
 
 
 def mark_as_ours(folder, command: str) -> None:
@@ -269,8 +288,8 @@ def make_output_dir(path) -> Path:
     path = Path(path)
     try:
         path.mkdir(parents=True, exist_ok=True)
-        if not os.access(path, os.W_OK | os.X_OK):
-            raise PermissionError(13, "Permission denied")
+        if (fault := not_writable(path)) is not None:
+            raise fault
     except FileExistsError:
         raise OutputError(f"cannot write into {str(path)!r}: it is a file, not a folder") from None
     except OSError as e:

@@ -55,6 +55,7 @@ class TokenShardsOutput:
         """Before any sampling: the options and the tokenizer folder (a missing one is told in seconds, not
         after every Parquet file is written)."""
         checked_tokenizer(args.tokenizer, args.eval_docs, args.eval_fraction, args.near_duplicates)
+        check_eval_candidates(args)
 
     def run(self, args, result) -> None:
         run_after_publish(args, result)
@@ -121,6 +122,38 @@ def checked_tokenizer(tokenizer_dir: str, num_eval: int, eval_fraction: float, n
         return TokenizerFns(hf)
     except DataError as e:
         raise ConfigError(f"--tokenizer: {tokenizer_dir!r}: {e}") from None
+
+
+def check_eval_candidates(args) -> None:
+    """Before any sampling, for a local mC4 copy (``--data-dir``): ``--eval-docs`` within the distinct
+    eval candidates of the train shards, counted up front until enough are found (the published split,
+    a sample of those shards, can only hold fewer), and within ``--max-docs``. A ConfigError naming both
+    numbers instead of a failure after every Parquet file is written."""
+    from mc4_sampling.reader import iter_records
+    from mc4_sampling.shards import shard_refs
+
+    from .holdout import content_key, is_candidate
+
+    splits, max_docs = getattr(args, "splits", ["train"]), getattr(args, "max_docs", None)
+    data_dir = getattr(args, "data_dir", None)
+    if not args.eval_docs or "train" not in splits:
+        return
+    if max_docs is not None and max_docs < args.eval_docs:
+        raise ConfigError(f"--eval-docs {args.eval_docs} is more than the --max-docs {max_docs} documents "
+                          "kept per split; lower --eval-docs")
+    if not data_dir:  # remote mC4: millions of documents per language
+        return
+    keys: set = set()
+    for ref in shard_refs(getattr(args, "lang", ["es"]), "train", data_dir=data_dir,
+                          shards=getattr(args, "shards", None)):
+        for _, record in iter_records(ref.path, "skip"):
+            if record is not None and is_candidate(record["text"], args.holdout_seed, args.eval_fraction):
+                keys.add(content_key(record["text"]))
+                if len(keys) >= args.eval_docs:
+                    return
+    raise ConfigError(f"--eval-docs {args.eval_docs} is more than the {len(keys)} eval candidates of the corpus' "
+                      f"train shards (--data-dir {data_dir}, --eval-fraction {args.eval_fraction}); lower "
+                      "--eval-docs or raise --eval-fraction")
 
 
 def tokenize_config(output_dir: str, config: str, tokenizer_dir: str, *, num_eval: int = 2000,

@@ -7,6 +7,8 @@ import itertools
 import logging
 from typing import Any, Iterable
 
+from mc4_sampling.common.errors import UserError
+
 from ..config import SAMPLE_DATA_DIR_MARKER, DataConfig
 from ..errors import DataError
 
@@ -49,8 +51,14 @@ def load_stream(cfg: DataConfig, rank: int = 0, world_size: int = 1):
         kwargs["data_files"] = resolve_markers(cfg.data_files)
     if cfg.data_dir is not None:
         kwargs["data_dir"] = resolve_markers(cfg.data_dir)
+    if _on_the_hub(cfg.path):  # the reachability rule, before any work: one line in seconds
+        from mc4_sampling.common.hub import require_hub
+
+        require_hub(f"dataset data.path={cfg.path!r}")
     try:
         ds = datasets.load_dataset(cfg.path, cfg.name, split=cfg.split, streaming=True, **kwargs)
+    except UserError:  # the sampler's (an unreachable mC4, a bad record...) and the common layer's: as they are
+        raise
     except Exception as e:  # datasets raises many types; all mean "this source does not load"
         raise DataError(
             f"cannot open dataset data.path={cfg.path!r} name={cfg.name!r} split={cfg.split!r} "
@@ -65,6 +73,19 @@ def load_stream(cfg: DataConfig, rank: int = 0, world_size: int = 1):
     if world_size > 1:
         ds = split_dataset_by_node(ds, rank=rank, world_size=world_size)
     return ds
+
+
+def _on_the_hub(path: str) -> bool:
+    """Whether ``load_dataset(path)`` reads the Hub: not a local folder or script, not a builder of
+    ``datasets`` (``json``, ``parquet``...) nor ``mc4-sampling`` (which applies the rule to mC4 itself)."""
+    import os
+
+    from datasets.packaged_modules import _PACKAGED_DATASETS_MODULES
+
+    from mc4_sampling.common.hub import HubLocation
+
+    return (path != "mc4-sampling" and path not in _PACKAGED_DATASETS_MODULES and not os.path.exists(path)
+            and HubLocation.parse(path) is not None)
 
 
 def _sampler_values(sp) -> dict:

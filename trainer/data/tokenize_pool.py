@@ -18,6 +18,7 @@ import collections
 import multiprocessing as mp
 import os
 import queue
+import signal
 from typing import Any, Callable, Iterable, Iterator
 
 import numpy as np
@@ -26,6 +27,9 @@ from ..errors import DataError
 
 
 def _work(tokenizer_json: str, eos_id: int, inq, outq) -> None:  # pragma: no cover - runs in the workers
+    # Ctrl-C reaches the whole process group: the trainer alone handles it (saves, stops, closes the pool);
+    # a worker dying of it would print a traceback and fail the step being saved
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     os.environ["TOKENIZERS_PARALLELISM"] = "false"
     from mc4_sampling.common.processes import die_with_parent
 

@@ -356,7 +356,7 @@ def validate(cfg: StudyConfig) -> None:
 def load_study_config(path, overrides: Optional[list[str]] = None) -> StudyConfig:
     """Read a study YAML (a path or a shipped name such as ``study-tiny``), apply ``key=value`` overrides
     (``seeds.count=1``; the value is YAML), check the keys and types, then :func:`validate`."""
-    from ..config_loading import from_dict, parse_override, resolve_config_path
+    from ..config_loading import from_dict, parse_override, resolve_config_path, yaml_error
 
     if isinstance(path, StudyConfig):
         cfg = path
@@ -366,7 +366,7 @@ def load_study_config(path, overrides: Optional[list[str]] = None) -> StudyConfi
             try:
                 data = yaml.safe_load(f) or {}
             except yaml.YAMLError as e:
-                raise ConfigError(f"{path}: not valid YAML: {e}") from None
+                raise yaml_error(path, e) from None
         if not isinstance(data, dict):
             raise ConfigError(f"{path}: the top level must be a mapping")
         for text in overrides or []:
