@@ -51,7 +51,8 @@ def make_train_step(spec, tx: optax.GradientTransformation, schedule: Callable, 
 
     Per step key ``k = fold_in(step_key, step)`` (``step_key``: :attr:`RunKeys.step`); ``split(k)[0]``
     masks the whole global batch (seen as ``[accum * micro, L]``, so the masks do not depend on
-    the accumulation), micro-batch ``i`` drops out with ``fold_in(split(k)[1], i)``. Gradients are
+    the accumulation) at the step's rate (``rule.rate_at(step)``, logged as ``mlm_probability``),
+    micro-batch ``i`` drops out with ``fold_in(split(k)[1], i)``. Gradients are
     summed over the micro-batches and divided by the total number of masked tokens, so the update
     is the gradient of the mean masked-LM loss over the global batch whatever the accumulation and
     the device count. The learning rate ``schedule(step)`` scales AdamW's unit-rate update.
@@ -72,7 +73,7 @@ def make_train_step(spec, tx: optax.GradientTransformation, schedule: Callable, 
     def train_step(params, opt_state, step, tokens):
         mask_key, dropout_root = jax.random.split(jax.random.fold_in(step_key, step))
         flat = tokens.reshape(-1, tokens.shape[-1])
-        inputs, labels, weights = rule.apply(mask_key, flat)
+        inputs, labels, weights = rule.apply(mask_key, flat, step)
         positions, labels, weights = gather_predictions(labels, weights, rule.max_predictions)
         micro = lambda a: None if a is None else a.reshape(tokens.shape[:2] + a.shape[1:])  # noqa: E731
         masked = (micro(inputs), tokens, micro(positions), micro(labels), micro(weights))
@@ -104,7 +105,9 @@ def make_train_step(spec, tx: optax.GradientTransformation, schedule: Callable, 
             new_params = jax.tree.map(keep, new_params, params)
             new_opt_state = jax.tree.map(keep, new_opt_state, opt_state)
         metrics = {"loss": loss, "accuracy": correct / denom, "grad_norm": grad_norm,
-                   "learning_rate": lr, "masked_tokens": count, "nonfinite": 1.0 - finite.astype(jnp.float32)}
+                   "learning_rate": lr, "masked_tokens": count,
+                   "mlm_probability": jnp.asarray(rule.rate_at(step), jnp.float32),
+                   "nonfinite": 1.0 - finite.astype(jnp.float32)}
         return new_params, new_opt_state, metrics
 
     return train_step
