@@ -160,6 +160,9 @@ class CheckpointConfig:
     # Extra saves, never deleted by `keep` (trainer.research.checkpoint_schedule): "earlyberts" or a list of steps;
     # each is also exported to <output_dir>/revisions/step{N} (and pushed as branch step{N}).
     schedule: Optional[Union[str, list[int]]] = None
+    # LAWA: when training ends, average the last k saved checkpoints into <output_dir>/averaged (0: off;
+    # trainer.research.averaging; `trainer average` does it for any steps of a checkpoint folder)
+    average_last: int = 0
 
 
 @dataclass
