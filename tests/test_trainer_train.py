@@ -39,7 +39,6 @@ def corpus(tmp_path_factory):
         if not (folder / "tok" / "tokenizer.json").exists():
             paths = make_corpus(str(folder), n_docs=400, n_files=2)
             make_tokenizer(str(folder / "tok"), paths, vocab_size=400)
-            make_corpus(str(folder / "eval"), n_docs=12, n_files=1, seed=7)
     paths = sorted(str(p) for p in folder.glob("part-*.jsonl"))
     cache = str(folder / "jax-cache")  # subprocesses share compiled programs
     return paths, str(folder / "tok"), cache
@@ -50,15 +49,10 @@ MASKING = {"training.masking": "whole-word",
            "training.mlm_probability": {"schedule": "linear", "start": 0.3, "end": 0.15, "steps": 14}}
 
 
-def _eval_file(corpus) -> str:
-    return os.path.join(os.path.dirname(corpus[1]), "eval", "part-0.jsonl")
-
-
 def _cli_args(corpus, out, **extra):
     paths, tok, _ = corpus
     args = ["--config", "tiny-cpu"]
     for s in tiny_overrides(paths, tok, out, **{"training.max_steps": 14, "checkpoint.async_save": True, **MASKING,
-                                                "checkpoint.average_last": 2, "data.eval_files": [_eval_file(corpus)],
                                                 "training.eval_seed": 5, **extra}):
         args += ["--set", s]
     return args
@@ -76,7 +70,7 @@ def reference_run(corpus, tmp_path_factory):
     out = str(folder / "run")
     with lock:
         if not (folder / "done").exists():
-            r = run_trainer(_cli_args(corpus, out), env=_env(corpus))
+            r = run_trainer(_cli_args(corpus, out, **{"checkpoint.average_last": 2}), env=_env(corpus))
             assert r.returncode == 0, r.stderr[-3000:]
             (folder / "done").write_text("ok")
     metrics = os.path.join(out, "metrics.jsonl")
@@ -278,24 +272,29 @@ def test_average_of_the_last_checkpoints_at_the_end_and_by_command(reference_run
 
 
 def test_evaluate_mlm_of_the_export_matches_the_trainer_eval(corpus, reference_run, tmp_path, capsys):
-    """``trainer evaluate --mlm`` on the export of the final checkpoint, on the run's eval file with its mask seed,
-    final rate, whole words and eval batch: the trainer's own eval of step 14 (within 1e-5); on the checkpoint
-    folder itself, the run's saved config gives those settings."""
+    """``trainer evaluate --mlm`` on the export of the final checkpoint, on the run's held-out documents with its
+    mask seed, final rate, whole words and eval batch: the trainer's own eval of step 14 (within 1e-5); on the
+    checkpoint folder itself, the run's saved config gives those settings."""
     from trainer.cli import main
+    from trainer.data.batches import BatchStream
+    from trainer.data.tokenizer import load_tokenizer
 
     ref_eval = reference_run[2][14]
+    cfg = load_config("tiny-cpu", _cli_args(corpus, reference_run[0])[3::2])
+    texts = BatchStream(cfg.data, load_tokenizer(corpus[1]), 8, cfg.training.seed).eval_texts()
+    evals = tmp_path / "held-out.jsonl"
+    evals.write_text("".join(json.dumps({"text": t}) + "\n" for t in texts))
     exported = str(tmp_path / "export")
     assert main(["export", "--checkpoint", os.path.join(reference_run[0], "checkpoints"), "--output", exported]) == 0
     out = str(tmp_path / "mlm.json")
-    assert main(["evaluate", "--mlm", exported, "--data", _eval_file(corpus), "--max-seq-length", "32",
+    assert main(["evaluate", "--mlm", exported, "--data", str(evals), "--max-seq-length", "32",
                  "--mask-seed", "5", "--mlm-probability", "0.15", "--masking", "whole-word", "--mlm-batch-size", "8",
                  "--output", out]) == 0
     got = json.load(open(out))["metrics"]
     assert got["masked_tokens"] == ref_eval["masked_tokens"] > 0
     assert abs(got["loss"] - ref_eval["loss"]) < 1e-5 and abs(got["accuracy"] - ref_eval["accuracy"]) < 1e-5
     capsys.readouterr()
-    assert main(["evaluate", "--mlm", os.path.join(reference_run[0], "checkpoints"), "--data",
-                 _eval_file(corpus)]) == 0
+    assert main(["evaluate", "--mlm", os.path.join(reference_run[0], "checkpoints"), "--data", str(evals)]) == 0
     printed = dict(line.split(": ", 1) for line in capsys.readouterr().out.splitlines())
     assert abs(float(printed["loss"]) - ref_eval["loss"]) < 1e-5 and printed["masking"] == "whole-word"
     assert main(["evaluate", "--mlm", exported]) == 2
