@@ -148,7 +148,8 @@ class AveragingExtension(Extension):
     @classmethod
     def validate(cls, cfg) -> None:
         k, keep = cfg.checkpoint.average_last, cfg.checkpoint.keep
-        if k and not 2 <= k <= keep:
+        # with checkpoint.schedule the scheduled steps are kept too (more checkpoints than keep)
+        if k and (k < 2 or (k > keep and not cfg.checkpoint.schedule)):
             raise ConfigError(f"checkpoint.average_last must be 0 (off) or between 2 and checkpoint.keep={keep} "
                               f"(the saved checkpoints it averages), got {k}")
 
