@@ -247,7 +247,9 @@ def check_study(cfg: StudyConfig) -> Prepared:
         load_config(trainer_config, list(cfg.trainer.set) + [f"training.max_steps={max_steps}"])
     budget = [f"training.max_steps={max_steps}"] if max_steps is not None else []
     average = [f"checkpoint.average_last={cfg.eval.average_last}"] if cfg.eval.average_last else []
-    if average:
+    if average:  # the revisions' checkpoint.schedule keeps more checkpoints than checkpoint.keep
+        if cfg.eval.revision_steps:
+            average.insert(0, f"checkpoint.schedule={json.dumps(cfg.eval.revision_steps)}")
         try:
             load_config(trainer_config, list(cfg.trainer.set) + budget + average)
         except ConfigError as e:
