@@ -323,7 +323,7 @@ def test_gradient_accumulation_gives_the_same_update():
         np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-5, atol=1e-6)
 
 
-def test_export_and_push_to_a_loopback_hub(corpus, reference_run, tmp_path, monkeypatch, loopback_hub):
+def test_export_and_push_to_a_loopback_hub(corpus, reference_run, tmp_path, monkeypatch, loopback_hub, capsys):
     from trainer.cli import main
 
     hub = loopback_hub()
@@ -338,6 +338,16 @@ def test_export_and_push_to_a_loopback_hub(corpus, reference_run, tmp_path, monk
         assert data == open(os.path.join(out, name), "rb").read()
     card = files["README.md"].decode()
     assert "pipeline_tag: fill-mask" in card and "someone/tiny-roberta" in card and "| steps | 12 |" in card
+    # evaluate --mlm reads the model from the Hub as from the folder: the same numbers
+    texts = tmp_path / "texts.jsonl"
+    texts.write_text('{"text": "El perro come pan en la casa."}\n{"text": "La niña lee un libro."}\n')
+    results = []
+    for model in ("someone/tiny-roberta", out):
+        capsys.readouterr()
+        assert main(["evaluate", "--mlm", model, "--data", str(texts), "--max-seq-length", "16", "--mask-seed", "1",
+                     "--mlm-probability", "0.3", "--mlm-batch-size", "2"]) == 0
+        results.append(capsys.readouterr().out)
+    assert results[0] == results[1] and "masked_tokens: " in results[0]
 
 
 def test_start_from_a_transformers_folder(corpus, tmp_path):

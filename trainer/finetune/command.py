@@ -203,7 +203,8 @@ def add_evaluate_arguments(p: argparse.ArgumentParser) -> None:
                    "(as data.eval_files)")
     m.add_argument("--text-column", default="text", help="the column of the texts (default: text)")
     m.add_argument("--max-seq-length", type=int_at_least(2), help="packed sequence length (default 128)")
-    m.add_argument("--mlm-probability", type=finite_float(0, 1, low_open=True, high_open=True), help="masking rate (default 0.15)")
+    m.add_argument("--mlm-probability", type=finite_float(0, 1, low_open=True, high_open=True),
+                   help="masking rate (default 0.15)")
     m.add_argument("--masking", choices=("token", "whole-word"), help="token or whole-word masking (default token)")
     m.add_argument("--mask-seed", type=non_negative_int,
                    help="seed of the fixed masks (the trainer's training.eval_seed gives its eval masks; default: "
