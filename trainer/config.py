@@ -204,6 +204,11 @@ class TrainerConfig:
         return self.checkpoint.directory or os.path.join(self.training.output_dir, "checkpoints")
 
     @property
+    def averaged_dir(self) -> str:
+        """Where ``checkpoint.average_last`` writes its averaged checkpoint (trainer.research.averaging)."""
+        return os.path.join(self.training.output_dir, "averaged")
+
+    @property
     def decay_steps(self) -> int:
         return self.schedule.decay_steps if self.schedule.decay_steps is not None else self.training.max_steps
 

@@ -12,7 +12,6 @@ model config or tokenizer are refused with one line.
 from __future__ import annotations
 
 import logging
-import os
 from typing import Optional, Sequence
 
 import jax
@@ -22,10 +21,6 @@ from ..errors import CheckpointError, ConfigError
 from ..hooks import Extension, Hook
 
 log = logging.getLogger(__name__)
-
-#: the folder of ``checkpoint.average_last``'s average, under ``training.output_dir``
-AVERAGED_DIR = "averaged"
-
 
 def average_params(trees: Sequence) -> dict:
     """``(1 / k) sum_i trees[i]`` leaf by leaf (float64 sum, cast to each leaf's dtype)."""
@@ -55,8 +50,10 @@ def choose_steps(available: Sequence[int], last: Optional[int], steps: Optional[
 
 def _identity(meta: dict) -> dict:
     """What must agree between averaged checkpoints: the family, its spec, the model config, the tokenizer."""
+    from ..models import family_of_meta
+
     cfg = meta.get("config", {})
-    return {"model.type": meta.get("model_type", "roberta"), **{f"spec.{k}": v for k, v in meta["spec"].items()},
+    return {"model.type": family_of_meta(meta).name, **{f"spec.{k}": v for k, v in meta["spec"].items()},
             **{f"model.{k}": v for k, v in cfg.get("model", {}).items() if k not in ("init_from_transformers",)},
             "data.tokenizer": cfg.get("data", {}).get("tokenizer")}
 
@@ -133,7 +130,7 @@ def _restore_opt_state(ckpt, step: int):
 
 class AveragingExtension(Extension):
     """``checkpoint.average_last: k``: when training reaches ``training.max_steps``, the last ``k`` saved
-    checkpoints are averaged into ``<training.output_dir>/averaged`` (by process 0)."""
+    checkpoints are averaged into ``<training.output_dir>/averaged`` (``TrainerConfig.averaged_dir``; process 0)."""
 
     options = ("checkpoint.average_last",)
 
@@ -160,7 +157,7 @@ class AveragingExtension(Extension):
     def hooks(self, trainer) -> list[Hook]:
         def at_end(info) -> None:
             if info.step >= info.last_step and trainer.rank == 0:
-                self.finished = (trainer.ckpt.directory, os.path.join(trainer.cfg.training.output_dir, AVERAGED_DIR))
+                self.finished = (trainer.ckpt.directory, trainer.cfg.averaged_dir)
 
         return [Hook(at_end, 1)]
 

@@ -113,10 +113,8 @@ def run_unit(payload: dict) -> dict:
                                                 downstream=payload.get("revision_downstream", False))
                  for step in payload.get("revision_steps", [])}
     if tcfg.checkpoint.average_last:  # eval.average_last: the average of the last checkpoints, as the final one
-        from ..research.averaging import AVERAGED_DIR
-
-        revisions[AVERAGED] = evaluate_checkpoint(os.path.join(tcfg.training.output_dir, AVERAGED_DIR), payload,
-                                                  texts, ecfg, downstream=payload.get("revision_downstream", False))
+        revisions[AVERAGED] = evaluate_checkpoint(tcfg.averaged_dir, payload, texts, ecfg,
+                                                  downstream=payload.get("revision_downstream", False))
     metrics_file = os.path.join(tcfg.training.output_dir, "metrics.jsonl")
     curve = [{"step": s, "loss": r["loss"], "accuracy": r["accuracy"]}
              for s, r in sorted(read_metrics(metrics_file, "eval").items())] if os.path.exists(metrics_file) else []
