@@ -89,7 +89,7 @@ def bench_training(cfg, tok, steps: int, warmup: int) -> dict:
     dt = time.perf_counter() - t0
     tps = steps * t.global_batch_size * L / dt
     kind = jax.devices()[0].device_kind
-    predicted = F.predicted_fraction(rule.max_predictions, t.mlm_probability)
+    predicted = F.predicted_fraction(rule.max_predictions, rule.rate.peak if rule.rate else rule.mlm_probability)
     fpt = F.flops_per_token(spec, L, predicted)
     return {"device": f"{n_dev} x {kind} ({jax.default_backend()})", "step_s": dt / steps, "tokens_per_s": tps,
             "flops_per_token": fpt, "achieved_tflops": tps * fpt / 1e12,

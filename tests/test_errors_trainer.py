@@ -78,6 +78,8 @@ USAGE = [
     ("compare r.json --output {tmp}/o --confidence 1", "--confidence: 1 is out of range: it must be a finite number "
      "> 0.5 and < 1"),
     ("compare r.json --output {tmp}/o --bootstrap-samples 10", "--bootstrap-samples: 10 is out of range"),
+    ("average --checkpoint c --output o --last 0", "argument --last: 0 is out of range"),
+    ("evaluate --mlm m --data f --mlm-probability 1", "argument --mlm-probability: 1 is out of range"),
 ]
 
 
@@ -126,6 +128,14 @@ MISTAKES = [
     ("stats random:tiny-cpu -o {tmp}/cfgdir", "--output '{tmp}/cfgdir': it is a folder"),
     ("compare {tmp}/r.json --output {mine}", "--output '{mine}': it already holds files this tool did not"),
     ("evaluate --model m --task pos --output {tmp}/afile.txt", "--output '{tmp}/afile.txt': it already exists"),
+    ("evaluate --model m", "--task is needed to evaluate a fine-tuned --model"),
+    ("evaluate --mlm m", "--mlm needs --data FILE"),
+    ("evaluate --mlm {tmp}/nothing --data {tmp}/afile.txt", "no such checkpoint folder"),
+    ("average --checkpoint {tmp}/nothing --last 2 --output {tmp}/out", "no checkpoint folder"),
+    ("average --checkpoint {tmp}/nothing --last 2 --output {mine}", "--output '{mine}': it already holds files"),
+    ("train --config tiny-cpu --set training.masking=words", "'training.masking': expected one of 'token'"),
+    ('train --config tiny-cpu --set training.mlm_probability={{"schedule":"linear","start":0.3,"end":1.5}}',
+     "training.mlm_probability.end must be a rate in (0, 1), got 1.5"),
     ("finetune --model m --task pos --output {mine}", "--output '{mine}': it already holds files"),
     ("finetune --model m --task sequence-classification --dataset json --data-files train={tmp}/corrupt.jsonl "
      "--output {tmp}/out", "cannot read the data of 'json' ({tmp}/corrupt.jsonl): ValueError"),

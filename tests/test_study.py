@@ -322,6 +322,11 @@ BAD = [
     ({"arms": [{"name": "a", "sampling_method": "gaussian"}, {"name": "b", "sampling_method": "none", "match": "a"}]},
      "method 'none'"),
     ({"runner": {"index_workers": 0}}, "runner.index_workers"),
+    ({"arms": [{"name": "a", "sampling_method": "random", "trainer_set": ["model.hidden_size=64"]}]},
+     "arms.a.trainer_set[0]: 'model.hidden_size' is not a key an arm may set"),
+    ({"arms": [{"name": "a", "sampling_method": "random", "trainer_set": ["training.mlm_probability=1.5"]}]},
+     "arms.a.trainer_set: training.mlm_probability must be a rate in (0, 1)"),
+    ({"eval": {**MICRO["eval"], "average_last": 5}}, "eval.average_last: checkpoint.average_last must be 0 (off) or"),
 ]
 
 

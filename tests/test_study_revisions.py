@@ -18,13 +18,15 @@ STEPS = [3, 5]
 
 @pytest.fixture(scope="module")
 def revision_study(tmp_path_factory):
-    """The micro study (10 steps, 2 arms, 1 seed) keeping one regular checkpoint, with revisions at 3 and 5."""
+    """The micro study (10 steps, 2 arms, 1 seed) keeping one regular checkpoint, with revisions at 3 and 5 and
+    the average of the last two checkpoints (5 and 10); the random arm masks whole words (a masking arm)."""
     from trainer.study import run_study
 
     tmp = tmp_path_factory.mktemp("revisions")
     data = micro(tmp)
     data["trainer"]["set"] = data["trainer"]["set"] + ["checkpoint.keep=1"]
-    data["eval"].update(revision_steps=STEPS, revision_downstream=True)
+    data["eval"].update(revision_steps=STEPS, revision_downstream=True, average_last=2)
+    data["arms"][1]["trainer_set"] = ["training.masking=whole-word"]
     path = write_config(tmp, data)
     report = run_study(path, progress=lambda s: None)
     return path, tmp / "out", report
@@ -37,6 +39,7 @@ def _results(out) -> dict:
 
 def test_revisions_are_kept_and_evaluated_as_the_final_checkpoint(revision_study):
     from trainer.config_loading import load_config, resolve_config_path
+    from trainer.export import load_checkpoint_params
     from trainer.study.corpus import Documents
     from trainer.study.evaluate import eval_subsets, mlm_metrics
     from trainer.study.runner import budget_steps, unit_overrides
@@ -54,7 +57,10 @@ def test_revisions_are_kept_and_evaluated_as_the_final_checkpoint(revision_study
         r = results[unit.arm]
         checkpoints = out / "units" / unit.arm / "seed0" / "run" / "checkpoints"
         assert sorted(int(n) for n in os.listdir(checkpoints) if n.isdigit()) == [3, 5, 10]  # keep=1 spared 3, 5
-        assert list(r["revisions"]) == ["3", "5"] and r["steps"] == 10
+        assert list(r["revisions"]) == ["3", "5", "averaged"] and r["steps"] == 10
+        averaged = load_checkpoint_params(str(out / "units" / unit.arm / "seed0" / "run" / "averaged"))[2]
+        assert averaged["averaged"]["steps"] == [5, 10]
+        assert averaged["config"]["training"]["masking"] == ("whole-word" if unit.arm == "random" else "token")
         for rev in r["revisions"].values():
             assert set(rev["mlm"]) == set(r["mlm"]) == {"all", "clean", "junk"}
             assert set(rev["downstream"]) == {"kind"} and set(rev["downstream"]["kind"]["metrics"]) == \
@@ -85,8 +91,8 @@ def test_revisions_are_kept_and_evaluated_as_the_final_checkpoint(revision_study
 def test_report_has_the_intermediate_revisions(revision_study):
     _path, out, report = revision_study
     results = _results(out)
-    assert list(report["revisions"]) == ["3", "5"]
-    for step in ("3", "5"):
+    assert list(report["revisions"]) == ["3", "5", "averaged"]
+    for step in ("3", "5", "averaged"):
         rev = report["revisions"][step]
         assert "mlm.clean.loss" in rev["metrics"] and "kind.accuracy" in rev["metrics"]
         for arm, r in results.items():
@@ -119,7 +125,7 @@ def test_old_results_without_revisions_still_make_a_report(revision_study):
     old = [{k: v for k, v in r.items() if k != "revisions"} for r in _results(out).values()]
     report = build_report(cfg, data, old)
     assert report["revisions"]["3"]["metrics"] == [] and "No unit has this revision's metrics" in markdown(report)
-    cfg.eval.revision_steps = []
+    cfg.eval.revision_steps, cfg.eval.average_last = [], 0
     report = build_report(cfg, data, old)
     assert "revisions" not in report and "Intermediate revisions" not in markdown(report)
 

@@ -1,5 +1,7 @@
 """Training end to end: exact resume after SIGKILL, 1 vs 4 devices, phase switch, bad checkpoints,
-export from a checkpoint, gradient accumulation."""
+export from a checkpoint, gradient accumulation. The reference run masks whole words at a rate scheduled
+from 0.30 to 0.15 (so every resume test resumes mid-schedule), averages its last two checkpoints when it
+ends, and evaluates on a fixed eval file with a fixed mask seed (``trainer evaluate --mlm`` reproduces it)."""
 
 from __future__ import annotations
 
@@ -43,10 +45,16 @@ def corpus(tmp_path_factory):
     return paths, str(folder / "tok"), cache
 
 
+#: the reference run's masking: whole words, the rate from 0.30 to 0.15 over its 14 steps
+MASKING = {"training.masking": "whole-word",
+           "training.mlm_probability": {"schedule": "linear", "start": 0.3, "end": 0.15, "steps": 14}}
+
+
 def _cli_args(corpus, out, **extra):
     paths, tok, _ = corpus
     args = ["--config", "tiny-cpu"]
-    for s in tiny_overrides(paths, tok, out, **{"training.max_steps": 14, "checkpoint.async_save": True, **extra}):
+    for s in tiny_overrides(paths, tok, out, **{"training.max_steps": 14, "checkpoint.async_save": True, **MASKING,
+                                                "training.eval_seed": 5, **extra}):
         args += ["--set", s]
     return args
 
@@ -63,7 +71,7 @@ def reference_run(corpus, tmp_path_factory):
     out = str(folder / "run")
     with lock:
         if not (folder / "done").exists():
-            r = run_trainer(_cli_args(corpus, out), env=_env(corpus))
+            r = run_trainer(_cli_args(corpus, out, **{"checkpoint.average_last": 2}), env=_env(corpus))
             assert r.returncode == 0, r.stderr[-3000:]
             (folder / "done").write_text("ok")
     metrics = os.path.join(out, "metrics.jsonl")
@@ -78,6 +86,12 @@ def test_reference_run_learns_and_logs(reference_run):
     assert all(k in train[14] for k in ("learning_rate", "grad_norm", "tokens_per_second", "accuracy"))
     assert any(name.startswith("events.out.tfevents") for name in os.listdir(os.path.join(out, "tensorboard")))
     assert sorted(int(s) for s in os.listdir(os.path.join(out, "checkpoints")) if s.isdigit()) == [8, 12, 14]
+    from trainer.masking_rate import parse_rate
+
+    rate = parse_rate(MASKING["training.mlm_probability"], 14)
+    for step in (1, 8, 14):  # the rate logged is the one step `step` trained at (after step - 1 updates)
+        assert train[step]["mlm_probability"] == pytest.approx(float(rate.at(step - 1)), abs=1e-7)
+    assert train[1]["mlm_probability"] == pytest.approx(0.3) and train[1]["masked_tokens"] > train[14]["masked_tokens"]
 
 
 @pytest.mark.slow
@@ -286,6 +300,63 @@ def test_export_from_checkpoint_matches_pytorch(corpus, reference_run, tmp_path,
     assert lines[0] == "<mask> #1:" and len(lines) == 4
 
 
+def test_average_of_the_last_checkpoints_at_the_end_and_by_command(reference_run, tmp_path, capsys):
+    """``checkpoint.average_last: 2`` wrote the average of steps 12 and 14, ``(a + b) / 2`` exactly (float32);
+    ``trainer average`` gives the same, and its checkpoint exports; bad steps are one line."""
+    from trainer.cli import main
+    from trainer.export import load_checkpoint_params
+
+    ckpts = os.path.join(reference_run[0], "checkpoints")
+    a, b = (load_checkpoint_params(ckpts, s)[1] for s in (12, 14))
+    _, at_end, meta, step = load_checkpoint_params(os.path.join(reference_run[0], "averaged"))
+    assert step == 14 and meta["averaged"]["steps"] == [12, 14]
+    out = str(tmp_path / "avg")
+    assert main(["average", "--checkpoint", reference_run[0], "--steps", "12", "14", "--output", out]) == 0
+    _, by_command, _, _ = load_checkpoint_params(out)
+    pairs = list(zip(jax.tree.leaves(a), jax.tree.leaves(b), jax.tree.leaves(at_end), jax.tree.leaves(by_command)))
+    assert any(not np.array_equal(x, y) for x, y, _, _ in pairs)
+    for x, y, m, n in pairs:
+        assert m.dtype == np.float32 and np.array_equal(m, (x + y) / np.float32(2)) and np.array_equal(m, n)
+    exported = str(tmp_path / "avg-export")
+    assert main(["export", "--checkpoint", out, "--output", exported]) == 0
+    assert {"config.json", "model.safetensors", "tokenizer.json"} <= set(os.listdir(exported))
+    capsys.readouterr()
+    assert main(["average", "--checkpoint", ckpts, "--steps", "12", "13", "--output", str(tmp_path / "x")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: --steps: no checkpoint at step 13 in ") and "\n" not in err
+    assert not os.path.exists(tmp_path / "x")
+
+
+def test_evaluate_mlm_of_the_export_matches_the_trainer_eval(corpus, reference_run, tmp_path, capsys):
+    """``trainer evaluate --mlm`` on the export of the final checkpoint, on the run's held-out documents with its
+    mask seed, final rate, whole words and eval batch: the trainer's own eval of step 14 (within 1e-5); on the
+    checkpoint folder itself, the run's saved config gives those settings."""
+    from trainer.cli import main
+    from trainer.data.batches import BatchStream
+    from trainer.data.tokenizer import load_tokenizer
+
+    ref_eval = reference_run[2][14]
+    cfg = load_config("tiny-cpu", _cli_args(corpus, reference_run[0])[3::2])
+    texts = BatchStream(cfg.data, load_tokenizer(corpus[1]), 8, cfg.training.seed).eval_texts()
+    evals = tmp_path / "held-out.jsonl"
+    evals.write_text("".join(json.dumps({"text": t}) + "\n" for t in texts))
+    exported = str(tmp_path / "export")
+    assert main(["export", "--checkpoint", os.path.join(reference_run[0], "checkpoints"), "--output", exported]) == 0
+    out = str(tmp_path / "mlm.json")
+    assert main(["evaluate", "--mlm", exported, "--data", str(evals), "--max-seq-length", "32",
+                 "--mask-seed", "5", "--mlm-probability", "0.15", "--masking", "whole-word", "--mlm-batch-size", "8",
+                 "--output", out]) == 0
+    got = json.load(open(out))["metrics"]
+    assert got["masked_tokens"] == ref_eval["masked_tokens"] > 0
+    assert abs(got["loss"] - ref_eval["loss"]) < 1e-5 and abs(got["accuracy"] - ref_eval["accuracy"]) < 1e-5
+    capsys.readouterr()
+    assert main(["evaluate", "--mlm", os.path.join(reference_run[0], "checkpoints"), "--data", str(evals)]) == 0
+    printed = dict(line.split(": ", 1) for line in capsys.readouterr().out.splitlines())
+    assert abs(float(printed["loss"]) - ref_eval["loss"]) < 1e-5 and printed["masking"] == "whole-word"
+    assert main(["evaluate", "--mlm", exported]) == 2
+    assert capsys.readouterr().err.strip().startswith("error: --mlm needs --data FILE")
+
+
 def test_gradient_accumulation_gives_the_same_update():
     from trainer.config import TrainerConfig
     from trainer.models.roberta import RobertaSpec, init_params
@@ -308,7 +379,7 @@ def test_gradient_accumulation_gives_the_same_update():
         np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-5, atol=1e-6)
 
 
-def test_export_and_push_to_a_loopback_hub(corpus, reference_run, tmp_path, monkeypatch, loopback_hub):
+def test_export_and_push_to_a_loopback_hub(corpus, reference_run, tmp_path, monkeypatch, loopback_hub, capsys):
     from trainer.cli import main
 
     hub = loopback_hub()
@@ -323,6 +394,16 @@ def test_export_and_push_to_a_loopback_hub(corpus, reference_run, tmp_path, monk
         assert data == open(os.path.join(out, name), "rb").read()
     card = files["README.md"].decode()
     assert "pipeline_tag: fill-mask" in card and "someone/tiny-roberta" in card and "| steps | 12 |" in card
+    # evaluate --mlm reads the model from the Hub as from the folder: the same numbers
+    texts = tmp_path / "texts.jsonl"
+    texts.write_text('{"text": "El perro come pan en la casa."}\n{"text": "La niña lee un libro."}\n')
+    results = []
+    for model in ("someone/tiny-roberta", out):
+        capsys.readouterr()
+        assert main(["evaluate", "--mlm", model, "--data", str(texts), "--max-seq-length", "16", "--mask-seed", "1",
+                     "--mlm-probability", "0.3", "--mlm-batch-size", "2"]) == 0
+        results.append(capsys.readouterr().out)
+    assert results[0] == results[1] and "masked_tokens: " in results[0]
 
 
 def test_start_from_a_transformers_folder(corpus, tmp_path):

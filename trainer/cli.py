@@ -75,8 +75,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_config_arguments(p, help="train with this config when no command is given (as `trainer train --config`)")
     _add_from_last_good(p, default=False)
     sub = p.add_subparsers(dest="command",
-                           metavar="{train,export,fill-mask,tokenizer,finetune,evaluate,compare,probe-bias,stats,suite,study,"
-                                   "devices}")
+                           metavar="{train,export,average,fill-mask,tokenizer,finetune,evaluate,compare,probe-bias,stats,"
+                                   "suite,study,devices}")
 
     t = sub.add_parser("train", help="train or resume (the default command)")
     add_config_arguments(t, required=True)
@@ -107,7 +107,11 @@ def build_parser() -> argparse.ArgumentParser:
     tokenizer.add_arguments(k)
     k.set_defaults(handler=tokenizer.run)
 
-    from .research import stats_report, suite
+    from .research import averaging, stats_report, suite
+
+    a = sub.add_parser("average", help="average saved checkpoints (LAWA) into a new checkpoint")
+    averaging.add_arguments(a)
+    a.set_defaults(handler=averaging.run)
 
     w = sub.add_parser("stats", help="mean / std / max|w| of every module per layer, several checkpoints, PNG")
     stats_report.add_arguments(w)

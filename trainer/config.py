@@ -117,7 +117,13 @@ class TrainingConfig:
     # Sequences per device per micro-batch; when set, grad_accum_steps follows as
     # global_batch_size / (per_device_batch_size x devices) (leave grad_accum_steps at 1).
     per_device_batch_size: Optional[int] = None
-    mlm_probability: float = 0.15
+    # a rate in (0, 1), or a schedule over the steps (trainer.masking_rate): {schedule: linear, start: 0.30,
+    # end: 0.15[, steps: N]}, {schedule: cosine, ...}, {schedule: piecewise, values: [...], boundaries: [...]}
+    mlm_probability: Union[float, dict] = 0.15
+    # token: each token selected alone; whole-word: all pieces of a word together, the rate counted in tokens
+    masking: Literal["token", "whole-word"] = "token"
+    # the eval set's masking rate; None: training.mlm_probability (a schedule's final rate)
+    eval_mlm_probability: Optional[float] = None
     # "mlm": masked LM on packed rows; "mlm+nsp": BERT's masked LM + next-sentence prediction on sentence pairs
     objective: Literal["mlm", "mlm+nsp"] = "mlm"
     mask_replace_prob: float = 0.8  # of the selected tokens, replaced by <mask>
@@ -161,6 +167,9 @@ class CheckpointConfig:
     # Extra saves, never deleted by `keep` (trainer.research.checkpoint_schedule): "earlyberts" or a list of steps;
     # each is also exported to <output_dir>/revisions/step{N} (and pushed as branch step{N}).
     schedule: Optional[Union[str, list[int]]] = None
+    # LAWA: when training ends, average the last k saved checkpoints into <output_dir>/averaged (0: off;
+    # trainer.research.averaging; `trainer average` does it for any steps of a checkpoint folder)
+    average_last: int = 0
 
 
 @dataclass
@@ -200,6 +209,11 @@ class TrainerConfig:
     @property
     def checkpoint_dir(self) -> str:
         return self.checkpoint.directory or os.path.join(self.training.output_dir, "checkpoints")
+
+    @property
+    def averaged_dir(self) -> str:
+        """Where ``checkpoint.average_last`` writes its averaged checkpoint (trainer.research.averaging)."""
+        return os.path.join(self.training.output_dir, "averaged")
 
     @property
     def decay_steps(self) -> int:
@@ -356,8 +370,12 @@ def validate(cfg: TrainerConfig) -> None:
             f"training.grad_accum_steps ({t.grad_accum_steps})"
         )
     _validate_objective(cfg)
-    if not 0.0 < t.mlm_probability < 1.0:
-        raise ConfigError(f"training.mlm_probability must be in (0, 1), got {t.mlm_probability}")
+    from .masking_rate import check_capacity, parse_rate
+
+    rate = parse_rate(t.mlm_probability, t.max_steps)
+    check_capacity(rate, d.max_seq_length, t.max_predictions_per_seq)
+    if t.eval_mlm_probability is not None:
+        parse_rate(t.eval_mlm_probability, t.max_steps, "training.eval_mlm_probability")
     if t.mask_replace_prob < 0 or t.random_replace_prob < 0 or t.mask_replace_prob + t.random_replace_prob > 1:
         raise ConfigError(
             "training.mask_replace_prob and training.random_replace_prob must be >= 0 and sum to at most 1 "

@@ -39,23 +39,51 @@ def build_eval_set(cfg: TrainerConfig, stream, pad_id: int, rule: MaskingRule,
     nsp_labels = None
     if seqs.shape[-1] == L + 1:  # next-sentence pairs: the label in the last column (trainer.data.nsp)
         seqs, nsp_labels = seqs[:, :L], seqs[:, L]
-    rows = len(seqs)
-    eval_batch = cfg.training.eval_batch_size  # global: each process puts its devices' rows on them
-    n_batches = -(-rows // eval_batch) if rows else 0
-    padded = np.full((n_batches * eval_batch, L), pad_id, np.int32)
-    padded[: len(seqs)] = seqs
-    with jax.default_device(jax.local_devices(backend="cpu")[0]):
-        key = keys.eval if cfg.training.eval_seed is None else jax.random.key(cfg.training.eval_seed)
-        inputs, labels, weights = jax.jit(rule.apply)(key, jnp.asarray(padded))
-    shape = (n_batches, eval_batch, L)
-    eval_set = [np.asarray(a).reshape(shape) for a in (inputs, labels, weights)]
+    key = keys.eval if cfg.training.eval_seed is None else jax.random.key(cfg.training.eval_seed)
+    # global batches: each process puts its devices' rows on them
+    eval_set = mask_rows(seqs, rule, key, pad_id, cfg.training.eval_batch_size)
     if nsp_labels is not None:  # the inputs carry the label column, -1 on padding rows (no NSP weight)
+        n_batches, eval_batch = eval_set[0].shape[:2]
         column = np.full((n_batches * eval_batch, 1), -1, np.int32)
         column[: len(seqs), 0] = nsp_labels
         eval_set[0] = np.concatenate([eval_set[0], column.reshape(n_batches, eval_batch, 1)], axis=-1)
-    eval_tokens = int(np.asarray(weights).sum())
+    eval_tokens = int(eval_set[2].sum())
     log.info("eval set: %d documents -> %d sequences, %d masked tokens", num_docs, len(seqs), eval_tokens)
     return eval_set, eval_tokens
+
+
+def mask_rows(seqs: np.ndarray, rule: MaskingRule, key, pad_id: int, batch_size: int) -> list[np.ndarray]:
+    """``[inputs, labels, weights]``, each ``[batches, batch_size, L]``: ``seqs`` padded with ``<pad>`` rows to
+    whole batches, then masked once by ``rule`` with ``key`` (on the host; the masks depend on the padded
+    shape, so the same texts, key and ``batch_size`` give the same masks)."""
+    L = seqs.shape[-1]
+    n_batches = -(-len(seqs) // batch_size) if len(seqs) else 0
+    padded = np.full((n_batches * batch_size, L), pad_id, np.int32)
+    padded[: len(seqs)] = seqs
+    with jax.default_device(jax.local_devices(backend="cpu")[0]):
+        arrays = jax.jit(rule.apply)(key, jnp.asarray(padded))
+    return [np.asarray(a).reshape(n_batches, batch_size, L) for a in arrays]
+
+
+def pack_texts(tok, texts: list[str], seq_len: int) -> np.ndarray:
+    """``texts`` packed as the trainer packs its eval set (``<s>`` rows of the ``doc </s>`` stream, the last
+    one padded; :meth:`trainer.data.batches.BatchStream.eval_sequences`). ``tok``: a TokenizerFns."""
+    from .data.packing import pack, pad_final
+
+    seqs, rem = pack(np.zeros((0,), np.int32), tok.encode(texts), seq_len, tok.bos_id, tok.eos_id)
+    return np.concatenate([seqs, pad_final(rem, seq_len, tok.bos_id, tok.pad_id)])
+
+
+def masked_lm_metrics(spec, params, tok, texts: list[str], rule: MaskingRule, seq_len: int, batch_size: int,
+                      key) -> dict:
+    """``{loss, accuracy, masked_tokens}`` of a model on ``texts``, exactly as the trainer evaluates its eval set:
+    :func:`pack_texts`, :func:`mask_rows`, the eval step (:func:`trainer.steps.make_eval_step`), :func:`evaluate`
+    (``trainer evaluate --mlm``)."""
+    from .steps import make_eval_step
+
+    eval_set = mask_rows(pack_texts(tok, texts, seq_len), rule, key, tok.pad_id, batch_size)
+    step = jax.jit(make_eval_step(spec, tok.pad_id, rule.max_predictions))
+    return evaluate(step, params, eval_set, jnp.asarray)
 
 
 def evaluate(eval_step: Callable, params, eval_set: list[np.ndarray], to_device: Callable) -> dict:

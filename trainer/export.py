@@ -120,7 +120,8 @@ def export_checkpoint(path: str, output_dir: str, step: Optional[int] = None, to
     if not tokenizer_dir or not os.path.isdir(tokenizer_dir):
         raise ExportError(f"tokenizer folder {tokenizer_dir!r} not found; pass --tokenizer FOLDER")
     run_dir = meta.get("config", {}).get("training", {}).get("output_dir", "")
-    card = model_card(meta, step, push_to_hub, last_eval(run_dir, step) if run_dir else None)
+    # an average's eval is not the run's at that step
+    card = model_card(meta, step, push_to_hub, last_eval(run_dir, step) if run_dir and "averaged" not in meta else None)
     spec_out = dataclasses.replace(spec, dtype="float32")
     with atomic_dir(output_dir, "trainer export", "--output", overwrite) as folder:
         family_of(spec).hf.export_pretrained(params, spec_out, str(folder), tokenizer_dir=tokenizer_dir,

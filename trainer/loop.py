@@ -119,7 +119,9 @@ def run(trainer) -> TrainResult:
     cfg, t = trainer.cfg, trainer.cfg.training
     L = cfg.data.max_seq_length
     device_kind = jax.devices()[0].device_kind
-    predicted = flops_lib.predicted_fraction(trainer.masking.max_predictions, t.mlm_probability)
+    rate = trainer.masking.rate  # a schedule: the MFU counts the head at its peak width
+    predicted = flops_lib.predicted_fraction(trainer.masking.max_predictions,
+                                             rate.peak if rate is not None else trainer.masking.mlm_probability)
     trainer.throughput = Throughput(t.global_batch_size * L,
                                     lambda tps: flops_lib.mfu(tps, trainer.spec, L, device_kind, trainer.num_devices,
                                                               predicted))

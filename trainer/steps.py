@@ -52,7 +52,8 @@ def make_train_step(spec, tx: optax.GradientTransformation, schedule: Callable, 
 
     Per step key ``k = fold_in(step_key, step)`` (``step_key``: :attr:`RunKeys.step`); ``split(k)[0]``
     masks the whole global batch (seen as ``[accum * micro, L]``, so the masks do not depend on
-    the accumulation), micro-batch ``i`` drops out with ``fold_in(split(k)[1], i)``. Gradients are
+    the accumulation) at the step's rate (``rule.rate_at(step)``, logged as ``mlm_probability``),
+    micro-batch ``i`` drops out with ``fold_in(split(k)[1], i)``. Gradients are
     summed over the micro-batches and divided by the total number of masked tokens, so the update
     is the gradient of the mean masked-LM loss over the global batch whatever the accumulation and
     the device count. The learning rate ``schedule(step)`` scales AdamW's unit-rate update.
@@ -90,7 +91,7 @@ def make_train_step(spec, tx: optax.GradientTransformation, schedule: Callable, 
         if nsp:
             tokens = tokens[..., :-1]
         flat = tokens.reshape(-1, tokens.shape[-1])
-        inputs, labels, weights = rule.apply(mask_key, flat)
+        inputs, labels, weights = rule.apply(mask_key, flat, step)
         positions, labels, weights = gather_predictions(labels, weights, rule.max_predictions)
         # NSP: mean over the pairs, scaled to the masked-token denominator of the summed gradients
         nsp_scale = jnp.maximum(jnp.sum(weights.astype(jnp.float32)), 1.0) / flat.shape[0] if nsp else 0.0
@@ -125,7 +126,9 @@ def make_train_step(spec, tx: optax.GradientTransformation, schedule: Callable, 
             new_params = jax.tree.map(keep, new_params, params)
             new_opt_state = jax.tree.map(keep, new_opt_state, opt_state)
         metrics = {"loss": loss, "accuracy": correct / denom, "grad_norm": grad_norm,
-                   "learning_rate": lr, "masked_tokens": count, "nonfinite": 1.0 - finite.astype(jnp.float32)}
+                   "learning_rate": lr, "masked_tokens": count,
+                   "mlm_probability": jnp.asarray(rule.rate_at(step), jnp.float32),
+                   "nonfinite": 1.0 - finite.astype(jnp.float32)}
         if nsp:
             metrics.update(nsp_loss=sums[3] / sums[4], nsp_accuracy=sums[5] / sums[4])
         return new_params, new_opt_state, metrics

@@ -79,6 +79,29 @@ class TokenizerFns:
     def encode(self, texts: list[str]) -> list[list[int]]:
         return [e.ids for e in self._backend.encode_batch(texts, add_special_tokens=False)]
 
+    def continuation_ids(self) -> list[int]:
+        """The ids of the pieces that continue a word (whole-word masking, :mod:`trainer.masking`): those the
+        tokenizer's own decoder joins to the piece before them without whitespace (``##lo`` of WordPiece,
+        ``lo`` without ``Ġ``/``▁`` of byte-level BPE and SentencePiece). Probed against the piece of ``"a"``,
+        so every tokenizer with a decoder is read the same way; special tokens never continue a word.
+        A pre-tokeniser word (``word_ids()``) is thus never split across two of these words."""
+        decoder = self._backend.decoder
+        if decoder is None:
+            raise DataError("training.masking=whole-word needs a tokenizer with a decoder (to tell the pieces that "
+                            "start a word from those that continue one); use training.masking=token")
+        anchor = self._backend.encode("a", add_special_tokens=False).tokens[-1]
+        base = decoder.decode([anchor])
+        special = set(self.special_ids)
+        out = []
+        for token, i in sorted(self._backend.get_vocab(with_added_tokens=False).items(), key=lambda kv: kv[1]):
+            if i in special:
+                continue
+            text = decoder.decode([anchor, token])
+            rest = text[len(base):] if text.startswith(base) else text
+            if rest and not rest[0].isspace():
+                out.append(i)
+        return out
+
     def to_json(self) -> str:
         """The backend tokenizer as JSON (rebuilt in worker processes by ``Tokenizer.from_str``)."""
         return self._backend.to_str()

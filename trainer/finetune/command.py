@@ -17,8 +17,8 @@ from .tasks import PRESETS, get_preset
 log = logging.getLogger(__name__)
 
 
-def _add_task_arguments(p: argparse.ArgumentParser, multiple: bool) -> None:
-    p.add_argument("--task", required=True, action="append" if multiple else "store", metavar="[NAME=]PRESET",
+def _add_task_arguments(p: argparse.ArgumentParser, multiple: bool, required: bool = True) -> None:
+    p.add_argument("--task", required=required, action="append" if multiple else "store", metavar="[NAME=]PRESET",
                    help=f"task preset{' (repeatable)' if multiple else ''}: {', '.join(PRESETS)}; NAME= names "
                         "the task in the results (e.g. two custom datasets side by side: sentiment=sequence-"
                         "classification)")
@@ -217,19 +217,41 @@ def _push(folder: str, repo: str, endpoint) -> None:
 
 
 def add_evaluate_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--model", required=True, help="a fine-tuned transformers folder or Hub id (with its head)")
+    which = p.add_mutually_exclusive_group(required=True)
+    which.add_argument("--model", help="a fine-tuned transformers folder or Hub id (with its head); needs --task")
+    which.add_argument("--mlm", metavar="MODEL", help="masked-LM loss and accuracy of a pretrained model (a "
+                       "checkpoint folder, an exported or transformers folder, a Hub id) on --data")
     p.add_argument("--split", help="split to evaluate (default: the task's eval split)")
     p.add_argument("--output", help="write the metrics as JSON here")
     p.add_argument("--overwrite", action="store_true", help="replace an existing --output file")
-    _add_task_arguments(p, multiple=False)
+    _add_task_arguments(p, multiple=False, required=False)
+    m = p.add_argument_group("masked LM (--mlm; defaults: a checkpoint's own training config, else BERT's)")
+    m.add_argument("--data", nargs="+", metavar="FILE", help="the texts: JSON lines, Parquet, CSV or text files "
+                   "(as data.eval_files)")
+    m.add_argument("--text-column", default="text", help="the column of the texts (default: text)")
+    m.add_argument("--max-seq-length", type=int_at_least(2), help="packed sequence length (default 128)")
+    m.add_argument("--mlm-probability", type=finite_float(0, 1, low_open=True, high_open=True),
+                   help="masking rate (default 0.15)")
+    m.add_argument("--masking", choices=("token", "whole-word"), help="token or whole-word masking (default token)")
+    m.add_argument("--mask-seed", type=non_negative_int,
+                   help="seed of the fixed masks (the trainer's training.eval_seed gives its eval masks; default: "
+                        "the checkpoint's training.eval_seed, else 0)")
+    m.add_argument("--mlm-batch-size", type=positive_int, help="rows per batch; the masks are drawn over the rows "
+                   "padded to whole batches, so give the trainer's training.eval_batch_size to reproduce its eval "
+                   "(default: the checkpoint's, else 256)")
     p.set_defaults(handler=run_evaluate)
 
 
 def run_evaluate(args) -> int:
+    if args.mlm:
+        return run_evaluate_mlm(args)
     from .loading import load_model
     from .run import FineTuner, Settings
     from .tasks import load_task_data
 
+    if not args.task:
+        raise ConfigError("--task is needed to evaluate a fine-tuned --model (or give --mlm MODEL for the "
+                          "masked-LM loss and accuracy of a pretrained one)")
     if args.output:
         check_output_file(args.output, "--output", args.overwrite)
     task_name, preset = task_spec(args.task)
@@ -259,6 +281,72 @@ def run_evaluate(args) -> int:
         with OutputFile(args.output) as f:  # whole or not at all
             f.write(json.dumps({"model": args.model, "task": task_name, "split": task.eval_split,
                                 "metrics": metrics}, indent=2))
+    return 0
+
+
+def mlm_config(saved: dict, args):
+    """The trainer config whose masking rule and eval shape ``evaluate --mlm`` uses: the checkpoint's saved
+    ``training`` section and sequence length (when it has one), then the command line's options."""
+    from ..config import TrainerConfig, TrainingConfig
+    from ..config_loading import from_dict
+
+    cfg = TrainerConfig()
+    cfg.data.max_seq_length, cfg.training.eval_batch_size = 128, 256
+    if saved.get("training"):
+        try:
+            cfg.training = from_dict(TrainingConfig, saved["training"], prefix="training.")
+            cfg.data.max_seq_length = int(saved.get("data", {}).get("max_seq_length", 128))
+        except ConfigError as e:
+            log.warning("the checkpoint's training config is not read (%s); BERT's masking defaults", e)
+    t = cfg.training
+    if args.max_seq_length:
+        cfg.data.max_seq_length = args.max_seq_length
+    if args.mlm_probability is not None:
+        t.mlm_probability, t.eval_mlm_probability = args.mlm_probability, None
+    if args.masking:
+        t.masking = args.masking
+    if args.mlm_batch_size:
+        t.eval_batch_size = args.mlm_batch_size
+    return cfg
+
+
+def run_evaluate_mlm(args) -> int:
+    """``trainer evaluate --mlm MODEL --data FILES``: the masked-LM loss and accuracy of the model on the texts,
+    packed and masked as the trainer's eval set (:func:`trainer.evaluation.masked_lm_metrics`)."""
+    import jax
+
+    from ..data.eval_files import read_eval_texts
+    from ..data.tokenizer import TokenizerFns
+    from ..evaluation import masked_lm_metrics
+    from ..masking import masking_rule
+    from ..models import family_of
+    from .loading import load_masked_lm
+
+    if not args.data:
+        raise ConfigError("--mlm needs --data FILE [FILE ...]: the texts to evaluate on (JSON lines, Parquet, "
+                          "CSV or text)")
+    if args.output:
+        check_output_file(args.output, "--output", args.overwrite)
+    texts = read_eval_texts(args.data, args.text_column)
+    model = load_masked_lm(args.mlm, args.tokenizer)
+    cfg = mlm_config(model.config, args)
+    longest = family_of(model.spec).max_length(model.spec)
+    if cfg.data.max_seq_length > longest:
+        raise ConfigError(f"--max-seq-length {cfg.data.max_seq_length} is longer than {model.source} allows "
+                          f"({longest} positions); give at most {longest}")
+    tok = TokenizerFns(model.tokenizer)
+    rule = masking_rule(cfg, tok)
+    seed = args.mask_seed if args.mask_seed is not None else (cfg.training.eval_seed or 0)
+    metrics = masked_lm_metrics(model.spec, model.params, tok, texts, rule, cfg.data.max_seq_length,
+                                cfg.training.eval_batch_size, jax.random.key(seed))
+    setting = {"documents": len(texts), "max_seq_length": cfg.data.max_seq_length, "mask_seed": seed,
+               "mlm_probability": rule.mlm_probability, "masking": cfg.training.masking,
+               "batch_size": cfg.training.eval_batch_size}
+    for k, v in {**metrics, **setting}.items():
+        print(f"{k}: {v:.6f}" if isinstance(v, float) else f"{k}: {v}")
+    if args.output:
+        with OutputFile(args.output) as f:  # whole or not at all
+            f.write(json.dumps({"model": args.mlm, "data": args.data, "metrics": metrics, **setting}, indent=2))
     return 0
 
 

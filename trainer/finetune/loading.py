@@ -124,3 +124,68 @@ def check_vocabulary(loaded: LoadedModel) -> None:
     if pad is not None and pad != loaded.spec.pad_token_id:
         raise CheckpointError(f"the tokenizer's padding id is {pad}, the model's {loaded.spec.pad_token_id}: "
                               "another vocabulary; pass the model's own tokenizer (--tokenizer)")
+
+
+@dataclasses.dataclass
+class MaskedLM:
+    """A masked-LM model to evaluate (``trainer evaluate --mlm``): spec, all its parameters (the LM head
+    included), its fast tokenizer and, for one of this trainer's checkpoints, the run's saved config."""
+
+    source: str
+    spec: Any
+    params: dict
+    tokenizer: Any
+    config: dict = dataclasses.field(default_factory=dict)  # the trainer config a checkpoint was trained with
+
+
+def load_masked_lm(source: str, tokenizer: Optional[str] = None, revision: Optional[str] = None) -> MaskedLM:
+    """Read ``source`` (Orbax checkpoint folder, exported or transformers folder, Hub id) with its LM head,
+    through the family that ``config.json``'s ``model_type`` names (:func:`trainer.models.family_of_hf_config`)."""
+    from ..data.tokenizer import load_tokenizer
+
+    if os.path.isdir(source) and _is_orbax(source):
+        from ..export import load_checkpoint_params
+
+        spec, params, meta, step = load_checkpoint_params(source)
+        tok_dir = tokenizer or meta.get("tokenizer_dir")
+        if not tok_dir or not os.path.isdir(tok_dir):
+            raise CheckpointError(f"tokenizer folder {tok_dir!r} of {source} not found; pass --tokenizer FOLDER")
+        model = MaskedLM(f"{source}@{step}", spec, params, None, meta.get("config", {}))
+    else:
+        folder = source if os.path.isdir(source) else None
+        if folder is None:
+            if os.path.exists(source) or source.startswith((".", "/")) or source.count("/") != 1:
+                raise CheckpointError(f"{source}: no such checkpoint folder (and not a Hub model id owner/name)")
+            folder = _hub_snapshot(source, revision)
+        path = os.path.join(folder, "config.json")
+        if not os.path.exists(path):
+            raise CheckpointError(f"{source}: no config.json and no Orbax checkpoint (not a model folder)")
+        with open(path, encoding="utf-8") as f:
+            config = json.load(f)
+        family = family_of_hf_config(config)
+        try:  # what the folder lacks is NaN (a head-less model is refused, not evaluated with a random head)
+            import jax
+            import numpy as np
+
+            shapes = jax.eval_shape(lambda k: family.init_params(family.hf.hf_config_to_spec(config), k),
+                                    jax.random.key(0))
+            nan = jax.tree.map(lambda a: np.full(a.shape, np.nan, a.dtype), shapes)
+            spec, params = family.hf.import_pretrained(folder, fallback_params=nan)
+        except ExportError as e:
+            raise CheckpointError(f"{source}: {e}") from None
+        from ..param_paths import flat_params
+
+        missing = [k for k, a in flat_params(params).items() if np.isnan(np.asarray(a, np.float32)).any()]
+        if missing:
+            raise CheckpointError(f"{source} has no masked-LM head ({missing[0]} is not in its weights): "
+                                  "evaluate --mlm needs a pretrained (masked-LM) model, not a fine-tuned one")
+        model = MaskedLM(source, spec, params, None)
+        tok_dir = tokenizer or folder
+    model.tokenizer = load_tokenizer(tok_dir, "the model's tokenizer (--tokenizer)", CheckpointError)
+    model.spec = family_of(model.spec).for_inference(model.spec, "float32")
+    n = len(model.tokenizer)
+    if n > model.spec.vocab_size:
+        raise CheckpointError(f"the tokenizer has {n} tokens but the model {model.source} has a vocabulary of "
+                              f"{model.spec.vocab_size}: pass the model's own tokenizer (--tokenizer)")
+    return model
+

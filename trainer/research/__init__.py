@@ -10,12 +10,14 @@ line here.
 from __future__ import annotations
 
 from ..hooks import Extension
+from .averaging import AveragingExtension
 from .revisions import RevisionsExtension
 from .transfer import TransferExtension
 from .weight_stats import WeightStatsExtension
 
 #: The registered extensions, in the order the entry composes them.
-EXTENSIONS: tuple[type[Extension], ...] = (WeightStatsExtension, RevisionsExtension, TransferExtension)
+EXTENSIONS: tuple[type[Extension], ...] = (WeightStatsExtension, RevisionsExtension, TransferExtension,
+                                           AveragingExtension)
 
 
 def validate_extensions(cfg) -> None:

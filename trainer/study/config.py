@@ -53,6 +53,9 @@ class EvalConfig:
     # training steps whose checkpoints are evaluated too (kept by checkpoint.schedule); each < the unit's steps
     revision_steps: list[int] = field(default_factory=list)
     revision_downstream: bool = False  # also fine-tune those checkpoints on the downstream tasks
+    # LAWA: each unit also averages its last k checkpoints (checkpoint.average_last) and that average is evaluated
+    # beside the final checkpoint (the report's "averaged" rows); 0: off
+    average_last: int = 0
 
 
 @dataclass
@@ -87,6 +90,10 @@ class ArmConfig(SamplingOptions):
     # keep at most this many: a random arm exactly this many (its factor computed), another arm the first
     # this many it keeps in corpus order (BERTIN stopped its streams at 50 M documents)
     max_documents: Optional[int] = None
+    # trainer `--set` overrides of this arm, of the masking keys only (ARM_TRAINER_KEYS), e.g.
+    # ["training.masking=whole-word"] or ['training.mlm_probability={schedule: linear, start: 0.3, end: 0.15}']:
+    # masking arms; every arm is evaluated with the base trainer config's masks
+    trainer_set: list[str] = field(default_factory=list)
 
     #: keys of earlier versions, refused with the name that replaced them
     FORMER_KEYS = {"method": "sampling_method", "factor": "sampling_factor"}
@@ -108,10 +115,20 @@ class ArmConfig(SamplingOptions):
         d = {"name": self.name, **{old: getattr(self, new) for old, new in first.items()}}
         d.update(match=self.match, match_by=self.match_by, max_documents=self.max_documents)
         d.update({k: v for k, v in self.sampler_values().items() if k not in first.values()})
+        if self.trainer_set:  # absent when unset: the folders of earlier studies stay valid
+            d["trainer_set"] = list(self.trainer_set)
         if d.get("boundaries") is not None:
             d["boundaries"] = list(d["boundaries"])
         return d
 
+
+#: the key of the averaged checkpoint's results among a unit's revisions (``eval.average_last``)
+AVERAGED = "averaged"
+
+#: the trainer keys an arm may set (``arms.<name>.trainer_set``): the masking methods; the model, data and
+#: budget stay the study's
+ARM_TRAINER_KEYS = ("training.masking", "training.mlm_probability", "training.mask_replace_prob",
+                    "training.random_replace_prob", "training.max_predictions_per_seq")
 
 #: sampler options the study sets for every arm (the seed: ``seeds``; the scores: the study's index)
 STUDY_SETS = ("seed", "return_perplexity", "return_score")
@@ -194,6 +211,8 @@ class StudyConfig:
         d["arms"] = [a.record() for a in self.arms]
         for key in ("runner", "output_dir", "bootstrap"):
             d.pop(key)
+        if not d["eval"]["average_last"]:  # absent when off: the folders of earlier studies stay valid
+            d["eval"].pop("average_last")
         d["seeds"].pop("count")
         return hashlib.sha1(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
@@ -256,6 +275,21 @@ def check_arm_options(arm: ArmConfig) -> None:
         raise ConfigError(str(e)) from None
 
 
+def check_arm_trainer_set(arm: ArmConfig) -> None:
+    """Each of ``arms.<name>.trainer_set`` is ``key=value`` with a key of :data:`ARM_TRAINER_KEYS` (the trainer
+    checks the values when the study loads each arm's config)."""
+    from ..config_loading import parse_override
+
+    for i, text in enumerate(arm.trainer_set):
+        try:
+            keys, _ = parse_override(text)
+        except ConfigError as e:
+            raise ConfigError(f"arms.{arm.name}.trainer_set[{i}]: {e}") from None
+        if ".".join(keys) not in ARM_TRAINER_KEYS:
+            raise ConfigError(f"arms.{arm.name}.trainer_set[{i}]: {'.'.join(keys)!r} is not a key an arm may set; "
+                              f"an arm sets {', '.join(ARM_TRAINER_KEYS)} (the rest: trainer.set, for every arm)")
+
+
 def validate(cfg: StudyConfig) -> None:
     """The checks that need no data (the sampler checks each arm's options, :func:`check_arm_options`; its
     files and models in :func:`.sampling.check_arm`)."""
@@ -286,6 +320,7 @@ def validate(cfg: StudyConfig) -> None:
             raise ConfigError(f"arms.{a.name}.max_documents must be >= 1, got {a.max_documents}")
     for a in cfg.arms:
         check_arm_options(a)
+        check_arm_trainer_set(a)
     match_order(cfg.arms)
     if cfg.baseline is not None and cfg.baseline not in names:
         raise ConfigError(f"baseline={cfg.baseline!r} names no arm (arms: {', '.join(names)})")
@@ -314,6 +349,9 @@ def validate(cfg: StudyConfig) -> None:
     if (e.subsets or any(d.preset is None for d in cfg.downstream)) and c.labels is None:
         raise ConfigError("eval.subsets and downstream tasks made from the eval set need document labels: "
                           "set corpus.labels")
+    if e.average_last < 0 or e.average_last == 1:
+        raise ConfigError(f"eval.average_last must be 0 (off) or the number of last checkpoints to average (>= 2), "
+                          f"got {e.average_last}")
     for a, b in zip([0] + e.revision_steps, e.revision_steps):
         if b <= a:
             raise ConfigError(f"eval.revision_steps must be training steps >= 1, strictly increasing; got "

@@ -39,37 +39,30 @@ def mlm_metrics(checkpoint_dir: str, tokenizer_dir: str, texts_by_subset: dict, 
     When the other subsets split the eval set (each document in exactly one), ``all`` is not evaluated
     again: its sums are theirs (loss and accuracy over all their masked tokens)."""
     import jax
-    import jax.numpy as jnp
 
-    from ..data.packing import pack, pad_final
     from ..data.tokenizer import TokenizerFns, load_tokenizer
+    from ..evaluation import mask_rows, pack_texts
     from ..export import load_checkpoint_params
     from ..masking import masking_rule
+    from ..statistics.bootstrap import example_table
     from ..steps import make_eval_step
 
     spec, params, _meta, _step = load_checkpoint_params(checkpoint_dir)
     tok = TokenizerFns(load_tokenizer(tokenizer_dir))
     rule = masking_rule(trainer_cfg, tok)
     L, B = trainer_cfg.data.max_seq_length, trainer_cfg.training.eval_batch_size
-    from ..statistics.bootstrap import example_table
-
     step = jax.jit(make_eval_step(spec, tok.pad_id, rule.max_predictions, per_row=True))
-    mask = jax.jit(rule.apply)
     out, sums_of, rows_of, keys = {}, {}, {}, {}
     parts = [t for name, texts in texts_by_subset.items() if name != "all" for t in texts]
     split = bool(parts) and sorted(parts) == sorted(texts_by_subset["all"])
     for name, texts in texts_by_subset.items():
         if name == "all" and split:
             continue
-        seqs, rem = pack(np.zeros((0,), np.int32), tok.encode(texts), L, tok.bos_id, tok.eos_id)
-        seqs = np.concatenate([seqs, pad_final(rem, L, tok.bos_id, tok.pad_id)])
-        n = -(-len(seqs) // B) * B
-        padded = np.full((n, L), tok.pad_id, np.int32)
-        padded[: len(seqs)] = seqs
-        inputs, labels, weights = mask(jax.random.key(mask_seed), jnp.asarray(padded))
+        seqs = pack_texts(tok, texts, L)
+        inputs, labels, weights = mask_rows(seqs, rule, jax.random.key(mask_seed), tok.pad_id, B)
         sums, rows = np.zeros(3, np.float64), []
-        for i in range(0, n, B):
-            batch_sums, batch_rows = step(params, inputs[i:i + B], labels[i:i + B], weights[i:i + B])
+        for i in range(len(inputs)):
+            batch_sums, batch_rows = step(params, inputs[i], labels[i], weights[i])
             sums += np.asarray(batch_sums, np.float64)
             rows.append(np.asarray(batch_rows, np.float64))
         sums_of[name] = sums

@@ -10,7 +10,7 @@ from collections import defaultdict
 
 from ..statistics.bootstrap import describe
 from ..statistics.welch import summarize, welch_test
-from .config import StudyConfig
+from .config import AVERAGED, StudyConfig
 from .units import write_json, write_text
 
 TEST = ("Welch's unequal-variance t-test, two-sided, of the difference of the per-seed values of an arm "
@@ -116,7 +116,7 @@ def build_report(cfg: StudyConfig, data: dict, results: list[dict]) -> dict:
             **compared[arm],
         }
     revisions = {}
-    for step in cfg.eval.revision_steps:
+    for step in list(cfg.eval.revision_steps) + ([AVERAGED] if cfg.eval.average_last else []):
         rev_metrics, rev_arms = compare_arms(cfg, revision_results(results, step))
         revisions[str(step)] = {"metrics": rev_metrics, "arms": rev_arms}
     return {"study": cfg.name, "fingerprint": cfg.fingerprint(), "baseline": baseline, "confidence": cfg.confidence,
@@ -265,7 +265,8 @@ def revision_lines(report: dict) -> list[str]:
         others = [n for n in arms if n != base and "vs_baseline" in arms[n]]
         for title, rows in revision_tables(rev["metrics"]).items():
             head = [f"`{n}`" for n in arms] + [f"`{n}` − `{base}`" for n in others]
-            lines += ["", f"### Step {step}: {title}", "",
+            name = "The average of the last checkpoints (`eval.average_last`)" if step == AVERAGED else f"Step {step}"
+            lines += ["", f"### {name}: {title}", "",
                       f"| {'metric' if title == 'downstream' else 'subset'} | " + " | ".join(head) + " |",
                       "|---|" + "---:|" * len(head)]
             for name, m in rows:

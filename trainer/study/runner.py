@@ -23,7 +23,7 @@ from mc4_sampling.common.outputs import atomic_folder
 from ..errors import ConfigError, DataError, StoppedBySignal, TrainerError
 from . import sampling
 from .arms import check_against_sampler, sample_arms
-from .config import StudyConfig, load_study_config
+from .config import AVERAGED, StudyConfig, load_study_config
 from .corpus import Documents, HoldOut, load_eval, load_labels, read_shard, training_shards
 from .evaluate import downstream_metrics, eval_subsets, make_task, mlm_metrics
 from .index import CorpusIndex, build_index, write_selection
@@ -35,9 +35,11 @@ log = logging.getLogger(__name__)
 _ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
-def unit_overrides(cfg: StudyConfig, unit: Unit, tokenizer_dir: str, max_steps: Optional[int]) -> list[str]:
+def unit_overrides(cfg: StudyConfig, unit: Unit, tokenizer_dir: str, max_steps: Optional[int],
+                   arm_sets: bool = True) -> list[str]:
     """The ``--set`` overrides that make the study's trainer config train one unit (on its token shards, whose
-    eval split is the study's curve documents)."""
+    eval split is the study's curve documents); with ``arm_sets``, the arm's own ``trainer_set`` (its masking)
+    too (without: the config every arm's checkpoints are evaluated with, the same masks for all)."""
     d = json.dumps
     sets = list(cfg.trainer.set) + [
         f"data.token_shards={d(os.path.abspath(unit.shards_dir))}", "data.sampling.sampling_method=none",
@@ -51,6 +53,10 @@ def unit_overrides(cfg: StudyConfig, unit: Unit, tokenizer_dir: str, max_steps: 
         sets.append(f"training.max_steps={max_steps}")
     if cfg.eval.revision_steps:  # kept by checkpoint.keep (trainer.research.revisions)
         sets.append(f"checkpoint.schedule={d(cfg.eval.revision_steps)}")
+    if cfg.eval.average_last:  # <run>/averaged (trainer.research.averaging)
+        sets.append(f"checkpoint.average_last={cfg.eval.average_last}")
+    if arm_sets:
+        sets += list(next(a.trainer_set for a in cfg.arms if a.name == unit.arm))
     return sets
 
 
@@ -89,6 +95,8 @@ def run_unit(payload: dict) -> dict:
     unit = Unit(**payload["unit"])
     start = time.perf_counter()
     tcfg = load_config(payload["trainer_config"], payload["overrides"])
+    # every arm's checkpoints are evaluated with the same masks (an arm's trainer_set changes its training only)
+    ecfg = load_config(payload["trainer_config"], payload.get("eval_overrides", payload["overrides"]))
     say = payload.get("print_progress", True)
 
     def on_eval(step: int, ev: dict) -> None:
@@ -100,10 +108,13 @@ def run_unit(payload: dict) -> dict:
         rows = [json.loads(line) for line in f]
     evals = Documents([r["id"] for r in rows], [r["text"] for r in rows], [r.get("label") for r in rows])
     texts = eval_subsets(evals, payload["subsets"])
-    final = evaluate_checkpoint(tcfg.checkpoint_dir, payload, texts, tcfg, downstream=True)
-    revisions = {str(step): evaluate_checkpoint(os.path.join(tcfg.checkpoint_dir, str(step)), payload, texts, tcfg,
+    final = evaluate_checkpoint(tcfg.checkpoint_dir, payload, texts, ecfg, downstream=True)
+    revisions = {str(step): evaluate_checkpoint(os.path.join(tcfg.checkpoint_dir, str(step)), payload, texts, ecfg,
                                                 downstream=payload.get("revision_downstream", False))
                  for step in payload.get("revision_steps", [])}
+    if tcfg.checkpoint.average_last:  # eval.average_last: the average of the last checkpoints, as the final one
+        revisions[AVERAGED] = evaluate_checkpoint(tcfg.averaged_dir, payload, texts, ecfg,
+                                                  downstream=payload.get("revision_downstream", False))
     metrics_file = os.path.join(tcfg.training.output_dir, "metrics.jsonl")
     curve = [{"step": s, "loss": r["loss"], "accuracy": r["accuracy"]}
              for s, r in sorted(read_metrics(metrics_file, "eval").items())] if os.path.exists(metrics_file) else []
@@ -232,6 +243,21 @@ def check_study(cfg: StudyConfig) -> Prepared:
     max_steps = budget_steps(cfg, base)
     if max_steps is not None:  # the units' schedule must hold in the budget's steps
         load_config(trainer_config, list(cfg.trainer.set) + [f"training.max_steps={max_steps}"])
+    budget = [f"training.max_steps={max_steps}"] if max_steps is not None else []
+    average = [f"checkpoint.average_last={cfg.eval.average_last}"] if cfg.eval.average_last else []
+    if average:  # the revisions' checkpoint.schedule keeps more checkpoints than checkpoint.keep
+        if cfg.eval.revision_steps:
+            average.insert(0, f"checkpoint.schedule={json.dumps(cfg.eval.revision_steps)}")
+        try:
+            load_config(trainer_config, list(cfg.trainer.set) + budget + average)
+        except ConfigError as e:
+            raise ConfigError(f"eval.average_last: {e}") from None
+    for arm in cfg.arms:  # each masking arm's trainer config
+        if arm.trainer_set:
+            try:
+                load_config(trainer_config, list(cfg.trainer.set) + budget + average + list(arm.trainer_set))
+            except ConfigError as e:
+                raise ConfigError(f"arms.{arm.name}.trainer_set: {e}") from None
     check_revision_steps(cfg.eval.revision_steps, max_steps if max_steps is not None else base.training.max_steps)
     training_shards(cfg)
     evals = load_eval(cfg)
@@ -325,6 +351,7 @@ def unit_payload(p: Prepared, unit: Unit, tokenizer_dir: str, eval_file: str) ->
     cfg = p.cfg
     return {"unit": dataclasses.asdict(unit), "trainer_config": p.trainer_config,
             "overrides": unit_overrides(cfg, unit, tokenizer_dir, p.max_steps),
+            "eval_overrides": unit_overrides(cfg, unit, tokenizer_dir, p.max_steps, arm_sets=False),
             "xla_cache": os.path.abspath(os.path.join(cfg.output_dir, "shared", "xla-cache")),
             "tokenizer_dir": tokenizer_dir, "eval_file": eval_file, "subsets": p.subsets,
             "mask_seed": cfg.eval.mask_seed, "revision_steps": cfg.eval.revision_steps,
