@@ -156,3 +156,120 @@ def test_compare_models_on_results_with_and_without_per_example_scores():
     assert not comparison["tasks"]["t"]["better"]["accuracy"]["bootstrap"]["examples"]
     assert "† no per-example scores" in comparison_markdown(comparison) and "2000 resamples (seed 4)" in \
         comparison_markdown(comparison)
+
+
+def _repeated_equals_weighted(table: dict, metric: str, counts: np.ndarray) -> None:
+    """The metric on example weights ``counts`` is the metric of the table whose rows are repeated that often."""
+    repeated = mb.example_table(table["columns"], np.repeat(np.asarray(table["rows"], np.float64), counts, axis=0),
+                                table["metrics"], "k")
+    assert float(mb.table_metric(table, metric, counts)) == pytest.approx(
+        float(mb.table_metric(repeated, metric)), abs=1e-9)
+
+
+def test_regression_formulas_give_scipy_and_the_kind_on_full_and_repeated_samples():
+    from scipy import stats
+
+    from trainer.finetune.kinds import get_kind
+    from trainer.finetune.tasks import Encoded
+
+    rng = np.random.default_rng(11)
+    n = 80
+    gold = rng.integers(0, 11, n) / 2.0  # STS-like 0..5 in halves: many ties
+    preds = np.round(gold + rng.normal(0, 1.2, n), 1).astype(np.float32)  # ties among the predictions too
+    w = np.ones(n, np.float32)
+    w[:4] = 0.0  # unlabelled examples are left out
+    enc = Encoded(np.zeros((n, 4), np.int32), np.ones((n, 4), np.int32), gold.astype(np.float32), w, 0)
+    kind = get_kind("regression")
+    table = mb.example_table(*kind.example_scores(preds, enc, ["score"], False), key="k")
+    ref = kind.metrics(preds, enc, ["score"], False)
+    p, g = preds[4:].astype(np.float64), gold[4:].astype(np.float64)
+    assert len(table["rows"]) == n - 4
+    for m, want in (("pearson", stats.pearsonr(p, g)[0]), ("spearman", stats.spearmanr(p, g)[0]),
+                    ("mse", np.mean((p - g) ** 2))):
+        assert float(mb.table_metric(table, m)) == pytest.approx(ref[m], abs=1e-9)
+        assert float(mb.table_metric(table, m)) == pytest.approx(want, abs=1e-9)
+    # multiplicities of a resample (zeros, repeats, ties across repeats): the metric of the repeated sample, and
+    # many resamples at once ([B, n] weights) give each one's own
+    counts = rng.multinomial(n - 4, np.full(n - 4, 1 / (n - 4)), size=5)
+    for m in ("pearson", "spearman", "mse"):
+        for c in counts:
+            _repeated_equals_weighted(table, m, c)
+        at_once = mb.table_metric(table, m, counts)
+        np.testing.assert_allclose(at_once, [float(mb.table_metric(table, m, c)) for c in counts], atol=1e-12)
+    rp, rg = np.repeat(p, counts[0]), np.repeat(g, counts[0])
+    assert float(mb.table_metric(table, "spearman", counts[0])) == pytest.approx(stats.spearmanr(rp, rg)[0],
+                                                                                 abs=1e-9)
+    assert float(mb.table_metric(table, "pearson", counts[0])) == pytest.approx(stats.pearsonr(rp, rg)[0],
+                                                                                abs=1e-9)
+    # the weighted ranks are the ranks of each example's copies in the repeated sample (scipy's "average")
+    copies = np.repeat(np.arange(n - 4), counts[0])
+    drawn = np.flatnonzero(counts[0])
+    np.testing.assert_allclose(mb.weighted_ranks(p, counts[0])[drawn],
+                               [stats.rankdata(rp)[copies == i][0] for i in drawn], atol=1e-12)
+    # a resample whose drawn predictions are all equal (their gold scores not): undefined (NaN), as the kind says
+    # for constant predictions
+    i, j = next((i, j) for i in range(n - 4) for j in range(i) if p[i] == p[j] and g[i] != g[j])
+    one = np.zeros(n - 4)
+    one[[i, j]] = [2, 3]
+    for m in ("pearson", "spearman"):
+        assert np.isnan(float(mb.table_metric(table, m, one)))
+    assert np.isnan(kind.metrics(np.full(n, 0.1, np.float32), enc, ["score"], False)["pearson"])
+
+
+def test_multiple_choice_and_span_formulas_give_the_kinds_metrics():
+    from trainer.finetune.kinds import get_kind
+    from trainer.finetune.tasks import Encoded
+
+    rng = np.random.default_rng(12)
+    # multiple choice: accuracy from (right choice, predicted choice)
+    gold = rng.integers(0, 4, 50).astype(np.int32)
+    preds = np.where(rng.random(50) < 0.5, gold, rng.integers(0, 4, 50)).astype(np.int32)
+    enc = Encoded(np.zeros((50, 4, 6), np.int32), np.ones((50, 4, 6), np.int32), gold, np.ones(50, np.float32), 0)
+    kind = get_kind("multiple-choice")
+    table = mb.example_table(*kind.example_scores(preds, enc, ["choice"], False), key="k")
+    assert float(mb.table_metric(table, "accuracy")) == pytest.approx(
+        kind.metrics(preds, enc, ["choice"], False)["accuracy"], abs=1e-12)
+    _repeated_equals_weighted(table, "accuracy", rng.integers(0, 3, 50))
+
+    # span: 30 questions, some cut into two windows; random logits, a boost on the gold span for some questions,
+    # so the answers are right, partly right or wrong; several gold answers for some, none for one
+    words = "ana vive en la casa de madrid con su familia y el perro".split()
+    contexts, answers, examples, offsets, logits = [], [], [], [], []
+    width = 12
+    for q in range(30):
+        ctx_words = list(rng.choice(words, size=int(rng.integers(6, 14))))
+        context = " ".join(ctx_words)
+        starts = np.cumsum([0] + [len(t) + 1 for t in ctx_words[:-1]])
+        spans = [(int(s), int(s) + len(t)) for s, t in zip(starts, ctx_words)]
+        a = int(rng.integers(0, len(ctx_words) - 2))
+        gold_answers = [] if q == 7 else [" ".join(ctx_words[a:a + 2])] + (
+            [ctx_words[a + 1]] if q % 3 == 0 else [])
+        contexts.append(context)
+        answers.append(gold_answers)
+        for part in ([spans[:8], spans[5:]] if len(spans) > 9 else [spans]):
+            window = [None] + [tuple(s) for s in part] + [None] * (width - 1 - len(part))
+            lg = rng.normal(0, 1, (width, 2))
+            if q % 2 == 0 and gold_answers:
+                for j, o in enumerate(window):
+                    if o == spans[a]:
+                        lg[j, 0] += 8
+                    if o == spans[a + 1]:
+                        lg[j, 1] += 8
+            examples.append(q)
+            offsets.append(window)
+            logits.append(lg)
+    extra = {"examples": np.asarray(examples), "offsets": offsets, "contexts": contexts, "answers": answers,
+             "n_best": 20, "max_answer_length": 30}
+    nw = len(examples)
+    assert nw > 30
+    enc = Encoded(np.zeros((nw, width), np.int32), np.ones((nw, width), np.int32), np.zeros((nw, 2), np.int32),
+                  np.ones(nw, np.float32), 0, extra)
+    preds = np.asarray(logits, np.float32)
+    kind = get_kind("span")
+    table = mb.example_table(*kind.example_scores(preds, enc, ["start", "end"], False), key="k")
+    ref = kind.metrics(preds, enc, ["start", "end"], False)
+    assert len(table["rows"]) == 30  # one row per question, not per window
+    assert 0 < ref["exact_match"] < ref["f1"] < 1
+    for m in ("exact_match", "f1"):
+        assert float(mb.table_metric(table, m)) == pytest.approx(ref[m], abs=1e-12)
+        _repeated_equals_weighted(table, m, rng.integers(0, 3, 30))

@@ -6,9 +6,11 @@ seed holds one or more *example tables* (one per fine-tuning run whose metric th
 a matrix of per-example numbers (``rows[i]``: example ``i``) with named columns, and a metric is a formula of
 the column sums weighted by how often each example is drawn (:data:`FORMULAS`): an accuracy is
 ``sum w correct / sum w count``, seqeval's micro F1 ``2 sum w tp / (sum w pred + sum w gold)``, a macro F1
-is recomputed per class from (gold, prediction) pairs, a masked-LM loss ``sum w loss_sum / sum w count``.
-So metrics that are not means over examples (entity F1, macro F1, token-weighted losses) are recomputed
-exactly on every resample of the examples.
+is recomputed per class from (gold, prediction) pairs, a masked-LM loss ``sum w loss_sum / sum w count``,
+a Pearson correlation from ``sum w``, ``sum w x``, ``sum w y``, ``sum w x^2``, ``sum w y^2``, ``sum w xy``.
+So metrics that are not means over examples (entity F1, macro F1, token-weighted losses, correlations) are
+recomputed exactly on every resample of the examples. A metric that is no function of weighted sums
+(Spearman's rho: ranks) has a formula with a ``resample`` function of the examples and their weights instead.
 
 One bootstrap sample ``b``: example multiplicities ``w ~ Multinomial(n, 1/n)`` (shared by both arms when
 they were evaluated on the same examples, *paired*; drawn for each arm on its own examples otherwise),
@@ -81,17 +83,98 @@ def macro_f1_combine(sums: np.ndarray, args: list) -> np.ndarray:
     return _safe_div(2 * s[..., 0], 2 * s[..., 0] + s[..., 1] + s[..., 2]).mean(axis=-1)
 
 
+def mean_expand(cols: dict, args: list) -> np.ndarray:
+    """``mean(x)``: the columns ``[x, 1]`` (a mean over examples: SQuAD's exact match and F1 per question)."""
+    x = np.asarray(cols[args[0]], np.float64)
+    return np.stack([x, np.ones_like(x)], axis=1)
+
+
+def mse_expand(cols: dict, args: list) -> np.ndarray:
+    """``mse(pred, gold)``: the columns ``[(pred - gold)^2, 1]``, combined as a ratio."""
+    d = np.asarray(cols[args[0]], np.float64) - np.asarray(cols[args[1]], np.float64)
+    return np.stack([d * d, np.ones_like(d)], axis=1)
+
+
+def moments(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """The per-example columns ``[1, x, y, x^2, y^2, xy]`` whose weighted sums give :func:`pearson_from_sums`."""
+    x, y = np.broadcast_arrays(np.asarray(x, np.float64), np.asarray(y, np.float64))
+    return np.stack([np.ones_like(x), x, y, x * x, y * y, x * y], axis=-1)
+
+
+def pearson_from_sums(sums: np.ndarray) -> np.ndarray:
+    """Pearson's ``r`` from ``sums [..., 6] = [n, Sx, Sy, Sxx, Syy, Sxy]`` (weighted sums of :func:`moments`):
+    ``r = (n Sxy - Sx Sy) / sqrt((n Sxx - Sx^2)(n Syy - Sy^2))``, the correlation of the sample in which each
+    example appears as often as its weight; NaN when ``x`` or ``y`` is constant (a variance term at most
+    ``1e-12`` of ``n Sxx``, rounding of a zero: as :func:`trainer.finetune.kinds.regression.pearson`)."""
+    n, sx, sy, sxx, syy, sxy = np.moveaxis(np.asarray(sums, np.float64), -1, 0)
+    vx, vy = n * sxx - sx * sx, n * syy - sy * sy
+    ok = (vx > 1e-12 * n * sxx) & (vy > 1e-12 * n * syy)
+    den = np.sqrt(np.where(ok, vx * vy, 1.0))
+    return np.where(ok, (n * sxy - sx * sy) / den, np.nan)
+
+
+def pearson_expand(cols: dict, args: list) -> np.ndarray:
+    """``pearson(x, y)``: :func:`moments` of ``x`` and ``y`` each less its mean over all examples (``r`` does not
+    change when a constant is subtracted; centred, the sums do not cancel)."""
+    x, y = (np.asarray(cols[a], np.float64) for a in args[:2])
+    return moments(x - x.mean(), y - y.mean())
+
+
+def pearson_combine(sums: np.ndarray, args: list) -> np.ndarray:
+    """``pearson(x, y)``: :func:`pearson_from_sums`."""
+    return pearson_from_sums(sums)
+
+
+def weighted_ranks(x: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """The ranks ``[..., n]`` of ``x [n]`` in the sample where example ``i`` appears ``weights[..., i]`` times,
+    ties given the mean of the ranks they span (``scipy.stats.rankdata``'s "average"): the examples with the
+    value of a tie group ``g`` hold the ranks ``C_g + 1 .. C_g + W_g`` (``W_g``: the group's total weight,
+    ``C_g``: the total weight of the smaller values), so each gets ``C_g + (W_g + 1) / 2``."""
+    x, w = np.asarray(x, np.float64), np.asarray(weights, np.float64)
+    if not len(x):
+        return np.zeros_like(w)
+    order = np.argsort(x, kind="mergesort")
+    sorted_x = x[order]
+    first = np.concatenate([[True], sorted_x[1:] != sorted_x[:-1]])
+    group = np.empty(len(x), np.int64)
+    group[order] = np.cumsum(first) - 1
+    totals = np.add.reduceat(w[..., order], np.flatnonzero(first), axis=-1)  # W_g
+    below = np.cumsum(totals, axis=-1) - totals  # C_g
+    return (below + (totals + 1) / 2)[..., group]
+
+
+def spearman_expand(cols: dict, args: list) -> np.ndarray:
+    """``spearman(x, y)``: the columns ``[x, y]`` (ranked on each resample by :func:`spearman_resample`)."""
+    return np.stack([np.asarray(cols[a], np.float64) for a in args[:2]], axis=1)
+
+
+def spearman_resample(matrix: np.ndarray, weights: np.ndarray, args: list) -> np.ndarray:
+    """Spearman's rho of the sample where example ``i`` appears ``weights[..., i]`` times: the weighted Pearson
+    correlation (:func:`pearson_from_sums`) of the :func:`weighted_ranks` of ``x`` and ``y``, each less the mean
+    rank ``(sum w + 1) / 2``."""
+    w = np.asarray(weights, np.float64)
+    centre = (w.sum(axis=-1, keepdims=True) + 1) / 2
+    rx, ry = weighted_ranks(matrix[:, 0], w) - centre, weighted_ranks(matrix[:, 1], w) - centre
+    return pearson_from_sums(np.sum(w[..., None] * moments(rx, ry), axis=-2))
+
+
 class Formula(NamedTuple):
     expand: Callable  # (columns, args) -> the per-example matrix whose weighted column sums the metric needs
-    combine: Callable  # (sums [..., m], args) -> the metric
+    combine: Optional[Callable]  # (sums [..., m], args) -> the metric
+    #: (matrix [n, m], weights [..., n], args) -> the metric, for one that is no function of weighted sums
+    resample: Optional[Callable] = None
 
 
 #: ``name(arg, ...)`` of an example table's ``metrics`` -> its formula.
 FORMULAS = {
     "ratio": Formula(ratio_expand, ratio_combine),
+    "mean": Formula(mean_expand, ratio_combine),
     "f1": Formula(f1_expand, f1_combine),
     "accuracy": Formula(accuracy_expand, ratio_combine),
     "macro_f1": Formula(macro_f1_expand, macro_f1_combine),
+    "mse": Formula(mse_expand, ratio_combine),
+    "pearson": Formula(pearson_expand, pearson_combine),
+    "spearman": Formula(spearman_expand, None, spearman_resample),
 }
 
 
@@ -118,20 +201,22 @@ def content_key(*parts) -> str:
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
-def table_matrix(table: dict, metric: str) -> tuple[np.ndarray, Callable]:
-    """``(E [n, m], combine)`` of ``metric`` in ``table``: the metric on example weights ``w`` is
-    ``combine(w @ E)``."""
+def table_function(table: dict, metric: str) -> tuple[int, Callable]:
+    """``(n, f)``: the number of examples of ``table`` and ``f(w)``, ``metric`` on example weights ``w``
+    (``[..., n]``): ``combine(w @ E)`` with ``E`` the formula's expanded matrix, or its ``resample(E, w)``."""
     formula, args = parse_formula(table["metrics"][metric])
     rows = np.asarray(table["rows"], np.float64).reshape(len(table["rows"]), len(table["columns"]))
     cols = {c: rows[:, i] for i, c in enumerate(table["columns"])}
-    return formula.expand(cols, args), lambda sums: formula.combine(sums, args)
+    E = formula.expand(cols, args)
+    if formula.resample is not None:
+        return len(E), lambda w: formula.resample(E, w, args)
+    return len(E), lambda w: formula.combine(w @ E, args)
 
 
 def table_metric(table: dict, metric: str, weights: Optional[np.ndarray] = None) -> np.ndarray:
     """``metric`` of one table with example weights ``weights`` (``[..., n]``; None: every example once)."""
-    E, combine = table_matrix(table, metric)
-    w = np.ones(len(E)) if weights is None else np.asarray(weights, np.float64)
-    return combine(w @ E)
+    n, f = table_function(table, metric)
+    return f(np.ones(n) if weights is None else np.asarray(weights, np.float64))
 
 
 # -- the Multi-Bootstrap ---------------------------------------------------------------------------------------
@@ -154,8 +239,8 @@ Arm = Sequence
 
 
 def _prepare(seeds: Arm, metric: str) -> list:
-    """Each seed as a float (no tables) or the list of its tables' ``(E, combine)`` (:func:`table_matrix`)."""
-    return [[table_matrix(t, metric) for t in s] if isinstance(s, list) else float(s) for s in seeds]
+    """Each seed as a float (no tables) or the list of its tables' ``(n, f)`` (:func:`table_function`)."""
+    return [[table_function(t, metric) for t in s] if isinstance(s, list) else float(s) for s in seeds]
 
 
 def _seed_values(seeds: list, weights: Optional[np.ndarray]) -> np.ndarray:
@@ -166,8 +251,8 @@ def _seed_values(seeds: list, weights: Optional[np.ndarray]) -> np.ndarray:
         if isinstance(seed, float):
             out.append(np.full(1 if weights is None else len(weights), seed))
             continue
-        w = [np.ones(len(E)) if weights is None else weights for E, _ in seed]
-        out.append(np.mean([np.atleast_1d(combine(wi @ E)) for wi, (E, combine) in zip(w, seed)], axis=0))
+        w = [np.ones(n) if weights is None else weights for n, _ in seed]
+        out.append(np.mean([np.atleast_1d(f(wi)) for wi, (_, f) in zip(w, seed)], axis=0))
     return np.stack(out, axis=-1)
 
 

@@ -122,6 +122,10 @@ class MultipleChoiceKind(TaskKind):
         m["examples"] = len(enc)
         return m
 
+    def example_scores(self, preds, enc, labels, iob):
+        """Each example's right choice and predicted choice: the accuracy is recomputed from them."""
+        return ["gold", "pred"], np.stack([enc.labels, preds], axis=1), {"accuracy": "accuracy(gold, pred)"}
+
     def card_usage(self, report: dict, model_ref: str) -> str:
         return ("import torch\nfrom transformers import AutoModelForMultipleChoice, AutoTokenizer\n"
                 f"tokenizer = AutoTokenizer.from_pretrained('{model_ref}')\n"

@@ -19,8 +19,11 @@ from .sequence import SequenceKind
 
 
 def pearson(x, y) -> float:
-    """``r = sum (x - mean x)(y - mean y) / sqrt(sum (x - mean x)^2 sum (y - mean y)^2)``; NaN when one is constant."""
+    """``r = sum (x - mean x)(y - mean y) / sqrt(sum (x - mean x)^2 sum (y - mean y)^2)``; NaN when one is constant
+    (tested on the values: the mean of equal values can differ from them by a rounding)."""
     x, y = np.asarray(x, np.float64), np.asarray(y, np.float64)
+    if not x.size or np.ptp(x) == 0 or np.ptp(y) == 0:
+        return float("nan")
     dx, dy = x - x.mean(), y - y.mean()
     den = math.sqrt(float(np.sum(dx * dx)) * float(np.sum(dy * dy)))
     return float(np.sum(dx * dy) / den) if den > 0 else float("nan")
@@ -90,6 +93,14 @@ class RegressionKind(SequenceKind):
         gold, pred = enc.labels[keep].astype(np.float64), preds[keep].astype(np.float64)
         return {"pearson": pearson(pred, gold), "spearman": spearman(pred, gold),
                 "mse": float(np.mean((pred - gold) ** 2)) if gold.size else float("nan"), "examples": int(keep.sum())}
+
+    def example_scores(self, preds, enc, labels, iob):
+        """Each labelled example's prediction and gold score: Pearson's r from their weighted moments, Spearman's
+        rho from weighted ranks and the MSE are recomputed from them (:mod:`trainer.statistics.bootstrap`)."""
+        keep = enc.weights > 0
+        rows = np.stack([preds[keep].astype(np.float64), enc.labels[keep].astype(np.float64)], axis=1)
+        return ["pred", "gold"], rows, {"pearson": "pearson(pred, gold)", "spearman": "spearman(pred, gold)",
+                                        "mse": "mse(pred, gold)"}
 
     def collapse(self, metrics, num_labels, margin):
         """Collapsed when the Pearson correlation is not finite (constant predictions) or ``<= margin``."""

@@ -60,11 +60,16 @@ def squad_f1(prediction: str, gold: str) -> float:
     return 2 * p * r / (p + r)
 
 
-def squad_scores(predictions: list[str], golds: list[list[str]]) -> dict:
-    """``exact_match`` and ``f1``: per example the best over its gold answers (``[""]`` when it has none),
-    averaged over the examples."""
+def squad_example_scores(predictions: list[str], golds: list[list[str]]) -> tuple[list, list]:
+    """``(em, f1)``: per example the best exact match and F1 over its gold answers (``[""]`` when it has none)."""
     em = [max(squad_exact_match(p, g) for g in (gs or [""])) for p, gs in zip(predictions, golds)]
     f1 = [max(squad_f1(p, g) for g in (gs or [""])) for p, gs in zip(predictions, golds)]
+    return em, f1
+
+
+def squad_scores(predictions: list[str], golds: list[list[str]]) -> dict:
+    """``exact_match`` and ``f1``: :func:`squad_example_scores` averaged over the examples."""
+    em, f1 = squad_example_scores(predictions, golds)
     return {"exact_match": float(np.mean(em)) if em else 0.0, "f1": float(np.mean(f1)) if f1 else 0.0}
 
 
@@ -232,6 +237,13 @@ class SpanKind(TaskKind):
         m["examples"] = len(enc.extra["contexts"])
         m["windows"] = len(enc)
         return m
+
+    def example_scores(self, preds, enc, labels, iob):
+        """Each question's exact match and F1 (its answer post-processed over all its windows): SQuAD's means over
+        the questions are recomputed from them."""
+        em, f1 = squad_example_scores(self.predict_answers(preds, enc), enc.extra["answers"])
+        return ["em", "f1"], np.stack([np.asarray(em, np.float64).reshape(-1), np.asarray(f1, np.float64).reshape(-1)],
+                                      axis=1), {"exact_match": "mean(em)", "f1": "mean(f1)"}
 
     def collapse(self, metrics, num_labels, margin):
         """Collapsed when SQuAD's F1 is ``<= margin``."""
