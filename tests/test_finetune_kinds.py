@@ -18,6 +18,7 @@ import finetune_data as fd  # noqa: E402
 from trainer.cli import main  # noqa: E402
 from trainer.finetune.kinds import get_kind  # noqa: E402
 from trainer.finetune.loading import load_model  # noqa: E402
+from trainer.statistics.bootstrap import table_metric  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -210,6 +211,9 @@ def test_span_end_to_end_exports_question_answering(one_layer, tmp_path, capsys)
     assert report["kind"] == "span" and set(report["metrics"]) == {"f1", "exact_match"}
     run = report["runs"][0]["metrics"]
     assert run["examples"] == 16 and run["windows"] > 16 and 0.0 <= run["exact_match"] <= run["f1"] <= 1.0
+    table = report["runs"][0]["examples"]  # per question, for the Multi-Bootstrap: the run's own metrics back
+    assert len(table["rows"]) == 16 and all(float(table_metric(table, m)) == pytest.approx(run[m], abs=1e-9)
+                                            for m in ("exact_match", "f1"))
     assert "| Model | question-answering (F1 / EM) |" in open(os.path.join(out, "results.md")).read()
     folder = os.path.join(out, "tiny-question-answering")
     assert json.load(open(os.path.join(folder, "config.json")))["architectures"] == ["RobertaForQuestionAnswering"]
@@ -243,6 +247,8 @@ def test_regression_learns_and_exports_a_regression_classifier(one_layer, tmp_pa
     assert report["kind"] == "regression" and report["labels"] == ["score"]
     # the count of "gato" is learnt: a strong correlation on held-out sentences (0 for a random head on average)
     assert report["metrics"]["pearson"]["mean"] > 0.5 and report["metrics"]["spearman"]["mean"] > 0.5
+    run, table = report["runs"][0]["metrics"], report["runs"][0]["examples"]
+    assert all(float(table_metric(table, m)) == pytest.approx(run[m], abs=1e-9) for m in ("pearson", "spearman", "mse"))
     assert "text-regression (Pearson / Spearman)" in open(os.path.join(out, "results.md")).read()
     folder = os.path.join(out, "tiny-text-regression")
     config = json.load(open(os.path.join(folder, "config.json")))
@@ -265,6 +271,7 @@ def test_multiple_choice_end_to_end_exports_a_choice_model(one_layer, tmp_path):
     report = _finetune(one_layer, out, "text-multiple-choice", *data, "--max-length", "32", "--max-steps", "6")
     run = report["runs"][0]["metrics"]
     assert report["kind"] == "multiple-choice" and run["chance"] == pytest.approx(1 / 3) and run["examples"] == 16
+    assert float(table_metric(report["runs"][0]["examples"], "accuracy")) == pytest.approx(run["accuracy"], abs=1e-12)
     folder = os.path.join(out, "tiny-text-multiple-choice")
     assert json.load(open(os.path.join(folder, "config.json")))["architectures"] == ["RobertaForMultipleChoice"]
     model = _no_missing_weights(AutoModelForMultipleChoice, folder)
