@@ -162,7 +162,7 @@ def compare_models(results: dict, baseline: Optional[str] = None, samples: int =
     t-test of the per-seed values (:func:`trainer.statistics.welch.welch_test`) and the Multi-Bootstrap of seeds and
     examples (:func:`trainer.statistics.bootstrap.multi_bootstrap`). ``{"baseline", "samples", "seed",
     "confidence", "test", "tasks": {task: {model: {metric: {"welch": ..., "bootstrap": ...}}}}}``."""
-    from ..statistics.bootstrap import describe, multi_bootstrap
+    from ..statistics.bootstrap import describe, lower_is_better, multi_bootstrap
     from ..statistics.welch import welch_test
 
     models = list(results["models"])
@@ -184,7 +184,7 @@ def compare_models(results: dict, baseline: Optional[str] = None, samples: int =
                 w = welch_test(other["metrics"][metric]["values"], base[task]["metrics"][metric]["values"],
                                confidence)
                 mb = multi_bootstrap(_seeds(other, metric), _seeds(base[task], metric), metric, samples, seed,
-                                     confidence)
+                                     confidence, lower_is_better(metric))
                 out.setdefault(task, {}).setdefault(model, {})[metric] = {"welch": w._asdict(),
                                                                           "bootstrap": mb._asdict()}
     return {"baseline": baseline, "samples": samples, "seed": seed, "confidence": confidence,

@@ -267,6 +267,11 @@ def _examples(seeds: Arm) -> Optional[tuple[str, int]]:
     return seen.pop() if len(seen) == 1 else None
 
 
+def lower_is_better(metric: str) -> bool:
+    """Whether a smaller ``metric`` is better: a loss (``mlm.clean.loss``) or a mean squared error (``mse``)."""
+    return metric.rsplit(".", 1)[-1] in ("loss", "mse")
+
+
 def multi_bootstrap(a: Arm, b: Arm, metric: str, samples: int = 1000, seed: int = 0, confidence: float = 0.95,
                     lower_is_better: bool = False, chunk: int = 250) -> MultiBootstrap:
     """The Multi-Bootstrap of ``theta_A - theta_B`` for ``metric`` (see the module's docstring). ``a``, ``b``:

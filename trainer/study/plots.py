@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from ..statistics.bootstrap import lower_is_better
+
 LINESTYLES = ["-", "--", ":", "-."]
 
 
@@ -47,7 +49,7 @@ def metric_title(metric: str) -> str:
         title = f"Masked-LM {what}, {subset}"
     else:
         title = f"{'.'.join(parts[:-1])}: {what}"
-    return title + (" (lower is better)" if parts[-1] == "loss" else "")
+    return title + (" (lower is better)" if lower_is_better(metric) else "")
 
 
 def plot_final(report: dict, path: str) -> None:

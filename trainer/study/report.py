@@ -8,7 +8,7 @@ import math
 import os
 from collections import defaultdict
 
-from ..statistics.bootstrap import describe
+from ..statistics.bootstrap import describe, lower_is_better
 from ..statistics.welch import summarize, welch_test
 from .config import AVERAGED, StudyConfig
 from .units import write_json, write_text
@@ -56,10 +56,6 @@ def bootstrap_vs(cfg: StudyConfig, arm: list[dict], base: list[dict], metric: st
     name = (a or b)[0][1] if (a or b) else metric
     return multi_bootstrap([s for s, _ in a], [s for s, _ in b], name, cfg.bootstrap.samples, cfg.bootstrap.seed,
                            cfg.confidence, lower_is_better(metric))._asdict()
-
-
-def lower_is_better(metric: str) -> bool:
-    return metric.endswith(".loss")
 
 
 def by_arm(cfg: StudyConfig, results: list[dict]) -> dict[str, list[dict]]:
@@ -181,7 +177,7 @@ def markdown(report: dict) -> str:
     lines += ["", "## Results", "", "| metric | " + " | ".join(f"`{n}`" for n in arms) + " |",
               "|---|" + "---:|" * len(arms)]
     for m in metrics:
-        arrow = " (lower is better)" if m.endswith(".loss") else ""
+        arrow = " (lower is better)" if lower_is_better(m) else ""
         cells = []
         for a in arms.values():
             s = a["metrics"][m]
