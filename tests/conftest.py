@@ -22,7 +22,8 @@ os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 #: JAX's persistent compilation cache, shared by the test processes of one session (both xdist workers and
 #: every trainer subprocess they start): the tiny test models compile the same steps again and again, and an
 #: executable read back from the cache is the one XLA compiled (same HLO, flags and devices in the key), so
-#: nothing a test checks changes; a cold trainer run costs about 2.5x the CPU of a warm one. The cache is
+#: nothing a test checks changes; a cold trainer run costs about 2.5x the CPU of the same run warm (runs that
+#: differ in steps, schedule, devices or accumulation compile their own steps). The cache is
 #: locked (a size limit turns JAX's file lock on), created empty for the session and removed at its end;
 #: JAX_COMPILATION_CACHE_DIR set by the caller wins (set it empty to turn the cache off).
 _CACHE_ENV = "JAX_COMPILATION_CACHE_DIR"
