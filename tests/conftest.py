@@ -10,6 +10,8 @@ import os
 import random
 import shutil
 import subprocess
+import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -19,6 +21,36 @@ from loopback_hub import LoopbackHub
 # No network in tests: datasets must not try to count downloads or reach the Hub.
 os.environ.setdefault("HF_UPDATE_DOWNLOAD_COUNTS", "0")
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+
+#: JAX's persistent compilation cache, shared by the test processes of one session (both xdist workers and
+#: every trainer subprocess they start): the tiny test models compile the same steps again and again, and an
+#: executable read back from the cache is the one XLA compiled (same HLO, flags and devices in the key), so
+#: nothing a test checks changes; a cold trainer run costs about 2.5x the CPU of the same run warm (runs that
+#: differ in steps, schedule, devices or accumulation compile their own steps). The cache is
+#: locked (a size limit turns JAX's file lock on), created empty for the session and removed at its end;
+#: JAX_COMPILATION_CACHE_DIR set by the caller wins (set it empty to turn the cache off).
+_CACHE_ENV = "JAX_COMPILATION_CACHE_DIR"
+_OWN_CACHE = "MC4_TEST_OWN_XLA_CACHE"
+
+
+def pytest_configure(config):
+    if hasattr(config, "workerinput") or _CACHE_ENV in os.environ:
+        return  # an xdist worker inherits the controller's settings; the caller's setting wins
+    os.environ[_CACHE_ENV] = os.environ[_OWN_CACHE] = tempfile.mkdtemp(prefix="mc4-test-xla-cache-")
+    os.environ.setdefault("JAX_COMPILATION_CACHE_MAX_SIZE", str(4 * 1024 ** 3))  # > 0: locked reads and writes
+    os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0.5")
+    if "jax" in sys.modules:  # imported before this hook: tell it too
+        import jax
+
+        jax.config.update("jax_compilation_cache_dir", os.environ[_CACHE_ENV])
+        jax.config.update("jax_compilation_cache_max_size", int(os.environ["JAX_COMPILATION_CACHE_MAX_SIZE"]))
+        jax.config.update("jax_persistent_cache_min_compile_time_secs",
+                          float(os.environ["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"]))
+
+
+def pytest_unconfigure(config):
+    if not hasattr(config, "workerinput") and os.environ.get(_OWN_CACHE):
+        shutil.rmtree(os.environ.pop(_OWN_CACHE), ignore_errors=True)
 
 import mc4_sampling  # noqa: E402  (registers the builder)
 
@@ -149,3 +181,17 @@ def mounted_tmpfs(folder, *options):
         yield folder
     finally:
         subprocess.run(["umount", "-l", str(folder)], check=True)
+
+
+def pytest_collection_modifyitems(config, items):
+    """Modules holding a test marked ``slow`` run first (each module's tests stay together and in order).
+
+    xdist hands tests out in this order as workers ask for more, so the minutes-long tests start while there
+    is still plenty of short work for the other worker, and both workers finish at about the same time
+    instead of one waiting for the last slow test of the other.
+    """
+    def module(item):
+        return item.nodeid.split("::", 1)[0]
+
+    slow = {module(item) for item in items if item.get_closest_marker("slow")}
+    items.sort(key=lambda item: module(item) not in slow)  # stable: the order within a group is kept

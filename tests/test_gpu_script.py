@@ -128,6 +128,7 @@ def test_run_sh_names_missing_wheels_and_refuses_a_foreign_output_folder(tmp_pat
 # -- the smoke run: every step through the same code, the JSON it writes ---------------------------
 
 
+@pytest.mark.slow
 def test_smoke_run_writes_every_step_as_json(tmp_path):
     out = tmp_path / "out"
     env = {**os.environ, "JAX_PLATFORMS": "cpu", "PYTHONPATH": REPO}

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 
+import pytest
 from trainer_helpers import make_corpus, make_tokenizer, run_trainer, tiny_overrides
 
 from trainer import memory
@@ -39,6 +40,7 @@ def test_cpu_devices_get_the_host_memory_and_the_variable_overrides(monkeypatch)
     assert memory.device_limit(Cpu(), 4) == 10 ** 6
 
 
+@pytest.mark.slow
 def test_a_step_too_big_for_the_host_stops_before_step_one(tmp_path):
     paths = make_corpus(str(tmp_path / "corpus"), n_docs=120, n_files=1)
     tok = make_tokenizer(str(tmp_path / "tok"), paths, vocab_size=300)
