@@ -21,6 +21,11 @@ from loopback_hub import LoopbackHub
 # No network in tests: datasets must not try to count downloads or reach the Hub.
 os.environ.setdefault("HF_UPDATE_DOWNLOAD_COUNTS", "0")
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+#: XLA's CPU compiler without its expensive optimisation passes, for the tests and every process they start (the
+#: GPU check's smoke run uses the same): the tiny test models spend far more time compiling than running, and the
+#: checks compare runs made under the same flags, or against PyTorch within a tolerance. XLA_FLAGS set by the
+#: caller wins.
+os.environ.setdefault("XLA_FLAGS", "--xla_backend_optimization_level=0 --xla_llvm_disable_expensive_passes=true")
 
 #: JAX's persistent compilation cache, shared by the test processes of one session (both xdist workers and
 #: every trainer subprocess they start): the tiny test models compile the same steps again and again, and an

@@ -150,7 +150,7 @@ def test_shipped_trainer_configs_sample_through_data_sampling():
     from trainer.config_loading import shipped_configs
 
     for name in shipped_configs():
-        if name == "transfer-es-to-ca":  # its paths are placeholders to fill in
+        if name in ("transfer-es-to-ca", "earlyberts-base"):  # placeholders to fill in; MultiBERTs' unsampled corpus
             continue
         cfg = load_config(name)
         assert cfg.data.sampling.sampling_method == "gaussian", name

@@ -264,7 +264,7 @@ def test_weight_stats_transfer_and_freezing(corpus, reference_run, tmp_path):
 def test_config_errors_name_the_key(corpus, tmp_path):
     from trainer.errors import ConfigError
 
-    with pytest.raises(ConfigError, match="config key 'model.type': expected one of 'roberta', 'modernbert'"):
+    with pytest.raises(ConfigError, match="config key 'model.type': expected one of 'roberta', 'bert', 'modernbert'"):
         _cfg(corpus, str(tmp_path), **{"model.type": "gpt"})
     with pytest.raises(ConfigError, match="unknown config key 'model.type_vocab_size'"):
         _cfg(corpus, str(tmp_path), **{"model.type_vocab_size": 2})

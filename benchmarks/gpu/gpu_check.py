@@ -175,6 +175,7 @@ class SyntheticTokenizer:
     def __init__(self, vocab_size: int):
         self.special_ids, self.bos_id, self.pad_id, self.eos_id, self.mask_id = (0, 1, 2, 3, 4), 0, 1, 2, 4
         self.vocab_size = vocab_size
+        self.model_name, self.is_wordpiece = "BPE", False
 
 
 def config_name(family: str, length: int) -> str:
