@@ -475,6 +475,30 @@ def test_ctrl_c_is_130_and_sigterm_143(capsys):
     assert capsys.readouterr().err.splitlines() == ["interrupted", "terminated"]
 
 
+def test_ctrl_c_before_the_first_step_says_what_the_run_folder_holds(tmp_path, monkeypatch, capsys):
+    """Ctrl-C during set-up (data, compilation) saved nothing: the line says so, and whether the same command
+    starts or resumes (it used to print a bare "interrupted")."""
+    from trainer.config import TrainerConfig
+    from trainer.train import Trainer
+
+    def setup(self):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(Trainer, "setup", setup)
+    trainer = Trainer.__new__(Trainer)
+    trainer.cfg = TrainerConfig()
+    trainer.cfg.training.output_dir = str(tmp_path / "run")
+    assert run_guarded(trainer.run) == 130
+    os.makedirs(os.path.join(trainer.cfg.checkpoint_dir, "12"))
+    os.makedirs(os.path.join(trainer.cfg.checkpoint_dir, "8"))
+    assert run_guarded(trainer.run) == 130
+    first, second = capsys.readouterr().err.splitlines()
+    assert first == ("interrupted before the first step (while setting up): nothing new was saved; no checkpoint "
+                     "exists yet; run the same command again to start")
+    assert second.endswith(f"its checkpoints in {trainer.cfg.checkpoint_dir} are untouched (latest: step 12); run "
+                           "the same command again to resume")
+
+
 def test_tokenizer_workers_end_with_a_killed_parent(tmp_path):
     """A tokenizer worker (spawned) whose trainer is killed with SIGKILL ends within seconds."""
     script = (

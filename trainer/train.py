@@ -23,6 +23,8 @@ from typing import Any, Callable, Optional, Sequence
 import jax
 import numpy as np
 
+from mc4_sampling.common.console import Interrupted
+
 from . import loop
 from .checkpoint import gather_positions
 from .compilation import check_memory, compile_steps, step_memory
@@ -142,7 +144,12 @@ class Trainer:
     def run(self) -> TrainResult:
         """Train (or resume) to ``training.max_steps`` (:func:`trainer.loop.run`); :meth:`setup` first if needed."""
         if not hasattr(self, "stream"):
-            self.setup()
+            try:
+                self.setup()
+            except KeyboardInterrupt as e:
+                if isinstance(e, Interrupted):
+                    raise
+                raise Interrupted(interrupted_in_setup(self.cfg.checkpoint_dir)) from None
         return loop.run(self)
 
     def off_the_step_clock(self, fn: Callable[[StepInfo], Any]) -> Callable[[StepInfo], Any]:
@@ -217,3 +224,12 @@ class Trainer:
         """Checkpoint the current step unless it is saved already (e.g. by the regular checkpoint hook)."""
         if self._saved_step != self.step:
             self.save(position)
+
+
+def interrupted_in_setup(checkpoint_dir: str) -> str:
+    """The line for a Ctrl-C before the first step (set-up, data, compilation): nothing new was saved, and what the
+    run folder already holds, so the user knows whether the same command starts or resumes."""
+    steps = sorted(int(n) for n in os.listdir(checkpoint_dir) if n.isdigit()) if os.path.isdir(checkpoint_dir) else []
+    held = (f"its checkpoints in {checkpoint_dir} are untouched (latest: step {steps[-1]}); run the same command "
+            "again to resume" if steps else "no checkpoint exists yet; run the same command again to start")
+    return f"interrupted before the first step (while setting up): nothing new was saved; {held}"
