@@ -74,29 +74,40 @@ def _tokenizer(folder: str):
     return load_tokenizer(folder, "the model's tokenizer", CheckpointError, fast=False, add_prefix_space=True)
 
 
+def _checkpoint(source: str, tokenizer: Optional[str]):
+    """An Orbax checkpoint folder's ``(spec, params, meta, step, tokenizer folder)``."""
+    from ..export import load_checkpoint_params
+
+    spec, params, meta, step = load_checkpoint_params(source)
+    tok_dir = tokenizer or meta.get("tokenizer_dir")
+    if not tok_dir or not os.path.isdir(tok_dir):
+        raise CheckpointError(f"tokenizer folder {tok_dir!r} of {source} not found; pass --tokenizer FOLDER")
+    return spec, params, meta, step, tok_dir
+
+
+def _model_folder(source: str, revision: Optional[str]) -> tuple[str, dict]:
+    """A transformers folder, or a Hub id's snapshot, and its ``config.json``."""
+    folder = source if os.path.isdir(source) else None
+    if folder is None:
+        if os.path.exists(source) or source.startswith((".", "/")) or source.count("/") != 1:
+            raise CheckpointError(f"{source}: no such checkpoint folder (and not a Hub model id owner/name)")
+        folder = _hub_snapshot(source, revision)
+    path = os.path.join(folder, "config.json")
+    if not os.path.exists(path):
+        raise CheckpointError(f"{source}: no config.json and no Orbax checkpoint (not a model folder)")
+    with open(path, encoding="utf-8") as f:
+        return folder, json.load(f)
+
+
 def load_model(source: str, tokenizer: Optional[str] = None, revision: Optional[str] = None,
                dtype: str = "float32") -> LoadedModel:
     """Read ``source`` (Orbax checkpoint folder, transformers folder or Hub id) and its tokenizer."""
     if os.path.isdir(source) and _is_orbax(source):
-        from ..export import load_checkpoint_params
-
-        spec, params, meta, step = load_checkpoint_params(source)
-        tok_dir = tokenizer or meta.get("tokenizer_dir")
-        if not tok_dir or not os.path.isdir(tok_dir):
-            raise CheckpointError(f"tokenizer folder {tok_dir!r} of {source} not found; pass --tokenizer FOLDER")
+        spec, params, meta, step, tok_dir = _checkpoint(source, tokenizer)
         encoder = {k: v for k, v in params.items() if k not in family_of(spec).mlm_only_params}
         loaded = LoadedModel(f"{source}@{step}", spec, encoder, _tokenizer(tok_dir))
     else:
-        folder = source if os.path.isdir(source) else None
-        if folder is None:
-            if os.path.exists(source) or source.startswith((".", "/")) or source.count("/") != 1:
-                raise CheckpointError(f"{source}: no such checkpoint folder (and not a Hub model id owner/name)")
-            folder = _hub_snapshot(source, revision)
-        path = os.path.join(folder, "config.json")
-        if not os.path.exists(path):
-            raise CheckpointError(f"{source}: no config.json and no Orbax checkpoint (not a model folder)")
-        with open(path, encoding="utf-8") as f:
-            config = json.load(f)
+        folder, config = _model_folder(source, revision)
         try:
             hf = family_of_hf_config(config).hf
             spec = hf.hf_config_to_spec(config)
@@ -144,24 +155,10 @@ def load_masked_lm(source: str, tokenizer: Optional[str] = None, revision: Optio
     from ..data.tokenizer import load_tokenizer
 
     if os.path.isdir(source) and _is_orbax(source):
-        from ..export import load_checkpoint_params
-
-        spec, params, meta, step = load_checkpoint_params(source)
-        tok_dir = tokenizer or meta.get("tokenizer_dir")
-        if not tok_dir or not os.path.isdir(tok_dir):
-            raise CheckpointError(f"tokenizer folder {tok_dir!r} of {source} not found; pass --tokenizer FOLDER")
+        spec, params, meta, step, tok_dir = _checkpoint(source, tokenizer)
         model = MaskedLM(f"{source}@{step}", spec, params, None, meta.get("config", {}))
     else:
-        folder = source if os.path.isdir(source) else None
-        if folder is None:
-            if os.path.exists(source) or source.startswith((".", "/")) or source.count("/") != 1:
-                raise CheckpointError(f"{source}: no such checkpoint folder (and not a Hub model id owner/name)")
-            folder = _hub_snapshot(source, revision)
-        path = os.path.join(folder, "config.json")
-        if not os.path.exists(path):
-            raise CheckpointError(f"{source}: no config.json and no Orbax checkpoint (not a model folder)")
-        with open(path, encoding="utf-8") as f:
-            config = json.load(f)
+        folder, config = _model_folder(source, revision)
         family = family_of_hf_config(config)
         try:  # what the folder lacks is NaN (a head-less model is refused, not evaluated with a random head)
             import jax
