@@ -192,7 +192,4 @@ def encoder_from_state_dict(state_dict: dict[str, np.ndarray], spec: BertSpec) -
 
 def head_from_state_dict(state_dict: dict[str, np.ndarray], per_token: bool) -> Optional[dict]:
     """The ``classifier`` params in a state dict (one dense layer for both kinds), or None."""
-    if "classifier.weight" not in state_dict or "classifier.bias" not in state_dict:
-        return None
-    return {"kernel": np.asarray(state_dict["classifier.weight"], np.float32).T,
-            "bias": np.asarray(state_dict["classifier.bias"], np.float32)}
+    return state_dicts.dense_head_from_state_dict(state_dict)

@@ -65,3 +65,12 @@ def state_dict_to_params(state_dict: dict[str, np.ndarray], entries: Iterable[En
     if missing:
         raise ExportError(f"{len(missing)} weights missing from the checkpoint, e.g. {missing[:3]}")
     return params
+
+
+def dense_head_from_state_dict(state_dict: dict[str, np.ndarray], prefix: str = "classifier") -> Optional[dict]:
+    """A one-layer head ``PREFIX.{weight,bias}`` of a state dict as Flax ``{kernel, bias}`` (the weight
+    transposed), or None when the state dict has none."""
+    if f"{prefix}.weight" not in state_dict or f"{prefix}.bias" not in state_dict:
+        return None
+    return {"kernel": np.asarray(state_dict[f"{prefix}.weight"], np.float32).T,
+            "bias": np.asarray(state_dict[f"{prefix}.bias"], np.float32)}
