@@ -71,10 +71,10 @@ def require_remote(url: str, what: str) -> None:
                       name="the server")
 
 
-def list_hub(hub: HubPath, pattern: str | None = None) -> list[str]:
+def list_hub(hub: HubPath, pattern: str | None = None, *, folders: bool = False) -> list[str]:
     """The file paths under ``hub.path`` in the repository (recursive, sorted), those matching the glob
     ``pattern`` (relative to the repository root) when given. A repository, revision or folder the Hub
-    does not have is one error line."""
+    does not have is one error line. ``folders``: the names of the folders right under ``hub.path`` instead."""
     from huggingface_hub import HfApi
     from huggingface_hub.errors import (
         EntryNotFoundError,
@@ -88,7 +88,9 @@ def list_hub(hub: HubPath, pattern: str | None = None) -> list[str]:
     api = HfApi(endpoint=endpoint())
     try:
         entries = api.list_repo_tree(hub.repo, path_in_repo=hub.path or None, revision=hub.revision,
-                                     repo_type="dataset", recursive=True)
+                                     repo_type="dataset", recursive=not folders)
+        if folders:
+            return sorted(e.path.rsplit("/", 1)[-1] for e in entries if not isinstance(e, RepoFile))
         paths = sorted(e.path for e in entries if isinstance(e, RepoFile))
     except (RepositoryNotFoundError, RevisionNotFoundError, EntryNotFoundError) as e:
         raise DataNotFoundError(f"{hub}: {type(e).__name__.replace('Error', '')} on {endpoint()} "
