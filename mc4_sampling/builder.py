@@ -228,7 +228,8 @@ class Mc4SamplingConfig(SamplingOptions, datasets.BuilderConfig):
         non-streaming ``load_dataset`` is not reused after one of them changed: the calibration
         file and the perplexity model files (content fingerprints, when the sampling uses them)
         and each local shard (size, modification time, first and last 64 KiB). A file that
-        cannot be found is left out: the error comes when the data is generated."""
+        cannot be found is left out: the error comes when the data is generated. A corpus source's
+        local files count the same way (size, modification time, first and last 64 KiB)."""
         from .scoring.base import file_fingerprint
 
         h = hashlib.blake2b(digest_size=8)
@@ -242,10 +243,13 @@ class Mc4SamplingConfig(SamplingOptions, datasets.BuilderConfig):
             except UserError:
                 continue
             h.update(f"model:{lang}:{model_id}\n".encode())
-        if not self.is_mc4:
+        if not self.is_mc4:  # local files only: listing a remote source here would reach the network
+            patterns = [p for files in (self.source_data_files() or {}).values() for p in files]
+            local = (os.path.exists(os.path.expanduser(str(self.data_dir))) if self.data_dir
+                     else bool(patterns) and not any("://" in p for p in patterns))
             try:
-                source = self.corpus_source()
-                paths = sorted({u.path for split in source.splits() for u in source.units(split)})
+                source = self.corpus_source() if local else None
+                paths = sorted({u.path for split in source.splits() for u in source.units(split)}) if source else []
             except UserError:
                 paths = []
             for path in paths:

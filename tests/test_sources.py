@@ -232,3 +232,16 @@ def test_gz_line_reader_reads_jsonl_gz_written_by_python(tmp_path):
         f.write(json.dumps({"body": "hola"}) + "\n")
     s = source("files", "es", data_files={"train": [str(path)]}, text_column="body")
     assert [r.text for _, _, r in read_all(s)] == ["hola"]
+
+
+def test_a_non_streaming_build_is_rebuilt_after_a_source_file_changed(tmp_path):
+    from source_fixtures import make_fineweb2
+
+    folder = make_fineweb2(tmp_path / "fw2", files=2, docs_per_file=60, test_docs=10)
+    kw = dict(source="fineweb2", language=LANG, data_dir=str(folder), split="train", sampling_method="random",
+              sampling_factor=0.5, cache_dir=str(tmp_path / "cache"))
+    first = datasets.load_dataset("mc4-sampling", **kw)
+    assert datasets.load_dataset("mc4-sampling", **kw).cache_files == first.cache_files
+    make_fineweb2(folder, files=2, docs_per_file=30, test_docs=10)
+    again = datasets.load_dataset("mc4-sampling", **kw)
+    assert again.cache_files != first.cache_files and len(again) < len(first)
