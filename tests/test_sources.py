@@ -245,3 +245,10 @@ def test_a_non_streaming_build_is_rebuilt_after_a_source_file_changed(tmp_path):
     make_fineweb2(folder, files=2, docs_per_file=30, test_docs=10)
     again = datasets.load_dataset("mc4-sampling", **kw)
     assert again.cache_files != first.cache_files and len(again) < len(first)
+
+
+def test_source_languages_map_to_mc4_codes_for_the_scorer():
+    from mc4_sampling.languages import mc4_code
+
+    assert [mc4_code(x) for x in ("spa_Latn", "rus_Latn", "rus_Cyrl", "cmn_Hani", "es", "zsm_Latn", "xyz_Abcd")] == \
+        ["es", "ru-Latn", "ru", "zh", "es", "ms", "xyz_Abcd"]
