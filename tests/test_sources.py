@@ -252,3 +252,19 @@ def test_source_languages_map_to_mc4_codes_for_the_scorer():
 
     assert [mc4_code(x) for x in ("spa_Latn", "rus_Latn", "rus_Cyrl", "cmn_Hani", "es", "zsm_Latn", "xyz_Abcd")] == \
         ["es", "ru-Latn", "ru", "zh", "es", "ms", "xyz_Abcd"]
+
+
+def test_parquet_over_http_survives_cuts_and_server_errors(fineweb2_folder, file_server):
+    """The Parquet range file keeps the transport's guarantees: a transfer cut short is resumed at its byte, a
+    5xx retried; the rows are those of the local file."""
+    import pyarrow.parquet as pq
+
+    folder = fineweb2_folder / "data" / LANG / "train"
+    server = file_server(folder)
+    name = "000_00002.parquet"
+    server.cuts[name] = [None, 7000, 3000]  # the first answer whole, then two reads cut short
+    server.errors[name] = [None, 503]
+    f = HTTPRangeFile(f"{server.url}/{name}", backoff=0)
+    remote = pq.ParquetFile(f).read(columns=["id", "text"]).to_pylist()
+    assert remote == pq.read_table(folder / name, columns=["id", "text"]).to_pylist()
+    assert server.counts[name] > 4
