@@ -268,3 +268,11 @@ def test_parquet_over_http_survives_cuts_and_server_errors(fineweb2_folder, file
     remote = pq.ParquetFile(f).read(columns=["id", "text"]).to_pylist()
     assert remote == pq.read_table(folder / name, columns=["id", "text"]).to_pylist()
     assert server.counts[name] > 4
+
+
+def test_hplt3_metadata_columns_can_be_chosen(hplt3_folder):
+    s = source("hplt3", location=hplt3_folder, metadata_columns=["doc_score", "ts"])
+    record = read_all(s)[0][2]
+    assert set(record.metadata) == {"doc_score", "ts"} and isinstance(record.metadata["doc_score"], float)
+    doc = next(d for d in sample_documents(1200) if d["text"] == record.text)
+    assert record.metadata["ts"] == doc["timestamp"]
