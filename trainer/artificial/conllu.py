@@ -114,8 +114,13 @@ def read_treebank(path: str, option: str = "--treebank") -> list[Sentence]:
             sentences = list(parse_conllu(f, path))
     except UnicodeDecodeError as e:
         raise DataError(f"treebank {path}: not CoNLL-U (not UTF-8 text: {e.reason} at byte {e.start})") from None
+    except FileNotFoundError as e:
+        if not isinstance(e, UserError):
+            raise DataError(f"{option}: no file {path!r}") from None
+        reason = str(e).split(". ")[0]  # "<url>: HTTP 404 Not Found" (the rest is about mC4 shards)
+        raise DataError(f"{option}: {reason}; check the URL or download the treebank and give its path") from None
     except (OSError, EOFError) as e:
-        if isinstance(e, UserError):  # the HTTP reader's own line (not found, retries spent)
+        if isinstance(e, UserError):  # the HTTP reader's own line (retries spent, the file changed)
             raise
         raise DataError(f"{option}: cannot read {path!r} ({type(e).__name__}: {e})") from None
     if not sentences:
