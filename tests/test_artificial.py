@@ -227,7 +227,7 @@ def test_the_corpus_depends_on_seed_and_index_only(tmp_path):
 def test_parquet_shards_and_the_tokenizer(tmp_path):
     import pyarrow.parquet as pq
 
-    from trainer.data.tokenizer import TokenizerFns, load_tokenizer
+    from trainer.data.tokenizer import TokenizerFns, load_tokenizer, word_level_tokenizer
 
     options = GenerateOptions(sentences=50, seed=2, vocab_size=120, shard_size=50, format="parquet")
     manifest = generate(TREEBANK, str(tmp_path / "pq"), options)
@@ -244,6 +244,11 @@ def test_parquet_shards_and_the_tokenizer(tmp_path):
                                                          enumerate(lang.vocabulary.labels())]
     for t, i in zip(texts[0].split(), lang.sentence(0)[1]):
         assert t == f"w{i}" and rows[1 + i].split("\t")[1] in manifest["vocabulary"]["tags"]
+    # BERT's specials (model.type bert wants a WordPiece tokenizer): the same ids for the same tokens
+    word_level_tokenizer(lang.tokens(), str(tmp_path / "bert"), wordpiece=True)
+    bert = TokenizerFns(load_tokenizer(str(tmp_path / "bert")))
+    assert bert.is_wordpiece and (bert.pad_id, bert.bos_id, bert.eos_id, bert.mask_id) == (0, 2, 3, 4)
+    assert bert.encode(texts) == ids and bert.continuation_ids() == []
 
 
 def test_treebank_over_http_is_the_same(tmp_path, file_server, treebank):

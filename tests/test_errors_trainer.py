@@ -107,7 +107,8 @@ def _paths(tmp_path, user_folder):
         '{"tokens": ["Hola", "Ana"], "ner_tags": ["O", "B-PER"]}\n'
         '{"tokens": ["Ana", "vive", "en", "Madrid"], "ner_tags": ["B-PER", "O", "O"]}\n')
     (tmp_path / "prose.conllu").write_text("# a comment\nEl gato duerme.\n")
-    return dict(tmp=tmp_path, mine=user_folder, tb=os.path.join(REPO, "trainer", "artificial", "data", "es-tiny.conllu"))
+    tb = os.path.join(REPO, "trainer", "artificial", "data", "es-tiny.conllu")
+    return dict(tmp=tmp_path, mine=user_folder, tb=tb)
 
 
 # (command line, words of the error line) — user mistakes found before any work, exit 2

@@ -52,6 +52,9 @@ def add_arguments(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
                    "parquet: one column text")
     p.add_argument("--workers", type=int_at_least(1), default=1,
                    help="processes writing shards (the corpus does not depend on it)")
+    p.add_argument("--tokenizer-type", choices=("word-level", "wordpiece"), default="word-level",
+                   help="word-level: RoBERTa's specials <s> </s> <mask> (model.type roberta, modernbert; default); "
+                        "wordpiece: BERT's [CLS] [SEP] [MASK] (model.type bert); one token one id either way")
     p.add_argument("--max-length", type=positive_int, default=512,
                    help="the tokenizer's model_max_length (default 512)")
     return p
@@ -71,7 +74,8 @@ def run(args: argparse.Namespace) -> int:
     with tqdm(total=options.sentences, desc="generating sentences", unit="sent", file=sys.stderr, disable=None,
               dynamic_ncols=True) as bar:
         manifest = generate(args.treebank, args.output, options, workers=args.workers, overwrite=args.overwrite,
-                            progress=bar.update, model_max_length=args.max_length)
+                            progress=bar.update, model_max_length=args.max_length,
+                            wordpiece=args.tokenizer_type == "wordpiece")
     v = manifest["vocabulary"]
     print(f"{manifest['sentences']} sentences, {manifest['tokens']} tokens ({options.relexicalise}, "
           f"{len(v['tags'])} relation tags, {v['size']} tokens) -> {args.output} "

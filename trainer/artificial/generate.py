@@ -15,7 +15,8 @@ Layout of ``--output``::
     grammar.json           the learned grammar (tags, productions with counts, distinct forms per tag)
     train/NNNNN.jsonl      sentences [N·shard_size, (N+1)·shard_size), one {"text": "w12 w803 ..."} a line
                            (train/NNNNN.parquet with --format parquet: one column "text")
-    tokenizer/             a transformers tokenizer folder: <s> <pad> </s> <unk> <mask>, then w0 .. w<V-1>
+    tokenizer/             a transformers tokenizer folder: <s> <pad> </s> <unk> <mask> (BERT's [PAD] [UNK] [CLS]
+                           [SEP] [MASK] with --tokenizer-type wordpiece), then w0 .. w<V-1>
     labels.tsv             "token<TAB>relation" for every w<i> (after a header line), e.g. for a PCA of the
                            word embeddings coloured by relation
 
@@ -245,9 +246,11 @@ def _empty(folder: str) -> None:
 
 
 def generate(treebank: str, output: str, options: GenerateOptions, workers: int = 1, overwrite: bool = False,
-             progress: Optional[Callable[[int], None]] = None, model_max_length: int = 512) -> dict:
+             progress: Optional[Callable[[int], None]] = None, model_max_length: int = 512,
+             wordpiece: bool = False) -> dict:
     """Write the corpus of the module's layout to ``output`` (resuming one of the same options); returns the
-    manifest. ``progress(n)`` is called with the sentences of every shard written (or found)."""
+    manifest. ``progress(n)`` is called with the sentences of every shard written (or found). ``wordpiece``: the
+    tokenizer has BERT's specials (for ``model.type: bert``), else RoBERTa's."""
     check_options(options)
     if not isinstance(workers, int) or workers < 1:
         raise ConfigError(f"--workers must be an integer >= 1, got {workers!r}")
@@ -264,7 +267,7 @@ def generate(treebank: str, output: str, options: GenerateOptions, workers: int 
         "relexicaliser": options.relexicalise, "parameters": lang.relexicaliser.parameters()}}
     write_atomic(os.path.join(output, "manifest.json"), json.dumps(manifest, indent=1) + "\n")
     write_atomic(os.path.join(output, "grammar.json"), json.dumps(grammar.to_json(), indent=1) + "\n")
-    _write_tokenizer(lang, output, model_max_length)
+    _write_tokenizer(lang, output, model_max_length, wordpiece)
 
     n_shards = -(-options.sentences // options.shard_size)
     shards: dict = {}
@@ -322,10 +325,10 @@ def _count_shard(path: str, fmt: str) -> dict:
             "tokens": sum(t.count(" ") + 1 for t in texts)}
 
 
-def _write_tokenizer(lang: Language, output: str, model_max_length: int) -> None:
+def _write_tokenizer(lang: Language, output: str, model_max_length: int, wordpiece: bool) -> None:
     from ..data.tokenizer import word_level_tokenizer
 
     with atomic_folder(os.path.join(output, "tokenizer")) as tmp:
-        word_level_tokenizer(lang.tokens(), str(tmp), model_max_length)
+        word_level_tokenizer(lang.tokens(), str(tmp), model_max_length, wordpiece)
     rows = ["token\trelation"] + [f"{token_name(i)}\t{t}" for i, t in enumerate(lang.vocabulary.labels())]
     write_atomic(os.path.join(output, "labels.tsv"), "\n".join(rows) + "\n")
