@@ -251,6 +251,11 @@ def test_parquet_shards_and_the_tokenizer(tmp_path):
     assert bert.encode(texts) == ids and bert.continuation_ids() == []
 
 
+def test_shipped_treebank_by_name(treebank):
+    assert conllu.shipped_treebanks() == ["es-tiny"]
+    assert conllu.read_treebank("es-tiny") == treebank
+
+
 def test_treebank_over_http_is_the_same(tmp_path, file_server, treebank):
     server = file_server(Path(TREEBANK).parent)
     remote = conllu.read_treebank(f"{server.url}/es-tiny.conllu")

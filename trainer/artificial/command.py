@@ -1,6 +1,6 @@
 """The ``trainer generate-pcfg`` command: an artificial corpus from a treebank (:mod:`.generate`), with a bar.
 
-``trainer generate-pcfg --treebank trainer/artificial/data/es-tiny.conllu --relexicalise zipf --sentences 20000
+``trainer generate-pcfg --treebank es-tiny --relexicalise zipf --sentences 20000
 --output runs/pcfg-zipf --seed 0``
 """
 
@@ -11,6 +11,7 @@ import sys
 
 from mc4_sampling.common.cli_types import finite_float, int_at_least, non_negative_int, positive_float, positive_int
 
+from .conllu import shipped_treebanks
 from .generate import FORMATS, GenerateOptions, generate
 from .relexicalisers import RELEXICALISERS
 
@@ -22,8 +23,8 @@ _D = GenerateOptions()
 
 
 def add_arguments(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
-    p.add_argument("--treebank", required=True, help="a CoNLL-U file (.conllu or .conllu.gz) or an http(s) URL; "
-                   "shipped: trainer/artificial/data/es-tiny.conllu")
+    p.add_argument("--treebank", required=True, help="a CoNLL-U file (.conllu or .conllu.gz), an http(s) URL, or "
+                   f"a shipped treebank: {', '.join(shipped_treebanks())} (trainer/artificial/data/)")
     p.add_argument("--output", required=True, help="folder to write (a new or empty folder, or one this command "
                    "wrote: the same options resume it)")
     p.add_argument("--overwrite", action="store_true", help="replace --output even if it holds other files")

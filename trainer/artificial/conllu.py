@@ -38,6 +38,23 @@ class Sentence:
         return len(self.forms)
 
 
+#: the folder of the shipped treebanks (``es-tiny.conllu``), named by their stem (``--treebank es-tiny``)
+SHIPPED_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data")
+
+
+def shipped_treebanks() -> list:
+    """The names of the shipped treebanks."""
+    return sorted(n[: -len(".conllu")] for n in os.listdir(SHIPPED_DIR) if n.endswith(".conllu"))
+
+
+def resolve_treebank(path: str) -> str:
+    """``path`` itself, or the shipped treebank it names (``es-tiny``) when no such file exists."""
+    if os.path.exists(path) or "/" in path or os.sep in path:
+        return path
+    shipped = os.path.join(SHIPPED_DIR, f"{path}.conllu")
+    return shipped if os.path.isfile(shipped) else path
+
+
 def _open_text(path: str, option: str):
     from mc4_sampling.http_stream import is_remote
 
@@ -50,7 +67,7 @@ def _open_text(path: str, option: str):
         return io.TextIOWrapper(raw, encoding="utf-8")
     if not os.path.isfile(path):
         raise DataError(f"{option}: no file {path!r}; give a CoNLL-U treebank (.conllu), e.g. one of "
-                        "https://universaldependencies.org, or the shipped trainer/artificial/data/es-tiny.conllu")
+                        f"https://universaldependencies.org, or a shipped one: {', '.join(shipped_treebanks())}")
     opener = gzip.open if path.endswith(".gz") else open
     return opener(path, "rt", encoding="utf-8")
 
@@ -107,8 +124,10 @@ def _finish(words: list, path: str, start: int) -> Sentence:
 
 
 def read_treebank(path: str, option: str = "--treebank") -> list[Sentence]:
-    """Every sentence of the treebank at ``path`` (a file or an http(s) URL); a DataError naming ``option``
-    when it is missing, naming the file and line when it is not CoNLL-U, or when it has no sentence."""
+    """Every sentence of the treebank at ``path`` (a file, an http(s) URL or a shipped name, :func:`resolve_treebank`);
+    a DataError naming ``option`` when it is missing, naming the file and line when it is not CoNLL-U, or when it
+    has no sentence."""
+    path = resolve_treebank(path)
     try:
         with _open_text(path, option) as f:
             sentences = list(parse_conllu(f, path))

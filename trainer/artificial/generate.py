@@ -46,7 +46,7 @@ from mc4_sampling.common.outputs import (
 )
 
 from ..errors import ConfigError, DataError
-from .conllu import read_treebank
+from .conllu import read_treebank, resolve_treebank
 from .pcfg import Grammar, Sampler, learn_grammar
 from .relexicalisers import LexiconOptions, Vocabulary, get_relexicaliser, token_name
 
@@ -261,7 +261,8 @@ def generate(treebank: str, output: str, options: GenerateOptions, workers: int 
     _check_resume(output, settings, overwrite)
     mark_as_ours(output, COMMAND)
     os.makedirs(os.path.join(output, "train"), exist_ok=True)
-    manifest = {**settings, "treebank": treebank, "treebank_sha256": _sha256_file(treebank), "complete": False,
+    manifest = {**settings, "treebank": treebank, "treebank_sha256": _sha256_file(resolve_treebank(treebank)),
+                "complete": False,
                 "vocabulary": {
         "size": lang.vocabulary.total, "tags": list(lang.vocabulary.tags), "sizes": list(lang.vocabulary.sizes),
         "relexicaliser": options.relexicalise, "parameters": lang.relexicaliser.parameters()}}
