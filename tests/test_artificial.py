@@ -35,7 +35,7 @@ def _brute_force_rows() -> list:
         elif not line.startswith("#"):
             c = line.split("\t")
             if c[0].isdigit():
-                rows.append((int(c[0]), c[1], int(c[6]), c[7]))
+                rows.append((int(c[0]), c[1], int(c[6]), c[7], c[2]))
     if rows:
         sentences.append(rows)
     return sentences
@@ -57,22 +57,27 @@ def test_fixture_treebank_is_spanish_ud(treebank):
 def test_learned_grammar_equals_brute_force_counts(treebank, top_k):
     sentences = _brute_force_rows()
     assert len(sentences) == len(treebank)
-    freq = Counter(rel for s in sentences for (_, _, _, rel) in s)
+    freq = Counter(rel for s in sentences for (_, _, _, rel, _) in s)
     kept = sorted(freq, key=lambda r: (-freq[r], r))[:top_k]
     if "root" not in kept:
         kept[-1] = "root"
     tag = {r: (r if r in kept else "other") for r in freq}
     counts: dict = {}
     forms: dict = {}
+    lemmas: dict = {}
     for s in sentences:
-        for (i, form, _, rel) in s:  # every word as a head: scan the whole sentence for its dependents
-            left = tuple(tag[r] for (j, _, h, r) in s if h == i and j < i)
-            right = tuple(tag[r] for (j, _, h, r) in s if h == i and j > i)
+        for (i, form, _, rel, lemma) in s:  # every word as a head: scan the whole sentence for its dependents
+            left = tuple(tag[r] for (j, _, h, r, _) in s if h == i and j < i)
+            right = tuple(tag[r] for (j, _, h, r, _) in s if h == i and j > i)
             counts.setdefault(tag[rel], Counter())[(left, right)] += 1
             forms.setdefault(tag[rel], set()).add(form.lower())
+            lemmas.setdefault(tag[rel], set()).add(lemma.lower())
     g = pcfg.learn_grammar(treebank, top_k)
     assert list(g.tags[:top_k]) == kept and set(g.tags) == set(counts)
-    assert g.forms == {t: len(f) for t, f in forms.items()}
+    assert g.distinct == {t: len(f) for t, f in forms.items()}
+    by_lemma = pcfg.learn_grammar(treebank, top_k, size_by="lemma")
+    assert by_lemma.distinct == {t: len(f) for t, f in lemmas.items()} != g.distinct
+    assert by_lemma.productions == g.productions
     for t, rules in counts.items():
         total = sum(rules.values())
         assert dict(g.productions[t]) == dict(rules)

@@ -13,6 +13,7 @@ from mc4_sampling.common.cli_types import finite_float, int_at_least, non_negati
 
 from .conllu import shipped_treebanks
 from .generate import FORMATS, GenerateOptions, generate
+from .pcfg import SIZE_BY
 from .relexicalisers import RELEXICALISERS
 
 DESCRIPTION = ("Learn a PCFG over dependency relations from a CoNLL-U treebank, sample sentences, relexicalise "
@@ -36,10 +37,13 @@ def add_arguments(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
     p.add_argument("--top-k", type=positive_int, default=_D.top_k,
                    help=f"relations kept, the rest become 'other' (default {_D.top_k})")
     p.add_argument("--strip-subtypes", action="store_true", help="acl:relcl counts as acl (default: as written)")
+    p.add_argument("--size-by", choices=SIZE_BY, default=_D.size_by,
+                   help="what sizes each relation's share of the vocabulary: its distinct (lower-cased) word forms "
+                        "(default) or lemmas (the post's figure caption)")
     p.add_argument("--max-depth", type=positive_int, default=_D.max_depth,
                    help=f"depth of the sampled trees; a node at this depth has no dependents (default {_D.max_depth})")
     p.add_argument("--vocab-size", type=positive_int, default=_D.vocab_size,
-                   help=f"tokens of the artificial vocabulary, split among the relations by their distinct forms "
+                   help=f"tokens of the artificial vocabulary, split among the relations by their distinct words "
                         f"(default {_D.vocab_size}); at least the number of relation tags")
     p.add_argument("--zipf-exponent", type=finite_float(0), default=_D.zipf_exponent,
                    help=f"zipf: p(rank k) ∝ k^-s (default {_D.zipf_exponent:g})")
@@ -63,7 +67,8 @@ def add_arguments(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
 
 def options_of(args: argparse.Namespace) -> GenerateOptions:
     return GenerateOptions(relexicalise=args.relexicalise, sentences=args.sentences, seed=args.seed,
-                           top_k=args.top_k, strip_subtypes=args.strip_subtypes, max_depth=args.max_depth,
+                           top_k=args.top_k, strip_subtypes=args.strip_subtypes, size_by=args.size_by,
+                           max_depth=args.max_depth,
                            vocab_size=args.vocab_size, zipf_exponent=args.zipf_exponent, dimension=args.dimension,
                            temperature=args.temperature, shard_size=args.shard_size, format=args.format)
 

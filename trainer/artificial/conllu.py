@@ -1,7 +1,8 @@
 """A small CoNLL-U reader: the dependency trees of a treebank, from a local file (``.conllu`` or
 ``.conllu.gz``) or an http(s) URL (read through :class:`mc4_sampling.http_stream.ResumableHTTPStream`).
 
-Only what the grammar needs is kept: for each word (integer ``ID``) its ``FORM``, ``HEAD`` and ``DEPREL``.
+Only what the grammar needs is kept: for each word (integer ``ID``) its ``FORM``, ``LEMMA``, ``HEAD`` and
+``DEPREL``.
 Comment lines (``#``), multiword-token lines (``ID`` ``3-4``) and empty nodes (``ID`` ``5.1``) are skipped;
 a blank line ends a sentence. Anything else that is not ten tab-separated columns with a word id in
 sequence, a head within the sentence and a relation raises :class:`~trainer.errors.DataError` naming the
@@ -27,12 +28,13 @@ _EMPTY = re.compile(r"^\d+\.\d+$")
 
 @dataclasses.dataclass(frozen=True)
 class Sentence:
-    """One tree: ``forms[i]``, ``heads[i]`` (0 for the root, else the 1-based id of the head) and
-    ``deprels[i]`` of word ``i + 1``."""
+    """One tree: ``forms[i]``, ``heads[i]`` (0 for the root, else the 1-based id of the head),
+    ``deprels[i]`` and ``lemmas[i]`` (``_`` when not given) of word ``i + 1``."""
 
     forms: tuple
     heads: tuple
     deprels: tuple
+    lemmas: tuple = ()
 
     def __len__(self) -> int:
         return len(self.forms)
@@ -106,7 +108,7 @@ def parse_conllu(lines, path: str = "<treebank>") -> Iterator[Sentence]:
             raise _bad(path, number, "no DEPREL")
         if not words:
             start = number
-        words.append((cols[1], int(cols[6]), cols[7], number))
+        words.append((cols[1], int(cols[6]), cols[7], number, cols[2]))
     if words:
         yield _finish(words, path, start)
 
@@ -114,13 +116,14 @@ def parse_conllu(lines, path: str = "<treebank>") -> Iterator[Sentence]:
 def _finish(words: list, path: str, start: int) -> Sentence:
     n = len(words)
     roots = 0
-    for form, head, rel, number in words:
+    for form, head, rel, number, _ in words:
         if head > n:
             raise _bad(path, number, f"HEAD {head} is past the sentence's last word {n}")
         roots += head == 0
     if roots != 1:
         raise _bad(path, start, f"the sentence starting here has {roots} roots (HEAD 0), not one")
-    return Sentence(tuple(w[0] for w in words), tuple(w[1] for w in words), tuple(w[2] for w in words))
+    return Sentence(tuple(w[0] for w in words), tuple(w[1] for w in words), tuple(w[2] for w in words),
+                    tuple(w[4] for w in words))
 
 
 def read_treebank(path: str, option: str = "--treebank") -> list[Sentence]:

@@ -12,7 +12,7 @@ Layout of ``--output``::
 
     manifest.json          the options, the treebank's SHA-256, the vocabulary, the shards written
                            ("complete": true once every shard is there)
-    grammar.json           the learned grammar (tags, productions with counts, distinct forms per tag)
+    grammar.json           the learned grammar (tags, productions with counts, distinct words per tag)
     train/NNNNN.jsonl      sentences [N·shard_size, (N+1)·shard_size), one {"text": "w12 w803 ..."} a line
                            (train/NNNNN.parquet with --format parquet: one column "text")
     tokenizer/             a transformers tokenizer folder: <s> <pad> </s> <unk> <mask> (BERT's [PAD] [UNK] [CLS]
@@ -47,7 +47,7 @@ from mc4_sampling.common.outputs import (
 
 from ..errors import ConfigError, DataError
 from .conllu import read_treebank, resolve_treebank
-from .pcfg import Grammar, Sampler, learn_grammar
+from .pcfg import SIZE_BY, Grammar, Sampler, learn_grammar
 from .relexicalisers import LexiconOptions, Vocabulary, get_relexicaliser, token_name
 
 log = logging.getLogger(__name__)
@@ -69,6 +69,7 @@ class GenerateOptions:
     seed: int = 0
     top_k: int = 20
     strip_subtypes: bool = False
+    size_by: str = "form"
     max_depth: int = 10
     vocab_size: int = 5000
     zipf_exponent: float = 1.0
@@ -98,6 +99,8 @@ def check_options(o: GenerateOptions) -> None:
         raise ConfigError(f"{FLAGS['zipf_exponent']} must be a finite number >= 0, got {o.zipf_exponent!r}")
     if not (np.isfinite(o.temperature) and o.temperature > 0):
         raise ConfigError(f"{FLAGS['temperature']} must be a finite number > 0, got {o.temperature!r}")
+    if o.size_by not in SIZE_BY:
+        raise ConfigError(f"{FLAGS['size_by']} must be one of {', '.join(SIZE_BY)}, got {o.size_by!r}")
     if o.format not in FORMATS:
         raise ConfigError(f"{FLAGS['format']} must be one of {', '.join(FORMATS)}, got {o.format!r}")
 
@@ -146,7 +149,7 @@ def learn(treebank: str, options: GenerateOptions) -> Grammar:
     """The grammar of ``treebank`` (a file or URL) with the options' ``top_k`` and ``strip_subtypes``."""
     check_options(options)
     return learn_grammar(read_treebank(treebank, "--treebank"), options.top_k, options.strip_subtypes,
-                         FLAGS["top_k"], f"treebank {treebank}")
+                         FLAGS["top_k"], f"treebank {treebank}", options.size_by)
 
 
 def iter_sentences(treebank: str, options: GenerateOptions) -> Iterator[str]:

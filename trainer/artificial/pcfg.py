@@ -88,25 +88,34 @@ def production_counts(sentences: Iterable[Sentence], kept: Sequence[str], strip_
     return out
 
 
-def form_counts(sentences: Iterable[Sentence], kept: Sequence[str], strip_subtypes: bool = False) -> dict:
-    """The number of distinct word forms (lower-cased) of each tag: ``{tag: n}``."""
+#: what :func:`distinct_words` counts
+SIZE_BY = ("form", "lemma")
+
+
+def distinct_words(sentences: Iterable[Sentence], kept: Sequence[str], strip_subtypes: bool = False,
+                   by: str = "form") -> dict:
+    """The number of distinct words of each tag, ``{tag: n}``: lower-cased forms, or (``by="lemma"``) lemmas
+    (a word without one, ``_``, counts by its form)."""
     kept = set(kept)
-    forms: dict = {}
+    words: dict = {}
     for s in sentences:
-        for form, rel in zip(s.forms, s.deprels):
-            forms.setdefault(tag_of(relation_of(rel, strip_subtypes), kept), set()).add(form.lower())
-    return {t: len(f) for t, f in forms.items()}
+        lemmas = s.lemmas or ("_",) * len(s)
+        for form, lemma, rel in zip(s.forms, lemmas, s.deprels):
+            word = lemma if by == "lemma" and lemma != "_" else form
+            words.setdefault(tag_of(relation_of(rel, strip_subtypes), kept), set()).add(word.lower())
+    return {t: len(f) for t, f in words.items()}
 
 
 @dataclasses.dataclass(frozen=True)
 class Grammar:
     """The learned grammar. ``tags``: the kept relations by frequency, then :data:`OTHER` when some relation
     was mapped to it; ``productions[tag]``: ``((left, right), count)`` pairs in a fixed order (count down,
-    then the tags); ``forms[tag]``: distinct word forms of the tag in the treebank."""
+    then the tags); ``distinct[tag]``: distinct words (forms or lemmas) of the tag in the treebank, which size its
+    share of the vocabulary."""
 
     tags: tuple
     productions: dict
-    forms: dict
+    distinct: dict
 
     def probability(self, tag: str, left: tuple, right: tuple) -> float:
         """``P(left HEAD right | tag)``."""
@@ -114,7 +123,7 @@ class Grammar:
         return sum(c for (lr, c) in rules if lr == (tuple(left), tuple(right))) / sum(c for _, c in rules)
 
     def to_json(self) -> dict:
-        return {"tags": list(self.tags), "forms": dict(self.forms),
+        return {"tags": list(self.tags), "distinct": dict(self.distinct),
                 "productions": {t: [[list(left), list(right), c] for (left, right), c in rules]
                                 for t, rules in self.productions.items()}}
 
@@ -123,17 +132,18 @@ class Grammar:
         return cls(tuple(data["tags"]),
                    {t: tuple(((tuple(left), tuple(right)), int(c)) for left, right, c in rules)
                     for t, rules in data["productions"].items()},
-                   {t: int(n) for t, n in data["forms"].items()})
+                   {t: int(n) for t, n in data["distinct"].items()})
 
 
 def learn_grammar(sentences: Sequence[Sentence], top_k: int = 20, strip_subtypes: bool = False,
-                  option: str = "--top-k", where: str = "the treebank") -> Grammar:
-    """The grammar of the module's formulation learned from ``sentences``."""
+                  option: str = "--top-k", where: str = "the treebank", size_by: str = "form") -> Grammar:
+    """The grammar of the module's formulation learned from ``sentences`` (``size_by``: what
+    :func:`distinct_words` counts)."""
     kept = kept_relations(relation_counts(sentences, strip_subtypes), top_k, option, where)
     counts = production_counts(sentences, kept, strip_subtypes)
     tags = tuple(kept) + ((OTHER,) if OTHER in counts else ())
     productions = {t: tuple(sorted(counts[t].items(), key=lambda kv: (-kv[1], kv[0]))) for t in tags}
-    return Grammar(tags, productions, form_counts(sentences, kept, strip_subtypes))
+    return Grammar(tags, productions, distinct_words(sentences, kept, strip_subtypes, size_by))
 
 
 class Sampler:

@@ -1,7 +1,8 @@
 """The relexicaliser family: what turns a sentence of relation tags into tokens of the artificial vocabulary.
 
 * :func:`allocate_vocabulary` (shared by every member): the ``V`` tokens are split among the ``T`` tags in
-  proportion to the distinct word forms ``f_r`` each tag has in the treebank, every tag at least one token:
+  proportion to the distinct words ``f_r`` (lower-cased forms, or lemmas) each tag has in the treebank, every
+  tag at least one token:
   ``n_r = 1 + ⌊q_r⌋ (+1 for the V - T - Σ⌊q⌋ largest fractional parts, ties in tag order)``,
   ``q_r = (V - T) · f_r / Σ_s f_s`` (Hamilton's largest remainders), so ``Σ n_r = V``. Tag ``r`` owns the
   ids ``o_r .. o_r + n_r - 1`` (``o_r`` = the sizes of the tags before it, in the grammar's tag order); token
@@ -76,7 +77,7 @@ class Vocabulary:
 
     @classmethod
     def of(cls, grammar, total: int, option: str = "--vocab-size") -> "Vocabulary":
-        return cls(tuple(grammar.tags), tuple(allocate_vocabulary([grammar.forms.get(t, 0) for t in grammar.tags],
+        return cls(tuple(grammar.tags), tuple(allocate_vocabulary([grammar.distinct.get(t, 0) for t in grammar.tags],
                                                                   total, option)))
 
 
