@@ -312,3 +312,20 @@ def test_bad_options_are_one_line(treebank):
         Language(g, GenerateOptions(relexicalise="markov"))
     with pytest.raises(ConfigError, match=r"--temperature must be a finite number > 0"):
         Language(g, GenerateOptions(temperature=0.0))
+
+
+def test_command_line(tmp_path, capsys):
+    from trainer.cli import main
+
+    out = tmp_path / "cli"
+    argv = ["generate-pcfg", "--treebank", "es-tiny", "--relexicalise", "loglinear", "--sentences", "30",
+            "--shard-size", "20", "--vocab-size", "60", "--seed", "4", "--output", str(out)]
+    assert main(argv) == 0
+    line = capsys.readouterr().out.strip()
+    assert line.startswith("30 sentences, ") and f"(loglinear, 21 relation tags, 60 tokens) -> {out}" in line
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["complete"] and [s["file"] for s in manifest["shards"]] == ["train/00000.jsonl",
+                                                                               "train/00001.jsonl"]
+    assert manifest["options"]["temperature"] == 1.0 and manifest["vocabulary"]["parameters"] == {
+        "dimension": 10, "temperature": 1.0}
+    assert main(argv) == 0 and capsys.readouterr().out.strip() == line  # a rerun resumes: nothing new
