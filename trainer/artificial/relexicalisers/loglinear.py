@@ -40,7 +40,7 @@ class LogLinear(Relexicaliser):
                         zip(vocabulary.tags, vocabulary.offsets, vocabulary.sizes)}
 
     def draw(self, tags, rng):
-        topic = random_vectors(rng, 1, self.options.dimension)[0]
+        topic = random_vectors(rng, 1, self.options.dimension)[0] / float(self.options.temperature)
         u = rng.random(len(tags))
         out = np.empty(len(tags), dtype=np.int64)
         positions: dict = {}
@@ -48,8 +48,9 @@ class LogLinear(Relexicaliser):
             positions.setdefault(t, []).append(i)
         for t, where in positions.items():  # only the blocks of the sentence's tags
             offset, vectors = self._blocks[t]
-            cum = np.cumsum(loglinear_probabilities(vectors, topic, self.options.temperature))
-            k = np.searchsorted(cum, u[where], side="right")
+            z = vectors @ topic  # v_w · v_t / τ
+            cum = np.exp(z - z.max()).cumsum()  # the unnormalised cumulative softmax of the block
+            k = cum.searchsorted(u[where] * cum[-1], side="right")
             out[where] = offset + np.minimum(k, len(cum) - 1)  # rounding at the block's very end
         return out
 
