@@ -36,6 +36,7 @@ from typing import Callable, Iterator, Optional
 
 import numpy as np
 
+from mc4_sampling.common.console import Interrupted
 from mc4_sampling.common.outputs import (
     atomic_folder,
     atomic_path,
@@ -200,7 +201,7 @@ def _shard_job(job: dict) -> dict:
     if key not in _WORKER_LANGUAGE:
         _WORKER_LANGUAGE.clear()
         _WORKER_LANGUAGE[key] = Language(Grammar.from_json(job["grammar"]), GenerateOptions(**job["options"]))
-    return _write_shard(_WORKER_LANGUAGE[key], job["index"], job["path"])
+    return {**_write_shard(_WORKER_LANGUAGE[key], job["index"], job["path"]), "index": job["index"]}
 
 
 def _sha256_file(path: str) -> Optional[str]:
@@ -264,11 +265,12 @@ def generate(treebank: str, output: str, options: GenerateOptions, workers: int 
     _check_resume(output, settings, overwrite)
     mark_as_ours(output, COMMAND)
     os.makedirs(os.path.join(output, "train"), exist_ok=True)
+    _remove_stale_temporaries(os.path.join(output, "train"))
+    vocabulary = {"size": lang.vocabulary.total, "tags": list(lang.vocabulary.tags),
+                  "sizes": list(lang.vocabulary.sizes), "relexicaliser": options.relexicalise,
+                  "parameters": lang.relexicaliser.parameters()}
     manifest = {**settings, "treebank": treebank, "treebank_sha256": _sha256_file(resolve_treebank(treebank)),
-                "complete": False,
-                "vocabulary": {
-        "size": lang.vocabulary.total, "tags": list(lang.vocabulary.tags), "sizes": list(lang.vocabulary.sizes),
-        "relexicaliser": options.relexicalise, "parameters": lang.relexicaliser.parameters()}}
+                "complete": False, "vocabulary": vocabulary}
     write_atomic(os.path.join(output, "manifest.json"), json.dumps(manifest, indent=1) + "\n")
     write_atomic(os.path.join(output, "grammar.json"), json.dumps(grammar.to_json(), indent=1) + "\n")
     _write_tokenizer(lang, output, model_max_length, wordpiece)
@@ -284,25 +286,15 @@ def generate(treebank: str, output: str, options: GenerateOptions, workers: int 
                 progress(shards[i]["sentences"])
         else:
             todo.append((i, path))
-    if workers <= 1 or len(todo) <= 1:
-        for i, path in todo:
-            shards[i] = _write_shard(lang, i, path)
-            if progress:
-                progress(shards[i]["sentences"])
-    else:
-        import multiprocessing
-        from concurrent.futures import ProcessPoolExecutor, as_completed
-
-        base = {"key": settings["grammar_sha256"] + json.dumps(settings["options"]), "grammar": grammar.to_json(),
-                "options": dataclasses.asdict(options)}
-        ctx = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(min(workers, len(todo)), mp_context=ctx, initializer=_worker_init) as pool:
-            futures = {pool.submit(_shard_job, {**base, "index": i, "path": p}): i for i, p in todo}
-            for fut in as_completed(futures):
-                shards[futures[fut]] = fut.result()
-                if progress:
-                    progress(shards[futures[fut]]["sentences"])
-    manifest["shards"] = [shards[i] for i in range(n_shards)]
+    try:
+        _write_shards(lang, todo, shards, workers, grammar, settings, progress)
+    except BaseException as e:
+        _remove_stale_temporaries(os.path.join(output, "train"))  # of the workers stopped mid-shard
+        if isinstance(e, KeyboardInterrupt) and not isinstance(e, Interrupted):
+            raise Interrupted(f"interrupted: {len(shards)} of {n_shards} shards written and kept in {output}; run "
+                              "the same command again to resume") from None
+        raise
+    manifest["shards"] = [{k: v for k, v in shards[i].items() if k != "index"} for i in range(n_shards)]
     manifest["sentences"] = sum(s["sentences"] for s in manifest["shards"])
     manifest["tokens"] = sum(s["tokens"] for s in manifest["shards"])
     manifest["complete"] = True
@@ -310,6 +302,40 @@ def generate(treebank: str, output: str, options: GenerateOptions, workers: int 
     log.info("%d sentences (%d tokens) in %d shards -> %s", manifest["sentences"], manifest["tokens"], n_shards,
              output)
     return manifest
+
+
+def _write_shards(lang: Language, todo: list, shards: dict, workers: int, grammar: Grammar, settings: dict,
+                  progress) -> None:
+    """Write the shards ``todo`` (``(index, path)`` pairs) here or in ``workers`` processes, filling ``shards``."""
+    options = lang.options
+    if workers <= 1 or len(todo) <= 1:
+        for i, path in todo:
+            shards[i] = _write_shard(lang, i, path)
+            if progress:
+                progress(shards[i]["sentences"])
+    else:
+        import multiprocessing
+
+        base = {"key": settings["grammar_sha256"] + json.dumps(settings["options"]), "grammar": grammar.to_json(),
+                "options": dataclasses.asdict(options)}
+        ctx = multiprocessing.get_context("spawn")  # no forked copy of the parent's threads (JAX's)
+        # Pool.__exit__ terminates the workers: Ctrl-C or an error stops them at once (finished shards are kept)
+        with ctx.Pool(min(workers, len(todo)), initializer=_worker_init) as pool:
+            jobs = [{**base, "index": i, "path": p} for i, p in todo]
+            for result in pool.imap_unordered(_shard_job, jobs):
+                shards[result["index"]] = result
+                if progress:
+                    progress(result["sentences"])
+
+
+def _remove_stale_temporaries(folder: str) -> None:
+    """Remove the temporary files (``.NNNNN.<pid>-<hex>.tmp.jsonl``) a killed run left in our shard folder."""
+    for name in os.listdir(folder):
+        if name.startswith(".") and ".tmp." in name:
+            try:
+                os.unlink(os.path.join(folder, name))
+            except OSError:
+                pass
 
 
 def _count_shard(path: str, fmt: str) -> dict:
