@@ -142,8 +142,8 @@ def block_cumulative(weights: np.ndarray, vocabulary: "Vocabulary") -> np.ndarra
     return block + (c - before[block]) / totals[block]
 
 
-def draw_in_blocks(cumulative: np.ndarray, blocks: np.ndarray, u: np.ndarray, vocabulary: "Vocabulary") -> np.ndarray:
+def draw_in_blocks(cumulative: np.ndarray, blocks: np.ndarray, u: np.ndarray, ends: np.ndarray) -> np.ndarray:
     """For each draw ``n``: the first token of block ``blocks[n]`` whose cumulative probability within the block
-    exceeds ``u[n]`` (``cumulative``: :func:`block_cumulative`), as its id."""
+    exceeds ``u[n]`` (``cumulative``: :func:`block_cumulative`; ``ends``: :attr:`Vocabulary.ends`), as its id."""
     ids = np.searchsorted(cumulative, blocks + u, side="right")
-    return np.minimum(ids, vocabulary.ends[blocks])  # u · total rounding at a block's very end
+    return np.minimum(ids, ends[blocks])  # rounding at a block's very end

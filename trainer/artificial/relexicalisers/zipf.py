@@ -3,14 +3,14 @@
 Tag ``r`` owns ``n_r`` tokens (:func:`~.base.allocate_vocabulary`); the token of rank ``k`` (``k = 1..n_r``,
 id ``o_r + k - 1``) has probability ``p(k) = k^{-s} / H_{n_r,s}``, ``H_{n,s} = Σ_{j=1..n} j^{-s}``
 (:func:`zipf_probabilities`). A sentence draws one uniform ``u`` per tag, in order, after its tree, and takes the
-first rank whose cumulative probability exceeds ``u`` (:func:`~.base.draw_in_blocks`, inlined).
+first rank whose cumulative probability exceeds ``u`` (:func:`~.base.draw_in_blocks`).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from .base import Relexicaliser, block_cumulative, register_relexicaliser
+from .base import Relexicaliser, block_cumulative, draw_in_blocks, register_relexicaliser
 
 
 def zipf_probabilities(n: int, s: float) -> np.ndarray:
@@ -34,8 +34,7 @@ class Zipf(Relexicaliser):
     def draw(self, tags, rng):
         u = rng.random(len(tags))
         blocks = np.fromiter((self._block[t] for t in tags), dtype=np.int64, count=len(tags))
-        ids = np.searchsorted(self._cumulative, blocks + u, side="right")
-        return np.minimum(ids, self._ends[blocks])  # u · total rounding at a block's very end
+        return draw_in_blocks(self._cumulative, blocks, u, self._ends)
 
     def parameters(self) -> dict:
         return {"zipf_exponent": self.options.zipf_exponent}
