@@ -6,7 +6,9 @@
   need from it: batched ids, the special ids, the vocabulary size, its JSON for worker processes;
 * :func:`train_tokenizer`: train a byte-level BPE tokenizer (RoBERTa style) on texts, or
   :func:`train_wordpiece` a WordPiece one (BERT style) (the ``trainer tokenizer`` command,
-  :mod:`trainer.data.tokenizer_command`, feeds them a stream).
+  :mod:`trainer.data.tokenizer_command`, feeds them a stream);
+* :func:`word_level_tokenizer`: a closed vocabulary, one whitespace-separated token one id, RoBERTa's or (as
+  WordPiece) BERT's specials (the artificial languages of :mod:`trainer.artificial`).
 
 The BPE result is a folder that ``AutoTokenizer.from_pretrained`` loads as a RoBERTa fast tokenizer:
 specials ``<s> <pad> </s> <unk> <mask>`` (ids 0-4, as in BERTIN), ``<mask>`` strips the space
@@ -156,4 +158,46 @@ def train_wordpiece(texts: Iterable[str], output_dir: str, vocab_size: int = 30_
                             model_max_length=model_max_length)
     tok.save_pretrained(output_dir)
     log.info("WordPiece tokenizer with %d tokens saved to %s", len(tok), output_dir)
+    return tok
+
+
+def word_level_tokenizer(tokens: list, output_dir: str, model_max_length: int = 512, wordpiece: bool = False):
+    """A tokenizer of the closed vocabulary ``tokens``, saved to ``output_dir``; returns the transformers tokenizer.
+    Texts are split on whitespace and each token is one id: the five specials are ids 0-4 and ``tokens[i]`` is id
+    ``5 + i``; no token continues a word (so whole-word masking is token masking). Default: a WordLevel model
+    with RoBERTa's specials ``<s> <pad> </s> <unk> <mask>`` and ``<s> A </s>`` framing (``<s> A </s></s> B </s>``);
+    ``wordpiece``: a WordPiece model (for the BERT family) with BERT's ``[PAD] [UNK] [CLS] [SEP] [MASK]`` and
+    ``[CLS] A [SEP] B [SEP]`` framing with token types. Loads with :func:`load_tokenizer` as any tokenizer folder."""
+    from tokenizers import AddedToken, Tokenizer, decoders, models, pre_tokenizers, processors
+    from transformers import BertTokenizerFast, PreTrainedTokenizerFast
+
+    specials = WORDPIECE_SPECIAL_TOKENS if wordpiece else SPECIAL_TOKENS
+    vocab = {t: i for i, t in enumerate(specials)}
+    for t in tokens:
+        if t in vocab or not t or any(c.isspace() for c in t):
+            raise DataError(f"token {t!r}: empty, holds a space, appears twice or is a special token")
+        vocab[t] = len(vocab)
+    if wordpiece:
+        backend = Tokenizer(models.WordPiece(vocab, unk_token="[UNK]", continuing_subword_prefix="##"))
+        cls, sep = vocab["[CLS]"], vocab["[SEP]"]
+        post = processors.TemplateProcessing(single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B:1 [SEP]:1",
+                                             special_tokens=[("[CLS]", cls), ("[SEP]", sep)])
+    else:
+        backend = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
+        post = processors.TemplateProcessing(single="<s> $A </s>", pair="<s> $A </s> </s> $B </s>",
+                                             special_tokens=[("<s>", vocab["<s>"]), ("</s>", vocab["</s>"])])
+    backend.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+    backend.add_special_tokens([AddedToken(t, normalized=False, special=True) for t in specials])
+    backend.post_processor = post
+    backend.decoder = decoders.WordPiece(prefix="##", cleanup=False)  # joins with spaces; no "##" token exists
+    if wordpiece:
+        tok = BertTokenizerFast(tokenizer_object=backend, unk_token="[UNK]", sep_token="[SEP]", pad_token="[PAD]",
+                                cls_token="[CLS]", mask_token="[MASK]", do_lower_case=False,
+                                model_max_length=model_max_length)
+    else:
+        tok = PreTrainedTokenizerFast(tokenizer_object=backend, bos_token="<s>", eos_token="</s>", sep_token="</s>",
+                                      cls_token="<s>", unk_token="<unk>", pad_token="<pad>", mask_token="<mask>",
+                                      model_max_length=model_max_length)
+    tok.save_pretrained(output_dir)
+    log.info("closed-vocabulary tokenizer with %d tokens saved to %s", len(tok), output_dir)
     return tok
