@@ -41,9 +41,9 @@ N-grams (no Python loop per n-gram except writing the ARPA text).
 from __future__ import annotations
 
 import logging
-import math
 from array import array
 from dataclasses import dataclass, field
+from itertools import islice
 from typing import Iterable, Sequence
 
 import numpy as np
@@ -106,7 +106,8 @@ class Vocabulary:
         return len(self.ids)
 
 
-def encode_sentences(lines: Iterable[str], order: int, vocab: Vocabulary | None = None) -> tuple[np.ndarray, Vocabulary, int]:
+def encode_sentences(lines: Iterable[str], order: int,
+                     vocab: Vocabulary | None = None) -> tuple[np.ndarray, Vocabulary, int]:
     """The text as one int array: per line ``<s>`` x (order-1), word ids, ``</s>``; the vocabulary and
     the number of words (``</s>`` not counted), as lmplz counts them."""
     vocab = vocab or Vocabulary()
@@ -337,32 +338,35 @@ def estimate(lines: Iterable[str], options: KneserNeyOptions = KneserNeyOptions(
 
 
 def write_arpa(model: Model, path) -> None:
-    """Write ``model`` as an ARPA file at ``path`` (the caller names it temporary and renames it)."""
-    words = np.array(model.vocab.words, dtype=object)
+    """Write ``model`` as an ARPA file at ``path`` (the caller names it temporary and renames it).
+
+    Values are rounded to 7 decimals (lmplz prints 8 significant digits); an n-gram's text is its
+    context's text and its last word, built order by order."""
+    words = model.vocab.words
+    n = len(model.levels)
     with open(path, "w", encoding="utf-8", newline="\n") as f:
         f.write("\\data\\\n")
         for k, count in enumerate(model.counts(), 1):
             f.write(f"ngram {k}={count}\n")
         f.write("\n")
-        n = len(model.levels)
+        texts: list[str] = words
         for k, lv in enumerate(model.levels, 1):
+            if k > 1:
+                previous = texts
+                texts = [previous[c] + " " + words[w] for c, w in zip(lv.context.tolist(), lv.words[:, -1].tolist())]
             f.write(f"\\{k}-grams:\n")
-            keep = ~lv.marked
-            grams = words[lv.words[keep]]
-            texts = [" ".join(g) for g in grams] if k > 1 else list(grams[:, 0])
-            probs = lv.logprob[keep].tolist()
+            keep = np.flatnonzero(~lv.marked)
+            kept = [texts[i] for i in keep.tolist()]
+            columns = [map(repr, _rounded(lv.logprob[keep])), iter(kept)]
             if k < n:
-                backs = lv.backoff[keep].tolist()
-                f.writelines(f"{_fmt(p)}\t{t}\t{_fmt(b)}\n" for p, t, b in zip(probs, texts, backs))
-            else:
-                f.writelines(f"{_fmt(p)}\t{t}\n" for p, t in zip(probs, texts))
+                columns.append(map(repr, _rounded(lv.backoff[keep])))
+            for start in range(0, len(kept), 1 << 16):
+                f.write("\n".join(map("\t".join, zip(*(islice(c, 1 << 16) for c in columns)))))
+                f.write("\n")
             f.write("\n")
         f.write("\\end\\\n")
 
 
-def _fmt(x: float) -> str:
-    if x == 0.0:
-        return "0"
-    if math.isinf(x):
-        return "-99"
-    return f"{x:.7g}"
+def _rounded(values: np.ndarray) -> list[float]:
+    """``values`` rounded to 7 decimals, ``-0.0`` as ``0.0`` (printed by ``repr``: short and exact)."""
+    return (np.round(values, 7) + 0.0).tolist()
