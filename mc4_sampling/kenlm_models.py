@@ -118,6 +118,14 @@ def from_folder(folder: str, language: str, mode: str | None, name: str) -> Perp
     kenlm_file = os.path.join(folder, f"{language}.arpa.bin")
     if not os.path.exists(kenlm_file) and os.path.isfile(os.path.join(folder, f"{language}.arpa")):
         kenlm_file = os.path.join(folder, f"{language}.arpa")  # train-model without build_binary: the ARPA text
+    if not os.path.exists(kenlm_file):
+        held = sorted(os.listdir(folder))
+        some = ", ".join(held[:5]) + (", ..." if len(held) > 5 else "") if held else "nothing"
+        raise ModelNotFoundError(
+            f"perplexity model folder {folder!r} has no {language}.arpa.bin (or {language}.arpa) for language "
+            f"{language!r}; it holds {some}. A model folder holds <lang>.arpa.bin (or <lang>.arpa) and "
+            f"<lang>.sp.model, as `mc4-sampling train-model --lang {language}` writes them"
+        )
     return PerplexityModel(
         kenlm_file,
         os.path.join(folder, f"{language}.sp.model") if mode in SENTENCEPIECE_MODES else None,
