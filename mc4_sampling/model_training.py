@@ -422,7 +422,7 @@ def _train(output: Path, inputs, options: TrainModelOptions, work: _Work, docume
     if not work.done("sentencepiece"):
         progress(f"training SentencePiece ({options.vocab_size} pieces, unigram)")
         t = time.time()
-        prefix = work.path(f"sp-{os.getpid()}")
+        prefix = work.path("sp-training")  # a fixed name: the model records it, its bytes stay the same
         try:
             hard = train_sentencepiece(text, prefix, options.vocab_size)
             os.replace(f"{prefix}.model", sp_model)
