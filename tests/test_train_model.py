@@ -235,3 +235,14 @@ def test_a_corpus_source_plugs_in(tmp_path):
     finally:
         base.SOURCES.clear()
         base.SOURCES.update(saved)
+
+
+def test_same_text_same_model_bytes(trained, tmp_path):
+    """Deterministic: the same text and settings give the same SentencePiece model and n-gram file."""
+    again = tmp_path / "again"
+    model_training.train_model(again, [str(trained["corpus"])],
+                               model_training.TrainModelOptions("es", vocab_size=400, estimator="own"))
+    for name in os.listdir(trained["out"]):
+        if name.startswith("es."):
+            assert (again / name).read_bytes() == (trained["out"] / name).read_bytes(), name
+    assert json.loads((again / "model.json").read_text()) == json.loads((trained["out"] / "model.json").read_text())
