@@ -29,7 +29,7 @@ from ..common.outputs import atomic_dir, check_output_dir
 from ..errors import ConfigError
 from ..shards import require_source
 from ..weightings import DEFAULT_WIDTH
-from .common import add_model_options, add_source_options, build_config, option_values
+from .common import add_model_options, add_source_options, build_config, is_corpus, option_values
 from .dataset_source import add_dataset_options, check_mc4_split, corpus_language, open_dataset
 
 
@@ -89,7 +89,7 @@ def run(args: argparse.Namespace) -> int:
 
     target = resolve_target(args.target_rate, args.target_docs, args.total_docs)
     corpus = None
-    if args.dataset:
+    if is_corpus(args):
         from ..corpus import corpus_options
         from ..options import flag
 

@@ -22,6 +22,7 @@ from .common import (
     add_sampling_options,
     add_source_options,
     build_config,
+    is_corpus,
     option_values,
 )
 from .dataset_source import add_dataset_options, check_mc4_split, corpus_language, open_dataset
@@ -53,7 +54,7 @@ def run(args: argparse.Namespace) -> int:
     check_max_docs(args.max_docs, "--max-docs")
     if args.output != "-":  # nobody's file replaced by accident (exit 2 before any reading)
         check_output_file(args.output, "-o", args.overwrite, ours=looks_like_json_lines)
-    if args.dataset:
+    if is_corpus(args):
         return run_on_dataset(args)
     check_mc4_split(args)
     config = build_config(args)
