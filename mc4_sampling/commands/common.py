@@ -41,7 +41,7 @@ SOURCE_FLAGS = (
     ("--text-column", "text_column", {"metavar": "NAME"},
      "column with the documents (default: the source's, text)"),
     ("--id-column", "id_column", {"metavar": "NAME"},
-     "column with a unique document id, the key of the draw (default: the source's; '' or none: the text)"),
+     "column with a unique document id, the key of the draw (default: the source's; '': the text)"),
 )
 #: the flags that name a corpus source's columns or files: not mC4's
 CORPUS_ONLY_FLAGS = ("--data-files", "--text-column", "--id-column")
@@ -108,11 +108,8 @@ def corpus_source(args, language: str | None = None):
             if not sep or not split or not pattern:
                 raise ConfigError(f"--data-files {item!r} is not valid; write SPLIT=GLOB, e.g. train=corpus/*.parquet")
             data_files.setdefault(split, []).append(pattern)
-    id_column = args.id_column
-    if id_column is not None and id_column.lower() == "none":
-        id_column = ""
     options = SourceOptions(source=args.source, language=language, location=args.location, data_files=data_files,
-                            text_column=args.text_column, id_column=id_column)
+                            text_column=args.text_column, id_column=args.id_column)
     make_source(options, "--source").check()
     return options
 
