@@ -27,7 +27,7 @@ from __future__ import annotations
 import hashlib
 import warnings
 from dataclasses import fields, replace
-from typing import Sequence
+from typing import Iterable, Iterator, Sequence
 
 import numpy as np
 
@@ -36,6 +36,7 @@ from .errors import BadRecordError, ConfigError
 from .options import SamplingOptions, keyword, sampling_options, wants_score
 from .plan import SamplingPlan
 from .sampler import BlockDecider, SamplingStats
+from .weightings import SamplingRule
 
 #: documents decided (and scored) together: one batched ``filter``/``map`` call
 BLOCK_SIZE = 256
@@ -75,13 +76,14 @@ class CorpusSampler:
     """The keep decisions of batches of a corpus (the function given to ``filter``/``map``).
 
     Picklable (the model travels as its paths and is loaded once per process), so it runs in
-    ``DataLoader`` workers. ``stats`` counts what this process has seen.
+    ``DataLoader`` workers. ``stats`` counts what this process has seen. ``rule``: the split's rule
+    (default the plan's train rule).
     """
 
     def __init__(self, plan: SamplingPlan, text_column: str = "text", id_column: str | None = None,
-                 stats: SamplingStats | None = None):
+                 stats: SamplingStats | None = None, rule: SamplingRule | None = None):
         self.plan = plan
-        self.decider = BlockDecider(plan.train, on_bad_record=plan.on_bad_record,
+        self.decider = BlockDecider(plan.train if rule is None else rule, on_bad_record=plan.on_bad_record,
                                     return_perplexity=plan.return_perplexity)
         self.key = document_key(plan.seed, plan.language)
         self.text_column = text_column
@@ -270,6 +272,42 @@ def sample_dataset(
         features[name] = datasets.Value("float64")
         kwargs["features"] = features
     return ds.map(sampler.kept_rows, **kwargs)
+
+
+def sample_records(sampler: CorpusSampler, records: Iterable, *, block_size: int = BLOCK_SIZE,
+                   return_score: bool = False) -> Iterator[tuple[int, dict]]:
+    """``(position, example)`` of the kept records of one unit of a corpus source
+    (:meth:`mc4_sampling.sources.base.CorpusSource.records`: ``(position, Record or None)``), decided by
+    ``sampler`` in blocks of ``block_size`` (the draw keyed by each record's id, or its text where the
+    sampler has no id column). An example is the record's ``text``, its id (under the sampler's
+    ``id_column``), its metadata and, with ``return_score``, its score (unless the score is a column).
+    A ``None`` record (a bad record the source skipped) is counted in ``sampler.stats.bad_records``."""
+    block: list = []
+    for position, record in records:
+        if record is None:
+            sampler.stats.bad_records += 1
+            continue
+        block.append((position, record))
+        if len(block) == block_size:
+            yield from _kept_records(sampler, block, return_score)
+            block = []
+    if block:
+        yield from _kept_records(sampler, block, return_score)
+
+
+def _kept_records(sampler: CorpusSampler, block: list, return_score: bool) -> Iterator[tuple[int, dict]]:
+    batch = {sampler.text_column: [r.text for _, r in block]}
+    if sampler.id_column is not None:
+        batch[sampler.id_column] = [r.id for _, r in block]
+    for name in block[0][1].metadata:
+        batch[name] = [r.metadata.get(name) for _, r in block]
+    keep, scores = sampler.decide(batch, [p for p, _ in block])
+    add_score = return_score and sampler.score_column is None
+    for i in np.flatnonzero(keep).tolist():
+        example = {name: values[i] for name, values in batch.items()}
+        if add_score:
+            example[sampler.score_name] = float(scores[i])
+        yield block[i][0], example
 
 
 def _fingerprint(parent: str, options: SamplingOptions, language: str, plan: SamplingPlan, text_column: str,
