@@ -214,16 +214,18 @@ class SourceReader(Mc4ShardReader):
     """Reads the units of a task from a corpus source (see the module); skips units already done.
 
     The source travels as its :class:`~mc4_sampling.sources.SourceOptions` and is built once per
-    process. ``columns``: the metadata columns to keep (each document carries their values);
-    ``score_column``: a column a scorer reads (carried too)."""
+    process. ``columns``: the columns to keep (each document carries their values; ``id_column``: the
+    one that holds the record's id); ``score_columns``: columns a scorer reads (carried too)."""
 
     name = "corpus source"
 
     def __init__(self, source: SourceOptions, units: list[SourceUnit], output_dir: str | None = None,
                  on_bad_record: str = "raise", retries: int = 5, skip_done: bool = True,
-                 timeout: float | None = None, columns=(), score_columns=()):
+                 timeout: float | None = None, columns=(), score_columns=(), id_column: str | None = None):
         super().__init__(units, output_dir, on_bad_record, retries, skip_done, timeout=timeout)
         self.source_options = source
+        #: the column the record's id is kept under (None: the source has no id)
+        self.id_column = id_column
         self.columns = tuple(dict.fromkeys([*columns, *score_columns]))
         self._source = None
 
@@ -231,7 +233,7 @@ class SourceReader(Mc4ShardReader):
         if self._source is None:
             self._source = make_source(self.source_options)
         bad = lines = read = 0
-        columns = self.columns
+        columns, id_column = self.columns, self.id_column
         try:
             for position, record in self._source.records(unit, on_bad_record=self.on_bad_record, retries=self.retries,
                                                          timeout=self.reader_options["timeout"]):
@@ -240,7 +242,7 @@ class SourceReader(Mc4ShardReader):
                     bad += 1
                     continue
                 read += 1
-                values = record.metadata
+                values = {**record.metadata, id_column: record.id} if id_column else record.metadata
                 yield Document(
                     text=record.text, id=f"{unit.name}/{position}",
                     metadata={"language": unit.language, "split": unit.split, "position": position, "unit": unit.name,

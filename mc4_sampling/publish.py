@@ -41,6 +41,7 @@ from .common.processes import children_die_with_parent
 from .errors import BadRecordError, ConfigError, Mc4SamplingError
 from .options import SamplingOptions, check_sampling_options, flag
 from .plan import SPLITS, SamplingPlan, check_max_docs
+from .scoring import ScorerSource
 from .shards import no_files_error, shard_refs_for
 from .sources import SourceOptions
 from .weightings import WEIGHTINGS
@@ -238,11 +239,11 @@ def source_units(engine, source: SourceOptions, configs: dict, splits) -> tuple:
     if unknown:
         raise ConfigError(f"--splits {unknown[0]}: the {title} source has the splits {', '.join(available)} "
                           f"for {source.language}")
-    columns = tuple(c for c in src.metadata_columns if c != src.text_column)
+    # the id (the draw's key) first, then the metadata: what each kept document carries beside its text
+    columns = tuple(dict.fromkeys(c for c in (src.id_column, *src.metadata_columns) if c and c != src.text_column))
     score_columns = []
     for c in configs.values():
-        model = SamplingPlan.resolve(c, source.language).model_source
-        if model.kind != "column":
+        if ScorerSource.of(c, source.language).kind != "column":
             continue
         column = c.score_column or dict(c.scorer_options or {}).get("column")
         if column not in src.score_columns and column not in columns:
@@ -257,6 +258,11 @@ def source_units(engine, source: SourceOptions, configs: dict, splits) -> tuple:
     return src, units, splits, column_types(src, units[0], columns), tuple(dict.fromkeys(score_columns))
 
 
+def record_values(src, record) -> dict:
+    """The columns of a record beside its text: its metadata and its id under the source's id column."""
+    return {**record.metadata, src.id_column: record.id} if src.id_column else record.metadata
+
+
 def column_types(src, unit, columns, sample: int = 1000) -> dict:
     """``{"text": "string", column: type}`` of the kept columns, from the first records of the first
     unit (a column whose values are all null there is text)."""
@@ -268,9 +274,10 @@ def column_types(src, unit, columns, sample: int = 1000) -> dict:
         try:
             for n, (_, record) in enumerate(records):
                 if record is not None:
+                    values = record_values(src, record)
                     for c in columns:
                         if types[c] is None:
-                            types[c] = type_name(record.metadata.get(c))
+                            types[c] = type_name(values.get(c))
                 if n >= sample or all(types.values()):
                     break
         finally:
@@ -323,9 +330,9 @@ def publish(
         require_ray()
     first = next(iter(configs.values()))
     if not is_mc4(source):
+        src, units, splits, columns, score_columns = source_units(engine, source, configs, splits)
         for c in configs.values():  # models, boundaries, calibration: checked before anything is written
             SamplingPlan.resolve(c, source.language)
-        src, units, splits, columns, score_columns = source_units(engine, source, configs, splits)
     else:
         source = src = columns = None
         splits = [s for s in SPLITS if s in (SPLITS if splits is None else splits)]
@@ -367,7 +374,8 @@ def publish(
     else:
         reader = engine.SourceReader(source, units, out, first.on_bad_record, getattr(first, "http_retries", 5),
                                      skip_done=max_docs is None, timeout=getattr(first, "http_timeout", None),
-                                     columns=[c for c in columns if c != "text"], score_columns=score_columns)
+                                     columns=[c for c in columns if c != "text"], score_columns=score_columns,
+                                     id_column=src.id_column)
     pipeline = [
         reader,
         engine.ScoreSampler(configs, max_docs=max_docs),

@@ -1,0 +1,146 @@
+"""``mc4-sampling publish`` (and ``sample``) over a corpus source: a FineWeb-2-shaped folder end to end with
+2 workers, the same kept ids as an independent reader (``datasets``' Parquet reader + ``sample_dataset``)
+whatever the tasks and workers, resume after a partial run, the card, and bad input as one line."""
+
+from __future__ import annotations
+
+import glob
+import json
+import os
+
+import pyarrow.parquet as pq
+import pytest
+import yaml
+from source_fixtures import make_fineweb2
+
+from mc4_sampling.cli import main
+from mc4_sampling.corpus import sample_dataset
+from mc4_sampling.options import SamplingOptions
+from mc4_sampling.publish import method_configs, publish
+from mc4_sampling.sources import SourceOptions
+
+LANG = "spa_Latn"
+COLUMNS = ["text", "id", "url", "date", "language_score", "minhash_cluster_size", "perplexity"]
+
+
+@pytest.fixture(scope="session")
+def fw2(tmp_path_factory):
+    """A small FineWeb-2-shaped folder: 3 train files of 160 documents (row groups of 64), a test file of 40."""
+    return make_fineweb2(tmp_path_factory.mktemp("fw2"), files=3, docs_per_file=160, test_docs=40, row_group_size=64)
+
+
+def kept(out, config="gaussian", split="train", column="id"):
+    files = sorted(glob.glob(os.path.join(out, "data", config, f"{split}-*.parquet")))
+    return [v for f in files for v in pq.read_table(f, columns=[column]).column(0).to_pylist()]
+
+
+def reference_ids(fw2, split="train", **options):
+    """What an independent reader keeps: datasets' own Parquet reader, sample_dataset (CorpusSampler)."""
+    import datasets
+
+    files = sorted(glob.glob(str(fw2 / "data" / LANG / split / "*.parquet")))
+    ds = datasets.load_dataset("parquet", data_files=files, split="train", streaming=True)
+    return [x["id"] for x in sample_dataset(ds, id_column="id", language=LANG, **options)]
+
+
+def one_error_line(err: str) -> str:
+    assert "Traceback" not in err, err
+    lines = [line for line in err.strip().splitlines() if "error:" in line]
+    assert len(lines) == 1, err
+    return lines[0]
+
+
+@pytest.fixture(scope="session")
+def published(fw2, tmp_path_factory):
+    """The CLI's publish of the folder with 2 workers, gaussian and random (the embedded model, spa_Latn -> es)."""
+    out = tmp_path_factory.mktemp("pub") / "subset"
+    code = main(["publish", str(out), "--source", "fineweb2", "--location", str(fw2), "--lang", LANG,
+                 "--method", "gaussian", "random", "--workers", "2", "--seed", "7"])
+    assert code == 0
+    return out
+
+
+def test_two_workers_keep_what_an_independent_reader_keeps(published, fw2):
+    for method in ("gaussian", "random"):
+        for split in ("train", "test"):
+            ids = kept(published, method, split)
+            assert ids == reference_ids(fw2, split, sampling_method=method, seed=7)
+            assert 0 < len(ids) < {"train": 480, "test": 40}[split]
+    table = pq.read_table(sorted(glob.glob(str(published / "data" / "gaussian" / "train-*.parquet")))[0])
+    assert table.column_names == COLUMNS
+    source = pq.read_table(sorted(glob.glob(str(fw2 / "data" / LANG / "train" / "*.parquet")))[0])
+    by_id = {r["id"]: r for r in source.to_pylist()}
+    for row in table.to_pylist()[:20]:  # the source's values, unchanged
+        assert {k: v for k, v in row.items() if k != "perplexity"} == {k: by_id[row["id"]][k] for k in COLUMNS[:-1]}
+
+
+def test_card_names_the_source_and_its_columns(published, fw2):
+    card = (published / "README.md").read_text()
+    meta = yaml.safe_load(card.split("---")[1])
+    assert meta["language"] == ["spa"] and "fineweb2" in meta["tags"]
+    info = meta["dataset_info"][0]
+    assert [f["name"] for f in info["features"]] == COLUMNS
+    assert {f["name"]: f["dtype"] for f in info["features"]}["minhash_cluster_size"] == "int64"
+    assert {s["name"]: s["num_examples"] for s in info["splits"]} == {
+        "train": len(kept(published, "gaussian", "train")), "test": len(kept(published, "gaussian", "test"))}
+    assert "| FineWeb-2 (`fineweb2`) | `spa_Latn` |" in card and str(fw2) in card
+    assert "the `id` column" in card
+    manifest = json.loads((published / ".mc4-sampling" / "options.json").read_text())
+    assert manifest["source"]["source"] == "fineweb2" and manifest["source"]["location"] == str(fw2)
+
+
+def test_sample_on_the_source_keeps_the_same_documents(published, tmp_path):
+    out = tmp_path / "kept.jsonl"
+    assert main(["sample", "--source", "fineweb2", "--location", str(published.parent.parent / "x"), "--lang", LANG,
+                 "-o", str(out)]) == 2  # a folder that is not there: refused
+    fw2 = json.loads((published / ".mc4-sampling" / "options.json").read_text())["source"]["location"]
+    assert main(["sample", "--source", "fineweb2", "--location", fw2, "--lang", LANG, "--seed", "7",
+                 "-o", str(out)]) == 0
+    ids = [json.loads(line)["id"] for line in out.read_text().splitlines()]
+    assert ids == kept(published, "gaussian", "train")
+
+
+def test_same_kept_ids_for_1_2_3_tasks_and_a_resume(fw2, tmp_path):
+    options = SamplingOptions(sampling_method="gaussian", seed=3)
+    source = SourceOptions("fineweb2", LANG, str(fw2))
+    results = {}
+    for tasks in (1, 2, 3):
+        out = tmp_path / f"t{tasks}"
+        publish(method_configs(options, ["gaussian"]), str(out), source=source, splits=["train"], tasks=tasks,
+                workers=1)
+        results[tasks] = kept(out), kept(out, column="perplexity")
+    assert results[1] == results[2] == results[3]
+    assert results[1][0] == reference_ids(fw2, sampling_method="gaussian", seed=3)
+
+    out = tmp_path / "t3"  # a partial run: one unit lost its file and marker, a temporary file left behind
+    units = sorted(glob.glob(str(out / ".mc4-sampling" / "units" / "*.json")))
+    assert len(units) >= 3
+    lost = os.path.basename(units[1])[:-len(".json")]
+    os.unlink(units[1])
+    os.unlink(out / "data" / "gaussian" / f"{lost}.parquet")
+    (out / "data" / "gaussian" / f".tmp.{lost}.1.parquet").write_bytes(b"partial")
+    others = {f: os.stat(f).st_mtime_ns for f in glob.glob(str(out / "data" / "gaussian" / "*.parquet"))}
+    result = publish(method_configs(options, ["gaussian"]), str(out), source=source, splits=["train"], tasks=3,
+                     workers=1)
+    assert result.complete and (kept(out), kept(out, column="perplexity")) == results[1]
+    assert {f: os.stat(f).st_mtime_ns for f in others} == others  # the finished units were not redone
+    assert not glob.glob(str(out / "data" / "gaussian" / ".tmp.*"))
+
+
+@pytest.mark.parametrize("args, words", [
+    (["--source", "fineweb3"], "--source"),
+    (["--source", "fineweb2", "--lang", "spa_Latm"], "spa_Latn"),
+    (["--source", "fineweb2", "--lang", LANG, "--text-column", "body"], "body"),
+    (["--source", "fineweb2", "--lang", LANG, "--score-column", "quality"],
+     "--score-column quality: the FineWeb-2 source has no such column"),
+    (["--source", "fineweb2", "--lang", LANG, "--splits", "validation"], "--splits validation"),
+    (["--source", "fineweb2", "--lang", LANG, "--data-dir", "x"], "--data-dir locates mC4 files"),
+    (["--lang", "es", "--text-column", "body"], "--text-column applies to a corpus source"),
+    (["--lang", "es", "--score-column", "quality"], "--score-column quality: mC4 has no such column"),
+])
+def test_bad_input_is_one_line_before_any_work(fw2, tmp_path, capsys, args, words):
+    out = tmp_path / "out"
+    assert main(["publish", str(out), "--location", str(fw2), *args]) == 2
+    line = one_error_line(capsys.readouterr().err)
+    assert words in line, line
+    assert not out.exists()
