@@ -1,4 +1,5 @@
-"""The ``mc4-sampling`` console command: ``sample``, ``score``, ``calibrate``, ``publish`` and ``embed-map``."""
+"""The ``mc4-sampling`` console command: ``sample``, ``score``, ``calibrate``, ``publish``, ``embed-map`` and
+``train-model``."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from .common.console import add_version_argument, run_guarded
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from .commands import calibrate, embed_map, publish, sample, score
+    from .commands import calibrate, embed_map, publish, sample, score, train_model
 
     parser = argparse.ArgumentParser(
         prog="mc4-sampling",
@@ -24,6 +25,7 @@ def build_parser() -> argparse.ArgumentParser:
     calibrate.add_parser(sub)
     publish.add_parser(sub)
     embed_map.add_parser(sub)
+    train_model.add_parser(sub)
     return parser
 
 

@@ -107,15 +107,27 @@ def declared_defaults(meta: Mapping, mode: str, where: str = MODEL_DECLARATION) 
 
 
 def from_folder(folder: str, language: str, mode: str | None, name: str) -> PerplexityModel:
-    """``<language>.arpa.bin`` (and ``<language>.sp.model`` in ``ccnet`` mode, the default) of
-    ``folder``, with what its ``model.json`` declares for that language and mode."""
+    """``<language>.arpa.bin`` (else ``<language>.arpa``, an ARPA text) and, in ``ccnet`` mode (the
+    default), ``<language>.sp.model`` of ``folder``, with what its ``model.json`` declares for that
+    language and mode."""
     mode = mode or "ccnet"
     meta = read_declaration(folder)
     if meta is not None and meta.get("language", language) != language:
         meta = None  # the declaration is about another language's files
     meta = meta or {}
+    kenlm_file = os.path.join(folder, f"{language}.arpa.bin")
+    if not os.path.exists(kenlm_file) and os.path.isfile(os.path.join(folder, f"{language}.arpa")):
+        kenlm_file = os.path.join(folder, f"{language}.arpa")  # train-model without build_binary: the ARPA text
+    if not os.path.exists(kenlm_file):
+        held = sorted(os.listdir(folder))
+        some = ", ".join(held[:5]) + (", ..." if len(held) > 5 else "") if held else "nothing"
+        raise ModelNotFoundError(
+            f"perplexity model folder {folder!r} has no {language}.arpa.bin (or {language}.arpa) for language "
+            f"{language!r}; it holds {some}. A model folder holds <lang>.arpa.bin (or <lang>.arpa) and "
+            f"<lang>.sp.model, as `mc4-sampling train-model --lang {language}` writes them"
+        )
     return PerplexityModel(
-        os.path.join(folder, f"{language}.arpa.bin"),
+        kenlm_file,
         os.path.join(folder, f"{language}.sp.model") if mode in SENTENCEPIECE_MODES else None,
         mode,
         lower_case=meta.get("lower_case", True),

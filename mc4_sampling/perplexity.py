@@ -27,6 +27,7 @@ embedded one) and their default sampling parameters is :mod:`mc4_sampling.kenlm_
 from __future__ import annotations
 
 import os
+import re
 import sys
 from functools import cached_property, lru_cache
 from typing import Iterable, Sequence
@@ -52,6 +53,16 @@ def _check_readable(path: str, what: str) -> str:
     if not os.access(path, os.R_OK):
         raise ModelNotFoundError(f"{what} is not readable: {path!r} (check its permissions)")
     return path
+
+
+def kenlm_reason(error: Exception) -> str:
+    """KenLM's load error in a few words: its reason without the C++ location, and what a model is."""
+    text = str(error)
+    if "Exception." in text:
+        text = text.split("Exception.", 1)[1]
+    text = re.sub(r"\s*Byte: \d+\)?\s*$", "", text).strip().rstrip(".")
+    return (f"{text}; not a KenLM model (an ARPA file or KenLM's binary): make one with "
+            "`mc4-sampling train-model` (or KenLM's lmplz and build_binary)")
 
 
 class PerplexityModel(Scorer):
@@ -132,7 +143,7 @@ class PerplexityModel(Scorer):
             try:
                 model = kenlm.Model(self.kenlm_path)
             except (OSError, RuntimeError) as e:
-                raise ModelNotFoundError(f"cannot load KenLM model {self.kenlm_path!r}: {e}") from None
+                raise ModelNotFoundError(f"cannot load KenLM model {self.kenlm_path!r}: {kenlm_reason(e)}") from None
             self.__dict__["_kenlm"] = model
         return model
 
