@@ -42,9 +42,12 @@ SOURCE_FLAGS = (
      "column with the documents (default: the source's, text)"),
     ("--id-column", "id_column", {"metavar": "NAME"},
      "column with a unique document id, the key of the draw (default: the source's; '': the text)"),
+    ("--source-option", "source_options", {"action": "append", "metavar": "KEY=VALUE"},
+     "a source's own option, repeatable, e.g. rows_per_unit=50000 (Parquet row-group runs as units), min_bin=7 "
+     "(hplt3)"),
 )
 #: the flags that name a corpus source's columns or files: not mC4's
-CORPUS_ONLY_FLAGS = ("--data-files", "--text-column", "--id-column")
+CORPUS_ONLY_FLAGS = ("--data-files", "--text-column", "--id-column", "--source-option")
 
 
 def add_corpus_source_options(parser: argparse.ArgumentParser) -> None:
@@ -109,7 +112,8 @@ def corpus_source(args, language: str | None = None):
                 raise ConfigError(f"--data-files {item!r} is not valid; write SPLIT=GLOB, e.g. train=corpus/*.parquet")
             data_files.setdefault(split, []).append(pattern)
     options = SourceOptions(source=args.source, language=language, location=args.location, data_files=data_files,
-                            text_column=args.text_column, id_column=args.id_column)
+                            text_column=args.text_column, id_column=args.id_column,
+                            options=key_values(args.source_options, "--source-option") or {})
     make_source(options, "--source").check()
     return options
 
