@@ -276,9 +276,10 @@ def too_small(words: int, needed: int, what: str) -> TrainingTextError:
     )
 
 
-def run_lmplz(lmplz: str, pieces: Path, arpa: Path, options: KneserNeyOptions, work: Path) -> None:
-    """``lmplz`` with CCNet's flags on ``pieces`` -> ``arpa``; its failures as one line."""
-    args = [lmplz, "-o", str(options.order), "-S", "20%", "-T", str(work), "--skip_symbols"]
+def run_lmplz(lmplz: str, pieces: Path, arpa: Path, options: KneserNeyOptions, work: Path,
+              memory: str = "20%") -> None:
+    """``lmplz`` with CCNet's flags on ``pieces`` -> ``arpa`` (``-S memory``); its failures as one line."""
+    args = [lmplz, "-o", str(options.order), "-S", memory, "-T", str(work), "--skip_symbols"]
     if options.prune:
         args += ["--prune", *map(str, options.prune)]
     if options.discount_fallback is not None:
@@ -323,6 +324,7 @@ class _Work:
 
     def __init__(self, output: Path, fingerprint: dict):
         self.folder = output.with_name(f".{output.name}.train-model-work")
+        fingerprint = json.loads(json.dumps(fingerprint))  # as read back: lists, not tuples
         stamp = self.folder / "fingerprint.json"
         if self.folder.is_dir():
             try:
@@ -385,6 +387,16 @@ def train_model(output, inputs: Sequence[str] = (), options: TrainModelOptions |
     output = Path(output).absolute()
     check_output_dir(output, "--output", overwrite)
     work = _Work(output, _fingerprint(inputs, source_desc, sample, options))
+    try:
+        return _train(output, inputs, options, work, documents, source_desc, sample, overwrite, progress)
+    except BaseException:
+        if not work.state:  # nothing worth resuming
+            shutil.rmtree(work.folder, ignore_errors=True)
+        raise
+
+
+def _train(output: Path, inputs, options: TrainModelOptions, work: _Work, documents, source_desc, sample,
+           overwrite: bool, progress) -> dict:
     lang = options.language
     timings: dict[str, float] = {}
 
