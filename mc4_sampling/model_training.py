@@ -503,6 +503,8 @@ def _train(output: Path, inputs, options: TrainModelOptions, work: _Work, docume
             "lower_case": options.lower_case,
             "strip_accents": options.strip_accents,
             "trained_by": COMMAND,
+            "training": {"words": stats["words"], "pieces": work.state["pieces"]["pieces"],
+                         "ngrams": work.state["ngram"]["counts"], "estimator": work.state["ngram"]["estimator"]},
         }
         (tmp / "model.json").write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
         _write_manifest(tmp, meta, work.state, options, kenlm_name, inputs, source_desc, timings)

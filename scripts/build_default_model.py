@@ -1,22 +1,26 @@
 #!/usr/bin/env python3
-"""Train the embedded Spanish perplexity model (``mc4_sampling/data/model/``), CCNet style.
+"""Train the embedded Spanish perplexity model (``mc4_sampling/data/model/``) with ``mc4-sampling train-model``.
 
-Run by ``scripts/build_default_model.sh`` after it has built KenLM's ``lmplz`` and
-``build_binary``, unpacked the Debian packages under ``scripts/.build/root/`` and built the
-bundled sample (whose train split gives the quartiles). Steps:
+Run by ``scripts/build_default_model.sh`` after it has built KenLM's ``build_binary`` (and, only
+with ``WITH_LMPLZ=1``, ``lmplz``), unpacked the Debian packages under ``scripts/.build/root/`` and
+built the bundled sample (whose train split gives the quartiles). Steps:
 
 1. Spanish prose paragraphs of the training packages (``spanish_text.TRAIN_SOURCES``, thinned
    by ``TRAIN_KEEP_MODULUS``, then ``EXTRA_TRAIN_SOURCES``), held-out documents removed,
-   de-duplicated, each normalised with
-   ``mc4_sampling.normalization.normalize_line`` (the runtime's normalisation) -> one line each.
-2. SentencePiece unigram model (12 000 pieces, single-threaded, no sampling: deterministic).
-3. The lines encoded with it (pieces joined by spaces) -> ``lmplz -o 5 --prune 0 0 1 1 1`` ->
-   ``build_binary -q 8 -b 8 -a 64 trie``.
-4. Quartiles of the perplexity (``PerplexityModel(..., mode="ccnet")``) of the documents of the
-   bundled sample's train split -> ``model.json``; perplexity table by kind of document.
-5. ``MANIFEST.md`` with sources, versions, licences, counts, settings, checksums.
+   de-duplicated -> ``train.txt`` (one paragraph a line, a blank line between documents), and
+   the documents of the bundled sample's train split -> ``sample.jsonl``.
+2. ``mc4-sampling train-model --lang es --vocab-size 12000 --prune 0 0 1 1 1
+   --no-discount-fallback --build-binary-args "-q 8 -b 8 -a 64 trie" --sample sample.jsonl
+   train.txt``: normalisation (``mc4_sampling.normalization.normalize_line``, the runtime's),
+   SentencePiece unigram (12 000 pieces, single-threaded, no sampling: deterministic), the pieces,
+   a 5-gram with the project's estimator (``--estimator lmplz`` for KenLM's; same probabilities),
+   ``build_binary``, the quartiles of the sample's ``ccnet`` perplexities.
+3. ``model.json`` (BERTIN's factors, the stepwise one scaled by the first quartile), perplexity
+   table by kind of document, ``MANIFEST.md`` with sources, versions, licences, counts, settings,
+   checksums.
 
-Usage: ``.venv/bin/python scripts/build_default_model.py [--kenlm-bin scripts/.build/kenlm-src/build/bin]``
+Usage: ``.venv/bin/python scripts/build_default_model.py [--estimator own|lmplz]
+[--kenlm-bin scripts/.build/kenlm-src/build/bin]``
 """
 
 from __future__ import annotations
@@ -41,22 +45,12 @@ sys.path.insert(0, str(REPO))
 import numpy as np  # noqa: E402
 import spanish_text as st  # noqa: E402
 
+from mc4_sampling.model_training import SP_SETTINGS  # noqa: E402
 from mc4_sampling.normalization import normalize_line  # noqa: E402
 
 LANG = "es"
-SP_SETTINGS = dict(
-    model_type="unigram",
-    vocab_size=12000,
-    character_coverage=0.9995,
-    input_sentence_size=0,  # use every line
-    shuffle_input_sentence=False,
-    max_sentence_length=16384,
-    num_threads=1,  # single-threaded EM: bit-for-bit reproducible
-    seed_sentencepiece_size=1000000,
-    normalization_rule_name="nmt_nfkc",
-    minloglevel=2,
-)
-LMPLZ_ARGS = ["-o", "5", "--prune", "0", "0", "1", "1", "1", "-S", "20%"]
+VOCAB_SIZE = 12000
+PRUNE = ["0", "0", "1", "1", "1"]
 BUILD_BINARY_ARGS = ["-q", "8", "-b", "8", "-a", "64", "trie"]
 BERTIN_Q1 = 536394.99320948
 BERTIN_STEPWISE_FACTOR = 1.5e5
@@ -79,6 +73,8 @@ def run(cmd: list[str], **kw) -> None:
 
 
 def write_training_text(root: Path, path: Path) -> dict:
+    """The training paragraphs, one a line (a paragraph's own newlines dropped, as the normalisation
+    drops them), a blank line between documents; statistics per package."""
     train, _heldout = st.load_corpus(root, normalize_line, extra=True)
     stats = {}
     with open(path, "w", encoding="utf-8") as f:
@@ -86,40 +82,13 @@ def write_training_text(root: Path, path: Path) -> dict:
             n_par = n_words = n_bytes = 0
             for _doc_id, paras in docs:
                 for p in paras:
-                    f.write(normalize_line(p) + "\n")
+                    f.write(p.replace("\n", "") + "\n")
                     n_par += 1
                     n_words += len(p.split())
                     n_bytes += len(p.encode("utf-8"))
+                f.write("\n")
             stats[package] = {"documents": len(docs), "paragraphs": n_par, "words": n_words, "bytes": n_bytes}
     return stats
-
-
-def train_sentencepiece(text: Path, prefix: Path) -> None:
-    import sentencepiece as spm
-
-    # The model file records the input and prefix given here: relative names, from their folder,
-    # so that the bytes do not depend on where the repository is checked out.
-    assert text.parent == prefix.parent
-    cwd = os.getcwd()
-    os.chdir(text.parent)
-    try:
-        spm.SentencePieceTrainer.train(input=text.name, model_prefix=prefix.name, **SP_SETTINGS)
-    finally:
-        os.chdir(cwd)
-
-
-def encode(sp_model: Path, text: Path, out: Path) -> int:
-    import sentencepiece as spm
-
-    sp = spm.SentencePieceProcessor(model_file=str(sp_model))
-    lines = text.read_text(encoding="utf-8").split("\n")[:-1]
-    n_tokens = 0
-    with open(out, "w", encoding="utf-8") as f:
-        for start in range(0, len(lines), 10000):
-            for pieces in sp.encode(lines[start : start + 10000], out_type=str, num_threads=1):
-                f.write(" ".join(pieces) + "\n")
-                n_tokens += len(pieces)
-    return n_tokens
 
 
 def read_sample(kinds_path: Path, sample_dir: Path) -> tuple[list[str], dict[str, list[str]], dict]:
@@ -149,6 +118,9 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=REPO / "mc4_sampling" / "data" / "model")
     ap.add_argument("--sample", type=Path, default=REPO / "mc4_sampling" / "data" / "sample")
     ap.add_argument("--kinds", type=Path, default=HERE / ".build" / "sample_kinds.jsonl")
+    ap.add_argument("--estimator", choices=("own", "lmplz"), default="own",
+                    help="the n-gram estimator of train-model: the project's (default) or KenLM's lmplz "
+                    "(built by build_default_model.sh only with WITH_LMPLZ=1)")
     args = ap.parse_args()
     work, out = args.work, args.out
     work.mkdir(parents=True, exist_ok=True)
@@ -158,43 +130,31 @@ def main() -> None:
     t = time.time()
     text = work / "train.txt"
     stats = write_training_text(args.root, text)
+    texts, by_kind, sample_desc = read_sample(args.kinds, args.sample)
+    sample = work / "sample.jsonl"
+    sample.write_text("".join(json.dumps({"text": d}, ensure_ascii=False) + "\n" for d in texts), encoding="utf-8")
     timings["text"] = time.time() - t
     total = {k: sum(s[k] for s in stats.values()) for k in ("documents", "paragraphs", "words", "bytes")}
     print("training text:", total, flush=True)
 
     t = time.time()
-    train_sentencepiece(text, work / "es.sp")
-    timings["sentencepiece"] = time.time() - t
-    t = time.time()
-    encoded = work / "train.sp.txt"
-    n_tokens = encode(work / "es.sp.model", text, encoded)
-    timings["encode"] = time.time() - t
-    print("pieces:", n_tokens, flush=True)
+    trained = work / "trained"
+    lmplz = ["--lmplz", str(args.kenlm_bin / "lmplz")] if args.estimator == "lmplz" else []
+    run([sys.executable, "-m", "mc4_sampling.cli", "train-model", "--lang", LANG, "-o", str(trained), "--overwrite",
+         "--vocab-size", str(VOCAB_SIZE), "--prune", *PRUNE, "--no-discount-fallback", "--estimator", args.estimator,
+         *lmplz, "--build-binary", str(args.kenlm_bin / "build_binary"), "--build-binary-args",
+         " ".join(BUILD_BINARY_ARGS), "--sample", str(sample), str(text)], cwd=REPO)
+    timings["train-model"] = time.time() - t
+    training = json.loads((trained / "model.json").read_text(encoding="utf-8"))["training"]
+    n_tokens, ngram_counts = training["pieces"], training["ngrams"]
 
-    t = time.time()
-    arpa = work / "es.arpa"
-    tmp = work / "tmp"
-    tmp.mkdir(exist_ok=True)
-    with open(encoded, "rb") as fin, open(arpa, "wb") as fout:
-        run([str(args.kenlm_bin / "lmplz"), *LMPLZ_ARGS, "-T", str(tmp)], stdin=fin, stdout=fout)
-    run([str(args.kenlm_bin / "build_binary"), *BUILD_BINARY_ARGS, str(arpa), str(work / "es.arpa.bin")])
-    timings["kenlm"] = time.time() - t
-    ngram_counts = []
-    with open(arpa, encoding="utf-8") as f:
-        for line in f:
-            if line.startswith("ngram "):
-                ngram_counts.append(int(line.split("=")[1]))
-            elif line.startswith("\\1-grams"):
-                break
-
-    shutil.copyfile(work / "es.arpa.bin", out / f"{LANG}.arpa.bin")
-    shutil.copyfile(work / "es.sp.model", out / f"{LANG}.sp.model")
+    shutil.copyfile(trained / f"{LANG}.arpa.bin", out / f"{LANG}.arpa.bin")
+    shutil.copyfile(trained / f"{LANG}.sp.model", out / f"{LANG}.sp.model")
 
     # --- quartiles on held-out text and the perplexity table ---------------------------------
     from mc4_sampling.perplexity import PerplexityModel
 
     model = PerplexityModel(str(out / f"{LANG}.arpa.bin"), str(out / f"{LANG}.sp.model"), mode="ccnet")
-    texts, by_kind, sample_desc = read_sample(args.kinds, args.sample)
     t = time.time()
     ppl = model.perplexities(texts)
     timings["score_sample"] = time.time() - t
@@ -228,11 +188,11 @@ def main() -> None:
         print(f"{kind:12s} {n:5d} {p10:9.1f} {p50:9.1f} {p90:9.1f}")
     print("quartiles:", meta["boundaries"], "stepwise factor:", meta["factors"]["stepwise"])
 
-    write_manifest(args, stats, total, n_tokens, ngram_counts, meta, table, all_p)
+    write_manifest(args, stats, total, n_tokens, ngram_counts, meta, table, all_p, training)
     print("timings:", ", ".join(f"{k} {v:.0f} s" for k, v in timings.items()))
 
 
-def write_manifest(args, stats, total, n_tokens, ngram_counts, meta, table, all_p) -> None:
+def write_manifest(args, stats, total, n_tokens, ngram_counts, meta, table, all_p, training) -> None:
     out = args.out
     ver = lambda p: st.package_version(args.root, p)  # noqa: E731
     kenlm_src = HERE / ".build" / "kenlm-src" / "kenlm-0.3.0.tar.gz"
@@ -307,13 +267,17 @@ def write_manifest(args, stats, total, n_tokens, ngram_counts, meta, table, all_
         "",
         "## Settings",
         "",
-        "- SentencePiece " + _version("sentencepiece") + ": "
+        f"- `mc4-sampling train-model --lang {LANG} --vocab-size {VOCAB_SIZE} --prune {' '.join(PRUNE)} "
+        f"--no-discount-fallback --build-binary-args \"{' '.join(BUILD_BINARY_ARGS)}\" --sample <sample> <text>`.",
+        "- SentencePiece " + _version("sentencepiece") + ": " + f"`vocab_size={VOCAB_SIZE}`, "
         + ", ".join(f"`{k}={v}`" for k, v in SP_SETTINGS.items() if k != "minloglevel") + ".",
         f"- Encoded training text: {n_tokens:,} pieces (pieces of a line joined by spaces, one line per paragraph).",
-        f"- KenLM 0.3.0 (`pip download --no-deps --no-binary kenlm kenlm==0.3.0`, sha256 "
-        f"`{sha256(kenlm_src) if kenlm_src.exists() else 'n/a'}`), built with cmake (Release).",
-        f"- `lmplz {' '.join(LMPLZ_ARGS)} -T <tmp>`: n-gram counts after pruning "
+        f"- 5-gram, modified Kneser-Ney as `lmplz -o 5 --prune {' '.join(PRUNE)}`, estimated by "
+        + ("the project's estimator (`mc4_sampling.kneser_ney`)" if training["estimator"] == "own" else
+           "KenLM 0.3.0's `lmplz`") + ": n-gram counts after pruning "
         + ", ".join(f"{i + 1}-grams {n:,}" for i, n in enumerate(ngram_counts)) + ".",
+        f"- KenLM 0.3.0's `build_binary` (`pip download --no-deps --no-binary kenlm kenlm==0.3.0`, sha256 "
+        f"`{sha256(kenlm_src) if kenlm_src.exists() else 'n/a'}`), built with cmake (Release).",
         f"- `build_binary {' '.join(BUILD_BINARY_ARGS)}` (8-bit quantised probabilities and backoffs,",
         "  64-bit-aligned trie).",
         "",
@@ -353,8 +317,8 @@ def write_manifest(args, stats, total, n_tokens, ngram_counts, meta, table, all_
         "bash scripts/build_default_model.sh",
         "```",
         "",
-        "It installs the build dependencies, builds `lmplz` and `build_binary`, downloads and unpacks",
-        "the packages under `scripts/.build/` (git-ignored), rebuilds the sample and this model.",
+        "It installs the build dependencies, builds `build_binary` (and `lmplz` with `WITH_LMPLZ=1`),",
+        "downloads and unpacks the packages under `scripts/.build/` (git-ignored), rebuilds the sample and this model.",
         "With the same package versions the sample is identical byte for byte; the model files",
         "should be too (single-threaded SentencePiece, deterministic KenLM), and `model.json`",
         "follows from them. Debian point releases change package versions: compare with the",

@@ -29,15 +29,19 @@ apt-get update
 apt-get install -y --no-install-recommends build-essential cmake libboost-program-options-dev \
     libboost-system-dev libboost-thread-dev libboost-test-dev zlib1g-dev libbz2-dev liblzma-dev
 
-# 2. lmplz and build_binary from the upstream kenlm 0.3.0 source distribution.
+# 2. build_binary (and lmplz, only with WITH_LMPLZ=1: `mc4-sampling train-model` estimates the
+#    5-gram itself; lmplz is for comparing, `scripts/build_default_model.py --estimator lmplz`) from
+#    the upstream kenlm 0.3.0 source distribution.
 KENLM=$BUILD/kenlm-src
-if [ ! -x "$KENLM/build/bin/lmplz" ] || [ ! -x "$KENLM/build/bin/build_binary" ]; then
+TARGETS=(build_binary)
+if [ "${WITH_LMPLZ:-0}" = 1 ]; then TARGETS+=(lmplz); fi
+if [ ! -x "$KENLM/build/bin/build_binary" ] || { [ "${WITH_LMPLZ:-0}" = 1 ] && [ ! -x "$KENLM/build/bin/lmplz" ]; }; then
     mkdir -p "$KENLM"
     "$PY" -m pip download --no-deps --no-binary kenlm kenlm==0.3.0 -d "$KENLM"
     rm -rf "$KENLM/kenlm-0.3.0" "$KENLM/build"
     tar -xzf "$KENLM/kenlm-0.3.0.tar.gz" -C "$KENLM"
     cmake -S "$KENLM/kenlm-0.3.0" -B "$KENLM/build" -DCMAKE_BUILD_TYPE=Release
-    cmake --build "$KENLM/build" -j2 --target lmplz build_binary
+    cmake --build "$KENLM/build" -j2 --target "${TARGETS[@]}"
 fi
 
 # 3. Download the packages (current bookworm versions) and unpack them without installing.
@@ -54,7 +58,8 @@ done
 
 # 4. The sample first (its train split gives the model's quartiles), then the model.
 "$PY" scripts/build_sample.py
-"$PY" scripts/build_default_model.py
+if [ "${WITH_LMPLZ:-0}" = 1 ]; then "$PY" scripts/build_default_model.py --estimator lmplz
+else "$PY" scripts/build_default_model.py; fi
 
 # 5. Large intermediates stay under scripts/.build/; print what was produced.
 sha256sum mc4_sampling/data/model/* mc4_sampling/data/sample/multilingual/*

@@ -34,9 +34,9 @@ def add_parser(subparsers) -> None:
     p.add_argument("--lang", required=True, help="language code of the model files (<lang>.arpa.bin, <lang>.sp.model)")
     p.add_argument("-o", "--output", required=True, help="the model folder to write (new, empty, or ours)")
     p.add_argument("--overwrite", action="store_true", help="replace an --output folder this tool did not write")
-    p.add_argument("--sample", nargs="+", metavar="FILE",
-                   help=f"documents whose perplexity quartiles become the default boundaries (default: 1 in "
-                   f"{HOLDOUT_MODULUS} training documents, held out from training)")
+    p.add_argument("--sample", action="append", metavar="FILE",
+                   help=f"documents whose perplexity quartiles become the default boundaries; repeat for several "
+                   f"files (default: 1 in {HOLDOUT_MODULUS} training documents, held out from training)")
     p.add_argument("--sample-documents", type=int, default=10_000, metavar="N",
                    help="at most N held-out documents for the quartiles (default 10000)")
     s = p.add_argument_group("a corpus source instead of FILEs (mc4_sampling.sources)")
