@@ -66,6 +66,11 @@ def test_two_workers_keep_what_an_independent_reader_keeps(published, fw2):
             ids = kept(published, method, split)
             assert ids == reference_ids(fw2, split, sampling_method=method, seed=7)
             assert 0 < len(ids) < {"train": 480, "test": 40}[split]
+    from datasets import load_dataset
+
+    streamed = load_dataset("mc4-sampling", source="fineweb2", language=LANG, data_dir=str(fw2), seed=7,
+                            sampling_method="gaussian", streaming=True, split="train")
+    assert [x["id"] for x in streamed] == kept(published, "gaussian", "train")  # the builder keeps the same
     table = pq.read_table(sorted(glob.glob(str(published / "data" / "gaussian" / "train-*.parquet")))[0])
     assert table.column_names == COLUMNS
     source = pq.read_table(sorted(glob.glob(str(fw2 / "data" / LANG / "train" / "*.parquet")))[0])
