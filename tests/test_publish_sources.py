@@ -149,3 +149,13 @@ def test_bad_input_is_one_line_before_any_work(fw2, tmp_path, capsys, args, word
     line = one_error_line(capsys.readouterr().err)
     assert words in line, line
     assert not out.exists()
+
+
+def test_score_reads_a_split_of_the_source(fw2, capsys):
+    assert main(["score", "--source", "fineweb2", "--location", str(fw2), "--lang", LANG, "--split", "test"]) == 0
+    out, err = capsys.readouterr()
+    scores = [float(line.split("\t")[0]) for line in out.splitlines()]
+    assert len(scores) == 40 and all(s > 1 for s in scores) and err.startswith("perplexity\t")
+    assert main(["score", "--source", "fineweb2", "--location", str(fw2), "--lang", LANG, "--split", "dev"]) == 2
+    out, err = capsys.readouterr()
+    assert not out and "--split dev: the FineWeb-2 source has the splits train, test" in one_error_line(err)
