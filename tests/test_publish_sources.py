@@ -66,6 +66,11 @@ def test_two_workers_keep_what_an_independent_reader_keeps(published, fw2):
             ids = kept(published, method, split)
             assert ids == reference_ids(fw2, split, sampling_method=method, seed=7)
             assert 0 < len(ids) < {"train": 480, "test": 40}[split]
+    from datasets import load_dataset
+
+    streamed = load_dataset("mc4-sampling", source="fineweb2", language=LANG, data_dir=str(fw2), seed=7,
+                            sampling_method="gaussian", streaming=True, split="train")
+    assert [x["id"] for x in streamed] == kept(published, "gaussian", "train")  # the builder keeps the same
     table = pq.read_table(sorted(glob.glob(str(published / "data" / "gaussian" / "train-*.parquet")))[0])
     assert table.column_names == COLUMNS
     source = pq.read_table(sorted(glob.glob(str(fw2 / "data" / LANG / "train" / "*.parquet")))[0])
@@ -144,3 +149,13 @@ def test_bad_input_is_one_line_before_any_work(fw2, tmp_path, capsys, args, word
     line = one_error_line(capsys.readouterr().err)
     assert words in line, line
     assert not out.exists()
+
+
+def test_score_reads_a_split_of_the_source(fw2, capsys):
+    assert main(["score", "--source", "fineweb2", "--location", str(fw2), "--lang", LANG, "--split", "test"]) == 0
+    out, err = capsys.readouterr()
+    scores = [float(line.split("\t")[0]) for line in out.splitlines()]
+    assert len(scores) == 40 and all(s > 1 for s in scores) and err.startswith("perplexity\t")
+    assert main(["score", "--source", "fineweb2", "--location", str(fw2), "--lang", LANG, "--split", "dev"]) == 2
+    out, err = capsys.readouterr()
+    assert not out and "--split dev: the FineWeb-2 source has the splits train, test" in one_error_line(err)

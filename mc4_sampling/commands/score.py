@@ -8,7 +8,7 @@ import os
 import sys
 
 from ..errors import ConfigError
-from ..languages import check_language
+from ..languages import check_language, mc4_code
 from ..options import flag, sampling_options
 from ..scoring import ScorerSource
 from .common import add_corpus_source_options, add_model_options, corpus_source, option_values, source_flags_given
@@ -49,14 +49,15 @@ def run(args: argparse.Namespace) -> int:
         check_language(args.lang)
     options = sampling_options(option_values(args), flag)  # the scorer options, checked once, named as flags
     default_scorer = options.scorer is None and options.score_column is None
-    if default_scorer and not spec and args.lang != "es":
+    if default_scorer and not spec and mc4_code(args.lang) != "es":
         raise ConfigError(f"--lang {args.lang}: the embedded perplexity model is Spanish; give --perplexity-model")
     model = ScorerSource.of(options, args.lang).load()
     if model.input_column is not None:
         raise ConfigError(f"--score-column {model.input_column}: score reads texts; a column of scores is read "
                           "from a dataset (mc4-sampling sample --dataset ... --score-column)")
+    texts = _source_texts(args, source) if source is not None else _texts(args)  # checked before the header
     print(f"{model.score_name}\ttext ({model.name})", file=sys.stderr)
-    for text in (_source_texts(args, source) if source is not None else _texts(args)):
+    for text in texts:
         print(f"{float(model.score([text])[0]):{model.score_format}}\t{text[:80]!r}")
     return 0
 
@@ -72,10 +73,15 @@ def _source_texts(args, source):
     split = args.split or splits[0]
     if split not in splits:
         raise ConfigError(f"--split {split}: the {src.title or src.name} source has the splits {', '.join(splits)}")
-    for unit in src.units(split):
-        for _, record in src.records(unit, on_bad_record=getattr(args, "on_bad_record", None) or "raise"):
-            if record is not None:
-                yield record.text
+    units = src.units(split)
+
+    def texts():
+        for unit in units:
+            for _, record in src.records(unit, on_bad_record=getattr(args, "on_bad_record", None) or "raise"):
+                if record is not None:
+                    yield record.text
+
+    return texts()
 
 
 def _texts(args):
