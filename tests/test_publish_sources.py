@@ -61,11 +61,14 @@ def published(fw2, tmp_path_factory):
 
 
 def test_two_workers_keep_what_an_independent_reader_keeps(published, fw2):
+    every_test_id = [r["id"] for r in pq.read_table(fw2 / "data" / LANG / "test").to_pylist()]
     for method in ("gaussian", "random"):
-        for split in ("train", "test"):
-            ids = kept(published, method, split)
-            assert ids == reference_ids(fw2, split, sampling_method=method, seed=7)
-            assert 0 < len(ids) < {"train": 480, "test": 40}[split]
+        ids = kept(published, method, "train")
+        assert ids == reference_ids(fw2, "train", sampling_method=method, seed=7)
+        assert 0 < len(ids) < 480
+        # FineWeb-2's test split is decided by the validation rule, as sample --source and the builder do:
+        # kept whole without --validation-factor
+        assert kept(published, method, "test") == every_test_id
     from datasets import load_dataset
 
     streamed = load_dataset("mc4-sampling", source="fineweb2", language=LANG, data_dir=str(fw2), seed=7,
@@ -92,6 +95,19 @@ def test_card_names_the_source_and_its_columns(published, fw2):
     assert "the `id` column" in card
     manifest = json.loads((published / ".mc4-sampling" / "options.json").read_text())
     assert manifest["source"]["source"] == "fineweb2" and manifest["source"]["location"] == str(fw2)
+
+
+def test_validation_factor_samples_the_other_splits(fw2, tmp_path):
+    """validation_sampling_factor (Python; the builder's option) samples FineWeb-2's test split, with the
+    train rule's draw; the command line keeps --validation-factor mC4's (one line for a source)."""
+    out = tmp_path / "subset"
+    options = SamplingOptions(sampling_method="random", sampling_factor=0.9, validation_sampling_factor=0.5, seed=7)
+    publish(method_configs(options, ["random"]), str(out), source=SourceOptions("fineweb2", LANG, str(fw2)),
+            splits=["test"], workers=1)
+    ids = kept(out, "random", "test")
+    assert ids == reference_ids(fw2, "test", sampling_method="random", sampling_factor=0.5, seed=7)
+    assert 5 < len(ids) < 35
+    assert "| factor 0.5 |" in (out / "README.md").read_text()
 
 
 def test_sample_on_the_source_keeps_the_same_documents(published, tmp_path):
