@@ -143,6 +143,7 @@ def test_the_offline_fineweb2_example_runs_as_written(tmp_path):
     assert meta["trained_by"] == "mc4-sampling train-model" and meta["language"] == "es"
     calibration = json.loads((runs / "calib-fw2" / "calibration.json").read_text())
     assert calibration["documents_scored"] == 1600 and calibration["model"]["spec"] == "runs/model-es"
+    assert "documents scored: 1600 (of 1600 read)" in outputs[[k for k in outputs if " calibrate " in k][0]]
     out = runs / "fw2-es-sampled" / "data" / "gaussian"
     train = pq.read_table(sorted(out.glob("train-*.parquet"))).to_pylist()
     assert len(sorted(out.glob("train-*.parquet"))) == 2

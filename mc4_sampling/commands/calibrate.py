@@ -138,10 +138,13 @@ def summary(calibration: Calibration, out: Path, plots: bool = True) -> str:
     b = calibration.boundaries or (float("nan"),) * 3
     mode = f"{calibration.mode} mode" if calibration.mode else f"{calibration.scorer}, higher is " + \
         ("better" if calibration.higher_is_better else "worse")
+    subset = calibration.extra.get("subset", {})
+    # mC4's shards by index; a corpus (a source, a --dataset) has no shard indices: the documents read
+    read = (f" (shards {subset['shards_read']})" if subset.get("shards_read") is not None else
+            f" (of {subset['documents_read']} read)" if subset.get("documents_read") is not None else "")
     lines = [
         f"model: {calibration.model_id} ({mode})",
-        f"documents scored: {calibration.documents_scored} "
-        f"(shards {calibration.extra.get('subset', {}).get('shards_read')})",
+        f"documents scored: {calibration.documents_scored}{read}",
         f"quartiles: Q1 {b[0]:.6g}  median {b[1]:.6g}  Q3 {b[2]:.6g}",
         f"target keep rate: {calibration.target_rate:.6g}",
     ]
