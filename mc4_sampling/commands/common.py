@@ -35,7 +35,8 @@ SOURCE_FLAGS = (
      "the corpus source: {sources} (mc4_sampling.sources; default: mc4)"),
     ("--location", "location", {"metavar": "PATH_OR_URL"},
      "where the source's files are: a local folder, an http(s):// base URL or hf://datasets/OWNER/NAME[@REV]/ "
-     "(default: the source's public home; for mC4 the same as --data-dir or --base-url)"),
+     "(default: the source's public home; for mC4 the same as --data-dir or --base-url); a bundled "
+     "FineWeb-2-shaped Spanish folder: mc4_sampling.SAMPLE_FINEWEB2_DIR"),
     ("--data-files", "data_files", {"action": "append", "metavar": "SPLIT=GLOB"},
      "the files of a split, repeatable (--source files), e.g. train=corpus/*.parquet"),
     ("--text-column", "text_column", {"metavar": "NAME"},
