@@ -21,7 +21,7 @@ import datasets
 from datasets.builder import Key
 
 from .common.errors import UserError
-from .corpus import CorpusSampler, sample_records
+from .corpus import source_examples
 from .errors import ConfigError, DataNotFoundError, invalid_choice
 from .languages import LANGUAGES, check_language, shard_counts, shard_file_name
 from .options import (
@@ -382,16 +382,5 @@ class Mc4Sampling(datasets.GeneratorBasedBuilder):
     def _generate_source_examples(self, units: list[SourceUnit]):
         """The kept documents of a corpus source's units, decided by document id (or text)."""
         config = self.config
-        source = config.corpus_source()
-        plan = SamplingPlan.resolve(config, config.language)
-        samplers: dict[str, CorpusSampler] = {}
-        for unit in units:
-            sampler = samplers.get(unit.split)
-            if sampler is None:
-                rule = plan.rule("train" if unit.split == "train" else "validation")
-                sampler = samplers[unit.split] = CorpusSampler(plan, "text", "id" if source.id_column else None,
-                                                               rule=rule)
-            records = source.records(unit, on_bad_record=plan.on_bad_record, retries=plan.http_retries,
-                                     timeout=plan.http_timeout)
-            for position, example in sample_records(sampler, records, return_score=plan.return_perplexity):
-                yield Key(unit.index, position), example
+        for unit, position, example in source_examples(config, config.corpus_source(), units):
+            yield Key(unit.index, position), example

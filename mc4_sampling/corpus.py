@@ -295,6 +295,27 @@ def sample_records(sampler: CorpusSampler, records: Iterable, *, block_size: int
         yield from _kept_records(sampler, block, return_score)
 
 
+def source_examples(options, source, units, *, stats: SamplingStats | None = None):
+    """``(unit, position, example)`` of the kept documents of a corpus source's ``units``
+    (:class:`~mc4_sampling.sources.base.CorpusSource`), sampled as ``options`` say (a validated
+    :class:`~mc4_sampling.Mc4SamplingConfig`: its ``language``, the sampling options): every document
+    decided by :class:`CorpusSampler` (the draw keyed by its id, or its text), ``train`` by the train
+    rule and any other split by the validation rule (kept whole unless ``validation_sampling_factor``);
+    ``stats`` counts as documents are read. The builder and ``sample --source`` read sources this way."""
+    plan = SamplingPlan.resolve(options, options.language)
+    samplers: dict[str, CorpusSampler] = {}
+    for unit in units:
+        sampler = samplers.get(unit.split)
+        if sampler is None:
+            rule = plan.rule("train" if unit.split == "train" else "validation")
+            sampler = samplers[unit.split] = CorpusSampler(plan, "text", "id" if source.id_column else None,
+                                                           stats=stats, rule=rule)
+        records = source.records(unit, on_bad_record=plan.on_bad_record, retries=plan.http_retries,
+                                 timeout=plan.http_timeout)
+        for position, example in sample_records(sampler, records, return_score=plan.return_perplexity):
+            yield unit, position, example
+
+
 def _kept_records(sampler: CorpusSampler, block: list, return_score: bool) -> Iterator[tuple[int, dict]]:
     batch = {sampler.text_column: [r.text for _, r in block]}
     if sampler.id_column is not None:

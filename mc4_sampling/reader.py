@@ -58,7 +58,7 @@ def iter_records(
     max_record_bytes: int | None = None,
     timeout: float | None = None,
     backoff: float | None = None,
-    text_field: str = "text",
+    text_field: str | None = "text",
 ) -> Iterator[tuple[int, dict | None]]:
     """Yield ``(position, record)`` for every line of a shard, ``position`` counting from 0.
 
@@ -75,7 +75,7 @@ def iter_records(
         max_record_bytes: longest line read as a record, in bytes without its newline (default
             :data:`MAX_RECORD_BYTES`, 16 MiB); a longer line is a bad record, skipped without
             being held in memory. It bounds the memory one record takes.
-        text_field: the field every record must hold as a string (``text``).
+        text_field: the field every record must hold as a string (``text``; None: any JSON object).
 
     Bad records: a line that is not a JSON object with a string ``text_field``, a line longer than
     ``max_record_bytes``, and gzip data that is corrupt, truncated or empty: the rest of the file
@@ -119,7 +119,7 @@ class _Progress:
 
 
 def _read_once(path: str, progress: _Progress, on_bad_record: str, limit: int, remote_options: dict,
-               text_field: str = "text"):
+               text_field: str | None = "text"):
     """One pass over the file: yield the records after the ``progress.done`` first (checked, not yielded)."""
     zstd = path.endswith(".zst")
     compressed = not zstd and not path.endswith((".json", ".jsonl"))  # mC4 files are .json.gz
@@ -208,7 +208,7 @@ def _changed_content(path: str, progress: _Progress, what: str) -> RemoteFileCha
     return e
 
 
-def _parse(line: bytes, text_field: str = "text") -> dict | str:
+def _parse(line: bytes, text_field: str | None = "text") -> dict | str:
     """The record on ``line``, or a string saying why it is not a valid record."""
     try:
         record = json.loads(line)
@@ -216,6 +216,6 @@ def _parse(line: bytes, text_field: str = "text") -> dict | str:
         return f"not a JSON object ({e.msg if hasattr(e, 'msg') else e})"
     if not isinstance(record, dict):
         return f"not a JSON object (a {type(record).__name__})"
-    if not isinstance(record.get(text_field), str):
+    if text_field is not None and not isinstance(record.get(text_field), str):
         return f"record has no string field {text_field!r}"
     return record

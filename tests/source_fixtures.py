@@ -11,8 +11,8 @@ mC4 sample (``mc4_sampling.SAMPLE_DATA_DIR``), for the tests of the corpus sourc
   any number.
 
 Every value is a pure function of the document's index, so folders are identical run to run. The
-session-scoped fixtures ``fineweb2_folder``, ``hplt3_folder`` build one copy per test session
-(import them into a test module: ``from source_fixtures import fineweb2_folder``).
+session-scoped fixtures ``fineweb2_folder``, ``hplt3_folder`` build one copy per test session (tests/conftest.py
+registers this module with ``pytest_plugins``: any test may ask for them).
 """
 
 from __future__ import annotations

@@ -141,22 +141,23 @@ def row_group_sizes(path: str, retries: int = 5, timeout: float | None = None) -
 
 
 def first_columns(path: str, *, text_field: str, retries: int = 5, timeout: float | None = None) -> list[str]:
-    """The columns of a file: a Parquet file's schema, a JSON-lines file's first good record's keys
-    (``[]`` when it has none)."""
+    """The columns of a file: a Parquet file's schema, a JSON-lines file's first record's keys (``[]``
+    when it has none; a file without any readable record raises its first bad record's error)."""
     if require_format(path) == "parquet":
         pf = parquet_file(path, retries, timeout)
         try:
             return list(pf.schema_arrow.names)
         finally:
             _close(pf)
-    rows = iter_records(path, "skip", retries, timeout=timeout, text_field=text_field)
-    try:
-        for _, row in rows:
-            if row is not None:
-                return list(row)
-        return []
-    finally:
-        rows.close()
+    for policy in ("skip", "raise"):  # no good record at all: read again to raise the first bad one's reason
+        rows = iter_records(path, policy, retries, timeout=timeout, text_field=None)
+        try:
+            for _, row in rows:
+                if row is not None:
+                    return list(row)
+        finally:
+            rows.close()
+    return []
 
 
 def missing_columns_error(path: str, wanted: dict[str, str], present: Sequence[str]) -> BadFileError | None:
