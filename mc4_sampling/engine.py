@@ -312,12 +312,13 @@ class ScoreSampler(PipelineStep):
         return {name: {"read": 0, "scored": 0, "skipped_by_draw": 0, "kept": 0} for name in self.configs}
 
     def sampler(self, name: str, language: str, split: str):
-        """The builder's sampler of a config, language and split (resolved once per process). A
-        corpus source's splits are all sampled by the train rule (mC4's validation rule is mC4's)."""
+        """The builder's sampler of a config, language and split (resolved once per process): ``train``
+        by the train rule, any other split (mC4's ``validation``, FineWeb-2's ``test``) by the validation
+        rule, as the builder (kept whole unless ``validation_sampling_factor``)."""
         key = (name, language, split)
         if key not in self._samplers:
             plan = SamplingPlan.resolve(self.configs[name], language)
-            self._samplers[key] = plan.document_sampler(split if split in ("train", "validation") else "train",
+            self._samplers[key] = plan.document_sampler("train" if split == "train" else "validation",
                                                         return_perplexity=True)
         return self._samplers[key]
 

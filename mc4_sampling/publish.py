@@ -761,8 +761,8 @@ def render_card(configs: dict[str, Mc4SamplingConfig], result: PublishResult, re
             "dataset_size": sum(by_split[s].num_bytes for s in splits),
         })
         rule, validation = plan.train, plan.validation
-        validation_rule = ("as train" if src is not None else "not sampled (every document kept)"
-                           if validation.weighting.keeps_all else f"factor {validation.factor:g}")
+        validation_rule = ("not sampled (every document kept)" if validation.weighting.keeps_all
+                           else f"factor {validation.factor:g}")
         param_rows.append(
             f"| `{name}` | `{rule.method}` | {WEIGHTINGS[rule.method].formula}"
             f"{''.join(f'; {k} = {v:g}' for k, v in rule.params if v is not None)} | "

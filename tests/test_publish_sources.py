@@ -61,11 +61,12 @@ def published(fw2, tmp_path_factory):
 
 
 def test_two_workers_keep_what_an_independent_reader_keeps(published, fw2):
+    test_ids = pq.read_table(str(fw2 / "data" / LANG / "test"), columns=["id"]).column(0).to_pylist()
     for method in ("gaussian", "random"):
-        for split in ("train", "test"):
-            ids = kept(published, method, split)
-            assert ids == reference_ids(fw2, split, sampling_method=method, seed=7)
-            assert 0 < len(ids) < {"train": 480, "test": 40}[split]
+        ids = kept(published, method, "train")
+        assert ids == reference_ids(fw2, "train", sampling_method=method, seed=7)
+        assert 0 < len(ids) < 480
+        assert kept(published, method, "test") == test_ids  # other splits kept whole, as mC4's validation
     from datasets import load_dataset
 
     streamed = load_dataset("mc4-sampling", source="fineweb2", language=LANG, data_dir=str(fw2), seed=7,
@@ -103,6 +104,10 @@ def test_sample_on_the_source_keeps_the_same_documents(published, tmp_path):
                  "-o", str(out)]) == 0
     ids = [json.loads(line)["id"] for line in out.read_text().splitlines()]
     assert ids == kept(published, "gaussian", "train")
+    assert main(["sample", "--source", "fineweb2", "--location", fw2, "--lang", LANG, "--seed", "7", "--split", "test",
+                 "--validation-factor", "0.5", "-o", str(out), "--overwrite"]) == 0
+    ids = [json.loads(line)["id"] for line in out.read_text().splitlines()]
+    assert 5 < len(ids) < 35  # the test split by the validation rule: half of gaussian's keep probability
 
 
 def test_same_kept_ids_for_1_2_3_tasks_and_a_resume(fw2, tmp_path):
