@@ -314,7 +314,7 @@ class ScoreSampler(PipelineStep):
     def sampler(self, name: str, language: str, split: str):
         """The builder's sampler of a config, language and split (resolved once per process): ``train``
         by the train rule, any other split (mC4's ``validation``, FineWeb-2's ``test``) by the validation
-        rule (kept whole unless ``validation_sampling_factor``), as the builder and ``sample`` decide."""
+        rule, as the builder (kept whole unless ``validation_sampling_factor``)."""
         key = (name, language, split)
         if key not in self._samplers:
             plan = SamplingPlan.resolve(self.configs[name], language)

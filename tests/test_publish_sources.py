@@ -61,14 +61,12 @@ def published(fw2, tmp_path_factory):
 
 
 def test_two_workers_keep_what_an_independent_reader_keeps(published, fw2):
-    every_test_id = [r["id"] for r in pq.read_table(fw2 / "data" / LANG / "test").to_pylist()]
+    test_ids = pq.read_table(str(fw2 / "data" / LANG / "test"), columns=["id"]).column(0).to_pylist()
     for method in ("gaussian", "random"):
         ids = kept(published, method, "train")
         assert ids == reference_ids(fw2, "train", sampling_method=method, seed=7)
         assert 0 < len(ids) < 480
-        # FineWeb-2's test split is decided by the validation rule, as sample --source and the builder do:
-        # kept whole without --validation-factor
-        assert kept(published, method, "test") == every_test_id
+        assert kept(published, method, "test") == test_ids  # other splits kept whole, as mC4's validation
     from datasets import load_dataset
 
     streamed = load_dataset("mc4-sampling", source="fineweb2", language=LANG, data_dir=str(fw2), seed=7,
@@ -97,19 +95,6 @@ def test_card_names_the_source_and_its_columns(published, fw2):
     assert manifest["source"]["source"] == "fineweb2" and manifest["source"]["location"] == str(fw2)
 
 
-def test_validation_factor_samples_the_other_splits(fw2, tmp_path):
-    """validation_sampling_factor (Python; the builder's option) samples FineWeb-2's test split, with the
-    train rule's draw; the command line keeps --validation-factor mC4's (one line for a source)."""
-    out = tmp_path / "subset"
-    options = SamplingOptions(sampling_method="random", sampling_factor=0.9, validation_sampling_factor=0.5, seed=7)
-    publish(method_configs(options, ["random"]), str(out), source=SourceOptions("fineweb2", LANG, str(fw2)),
-            splits=["test"], workers=1)
-    ids = kept(out, "random", "test")
-    assert ids == reference_ids(fw2, "test", sampling_method="random", sampling_factor=0.5, seed=7)
-    assert 5 < len(ids) < 35
-    assert "| factor 0.5 |" in (out / "README.md").read_text()
-
-
 def test_sample_on_the_source_keeps_the_same_documents(published, tmp_path):
     out = tmp_path / "kept.jsonl"
     assert main(["sample", "--source", "fineweb2", "--location", str(published.parent.parent / "x"), "--lang", LANG,
@@ -119,6 +104,10 @@ def test_sample_on_the_source_keeps_the_same_documents(published, tmp_path):
                  "-o", str(out)]) == 0
     ids = [json.loads(line)["id"] for line in out.read_text().splitlines()]
     assert ids == kept(published, "gaussian", "train")
+    assert main(["sample", "--source", "fineweb2", "--location", fw2, "--lang", LANG, "--seed", "7", "--split", "test",
+                 "--validation-factor", "0.5", "-o", str(out), "--overwrite"]) == 0
+    ids = [json.loads(line)["id"] for line in out.read_text().splitlines()]
+    assert 5 < len(ids) < 35  # the test split by the validation rule: half of gaussian's keep probability
 
 
 def test_same_kept_ids_for_1_2_3_tasks_and_a_resume(fw2, tmp_path):

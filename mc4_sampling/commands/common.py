@@ -209,6 +209,31 @@ def option_values(args) -> dict:
     return out
 
 
+def source_sampling_options(args, **overrides) -> SamplingOptions:
+    """The sampling options of a corpus source from the parsed flags (``overrides`` over them), checked
+    once and named as flags (``--validation-factor`` applies to the source's splits other than train)."""
+    from ..options import check_sampling_options
+
+    values = {**option_values(args), **overrides}
+    options = SamplingOptions(**{k: v for k, v in values.items() if v is not None})
+    check_sampling_options(options, flag)
+    return options
+
+
+def source_config(args, source, **overrides) -> Mc4SamplingConfig:
+    """The builder's config of a corpus source (:class:`~mc4_sampling.sources.SourceOptions`) and the
+    sampling flags, as ``load_dataset("mc4-sampling", source=...)`` takes them (the flags checked first)."""
+    options = source_sampling_options(args, **overrides)
+    values = {f.name: getattr(options, f.name) for f in fields(SamplingOptions)}
+    remote = source.location is not None and "://" in source.location
+    return Mc4Sampling(
+        config_name=f"{source.source}-{source.language}", source=source.source, language=source.language,
+        data_dir=None if remote else source.location, base_url=source.location if remote else None,
+        data_files={k: list(v) for k, v in source.data_files.items()} if source.data_files else None,
+        text_column=source.text_column, id_column=source.id_column,
+        source_options=dict(source.options) or None, **values).config
+
+
 def build_config(args, **overrides) -> Mc4SamplingConfig:
     """A validated builder config from parsed options (through the builder, as load_dataset does);
     the sampling options are checked first, their errors naming the flags."""

@@ -7,7 +7,6 @@ import sys
 
 from .. import publish_outputs
 from ..errors import ConfigError
-from ..options import flag, sampling_options
 from ..plan import SPLITS
 from ..publish import EXECUTORS, SlurmOptions, method_configs, publish
 from .common import (
@@ -17,7 +16,7 @@ from .common import (
     build_config,
     corpus_source,
     key_values,
-    option_values,
+    source_sampling_options,
 )
 
 _SLURM_OPTIONS = ("slurm_partition", "slurm_time", "slurm_cpus_per_task", "slurm_mem_per_cpu", "slurm_job_name",
@@ -104,9 +103,8 @@ def run(args: argparse.Namespace) -> int:
         base = build_config(args, return_perplexity=True, sampling_method=args.sampling_method[0],
                             weighting_options=None)
     else:
-        values = {**option_values(args), "return_perplexity": True, "sampling_method": args.sampling_method[0],
-                  "weighting_options": None}
-        base = sampling_options({k: v for k, v in values.items() if v is not None}, flag)
+        base = source_sampling_options(args, return_perplexity=True, sampling_method=args.sampling_method[0],
+                                       weighting_options=None)
     configs = method_configs(base, args.sampling_method, shared or {})
     result = publish(configs, args.output_dir, source=source, splits=args.splits, executor=args.executor,
                      tasks=args.tasks,
