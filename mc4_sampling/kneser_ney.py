@@ -189,29 +189,24 @@ def count_levels(seq: np.ndarray, vocab_size: int, order: int) -> list[Level]:
     windows = np.stack([seq[ends - (n - 1 - c)] for c in range(n)], axis=1)
     perm = _suffix_sort(windows)
     rows = windows[perm]
-    # new[k][i]: the k-suffix of sorted row i differs from the row before (k = 1..n)
-    new = [None] * (n + 1)
-    changed = np.zeros(len(rows), dtype=bool)
-    changed[0] = True
-    for k in range(1, n + 1):
-        col = n - k
-        diff = np.empty(len(rows), dtype=bool)
-        diff[0] = True
-        np.not_equal(rows[1:, col], rows[:-1, col], out=diff[1:])
-        changed = changed | diff
-        new[k] = changed.copy()
-    starts_n = np.flatnonzero(new[n])
+    del windows
+    starts_n = np.flatnonzero(_changed(rows, range(n)))  # first of each run of equal N-grams
     unique = rows[starts_n]
     counts = np.diff(np.append(starts_n, len(rows)))
-    # unique-row index of every window position (for the context links)
-    row_of_window = np.empty(len(rows), dtype=np.int64)
-    row_of_window[perm] = np.cumsum(new[n]) - 1
-    row_at = np.full(len(seq), -1, dtype=np.int64)
+    # unique-row index of every window, then of every text position (for the context links)
+    row_of_window = np.empty(len(rows), dtype=np.int32)
+    del rows
+    index = np.zeros(len(perm), dtype=np.int32)
+    index[starts_n] = 1
+    row_of_window[perm] = np.cumsum(index, dtype=np.int32) - 1
+    del perm, index
+    row_at = np.full(len(seq), -1, dtype=np.int32)
     row_at[ends] = row_of_window
     first_window = _first_occurrence(row_of_window, ends, len(starts_n))
-    # group of each unique row at each order k (its k-suffix), over the unique rows
-    unew = [None] + [new[k][starts_n] for k in range(1, n + 1)]
-    group = [None] + [np.cumsum(unew[k]) - 1 for k in range(1, n + 1)]
+    del row_of_window, ends
+    # unew[k][i]: the k-suffix of unique row i differs from the row before; group: its k-suffix's index
+    unew = [None] + [_changed(unique, range(n - 1, n - 1 - k, -1)) for k in range(1, n + 1)]
+    group = [None] + [np.cumsum(unew[k], dtype=np.int64) - 1 for k in range(1, n + 1)]
 
     levels: list[Level] = [None] * n
     keep_index: list[np.ndarray] = [None] * n  # group index -> index in the level (-1: dropped)
@@ -252,6 +247,15 @@ def count_levels(seq: np.ndarray, vocab_size: int, order: int) -> list[Level]:
         lv.context = ctx
         levels[k - 1] = lv
     return levels
+
+
+def _changed(rows: np.ndarray, columns) -> np.ndarray:
+    """Whether each row differs from the row before in any of ``columns`` (the first row: True)."""
+    out = np.zeros(len(rows), dtype=bool)
+    out[0] = True
+    for c in columns:
+        out[1:] |= rows[1:, c] != rows[:-1, c]
+    return out
 
 
 def _first_occurrence(row_of_window: np.ndarray, ends: np.ndarray, n_rows: int) -> np.ndarray:
@@ -354,9 +358,10 @@ def write_arpa(model: Model, path) -> None:
             if k > 1:
                 previous = texts
                 texts = [previous[c] + " " + words[w] for c, w in zip(lv.context.tolist(), lv.words[:, -1].tolist())]
+                del previous
             f.write(f"\\{k}-grams:\n")
             keep = np.flatnonzero(~lv.marked)
-            kept = [texts[i] for i in keep.tolist()]
+            kept = texts if len(keep) == len(texts) else [texts[i] for i in keep.tolist()]
             columns = [map(repr, _rounded(lv.logprob[keep])), iter(kept)]
             if k < n:
                 columns.append(map(repr, _rounded(lv.backoff[keep])))

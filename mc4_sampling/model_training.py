@@ -46,6 +46,7 @@ from .common.outputs import atomic_dir, atomic_path, check_output_dir, write_ato
 from .errors import ConfigError, DataNotFoundError, Mc4SamplingError
 from .kneser_ney import FALLBACK_DISCOUNTS, KneserNeyOptions, TooLittleTextError, estimate, write_arpa
 from .normalization import normalize_line
+from .weightings import DEFAULT_WIDTH
 
 logger = logging.getLogger(__name__)
 
@@ -67,10 +68,8 @@ SP_SETTINGS = dict(
     minloglevel=2,
 )
 ESTIMATORS = ("auto", "own", "lmplz")
-#: BERTIN's stepwise factor and first quartile: the stepwise factor is scaled by Q1 / BERTIN_Q1.
-BERTIN_STEPWISE_FACTOR, BERTIN_Q1 = 1.5e5, 536394.99320948
-FACTORS = {"random": 0.5, "gaussian": 0.78}
-WIDTH = 4.5
+#: BERTIN's first quartile: a factor in perplexity units (stepwise's) is scaled by Q1 / BERTIN_Q1.
+BERTIN_Q1 = 536394.99320948
 COMMAND = "mc4-sampling train-model"
 
 
@@ -423,7 +422,7 @@ def _train(output: Path, inputs, options: TrainModelOptions, work: _Work, docume
     if not work.done("sentencepiece"):
         progress(f"training SentencePiece ({options.vocab_size} pieces, unigram)")
         t = time.time()
-        prefix = work.path(f"sp-{os.getpid()}")
+        prefix = work.path("sp-training")  # a fixed name: the model records it, its bytes stay the same
         try:
             hard = train_sentencepiece(text, prefix, options.vocab_size)
             os.replace(f"{prefix}.model", sp_model)
@@ -495,9 +494,8 @@ def _train(output: Path, inputs, options: TrainModelOptions, work: _Work, docume
             "language": lang,
             "mode": "ccnet",
             "boundaries": [round(x, 4) for x in q],
-            "factors": {"random": FACTORS["random"], "stepwise": round(BERTIN_STEPWISE_FACTOR * q[0] / BERTIN_Q1, 6),
-                        "gaussian": FACTORS["gaussian"]},
-            "width": WIDTH,
+            "factors": default_factors(q[0]),
+            "width": DEFAULT_WIDTH,
             "boundaries_source": f"25th/50th/75th percentiles of the perplexity of {len(heldout_docs)} documents: "
                                  f"{source_of_sample}",
             "lower_case": options.lower_case,
@@ -510,6 +508,15 @@ def _train(output: Path, inputs, options: TrainModelOptions, work: _Work, docume
         _write_manifest(tmp, meta, work.state, options, kenlm_name, inputs, source_desc, timings)
     shutil.rmtree(work.folder, ignore_errors=True)
     return meta
+
+
+def default_factors(q1: float) -> dict:
+    """Each weighting's default factor; one in perplexity units (stepwise's, BERTIN's 1.5e5 for its
+    quartiles) scaled by ``q1 / BERTIN_Q1``, as for the embedded model."""
+    from .weightings import WEIGHTINGS
+
+    return {name: round(w.default_factor * q1 / BERTIN_Q1, 6) if w.factor_depends_on_boundaries else w.default_factor
+            for name, w in WEIGHTINGS.items() if not w.keeps_all}
 
 
 def _link_or_copy(src: Path, dst: Path) -> None:
@@ -592,9 +599,9 @@ def _write_manifest(folder: Path, meta: dict, state: dict, options: TrainModelOp
         "## Sampling parameters (`model.json`)",
         "",
         f"- `boundaries` = {q1}, {q2}, {q3}: {meta['boundaries_source']}; `ccnet` mode.",
-        f"- `factors.stepwise` = 1.5e5 x Q1 / {BERTIN_Q1} = {meta['factors']['stepwise']} (BERTIN's factor scaled by "
-        f"the first quartiles); `factors.gaussian` = {FACTORS['gaussian']}, `width` = {WIDTH}, `factors.random` = "
-        f"{FACTORS['random']}: BERTIN's.",
+        "- `factors`: " + ", ".join(f"{k} {v}" for k, v in meta["factors"].items()) + ": each weighting's default "
+        f"(BERTIN's), scaled by Q1 / {BERTIN_Q1} (BERTIN's first quartile) where the factor is in perplexity units; "
+        f"`width` = {DEFAULT_WIDTH}.",
         "",
         "Use it with `--perplexity-model FOLDER --lang " + lang + "` (or `--scorer-model FOLDER`).",
         "",

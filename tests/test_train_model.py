@@ -204,3 +204,45 @@ def test_too_little_text_and_a_folder_from_another_tool(tmp_path, capsys, traine
     (mine / "notes.txt").write_text("mine")
     assert main(["train-model", "--lang", "es", "-o", str(mine), str(trained["corpus"])]) == 2
     assert "it already holds files this tool did not write (notes.txt)" in capsys.readouterr().err
+
+
+def test_a_corpus_source_plugs_in(tmp_path):
+    """Any registered CorpusSource gives train-model its documents (units, then records)."""
+    from mc4_sampling.sources import base
+
+    class Lines(base.CorpusSource):
+        name = "test-lines"
+
+        def splits(self):
+            return ("train",)
+
+        def units(self, split):
+            files = sorted(Path(self.options.location).glob("*.txt"))
+            return [base.SourceUnit(split, i, len(files), self.language, str(f)) for i, f in enumerate(files)]
+
+        def records(self, unit, **kwargs):
+            for i, line in enumerate(Path(unit.path).read_text().splitlines()):
+                yield i, (base.Record(line) if line != "bad" else None)
+
+    (tmp_path / "a.txt").write_text("uno\nbad\ndos\n")
+    (tmp_path / "b.txt").write_text("tres\ncuatro\n")
+    saved = dict(base.SOURCES)
+    try:
+        base.register_source(Lines)
+        source = base.make_source(base.SourceOptions(source="test-lines", language="es", location=str(tmp_path)))
+        assert list(model_training.source_documents(source)) == ["uno", "dos", "tres", "cuatro"]
+        assert list(model_training.source_documents(source, limit=3)) == ["uno", "dos", "tres"]
+    finally:
+        base.SOURCES.clear()
+        base.SOURCES.update(saved)
+
+
+def test_same_text_same_model_bytes(trained, tmp_path):
+    """Deterministic: the same text and settings give the same SentencePiece model and n-gram file."""
+    again = tmp_path / "again"
+    model_training.train_model(again, [str(trained["corpus"])],
+                               model_training.TrainModelOptions("es", vocab_size=400, estimator="own"))
+    for name in os.listdir(trained["out"]):
+        if name.startswith("es."):
+            assert (again / name).read_bytes() == (trained["out"] / name).read_bytes(), name
+    assert json.loads((again / "model.json").read_text()) == json.loads((trained["out"] / "model.json").read_text())
