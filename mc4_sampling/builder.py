@@ -140,11 +140,7 @@ class Mc4SamplingConfig(SamplingOptions, datasets.BuilderConfig):
                               "give each language once")
         check_sampling_options(self)
         check_mc4_scorer(self)
-        check_positive(self, ("http_timeout",))
-        for name, least in (("http_retries", 0), ("max_record_bytes", 1)):
-            value = getattr(self, name)
-            if (value is not None or name != "max_record_bytes") and not (is_int(value) and value >= least):
-                raise ConfigError(f"{name}={value!r} is not valid; it must be an integer >= {least}")
+        self._check_reading()
         for name in ("base_url", "data_dir"):
             value = getattr(self, name)
             if value is not None and not isinstance(value, (str, os.PathLike)):
@@ -163,6 +159,15 @@ class Mc4SamplingConfig(SamplingOptions, datasets.BuilderConfig):
             self.shards = sorted(set(self.shards))
         return self
 
+    def _check_reading(self) -> None:
+        """The reader's options (every source): ``http_timeout`` > 0, ``http_retries`` >= 0,
+        ``max_record_bytes`` >= 1."""
+        check_positive(self, ("http_timeout",))
+        for name, least in (("http_retries", 0), ("max_record_bytes", 1)):
+            value = getattr(self, name)
+            if (value is not None or name != "max_record_bytes") and not (is_int(value) and value >= least):
+                raise ConfigError(f"{name}={value!r} is not valid; it must be an integer >= {least}")
+
     def _validate_source(self) -> "Mc4SamplingConfig":
         """:meth:`validate` for a source other than mC4: one language, a location, the source's columns."""
         langs = list(self.languages or [])
@@ -172,11 +177,7 @@ class Mc4SamplingConfig(SamplingOptions, datasets.BuilderConfig):
                               "language as the source spells it, e.g. language='spa_Latn'")
         self.language, self.languages = language, [language]
         check_sampling_options(self)
-        check_positive(self, ("http_timeout",))
-        for name, least in (("http_retries", 0), ("max_record_bytes", 1)):
-            value = getattr(self, name)
-            if (value is not None or name != "max_record_bytes") and not (is_int(value) and value >= least):
-                raise ConfigError(f"{name}={value!r} is not valid; it must be an integer >= {least}")
+        self._check_reading()
         if self.shards is not None:
             raise ConfigError("shards is an option of mC4; other sources are read whole (publish splits them "
                               "into units)")
@@ -228,7 +229,8 @@ class Mc4SamplingConfig(SamplingOptions, datasets.BuilderConfig):
         non-streaming ``load_dataset`` is not reused after one of them changed: the calibration
         file and the perplexity model files (content fingerprints, when the sampling uses them)
         and each local shard (size, modification time, first and last 64 KiB). A file that
-        cannot be found is left out: the error comes when the data is generated."""
+        cannot be found is left out: the error comes when the data is generated. A corpus source's
+        local files count the same way (size, modification time, first and last 64 KiB)."""
         from .scoring.base import file_fingerprint
 
         h = hashlib.blake2b(digest_size=8)
@@ -242,10 +244,13 @@ class Mc4SamplingConfig(SamplingOptions, datasets.BuilderConfig):
             except UserError:
                 continue
             h.update(f"model:{lang}:{model_id}\n".encode())
-        if not self.is_mc4:
+        if not self.is_mc4:  # local files only: listing a remote source here would reach the network
+            patterns = [p for files in (self.source_data_files() or {}).values() for p in files]
+            local = (os.path.exists(os.path.expanduser(str(self.data_dir))) if self.data_dir
+                     else bool(patterns) and not any("://" in p for p in patterns))
             try:
-                source = self.corpus_source()
-                paths = sorted({u.path for split in source.splits() for u in source.units(split)})
+                source = self.corpus_source() if local else None
+                paths = sorted({u.path for split in source.splits() for u in source.units(split)}) if source else []
             except UserError:
                 paths = []
             for path in paths:

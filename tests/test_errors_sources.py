@@ -126,3 +126,11 @@ def test_bad_jsonl_row_names_file_and_line(tmp_path):
     with pytest.raises(BadRecordError) as e:
         read("files", "es", data_files={"train": [str(path)]})
     assert one_line(e).startswith(f"{path}:2: record has no string field 'text'")
+
+
+def test_a_language_without_a_perplexity_model_points_to_train_model(fineweb2_folder):
+    files = str(fineweb2_folder / "data" / LANG / "test" / "*.parquet")
+    with pytest.raises(UserError) as e:
+        datasets.load_dataset("mc4-sampling", source="files", language="cat_Latn", data_files={"train": [files]},
+                              streaming=True, split="train", sampling_method="gaussian")
+    assert "language 'cat_Latn' pass perplexity_model=" in one_line(e) and "mc4-sampling train-model" in one_line(e)

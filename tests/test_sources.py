@@ -232,3 +232,67 @@ def test_gz_line_reader_reads_jsonl_gz_written_by_python(tmp_path):
         f.write(json.dumps({"body": "hola"}) + "\n")
     s = source("files", "es", data_files={"train": [str(path)]}, text_column="body")
     assert [r.text for _, _, r in read_all(s)] == ["hola"]
+
+
+def test_a_non_streaming_build_is_rebuilt_after_a_source_file_changed(tmp_path):
+    from source_fixtures import make_fineweb2
+
+    folder = make_fineweb2(tmp_path / "fw2", files=2, docs_per_file=60, test_docs=10)
+    kw = dict(source="fineweb2", language=LANG, data_dir=str(folder), split="train", sampling_method="random",
+              sampling_factor=0.5, cache_dir=str(tmp_path / "cache"))
+    first = datasets.load_dataset("mc4-sampling", **kw)
+    assert datasets.load_dataset("mc4-sampling", **kw).cache_files == first.cache_files
+    make_fineweb2(folder, files=2, docs_per_file=30, test_docs=10)
+    again = datasets.load_dataset("mc4-sampling", **kw)
+    assert again.cache_files != first.cache_files and len(again) < len(first)
+
+
+def test_source_languages_map_to_mc4_codes_for_the_scorer():
+    from mc4_sampling.languages import mc4_code
+
+    assert [mc4_code(x) for x in ("spa_Latn", "rus_Latn", "rus_Cyrl", "cmn_Hani", "es", "zsm_Latn", "xyz_Abcd")] == \
+        ["es", "ru-Latn", "ru", "zh", "es", "ms", "xyz_Abcd"]
+
+
+def test_parquet_over_http_survives_cuts_and_server_errors(fineweb2_folder, file_server):
+    """The Parquet range file keeps the transport's guarantees: a transfer cut short is resumed at its byte, a
+    5xx retried; the rows are those of the local file."""
+    import pyarrow.parquet as pq
+
+    folder = fineweb2_folder / "data" / LANG / "train"
+    server = file_server(folder)
+    name = "000_00002.parquet"
+    server.cuts[name] = [None, 7000, 3000]  # the first answer whole, then two reads cut short
+    server.errors[name] = [None, 503]
+    f = HTTPRangeFile(f"{server.url}/{name}", backoff=0)
+    remote = pq.ParquetFile(f).read(columns=["id", "text"]).to_pylist()
+    assert remote == pq.read_table(folder / name, columns=["id", "text"]).to_pylist()
+    assert server.counts[name] > 4
+
+
+def test_hplt3_metadata_columns_can_be_chosen(hplt3_folder):
+    s = source("hplt3", location=hplt3_folder, metadata_columns=["doc_score", "ts"])
+    record = read_all(s)[0][2]
+    assert set(record.metadata) == {"doc_score", "ts"} and isinstance(record.metadata["doc_score"], float)
+    doc = next(d for d in sample_documents(1200) if d["text"] == record.text)
+    assert record.metadata["ts"] == doc["timestamp"]
+
+
+def test_zstd_frames_are_read_and_damage_is_located():
+    """Several frames and skippable frames are one stream; a cut inside the second frame is located at its start."""
+    import io
+    import struct
+
+    import zstandard
+
+    from mc4_sampling.unzstd import Unzstd, ZstdDataError
+
+    one, two = (zstandard.ZstdCompressor().compress(t) for t in (b"uno\n" * 50, b"dos\n" * 50))
+    skip = struct.pack("<II", 0x184D2A50, 3) + b"xyz"
+    assert Unzstd(io.BytesIO(one + skip + two)).read() == b"uno\n" * 50 + b"dos\n" * 50
+    with pytest.raises(ZstdDataError, match="ends inside a zstd frame") as e:
+        Unzstd(io.BytesIO(one + two[:-3])).read()
+    assert e.value.offset == len(one)
+    with pytest.raises(ZstdDataError, match="data after the last frame") as e:
+        Unzstd(io.BytesIO(one + b"not zstd")).read()
+    assert e.value.offset == len(one)

@@ -59,7 +59,7 @@ class FileSource(CorpusSource):
     def columns_read(self) -> list[str]:
         """The columns a row needs beside the text: the id and the metadata's."""
         names = [self.renamed.get(m, m) for m in self.metadata_columns]
-        return [c for c in dict.fromkeys([*([self.id_column] if self.id_column else []), *names])]
+        return list(dict.fromkeys([*([self.id_column] if self.id_column else []), *names]))
 
     def make_record(self, row: dict) -> Record:
         return formats.make_record(row, self.text_column, self.id_column, self.metadata_columns, dict(self.renamed))

@@ -102,15 +102,19 @@ class Hplt3Source(FileSource):
             return stream.read().decode("utf-8")
 
     def make_record(self, row: dict) -> Record:
-        scores = row.get("doc_scores")
-        register = row.get("web-register")
-        if register is not None and not isinstance(register, str):
-            register = json.dumps(register, sort_keys=True, ensure_ascii=False)
-        score = scores[0] if isinstance(scores, list) and scores else scores if isinstance(scores, float) else None
+        """The row's text, id and metadata: ``doc_score`` is ``doc_scores[0]``, ``web_register`` the labels as
+        JSON, ``url`` the ``u`` field; any other metadata column (``metadata_columns=[..., "ts"]``) as it is."""
         value = row.get(self.id_column) if self.id_column else None
-        return Record(row[self.text_column], None if value is None else str(value),
-                      {"url": row.get("u"), "doc_score": None if score is None else float(score),
-                       "web_register": register})
+        metadata = {}
+        for name in self.metadata_columns:
+            field = row.get(self.renamed.get(name, name))
+            if name == "doc_score":
+                field = field[0] if isinstance(field, list) and field else field
+                field = float(field) if isinstance(field, (int, float)) and not isinstance(field, bool) else None
+            elif name == "web_register" and field is not None and not isinstance(field, str):
+                field = json.dumps(field, sort_keys=True, ensure_ascii=False)
+            metadata[name] = field
+        return Record(row[self.text_column], None if value is None else str(value), metadata)
 
 
 def _bin(path: str) -> int | None:
