@@ -761,7 +761,8 @@ def render_card(configs: dict[str, Mc4SamplingConfig], result: PublishResult, re
         configs_yaml.append(entry)
         info.append({
             "config_name": name,
-            "features": [*(dict(f) for f in features), {"name": plan.score_name, "dtype": "float64"}],
+            "features": [*(dict(f) for f in features if f["name"] != plan.score_name),
+                         {"name": plan.score_name, "dtype": "float64"}],
             "splits": [{"name": s, "num_bytes": by_split[s].num_bytes, "num_examples": by_split[s].kept}
                        for s in splits],
             "dataset_size": sum(by_split[s].num_bytes for s in splits),
