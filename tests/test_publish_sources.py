@@ -183,3 +183,18 @@ def test_hplt3_score_column_is_the_score_and_is_kept_once(tmp_path):
     meta = yaml.safe_load((out / "README.md").read_text().split("---")[1])
     assert [f["name"] for f in meta["dataset_info"][0]["features"]] == ["text", "id", "url", "web_register",
                                                                          "doc_score"]
+
+
+def test_tokenizer_options_are_checked_for_a_source_before_any_work(fw2, tmp_path, capsys):
+    """publish --tokenizer on a source (no --splits: the source's own): the eval-docs check runs before any work."""
+    from trainer_helpers import make_tokenizer
+
+    corpus = tmp_path / "corpus.jsonl"
+    corpus.write_text("".join(json.dumps({"text": r["text"]}) + "\n" for r in
+                              pq.read_table(str(fw2 / "data" / LANG / "test")).to_pylist()))
+    tok = make_tokenizer(str(tmp_path / "tok"), [str(corpus)], vocab_size=200)
+    out = tmp_path / "out"
+    assert main(["publish", str(out), "--source", "fineweb2", "--location", str(fw2), "--lang", LANG,
+                 "--tokenizer", tok, "--eval-docs", "20", "--max-docs", "10", "--tasks", "1"]) == 2
+    assert "--eval-docs 20 is more than the --max-docs 10" in one_error_line(capsys.readouterr().err)
+    assert not out.exists()
