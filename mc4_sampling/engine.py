@@ -77,7 +77,9 @@ def features_for(score_name: str = "score", columns: dict | None = None) -> dict
     """The columns of a config's Parquet files: the document's (``columns``, ``{name: type}``, types as
     :func:`arrow_type` reads them; default :data:`DOCUMENT_FEATURES`, mC4's) and the scorer's column
     (:attr:`~mc4_sampling.scoring.Scorer.score_name`: ``perplexity`` for KenLM, ``score`` otherwise)."""
-    return {**(DOCUMENT_FEATURES if columns is None else columns), score_name: "float64"}
+    document = DOCUMENT_FEATURES if columns is None else columns
+    # a score read from a column of the source is that column (kept once, as the score)
+    return {**{k: v for k, v in document.items() if k != score_name}, score_name: "float64"}
 
 
 def arrow_type(kind: str):
@@ -434,15 +436,15 @@ class SubsetWriter(PipelineStep):
         schemas = {config: pa.schema([(name, arrow_type(kind))
                                       for name, kind in features_for(self.score_names[config], self.columns).items()])
                    for config in self.configs}
-        names = [n for n in (DOCUMENT_FEATURES if self.columns is None else self.columns) if n != "text"]
+        names = {config: [n for n in schemas[config].names[1:-1]] for config in self.configs}
         if self.columns is None:  # mC4's documents carry their fields in the metadata itself
             def row(doc):
                 meta = doc.metadata
                 return (doc.text, meta["timestamp"], meta["url"], meta["score"])
         else:
             def row(doc):
-                values = doc.metadata["columns"]
-                return (doc.text, *[values.get(n) for n in names], doc.metadata["score"])
+                values, meta = doc.metadata["columns"], doc.metadata
+                return (doc.text, *[values.get(n) for n in names[meta["config"]]], meta["score"])
         open_files: dict[str, dict] = {}  # config -> {"tmp", "writer", "rows", "bytes"} of the current unit
 
         def flush(state, close=False):

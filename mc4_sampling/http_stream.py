@@ -165,8 +165,8 @@ class ResumableHTTPStream(io.RawIOBase):
                 pass
             if e.code in _NOT_FOUND:
                 raise DataNotFoundError(
-                    f"{self.url}: HTTP {e.code} {e.reason}. Check base_url, the language and the "
-                    "shard indices, or use a local copy (data_dir=FOLDER)"
+                    f"{self.url}: HTTP {e.code} {e.reason}. Check the location (base_url, data_files), the "
+                    "language and the shard indices, or use a local copy (data_dir=FOLDER)"
                 ) from None
             if e.code == 416 and ranged:
                 self._nothing_past(e.headers.get("Content-Range"))

@@ -220,7 +220,13 @@ def language_of(config, source: SourceOptions | None = None) -> str:
 
 def is_mc4(source: SourceOptions | None) -> bool:
     """Whether ``source`` is mC4 read by the builder's reader (None: the configs' own mC4 options)."""
-    return source is None or source.source == "mc4"
+    if source is None:
+        return True
+    from .sources.base import SOURCES, source_names
+
+    source_names()  # the built-in sources registered
+    cls = SOURCES.get(source.source)
+    return cls is not None and cls.draw_by_position
 
 
 def source_units(engine, source: SourceOptions, configs: dict, splits) -> tuple:
@@ -755,7 +761,8 @@ def render_card(configs: dict[str, Mc4SamplingConfig], result: PublishResult, re
         configs_yaml.append(entry)
         info.append({
             "config_name": name,
-            "features": [*(dict(f) for f in features), {"name": plan.score_name, "dtype": "float64"}],
+            "features": [*(dict(f) for f in features if f["name"] != plan.score_name),
+                         {"name": plan.score_name, "dtype": "float64"}],
             "splits": [{"name": s, "num_bytes": by_split[s].num_bytes, "num_examples": by_split[s].kept}
                        for s in splits],
             "dataset_size": sum(by_split[s].num_bytes for s in splits),

@@ -16,6 +16,11 @@ from .http_stream import READ_CHUNK
 _MAGIC = b"\x28\xb5\x2f\xfd"
 
 
+def _is_frame_start(head: bytes) -> bool:
+    """A zstd frame's magic number, or a skippable frame's (``0x184D2A50``-``0x184D2A5F``, little-endian)."""
+    return head == _MAGIC or (len(head) == 4 and head[1:] == b"\x2a\x4d\x18" and 0x50 <= head[0] <= 0x5F)
+
+
 class ZstdDataError(GzipDataError):
     """The zstd data is corrupt, truncated or empty from compressed byte ``offset``."""
 
@@ -58,7 +63,7 @@ class Unzstd(io.RawIOBase):
                     if more:
                         self._input += more
                         continue
-                if self._input[:4] != _MAGIC:
+                if not _is_frame_start(self._input[:4]):
                     what = "not zstd data (no frame magic bytes)" if self._frames == 0 else "data after the last frame"
                     raise ZstdDataError(f"corrupt zstd data: {what}", self.offset)
                 self._d = self._zstd.ZstdDecompressor().decompressobj()

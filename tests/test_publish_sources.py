@@ -164,3 +164,37 @@ def test_score_reads_a_split_of_the_source(fw2, capsys):
     assert main(["score", "--source", "fineweb2", "--location", str(fw2), "--lang", LANG, "--split", "dev"]) == 2
     out, err = capsys.readouterr()
     assert not out and "--split dev: the FineWeb-2 source has the splits train, test" in one_error_line(err)
+
+
+def test_hplt3_score_column_is_the_score_and_is_kept_once(tmp_path):
+    """HPLT 3.0's doc_scores[0] as the score (--score-column doc_score, threshold 7): exactly the documents
+    whose overall score is at least 7 (the fixture's rows, not read back through the source), the column once."""
+    from source_fixtures import hplt3_rows, make_hplt3, sample_documents
+
+    root = make_hplt3(tmp_path / "hplt3", n=300)
+    out = tmp_path / "out"
+    assert main(["publish", str(out), "--source", "hplt3", "--location", str(root), "--lang", LANG,
+                 "--score-column", "doc_score", "--method", "threshold", "--weighting-option", "low=7",
+                 "--workers", "1"]) == 0
+    expected = {r["id"] for r in hplt3_rows(sample_documents(300)) if r["doc_scores"][0] >= 7}
+    assert set(kept(out, "threshold")) == expected and len(kept(out, "threshold")) == len(expected)
+    files = sorted(glob.glob(str(out / "data" / "threshold" / "train-*.parquet")))
+    assert pq.read_schema(files[0]).names == ["text", "id", "url", "web_register", "doc_score"]
+    meta = yaml.safe_load((out / "README.md").read_text().split("---")[1])
+    assert [f["name"] for f in meta["dataset_info"][0]["features"]] == ["text", "id", "url", "web_register",
+                                                                         "doc_score"]
+
+
+def test_tokenizer_options_are_checked_for_a_source_before_any_work(fw2, tmp_path, capsys):
+    """publish --tokenizer on a source (no --splits: the source's own): the eval-docs check runs before any work."""
+    from trainer_helpers import make_tokenizer
+
+    corpus = tmp_path / "corpus.jsonl"
+    corpus.write_text("".join(json.dumps({"text": r["text"]}) + "\n" for r in
+                              pq.read_table(str(fw2 / "data" / LANG / "test")).to_pylist()))
+    tok = make_tokenizer(str(tmp_path / "tok"), [str(corpus)], vocab_size=200)
+    out = tmp_path / "out"
+    assert main(["publish", str(out), "--source", "fineweb2", "--location", str(fw2), "--lang", LANG,
+                 "--tokenizer", tok, "--eval-docs", "20", "--max-docs", "10", "--tasks", "1"]) == 2
+    assert "--eval-docs 20 is more than the --max-docs 10" in one_error_line(capsys.readouterr().err)
+    assert not out.exists()

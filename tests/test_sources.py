@@ -276,3 +276,23 @@ def test_hplt3_metadata_columns_can_be_chosen(hplt3_folder):
     assert set(record.metadata) == {"doc_score", "ts"} and isinstance(record.metadata["doc_score"], float)
     doc = next(d for d in sample_documents(1200) if d["text"] == record.text)
     assert record.metadata["ts"] == doc["timestamp"]
+
+
+def test_zstd_frames_are_read_and_damage_is_located():
+    """Several frames and skippable frames are one stream; a cut inside the second frame is located at its start."""
+    import io
+    import struct
+
+    import zstandard
+
+    from mc4_sampling.unzstd import Unzstd, ZstdDataError
+
+    one, two = (zstandard.ZstdCompressor().compress(t) for t in (b"uno\n" * 50, b"dos\n" * 50))
+    skip = struct.pack("<II", 0x184D2A50, 3) + b"xyz"
+    assert Unzstd(io.BytesIO(one + skip + two)).read() == b"uno\n" * 50 + b"dos\n" * 50
+    with pytest.raises(ZstdDataError, match="ends inside a zstd frame") as e:
+        Unzstd(io.BytesIO(one + two[:-3])).read()
+    assert e.value.offset == len(one)
+    with pytest.raises(ZstdDataError, match="data after the last frame") as e:
+        Unzstd(io.BytesIO(one + b"not zstd")).read()
+    assert e.value.offset == len(one)

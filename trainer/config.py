@@ -279,7 +279,7 @@ def _validate_sampling(d: DataConfig) -> None:
     if sp.language is not None and not (isinstance(sp.language, str) and sp.language):
         raise ConfigError(f"config key '{key('language')}' must be a language code such as 'es'")
     if builder:
-        if sp.id_column is not None and sp.source in (None, "mc4"):
+        if sp.id_column is not None and _draws_by_position(sp.source):
             raise ConfigError(f"{key('id_column')} is for a corpus: the mc4-sampling builder keys each draw by the "
                               "document's language, split, shard and position")
         if sp.language is not None and sp.language != d.name:
@@ -296,6 +296,13 @@ def _validate_sampling(d: DataConfig) -> None:
         raise ConfigError(str(e)) from None
     if sp.boundaries is not None:
         sp.boundaries = list(sp.boundaries)  # a list in the saved YAML
+
+
+def _draws_by_position(source: Optional[str]) -> bool:
+    """Whether the builder's source (None: mC4) keys its draws by shard and position, not by a document id."""
+    from mc4_sampling.sources.base import SOURCES, source_names
+
+    return source is None or (source in source_names() and SOURCES[source].draw_by_position)
 
 
 def _validate_source(d: DataConfig) -> None:

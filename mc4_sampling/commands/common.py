@@ -61,9 +61,20 @@ def add_corpus_source_options(parser: argparse.ArgumentParser) -> None:
         g.add_argument(option, dest=dest, help=help.replace("{sources}", ", ".join(source_names())), **settings)
 
 
+def reads_shards(args) -> bool:
+    """Whether ``--source`` is read as mC4's shards, through the builder's own options (``--data-dir``,
+    ``--base-url``, ``--shards``): the source whose draw is positional (asked of the registry); an
+    unknown name is not (:func:`corpus_source` refuses it)."""
+    from ..sources.base import SOURCES, source_names
+
+    source_names()  # the built-in sources registered
+    cls = SOURCES.get(args.source)
+    return cls is not None and cls.draw_by_position
+
+
 def is_corpus(args) -> bool:
     """Whether a command reads a corpus (a ``--dataset`` or a ``--source`` other than mC4), not mC4's shards."""
-    return bool(getattr(args, "dataset", None)) or args.source != "mc4"
+    return bool(getattr(args, "dataset", None)) or not reads_shards(args)
 
 
 def source_flags_given(args) -> list[str]:
@@ -79,7 +90,7 @@ def corpus_source(args, language: str | None = None):
     ``--base-url``). Errors name the flags."""
     from ..sources import SourceOptions, make_source
 
-    if args.source == "mc4":
+    if reads_shards(args):
         given = source_flags_given(args)
         if given and not getattr(args, "dataset", None):
             raise ConfigError(f"{given[0]} applies to a corpus source (--source NAME) or a --dataset, not to mC4")

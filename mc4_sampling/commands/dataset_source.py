@@ -10,7 +10,7 @@ import os
 
 from ..corpus import open_corpus
 from ..errors import ConfigError
-from .common import corpus_source, source_flags_given
+from .common import corpus_source, reads_shards, source_flags_given
 
 
 def add_dataset_options(parser: argparse.ArgumentParser) -> None:
@@ -37,7 +37,7 @@ def open_dataset(args):
     """The corpus as a streaming dataset: the ``--source``'s records (:func:`source_dataset`; then
     ``args.text_column``/``args.id_column`` are the source's), else the ``--dataset`` (its
     ``--text-column`` checked)."""
-    if args.source != "mc4":
+    if not reads_shards(args):
         source = corpus_source(args, corpus_language(args))
         if args.config is not None:
             raise ConfigError(f"--config applies to a --dataset; --source {args.source} takes --lang")

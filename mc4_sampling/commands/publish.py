@@ -9,6 +9,7 @@ from .. import publish_outputs
 from ..errors import ConfigError
 from ..plan import SPLITS
 from ..publish import EXECUTORS, SlurmOptions, method_configs, publish
+from ..sources import make_source
 from .common import (
     add_model_options,
     add_sampling_options,
@@ -90,12 +91,14 @@ def run(args: argparse.Namespace) -> int:
     if args.push_to_hub is not None and args.push_to_hub.count("/") != 1:
         raise ConfigError(f"--push-to-hub={args.push_to_hub!r} is not valid; give a repository id owner/name")
     slurm = _slurm_options(args)
-    publish_outputs.check(args)  # an output asked for without its extra: refused before any work
     if args.ray_address and args.executor != "ray":
         raise ConfigError("--ray-address needs --executor ray")
     # --weighting-option is shared by the methods: each config takes the keys its weighting declares
     shared = key_values(args.weighting_options, "--weighting-option")
     source = corpus_source(args)  # unknown source, missing language or column: one line before any work
+    if args.splits is None:  # every split of the source
+        args.splits = list(SPLITS) if source is None else list(make_source(source).splits())
+    publish_outputs.check(args)  # an output asked for without its extra: refused before any work
     if source is None:
         if args.splits is not None and any(s not in SPLITS for s in args.splits):
             bad = next(s for s in args.splits if s not in SPLITS)

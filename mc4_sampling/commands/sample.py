@@ -25,6 +25,7 @@ from .common import (
     corpus_source,
     is_corpus,
     option_values,
+    reads_shards,
     source_config,
 )
 from .dataset_source import add_dataset_options, check_mc4_split, corpus_language, open_dataset
@@ -56,7 +57,7 @@ def run(args: argparse.Namespace) -> int:
     check_max_docs(args.max_docs, "--max-docs")
     if args.output != "-":  # nobody's file replaced by accident (exit 2 before any reading)
         check_output_file(args.output, "-o", args.overwrite, ours=looks_like_json_lines)
-    if args.source != "mc4":
+    if not reads_shards(args):
         return run_on_source(args)
     if is_corpus(args):
         return run_on_dataset(args)

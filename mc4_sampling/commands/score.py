@@ -11,7 +11,14 @@ from ..errors import ConfigError
 from ..languages import check_language, mc4_code
 from ..options import flag, sampling_options
 from ..scoring import ScorerSource
-from .common import add_corpus_source_options, add_model_options, corpus_source, option_values, source_flags_given
+from .common import (
+    add_corpus_source_options,
+    add_model_options,
+    corpus_source,
+    option_values,
+    reads_shards,
+    source_flags_given,
+)
 
 
 def add_parser(subparsers) -> None:
@@ -39,7 +46,7 @@ def run(args: argparse.Namespace) -> int:
     if len(spec) > 1 and not os.path.isfile(os.path.expanduser(spec[1])):  # not a KENLM SP pair: TEXT arguments
         args.perplexity_model, args.texts = spec[:1], spec[1:] + args.texts
     source = None
-    if args.source != "mc4":  # the documents of a corpus source, checked before any scoring
+    if not reads_shards(args):  # the documents of a corpus source, checked before any scoring
         source = corpus_source(args)
     else:
         given = source_flags_given(args) + [f for f, v in (("--location", args.location), ("--split", args.split))

@@ -110,7 +110,7 @@ def builder_options(sp) -> dict:
     from mc4_sampling.weightings import keeps_all
 
     options = {} if keeps_all(sp.sampling_method) else _sampler_values(sp)
-    if getattr(sp, "source", None) not in (None, "mc4"):
+    if getattr(sp, "source", None) is not None:  # the builder checks what applies to the source
         options["source"] = sp.source
         if sp.source_options:
             options["source_options"] = dict(resolve_markers(sp.source_options))
