@@ -96,6 +96,15 @@ def test_local_lmplz_gives_the_reference_and_a_clear_line(tmp_path):
     options = kn.KneserNeyOptions(prune=(0, 0, 1, 1, 1))
     model_training.run_lmplz(LOCAL_LMPLZ, REF / "es_pieces.txt", tmp_path / "lmplz.arpa", options, tmp_path, "64M")
     assert read_arpa(tmp_path / "lmplz.arpa") == read_arpa(REF / "es_pieces.o5.prune00111.arpa.gz")
+    for order, prune in ((3, (0, 1)), (4, (0, 0, 2))):  # other orders and thresholds than the committed ones
+        options = kn.KneserNeyOptions(order=order, prune=prune)
+        model_training.run_lmplz(LOCAL_LMPLZ, REF / "es_pieces.txt", tmp_path / "o.arpa", options, tmp_path, "64M")
+        with open(REF / "es_pieces.txt", encoding="utf-8") as f:
+            kn.write_arpa(kn.estimate(f, options), tmp_path / "own.arpa")
+        (counts, theirs), (own_counts, ours) = read_arpa(tmp_path / "o.arpa"), read_arpa(tmp_path / "own.arpa")
+        assert counts == own_counts and all(set(ours[k]) == set(theirs[k]) for k in theirs)
+        assert max(abs(a - b) for k in theirs for g in theirs[k] for a, b in zip(ours[k][g], theirs[k][g])) < 1e-4
+        (tmp_path / "o.arpa").unlink(), (tmp_path / "own.arpa").unlink()
     with pytest.raises(kn.TooLittleTextError, match="lmplz cannot compute modified Kneser-Ney discounts"):
         model_training.run_lmplz(LOCAL_LMPLZ, REF / "es_tiny.txt", tmp_path / "tiny.arpa",
                                  kn.KneserNeyOptions(discount_fallback=None), tmp_path, "64M")

@@ -12,6 +12,7 @@ from ..model_training import (
     MIN_WORDS,
     TrainModelOptions,
     parse_binary_args,
+    read_documents,
     source_documents,
     train_model,
 )
@@ -72,9 +73,16 @@ def run(args: argparse.Namespace) -> int:
         build_binary=args.build_binary, build_binary_args=parse_binary_args(args.build_binary_args),
         lower_case=not args.keep_case, strip_accents=not args.keep_accents, sample_documents=args.sample_documents,
     )
-    documents = source_desc = None
+    from ..errors import ConfigError
+
+    if not args.inputs and not args.source:
+        raise ConfigError("give the training text: FILEs (text, or JSON lines with a 'text' field) or --source NAME")
+    source_desc = None
+
+    def documents():  # the documents behind a bar (the library logs; the command shows the reading)
+        return _bar(read_documents(args.inputs))
+
     if args.source:
-        from ..errors import ConfigError
         from ..sources import SourceOptions, make_source
 
         if args.inputs:
@@ -84,7 +92,7 @@ def run(args: argparse.Namespace) -> int:
         source_desc = f"source `{args.source}` ({args.source_language or args.lang}, {args.location or 'its home'})"
 
         def documents():
-            return source_documents(source, limit=args.max_documents)
+            return _bar(source_documents(source, limit=args.max_documents))
 
     def say(message: str) -> None:
         print(f"train-model: {message}", file=sys.stderr, flush=True)
@@ -95,3 +103,12 @@ def run(args: argparse.Namespace) -> int:
     print(f"{args.output}: {args.lang} model, quartiles {q1} / {q2} / {q3} ({meta['boundaries_source']})")
     print(f"use it with: mc4-sampling score --perplexity-model {args.output} --lang {args.lang} TEXT")
     return 0
+
+
+def _bar(documents):
+    from tqdm import tqdm
+
+    with tqdm(desc="train-model: reading", unit="doc", file=sys.stderr, dynamic_ncols=True, mininterval=1) as bar:
+        for doc in documents:
+            bar.update()
+            yield doc
