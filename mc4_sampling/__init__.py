@@ -15,6 +15,9 @@ from .common.version import __version__  # noqa: E402,F401
 
 #: Folder of the bundled Spanish sample, laid out like ``allenai/c4``'s ``multilingual/``.
 SAMPLE_DATA_DIR = str(Path(__file__).with_name("data") / "sample")
+#: A small folder laid out like ``HuggingFaceFW/fineweb-2`` (``data/spa_Latn/{train,test}/*.parquet``, FineWeb-2's
+#: columns), 1 800 documents of the bundled sample: ``--source fineweb2 --location <it> --lang spa_Latn``.
+SAMPLE_FINEWEB2_DIR = str(Path(__file__).with_name("data") / "fineweb2")
 
 from .builder import Mc4Sampling, Mc4SamplingConfig  # noqa: E402
 from .common.errors import OutputError  # noqa: E402
@@ -47,6 +50,7 @@ __all__ = [
     "PerplexityModel",
     "REGISTERED",
     "SAMPLE_DATA_DIR",
+    "SAMPLE_FINEWEB2_DIR",
     "load_perplexity_model",
     "keep_weights",
     "sample_dataset",

@@ -39,9 +39,11 @@ from .common.errors import UserError
 from .common.outputs import write_atomic
 from .common.processes import children_die_with_parent
 from .errors import BadRecordError, ConfigError, Mc4SamplingError
-from .options import SamplingOptions
+from .options import SamplingOptions, check_sampling_options, flag
 from .plan import SPLITS, SamplingPlan, check_max_docs
+from .scoring import ScorerSource
 from .shards import no_files_error, shard_refs_for
+from .sources import SourceOptions
 from .weightings import WEIGHTINGS
 
 logger = logging.getLogger(__name__)
@@ -164,36 +166,139 @@ def method_configs(config: Mc4SamplingConfig, methods, weighting_options: dict |
     for method in methods:
         own = {k: v for k, v in shared.items() if k in declared.get(method, ())} or None
         c = dataclasses.replace(config, sampling_method=method, return_perplexity=True, weighting_options=own)
-        configs[method] = c.validate()
+        if hasattr(c, "validate"):  # a builder config (mC4)
+            c = c.validate()
+        else:  # the sampling options of a corpus source
+            check_sampling_options(c, flag)
+        configs[method] = c
     return configs
 
 
-def manifest_of(configs: dict[str, Mc4SamplingConfig], splits, max_docs) -> dict:
-    """What the folder holds: the options that decide its documents, per config."""
+def manifest_of(configs: dict[str, Mc4SamplingConfig], splits, max_docs, source: SourceOptions | None = None) -> dict:
+    """What the folder holds: the options that decide its documents, per config (and the corpus
+    source's, ``source``, when it is not mC4)."""
     def options(c):
         values = {name: getattr(c, name, None) for name in manifest_options()}
         for name in OPTIONAL_IN_MANIFEST:
             if values[name] is None:  # absent: the manifests of KenLM runs stay as they were
                 del values[name]
         if "scorer" in values and not isinstance(values["scorer"], str):
-            values["scorer"] = SamplingPlan.resolve(c, c.languages[0]).model.model_id
+            values["scorer"] = SamplingPlan.resolve(c, language_of(c, source)).model.model_id
         if c.calibration is not None:
             values["calibration"] = {"path": str(c.calibration),
                                      "sha256": hashlib.sha256(Path(c.calibration).read_bytes()).hexdigest()}
-        if c.data_dir is not None:
+        if getattr(c, "data_dir", None) is not None:
             values["data_dir"] = os.path.abspath(os.path.expanduser(str(c.data_dir)))
         return values
 
     manifest = {"format": MANIFEST_FORMAT, "version": 1, "splits": list(splits), "max_docs": max_docs,
                 "configs": {name: options(c) for name, c in configs.items()}}
+    if source is not None:  # a corpus source: its options replace mC4's in each config
+        for values in manifest["configs"].values():
+            for name in SOURCE_OPTIONS:
+                values.pop(name, None)
+        manifest["source"] = source_manifest(source)
     return json.loads(json.dumps(manifest, default=list))
+
+
+def source_manifest(source: SourceOptions) -> dict:
+    """The options of a corpus source that decide which documents a dataset holds (a local location
+    made absolute)."""
+    values = dataclasses.asdict(source)
+    location = values["location"]
+    if location is not None and "://" not in location:
+        values["location"] = os.path.abspath(os.path.expanduser(location))
+    if values["data_files"] is not None:
+        values["data_files"] = {k: list(v) for k, v in dict(values["data_files"]).items()}
+    return values
+
+
+def language_of(config, source: SourceOptions | None = None) -> str:
+    """The language a config samples: the corpus source's, else the (first) mC4 language."""
+    return source.language if source is not None else config.languages[0]
+
+
+def is_mc4(source: SourceOptions | None) -> bool:
+    """Whether ``source`` is mC4 read by the builder's reader (None: the configs' own mC4 options)."""
+    if source is None:
+        return True
+    from .sources.base import SOURCES, source_names
+
+    source_names()  # the built-in sources registered
+    cls = SOURCES.get(source.source)
+    return cls is not None and cls.draw_by_position
+
+
+def source_units(engine, source: SourceOptions, configs: dict, splits) -> tuple:
+    """Check a corpus source and the configs against it, before any work: ``(the source, its units
+    of the requested splits, the splits, the kept columns and their types)``.
+
+    A ``--score-column`` the source lacks, a split it lacks, a source without files: one error line."""
+    from .sources import make_source
+
+    src = make_source(source, "--source")
+    src.check()
+    title = src.title or src.name
+    available = tuple(src.splits())
+    splits = list(available) if splits is None else list(dict.fromkeys(splits))
+    unknown = [s for s in splits if s not in available]
+    if unknown:
+        raise ConfigError(f"--splits {unknown[0]}: the {title} source has the splits {', '.join(available)} "
+                          f"for {source.language}")
+    # the id (the draw's key) first, then the metadata: what each kept document carries beside its text
+    columns = tuple(dict.fromkeys(c for c in (src.id_column, *src.metadata_columns) if c and c != src.text_column))
+    score_columns = []
+    for c in configs.values():
+        if ScorerSource.of(c, source.language).kind != "column":
+            continue
+        column = c.score_column or dict(c.scorer_options or {}).get("column")
+        if column not in src.score_columns and column not in columns:
+            known = [*src.score_columns, *columns]
+            raise ConfigError(f"--score-column {column}: the {title} source has no such column (its columns: "
+                              f"{', '.join(known) if known else 'none but the text'})")
+        score_columns.append(column)
+    units = [u for split in splits for u in src.units(split)]
+    if not units:
+        raise PublishError(f"the {title} source has no files for {source.language} "
+                           f"(splits {', '.join(splits)}, location {source.location or 'its public home'})")
+    return src, units, splits, column_types(src, units[0], columns), tuple(dict.fromkeys(score_columns))
+
+
+def record_values(src, record) -> dict:
+    """The columns of a record beside its text: its metadata and its id under the source's id column."""
+    return {**record.metadata, src.id_column: record.id} if src.id_column else record.metadata
+
+
+def column_types(src, unit, columns, sample: int = 1000) -> dict:
+    """``{"text": "string", column: type}`` of the kept columns, from the first records of the first
+    unit (a column whose values are all null there is text)."""
+    types = {"text": "string", **{c: None for c in columns}}
+    if columns:
+        from .engine import type_name
+
+        records = src.records(unit, on_bad_record="skip")
+        try:
+            for n, (_, record) in enumerate(records):
+                if record is not None:
+                    values = record_values(src, record)
+                    for c in columns:
+                        if types[c] is None:
+                            types[c] = type_name(values.get(c))
+                if n >= sample or all(types.values()):
+                    break
+        finally:
+            close = getattr(records, "close", None)
+            if close is not None:
+                close()
+    return {c: t or "string" for c, t in types.items()}
 
 
 def publish(
     configs: dict[str, Mc4SamplingConfig],
     output_dir: str,
     *,
-    splits=SPLITS,
+    source: SourceOptions | None = None,
+    splits=None,
     executor: str = "local",
     tasks: int | None = None,
     workers: int | None = None,
@@ -207,7 +312,9 @@ def publish(
     """Sample every shard of ``splits`` with each config and write the dataset (see the module).
 
     ``configs`` maps config names to validated builder configs that differ only in their sampling
-    (:func:`method_configs`). ``tasks`` defaults to one per input shard, ``workers`` (tasks run at
+    (:func:`method_configs`), or, with a corpus ``source`` other than mC4, to validated
+    :class:`~mc4_sampling.options.SamplingOptions`. ``splits``: default every split of the source.
+    ``tasks`` defaults to one per input shard, ``workers`` (tasks run at
     once) to the CPU count (local, Ray) or no limit (Slurm). ``max_docs`` keeps at most that many
     documents per config and split, with one local task only. Ctrl-C raises
     :class:`~mc4_sampling.common.console.Interrupted` saying what is kept, or, with ``on_interrupt``
@@ -227,17 +334,23 @@ def publish(
     engine = load_engine()
     if executor == "ray":
         require_ray()
-    splits = [s for s in SPLITS if s in splits]
     first = next(iter(configs.values()))
-    for c in configs.values():  # models, boundaries, calibration: checked before anything is written
-        for language in c.languages:
-            SamplingPlan.resolve(c, language)
-    units = []
-    for split in splits:
-        refs = shard_refs_for(first, split)
-        units += [engine.Unit(split, i, len(refs), ref) for i, ref in enumerate(refs)]
-    if not units:
-        raise no_files_error(first, splits[0])
+    if not is_mc4(source):
+        src, units, splits, columns, score_columns = source_units(engine, source, configs, splits)
+        for c in configs.values():  # models, boundaries, calibration: checked before anything is written
+            SamplingPlan.resolve(c, source.language)
+    else:
+        source = src = columns = None
+        splits = [s for s in SPLITS if s in (SPLITS if splits is None else splits)]
+        for c in configs.values():  # models, boundaries, calibration: checked before anything is written
+            for language in c.languages:
+                SamplingPlan.resolve(c, language)
+        units = []
+        for split in splits:
+            refs = shard_refs_for(first, split)
+            units += [engine.Unit(split, i, len(refs), ref) for i, ref in enumerate(refs)]
+        if not units:
+            raise no_files_error(first, splits[0])
     if tasks is not None and tasks < 1:
         raise ConfigError(f"--tasks={tasks} is not valid; it must be a positive integer")
     if workers is not None and workers < 1:
@@ -252,20 +365,28 @@ def publish(
         workers = min(workers, tasks)
 
     out = os.path.abspath(os.path.expanduser(output_dir))
-    manifest = manifest_of(configs, splits, max_docs)
+    manifest = manifest_of(configs, splits, max_docs, source)
     prepare_output(out, manifest, overwrite)
     names = list(configs)
     state = os.path.join(out, STATE_DIR)
     logs = os.path.join(state, "logs")
     _forget_unfinished_tasks(engine, out, logs, units, tasks, reset=max_docs is not None)
 
+    if src is None:
+        reader = engine.Mc4ShardReader(units, out, first.on_bad_record, first.http_retries,
+                                       skip_done=max_docs is None, max_record_bytes=getattr(first, "max_record_bytes",
+                                                                                            None),
+                                       timeout=getattr(first, "http_timeout", None))
+    else:
+        reader = engine.SourceReader(source, units, out, first.on_bad_record, getattr(first, "http_retries", 5),
+                                     skip_done=max_docs is None, timeout=getattr(first, "http_timeout", None),
+                                     columns=[c for c in columns if c != "text"], score_columns=score_columns,
+                                     id_column=src.id_column)
     pipeline = [
-        engine.Mc4ShardReader(units, out, first.on_bad_record, first.http_retries, skip_done=max_docs is None,
-                              max_record_bytes=getattr(first, "max_record_bytes", None),
-                              timeout=getattr(first, "http_timeout", None)),
+        reader,
         engine.ScoreSampler(configs, max_docs=max_docs),
-        engine.SubsetWriter(out, names, score_name={name: SamplingPlan.resolve(c, c.languages[0]).score_name
-                                                    for name, c in configs.items()}),
+        engine.SubsetWriter(out, names, score_name={name: SamplingPlan.resolve(c, language_of(c, source)).score_name
+                                                    for name, c in configs.items()}, columns=columns),
     ]
     slurm_script = None
     children_die_with_parent()  # datatrove's workers and manager end if this process is killed
@@ -315,7 +436,11 @@ def publish(
         missing = [u.name for u in units if not os.path.exists(engine.unit_stats_file(out, u))]
         raise PublishError(f"{len(missing)} of {len(units)} shard(s) did not finish ({', '.join(missing[:5])}); "
                            f"see the logs in {logs} and run the same command again to finish them")
-    card = render_card(configs, result, repo_id or f"your-name/mc4-{'+'.join(first.languages)}-sampled")
+    if src is None:
+        card = render_card(configs, result, repo_id or f"your-name/mc4-{'+'.join(first.languages)}-sampled")
+    else:
+        card = render_card(configs, result, repo_id or f"your-name/{src.name}-{source.language}-sampled",
+                           src, columns)
     write_atomic(os.path.join(out, "README.md"), card)
     result.card = os.path.join(out, "README.md")
     write_atomic(os.path.join(state, "stats.json"), json.dumps(
@@ -572,7 +697,7 @@ def _quartiles(out: str, files, column: str = "perplexity") -> str:
     return " / ".join(f"{v:{spec}}" for v in np.percentile(values, [25, 50, 75]))
 
 
-def _scorer_text(models: dict, score_names: dict, languages: str) -> dict:
+def _scorer_text(models: dict, score_names: dict, languages: str, corpus: str = "mC4") -> dict:
     """The card's words for the scorers of the configs (``{config: scorer}``): KenLM's as they always
     were; otherwise each scorer's kind, name, direction and identity (its files' fingerprint), with
     the configs it scored when they differ."""
@@ -584,7 +709,7 @@ def _scorer_text(models: dict, score_names: dict, languages: str) -> dict:
         model = next(iter(by_id.values()))[0]
         return dict(
             sampling_tag="perplexity-sampling", what="perplexity", score_name="perplexity",
-            intro=f"A perplexity-sampled subset of mC4 ({languages}), made with the\n"
+            intro=f"A perplexity-sampled subset of {corpus} ({languages}), made with the\n"
                   "`mc4-sampling` library the way the BERTIN project sampled Spanish mC4: each document\n"
                   "was kept or dropped by a uniform draw against a keep probability that depends on its KenLM\n"
                   "perplexity.",
@@ -604,20 +729,24 @@ def _scorer_text(models: dict, score_names: dict, languages: str) -> dict:
     return dict(
         sampling_tag="quality-sampling", what=f"{'/'.join(kinds)} score",
         score_name=names[0] if len(names) == 1 else "score",
-        intro=f"A quality-sampled subset of mC4 ({languages}), made with the `mc4-sampling` library: each\n"
+        intro=f"A quality-sampled subset of {corpus} ({languages}), made with the `mc4-sampling` library: each\n"
               f"document was kept or dropped by a uniform draw against a keep probability that depends on its\n"
               f"score `x` from {' and '.join(described)}, stored in the\n"
               f"{' / '.join(f'`{n}`' for n in names)} column.",
         scorer_rows="\n".join(rows))
 
 
-def render_card(configs: dict[str, Mc4SamplingConfig], result: PublishResult, repo_id: str) -> str:
+def render_card(configs: dict[str, Mc4SamplingConfig], result: PublishResult, repo_id: str, src=None,
+                columns: dict | None = None) -> str:
     """The dataset card (README.md): YAML ``configs`` and ``dataset_info`` per config, sampling
-    parameters, the scorer (perplexity model) and the statistics of the run."""
+    parameters, the scorer (perplexity model) and the statistics of the run. With a corpus source
+    ``src`` (not mC4), the card names it (title, language, location) and its kept ``columns``."""
     import yaml
 
     first = next(iter(configs.values()))
-    language = first.languages[0]
+    language = first.languages[0] if src is None else src.language
+    features = [{"name": n, "dtype": _dtype(t)} for n, t in (columns or {"text": "string", "timestamp": "string",
+                                                                           "url": "string"}).items()]
     configs_yaml, info, param_rows, stat_rows = [], [], [], []
     models, score_names = {}, {}
     for index, (name, config) in enumerate(configs.items()):
@@ -632,8 +761,8 @@ def render_card(configs: dict[str, Mc4SamplingConfig], result: PublishResult, re
         configs_yaml.append(entry)
         info.append({
             "config_name": name,
-            "features": [{"name": "text", "dtype": "string"}, {"name": "timestamp", "dtype": "string"},
-                         {"name": "url", "dtype": "string"}, {"name": plan.score_name, "dtype": "float64"}],
+            "features": [*(dict(f) for f in features if f["name"] != plan.score_name),
+                         {"name": plan.score_name, "dtype": "float64"}],
             "splits": [{"name": s, "num_bytes": by_split[s].num_bytes, "num_examples": by_split[s].kept}
                        for s in splits],
             "dataset_size": sum(by_split[s].num_bytes for s in splits),
@@ -654,6 +783,26 @@ def render_card(configs: dict[str, Mc4SamplingConfig], result: PublishResult, re
                              f"{st.keep_rate:.4f} | {st.bad_records:,} | "
                              f"{_quartiles(result.output_dir, st.files, plan.score_name)} |")
     total = max(sum(s.kept for s in by_split.values()) for by_split in result.stats.values())
+    if src is not None:
+        title = src.title or src.name
+        words = _scorer_text(models, score_names, language, title)
+        location = src.options.location or "its public home"
+        return hub.render_card(
+            "dataset-source",
+            language_yaml=f"- {language.split('_')[0].split('-')[0]}",
+            pretty_name=f"{title} {language}, {words['what']} sampling ({', '.join(configs)})",
+            size_category=_size_category(total),
+            configs_yaml=yaml.safe_dump({"configs": configs_yaml}, sort_keys=False).rstrip(),
+            dataset_info_yaml=yaml.safe_dump({"dataset_info": info}, sort_keys=False).rstrip(),
+            source_name=src.name, title=title, language=language, location=location,
+            param_rows="\n".join(param_rows), sampling_tag=words["sampling_tag"], intro=words["intro"],
+            scorer_rows=words["scorer_rows"], score_name=words["score_name"], seed=first.seed,
+            units=result.shards, stats_rows="\n".join(stat_rows), repo_id=repo_id,
+            first_config=next(iter(configs)), first_split=result.splits[0],
+            config_list=", ".join(f"`{c}`" for c in configs),
+            key=f"the `{src.id_column}` column" if src.id_column else "the text's hash",
+            features=", ".join(f"`{f['name']}`" for f in features),
+        )
     words = _scorer_text(models, score_names, ", ".join(first.languages))
     source = (f"local copy ({len(shard_refs_for(first, 'train'))} train shards)" if first.data_dir else
               f"`{first.base_url}`" if first.base_url else "`allenai/c4` (Hub), pinned revision")
@@ -678,6 +827,13 @@ def render_card(configs: dict[str, Mc4SamplingConfig], result: PublishResult, re
         first_config=next(iter(configs)),
         config_list=", ".join(f"`{c}`" for c in configs),
     )
+
+
+def _dtype(kind: str):
+    """The card's ``dataset_info`` dtype of a column type (:func:`mc4_sampling.engine.arrow_type`)."""
+    if kind.startswith("list<"):
+        return {"sequence": _dtype(kind[5:-1])}
+    return kind
 
 
 def _size_category(n: int) -> str:

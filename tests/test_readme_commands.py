@@ -1,5 +1,6 @@
-"""Every shell command of README.md, as written: the offline quickstart is run line by line, in order, on
-a copy of the checkout; the at-scale lines (the real mC4 on the Hub, full-size models on a GPU) are parsed
+"""Every shell command of README.md, as written: the two offline quickstarts (mC4 to a trained model; a
+FineWeb-2-shaped folder with a perplexity model of its own) are run line by line, in order, each on a copy of
+the checkout; the at-scale lines (the real mC4 on the Hub, full-size models on a GPU) are parsed
 by the commands' own parsers and their configs loaded and validated; the few lines run by neither are
 listed below with the reason. A new command line in a ```bash block is picked up by its block's rule, and
 a line in a block with no rule fails the test until it is added to ``NOT_RUN``."""
@@ -60,7 +61,7 @@ def test_every_readme_command_is_run_parsed_or_listed():
     listed = [line for block in blocks() if rule(block) is None for line in commands(block)]
     stale = [p for p in NOT_RUN if not any(line.startswith(p) for line in listed)]
     assert not stale, f"NOT_RUN lists lines that are no longer in README.md: {stale}"
-    assert sum(rule(b) == RUN for b in blocks()) == 1 and any(rule(b) == PARSE for b in blocks())
+    assert sum(rule(b) == RUN for b in blocks()) == 2 and any(rule(b) == PARSE for b in blocks())
 
 
 def _argv(line: str) -> list[str]:
@@ -88,11 +89,12 @@ def test_at_scale_lines_parse_and_their_configs_validate():
             load_config(args.config, getattr(args, "set", None) or [])  # validates, names a bad key
 
 
-def test_the_offline_quickstart_runs_as_written(tmp_path):
-    """The quickstart block, line by line in its order, offline, in a folder laid out like the checkout
-    (its top-level entries linked), so that `runs/` and the commands' other outputs land in the test's folder."""
-    lines = [line for block in blocks() if rule(block) == RUN for line in commands(block)]
-    assert len(lines) >= 8
+def run_block(index: int, tmp_path) -> tuple[Path, dict]:
+    """The ``index``-th offline block, line by line in its order, offline, in a folder laid out like the checkout
+    (its top-level entries linked), so that `runs/` and the commands' other outputs land in the test's folder.
+    Returns that folder and each line's standard output."""
+    lines = commands([b for b in blocks() if rule(b) == RUN][index])
+    assert len(lines) >= 4
     root = tmp_path / "checkout"
     root.mkdir()
     for entry in REPO.iterdir():
@@ -108,6 +110,12 @@ def test_the_offline_quickstart_runs_as_written(tmp_path):
         assert r.returncode == 0, f"README line failed (exit {r.returncode}): {line}\n{r.stderr[-3000:]}"
         assert "Traceback" not in r.stderr, f"{line}\n{r.stderr[-3000:]}"
         outputs[_argv(line)[1] if _argv(line)[0] == "trainer" else line] = r.stdout
+    return root, outputs
+
+
+def test_the_offline_quickstart_runs_as_written(tmp_path):
+    """The first offline block: mC4 sampled, tokenized, published; a tiny model trained, exported, asked."""
+    root, outputs = run_block(0, tmp_path)
     runs = root / "runs"
     kept = (runs / "kept.jsonl").read_text().splitlines()
     low = (runs / "kept-low.jsonl").read_text().splitlines()
@@ -116,3 +124,37 @@ def test_the_offline_quickstart_runs_as_written(tmp_path):
     assert (runs / "export" / "config.json").exists()
     predictions = re.findall(r"^\s*(0\.\d+|1\.0+)\s+'.*'\s+(.*)$", outputs["fill-mask"], flags=re.M)
     assert predictions and all(s.startswith("Madrid es la capital de") and "<mask>" not in s for _, s in predictions)
+
+
+def test_the_offline_fineweb2_example_runs_as_written(tmp_path):
+    """The second offline block: a model trained by train-model on the sample's validation split, the bundled
+    FineWeb-2-shaped folder calibrated with it (gaussian) and published by 2 workers, the card shown. Checked
+    against what each step claims: the published perplexities are the trained model's (loaded here on its
+    own), the keep rate is the calibrated one within binomial bounds, and the test split is kept whole."""
+    import json
+
+    import pyarrow.parquet as pq
+
+    from mc4_sampling import SAMPLE_FINEWEB2_DIR, load_perplexity_model
+
+    root, outputs = run_block(1, tmp_path)
+    runs = root / "runs"
+    meta = json.loads((runs / "model-es" / "model.json").read_text())
+    assert meta["trained_by"] == "mc4-sampling train-model" and meta["language"] == "es"
+    calibration = json.loads((runs / "calib-fw2" / "calibration.json").read_text())
+    assert calibration["documents_scored"] == 1600 and calibration["model"]["spec"] == "runs/model-es"
+    assert "documents scored: 1600 (of 1600 read)" in outputs[[k for k in outputs if " calibrate " in k][0]]
+    out = runs / "fw2-es-sampled" / "data" / "gaussian"
+    train = pq.read_table(sorted(out.glob("train-*.parquet"))).to_pylist()
+    assert len(sorted(out.glob("train-*.parquet"))) == 2
+    # calibrated on all 1 600 train documents: expected 480 kept; 4 binomial standard deviations (18.3)
+    assert abs(len(train) - 480) < 4 * 18.3
+    model = load_perplexity_model(str(runs / "model-es"), "es", mode="ccnet")
+    ours = model.perplexities([row["text"] for row in train[:20]]).tolist()
+    assert ours == [pytest.approx(row["perplexity"], rel=1e-6) for row in train[:20]]
+    source = pq.read_table(sorted((Path(SAMPLE_FINEWEB2_DIR) / "data" / "spa_Latn" / "train").glob("*.parquet")),
+                           columns=["id"]).column(0).to_pylist()
+    assert {row["id"] for row in train} <= set(source)
+    assert pq.read_table(sorted(out.glob("test-*.parquet"))).num_rows == 200  # the test split is kept whole
+    card = outputs[[k for k in outputs if k.startswith("sed ")][0]]
+    assert "| `gaussian` | train | 1,600 |" in card and f"| {len(train):,} |" in card

@@ -49,10 +49,13 @@ class Calibration:
         """Raise :class:`ConfigError` unless the calibration was made with this model and mode."""
         where = f"calibration file {self.path}" if self.path else "calibration"
         if model_id != self.model_id:
+            spec = " ".join(self.model_spec) if isinstance(self.model_spec, list) else self.model_spec
+            made_with = (f"give the model it was made with (--perplexity-model / perplexity_model= {spec}) or "
+                         if spec else "")
             raise ConfigError(
                 f"{where} was made with perplexity model {self.model_id!r}, but the model in use "
                 f"is {model_id!r}; perplexities of different models are not comparable: "
-                "run `mc4-sampling calibrate` with this model"
+                f"{made_with}run `mc4-sampling calibrate` with this model"
             )
         if mode != self.mode:
             raise ConfigError(

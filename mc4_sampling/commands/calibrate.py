@@ -29,7 +29,7 @@ from ..common.outputs import atomic_dir, check_output_dir
 from ..errors import ConfigError
 from ..shards import require_source
 from ..weightings import DEFAULT_WIDTH
-from .common import add_model_options, add_source_options, build_config, option_values
+from .common import add_model_options, add_source_options, build_config, is_corpus, option_values
 from .dataset_source import add_dataset_options, check_mc4_split, corpus_language, open_dataset
 
 
@@ -89,7 +89,7 @@ def run(args: argparse.Namespace) -> int:
 
     target = resolve_target(args.target_rate, args.target_docs, args.total_docs)
     corpus = None
-    if args.dataset:
+    if is_corpus(args):
         from ..corpus import corpus_options
         from ..options import flag
 
@@ -138,10 +138,13 @@ def summary(calibration: Calibration, out: Path, plots: bool = True) -> str:
     b = calibration.boundaries or (float("nan"),) * 3
     mode = f"{calibration.mode} mode" if calibration.mode else f"{calibration.scorer}, higher is " + \
         ("better" if calibration.higher_is_better else "worse")
+    subset = calibration.extra.get("subset", {})
+    # mC4's shards by index; a corpus (a source, a --dataset) has no shard indices: the documents read
+    read = (f" (shards {subset['shards_read']})" if subset.get("shards_read") is not None else
+            f" (of {subset['documents_read']} read)" if subset.get("documents_read") is not None else "")
     lines = [
         f"model: {calibration.model_id} ({mode})",
-        f"documents scored: {calibration.documents_scored} "
-        f"(shards {calibration.extra.get('subset', {}).get('shards_read')})",
+        f"documents scored: {calibration.documents_scored}{read}",
         f"quartiles: Q1 {b[0]:.6g}  median {b[1]:.6g}  Q3 {b[2]:.6g}",
         f"target keep rate: {calibration.target_rate:.6g}",
     ]

@@ -11,7 +11,14 @@ import sys
 from ..common.cli_types import positive_int
 from ..common.outputs import atomic_dir, check_output_dir
 from ..errors import ConfigError
-from .common import add_model_options, add_sampling_options, add_source_options, build_config, option_values
+from .common import (
+    add_model_options,
+    add_sampling_options,
+    add_source_options,
+    build_config,
+    is_corpus,
+    option_values,
+)
 from .dataset_source import add_dataset_options, check_mc4_split, corpus_language, open_dataset
 
 FILES = ("embed_map.png", "embed_map.html", "embed_map.json")
@@ -61,7 +68,7 @@ def run(args: argparse.Namespace) -> int:
     from ..map_pictures import html_page, plot_map
 
     check_output_dir(args.output, "--output", args.overwrite)
-    if args.dataset:
+    if is_corpus(args):
         from ..corpus import corpus_options
         from ..options import flag
 
@@ -80,7 +87,7 @@ def run(args: argparse.Namespace) -> int:
         where = "the bundled sample" if args.data_dir == SAMPLE_DATA_DIR else (args.data_dir or args.base_url)
     encoder = load_encoder(args.encoder)  # a wrong encoder is reported before any reading
     with tqdm(desc="reading", unit="doc", file=sys.stderr, dynamic_ncols=True) as bar:
-        if args.dataset:
+        if is_corpus(args):
             docs = corpus_documents(ds, options, language, args.docs, args.map_seed, text_column=args.text_column,
                                     id_column=args.id_column)
         else:

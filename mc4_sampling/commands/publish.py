@@ -7,8 +7,18 @@ import sys
 
 from .. import publish_outputs
 from ..errors import ConfigError
+from ..plan import SPLITS
 from ..publish import EXECUTORS, SlurmOptions, method_configs, publish
-from .common import add_model_options, add_sampling_options, add_source_options, build_config, key_values
+from ..sources import make_source
+from .common import (
+    add_model_options,
+    add_sampling_options,
+    add_source_options,
+    build_config,
+    corpus_source,
+    key_values,
+    source_sampling_options,
+)
 
 _SLURM_OPTIONS = ("slurm_partition", "slurm_time", "slurm_cpus_per_task", "slurm_mem_per_cpu", "slurm_job_name",
                   "slurm_venv", "slurm_dry_run")
@@ -18,8 +28,9 @@ def add_parser(subparsers) -> None:
     p = subparsers.add_parser(
         "publish",
         help="write sampled subsets as a multi-config Parquet dataset with a card, optionally push it to the Hub",
-        description="Sample mC4 with one or several methods (one config each) on datatrove and write "
-        "OUTPUT_DIR/data/<config>/<split>-NNNNN-of-NNNNN.parquet (one file per input shard) plus a dataset "
+        description="Sample mC4 or another corpus source (--source fineweb2, hplt3, files, ...) with one or several "
+        "methods (one config each) on datatrove and write "
+        "OUTPUT_DIR/data/<config>/<split>-NNNNN-of-NNNNN.parquet (one file per input shard or unit) plus a dataset "
         "card OUTPUT_DIR/README.md. Interrupted runs resume: run the same command again. --push-to-hub "
         "uploads the folder as a dataset repository.",
     )
@@ -31,8 +42,8 @@ def add_parser(subparsers) -> None:
     method.nargs, method.default = "+", ["gaussian"]
     method.help = "weighting(s), one config each, e.g. --method random stepwise gaussian (default: gaussian)"
     add_model_options(p)
-    p.add_argument("--splits", nargs="+", choices=("train", "validation"), default=["train", "validation"],
-                   help="splits to write (default: both)")
+    p.add_argument("--splits", nargs="+", metavar="SPLIT",
+                   help="splits to write (default: every split of the source; mC4: train validation)")
     p.add_argument("--max-docs", type=int,
                    help="keep at most this many documents per config and split (only with --executor local --tasks 1)")
     p.add_argument("--overwrite", action="store_true",
@@ -80,14 +91,26 @@ def run(args: argparse.Namespace) -> int:
     if args.push_to_hub is not None and args.push_to_hub.count("/") != 1:
         raise ConfigError(f"--push-to-hub={args.push_to_hub!r} is not valid; give a repository id owner/name")
     slurm = _slurm_options(args)
-    publish_outputs.check(args)  # an output asked for without its extra: refused before any work
     if args.ray_address and args.executor != "ray":
         raise ConfigError("--ray-address needs --executor ray")
     # --weighting-option is shared by the methods: each config takes the keys its weighting declares
     shared = key_values(args.weighting_options, "--weighting-option")
-    base = build_config(args, return_perplexity=True, sampling_method=args.sampling_method[0], weighting_options=None)
+    source = corpus_source(args)  # unknown source, missing language or column: one line before any work
+    if args.splits is None:  # every split of the source
+        args.splits = list(SPLITS) if source is None else list(make_source(source).splits())
+    publish_outputs.check(args)  # an output asked for without its extra: refused before any work
+    if source is None:
+        if args.splits is not None and any(s not in SPLITS for s in args.splits):
+            bad = next(s for s in args.splits if s not in SPLITS)
+            raise ConfigError(f"--splits {bad}: mC4 has the splits {', '.join(SPLITS)}")
+        base = build_config(args, return_perplexity=True, sampling_method=args.sampling_method[0],
+                            weighting_options=None)
+    else:
+        base = source_sampling_options(args, return_perplexity=True, sampling_method=args.sampling_method[0],
+                                       weighting_options=None)
     configs = method_configs(base, args.sampling_method, shared or {})
-    result = publish(configs, args.output_dir, splits=args.splits, executor=args.executor, tasks=args.tasks,
+    result = publish(configs, args.output_dir, source=source, splits=args.splits, executor=args.executor,
+                     tasks=args.tasks,
                      workers=args.workers, max_docs=args.max_docs, overwrite=args.overwrite, slurm=slurm,
                      ray_address=args.ray_address, repo_id=args.push_to_hub,
                      on_interrupt=lambda line: print(f"mc4-sampling publish: {line}", file=sys.stderr, flush=True))

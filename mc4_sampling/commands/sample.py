@@ -22,7 +22,11 @@ from .common import (
     add_sampling_options,
     add_source_options,
     build_config,
+    corpus_source,
+    is_corpus,
     option_values,
+    reads_shards,
+    source_config,
 )
 from .dataset_source import add_dataset_options, check_mc4_split, corpus_language, open_dataset
 
@@ -53,7 +57,9 @@ def run(args: argparse.Namespace) -> int:
     check_max_docs(args.max_docs, "--max-docs")
     if args.output != "-":  # nobody's file replaced by accident (exit 2 before any reading)
         check_output_file(args.output, "-o", args.overwrite, ours=looks_like_json_lines)
-    if args.dataset:
+    if not reads_shards(args):
+        return run_on_source(args)
+    if is_corpus(args):
         return run_on_dataset(args)
     check_mc4_split(args)
     config = build_config(args)
@@ -108,6 +114,42 @@ def run_on_dataset(args: argparse.Namespace) -> int:
             if args.max_docs and stats.kept >= args.max_docs:
                 break
     print(summary(stats, source.score_name), file=sys.stderr)
+    return 0
+
+
+def run_on_source(args: argparse.Namespace) -> int:
+    """``sample --source``: the kept documents of a corpus source's split as JSON lines (text, id,
+    metadata[, score]), decided as the builder and ``publish`` decide them
+    (:func:`mc4_sampling.corpus.source_examples`), then the summary."""
+    from ..corpus import source_examples
+
+    if args.report is not None:
+        raise ConfigError(f"--report applies to mC4 only, not with --source {args.source}")
+    source = corpus_source(args)  # unknown source, missing language or column: one line before any work
+    config = source_config(args, source)
+    src = config.corpus_source()
+    splits = tuple(src.splits())
+    args.split = args.split or ("train" if "train" in splits else splits[0])
+    if args.split not in splits:
+        raise ConfigError(f"--split {args.split}: the {src.title or src.name} source has the splits "
+                          f"{', '.join(splits)} for {source.language}")
+    units = src.units(args.split)
+    stats = SamplingStats()
+    written = 0
+    with output_stream(args.output) as out, tqdm(total=len(units), unit="unit", desc="sampling", file=sys.stderr,
+                                                 dynamic_ncols=True) as bar:
+        last = None
+        for unit, _, example in source_examples(config, src, units, stats=stats):
+            if unit is not last:
+                bar.update(units.index(unit) - bar.n)
+                last = unit
+            out.write(json.dumps(example, ensure_ascii=False, default=str) + "\n")
+            written += 1
+            if args.max_docs and written >= args.max_docs:
+                break
+        else:
+            bar.update(len(units) - bar.n)
+    print(summary(stats, ScorerSource.of(config, source.language).score_name), file=sys.stderr)
     return 0
 
 

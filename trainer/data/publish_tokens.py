@@ -134,7 +134,8 @@ def check_eval_candidates(args) -> None:
 
     from .holdout import content_key, is_candidate
 
-    splits, max_docs = getattr(args, "splits", ["train"]), getattr(args, "max_docs", None)
+    # --splits unset: every split of the source, train among them
+    splits, max_docs = getattr(args, "splits", None) or ["train"], getattr(args, "max_docs", None)
     data_dir = getattr(args, "data_dir", None)
     if not args.eval_docs or "train" not in splits:
         return
