@@ -158,6 +158,10 @@ class CorpusSampler:
             metadata = [metadata[i] for i in picked]
         decision = self.decider.decide(self.key, keys, score, bad_record, stats=self.stats, metadata=metadata)
         self.decider.count(decision, self.stats)
+        if decision.copies is not None:
+            for i, c in zip(picked, decision.copies.tolist()):
+                if c:
+                    self.stats.count_words(texts[i], c)
         copies[rows] = decision.n_copies
         perplexity[rows] = decision.perplexity
         return copies, perplexity

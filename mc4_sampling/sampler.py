@@ -44,6 +44,15 @@ class SamplingStats:
     copies: int = 0
     #: copies of a document -> how many kept documents got that many (filled with upsampling only)
     copy_histogram: dict = field(default_factory=dict)
+    #: with upsampling: the whitespace words of the kept documents, and of the copies written
+    kept_words: int = 0
+    copy_words: int = 0
+
+    def count_words(self, text: str, copies: int) -> None:
+        """Count a kept document of ``copies`` copies in :attr:`kept_words` and :attr:`copy_words`."""
+        words = len(text.split())
+        self.kept_words += words
+        self.copy_words += words * copies
 
     @property
     def keep_rate(self) -> float:
@@ -314,6 +323,8 @@ class DocumentSampler:
                 example[name] = float(perplexity[i])
             if stats is not None and not np.isnan(perplexity[i]):
                 stats.kept_scores.append(float(perplexity[i]))
+            if stats is not None and decision.copies is not None:
+                stats.count_words(record["text"], copies)
             yield position, example
             for _ in range(copies - 1):  # upsampled: the further copies
                 yield position, dict(example)

@@ -119,6 +119,11 @@ def summary(stats: SamplingStats, score_name: str = "perplexity") -> str:
     ]
     if stats.bad_records:
         lines.append(f"bad records skipped: {stats.bad_records}")
+    if stats.copy_histogram:
+        from ..upsampling import duplication, duplication_line
+
+        lines.append(duplication_line(duplication(stats.kept, stats.copies, stats.copy_histogram, stats.kept_words,
+                                                  stats.copy_words)))
     if stats.kept_scores:
         q1, q2, q3 = np.percentile(stats.kept_scores, [25, 50, 75])
         spec = ".2f" if score_name == "perplexity" else ".4g"  # scores are often probabilities
