@@ -145,7 +145,7 @@ def duplication(documents: int, copies: int, histogram: dict, kept_words: int = 
     kept documents and of the copies."""
     return {"documents": int(documents), "copies": int(copies),
             "mean_copies": copies / documents if documents else 0.0,
-            "max_copies": max((int(k) for k, v in histogram.items() if v), default=0),
+            "most_copies": max((int(k) for k, v in histogram.items() if v), default=0),
             "words": int(kept_words), "copy_words": int(copy_words),
             "histogram": {int(k): int(v) for k, v in sorted(histogram.items(), key=lambda kv: int(kv[0]))}}
 
@@ -154,4 +154,4 @@ def duplication_line(d: dict) -> str:
     """One line of :func:`duplication`: ``upsampling: 1,234 documents -> 3,456 copies (mean 2.80, max 8);
     120,000 -> 340,000 words``."""
     return (f"upsampling: {d['documents']:,} documents -> {d['copies']:,} copies (mean {d['mean_copies']:.2f}, "
-            f"max {d['max_copies']}); {d['words']:,} -> {d['copy_words']:,} words")
+            f"max {d["most_copies"]}); {d['words']:,} -> {d['copy_words']:,} words")
