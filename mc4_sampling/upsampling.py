@@ -154,4 +154,4 @@ def duplication_line(d: dict) -> str:
     """One line of :func:`duplication`: ``upsampling: 1,234 documents -> 3,456 copies (mean 2.80, max 8);
     120,000 -> 340,000 words``."""
     return (f"upsampling: {d['documents']:,} documents -> {d['copies']:,} copies (mean {d['mean_copies']:.2f}, "
-            f"max {d["most_copies"]}); {d['words']:,} -> {d['copy_words']:,} words")
+            f"max {d['most_copies']}); {d['words']:,} -> {d['copy_words']:,} words")
