@@ -13,7 +13,7 @@ from mc4_sampling import sample_dataset
 from mc4_sampling.calibration.budget import expected_tokens, fit_token_budget, solve_token_factor
 from mc4_sampling.draw import copy_key, uniform_draws
 from mc4_sampling.errors import BadRecordError, ConfigError
-from mc4_sampling.sampler import BlockDecider, SamplingStats, decide_block
+from mc4_sampling.sampler import SamplingStats, decide_block
 from mc4_sampling.upsampling import Upsampling, rehydration_weights
 from mc4_sampling.weightings import SamplingRule
 
