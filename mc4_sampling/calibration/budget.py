@@ -90,7 +90,7 @@ class BudgetFit:
 
 
 def fit_token_budget(ds, token_budget: float, *, language: str = "es", text_column: str = "text",
-                     total_docs: float | None = None, max_docs: int | None = None,
+                     id_column: str | None = None, total_docs: float | None = None, max_docs: int | None = None,
                      length: Callable[[str], int] = word_count, options=None, **option_values) -> BudgetFit:
     """The factor of the weighting of ``sample_dataset``'s options (upsampling included) whose expected
     tokens over the corpus are ``token_budget``: ``sample_dataset(ds, ..., sampling_factor=fit.factor)``.
@@ -99,7 +99,8 @@ def fit_token_budget(ds, token_budget: float, *, language: str = "es", text_colu
     corpus, or a sample of one of ``total_docs`` documents. ``length(text)``: a document's tokens
     (default: whitespace words; give a tokenizer's count for subword tokens). Scores come from the
     options' scorer (or score column), ``m`` from ``upsample_column``; documents without a usable
-    score or ``m`` count as never kept.
+    score or ``m`` count as never kept. ``id_column`` is taken (and not needed: ids key the draws, not
+    their expectation) so that ``sample_dataset``'s keywords serve both.
     """
     from ..corpus import corpus_options, keep_weights
     from ..plan import SamplingPlan
