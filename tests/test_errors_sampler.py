@@ -83,8 +83,6 @@ MISTAKES = [
      "--max-copies 0 is not valid; it must be an integer >= 1"),
     ("publish {tmp}/out --data-dir {sample} --method random --max-copies 4 --upsample sqrt",
      "--upsample-column minhash_cluster_size: mC4 has no such column"),
-    ("sample --dataset {corpus} --method random --upsample sqrt",
-     "upsample_column='minhash_cluster_size' is not a column of the dataset (columns: text)"),
     # no files: the folder searched, the names looked for, what it holds (before: "no validation files found for es")
     ("sample --data-dir {mc4} --split validation --method random",
      "no validation files for es in '{mc4}' (looked for c4-es-validation.tfrecord-NNNNN-of-NNNNN.json.gz); "
