@@ -1,8 +1,12 @@
-"""The ``mc4-sampling`` dataset builder: mC4 streamed with a per-document keep filter on a quality score
-(KenLM perplexity by default, or any registered scorer) and any registered weighting.
+"""The ``mc4-sampling`` dataset builder: mC4 (or any corpus source: FineWeb-2, HPLT 3.0, Parquet/JSONL files,
+a ``datasets`` dataset) streamed with a per-document keep filter on a quality score (KenLM perplexity by
+default, or any registered scorer) and any registered weighting.
 
 :class:`Mc4SamplingConfig` holds and validates the options; what they mean for a language is its
-:class:`~mc4_sampling.plan.SamplingPlan`, which the builder applies to every shard.
+:class:`~mc4_sampling.plan.SamplingPlan`, which the builder applies to every shard. mC4 (``source="mc4"``,
+the default) keeps BERTIN's positional draw, bit-exact; the other sources
+(:mod:`mc4_sampling.sources`) are read unit by unit and decided by document id (or text) through
+:class:`~mc4_sampling.corpus.CorpusSampler`.
 """
 
 from __future__ import annotations
@@ -17,7 +21,8 @@ import datasets
 from datasets.builder import Key
 
 from .common.errors import UserError
-from .errors import ConfigError, DataNotFoundError
+from .corpus import source_examples
+from .errors import ConfigError, DataNotFoundError, invalid_choice
 from .languages import LANGUAGES, check_language, shard_counts, shard_file_name
 from .options import (
     SamplingOptions,
@@ -31,6 +36,7 @@ from .options import (
 from .plan import SamplingPlan
 from .scoring import ScorerSource
 from .shards import ShardRef, shard_refs_for
+from .sources.base import CorpusSource, SourceOptions, SourceUnit, make_source, source_names
 from .weightings import WEIGHTINGS
 
 _DESCRIPTION = """\
@@ -67,6 +73,16 @@ class Mc4SamplingConfig(SamplingOptions, datasets.BuilderConfig):
             record (see ``on_bad_record``).
         http_timeout: seconds without an answer or a byte before a remote request counts as
             failed (default 60).
+        source: the corpus source (``mc4``, the default; ``fineweb2``, ``hplt3``, ``files``,
+            ``datasets``: see docs/sampling.md, "Sources"); ``data_dir`` is its local folder,
+            ``base_url`` its ``http(s)://`` or ``hf://datasets/...`` location.
+        language: the language as the source spells it (``spa_Latn`` for FineWeb-2 and HPLT 3.0);
+            for mC4 the same as ``languages=[language]``.
+        data_files: for ``source="files"``: globs per split (``{{"train": ["a/*.parquet"]}}``).
+        text_column, id_column, metadata_columns: override the source's columns (``id_column=""``:
+            the draw keyed by the text's hash).
+        source_options: the source's own options (``{{"min_bin": 7}}`` for HPLT 3.0,
+            ``{{"rows_per_unit": 100000}}`` for Parquet files, ``{{"config": ...}}`` for ``datasets``).
 {sampling}
     """
 
@@ -76,16 +92,42 @@ class Mc4SamplingConfig(SamplingOptions, datasets.BuilderConfig):
     http_retries: int = 5
     max_record_bytes: int | None = None
     http_timeout: float | None = None
+    source: str = "mc4"
+    language: str | None = None
+    text_column: str | None = None
+    id_column: str | None = None
+    metadata_columns: Sequence[str] | None = None
+    source_options: dict | None = None
 
     __doc__ = __doc__.format(sampling=options_doc())
 
     def __post_init__(self):
-        if self.languages and self.name == "default":
-            self.name = "+".join(self.languages)
+        if self.name == "default" and self.source != "mc4" and (self.language or self.languages):
+            self.name = f"{self.source}-{self.language or '+'.join(self.languages)}"
+        elif self.name == "default" and (self.languages or self.language):
+            self.name = "+".join(self.languages or [self.language])
         super().__post_init__()
+
+    @property
+    def is_mc4(self) -> bool:
+        return self.source == "mc4"
 
     def validate(self) -> "Mc4SamplingConfig":
         """Check every option; raise :class:`ConfigError` naming the option and its valid range."""
+        if not isinstance(self.source, str) or self.source not in source_names():
+            raise invalid_choice("source", self.source, source_names())
+        if not self.is_mc4:
+            return self._validate_source()
+        for name in ("text_column", "id_column", "metadata_columns", "source_options"):
+            if getattr(self, name) is not None:
+                raise ConfigError(f"{name}={getattr(self, name)!r} is an option of the other corpus sources; mC4's "
+                                  "columns are fixed (text, timestamp, url): pass source=... to read another corpus")
+        if self.data_files:
+            raise ConfigError("data_files is an option of source='files'; mC4 is read from data_dir or base_url")
+        if self.language is not None:
+            if self.languages and list(self.languages) != [self.language]:
+                raise ConfigError(f"language={self.language!r} and languages={self.languages!r} disagree; give one")
+            self.languages = [self.language]
         langs = self.languages or self.name.split("+")
         if isinstance(langs, str):
             langs = [langs]
@@ -98,11 +140,7 @@ class Mc4SamplingConfig(SamplingOptions, datasets.BuilderConfig):
                               "give each language once")
         check_sampling_options(self)
         check_mc4_scorer(self)
-        check_positive(self, ("http_timeout",))
-        for name, least in (("http_retries", 0), ("max_record_bytes", 1)):
-            value = getattr(self, name)
-            if (value is not None or name != "max_record_bytes") and not (is_int(value) and value >= least):
-                raise ConfigError(f"{name}={value!r} is not valid; it must be an integer >= {least}")
+        self._check_reading()
         for name in ("base_url", "data_dir"):
             value = getattr(self, name)
             if value is not None and not isinstance(value, (str, os.PathLike)):
@@ -121,12 +159,78 @@ class Mc4SamplingConfig(SamplingOptions, datasets.BuilderConfig):
             self.shards = sorted(set(self.shards))
         return self
 
+    def _check_reading(self) -> None:
+        """The reader's options (every source): ``http_timeout`` > 0, ``http_retries`` >= 0,
+        ``max_record_bytes`` >= 1."""
+        check_positive(self, ("http_timeout",))
+        for name, least in (("http_retries", 0), ("max_record_bytes", 1)):
+            value = getattr(self, name)
+            if (value is not None or name != "max_record_bytes") and not (is_int(value) and value >= least):
+                raise ConfigError(f"{name}={value!r} is not valid; it must be an integer >= {least}")
+
+    def _validate_source(self) -> "Mc4SamplingConfig":
+        """:meth:`validate` for a source other than mC4: one language, a location, the source's columns."""
+        langs = list(self.languages or [])
+        language = self.language or (langs[0] if len(langs) == 1 else None)
+        if not isinstance(language, str) or not language or (langs and langs != [language]):
+            raise ConfigError(f"language={self.language!r} is not valid for source={self.source!r}; give one "
+                              "language as the source spells it, e.g. language='spa_Latn'")
+        self.language, self.languages = language, [language]
+        check_sampling_options(self)
+        self._check_reading()
+        if self.shards is not None:
+            raise ConfigError("shards is an option of mC4; other sources are read whole (publish splits them "
+                              "into units)")
+        if self.data_dir and self.base_url:
+            raise ConfigError("data_dir and base_url are exclusive: give a local folder or a remote location, not both")
+        if self.base_url is not None and not str(self.base_url).startswith(("http://", "https://", "hf://")):
+            raise ConfigError(f"base_url={self.base_url!r} is not valid; it must start with http://, https:// or "
+                              "hf://datasets/")
+        for name in ("text_column", "id_column"):
+            value = getattr(self, name)
+            if value is not None and not isinstance(value, str):
+                raise ConfigError(f"{name}={value!r} is not valid; it must be a column name")
+        if self.metadata_columns is not None and (
+                isinstance(self.metadata_columns, str)
+                or not all(isinstance(c, str) for c in self.metadata_columns)):
+            raise ConfigError(f"metadata_columns={self.metadata_columns!r} is not valid; give a list of column names")
+        if self.source_options is not None and not isinstance(self.source_options, dict):
+            raise ConfigError(f"source_options={self.source_options!r} is not valid; give a dict")
+        source = self.corpus_source()
+        if ScorerSource.of(self, language).kind == "column":
+            column = self.score_column or dict(self.scorer_options or {}).get("column")
+            held = [*source.metadata_columns, *source.score_columns]
+            if column not in held:
+                raise ConfigError(f"score_column={column!r}: the {source.name} source has no such column (its "
+                                  f"records carry {', '.join(held) or 'text only'}; add it with metadata_columns)",
+                                  option="score_column", value=column)
+        return self
+
+    def source_data_files(self) -> dict | None:
+        """``data_files`` as ``{split: [patterns]}`` (``load_dataset`` hands them over as a ``DataFilesDict``)."""
+        if not self.data_files:
+            return None
+        return {str(split): [str(p) for p in files] for split, files in dict(self.data_files).items()}
+
+    def source_options_of(self) -> SourceOptions:
+        """The :class:`~mc4_sampling.sources.base.SourceOptions` of these options."""
+        return SourceOptions(self.source, self.language or self.languages[0],
+                             str(self.data_dir) if self.data_dir else self.base_url, self.source_data_files(),
+                             self.text_column, self.id_column,
+                             tuple(self.metadata_columns) if self.metadata_columns is not None else None,
+                             dict(self.source_options or {}))
+
+    def corpus_source(self) -> CorpusSource:
+        """The corpus source these options read (built, not checked: :meth:`CorpusSource.check`)."""
+        return make_source(self.source_options_of())
+
     def content_fingerprint(self) -> str:
         """A hash of the content of every local file the options point to, so that the cache of a
         non-streaming ``load_dataset`` is not reused after one of them changed: the calibration
         file and the perplexity model files (content fingerprints, when the sampling uses them)
         and each local shard (size, modification time, first and last 64 KiB). A file that
-        cannot be found is left out: the error comes when the data is generated."""
+        cannot be found is left out: the error comes when the data is generated. A corpus source's
+        local files count the same way (size, modification time, first and last 64 KiB)."""
         from .scoring.base import file_fingerprint
 
         h = hashlib.blake2b(digest_size=8)
@@ -140,7 +244,19 @@ class Mc4SamplingConfig(SamplingOptions, datasets.BuilderConfig):
             except UserError:
                 continue
             h.update(f"model:{lang}:{model_id}\n".encode())
-        if self.data_dir:
+        if not self.is_mc4:  # local files only: listing a remote source here would reach the network
+            patterns = [p for files in (self.source_data_files() or {}).values() for p in files]
+            local = (os.path.exists(os.path.expanduser(str(self.data_dir))) if self.data_dir
+                     else bool(patterns) and not any("://" in p for p in patterns))
+            try:
+                source = self.corpus_source() if local else None
+                paths = sorted({u.path for split in source.splits() for u in source.units(split)}) if source else []
+            except UserError:
+                paths = []
+            for path in paths:
+                if os.path.isfile(path):
+                    h.update(f"file:{path}:{_shard_fingerprint(path)}\n".encode())
+        elif self.data_dir:
             for split in ("train", "validation"):
                 try:
                     refs = shard_refs_for(self, split)
@@ -180,7 +296,12 @@ class Mc4Sampling(datasets.GeneratorBasedBuilder):
             options = sorted(valid - {"name", "version", "description", "data_files"})
             raise ConfigError(f"unknown option(s) {', '.join(unknown)} for mc4-sampling; "
                               f"valid options: {', '.join(options)}")
-        if isinstance(config_name, str) and config_name not in self.builder_configs:
+        source = config_kwargs.get("source") or "mc4"
+        if isinstance(config_name, str) and config_name not in self.builder_configs and source != "mc4":
+            config_kwargs.setdefault("language", config_name)  # the config name is the source's language
+            self.builder_configs[config_name] = Mc4SamplingConfig(name=config_name, source=source,
+                                                                  language=config_kwargs["language"])
+        elif isinstance(config_name, str) and config_name not in self.builder_configs:
             if all(lang in LANGUAGES for lang in config_name.split("+")):
                 config_kwargs.setdefault("languages", config_name.split("+"))
                 self.builder_configs[config_name] = Mc4SamplingConfig(name=config_name,
@@ -195,6 +316,8 @@ class Mc4Sampling(datasets.GeneratorBasedBuilder):
         return config, config_id
 
     def _info(self):
+        if not self.config.is_mc4:  # the source's columns: known once its files are read
+            return datasets.DatasetInfo(description=_DESCRIPTION, citation=_CITATION)
         features = {"text": datasets.Value("string"), "timestamp": datasets.Value("string"),
                     "url": datasets.Value("string")}
         if wants_score(self.config):
@@ -209,6 +332,8 @@ class Mc4Sampling(datasets.GeneratorBasedBuilder):
 
     def _split_generators(self, dl_manager):
         config = self.config
+        if not config.is_mc4:
+            return self._source_split_generators()
         for lang in config.languages:  # resolve models, boundaries and factors before any reading
             SamplingPlan.resolve(config, lang)
         generators = []
@@ -230,7 +355,27 @@ class Mc4Sampling(datasets.GeneratorBasedBuilder):
             )
         return generators
 
-    def _generate_examples(self, shards: list[ShardRef], file_ids: list[int]):
+    def _source_split_generators(self):
+        """The splits of a corpus source: its units, checked and located before any reading."""
+        config = self.config
+        source = config.corpus_source()
+        source.check()
+        SamplingPlan.resolve(config, config.language)  # models, boundaries, factors before any reading
+        generators = []
+        for split in source.splits():
+            units = source.units(split)
+            if units:
+                generators.append(datasets.SplitGenerator(name=split, gen_kwargs={"units": units}))
+        if not generators:
+            raise DataNotFoundError(f"no files for {config.language!r} in the {source.name} source "
+                                    f"({source.options.location or source.options.data_files})")
+        return generators
+
+    def _generate_examples(self, shards: list[ShardRef] | None = None, file_ids: list[int] | None = None,
+                           units: list[SourceUnit] | None = None):
+        if units is not None:
+            yield from self._generate_source_examples(units)
+            return
         samplers = {}
         for shard, file_id in zip(shards, file_ids):
             key = (shard.language, shard.split)
@@ -238,3 +383,9 @@ class Mc4Sampling(datasets.GeneratorBasedBuilder):
                 samplers[key] = SamplingPlan.resolve(self.config, shard.language).document_sampler(shard.split)
             for position, example in samplers[key].sample(shard):
                 yield Key(file_id, position), example
+
+    def _generate_source_examples(self, units: list[SourceUnit]):
+        """The kept documents of a corpus source's units, decided by document id (or text)."""
+        config = self.config
+        for unit, position, example in source_examples(config, config.corpus_source(), units):
+            yield Key(unit.index, position), example

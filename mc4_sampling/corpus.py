@@ -27,7 +27,7 @@ from __future__ import annotations
 import hashlib
 import warnings
 from dataclasses import fields, replace
-from typing import Sequence
+from typing import Iterable, Iterator, Sequence
 
 import numpy as np
 
@@ -37,6 +37,7 @@ from .options import SamplingOptions, keyword, sampling_options, wants_score
 from .plan import SamplingPlan
 from .sampler import BlockDecider, SamplingStats
 from .upsampling import metadata_values
+from .weightings import SamplingRule
 
 #: documents decided (and scored) together: one batched ``filter``/``map`` call
 BLOCK_SIZE = 256
@@ -76,14 +77,16 @@ class CorpusSampler:
     """The keep decisions of batches of a corpus (the function given to ``filter``/``map``).
 
     Picklable (the model travels as its paths and is loaded once per process), so it runs in
-    ``DataLoader`` workers. ``stats`` counts what this process has seen.
+    ``DataLoader`` workers. ``stats`` counts what this process has seen. ``rule``: the split's rule
+    (default the plan's train rule).
     """
 
     def __init__(self, plan: SamplingPlan, text_column: str = "text", id_column: str | None = None,
-                 stats: SamplingStats | None = None):
+                 stats: SamplingStats | None = None, rule: SamplingRule | None = None):
         self.plan = plan
-        self.upsampling = plan.upsampling_of("train")
-        self.decider = BlockDecider(plan.train, on_bad_record=plan.on_bad_record,
+        # the train split's upsampling (another split's rule, such as the validation split's, is not upsampled)
+        self.upsampling = plan.upsampling_of("train") if rule is None or rule is plan.train else None
+        self.decider = BlockDecider(plan.train if rule is None else rule, on_bad_record=plan.on_bad_record,
                                     return_perplexity=plan.return_perplexity, upsampling=self.upsampling)
         #: the column the upsampling reads, if any
         self.metadata_column = (self.upsampling.column if self.upsampling is not None and self.upsampling.reads_column
@@ -306,6 +309,65 @@ def sample_dataset(
         features[name] = datasets.Value("float64")
         kwargs["features"] = features
     return ds.map(sampler.kept_rows, **kwargs)
+
+
+def sample_records(sampler: CorpusSampler, records: Iterable, *, block_size: int = BLOCK_SIZE,
+                   return_score: bool = False) -> Iterator[tuple[int, dict]]:
+    """``(position, example)`` of the kept records of one unit of a corpus source
+    (:meth:`mc4_sampling.sources.base.CorpusSource.records`: ``(position, Record or None)``), decided by
+    ``sampler`` in blocks of ``block_size`` (the draw keyed by each record's id, or its text where the
+    sampler has no id column). An example is the record's ``text``, its id (under the sampler's
+    ``id_column``), its metadata and, with ``return_score``, its score (unless the score is a column).
+    A ``None`` record (a bad record the source skipped) is counted in ``sampler.stats.bad_records``."""
+    block: list = []
+    for position, record in records:
+        if record is None:
+            sampler.stats.bad_records += 1
+            continue
+        block.append((position, record))
+        if len(block) == block_size:
+            yield from _kept_records(sampler, block, return_score)
+            block = []
+    if block:
+        yield from _kept_records(sampler, block, return_score)
+
+
+def source_examples(options, source, units, *, stats: SamplingStats | None = None):
+    """``(unit, position, example)`` of the kept documents of a corpus source's ``units``
+    (:class:`~mc4_sampling.sources.base.CorpusSource`), sampled as ``options`` say (a validated
+    :class:`~mc4_sampling.Mc4SamplingConfig`: its ``language``, the sampling options): every document
+    decided by :class:`CorpusSampler` (the draw keyed by its id, or its text), ``train`` by the train
+    rule and any other split by the validation rule (kept whole unless ``validation_sampling_factor``);
+    ``stats`` counts as documents are read. The builder and ``sample --source`` read sources this way."""
+    plan = SamplingPlan.resolve(options, options.language)
+    samplers: dict[str, CorpusSampler] = {}
+    for unit in units:
+        sampler = samplers.get(unit.split)
+        if sampler is None:
+            rule = plan.rule("train" if unit.split == "train" else "validation")
+            sampler = samplers[unit.split] = CorpusSampler(plan, "text", "id" if source.id_column else None,
+                                                           stats=stats, rule=rule)
+        records = source.records(unit, on_bad_record=plan.on_bad_record, retries=plan.http_retries,
+                                 timeout=plan.http_timeout)
+        for position, example in sample_records(sampler, records, return_score=plan.return_perplexity):
+            yield unit, position, example
+
+
+def _kept_records(sampler: CorpusSampler, block: list, return_score: bool) -> Iterator[tuple[int, dict]]:
+    batch = {sampler.text_column: [r.text for _, r in block]}
+    if sampler.id_column is not None:
+        batch[sampler.id_column] = [r.id for _, r in block]
+    for name in block[0][1].metadata:
+        batch[name] = [r.metadata.get(name) for _, r in block]
+    copies, scores = sampler.decide_copies(batch, [p for p, _ in block])
+    add_score = return_score and sampler.score_column is None
+    for i in np.flatnonzero(copies).tolist():
+        example = {name: values[i] for name, values in batch.items()}
+        if add_score:
+            example[sampler.score_name] = float(scores[i])
+        yield block[i][0], example
+        for _ in range(int(copies[i]) - 1):  # upsampled: the further copies, one after the other
+            yield block[i][0], dict(example)
 
 
 def _fingerprint(parent: str, options: SamplingOptions, language: str, plan: SamplingPlan, text_column: str,

@@ -45,6 +45,11 @@ class BadRecordError(Mc4SamplingError):
         self.reason = reason
 
 
+class BadFileError(Mc4SamplingError):
+    """A data file that is not what its name says (a ``.parquet`` file that is not Parquet, a file of
+    another format) or whose columns are not those the source reads; the message names the file."""
+
+
 class RemoteReadError(Mc4SamplingError, ConnectionError):
     """A remote shard could not be read (network error, server error, a transfer that kept breaking
     off, a response that does not match the request); the message names the URL, the byte, the

@@ -16,6 +16,10 @@ takes an early end of a transfer for the end of the file:
   uncompressed file when the server has no byte past its end;
 * every ``Content-Range`` is checked (start = the byte asked for, total = the known size);
 * a file that changed on the server between two requests raises :class:`RemoteFileChangedError`.
+
+:class:`HTTPRangeFile` is the seekable read-only file over the same transport that random access needs
+(``pyarrow.parquet.ParquetFile`` over HTTP): each read is a :class:`ResumableHTTPStream` from the byte
+asked for, checked against the size and validator of the first answer.
 """
 
 from __future__ import annotations
@@ -77,6 +81,9 @@ class ResumableHTTPStream(io.RawIOBase):
             chunked encoding), ask the server for the bytes after it before reporting the end of
             the file. A reader that can tell a complete file by itself (gzip) passes ``False``
             and calls :meth:`resume` or :meth:`confirm_end` (see :attr:`end_verified`).
+        start: the first byte to read (a ranged first request; the bytes before it are never checked).
+        length, validator: the file's size and ``(header, value)`` validator when an earlier answer
+            gave them: a different size or validator is a changed file.
 
     The first request is made on construction. Raises :class:`DataNotFoundError` (HTTP
     401/403/404/410), :class:`RemoteReadError` (retries exhausted, or an error retrying cannot
@@ -84,17 +91,19 @@ class ResumableHTTPStream(io.RawIOBase):
     """
 
     def __init__(self, url: str, retries: int = 5, timeout: float | None = None, backoff: float | None = None,
-                 verify_end: bool = True):
+                 verify_end: bool = True, *, start: int = 0, length: int | None = None,
+                 validator: tuple[str, str] | None = None):
         self.url = url
         self.retries = retries
         self.timeout = HTTP_TIMEOUT if timeout is None else timeout
         self.backoff = HTTP_BACKOFF if backoff is None else backoff
         self.verify_end = verify_end
-        self.position = 0
-        self.length: int | None = None
-        self.validator: tuple[str, str] | None = None  # ("ETag" | "Last-Modified", value) of the first response
+        self.position = start
+        self.length: int | None = length
+        self.validator: tuple[str, str] | None = validator  # ("ETag" | "Last-Modified", value) of the first response
         self.reconnections = 0  # retries used
-        self._crc = 0  # CRC-32 of bytes [0, position): checks the bytes a server that ignores ranges sends again
+        # CRC-32 of bytes [0, position): checks the bytes a server that ignores ranges sends again (None: not read)
+        self._crc: int | None = 0 if start == 0 else None
         self._response = None
         self._at_end = False  # the end of the file is reached and proven
         self._unverified_eof = False  # a transfer ended, and nothing proves it was the end of the file
@@ -156,8 +165,8 @@ class ResumableHTTPStream(io.RawIOBase):
                 pass
             if e.code in _NOT_FOUND:
                 raise DataNotFoundError(
-                    f"{self.url}: HTTP {e.code} {e.reason}. Check base_url, the language and the "
-                    "shard indices, or use a local copy (data_dir=FOLDER)"
+                    f"{self.url}: HTTP {e.code} {e.reason}. Check the location (base_url, data_files), the "
+                    "language and the shard indices, or use a local copy (data_dir=FOLDER)"
                 ) from None
             if e.code == 416 and ranged:
                 self._nothing_past(e.headers.get("Content-Range"))
@@ -199,6 +208,8 @@ class ResumableHTTPStream(io.RawIOBase):
             if start != self.position:
                 raise _Retry(f"the server answered Content-Range {header!r} to a request for bytes={self.position}-")
             self._same_file(validator)
+            if self.validator is None:
+                self.validator = validator
             if total is not None:
                 if self.length is None:
                     self.length = total
@@ -242,7 +253,7 @@ class ResumableHTTPStream(io.RawIOBase):
                              f"{self.position} (the server ignores Range)")
             crc = zlib.crc32(chunk, crc)
             remaining -= len(chunk)
-        if crc != self._crc:
+        if self._crc is not None and crc != self._crc:
             raise RemoteFileChangedError(
                 self.url, f"{self.url}: the file changed on the server while it was read "
                           f"(its first {self.position} bytes differ from those read before)",
@@ -304,7 +315,8 @@ class ResumableHTTPStream(io.RawIOBase):
                 self._failed(f"{self._read_reason(e)} at byte {self.position}")
                 continue
             if n:
-                self._crc = zlib.crc32(memoryview(buffer)[:n], self._crc)
+                if self._crc is not None:
+                    self._crc = zlib.crc32(memoryview(buffer)[:n], self._crc)
                 self.position += n
                 return n
             chunked = bool(getattr(self._response, "chunked", False))
@@ -360,6 +372,75 @@ class ResumableHTTPStream(io.RawIOBase):
 
     def close(self) -> None:
         self._close_response()
+        super().close()
+
+
+class HTTPRangeFile(io.RawIOBase):
+    """A seekable read-only file over an HTTP(S) URL, for readers that need random access (Parquet).
+
+    The first request (``Range: bytes=0-``) gives the size (``Content-Range`` total or
+    ``Content-Length``; a server that gives none is refused) and the validator; every read is a
+    :class:`ResumableHTTPStream` from the byte asked for (kept open while reads go on where the last
+    one stopped), with its retries, ``Content-Range`` checks and changed-file detection against them.
+    A read that ends before the bytes it asked for (within the size) is an error, never a short file.
+    """
+
+    def __init__(self, url: str, retries: int = 5, timeout: float | None = None, backoff: float | None = None):
+        self.url = url
+        self._options = dict(retries=retries, timeout=timeout, backoff=backoff)
+        first = ResumableHTTPStream(url, **self._options)
+        try:
+            self.size, self.validator = first.length, first.validator
+        finally:
+            first.close()
+        if self.size is None:
+            raise RemoteReadError(url, f"{url}: the server gives no size (Content-Length) for the file, and reading it "
+                                       "in parts (Parquet) needs one; download it and read the local copy")
+        self._position = 0
+        self._stream: ResumableHTTPStream | None = None
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._position
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._position, io.SEEK_END: self.size}[whence]
+        if base + offset < 0:
+            raise ValueError(f"negative seek position {base + offset}")
+        self._position = base + offset
+        return self._position
+
+    def readinto(self, buffer) -> int:
+        want = min(len(buffer), self.size - self._position)
+        if want <= 0:
+            return 0
+        if self._stream is None or self._stream.position != self._position:
+            self._close_stream()
+            self._stream = ResumableHTTPStream(self.url, **self._options, start=self._position, length=self.size,
+                                               validator=self.validator)
+        view = memoryview(buffer)[:want]
+        done = 0
+        while done < want:
+            n = self._stream.readinto(view[done:])
+            if not n:
+                raise RemoteReadError(self.url, f"{self.url}: the file ended at byte {self._position + done} of the "
+                                                f"{self.size} it had; {_HINT}")
+            done += n
+        self._position += done
+        return done
+
+    def _close_stream(self) -> None:
+        if self._stream is not None:
+            self._stream.close()
+            self._stream = None
+
+    def close(self) -> None:
+        self._close_stream()
         super().close()
 
 

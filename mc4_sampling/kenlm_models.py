@@ -242,10 +242,21 @@ class ModelSource:
     mode: str | None
 
     def load(self) -> PerplexityModel:
-        """The model, loaded once per process (:func:`load_perplexity_model`)."""
-        if self.spec is None and self.language != "es" and self.mode != "raw":
+        """The model, loaded once per process (:func:`load_perplexity_model`). A language spelt as another
+        source spells it (``spa_Latn``) is looked up under its mC4 code (``es``: the embedded model, the
+        ``<lang>.arpa.bin`` of folders and the Hub) unless a folder has files under the name as given."""
+        from .languages import mc4_code
+
+        code = mc4_code(self.language)
+        if self.spec is None and code != "es" and self.mode != "raw":
             raise ConfigError(
                 f"the embedded perplexity model is Spanish; for language {self.language!r} pass perplexity_model= "
-                "(a KenLM file, a folder or a Hub location of CCNet-style <lang>.arpa.bin/<lang>.sp.model)"
+                "(a KenLM file, a folder or a Hub location of CCNet-style <lang>.arpa.bin/<lang>.sp.model), or build "
+                "one from text of the language with `mc4-sampling train-model`"
             )
-        return load_perplexity_model(self.spec, self.language, self.mode)
+        language = self.language
+        if code != language:
+            folder = os.path.expanduser(str(self.spec)) if isinstance(self.spec, (str, os.PathLike)) else None
+            if not (folder and os.path.isfile(os.path.join(folder, f"{language}.arpa.bin"))):
+                language = code
+        return load_perplexity_model(self.spec, language, self.mode)

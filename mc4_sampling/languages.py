@@ -65,3 +65,40 @@ def shard_file_name(language: str, split: str, index: int, n_shards: int) -> str
     """
     suffix = "" if split == "train" else "-validation"
     return f"c4-{language}{suffix}.tfrecord-{index:05d}-of-{n_shards:05d}.json.gz"
+
+
+# --- other sources' language codes -> mC4's (the scorers' models are named by mC4/CCNet codes) ------------
+
+#: ISO 639-3 codes (as FineWeb-2 and HPLT 3.0 write them, ``spa`` of ``spa_Latn``; macrolanguages and the
+#: individual languages those corpora use) -> the mC4 code of the same language.
+ISO639_3_TO_MC4 = {
+    "afr": "af", "amh": "am", "ara": "ar", "arb": "ar", "aze": "az", "azj": "az", "bel": "be", "bul": "bg",
+    "ben": "bn", "cat": "ca", "ceb": "ceb", "cos": "co", "ces": "cs", "cym": "cy", "dan": "da", "deu": "de",
+    "ell": "el", "eng": "en", "epo": "eo", "spa": "es", "est": "et", "ekk": "et", "eus": "eu", "fas": "fa",
+    "pes": "fa", "fin": "fi", "fil": "fil", "tgl": "fil", "fra": "fr", "fry": "fy", "gle": "ga", "gla": "gd",
+    "glg": "gl", "guj": "gu", "hau": "ha", "haw": "haw", "hin": "hi", "hmn": "hmn", "hat": "ht", "hun": "hu",
+    "hye": "hy", "ind": "id", "ibo": "ig", "isl": "is", "ita": "it", "heb": "iw", "jpn": "ja", "jav": "jv",
+    "kat": "ka", "kaz": "kk", "khm": "km", "kan": "kn", "kor": "ko", "kur": "ku", "kmr": "ku", "kir": "ky",
+    "lat": "la", "ltz": "lb", "lao": "lo", "lit": "lt", "lav": "lv", "lvs": "lv", "mlg": "mg", "plt": "mg",
+    "mri": "mi", "mkd": "mk", "mal": "ml", "mon": "mn", "khk": "mn", "mar": "mr", "msa": "ms", "zsm": "ms",
+    "mlt": "mt", "mya": "my", "nep": "ne", "npi": "ne", "nld": "nl", "nor": "no", "nob": "no", "nno": "no",
+    "nya": "ny", "pan": "pa", "pol": "pl", "pus": "ps", "pbt": "ps", "por": "pt", "ron": "ro", "rus": "ru",
+    "snd": "sd", "sin": "si", "slk": "sk", "slv": "sl", "smo": "sm", "sna": "sn", "som": "so", "sqi": "sq",
+    "als": "sq", "srp": "sr", "sot": "st", "sun": "su", "swe": "sv", "swa": "sw", "swh": "sw", "tam": "ta",
+    "tel": "te", "tgk": "tg", "tha": "th", "tur": "tr", "ukr": "uk", "urd": "ur", "uzb": "uz", "uzn": "uz",
+    "vie": "vi", "xho": "xh", "yid": "yi", "ydd": "yi", "yor": "yo", "zho": "zh", "cmn": "zh", "zul": "zu",
+}
+
+
+def mc4_code(language: str) -> str:
+    """The mC4 code of a language as a source spells it: ``spa_Latn`` -> ``es``, ``rus_Latn`` -> ``ru-Latn``
+    (mC4's romanised subsets), an mC4 code as it is; a language mC4 does not know, unchanged."""
+    if language in shard_counts():
+        return language
+    code, _, script = language.partition("_")
+    mapped = ISO639_3_TO_MC4.get(code.lower())
+    if mapped is None:
+        return language
+    if script == "Latn" and f"{mapped}-Latn" in shard_counts():
+        return f"{mapped}-Latn"
+    return mapped

@@ -1,10 +1,12 @@
-"""The records of one mC4 shard (``.json.gz``, one JSON object a line), local or HTTP(S), with the bad-record policy.
+"""The records of one JSON-lines file (mC4's ``.json.gz`` shards, ``.jsonl``, ``.jsonl.gz``, ``.jsonl.zst``),
+local or HTTP(S), with the bad-record policy.
 
 :func:`iter_records` opens the shard (:func:`open_shard`: a local file, or a
 :class:`~mc4_sampling.http_stream.ResumableHTTPStream` for a URL), decompresses it as it reads
-(:class:`~mc4_sampling.gunzip.Gunzip`), holds no line longer than ``max_record_bytes``, and
-parses each line into a record. A line that is not a record, and corrupt, truncated or empty gzip
-data (reported with where the damage starts), are bad records: raised or skipped
+(:class:`~mc4_sampling.gunzip.Gunzip`; :class:`~mc4_sampling.unzstd.Unzstd` for ``.zst``), holds no
+line longer than ``max_record_bytes``, and parses each line into a record. A line that is not a
+record, and corrupt, truncated or empty gzip or zstd data (reported with where the damage starts), are
+bad records: raised or skipped
 (:data:`BAD_RECORD_POLICIES`). A remote file that changed on the server
 (:class:`RemoteFileChangedError`) is read again from the start, the records already yielded
 skipped after checking that they are the same (a running hash).
@@ -22,6 +24,7 @@ from typing import Iterator
 from .errors import BadRecordError, ConfigError, DataNotFoundError, RemoteFileChangedError
 from .gunzip import Gunzip, GzipDataError
 from .http_stream import READ_CHUNK, ResumableHTTPStream, is_remote
+from .unzstd import Unzstd
 
 logger = logging.getLogger(__name__)
 
@@ -55,10 +58,12 @@ def iter_records(
     max_record_bytes: int | None = None,
     timeout: float | None = None,
     backoff: float | None = None,
+    text_field: str | None = "text",
 ) -> Iterator[tuple[int, dict | None]]:
     """Yield ``(position, record)`` for every line of a shard, ``position`` counting from 0.
 
-    Files are gzip-compressed unless their name ends in ``.json`` or ``.jsonl``.
+    Files are gzip-compressed unless their name ends in ``.json`` or ``.jsonl`` (plain) or ``.zst``
+    (zstd).
 
     Args:
         path: a local file or an ``http(s)://`` URL.
@@ -70,8 +75,9 @@ def iter_records(
         max_record_bytes: longest line read as a record, in bytes without its newline (default
             :data:`MAX_RECORD_BYTES`, 16 MiB); a longer line is a bad record, skipped without
             being held in memory. It bounds the memory one record takes.
+        text_field: the field every record must hold as a string (``text``; None: any JSON object).
 
-    Bad records: a line that is not a JSON object with a string ``text``, a line longer than
+    Bad records: a line that is not a JSON object with a string ``text_field``, a line longer than
     ``max_record_bytes``, and gzip data that is corrupt, truncated or empty: the rest of the file
     cannot be read, so it is one last bad record (``(position, None)`` once, with a warning that
     says from which compressed byte and after which line the file is lost).
@@ -94,7 +100,7 @@ def iter_records(
     while True:
         try:
             yield from _read_once(path, progress, on_bad_record, limit,
-                                  dict(retries=retries, timeout=timeout, backoff=backoff))
+                                  dict(retries=retries, timeout=timeout, backoff=backoff), text_field)
             return
         except RemoteFileChangedError as e:
             restarts += 1
@@ -112,15 +118,17 @@ class _Progress:
         self.hash = hashlib.blake2b(digest_size=16) if remote else None
 
 
-def _read_once(path: str, progress: _Progress, on_bad_record: str, limit: int, remote_options: dict):
+def _read_once(path: str, progress: _Progress, on_bad_record: str, limit: int, remote_options: dict,
+               text_field: str | None = "text"):
     """One pass over the file: yield the records after the ``progress.done`` first (checked, not yielded)."""
-    compressed = not path.endswith((".json", ".jsonl"))  # mC4 files are .json.gz
+    zstd = path.endswith(".zst")
+    compressed = not zstd and not path.endswith((".json", ".jsonl"))  # mC4 files are .json.gz
     raw = open_shard(path, **remote_options, verify_end=not compressed)
     replay = hashlib.blake2b(digest_size=16) if progress.done and progress.hash is not None else None
     position = 0
     try:
-        if compressed:
-            lines = io.BufferedReader(Gunzip(raw), READ_CHUNK)
+        if compressed or zstd:
+            lines = io.BufferedReader(Gunzip(raw) if compressed else Unzstd(raw), READ_CHUNK)
         else:
             lines = raw if isinstance(raw, io.BufferedIOBase) else io.BufferedReader(raw, READ_CHUNK)
         while True:
@@ -138,7 +146,7 @@ def _read_once(path: str, progress: _Progress, on_bad_record: str, limit: int, r
                 record = (f"line of {length} bytes is longer than max_record_bytes={limit}" if on_bad_record == "skip"
                           else f"line longer than max_record_bytes={limit} bytes (raise max_record_bytes to read it)")
             else:
-                record = _parse(line)
+                record = _parse(line, text_field)
             progress.done = position + 1
             if isinstance(record, str):
                 if on_bad_record == "raise":
@@ -200,14 +208,14 @@ def _changed_content(path: str, progress: _Progress, what: str) -> RemoteFileCha
     return e
 
 
-def _parse(line: bytes) -> dict | str:
-    """The record on ``line``, or a string saying why it is not a valid mC4 record."""
+def _parse(line: bytes, text_field: str | None = "text") -> dict | str:
+    """The record on ``line``, or a string saying why it is not a valid record."""
     try:
         record = json.loads(line)
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         return f"not a JSON object ({e.msg if hasattr(e, 'msg') else e})"
     if not isinstance(record, dict):
         return f"not a JSON object (a {type(record).__name__})"
-    if not isinstance(record.get("text"), str):
-        return "record has no string field 'text'"
+    if text_field is not None and not isinstance(record.get(text_field), str):
+        return f"record has no string field {text_field!r}"
     return record

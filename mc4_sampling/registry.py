@@ -22,7 +22,7 @@ def register() -> bool:
     """Register the builder under ``mc4-sampling``; warn and return False when impossible."""
     try:
         from datasets import load as datasets_load, packaged_modules
-        from datasets.data_files import DataFilesDict
+        from datasets.data_files import DataFilesDict, DataFilesList, sanitize_patterns  # noqa: F401 (_patterns)
 
         registry = packaged_modules._PACKAGED_DATASETS_MODULES
         if not isinstance(registry, dict):
@@ -34,9 +34,9 @@ def register() -> bool:
             original = factory.get_module
 
             def get_module(self):
-                if self.name == NAME:
+                if self.name == NAME:  # data_files (source="files") go to the builder as written
                     return datasets_load.DatasetModule(
-                        MODULE, module_hash, {"dataset_name": NAME, "data_files": DataFilesDict()}
+                        MODULE, module_hash, {"dataset_name": NAME, "data_files": _patterns(self.data_files)}
                     )
                 return original(self)
 
@@ -54,3 +54,14 @@ def register() -> bool:
             stacklevel=3,
         )
         return False
+
+
+def _patterns(data_files):
+    """``load_dataset``'s ``data_files`` as a ``DataFilesDict`` of the patterns as written (not resolved by
+    ``datasets``: the corpus source lists them, locally, over HTTP(S) or on the Hub)."""
+    from datasets.data_files import DataFilesDict, DataFilesList, sanitize_patterns
+
+    if data_files is None:
+        return DataFilesDict()
+    return DataFilesDict({split: DataFilesList(list(patterns), [None] * len(patterns))
+                          for split, patterns in sanitize_patterns(data_files).items()})

@@ -59,6 +59,9 @@ def pytest_unconfigure(config):
 
 import mc4_sampling  # noqa: E402  (registers the builder)
 
+#: FineWeb-2- and HPLT-3.0-shaped folders (session fixtures ``fineweb2_folder``, ``hplt3_folder``)
+pytest_plugins = ("source_fixtures",)
+
 SAMPLE_DIR = Path(mc4_sampling.SAMPLE_DATA_DIR) / "multilingual"
 
 TINY_ARPA = """\

@@ -554,3 +554,18 @@ def test_a_damaged_corpus_file_is_one_line_naming_it(tmp_path, capsys):
     assert main(["study", write_config(tmp_path, data)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "cannot read" in err[0] and "download it again" in err[0], err
+
+
+def test_a_fineweb2_folder_is_a_study_corpus(tmp_path, fineweb2_folder):
+    """corpus.files may list Parquet files (a FineWeb-2 folder's data/<lang>/train/*.parquet): read by the corpus
+    sources' Parquet reader, ids <file>/<row>, labels from a column, the eval set by content hash."""
+    from trainer.study.corpus import load_eval, read_shard, training_shards
+
+    files = sorted(str(p) for p in (fineweb2_folder / "data" / "spa_Latn" / "train").glob("*.parquet"))[:2]
+    cfg = load_study_config(write_config(tmp_path, micro(tmp_path, corpus={"data_dir": None, "files": files,
+                                                                           "labels": "dump"},
+                                                         eval={"split": None, "fraction": 0.1}, downstream=[])))
+    docs = read_shard(cfg, training_shards(cfg)[1], None)
+    assert len(docs) == 900 and docs.ids[:2] == ["000_00001.parquet/0", "000_00001.parquet/1"]
+    assert set(docs.labels) == {"CC-MAIN-2020-05"}
+    assert 100 < len(load_eval(cfg)) < 260

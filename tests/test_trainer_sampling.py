@@ -214,3 +214,27 @@ def test_former_names_are_refused_naming_the_new_key(scored_corpus, tmp_path):
 def test_the_samplers_validation_names_the_config_keys(scored_corpus, tmp_path, sampling, match):
     with pytest.raises(ConfigError, match=match):
         config(scored_corpus, tmp_path, **{"data.sampling": sampling})
+
+
+def test_data_sampling_source_reads_a_fineweb2_folder(corpus, tmp_path, fineweb2_folder):
+    """data.sampling.source goes to the mc4-sampling builder: a FineWeb-2-shaped folder sampled by id (the
+    builder's own stream, the same documents), and the trainer's first batch made from it."""
+    cfg = load_config("tiny-cpu", tiny_overrides(corpus[0], corpus[1], str(tmp_path / "run"), **{
+        "data.path": "mc4-sampling", "data.name": "spa_Latn", "data.data_files": None,
+        "data.data_dir": str(fineweb2_folder), "data.num_eval_samples": 5, "data.eval_fraction": 0.05,
+        "data.sampling": {"source": "fineweb2", "sampling_method": "random", "sampling_factor": 0.5}}))
+    got = [r["id"] for r in load_stream(cfg.data)]
+    want = datasets.load_dataset("mc4-sampling", "spa_Latn", source="fineweb2", data_dir=str(fineweb2_folder),
+                                 split="train", streaming=True, sampling_method="random", sampling_factor=0.5)
+    assert got == [r["id"] for r in want] and 1600 < len(got) < 2000
+    from transformers import AutoTokenizer
+
+    stream = BatchStream(cfg.data, AutoTokenizer.from_pretrained(corpus[1]), batch_size=8, seed=3)
+    assert len(stream.eval_texts()) == 5
+    next(stream.batches())
+    with pytest.raises(ConfigError, match=r"data.sampling.source='fineweb3' is not valid; choose one of mc4"):
+        load_config("tiny-cpu", tiny_overrides(corpus[0], corpus[1], str(tmp_path / "run"), **{
+            "data.path": "mc4-sampling", "data.sampling": {"source": "fineweb3"}}))
+    with pytest.raises(ConfigError, match=r"data.sampling.source='fineweb2' is read by the mc4-sampling builder"):
+        load_config("tiny-cpu", tiny_overrides(corpus[0], corpus[1], str(tmp_path / "run"), **{
+            "data.sampling": {"source": "fineweb2"}}))

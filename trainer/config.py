@@ -39,8 +39,14 @@ class SamplingConfig(SamplingOptions):
 
     #: a corpus: the perplexity model's language and the draw's key (default es); mc4-sampling: data.name
     language: Optional[str] = None
-    #: a corpus: the column of a unique document id keying the draws (None: the text)
+    #: a corpus: the column of a unique document id keying the draws (None: the text); with ``source``,
+    #: the source's id column (its default when unset)
     id_column: Optional[str] = None
+    #: mc4-sampling: the corpus source the builder reads (None: mC4; ``fineweb2``, ``hplt3``, ``files``,
+    #: ``datasets``), in the language data.name; its location is data.data_dir / data.kwargs.base_url
+    source: Optional[str] = None
+    #: mc4-sampling with ``source``: the source's own options (``{min_bin: 7}``, ``{rows_per_unit: N}``)
+    source_options: Optional[dict] = None
 
     #: keys of earlier versions, refused with the name that replaced them
     FORMER_KEYS = {"method": "sampling_method", "factor": "sampling_factor"}
@@ -259,6 +265,8 @@ def _validate_sampling(d: DataConfig) -> None:
         if untyped:
             raise ConfigError(f"data.kwargs.{untyped[0]} is a sampling option: write it as {key(untyped[0])} "
                               "(typed and checked; the mc4-sampling builder receives it from there)")
+    if sp.source is not None:
+        _validate_source(d)
     if keeps_all(sp.sampling_method):
         set_keys = [k for k in ("sampling_factor", "validation_sampling_factor", "width", "boundaries",
                                 "weighting_options", "calibration", "id_column", "scorer", "scorer_model",
@@ -277,7 +285,7 @@ def _validate_sampling(d: DataConfig) -> None:
     if sp.language is not None and not (isinstance(sp.language, str) and sp.language):
         raise ConfigError(f"config key '{key('language')}' must be a language code such as 'es'")
     if builder:
-        if sp.id_column is not None:
+        if sp.id_column is not None and _draws_by_position(sp.source):
             raise ConfigError(f"{key('id_column')} is for a corpus: the mc4-sampling builder keys each draw by the "
                               "document's language, split, shard and position")
         if sp.language is not None and sp.language != d.name:
@@ -294,6 +302,27 @@ def _validate_sampling(d: DataConfig) -> None:
         raise ConfigError(str(e)) from None
     if sp.boundaries is not None:
         sp.boundaries = list(sp.boundaries)  # a list in the saved YAML
+
+
+def _draws_by_position(source: Optional[str]) -> bool:
+    """Whether the builder's source (None: mC4) keys its draws by shard and position, not by a document id."""
+    from mc4_sampling.sources.base import SOURCES, source_names
+
+    return source is None or (source in source_names() and SOURCES[source].draw_by_position)
+
+
+def _validate_source(d: DataConfig) -> None:
+    """``data.sampling.source``: a registered corpus source, read by the mc4-sampling builder."""
+    from mc4_sampling.sources.base import source_names
+
+    sp, key = d.sampling, sampling_key
+    if d.path != "mc4-sampling":
+        raise ConfigError(f"{key('source')}={sp.source!r} is read by the mc4-sampling builder: set data.path to "
+                          f"mc4-sampling (data.path {d.path!r} is opened by datasets as it is)")
+    if sp.source not in source_names():
+        raise ConfigError(f"{key('source')}={sp.source!r} is not valid; choose one of {', '.join(source_names())}")
+    if sp.source_options is not None and not isinstance(sp.source_options, dict):
+        raise ConfigError(f"{key('source_options')} must be a mapping, e.g. {{min_bin: 7}}")
 
 
 def _validate_objective(cfg: TrainerConfig) -> None:

@@ -105,10 +105,18 @@ def _sampler_values(sp) -> dict:
 
 
 def builder_options(sp) -> dict:
-    """The ``load_dataset`` keywords of the mc4-sampling builder that ``data.sampling`` gives."""
+    """The ``load_dataset`` keywords of the mc4-sampling builder that ``data.sampling`` gives: the
+    sampling options, and the corpus source (``source``, ``source_options``, ``id_column``) when one is set."""
     from mc4_sampling.weightings import keeps_all
 
-    return {} if keeps_all(sp.sampling_method) else _sampler_values(sp)
+    options = {} if keeps_all(sp.sampling_method) else _sampler_values(sp)
+    if getattr(sp, "source", None) is not None:  # the builder checks what applies to the source
+        options["source"] = sp.source
+        if sp.source_options:
+            options["source_options"] = dict(resolve_markers(sp.source_options))
+        if sp.id_column is not None:
+            options["id_column"] = sp.id_column
+    return options
 
 
 def sample_stream(ds, cfg: DataConfig):

@@ -31,7 +31,9 @@ class CorpusConfig:
     """The unsampled corpus: a folder in the mC4 layout (``data_dir``) or JSON-lines ``files``."""
 
     data_dir: Optional[str] = "SAMPLE_DATA_DIR"  # <data_dir>/multilingual/c4-<language>[-validation].tfrecord-*.json.gz
-    files: Optional[list[str]] = None  # JSON-lines files (one split); used when data_dir is null
+    # JSON-lines (.jsonl[.gz|.zst]) or Parquet files (one split; e.g. a FineWeb-2 folder's data/<lang>/train/*.parquet,
+    # listed); used when data_dir is null
+    files: Optional[list[str]] = None
     language: str = "es"
     text_column: str = "text"
     # labels of the documents: mC4 layout, a TSV(.gz) "split shard position label" sidecar; files, a column name

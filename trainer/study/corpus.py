@@ -3,8 +3,9 @@ by content. Nothing here holds the corpus in memory: one file at a time (:func:`
 
 A corpus in the mC4 layout (``<data_dir>/multilingual/c4-<lang>[-validation].tfrecord-<shard>-of-<n>.json.gz``)
 gives each document the id ``<split>/<shard>/<position>``; its labels come from a sidecar TSV
-``split shard position label`` (the bundled sample ships ``kinds.tsv.gz``). JSON-lines files give the id
-``<file name>/<line>`` and labels from a column.
+``split shard position label`` (the bundled sample ships ``kinds.tsv.gz``). JSON-lines files (also
+``.jsonl.zst``) and Parquet files (a FineWeb-2 folder's ``data/<lang>/train/*.parquet``) give the id
+``<file name>/<row>`` and labels from a column.
 
 The eval set is taken before any sampling (an mC4 split, or the documents whose content hash falls in
 ``eval.fraction``); every training document whose *content* (:func:`content_hash`: the text with its
@@ -104,6 +105,8 @@ def load_labels(cfg: StudyConfig) -> Optional[dict]:
 def read_shard(cfg: StudyConfig, shard: Shard, sidecar: Optional[dict], limit: Optional[int] = None) -> Documents:
     """The documents of one file (at most ``limit``), with their ids and labels."""
     c = cfg.corpus
+    if shard.number is None and not shard.path.endswith((".json", ".jsonl", ".json.gz", ".jsonl.gz")):
+        return _read_rows(cfg, shard, limit)
     docs = Documents([], [], [])
     opener = gzip.open if shard.path.endswith(".gz") else open
     try:
@@ -135,6 +138,32 @@ def read_shard(cfg: StudyConfig, shard: Shard, sidecar: Optional[dict], limit: O
         raise DataError(f"corpus.files: no file {shard.path!r}") from None
     except (OSError, EOFError, UnicodeDecodeError) as e:  # a damaged or truncated file
         raise DataError(f"corpus: cannot read {shard.path} ({type(e).__name__}: {e}); download it again") from None
+    return docs
+
+
+def _read_rows(cfg: StudyConfig, shard: Shard, limit: Optional[int]) -> Documents:
+    """The documents of a Parquet or ``.jsonl.zst`` file of ``corpus.files`` (a FineWeb-2 or HPLT 3.0 file),
+    read by the corpus sources' one reader of each format (:mod:`mc4_sampling.sources.formats`)."""
+    from mc4_sampling.common.errors import UserError
+    from mc4_sampling.sources.formats import iter_rows
+
+    c = cfg.corpus
+    docs = Documents([], [], [])
+    name = os.path.basename(shard.path)
+    rows = iter_rows(shard.path, text_field=c.text_column, columns=[c.labels] if c.labels else None)
+    try:
+        for pos, row in rows:
+            if limit is not None and len(docs) >= limit:
+                break
+            if c.labels and row.get(c.labels) is None:
+                raise DataError(f"corpus.labels: row {pos + 1} of {shard.path} has no {c.labels!r}")
+            docs.ids.append(f"{name}/{pos}")
+            docs.texts.append(row[c.text_column])
+            docs.labels.append(str(row[c.labels]) if c.labels else None)
+    except UserError as e:
+        raise DataError(f"corpus: {e}") from None
+    finally:
+        rows.close()
     return docs
 
 
