@@ -238,3 +238,23 @@ def test_publish_writes_the_copies_the_builder_streams_whatever_the_tasks(tmp_pa
         card = (out / "README.md").read_text()
         assert f"| `random` | train | 3 | 1 | 450 | {len(streamed):,} |" in card
         assert f"num_examples: {len(streamed)}" in card
+
+
+def test_a_fineweb2_folder_is_rehydrated_through_the_builder(tmp_path):
+    """The builder over a FineWeb-2-shaped folder (source fineweb2): each document comes floor(c) or floor(c) + 1
+    times, c = min(8, 0.7 * rehydration(minhash_cluster_size)), its copies together."""
+    import datasets
+    from source_fixtures import LANG, make_fineweb2
+
+    folder = make_fineweb2(tmp_path / "fw2", files=2, docs_per_file=150, test_docs=10)
+    rows = list(datasets.load_dataset("mc4-sampling", source="fineweb2", language=LANG, data_dir=str(folder),
+                                      split="train", sampling_method="random", sampling_factor=0.7, max_copies=8,
+                                      upsample="rehydration", streaming=True))
+    copies = Counter(r["id"] for r in rows)
+    size = {r["id"]: r["minhash_cluster_size"] for r in rows}
+    assert max(copies.values()) >= 3
+    for doc, n in copies.items():
+        c = min(8.0, 0.7 * float(rehydration_weights(np.array([size[doc]]))[0]))
+        assert n in (np.floor(c), np.floor(c) + 1), (doc, n, c)
+    ids = [r["id"] for r in rows]
+    assert all(ids[i] == ids[i - 1] or ids[i] not in ids[:i] for i in range(1, len(ids)))
