@@ -195,6 +195,10 @@ def test_mc4_and_budget_refusals(corpus):
 
     with pytest.raises(ConfigError, match=r"--upsample-column minhash_cluster_size: mC4 has no such column"):
         sampling_options({"sampling_method": "random", "upsample": "sqrt"}, flag, corpus=False)
+    from mc4_sampling import Mc4Sampling
+
+    with pytest.raises(ConfigError, match=r"upsample_column='minhash_cluster_size': mC4 has no such column"):
+        Mc4Sampling(config_name="es", sampling_method="random", upsample="sqrt")
     with pytest.raises(ConfigError, match="at most .* tokens expected, every document that can be kept at "
                                           "max_copies=2 copies"):
         fit_token_budget(corpus, 1e9, **GAUSSIAN, max_copies=2, upsample="linear")
