@@ -262,3 +262,20 @@ def test_a_fineweb2_folder_is_rehydrated_through_the_builder(tmp_path):
         assert n in (np.floor(c), np.floor(c) + 1), (doc, n, c)
     ids = [r["id"] for r in rows]
     assert all(ids[i] == ids[i - 1] or ids[i] not in ids[:i] for i in range(1, len(ids)))
+
+
+def test_sample_token_budget_on_the_command_line(corpus, tmp_path, capsys):
+    """``sample --dataset --token-budget``: the factor fitted on the corpus, the words written near the budget."""
+    import json
+
+    from mc4_sampling.cli import main
+
+    corpus.select(range(2000)).to_json(tmp_path / "fw2" / "part.jsonl")
+    out = tmp_path / "kept.jsonl"
+    assert main(["sample", "--dataset", str(tmp_path / "fw2"), "--id-column", "id", "--method", "gaussian",
+                 "--score-column", "q", "--boundaries", "300", "400", "600", "--max-copies", "8", "--upsample",
+                 "rehydration", "--token-budget", "160000", "-o", str(out)]) == 0
+    err = capsys.readouterr().err
+    assert "token budget 160,000 words: --factor " in err and "upsampling: " in err
+    words = sum(len(json.loads(line)["text"].split()) for line in out.read_text().splitlines())
+    assert abs(words / 160_000 - 1) < 0.05
