@@ -27,6 +27,7 @@ from .languages import LANGUAGES, check_language, shard_counts, shard_file_name
 from .options import (
     SamplingOptions,
     check_mc4_scorer,
+    check_mc4_upsampling,
     check_positive,
     check_sampling_options,
     is_int,
@@ -140,6 +141,7 @@ class Mc4SamplingConfig(SamplingOptions, datasets.BuilderConfig):
                               "give each language once")
         check_sampling_options(self)
         check_mc4_scorer(self)
+        check_mc4_upsampling(self)
         self._check_reading()
         for name in ("base_url", "data_dir"):
             value = getattr(self, name)

@@ -36,6 +36,7 @@ from .errors import BadRecordError, ConfigError
 from .options import SamplingOptions, keyword, sampling_options, wants_score
 from .plan import SamplingPlan
 from .sampler import BlockDecider, SamplingStats
+from .upsampling import metadata_values
 from .weightings import SamplingRule
 
 #: documents decided (and scored) together: one batched ``filter``/``map`` call
@@ -83,8 +84,13 @@ class CorpusSampler:
     def __init__(self, plan: SamplingPlan, text_column: str = "text", id_column: str | None = None,
                  stats: SamplingStats | None = None, rule: SamplingRule | None = None):
         self.plan = plan
+        # the train split's upsampling (another split's rule, such as the validation split's, is not upsampled)
+        self.upsampling = plan.upsampling_of("train") if rule is None or rule is plan.train else None
         self.decider = BlockDecider(plan.train if rule is None else rule, on_bad_record=plan.on_bad_record,
-                                    return_perplexity=plan.return_perplexity)
+                                    return_perplexity=plan.return_perplexity, upsampling=self.upsampling)
+        #: the column the upsampling reads, if any
+        self.metadata_column = (self.upsampling.column if self.upsampling is not None and self.upsampling.reads_column
+                                else None)
         self.key = document_key(plan.seed, plan.language)
         self.text_column = text_column
         self.id_column = id_column
@@ -102,8 +108,16 @@ class CorpusSampler:
 
     def decide(self, batch: dict, indices: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
         """``(keep, score)`` of a batch (column -> list); bad records (unusable scores included) are never kept."""
+        copies, perplexity = self.decide_copies(batch, indices)
+        return copies > 0, perplexity
+
+    def decide_copies(self, batch: dict, indices: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
+        """``(copies, score)`` of a batch: how many times each row is written (0: dropped; at most 1
+        without upsampling) and its score."""
         texts = self._column(batch, self.text_column, "text_column")
         ids = self._column(batch, self.id_column, "id_column") if self.id_column is not None else None
+        metadata = (self._column(batch, self.metadata_column, "upsample_column")
+                    if self.metadata_column is not None else None)
         n = len(texts)
         if all(type(t) is str for t in texts) and (ids is None or None not in ids):  # the usual batch
             good = np.ones(n, dtype=bool)
@@ -111,13 +125,15 @@ class CorpusSampler:
             good = np.fromiter((isinstance(t, str) for t in texts), dtype=bool, count=n)
             if ids is not None:
                 good &= np.fromiter((i is not None for i in ids), dtype=bool, count=n)
-            if not good.all():
-                self._bad_records(texts, ids, indices, good)
+        if metadata is not None:
+            good &= np.isfinite(metadata_values(metadata))
+        if not good.all():
+            self._bad_records(texts, ids, indices, good, metadata)
         rows = np.flatnonzero(good)
-        keep = np.zeros(n, dtype=bool)
+        copies = np.zeros(n, dtype=np.int64)
         perplexity = np.full(n, np.nan)
         if len(rows) == 0:
-            return keep, perplexity
+            return copies, perplexity
         whole = len(rows) == n  # every row good: the columns as they are, no copies
         picked = rows.tolist()
         good_texts = texts if whole else [texts[i] for i in picked]
@@ -141,11 +157,17 @@ class CorpusSampler:
                 where += f" ({self.id_column}={ids[row]!r})"
             return BadRecordError(where, None, model.bad_value(values[i]))
 
-        decision = self.decider.decide(self.key, keys, score, bad_record, stats=self.stats)
+        if metadata is not None and not whole:
+            metadata = [metadata[i] for i in picked]
+        decision = self.decider.decide(self.key, keys, score, bad_record, stats=self.stats, metadata=metadata)
         self.decider.count(decision, self.stats)
-        keep[rows] = decision.keep
+        if decision.copies is not None:
+            for i, c in zip(picked, decision.copies.tolist()):
+                if c:
+                    self.stats.count_words(texts[i], c)
+        copies[rows] = decision.n_copies
         perplexity[rows] = decision.perplexity
-        return keep, perplexity
+        return copies, perplexity
 
     def _column(self, batch: dict, column: str, option: str) -> list:
         try:
@@ -153,7 +175,7 @@ class CorpusSampler:
         except KeyError:
             raise _columns_error(option, column, batch.keys()) from None
 
-    def _bad_records(self, texts, ids, indices, good: np.ndarray) -> None:
+    def _bad_records(self, texts, ids, indices, good: np.ndarray, metadata=None) -> None:
         bad = np.flatnonzero(~good)
         if self.plan.on_bad_record == "skip":
             self.stats.bad_records += len(bad)
@@ -164,6 +186,9 @@ class CorpusSampler:
             where += f" ({self.id_column}={ids[i]!r})"
         if ids is not None and ids[i] is None:
             reason = f"column {self.id_column!r} (id_column) is null"
+        elif metadata is not None and isinstance(texts[i], str):
+            reason = (f"column {self.metadata_column!r} (upsample_column) holds {metadata[i]!r:.40}, "
+                      "not a number >= 0")
         else:
             reason = f"column {self.text_column!r} holds {type(texts[i]).__name__} {texts[i]!r:.40}, not a string"
         raise BadRecordError(where, None, reason)
@@ -189,11 +214,13 @@ class CorpusSampler:
 
     def kept_rows(self, batch: dict, indices: Sequence[int]) -> dict:
         """For ``map(batched=True, with_indices=True)``: the kept rows, every column, plus the score
-        (``perplexity`` for KenLM, ``score`` otherwise; a score column stays as it is)."""
-        keep, perplexity = self.decide(batch, indices)
-        rows = np.flatnonzero(keep).tolist()
+        (``perplexity`` for KenLM, ``score`` otherwise; a score column stays as it is, and is added
+        only with ``return_score``). With upsampling a row comes as many times as its copies, one after
+        the other."""
+        copies, perplexity = self.decide_copies(batch, indices)
+        rows = np.repeat(np.arange(len(copies)), copies).tolist()
         out = {name: [values[i] for i in rows] for name, values in batch.items()}
-        if self.score_column is None:
+        if self.score_column is None and self.plan.return_perplexity:
             out[self.score_name] = perplexity[rows].tolist()
         return out
 
@@ -225,6 +252,10 @@ def sample_dataset(
     kept whatever the order, node or worker split, or restarts. The other columns are kept as they
     are; ``return_perplexity`` adds a float ``perplexity`` column. Documents are decided in blocks
     of ``block_size``, the draw first, scoring only those it does not already reject.
+
+    With upsampling (``max_copies`` > 1 or ``upsample`` other than ``none``, :mod:`mc4_sampling.upsampling`)
+    a document comes ``0 .. max_copies`` times, ``min(max_copies, p * g(m))`` on average, ``m`` its value
+    in ``upsample_column``; its copies follow one another.
 
     A row whose text is not a string (null, a number) or whose id is null is a bad record: an error
     naming the row under ``on_bad_record="raise"``, skipped and counted in ``stats.bad_records``
@@ -262,9 +293,15 @@ def sample_dataset(
         raise ConfigError(f"{flag}=True adds a {name!r} column, but the dataset already has one; "
                           f"rename it first (ds.rename_column({name!r}, ...))")
     sampler = CorpusSampler(plan, text_column, id_column, stats)
+    if sampler.metadata_column is not None and columns is not None and sampler.metadata_column not in columns:
+        raise ConfigError(f"upsample_column={sampler.metadata_column!r} is not a column of the dataset (columns: "
+                          f"{', '.join(sorted(columns))}); give the column upsample={options.upsample!r} reads, "
+                          "or upsample='none'")
     kwargs: dict = {"batched": True, "batch_size": block_size, "with_indices": True}
     if isinstance(ds, datasets.Dataset):
         kwargs["new_fingerprint"] = _fingerprint(ds._fingerprint, options, language, plan, text_column, id_column)
+    if sampler.upsampling is not None and not (wants_score(options) and not is_column):
+        return ds.map(sampler.kept_rows, **kwargs)  # copies: rows repeated, the columns as they are
     if not wants_score(options) or is_column:
         return ds.filter(sampler.keep_mask, **kwargs)
     features = ds.features.copy() if ds.features is not None else None
@@ -322,13 +359,15 @@ def _kept_records(sampler: CorpusSampler, block: list, return_score: bool) -> It
         batch[sampler.id_column] = [r.id for _, r in block]
     for name in block[0][1].metadata:
         batch[name] = [r.metadata.get(name) for _, r in block]
-    keep, scores = sampler.decide(batch, [p for p, _ in block])
+    copies, scores = sampler.decide_copies(batch, [p for p, _ in block])
     add_score = return_score and sampler.score_column is None
-    for i in np.flatnonzero(keep).tolist():
+    for i in np.flatnonzero(copies).tolist():
         example = {name: values[i] for name, values in batch.items()}
         if add_score:
             example[sampler.score_name] = float(scores[i])
         yield block[i][0], example
+        for _ in range(int(copies[i]) - 1):  # upsampled: the further copies, one after the other
+            yield block[i][0], dict(example)
 
 
 def _fingerprint(parent: str, options: SamplingOptions, language: str, plan: SamplingPlan, text_column: str,

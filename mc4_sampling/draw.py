@@ -69,3 +69,20 @@ def hashes64(values) -> np.ndarray:
             blake(v if isinstance(v, (bytes, bytearray)) else str(v).encode("utf-8", "surrogatepass"),
                   digest_size=8).digest() for v in values])
     return np.frombuffer(digests, dtype="<u8").astype(np.uint64)
+
+
+# --- further copies of a document (weighted upsampling) -------------------------------------------
+
+
+def copy_key(key: int, k: int) -> int:
+    """The key of the draws of copy ``k`` of the documents of ``key`` (a shard's or a corpus's key).
+
+    ``copy_key(key, 0) = key``, so copy 0 is decided by the document's own draw, as without
+    upsampling; for ``k >= 1``: ``copy_key(key, k) = mix(key XOR mix(k))`` (SplitMix64), a key
+    unrelated to ``key`` and to the other copies'. ``u_k = uniform_draws(copy_key(key, k), position)``
+    is then a pure function of (the document's key, k): the same whatever workers, tasks or restarts.
+    """
+    if k == 0:
+        return key
+    with np.errstate(over="ignore"):
+        return int(_splitmix64(np.uint64(key) ^ _splitmix64(np.uint64(k))))

@@ -372,11 +372,16 @@ class ScoreSampler(PipelineStep):
             model_holder["model"] = sampler.model
             if draw is None or draw[0] != sampler.seed:  # configs of one seed share the draw's counters
                 draw = (sampler.seed, *self._draw_keys(block, sampler))
-            # publish refuses a document without a finite score, whatever on_bad_record
+            upsampling = sampler.decider.upsampling
+            metadata = ([d.metadata.get("columns", d.metadata).get(upsampling.column) for d in block]
+                        if upsampling is not None and upsampling.reads_column else None)
+            # publish refuses a document without a finite score (or upsampling value), whatever on_bad_record
             decision = sampler.decider.decide(
-                draw[1], draw[2], score, on_bad_record="raise",
+                draw[1], draw[2], score, on_bad_record="raise", metadata=metadata,
                 bad_record=lambda bad: Mc4SamplingError(f"{unit}: {len(bad)} documents got no finite score from "
-                                                        f"{sampler.model.name}"))
+                                                        f"{sampler.model.name}" if metadata is None else
+                                                        f"{unit}: {len(bad)} documents got no finite score from "
+                                                        f"{sampler.model.name} or no {upsampling.column} >= 0"))
             scores_of[name] = decision.perplexity
             stats = unit_stats[name]
             n_scored = int(decision.to_score.sum())
@@ -385,11 +390,13 @@ class ScoreSampler(PipelineStep):
             self.stat_update(f"{name}/scored", value=n_scored)
             self.stat_update(f"{name}/skipped_by_draw", value=len(block) - n_scored)
             kept = 0
-            for i, keep in enumerate(decision.keep.tolist()):
+            for i, copies in enumerate(decision.n_copies.tolist()):
                 stats["read"] += 1
-                if keep:
+                if copies:
                     kept += 1
-                    kept_by_doc[i].append(name)
+                    kept_by_doc[i].extend([name] * copies)  # upsampled: one after the other
+                    if decision.copies is not None:
+                        _count_copies(stats, block[i].text, copies)
                     if self.max_docs:
                         self._kept_in_task[count_key] = self._kept_in_task.get(count_key, 0) + 1
                         if self._kept_in_task[count_key] >= self.max_docs:
@@ -405,6 +412,17 @@ class ScoreSampler(PipelineStep):
                                metadata={**doc.metadata, "config": name, "score": float(scores_of[name][i])})
             doc.metadata["config"], doc.metadata["score"] = names[0], float(scores_of[names[0]][i])
             yield doc
+
+
+def _count_copies(stats: dict, text: str, copies: int) -> None:
+    """An upsampled config's unit statistics: ``copies`` written, their ``histogram`` (copies -> documents),
+    the whitespace ``words`` of the kept documents and ``copy_words`` of the copies (absent without upsampling)."""
+    words = len(text.split())
+    stats["copies"] = stats.get("copies", 0) + copies
+    histogram = stats.setdefault("histogram", {})
+    histogram[str(copies)] = histogram.get(str(copies), 0) + 1
+    stats["words"] = stats.get("words", 0) + words
+    stats["copy_words"] = stats.get("copy_words", 0) + words * copies
 
 
 #: the former name of :class:`ScoreSampler`

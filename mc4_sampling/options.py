@@ -22,6 +22,7 @@ from .errors import ConfigError, option_value
 from .perplexity import MODES
 from .reader import BAD_RECORD_POLICIES
 from .scoring import Scorer, ScorerSource, scorer_kinds
+from .upsampling import DEFAULT_COLUMN, NO_UPSAMPLING, UPSAMPLE_FUNCTIONS
 from .weightings import WEIGHTINGS, get_weighting
 
 #: how messages spell an option: ``spell(field name) -> the key as the user wrote it``
@@ -85,6 +86,15 @@ class SamplingOptions:
         None, "calibration JSON from `mc4-sampling calibrate` (replaces boundaries/factor/width)",
         cli={"metavar": "FILE"})
     seed: int = _option(2021, "seed of the keep decisions (default 2021)", cli={"type": int})
+    max_copies: int = _option(
+        1, "upsampling: the most copies of a document; its expected number of copies is min(max_copies, "
+        "p(x) * g(m(x))) (default 1: kept or not, no upsampling)", cli={"type": int, "metavar": "N"})
+    upsample: str = _option(
+        NO_UPSAMPLING, "upsampling: the function g of --upsample-column in the expected copies: {upsample} "
+        "(default none: g = 1)", cli={"choices": "upsample", "metavar": "G"})
+    upsample_column: str = _option(
+        DEFAULT_COLUMN, "upsampling: the metadata column m that g reads (default FineWeb-2's "
+        f"{DEFAULT_COLUMN})", cli={"metavar": "NAME"})
     return_perplexity: bool = _option(
         False, "add each kept document's score (perplexity for KenLM, score otherwise)", group="output",
         cli={"action": "store_true", "aliases": ("--return-score",)})
@@ -117,7 +127,8 @@ def flag(name: str) -> str:
 
 def option_help(name: str) -> str:
     """The declared help of an option (``{weightings}``: the weightings registered now)."""
-    return SamplingOptions.__dataclass_fields__[name].metadata["help"].replace("{weightings}", ", ".join(WEIGHTINGS))
+    return (SamplingOptions.__dataclass_fields__[name].metadata["help"].replace("{weightings}", ", ".join(WEIGHTINGS))
+            .replace("{upsample}", ", ".join(UPSAMPLE_FUNCTIONS)))
 
 
 def options_doc(names: Sequence[str] = OPTION_NAMES, indent: str = "        ") -> str:
@@ -163,6 +174,7 @@ def sampling_options(values: Mapping[str, Any], spell: Spell = keyword, *, defau
     check_sampling_options(options, spell)
     if not corpus:
         check_mc4_scorer(options, spell)
+        check_mc4_upsampling(options, spell)
     return options
 
 
@@ -179,6 +191,18 @@ def check_mc4_scorer(options, spell: Spell = keyword) -> None:
     raise ConfigError(f"{option_value(spell('score_column'), column)}: mC4 has no such column (its documents have "
                       f"only {', '.join(MC4_COLUMNS)}); a score column is read from a corpus that holds one "
                       "(sample --dataset, sample_dataset)", option="score_column", value=column)
+
+
+def check_mc4_upsampling(options, spell: Spell = keyword) -> None:
+    """mC4's documents have no metadata column for ``upsample`` to read (:data:`MC4_COLUMNS` only): a
+    :class:`ConfigError` before any reading when a function other than ``none`` is asked for."""
+    if option(options, "upsample") == NO_UPSAMPLING:
+        return
+    column = option(options, "upsample_column")
+    raise ConfigError(f"{option_value(spell('upsample_column'), column)}: mC4 has no such column (its documents "
+                      f"have only {', '.join(MC4_COLUMNS)}); upsample a corpus that holds one (sample_dataset, "
+                      f"sample --dataset), or use {option_value(spell('upsample'), NO_UPSAMPLING)}",
+                      option="upsample_column", value=column)
 
 
 def check_positive(options, names: Sequence[str], spell: Spell = keyword) -> None:
@@ -224,6 +248,14 @@ def check_sampling_options(options, spell: Spell = keyword) -> None:
     _check_scorer(options, spell, invalid)
     if not (is_int(options.seed) and options.seed >= 0):
         raise invalid("seed", "it must be an integer >= 0")
+    if not (is_int(option(options, "max_copies")) and option(options, "max_copies") >= 1):
+        raise invalid("max_copies", "it must be an integer >= 1 (1: no upsampling)", option(options, "max_copies"))
+    upsample = option(options, "upsample")
+    if not isinstance(upsample, str) or upsample not in UPSAMPLE_FUNCTIONS:
+        raise invalid("upsample", f"choose one of {', '.join(UPSAMPLE_FUNCTIONS)}", upsample)
+    column = option(options, "upsample_column")
+    if not isinstance(column, str) or not column:
+        raise invalid("upsample_column", "it must be a column name", column)
     for name in ("return_perplexity", "return_score"):
         if not isinstance(getattr(options, name), bool):
             raise invalid(name, "it must be True or False")

@@ -31,6 +31,7 @@ from .options import SamplingOptions, option, wants_score
 from .sampler import DocumentSampler, SamplingStats
 from .scoring import Scorer, ScorerSource
 from .shards import ShardRef, shard_refs_for
+from .upsampling import Upsampling
 from .weightings import DEFAULT_WIDTH, KEEP_ALL, SamplingRule, are_quartiles, get_weighting
 
 __all__ = ["SPLITS", "SamplingPlan", "check_max_docs", "iter_kept"]
@@ -54,6 +55,8 @@ class SamplingPlan:
     calibration: Calibration | None = None
     max_record_bytes: int | None = None
     http_timeout: float | None = None
+    #: the train split's upsampling (copies of a document), None without (``max_copies=1``, ``upsample="none"``)
+    upsampling: Upsampling | None = None
 
     @classmethod
     def resolve(cls, options: SamplingOptions, language: str) -> "SamplingPlan":
@@ -79,10 +82,15 @@ class SamplingPlan:
                                           train.width, train.params)
         plan = cls(language, train, validation, source, options.seed, wants_score(options),
                    options.on_bad_record, getattr(options, "http_retries", 0), calibration,
-                   getattr(options, "max_record_bytes", None), getattr(options, "http_timeout", None))
+                   getattr(options, "max_record_bytes", None), getattr(options, "http_timeout", None),
+                   Upsampling.of(options))
         if any(plan.needs_model(split) for split in SPLITS):
             source.load()
         return plan
+
+    def upsampling_of(self, split: str) -> Upsampling | None:
+        """The upsampling of ``split``: the train split's; the validation split is never upsampled."""
+        return self.upsampling if split == "train" else None
 
     def rule(self, split: str) -> SamplingRule:
         """The rule of ``split`` (``train`` or ``validation``)."""
@@ -123,6 +131,7 @@ class SamplingPlan:
             retries=self.http_retries,
             max_record_bytes=self.max_record_bytes,
             timeout=self.http_timeout,
+            upsampling=self.upsampling_of(split),
         )
 
 

@@ -44,6 +44,7 @@ from .plan import SPLITS, SamplingPlan, check_max_docs
 from .scoring import ScorerSource
 from .shards import no_files_error, shard_refs_for
 from .sources import SourceOptions
+from .upsampling import duplication
 from .weightings import WEIGHTINGS
 
 logger = logging.getLogger(__name__)
@@ -58,6 +59,8 @@ MANIFEST_FORMAT = "mc4-sampling-publish"
 SOURCE_OPTIONS = ("languages", "data_dir", "base_url", "shards", "max_record_bytes")
 #: sampling options absent from a manifest when unset (added after the first manifests, which stay valid)
 OPTIONAL_IN_MANIFEST = ("weighting_options", "scorer", "scorer_model", "scorer_options", "score_column")
+#: sampling options absent from a manifest at their default (added later; the former manifests stay valid)
+DEFAULT_ABSENT_IN_MANIFEST = ("max_copies", "upsample", "upsample_column")
 
 
 def manifest_options() -> tuple[str, ...]:
@@ -102,6 +105,12 @@ class SplitStats:
     bad_records: int = 0
     num_bytes: int = 0
     files: list = field(default_factory=list)
+    #: rows written: ``kept`` without upsampling, the copies with it
+    copies: int = 0
+    #: with upsampling: copies -> documents, and the whitespace words of the kept documents and of the copies
+    histogram: dict = field(default_factory=dict)
+    words: int = 0
+    copy_words: int = 0
 
     @property
     def keep_rate(self) -> float:
@@ -181,6 +190,9 @@ def manifest_of(configs: dict[str, Mc4SamplingConfig], splits, max_docs, source:
         values = {name: getattr(c, name, None) for name in manifest_options()}
         for name in OPTIONAL_IN_MANIFEST:
             if values[name] is None:  # absent: the manifests of KenLM runs stay as they were
+                del values[name]
+        for name in DEFAULT_ABSENT_IN_MANIFEST:
+            if values[name] == SamplingOptions.__dataclass_fields__[name].default:
                 del values[name]
         if "scorer" in values and not isinstance(values["scorer"], str):
             values["scorer"] = SamplingPlan.resolve(c, language_of(c, source)).model.model_id
@@ -636,6 +648,11 @@ def collect(engine, out: str, configs, splits, units, tasks: int) -> PublishResu
             s.scored += r["scored"]
             s.skipped_by_draw += r["skipped_by_draw"]
             s.kept += r["kept"]
+            s.copies += r.get("copies", r["kept"])
+            for k, v in r.get("histogram", {}).items():
+                s.histogram[k] = s.histogram.get(k, 0) + v
+            s.words += r.get("words", 0)
+            s.copy_words += r.get("copy_words", 0)
             s.bad_records += record["bad_records"]
             s.num_bytes += r["num_bytes"]
             s.files.append(r["file"])
@@ -747,14 +764,14 @@ def render_card(configs: dict[str, Mc4SamplingConfig], result: PublishResult, re
     language = first.languages[0] if src is None else src.language
     features = [{"name": n, "dtype": _dtype(t)} for n, t in (columns or {"text": "string", "timestamp": "string",
                                                                            "url": "string"}).items()]
-    configs_yaml, info, param_rows, stat_rows = [], [], [], []
+    configs_yaml, info, param_rows, stat_rows, copy_rows = [], [], [], [], []
     models, score_names = {}, {}
     for index, (name, config) in enumerate(configs.items()):
         plan = SamplingPlan.resolve(config, language)
         models[name], score_names[name] = plan.model, plan.score_name
         by_split = result.stats[name]
         # datasets cannot build a split without rows: a split that kept nothing is left out
-        splits = [s for s in result.splits if by_split[s].kept] or result.splits
+        splits = [s for s in result.splits if by_split[s].copies] or result.splits
         entry = {"config_name": name, "data_files": [{"split": s, "path": f"data/{name}/{s}-*"} for s in splits]}
         if index == 0:
             entry["default"] = True
@@ -763,7 +780,7 @@ def render_card(configs: dict[str, Mc4SamplingConfig], result: PublishResult, re
             "config_name": name,
             "features": [*(dict(f) for f in features if f["name"] != plan.score_name),
                          {"name": plan.score_name, "dtype": "float64"}],
-            "splits": [{"name": s, "num_bytes": by_split[s].num_bytes, "num_examples": by_split[s].kept}
+            "splits": [{"name": s, "num_bytes": by_split[s].num_bytes, "num_examples": by_split[s].copies}
                        for s in splits],
             "dataset_size": sum(by_split[s].num_bytes for s in splits),
         })
@@ -782,7 +799,15 @@ def render_card(configs: dict[str, Mc4SamplingConfig], result: PublishResult, re
             stat_rows.append(f"| `{name}` | {s} | {st.read:,} | {st.scored:,} | {st.skipped_by_draw:,} | {st.kept:,} | "
                              f"{st.keep_rate:.4f} | {st.bad_records:,} | "
                              f"{_quartiles(result.output_dir, st.files, plan.score_name)} |")
-    total = max(sum(s.kept for s in by_split.values()) for by_split in result.stats.values())
+            upsampling = plan.upsampling_of(s)
+            if upsampling is not None:
+                d = duplication(st.kept, st.copies, st.histogram, st.words, st.copy_words)
+                g = f"{upsampling.function}(`{upsampling.column}`)" if upsampling.reads_column else "1"
+                copy_rows.append(f"| `{name}` | {s} | {upsampling.max_copies} | {g} | {d['documents']:,} | "
+                                 f"{d['copies']:,} | {d['mean_copies']:.3f} | {d['most_copies']} | {d['words']:,} | "
+                                 f"{d['copy_words']:,} |")
+    total = max(sum(s.copies for s in by_split.values()) for by_split in result.stats.values())
+    stats_rows = "\n".join(stat_rows) + (UPSAMPLING_SECTION.format(rows="\n".join(copy_rows)) if copy_rows else "")
     if src is not None:
         title = src.title or src.name
         words = _scorer_text(models, score_names, language, title)
@@ -797,7 +822,7 @@ def render_card(configs: dict[str, Mc4SamplingConfig], result: PublishResult, re
             source_name=src.name, title=title, language=language, location=location,
             param_rows="\n".join(param_rows), sampling_tag=words["sampling_tag"], intro=words["intro"],
             scorer_rows=words["scorer_rows"], score_name=words["score_name"], seed=first.seed,
-            units=result.shards, stats_rows="\n".join(stat_rows), repo_id=repo_id,
+            units=result.shards, stats_rows=stats_rows, repo_id=repo_id,
             first_config=next(iter(configs)), first_split=result.splits[0],
             config_list=", ".join(f"`{c}`" for c in configs),
             key=f"the `{src.id_column}` column" if src.id_column else "the text's hash",
@@ -822,7 +847,7 @@ def render_card(configs: dict[str, Mc4SamplingConfig], result: PublishResult, re
         seed=first.seed,
         source=source,
         shards=result.shards,
-        stats_rows="\n".join(stat_rows),
+        stats_rows=stats_rows,
         repo_id=repo_id,
         first_config=next(iter(configs)),
         config_list=", ".join(f"`{c}`" for c in configs),
@@ -834,6 +859,20 @@ def _dtype(kind: str):
     if kind.startswith("list<"):
         return {"sequence": _dtype(kind[5:-1])}
     return kind
+
+
+#: the card's section on the duplication of upsampled configs (after the statistics; absent without upsampling)
+UPSAMPLING_SECTION = """
+
+### Upsampling
+
+A kept document of an upsampled config was written `c(x) = min(N, p(x) * g(m(x)))` times on average
+(`N` = `max_copies`, `g` of the metadata column `m`), copy `k` when its own counter-based draw
+`u_k < clip(c - k, 0, 1)`: deterministic per document. Words are whitespace-separated.
+
+| config | split | N | g | documents kept | copies written | mean copies | most copies | words kept | words written |
+|---|---|---:|---|---:|---:|---:|---:|---:|---:|
+{rows}"""
 
 
 def _size_category(n: int) -> str:

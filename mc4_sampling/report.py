@@ -20,6 +20,10 @@ unbiased ``s``-thinning of all documents read; pass ``score_probability=s`` and
 ``documents_read``. The expected distribution is unchanged; each scored document is then kept
 with probability ``min(1, p) / s``.
 
+With upsampling (:mod:`mc4_sampling.upsampling`) the keep rate is that of the first copy (whether a
+document is kept at all) and ``run.upsampling`` states the duplication the run produced: kept
+documents, copies, mean and most copies of a document, the histogram, and their words.
+
 SciPy and Matplotlib are imported only when a report is built (``calibrate`` extra).
 """
 
@@ -34,6 +38,7 @@ import numpy as np
 from .common.outputs import atomic_path, make_output_dir
 from .errors import ConfigError
 from .plan import SamplingPlan
+from .upsampling import duplication
 from .weightings import DEFAULT_WIDTH, get_weighting, keep_probability
 
 logger = logging.getLogger(__name__)
@@ -252,6 +257,12 @@ def write_sampling_report(out_dir, stats, options, split: str = "train",
     }
     if stats.bad_records:
         metadata["bad_records"] = stats.bad_records
+    upsampling = plans[options.languages[0]].upsampling_of(split)
+    if upsampling is not None:  # the copies written: the keep rate above is that of copy 0 (kept at all)
+        metadata["upsampling"] = {"max_copies": upsampling.max_copies, "upsample": upsampling.function,
+                                  "upsample_column": upsampling.column if upsampling.reads_column else None,
+                                  **duplication(stats.kept, stats.copies, stats.copy_histogram, stats.kept_words,
+                                                stats.copy_words)}
     report = build_report(
         x.astype(np.float64), k.astype(bool), rule.method, rule.factor, rule.boundaries, rule.width,
         documents_read=stats.read, target_rate=target, confidence=confidence, metadata=metadata,

@@ -24,6 +24,7 @@ from .errors import BadRecordError
 from .reader import iter_records
 from .scoring import Scorer
 from .shards import ShardRef
+from .upsampling import Upsampling, copies_from_draws, expected_copies
 from .weightings import SamplingRule
 
 
@@ -39,6 +40,19 @@ class SamplingStats:
     kept_scores: list = field(default_factory=list)
     #: with ``score_all``: (score, keep probability, kept) for every document read
     scored_documents: list = field(default_factory=list)
+    #: the copies written (``kept`` without upsampling: one per kept document)
+    copies: int = 0
+    #: copies of a document -> how many kept documents got that many (filled with upsampling only)
+    copy_histogram: dict = field(default_factory=dict)
+    #: with upsampling: the whitespace words of the kept documents, and of the copies written
+    kept_words: int = 0
+    copy_words: int = 0
+
+    def count_words(self, text: str, copies: int) -> None:
+        """Count a kept document of ``copies`` copies in :attr:`kept_words` and :attr:`copy_words`."""
+        words = len(text.split())
+        self.kept_words += words
+        self.copy_words += words * copies
 
     @property
     def keep_rate(self) -> float:
@@ -59,14 +73,21 @@ class BlockDecision:
     keep: np.ndarray
     #: the scored documents whose score is not a finite number (bad records, never kept)
     bad: np.ndarray | None = None
+    #: with upsampling: the number of copies of each document (0 where not kept); None: one per kept one
+    copies: np.ndarray | None = None
 
     @property
     def scores(self) -> np.ndarray:
         return self.perplexity
 
+    @property
+    def n_copies(self) -> np.ndarray:
+        """The number of copies of each document to write: :attr:`copies`, or 1 per kept document."""
+        return self.copies if self.copies is not None else self.keep.astype(np.int64)
+
 
 def decide_block(rule: SamplingRule, key: int, positions: np.ndarray, score, *, return_perplexity: bool = False,
-                 score_all: bool = False) -> BlockDecision:
+                 score_all: bool = False, upsampling: Upsampling | None = None, metadata=None) -> BlockDecision:
     """The keep decisions of a block of documents of one shard: the draw first, then the scores it needs.
 
     ``key`` is the shard's :func:`~mc4_sampling.draw.shard_key`, ``positions`` the documents'
@@ -74,7 +95,14 @@ def decide_block(rule: SamplingRule, key: int, positions: np.ndarray, score, *, 
     returns the scores of the documents at these indices of the block (called once, only when some
     document needs a score; NaN for a value it cannot score, which makes the document a bad record).
     Every sampler decides through this function, by way of :class:`BlockDecider`.
+
+    With ``upsampling`` (:mod:`mc4_sampling.upsampling`), ``metadata`` holds the documents' values of
+    its column (when its function reads one) and the decision says how many copies of each document
+    to write: ``c = min(N, p * g(m))`` expected, copy ``k`` written when ``u_k < clip(c - k, 0, 1)``
+    (``u_0 = u``); a document whose ``m`` is not a number >= 0 is a bad record.
     """
+    if upsampling is not None:
+        return _decide_copies(rule, key, positions, score, upsampling, metadata, return_perplexity, score_all)
     n = len(positions)
     u = uniform_draws(key, positions)
     if score_all:
@@ -96,6 +124,35 @@ def decide_block(rule: SamplingRule, key: int, positions: np.ndarray, score, *, 
     return BlockDecision(to_score, perplexity, p, keep, bad)
 
 
+def _decide_copies(rule: SamplingRule, key: int, positions: np.ndarray, score, upsampling: Upsampling, metadata,
+                   return_perplexity: bool, score_all: bool) -> BlockDecision:
+    """:func:`decide_block` with upsampling: the copies of each document (see there)."""
+    n = len(positions)
+    u = uniform_draws(key, positions)
+    g = upsampling.weights(metadata) if upsampling.reads_column else np.ones(n)
+    bad_metadata = ~np.isfinite(g)
+    if score_all:
+        to_score = np.ones(n, dtype=bool)
+    elif rule.needs_scores or return_perplexity:
+        # copy 0 needs u < min(1, p * g) and every further copy needs copy 0's c > 1: u >= that with
+        # the largest p rejects every copy whatever the score
+        with np.errstate(invalid="ignore"):
+            to_score = (u < np.minimum(1.0, rule.max_probability * g)) & ~bad_metadata
+    else:
+        to_score = np.zeros(n, dtype=bool)
+    perplexity = np.full(n, np.nan)
+    if to_score.any():
+        idx = np.flatnonzero(to_score)
+        perplexity[idx] = score(idx)
+    p = rule.probability(perplexity) if rule.needs_scores else rule.probability(u)
+    with np.errstate(invalid="ignore"):
+        copies = copies_from_draws(expected_copies(p, g, upsampling.max_copies), key, positions, u,
+                                   upsampling.max_copies)
+    bad = (to_score & ~np.isfinite(perplexity)) | bad_metadata
+    copies[bad] = 0
+    return BlockDecision(to_score, perplexity, p, copies > 0, bad, copies)
+
+
 class BlockDecider:
     """The keep decisions of blocks of documents under one rule, and their bad-record bookkeeping.
 
@@ -106,23 +163,26 @@ class BlockDecider:
             are counted in :attr:`SamplingStats.bad_records`.
         return_perplexity: score every document a draw does not reject (to return its score).
         score_all: score every document (for reports); changes no decision.
+        upsampling: copies instead of a keep decision (:mod:`mc4_sampling.upsampling`); None: none.
     """
 
     def __init__(self, rule: SamplingRule, *, on_bad_record: str = "raise", return_perplexity: bool = False,
-                 score_all: bool = False):
+                 score_all: bool = False, upsampling: Upsampling | None = None):
         self.rule = rule
+        self.upsampling = upsampling
         self.on_bad_record = on_bad_record
         self.return_perplexity = return_perplexity
         self.score_all = score_all
 
     def decide(self, key: int, positions: np.ndarray, score, bad_record: Callable[[np.ndarray], Exception], *,
-               stats: SamplingStats | None = None, on_bad_record: str | None = None) -> BlockDecision:
+               stats: SamplingStats | None = None, on_bad_record: str | None = None, metadata=None) -> BlockDecision:
         """The decisions of one block (:func:`decide_block`). Under ``on_bad_record="raise"`` (this
         decider's unless given), a block with bad records raises ``bad_record(indices)``, the error
         its caller makes for them (``indices``: the bad documents' indices in the block, at least
-        one). ``stats.scored`` counts the documents scored."""
+        one). ``stats.scored`` counts the documents scored. ``metadata``: the values of the upsampling's
+        column, one per document (when it reads one)."""
         decision = decide_block(self.rule, key, positions, score, return_perplexity=self.return_perplexity,
-                                score_all=self.score_all)
+                                score_all=self.score_all, upsampling=self.upsampling, metadata=metadata)
         if decision.bad is not None and not decision.bad.any():
             decision.bad = None
         if decision.bad is not None and (on_bad_record or self.on_bad_record) == "raise":
@@ -138,21 +198,33 @@ class BlockDecider:
         stats.bad_records += n_bad
         stats.read += len(decision.keep) - n_bad
         stats.kept += int(decision.keep.sum())
+        if decision.copies is None:
+            stats.copies += int(decision.keep.sum())
+        else:
+            stats.copies += int(decision.copies.sum())
+            values, counts = np.unique(decision.copies[decision.copies > 0], return_counts=True)
+            for v, c in zip(values.tolist(), counts.tolist()):
+                stats.copy_histogram[v] = stats.copy_histogram.get(v, 0) + c
 
     @staticmethod
-    def documents(decision: BlockDecision, stats: SamplingStats | None = None) -> Iterator[tuple[int, bool]]:
-        """``(index, kept)`` of each good document of the block, in order, counted in ``stats`` (as
-        :meth:`count` does) as each is reached, so that a consumer that stops early sees exact numbers."""
+    def documents(decision: BlockDecision, stats: SamplingStats | None = None) -> Iterator[tuple[int, int]]:
+        """``(index, copies)`` of each good document of the block, in order (``copies``: 0 dropped, 1
+        kept, more with upsampling), counted in ``stats`` (as :meth:`count` does) as each is reached,
+        so that a consumer that stops early sees exact numbers."""
         bad = decision.bad.tolist() if decision.bad is not None else None
-        for i, kept in enumerate(decision.keep.tolist()):
+        upsampled = decision.copies is not None
+        for i, copies in enumerate(decision.n_copies.tolist()):
             if bad is not None and bad[i]:
                 if stats is not None:
                     stats.bad_records += 1
                 continue
             if stats is not None:
                 stats.read += 1
-                stats.kept += kept
-            yield i, kept
+                stats.kept += copies > 0
+                stats.copies += copies
+                if upsampled and copies:
+                    stats.copy_histogram[copies] = stats.copy_histogram.get(copies, 0) + 1
+            yield i, copies
 
 
 class DocumentSampler:
@@ -169,6 +241,8 @@ class DocumentSampler:
         retries, max_record_bytes, timeout: those of :func:`~mc4_sampling.reader.iter_records`.
         block_size: documents scored together (one SentencePiece batch).
         score_name: the field of the score (``perplexity`` for KenLM; default: the scorer's).
+        upsampling: copies of a kept document (:mod:`mc4_sampling.upsampling`; mC4 has no metadata
+            column, so only a function that reads none).
     """
 
     def __init__(
@@ -184,6 +258,7 @@ class DocumentSampler:
         max_record_bytes: int | None = None,
         timeout: float | None = None,
         score_name: str | None = None,
+        upsampling: Upsampling | None = None,
     ):
         if (rule.needs_scores or return_perplexity or score_all) and model is None:
             raise ValueError("a scorer is needed for this sampling rule")
@@ -196,7 +271,7 @@ class DocumentSampler:
         self.score_all = score_all
         self.on_bad_record = on_bad_record
         self.decider = BlockDecider(rule, on_bad_record=on_bad_record, return_perplexity=return_perplexity,
-                                    score_all=score_all)
+                                    score_all=score_all, upsampling=upsampling)
         self.retries = retries
         self.block_size = block_size
         self.max_record_bytes = max_record_bytes
@@ -237,10 +312,10 @@ class DocumentSampler:
                                        bad_record, stats=stats)
         perplexity, p = decision.perplexity, decision.probability
         name = self.score_name
-        for i, kept in self.decider.documents(decision, stats):
+        for i, copies in self.decider.documents(decision, stats):
             if stats is not None and self.score_all:
-                stats.scored_documents.append((float(perplexity[i]), min(float(p[i]), 1.0), kept))
-            if not kept:
+                stats.scored_documents.append((float(perplexity[i]), min(float(p[i]), 1.0), copies > 0))
+            if not copies:
                 continue
             position, record = block[i]
             example = {"text": record["text"], "timestamp": record.get("timestamp"), "url": record.get("url")}
@@ -248,4 +323,8 @@ class DocumentSampler:
                 example[name] = float(perplexity[i])
             if stats is not None and not np.isnan(perplexity[i]):
                 stats.kept_scores.append(float(perplexity[i]))
+            if stats is not None and decision.copies is not None:
+                stats.count_words(record["text"], copies)
             yield position, example
+            for _ in range(copies - 1):  # upsampled: the further copies
+                yield position, dict(example)

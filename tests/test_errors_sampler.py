@@ -78,6 +78,14 @@ MISTAKES = [
      "--score-column score: mC4 has no such column (its documents have only text, timestamp, url)"),
     ("sample --data-dir {sample} --score-column score --method threshold --max-docs 3",
      "--score-column score: mC4 has no such column"),
+    # upsampling: its options, and the metadata column it reads (mC4 has none)
+    ("sample --data-dir {sample} --method random --max-copies 0 --max-docs 3",
+     "--max-copies 0 is not valid; it must be an integer >= 1"),
+    ("publish {tmp}/out --data-dir {sample} --method random --max-copies 4 --upsample sqrt",
+     "--upsample-column minhash_cluster_size: mC4 has no such column"),
+    ("sample --dataset {corpus} --method random --factor 0.5 --token-budget 1000",
+     "--token-budget fits the factor; --factor sets it: pass one or the other"),
+    ("sample --data-dir {sample} --token-budget 1000", "--token-budget applies to --dataset only"),
     # no files: the folder searched, the names looked for, what it holds (before: "no validation files found for es")
     ("sample --data-dir {mc4} --split validation --method random",
      "no validation files for es in '{mc4}' (looked for c4-es-validation.tfrecord-NNNNN-of-NNNNN.json.gz); "

@@ -327,6 +327,8 @@ BAD = [
     ({"arms": [{"name": "a", "sampling_method": "random", "trainer_set": ["training.mlm_probability=1.5"]}]},
      "arms.a.trainer_set: training.mlm_probability must be a rate in (0, 1)"),
     ({"eval": {**MICRO["eval"], "average_last": 5}}, "eval.average_last: checkpoint.average_last must be 0 (off) or"),
+    ({"arms": [{"name": "a", "sampling_method": "random", "max_copies": 3}]},
+     "arms.a.max_copies: the study's arms keep or drop each indexed document; upsampling"),
 ]
 
 

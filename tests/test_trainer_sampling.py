@@ -97,6 +97,10 @@ def test_sampling_is_off_by_default_and_set_key_by_key(corpus, tmp_path):
      r"data.sampling.sampling_factor is set but data.sampling.sampling_method is 'none'"),
     ({"data.sampling": {"sampling_method": "gaussian", "metod": 1}}, r"unknown config key 'data.sampling.metod'"),
     ({"data.sampling": {"sampling_method": "gaussian", "perplexity_mode": "wiki"}}, r"ccnet_document"),
+    ({"data.sampling": {"upsample": "sqrt"}},
+     r"data.sampling.upsample is set but data.sampling.sampling_method is 'none', which the trainer reads unsampled"),
+    ({"data.sampling": {"sampling_method": "random", "max_copies": 0}},
+     r"data.sampling.max_copies=0 is not valid; it must be an integer >= 1"),
 ])
 def test_bad_sampling_sections_are_refused_naming_the_key(corpus, tmp_path, sets, match):
     with pytest.raises(ConfigError, match=match):

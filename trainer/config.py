@@ -255,7 +255,7 @@ def _validate_sampling(d: DataConfig) -> None:
     naming the config keys; no option that ``none`` makes meaningless; the options that apply to the
     source (mC4 or a corpus); no sampling option in ``data.kwargs``."""
     from mc4_sampling.errors import ConfigError as SamplerConfigError
-    from mc4_sampling.options import MC4_ONLY, OPTION_NAMES, check_sampling_options
+    from mc4_sampling.options import MC4_ONLY, OPTION_NAMES, SamplingOptions, check_sampling_options
     from mc4_sampling.weightings import WEIGHTINGS, keeps_all
 
     sp, key = d.sampling, sampling_key
@@ -275,6 +275,12 @@ def _validate_sampling(d: DataConfig) -> None:
             raise ConfigError(f"{key(set_keys[0])} is set but {key('sampling_method')} is 'none' (no sampling); "
                               f"set {key('sampling_method')} to "
                               f"{', '.join(n for n, w in WEIGHTINGS.items() if not w.keeps_all)}")
+        upsampled = [k for k in ("max_copies", "upsample")
+                     if getattr(sp, k) != SamplingOptions.__dataclass_fields__[k].default]
+        if upsampled:  # the stream is not sampled at all with 'none': refused, not ignored
+            raise ConfigError(f"{key(upsampled[0])} is set but {key('sampling_method')} is 'none', which the trainer "
+                              "reads unsampled; for upsampling alone use sampling_method: random with "
+                              "sampling_factor: 1")
         return
     if sp.language is not None and not (isinstance(sp.language, str) and sp.language):
         raise ConfigError(f"config key '{key('language')}' must be a language code such as 'es'")

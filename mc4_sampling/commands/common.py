@@ -11,6 +11,7 @@ from dataclasses import fields
 from ..builder import Mc4Sampling, Mc4SamplingConfig
 from ..errors import ConfigError
 from ..options import SamplingOptions, flag, option_help, sampling_options
+from ..upsampling import UPSAMPLE_FUNCTIONS
 from ..weightings import WEIGHTINGS
 
 
@@ -167,6 +168,8 @@ def add_option_flags(parser: argparse.ArgumentParser, group: str) -> None:
             settings["choices"] = [k for k in scorer_kinds() if k != "callable"]
         elif settings.get("choices") == "weightings":
             settings["choices"] = tuple(WEIGHTINGS)
+        elif settings.get("choices") == "upsample":
+            settings["choices"] = tuple(UPSAMPLE_FUNCTIONS)
         if meta["key_values"]:
             settings.update(action="append", default=[], metavar="KEY=VALUE")
         settings.setdefault("default", f.default)

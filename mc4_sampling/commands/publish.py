@@ -123,6 +123,11 @@ def run(args: argparse.Namespace) -> int:
         for split, s in by_split.items():
             print(f"{name} {split}: kept {s.kept} of {s.read} documents (keep rate {s.keep_rate:.4f}, "
                   f"scored {s.scored}, bad records {s.bad_records})", file=sys.stderr)
+            if s.histogram:  # upsampled
+                from ..upsampling import duplication, duplication_line
+
+                print(f"{name} {split}: " + duplication_line(duplication(s.kept, s.copies, s.histogram, s.words,
+                                                                         s.copy_words)), file=sys.stderr)
     print(f"wrote {result.output_dir}/README.md and {result.output_dir}/data/ ({result.shards} shards x "
           f"{len(result.configs)} configs, {result.tasks} tasks)", file=sys.stderr)
     publish_outputs.run(args, result)  # --tokenizer: OUTPUT_DIR/tokens/<config>/

@@ -50,6 +50,14 @@ def add_parser(subparsers) -> None:
     p.add_argument("-o", "--output", default="-", help="output file (default: - for stdout)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing -o file")
     p.add_argument("--report", metavar="DIR", help="score every document and write a sampling report to DIR")
+    b = p.add_argument_group("token budget (with --dataset)")
+    b.add_argument("--token-budget", type=float, metavar="T",
+                   help="fit --factor so that the expected words of the sample, copies included, are T "
+                        "(mc4_sampling.calibration.budget), on the first --budget-docs documents")
+    b.add_argument("--budget-docs", type=int, default=20_000, metavar="N",
+                   help="documents the factor is fitted on (default 20000)")
+    b.add_argument("--total-docs", type=float, metavar="M",
+                   help="documents in the whole dataset, when --budget-docs reads only part of it")
     p.set_defaults(handler=run)
 
 
@@ -61,6 +69,8 @@ def run(args: argparse.Namespace) -> int:
         return run_on_source(args)
     if is_corpus(args):
         return run_on_dataset(args)
+    if args.token_budget is not None:
+        raise ConfigError("--token-budget applies to --dataset only (mC4: calibrate a keep rate instead)")
     check_mc4_split(args)
     config = build_config(args)
     shards = shard_refs_for(config, args.split)
@@ -104,7 +114,11 @@ def run_on_dataset(args: argparse.Namespace) -> int:
     # --return-perplexity and --return-score are one flag: named as the scorer's column in messages
     if source.kind != "kenlm":
         options.return_perplexity, options.return_score = False, options.return_perplexity
+    if args.token_budget is not None:
+        _check_budget(args, options)
     ds = open_dataset(args)
+    if args.token_budget is not None:
+        options = _fit_budget(args, ds, options, language)
     kept = sample_dataset(ds, text_column=args.text_column, id_column=args.id_column, language=language,
                           stats=stats, options=options)
     with output_stream(args.output) as out, tqdm(unit="doc", desc="kept", file=sys.stderr, dynamic_ncols=True) as bar:
@@ -153,6 +167,28 @@ def run_on_source(args: argparse.Namespace) -> int:
     return 0
 
 
+def _check_budget(args, options) -> None:
+    """``--token-budget``'s refusals, before any reading."""
+    if options.calibration is not None or options.sampling_factor is not None:
+        given = "--calibration" if options.calibration is not None else "--factor"
+        raise ConfigError(f"--token-budget fits the factor; {given} sets it: pass one or the other")
+    if not (isinstance(args.budget_docs, int) and args.budget_docs > 0):
+        raise ConfigError(f"--budget-docs {args.budget_docs} is not valid; it must be an integer > 0")
+
+
+def _fit_budget(args, ds, options, language: str):
+    """``--token-budget``: the options with the factor whose expected words meet it (one line says so)."""
+    import dataclasses
+
+    from ..calibration.budget import fit_token_budget
+
+    fit = fit_token_budget(ds, args.token_budget, language=language, text_column=args.text_column,
+                           total_docs=args.total_docs, max_docs=args.budget_docs, options=options)
+    print(f"token budget {fit.budget:,.0f} words: --factor {fit.factor:.6g} (fitted on {fit.documents:,} documents: "
+          f"{fit.expected_tokens:,.0f} words expected of their {fit.tokens:,})", file=sys.stderr)
+    return dataclasses.replace(options, sampling_factor=fit.factor)
+
+
 def summary(stats: SamplingStats, score_name: str = "perplexity") -> str:
     lines = [
         f"documents read: {stats.read}",
@@ -161,6 +197,11 @@ def summary(stats: SamplingStats, score_name: str = "perplexity") -> str:
     ]
     if stats.bad_records:
         lines.append(f"bad records skipped: {stats.bad_records}")
+    if stats.copy_histogram:
+        from ..upsampling import duplication, duplication_line
+
+        lines.append(duplication_line(duplication(stats.kept, stats.copies, stats.copy_histogram, stats.kept_words,
+                                                  stats.copy_words)))
     if stats.kept_scores:
         q1, q2, q3 = np.percentile(stats.kept_scores, [25, 50, 75])
         spec = ".2f" if score_name == "perplexity" else ".4g"  # scores are often probabilities

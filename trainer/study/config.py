@@ -271,6 +271,10 @@ def check_arm_options(arm: ArmConfig) -> None:
         if name in values:
             raise ConfigError(f"{spell(name)} is set by the study for every arm (seeds.sampling_seed, the "
                               "index's scores, one split); drop it")
+    upsampled = [name for name in ("max_copies", "upsample") if name in values]
+    if upsampled:  # the study's arms are keep masks over its index: copies would be dropped, so refused
+        raise ConfigError(f"{spell(upsampled[0])}: the study's arms keep or drop each indexed document; upsampling "
+                          "(copies) is not supported there; drop it")
     try:
         sampling_options(values, spell)
     except Mc4SamplingError as e:
