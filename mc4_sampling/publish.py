@@ -325,7 +325,8 @@ def publish(
 
     ``configs`` maps config names to validated builder configs that differ only in their sampling
     (:func:`method_configs`), or, with a corpus ``source`` other than mC4, to validated
-    :class:`~mc4_sampling.options.SamplingOptions`. ``splits``: default every split of the source.
+    :class:`~mc4_sampling.options.SamplingOptions` (``source`` defaults to the builder configs' own).
+    ``splits``: default every split of the source.
     ``tasks`` defaults to one per input shard, ``workers`` (tasks run at
     once) to the CPU count (local, Ray) or no limit (Slurm). ``max_docs`` keeps at most that many
     documents per config and split, with one local task only. Ctrl-C raises
@@ -347,6 +348,8 @@ def publish(
     if executor == "ray":
         require_ray()
     first = next(iter(configs.values()))
+    if source is None and not getattr(first, "is_mc4", True):  # builder configs of another source carry it
+        source = first.source_options_of()
     if not is_mc4(source):
         src, units, splits, columns, score_columns = source_units(engine, source, configs, splits)
         for c in configs.values():  # models, boundaries, calibration: checked before anything is written

@@ -264,6 +264,30 @@ def test_a_fineweb2_folder_is_rehydrated_through_the_builder(tmp_path):
     assert all(ids[i] == ids[i - 1] or ids[i] not in ids[:i] for i in range(1, len(ids)))
 
 
+def test_publish_rehydrates_a_fineweb2_folder_as_the_builder_streams_it(tmp_path):
+    """publish over the fineweb2 source (2 tasks) writes, in order, the copies the builder streams: the draws
+    keyed by id, the cluster size read from the source's kept columns."""
+    import datasets
+    import pyarrow.parquet as pq
+    from source_fixtures import LANG, make_fineweb2
+
+    from mc4_sampling import Mc4Sampling
+    from mc4_sampling.publish import method_configs, publish
+
+    folder = make_fineweb2(tmp_path / "fw2", files=2, docs_per_file=120, test_docs=10)
+    options = dict(source="fineweb2", language=LANG, data_dir=str(folder), sampling_method="random",
+                   sampling_factor=0.6, max_copies=8, upsample="rehydration")
+    streamed = [r["id"] for r in datasets.load_dataset("mc4-sampling", split="train", streaming=True, **options)]
+    assert len(streamed) > len(set(streamed))  # some documents come more than once
+    configs = method_configs(Mc4Sampling(**options).config, ["random"])
+    result = publish(configs, str(tmp_path / "out"), splits=["train"], tasks=2, workers=1)
+    files = sorted((tmp_path / "out" / "data" / "random").glob("train-*.parquet"))
+    assert [r["id"] for f in files for r in pq.read_table(f).to_pylist()] == streamed
+    st = result.stats["random"]["train"]
+    assert (st.kept, st.copies) == (len(set(streamed)), len(streamed))
+    assert "rehydration(`minhash_cluster_size`)" in (tmp_path / "out" / "README.md").read_text()
+
+
 def test_sample_token_budget_on_the_command_line(corpus, tmp_path, capsys):
     """``sample --dataset --token-budget``: the factor fitted on the corpus, the words written near the budget."""
     import json
