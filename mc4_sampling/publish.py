@@ -203,6 +203,7 @@ def publish(
     ray_address: str | None = None,
     repo_id: str | None = None,
     on_interrupt=None,
+    before_writing=None,
 ) -> PublishResult:
     """Sample every shard of ``splits`` with each config and write the dataset (see the module).
 
@@ -214,6 +215,8 @@ def publish(
     (a command line's printer) and several local workers, prints that line through it and ends the
     process with status 130 (see :func:`_pool_ends_on_ctrl_c`). Returns the statistics; raises
     :class:`PublishError` naming the shards that failed (the other shards' files are kept).
+    ``before_writing()``, when given, runs after every check of the options and before the output
+    folder is touched (a command's checks of the documents, such as ``--eval-docs``).
     """
     if executor not in EXECUTORS:
         raise ConfigError(f"executor={executor!r} is not valid; choose one of: {', '.join(EXECUTORS)}")
@@ -251,6 +254,8 @@ def publish(
     else:
         workers = min(workers, tasks)
 
+    if before_writing is not None:
+        before_writing()
     out = os.path.abspath(os.path.expanduser(output_dir))
     manifest = manifest_of(configs, splits, max_docs)
     prepare_output(out, manifest, overwrite)

@@ -57,6 +57,10 @@ class TokenShardsOutput:
         checked_tokenizer(args.tokenizer, args.eval_docs, args.eval_fraction, args.near_duplicates)
         check_eval_candidates(args)
 
+    def check_documents(self, args, configs) -> None:
+        """Before the first Parquet file is written: enough eval candidates among the kept documents."""
+        check_kept_eval_candidates(args, configs)
+
     def run(self, args, result) -> None:
         run_after_publish(args, result)
 
@@ -125,35 +129,45 @@ def checked_tokenizer(tokenizer_dir: str, num_eval: int, eval_fraction: float, n
 
 
 def check_eval_candidates(args) -> None:
-    """Before any sampling, for a local mC4 copy (``--data-dir``): ``--eval-docs`` within the distinct
-    eval candidates of the train shards, counted up front until enough are found (the published split,
-    a sample of those shards, can only hold fewer), and within ``--max-docs``. A ConfigError naming both
-    numbers instead of a failure after every Parquet file is written."""
-    from mc4_sampling.reader import iter_records
-    from mc4_sampling.shards import shard_refs
-
-    from .holdout import content_key, is_candidate
-
-    splits, max_docs = getattr(args, "splits", ["train"]), getattr(args, "max_docs", None)
-    data_dir = getattr(args, "data_dir", None)
-    if not args.eval_docs or "train" not in splits:
+    """Before any sampling: ``--eval-docs`` within ``--max-docs`` (a ConfigError naming both numbers)."""
+    if not args.eval_docs or "train" not in getattr(args, "splits", ["train"]):
         return
+    max_docs = getattr(args, "max_docs", None)
     if max_docs is not None and max_docs < args.eval_docs:
         raise ConfigError(f"--eval-docs {args.eval_docs} is more than the --max-docs {max_docs} documents "
                           "kept per split; lower --eval-docs")
-    if not data_dir:  # remote mC4: millions of documents per language
+
+
+def check_kept_eval_candidates(args, configs: dict) -> None:
+    """Before the first Parquet file is written, for a local or a remote source: the train split each
+    config publishes (the documents its sampling keeps, in file order, at most ``--max-docs``) holds
+    ``--eval-docs`` distinct eval candidates. They are counted by sampling the shards in order until
+    enough are found (at mC4 scale, part of the first shard); a ConfigError naming the numbers, the
+    config and the source when the whole split holds fewer, instead of a failure after every Parquet
+    file is written."""
+    from mc4_sampling.plan import iter_kept
+    from mc4_sampling.sampler import SamplingStats
+
+    from .holdout import content_key, is_candidate
+
+    if not args.eval_docs or "train" not in getattr(args, "splits", ["train"]):
         return
-    keys: set = set()
-    for ref in shard_refs(getattr(args, "lang", ["es"]), "train", data_dir=data_dir,
-                          shards=getattr(args, "shards", None)):
-        for _, record in iter_records(ref.path, "skip"):
-            if record is not None and is_candidate(record["text"], args.holdout_seed, args.eval_fraction):
-                keys.add(content_key(record["text"]))
+    for name, config in configs.items():
+        keys: set = set()
+        stats = SamplingStats()
+        for doc in iter_kept(config, "train", stats=stats, max_docs=getattr(args, "max_docs", None)):
+            if is_candidate(doc["text"], args.holdout_seed, args.eval_fraction):
+                keys.add(content_key(doc["text"]))
                 if len(keys) >= args.eval_docs:
-                    return
-    raise ConfigError(f"--eval-docs {args.eval_docs} is more than the {len(keys)} eval candidates of the corpus' "
-                      f"train shards (--data-dir {data_dir}, --eval-fraction {args.eval_fraction}); lower "
-                      "--eval-docs or raise --eval-fraction")
+                    break
+        else:
+            source = f"--data-dir {config.data_dir}" if config.data_dir else \
+                f"--base-url {config.base_url}" if config.base_url else "the Hub"
+            where = "of the corpus' train shards" if stats.kept == stats.read else \
+                f"among the {stats.kept} of {stats.read} train documents that --method {name} keeps"
+            raise ConfigError(f"--eval-docs {args.eval_docs} is more than the {len(keys)} eval candidates {where} "
+                              f"({source}, --eval-fraction {args.eval_fraction}); lower --eval-docs or raise "
+                              "--eval-fraction")
 
 
 def tokenize_config(output_dir: str, config: str, tokenizer_dir: str, *, num_eval: int = 2000,
