@@ -424,6 +424,46 @@ def test_damaged_latest_checkpoint_is_one_line_naming_the_newest_intact(saved_st
     assert not (tmp_path / "out").exists()
 
 
+def test_an_unverified_latest_step_that_cannot_be_restored_names_the_earlier_one(tmp_path):
+    """A run killed after its last save finished but before that step was sealed leaves it without
+    checksums.json; its JSON items are checked without checksums, its arrays cannot be. Damaged, Orbax's error
+    used to be the whole line ("cannot restore step 2 ...: ... error while reading array ..."), with no word of
+    step 1. Now the line names step 1 and how to go on from it, and doing so works."""
+    import jax
+    import jax.numpy as jnp
+
+    from trainer.checkpoint import Checkpointer
+    from trainer.errors import CheckpointError
+
+    folder = tmp_path / "checkpoints"
+    ckpt = Checkpointer(str(folder), async_save=True)
+    for step in (1, 2):  # arrays large enough to be stored out of line (OCDBT inlines small ones)
+        tree = {"w": jnp.arange(32768.0) * step}
+        ckpt.save(step, tree, tree, {"step": step, "seed": 0}, [{"batches": step}], {"spec": {}})
+    ckpt.close()
+    os.remove(folder / "2" / "checksums.json")
+    for root, _, names in os.walk(folder / "2" / "params"):
+        for name in names:
+            if os.path.basename(root) == "d" and "ocdbt" in root:  # the arrays' data
+                os.truncate(os.path.join(root, name), 0)
+    ckpt = Checkpointer(str(folder), read_only=True, async_save=False)
+    assert ckpt.damage(2) is None  # nothing to see without the checksums
+    abstract = {"w": jax.ShapeDtypeStruct((32768,), jnp.float32)}
+    with pytest.raises(CheckpointError) as info:
+        ckpt.restore_arrays(2, abstract)
+    ckpt.close()
+    line = str(info.value)
+    assert "\n" not in line and f"cannot restore step 2 from {folder}: " in line, line
+    assert line.endswith(f"the step has no checksums.json (the run ended before it was verified), so it is likely "
+                         f"damaged; the newest earlier step is 1: move {folder / '2'} aside (e.g. to "
+                         f"{folder / 'damaged-2'}) to go on from it"), line
+    os.rename(folder / "2", folder / "damaged-2")  # as the line says
+    ckpt = Checkpointer(str(folder), read_only=True, async_save=False)
+    assert ckpt.latest_step() == 1 and ckpt.restore_json()[2] == {"step": 1, "seed": 0}
+    assert float(ckpt.restore_arrays(1, abstract)[0]["w"][3]) == 3.0
+    ckpt.close()
+
+
 def test_no_intact_checkpoint_left_is_one_line(saved_steps, tmp_path):
     import shutil
 

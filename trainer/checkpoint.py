@@ -145,7 +145,7 @@ class Checkpointer:
             r = self.manager.restore(step, args=ocp.args.Composite(
                 meta=ocp.args.JsonRestore(), train=ocp.args.JsonRestore(), position=ocp.args.JsonRestore()))
         except Exception as e:
-            raise CheckpointError(f"cannot restore step {step} from {self.directory}: {one_line(e)}") from None
+            raise CheckpointError(self.restore_failure(step, e)) from None
         return step, r["meta"], r["train"], r["position"]["positions"]
 
     def restore_arrays(self, step: int, abstract_params, abstract_opt_state=None):
@@ -157,8 +157,22 @@ class Checkpointer:
         try:
             r = self.manager.restore(step, args=ocp.args.Composite(**items))
         except Exception as e:
-            raise CheckpointError(f"cannot restore step {step} from {self.directory}: {one_line(e)}") from None
+            raise CheckpointError(self.restore_failure(step, e)) from None
         return r["params"], r.get("opt_state") if abstract_opt_state is not None else None
+
+    def restore_failure(self, step: int, error: BaseException) -> str:
+        """One line for a step Orbax cannot restore. A step without ``checksums.json`` (the run ended, killed
+        or crashed, before sealing it) was not verified: the line names the newest earlier step and how to
+        go on from it; :func:`usable_step` cannot tell that such a step is damaged."""
+        line = f"cannot restore step {step} from {self.directory}: {one_line(error)}"
+        if has_checksums(self.step_dir(step)):
+            return line
+        earlier = self.newest_intact(below=step)
+        way = (f"the newest earlier step is {earlier}: move {self.step_dir(step)} aside (e.g. to "
+               f"{os.path.join(self.directory, f'damaged-{step}')}) to go on from it" if earlier is not None
+               else f"no earlier step is left (steps: {self.all_steps()})")
+        return (f"{line}; the step has no checksums.json (the run ended before it was verified), so it is likely "
+                f"damaged; {way}")
 
     def close(self) -> None:
         """Wait for the background save; a failed one raises CheckpointError (after closing)."""
