@@ -199,12 +199,22 @@ SEAMS = [
     (dict(path="mc4-sampling", name="es", kwargs=dict(base_url="http://127.0.0.1:9/x", http_retries=0, shards=[0]),
           sampling={}),
      "127.0.0.1:9"),
+    # a local copy without train files (before: "... ValueError: Bad split: train. Available splits: ['validation']")
+    (dict(path="mc4-sampling", name="es", kwargs=dict(data_dir="{val}"), sampling={}),
+     "data.split 'train': no train files for es in '{val}' (looked for c4-es.tfrecord-NNNNN-of-NNNNN.json.gz); "
+     "it holds: es validation (1 shard)"),
 ]
 
 
-@pytest.mark.parametrize("data, words", SEAMS, ids=["BadRecordError", "RemoteReadError"])
-def test_sampler_errors_under_the_trainer_are_one_line(tmp_path, corrupt_mc4, capsys, data, words):
-    data = json.loads(json.dumps(data).replace("{data}", str(corrupt_mc4)))
+@pytest.mark.parametrize("data, words", SEAMS, ids=["BadRecordError", "RemoteReadError", "no-train-files"])
+def test_sampler_errors_under_the_trainer_are_one_line(tmp_path, corrupt_mc4, mini_mc4, capsys, data, words):
+    import shutil
+
+    val = tmp_path / "val"
+    val.mkdir()
+    shutil.copy(mini_mc4 / "c4-es-validation.tfrecord-00000-of-00016.json.gz", val)
+    data = json.loads(json.dumps(data).replace("{data}", str(corrupt_mc4)).replace("{val}", str(val)))
+    words = words.replace("{val}", str(val))
     sets = {f"data.{k}": v for k, v in data.items()}
     sets["data.num_eval_samples"] = 0
     out = tmp_path / "tok"
