@@ -364,6 +364,40 @@ def test_full_disk_in_a_background_save_names_that_step(tmp_path, monkeypatch):
     assert sorted(os.listdir(ckpt.directory)) == ["1"]
 
 
+def test_a_really_full_disk_in_a_background_save_is_one_line_naming_that_step(tmp_path, capfd):
+    """Not a monkeypatched error: a small tmpfs that fills up during a background save. One CheckpointError line
+    naming the step whose save failed and the last good one, no "Event loop is closed" traceback from Orbax's
+    threads (the issue's report), the failed step's temporary folder gone, the good steps intact."""
+    import jax.numpy as jnp
+    from conftest import mounted_tmpfs
+
+    from trainer.checkpoint import Checkpointer
+    from trainer.errors import CheckpointError
+
+    with mounted_tmpfs(tmp_path / "disk", "size=1m") as disk:
+        ckpt = Checkpointer(str(disk / "ckpt"), async_save=True, keep=10)
+        tree = {"w": jnp.arange(60000.0)}  # 240 kB, twice per step (params and optimizer state): 2 steps fit
+        failed = None
+        with pytest.raises(CheckpointError) as info:
+            for step in range(1, 8):
+                failed = step
+                ckpt.save(step, tree, tree, {"step": step}, [{}], {})
+            ckpt.close()
+        message = str(info.value)
+        saved = sorted(int(n) for n in os.listdir(disk / "ckpt") if n.isdigit())
+        ckpt.close()  # after the failure (the trainer closes it the same way): nothing more to report
+        assert "\n" not in message and "No space left on device (disk full" in message, message
+        bad = int(message.split(" at step ")[1].split()[0])
+        assert bad == saved[-1] + 1 and bad in (failed, failed - 1), (message, saved, failed)
+        assert f"the last good checkpoint, step {saved[-1]}, is kept" in message
+        assert not [n for n in os.listdir(disk / "ckpt") if "tmp" in n]
+        reader = Checkpointer(str(disk / "ckpt"), read_only=True, async_save=False)
+        assert all(reader.damage(s) is None for s in saved)
+        reader.close()
+    err = capfd.readouterr().err
+    assert "Event loop is closed" not in err and "Traceback" not in err, err
+
+
 def _truncate_largest_params_file(step_dir):
     files = [os.path.join(root, f) for root, _, names in os.walk(os.path.join(step_dir, "params")) for f in names
              if os.path.basename(root) == "d"]  # the arrays' data files

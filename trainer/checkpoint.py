@@ -52,6 +52,7 @@ class Checkpointer:
         self.directory = os.path.abspath(directory)
         self.async_save = async_save
         self._requested: Optional[int] = None  # the last step whose save was started
+        self._failed = False  # a save failed (checkpoint_failure)
         if read_only and not os.path.isdir(self.directory):
             raise CheckpointError(f"no checkpoint folder at {directory}")
         retention = dict(max_to_keep=keep)
@@ -177,18 +178,23 @@ class Checkpointer:
     def close(self) -> None:
         """Wait for the background save; a failed one raises CheckpointError (after closing)."""
         try:
-            self._finish_previous()
+            if self._failed:  # already reported in one line: only wait for Orbax's threads
+                with contextlib.suppress(Exception):
+                    self.manager.wait_until_finished()
+            else:
+                self._finish_previous()
         finally:
             self.manager.close()
+            if self._failed:  # a failed save's threads may still have been writing when it was reported
+                remove_partial_steps(self.directory)
 
 
 def checkpoint_failure(ckpt: "Checkpointer", error: BaseException, step: Optional[int]) -> str:
     """One line for a failed checkpoint save: the folder, the OS's reason, the last good step kept.
     The failed step's temporary folder is removed (it is incomplete)."""
     reason = failure_reason(error)
-    for name in os.listdir(ckpt.directory) if os.path.isdir(ckpt.directory) else ():
-        if ".orbax-checkpoint-tmp" in name:
-            shutil.rmtree(os.path.join(ckpt.directory, name), ignore_errors=True)
+    ckpt._failed = True  # close() removes what Orbax's threads still wrote after this
+    remove_partial_steps(ckpt.directory)
     try:
         ckpt.manager.reload()
         last = ckpt.manager.latest_step()
@@ -197,6 +203,13 @@ def checkpoint_failure(ckpt: "Checkpointer", error: BaseException, step: Optiona
     kept = f"the last good checkpoint, step {last}, is kept" if last is not None else "no checkpoint was saved"
     return (f"saving a checkpoint{f' at step {step}' if step is not None else ''} in {ckpt.directory} failed: "
             f"{reason}; training stopped and {kept}")
+
+
+def remove_partial_steps(directory: str) -> None:
+    """Remove Orbax's temporary folders of steps whose save did not complete."""
+    for name in os.listdir(directory) if os.path.isdir(directory) else ():
+        if ".orbax-checkpoint-tmp" in name:
+            shutil.rmtree(os.path.join(directory, name), ignore_errors=True)
 
 
 def usable_step(ckpt: Checkpointer, step: Optional[int], from_last_good: bool, what: str, flag: str) -> int:
