@@ -35,7 +35,7 @@ from . import datatrove_logs
 from .builder import Mc4SamplingConfig
 from .common import hub
 from .common.console import Interrupted
-from .common.errors import UserError
+from .common.errors import UserError, os_error_reason
 from .common.outputs import write_atomic
 from .common.processes import children_die_with_parent
 from .errors import BadRecordError, ConfigError, Mc4SamplingError
@@ -403,7 +403,7 @@ def prepare_output(out: str, manifest: dict, overwrite: bool) -> bool:
         if not resumed:
             write_atomic(manifest_path, json.dumps(manifest, indent=1, sort_keys=True))
     except OSError as e:
-        raise PublishError(f"cannot write to the output folder {out}: {e.strerror or e}") from None
+        raise PublishError(f"cannot write to the output folder {out}: {os_error_reason(e)}") from None
     return resumed
 
 

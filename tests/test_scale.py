@@ -316,6 +316,9 @@ def test_an_unwritable_output_folder_is_a_clear_error(tmp_path, where):
     lines = r.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith(f"mc4-sampling publish: error: cannot write to the output folder "
                                                    f"{out}: "), r.stderr[-3000:]
+    if where == "read-only mount":  # the real cause, as every other command words it
+        assert lines[0].endswith("Read-only file system (errno EROFS: the file system is mounted read-only; write "
+                                 "elsewhere)"), lines[0]
     assert "Traceback" not in r.stderr and not out.exists()
 
 
