@@ -398,6 +398,43 @@ def test_a_really_full_disk_in_a_background_save_is_one_line_naming_that_step(tm
     assert "Event loop is closed" not in err and "Traceback" not in err, err
 
 
+def test_a_read_only_checkpoint_folder_stops_the_run_at_once(tmp_path):
+    """A checkpoint folder that became read-only (remounted after a disk error): the save is one line naming the
+    step and the real cause, and Orbax's threads of the failed save end at once. Before, they waited 300 s for
+    signals the failed save never sent, so the stopped run stayed alive 5 minutes, then printed a dozen
+    "coroutine ... was never awaited" warnings."""
+    import subprocess
+    import threading
+
+    import jax.numpy as jnp
+    from conftest import mounted_tmpfs
+    from orbax.checkpoint._src.futures import future as orbax_future
+
+    from trainer.checkpoint import Checkpointer
+    from trainer.errors import CheckpointError
+
+    tree = {"w": jnp.arange(1000.0)}
+    with mounted_tmpfs(tmp_path / "disk", "size=1m") as disk:
+        first = Checkpointer(str(disk / "ckpt"), async_save=True)
+        first.save(1, tree, tree, {"step": 1}, [{}], {})
+        first.close()
+        subprocess.run(["mount", "-o", "remount,ro", str(disk)], check=True)
+        ckpt = Checkpointer(str(disk / "ckpt"), async_save=True)
+        with pytest.raises(CheckpointError) as info:
+            for step in (2, 3):
+                ckpt.save(step, tree, tree, {"step": step}, [{}], {})
+        ckpt.close()
+        message = str(info.value)
+        assert message.startswith(f"saving a checkpoint at step 2 in {disk / 'ckpt'} failed: "), message
+        assert "Read-only file system (errno EROFS" in message, message
+        assert "the last good checkpoint, step 1, is kept" in message
+        waiting = [t for t in threading.enumerate() if isinstance(t, orbax_future._SignalingThread)]
+        for t in waiting:
+            threading.Thread.join(t, timeout=10)  # not Orbax's join, which raises for a cancelled thread
+        assert not [t.name for t in waiting if t.is_alive()]
+        assert os.listdir(disk / "ckpt") == ["1"]
+
+
 def _truncate_largest_params_file(step_dir):
     files = [os.path.join(root, f) for root, _, names in os.walk(os.path.join(step_dir, "params")) for f in names
              if os.path.basename(root) == "d"]  # the arrays' data files

@@ -23,6 +23,7 @@ import dataclasses
 import logging
 import os
 import shutil
+import threading
 from typing import Optional
 
 import jax
@@ -194,6 +195,7 @@ def checkpoint_failure(ckpt: "Checkpointer", error: BaseException, step: Optiona
     The failed step's temporary folder is removed (it is incomplete)."""
     reason = failure_reason(error)
     ckpt._failed = True  # close() removes what Orbax's threads still wrote after this
+    release_waiting_threads()
     remove_partial_steps(ckpt.directory)
     try:
         ckpt.manager.reload()
@@ -203,6 +205,27 @@ def checkpoint_failure(ckpt: "Checkpointer", error: BaseException, step: Optiona
     kept = f"the last good checkpoint, step {last}, is kept" if last is not None else "no checkpoint was saved"
     return (f"saving a checkpoint{f' at step {step}' if step is not None else ''} in {ckpt.directory} failed: "
             f"{reason}; training stopped and {kept}")
+
+
+def release_waiting_threads() -> None:
+    """After a failed save: Orbax's background threads of that save wait for signals (the step's folder
+    created, ...) that the failed save never sends, for up to its coordination timeout (300 s), and the
+    process cannot exit before them. Each is cancelled and sent the signals it waits for, so it ends at
+    once (a read-only checkpoint folder used to keep the stopped run alive for 5 minutes)."""
+    try:
+        from orbax.checkpoint._src.futures import future as orbax_future
+    except ImportError:  # another Orbax layout: its own timeout applies
+        return
+    thread_type = getattr(orbax_future, "_SignalingThread", None)
+    if thread_type is None:
+        return
+    for thread in threading.enumerate():
+        if isinstance(thread, thread_type) and thread.is_alive():
+            try:
+                thread.cancel()
+                orbax_future.set_signals(thread._receive_signals, operation_id=thread._operation_id)
+            except Exception as e:  # best effort: the run has failed already
+                log.debug("could not release Orbax thread %s: %s", thread.name, e)
 
 
 def remove_partial_steps(directory: str) -> None:
