@@ -24,6 +24,7 @@ import logging
 import os
 import shutil
 import threading
+import warnings
 from typing import Optional
 
 import jax
@@ -224,8 +225,29 @@ def release_waiting_threads() -> None:
             try:
                 thread.cancel()
                 orbax_future.set_signals(thread._receive_signals, operation_id=thread._operation_id)
+                with warnings.catch_warnings():  # never to run: closed now, quietly, not warned about at exit
+                    warnings.simplefilter("ignore", RuntimeWarning)
+                    for coroutine in _coroutines_of(getattr(thread, "_target", None)):
+                        coroutine.close()
             except Exception as e:  # best effort: the run has failed already
                 log.debug("could not release Orbax thread %s: %s", thread.name, e)
+
+
+def _coroutines_of(fn, depth: int = 4) -> list:
+    """The coroutine objects a function's closure holds (a thread's target, a few closures deep)."""
+    import inspect
+
+    found = []
+    for cell in getattr(fn, "__closure__", None) or ():
+        try:
+            value = cell.cell_contents
+        except ValueError:  # an empty cell
+            continue
+        if inspect.iscoroutine(value) and inspect.getcoroutinestate(value) == inspect.CORO_CREATED:
+            found.append(value)
+        elif depth > 0 and callable(value):
+            found += _coroutines_of(value, depth - 1)
+    return found
 
 
 def remove_partial_steps(directory: str) -> None:
