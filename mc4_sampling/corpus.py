@@ -332,14 +332,15 @@ def sample_records(sampler: CorpusSampler, records: Iterable, *, block_size: int
         yield from _kept_records(sampler, block, return_score)
 
 
-def source_examples(options, source, units, *, stats: SamplingStats | None = None):
+def source_examples(options, source, units, *, stats: SamplingStats | None = None, language: str | None = None):
     """``(unit, position, example)`` of the kept documents of a corpus source's ``units``
     (:class:`~mc4_sampling.sources.base.CorpusSource`), sampled as ``options`` say (a validated
     :class:`~mc4_sampling.Mc4SamplingConfig`: its ``language``, the sampling options): every document
     decided by :class:`CorpusSampler` (the draw keyed by its id, or its text), ``train`` by the train
     rule and any other split by the validation rule (kept whole unless ``validation_sampling_factor``);
-    ``stats`` counts as documents are read. The builder and ``sample --source`` read sources this way."""
-    plan = SamplingPlan.resolve(options, options.language)
+    ``stats`` counts as documents are read; ``language`` (default ``options.language``) the source's. The
+    builder, ``sample --source`` and ``publish``'s checks before writing read sources this way."""
+    plan = SamplingPlan.resolve(options, language or options.language)
     samplers: dict[str, CorpusSampler] = {}
     for unit in units:
         sampler = samplers.get(unit.split)

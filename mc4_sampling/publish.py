@@ -35,7 +35,7 @@ from . import datatrove_logs
 from .builder import Mc4SamplingConfig
 from .common import hub
 from .common.console import Interrupted
-from .common.errors import UserError
+from .common.errors import UserError, os_error_reason
 from .common.outputs import write_atomic
 from .common.processes import children_die_with_parent
 from .errors import BadRecordError, ConfigError, Mc4SamplingError
@@ -320,6 +320,7 @@ def publish(
     ray_address: str | None = None,
     repo_id: str | None = None,
     on_interrupt=None,
+    before_writing=None,
 ) -> PublishResult:
     """Sample every shard of ``splits`` with each config and write the dataset (see the module).
 
@@ -334,6 +335,8 @@ def publish(
     (a command line's printer) and several local workers, prints that line through it and ends the
     process with status 130 (see :func:`_pool_ends_on_ctrl_c`). Returns the statistics; raises
     :class:`PublishError` naming the shards that failed (the other shards' files are kept).
+    ``before_writing()``, when given, runs after every check of the options and before the output
+    folder is touched (a command's checks of the documents, such as ``--eval-docs``).
     """
     if executor not in EXECUTORS:
         raise ConfigError(f"executor={executor!r} is not valid; choose one of: {', '.join(EXECUTORS)}")
@@ -379,6 +382,8 @@ def publish(
     else:
         workers = min(workers, tasks)
 
+    if before_writing is not None:
+        before_writing()
     out = os.path.abspath(os.path.expanduser(output_dir))
     manifest = manifest_of(configs, splits, max_docs, source)
     prepare_output(out, manifest, overwrite)
@@ -538,7 +543,7 @@ def prepare_output(out: str, manifest: dict, overwrite: bool) -> bool:
         if not resumed:
             write_atomic(manifest_path, json.dumps(manifest, indent=1, sort_keys=True))
     except OSError as e:
-        raise PublishError(f"cannot write to the output folder {out}: {e.strerror or e}") from None
+        raise PublishError(f"cannot write to the output folder {out}: {os_error_reason(e)}") from None
     return resumed
 
 

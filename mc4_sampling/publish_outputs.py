@@ -8,6 +8,8 @@ An output is an object registered as an entry point of the group :data:`GROUP`
 * ``add_arguments(parser)``: its options, added to ``publish``'s;
 * ``wanted(args)``: whether the command line asks for it;
 * ``check(args)`` (optional): its checks that need no sampling, run before any work;
+* ``check_documents(args, configs, source)`` (optional): its checks of the documents each config keeps
+  (``{name: Mc4SamplingConfig}``), run before the first output file is written;
 * ``run(args, result)``: called after a complete publish with its
   :class:`~mc4_sampling.publish.PublishResult`.
 
@@ -98,6 +100,15 @@ def check(args) -> None:
             raise MissingOutputError(_missing(output.flag, output.extra, f" ({', '.join(absent)} missing)"))
         if hasattr(output, "check"):
             output.check(args)
+
+
+def check_documents(args, configs: dict, source=None) -> None:
+    """Before the first output file is written: every wanted output's checks of the documents each config
+    keeps (e.g. enough eval documents for ``--eval-docs``); ``source``: the corpus source's
+    :class:`~mc4_sampling.sources.base.SourceOptions` (None: mC4, the configs' own)."""
+    for output in (getattr(args, "publish_outputs", None) or {}).values():
+        if output.wanted(args) and hasattr(output, "check_documents"):
+            output.check_documents(args, configs, source)
 
 
 def run(args, result) -> None:

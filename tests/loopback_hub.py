@@ -235,6 +235,12 @@ class LoopbackHub(LoopbackServer):
             data if isinstance(data, bytes) else Path(data).read_bytes()).decode()}} for path, data in files.items()]
         return self._commit(repo_type, repo_id, revision, lines, record=False)
 
+    def pin(self, repo_id: str, commit_id: str, repo_type: str = "model", revision: str = "main") -> None:
+        """Make ``commit_id`` (a real repository's pinned commit, such as mC4's) resolve to ``revision``'s files."""
+        with self._lock:
+            refs = self._refs[(repo_type, repo_id)]
+            refs[commit_id] = refs[revision]
+
     def repo_branches(self, repo_id: str, repo_type: str = "model") -> list[str]:
         """The branch names of a repository (sorted)."""
         with self._lock:

@@ -259,11 +259,13 @@ def test_publish_is_quiet_unless_verbose(tmp_path):
     quiet = subprocess.run(cli + args, capture_output=True, text=True, cwd=REPO, timeout=300)
     assert quiet.returncode == 0, quiet.stderr
     assert "Launching pipeline" not in quiet.stderr and "PIPELINE" not in quiet.stderr, quiet.stderr
+    assert "Stats" not in quiet.stderr, quiet.stderr  # datatrove's statistics block: in logs/stats.json
+    assert (tmp_path / "out" / ".mc4-sampling" / "logs" / "stats.json").is_file()
     logs = [os.path.join(r, f) for r, _, fs in os.walk(tmp_path / "out") for f in fs if f.startswith("task_")]
     assert logs and "Launching pipeline" in open(logs[0]).read()  # every line is kept in the task logs
     loud = subprocess.run(cli + ["-v", "publish", str(tmp_path / "out2")] + args[2:], capture_output=True,
                           text=True, cwd=REPO, timeout=300)
-    assert loud.returncode == 0 and "Launching pipeline" in loud.stderr
+    assert loud.returncode == 0 and "Launching pipeline" in loud.stderr and "Stats" in loud.stderr
 
 
 def test_shard_progress_counts_finished_shards(tmp_path):
@@ -340,9 +342,14 @@ def test_ctrl_c_on_publish_with_two_workers_says_what_is_kept_and_the_rerun_resu
     server.stalls.clear()
     from mc4_sampling.datatrove_logs import QUIET_ENV
 
-    monkeypatch.setenv(QUIET_ENV, "0")  # the in-process rerun quiets datatrove; later subprocesses must not inherit it
+    monkeypatch.delenv(QUIET_ENV, raising=False)
     before = {name: server.counts.get(name, 0) for name in os.listdir(mini_mc4)}
     assert main([*args, "--workers", "1"]) == 0  # resumed: only the shards not finished are read again
+    # the in-process quiet run gave the process its environment back: later subprocesses (a -v run) are not quiet
+    assert QUIET_ENV not in os.environ
+    import datatrove.executor.base
+
+    assert datatrove.executor.base.add_task_logger.__module__ == "datatrove.utils.logging"  # its own logging again
     again = [name for name in os.listdir(mini_mc4) if server.counts.get(name, 0) > before[name]]
     assert len(again) == 3 - finished and stalled in again
     assert len(list(out.glob("data/random/train-*.parquet"))) == 3
@@ -430,3 +437,58 @@ def test_sample_dataset_with_a_wrong_stats_object_is_a_config_error():
     ds = datasets.Dataset.from_dict({"text": ["una casa"]})
     with pytest.raises(ConfigError, match=r"stats=\{\} is not valid; it must be a SamplingStats"):
         sample_dataset(ds, sampling_method="random", stats={})
+
+
+# --- checks before the work ------------------------------------------------------------------------------------
+
+
+def test_eval_docs_beyond_the_kept_candidates_of_a_remote_source_is_refused_before_any_parquet_file(
+        tmp_path, mini_mc4, file_server, capsys):
+    """``publish --tokenizer --eval-docs N`` on a remote source (a mirror, as the Hub): the published train
+    split (what the sampling keeps) holding fewer than N eval candidates is one line before anything is
+    written. Before: every Parquet file was written, then "the random train split holds only K eval
+    candidates". The count is checked against the Parquet files a publish without --tokenizer writes."""
+    import pyarrow.parquet as pq
+
+    from trainer.data.holdout import content_key, is_candidate
+    from trainer.data.publish_tokens import check_kept_eval_candidates
+    from trainer.data.tokenizer import train_tokenizer
+    from trainer.errors import ConfigError
+
+    server = file_server(mini_mc4)
+    train_tokenizer(["una casa roja", "la casa azul"] * 20, str(tmp_path / "tok"), vocab_size=300)
+    source = ["--base-url", server.url, "--shards", "0", "--splits", "train", "--method", "random", "--workers", "1"]
+    ref = tmp_path / "ref"  # the reference: the split as published, its candidates counted by brute force
+    assert main(["publish", str(ref), *source]) == 0
+    texts = [t for f in sorted(ref.glob("data/random/train-*.parquet")) for t in pq.read_table(f)["text"].to_pylist()]
+    n = len({content_key(t) for t in texts if is_candidate(t, 0, 0.1)})
+    assert 0 < n < len(texts) < 400  # random keeps some of the shard's 400 documents
+    capsys.readouterr()
+    out = tmp_path / "out"
+    requests = dict(server.counts)
+    assert main(["publish", str(out), *source, "--tokenizer", str(tmp_path / "tok"), "--eval-docs", str(n + 1)]) == 2
+    line = one_error_line(capsys.readouterr().err, "publish")
+    assert line.endswith(f"error: --eval-docs {n + 1} is more than the {n} eval candidates among the {len(texts)} of "
+                         f"400 train documents that --method random keeps (--base-url {server.url}, --eval-fraction "
+                         "0.1); lower --eval-docs or raise --eval-fraction"), line
+    assert not out.exists() and server.counts != requests  # read up front, nothing written
+    # exactly at the boundary: n candidates are enough (the check stops as soon as it has them)
+    import argparse
+
+    from mc4_sampling.commands.publish import add_parser
+
+    sub = argparse.ArgumentParser().add_subparsers()
+    add_parser(sub)
+    parser = sub.choices["publish"]
+    for eval_docs, fails in ((n, False), (n + 1, True)):
+        args = parser.parse_args([str(out), *source, "--tokenizer", "tok", "--eval-docs", str(eval_docs)])
+        from mc4_sampling.commands.common import build_config
+        from mc4_sampling.publish import method_configs
+
+        configs = method_configs(build_config(args, return_perplexity=True, sampling_method="random",
+                                              weighting_options=None), ["random"])
+        if fails:
+            with pytest.raises(ConfigError):
+                check_kept_eval_candidates(args, configs)
+        else:
+            check_kept_eval_candidates(args, configs)

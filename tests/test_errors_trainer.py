@@ -213,12 +213,22 @@ SEAMS = [
     (dict(path="mc4-sampling", name="es", kwargs=dict(base_url="http://127.0.0.1:9/x", http_retries=0, shards=[0]),
           sampling={}),
      "127.0.0.1:9"),
+    # a local copy without train files (before: "... ValueError: Bad split: train. Available splits: ['validation']")
+    (dict(path="mc4-sampling", name="es", kwargs=dict(data_dir="{val}"), sampling={}),
+     "data.split 'train': no train files for es in '{val}' (looked for c4-es.tfrecord-NNNNN-of-NNNNN.json.gz); "
+     "it holds: es validation (1 shard)"),
 ]
 
 
-@pytest.mark.parametrize("data, words", SEAMS, ids=["BadRecordError", "RemoteReadError"])
-def test_sampler_errors_under_the_trainer_are_one_line(tmp_path, corrupt_mc4, capsys, data, words):
-    data = json.loads(json.dumps(data).replace("{data}", str(corrupt_mc4)))
+@pytest.mark.parametrize("data, words", SEAMS, ids=["BadRecordError", "RemoteReadError", "no-train-files"])
+def test_sampler_errors_under_the_trainer_are_one_line(tmp_path, corrupt_mc4, mini_mc4, capsys, data, words):
+    import shutil
+
+    val = tmp_path / "val"
+    val.mkdir()
+    shutil.copy(mini_mc4 / "c4-es-validation.tfrecord-00000-of-00016.json.gz", val)
+    data = json.loads(json.dumps(data).replace("{data}", str(corrupt_mc4)).replace("{val}", str(val)))
+    words = words.replace("{val}", str(val))
     sets = {f"data.{k}": v for k, v in data.items()}
     sets["data.num_eval_samples"] = 0
     out = tmp_path / "tok"
@@ -368,6 +378,82 @@ def test_full_disk_in_a_background_save_names_that_step(tmp_path, monkeypatch):
     assert sorted(os.listdir(ckpt.directory)) == ["1"]
 
 
+def test_a_really_full_disk_in_a_background_save_is_one_line_naming_that_step(tmp_path, capfd):
+    """Not a monkeypatched error: a small tmpfs that fills up during a background save. One CheckpointError line
+    naming the step whose save failed and the last good one, no "Event loop is closed" traceback from Orbax's
+    threads (the issue's report), the failed step's temporary folder gone, the good steps intact."""
+    import jax.numpy as jnp
+    from conftest import mounted_tmpfs
+
+    from trainer.checkpoint import Checkpointer
+    from trainer.errors import CheckpointError
+
+    with mounted_tmpfs(tmp_path / "disk", "size=1m") as disk:
+        ckpt = Checkpointer(str(disk / "ckpt"), async_save=True, keep=10)
+        tree = {"w": jnp.arange(60000.0)}  # 240 kB, twice per step (params and optimizer state): 2 steps fit
+        failed = None
+        with pytest.raises(CheckpointError) as info:
+            for step in range(1, 8):
+                failed = step
+                ckpt.save(step, tree, tree, {"step": step}, [{}], {})
+            ckpt.close()
+        message = str(info.value)
+        saved = sorted(int(n) for n in os.listdir(disk / "ckpt") if n.isdigit())
+        ckpt.close()  # after the failure (the trainer closes it the same way): nothing more to report
+        assert "\n" not in message and "No space left on device (disk full" in message, message
+        bad = int(message.split(" at step ")[1].split()[0])
+        assert bad == saved[-1] + 1 and bad in (failed, failed - 1), (message, saved, failed)
+        assert f"the last good checkpoint, step {saved[-1]}, is kept" in message
+        assert not [n for n in os.listdir(disk / "ckpt") if "tmp" in n]
+        reader = Checkpointer(str(disk / "ckpt"), read_only=True, async_save=False)
+        assert all(reader.damage(s) is None for s in saved)
+        reader.close()
+    err = capfd.readouterr().err
+    assert "Event loop is closed" not in err and "Traceback" not in err, err
+
+
+def test_a_read_only_checkpoint_folder_stops_the_run_at_once(tmp_path):
+    """A checkpoint folder that became read-only (remounted after a disk error): the save is one line naming the
+    step and the real cause, and Orbax's threads of the failed save end at once. Before, they waited 300 s for
+    signals the failed save never sent, so the stopped run stayed alive 5 minutes, then printed a dozen
+    "coroutine ... was never awaited" warnings."""
+    import gc
+    import subprocess
+    import threading
+    import warnings
+
+    import jax.numpy as jnp
+    from conftest import mounted_tmpfs
+    from orbax.checkpoint._src.futures import future as orbax_future
+
+    from trainer.checkpoint import Checkpointer
+    from trainer.errors import CheckpointError
+
+    tree = {"w": jnp.arange(1000.0)}
+    with mounted_tmpfs(tmp_path / "disk", "size=1m") as disk:
+        first = Checkpointer(str(disk / "ckpt"), async_save=True)
+        first.save(1, tree, tree, {"step": 1}, [{}], {})
+        first.close()
+        subprocess.run(["mount", "-o", "remount,ro", str(disk)], check=True)
+        ckpt = Checkpointer(str(disk / "ckpt"), async_save=True)
+        with pytest.raises(CheckpointError) as info:
+            for step in (2, 3):
+                ckpt.save(step, tree, tree, {"step": step}, [{}], {})
+        ckpt.close()
+        message = str(info.value)
+        assert message.startswith(f"saving a checkpoint at step 2 in {disk / 'ckpt'} failed: "), message
+        assert "Read-only file system (errno EROFS" in message, message
+        assert "the last good checkpoint, step 1, is kept" in message
+        waiting = [t for t in threading.enumerate() if isinstance(t, orbax_future._SignalingThread)]
+        for t in waiting:
+            threading.Thread.join(t, timeout=10)  # not Orbax's join, which raises for a cancelled thread
+        assert not [t.name for t in waiting if t.is_alive()]
+        assert os.listdir(disk / "ckpt") == ["1"]
+    with warnings.catch_warnings():  # the released threads' coroutines are closed: nothing left to warn about
+        warnings.simplefilter("error", RuntimeWarning)
+        gc.collect()
+
+
 def _truncate_largest_params_file(step_dir):
     files = [os.path.join(root, f) for root, _, names in os.walk(os.path.join(step_dir, "params")) for f in names
              if os.path.basename(root) == "d"]  # the arrays' data files
@@ -436,6 +522,46 @@ def test_damaged_latest_checkpoint_is_one_line_naming_the_newest_intact(saved_st
     line = one_error_line(capsys.readouterr().err)
     assert f"checkpoint step 2 in {folder} is damaged ({rel}" in line and "--from-last-good to export" in line
     assert not (tmp_path / "out").exists()
+
+
+def test_an_unverified_latest_step_that_cannot_be_restored_names_the_earlier_one(tmp_path):
+    """A run killed after its last save finished but before that step was sealed leaves it without
+    checksums.json; its JSON items are checked without checksums, its arrays cannot be. Damaged, Orbax's error
+    used to be the whole line ("cannot restore step 2 ...: ... error while reading array ..."), with no word of
+    step 1. Now the line names step 1 and how to go on from it, and doing so works."""
+    import jax
+    import jax.numpy as jnp
+
+    from trainer.checkpoint import Checkpointer
+    from trainer.errors import CheckpointError
+
+    folder = tmp_path / "checkpoints"
+    ckpt = Checkpointer(str(folder), async_save=True)
+    for step in (1, 2):  # arrays large enough to be stored out of line (OCDBT inlines small ones)
+        tree = {"w": jnp.arange(32768.0) * step}
+        ckpt.save(step, tree, tree, {"step": step, "seed": 0}, [{"batches": step}], {"spec": {}})
+    ckpt.close()
+    os.remove(folder / "2" / "checksums.json")
+    for root, _, names in os.walk(folder / "2" / "params"):
+        for name in names:
+            if os.path.basename(root) == "d" and "ocdbt" in root:  # the arrays' data
+                os.truncate(os.path.join(root, name), 0)
+    ckpt = Checkpointer(str(folder), read_only=True, async_save=False)
+    assert ckpt.damage(2) is None  # nothing to see without the checksums
+    abstract = {"w": jax.ShapeDtypeStruct((32768,), jnp.float32)}
+    with pytest.raises(CheckpointError) as info:
+        ckpt.restore_arrays(2, abstract)
+    ckpt.close()
+    line = str(info.value)
+    assert "\n" not in line and f"cannot restore step 2 from {folder}: " in line, line
+    assert line.endswith(f"the step has no checksums.json (the run ended before it was verified), so it is likely "
+                         f"damaged; the newest earlier step is 1: move {folder / '2'} aside (e.g. to "
+                         f"{folder / 'damaged-2'}) to go on from it"), line
+    os.rename(folder / "2", folder / "damaged-2")  # as the line says
+    ckpt = Checkpointer(str(folder), read_only=True, async_save=False)
+    assert ckpt.latest_step() == 1 and ckpt.restore_json()[2] == {"step": 1, "seed": 0}
+    assert float(ckpt.restore_arrays(1, abstract)[0]["w"][3]) == 3.0
+    ckpt.close()
 
 
 def test_no_intact_checkpoint_left_is_one_line(saved_steps, tmp_path):

@@ -77,7 +77,8 @@ def test_a_bad_tokenizer_or_option_is_refused_before_any_sampling(tmp_path):
     (["--max-docs", "50", "--tasks", "1"], "error: --eval-docs 100000 is more than the --max-docs 50 documents"),
 ], ids=["candidates", "max-docs"])
 def test_more_eval_documents_than_the_corpus_holds_is_refused_before_any_sampling(tmp_path, capsys, extra, words):
-    """Before: every Parquet file was written, then "the es train split holds only N eval candidates"."""
+    """Before: every Parquet file was written, then "the es train split holds only N eval candidates". With
+    --method none every document is kept: the corpus' candidates are the split's."""
     import mc4_sampling
     from mc4_sampling.cli import main
     from mc4_sampling.reader import iter_records
@@ -90,7 +91,7 @@ def test_more_eval_documents_than_the_corpus_holds_is_refused_before_any_samplin
     n = len({content_key(r["text"]) for ref in refs for _, r in iter_records(ref.path)
              if is_candidate(r["text"], 0, 0.1)})
     out = tmp_path / "out"
-    assert main(["publish", str(out), "--data-dir", mc4_sampling.SAMPLE_DATA_DIR, "--method", "random", "--tokenizer",
+    assert main(["publish", str(out), "--data-dir", mc4_sampling.SAMPLE_DATA_DIR, "--method", "none", "--tokenizer",
                  str(tmp_path / "tok"), "--eval-docs", "100000", *extra]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and words.format(n=n) in err[0], err

@@ -23,6 +23,8 @@ import dataclasses
 import logging
 import os
 import shutil
+import threading
+import warnings
 from typing import Optional
 
 import jax
@@ -52,6 +54,7 @@ class Checkpointer:
         self.directory = os.path.abspath(directory)
         self.async_save = async_save
         self._requested: Optional[int] = None  # the last step whose save was started
+        self._failed = False  # a save failed (checkpoint_failure)
         if read_only and not os.path.isdir(self.directory):
             raise CheckpointError(f"no checkpoint folder at {directory}")
         retention = dict(max_to_keep=keep)
@@ -145,7 +148,7 @@ class Checkpointer:
             r = self.manager.restore(step, args=ocp.args.Composite(
                 meta=ocp.args.JsonRestore(), train=ocp.args.JsonRestore(), position=ocp.args.JsonRestore()))
         except Exception as e:
-            raise CheckpointError(f"cannot restore step {step} from {self.directory}: {one_line(e)}") from None
+            raise CheckpointError(self.restore_failure(step, e)) from None
         return step, r["meta"], r["train"], r["position"]["positions"]
 
     def restore_arrays(self, step: int, abstract_params, abstract_opt_state=None):
@@ -157,24 +160,44 @@ class Checkpointer:
         try:
             r = self.manager.restore(step, args=ocp.args.Composite(**items))
         except Exception as e:
-            raise CheckpointError(f"cannot restore step {step} from {self.directory}: {one_line(e)}") from None
+            raise CheckpointError(self.restore_failure(step, e)) from None
         return r["params"], r.get("opt_state") if abstract_opt_state is not None else None
+
+    def restore_failure(self, step: int, error: BaseException) -> str:
+        """One line for a step Orbax cannot restore. A step without ``checksums.json`` (the run ended, killed
+        or crashed, before sealing it) was not verified: the line names the newest earlier step and how to
+        go on from it; :func:`usable_step` cannot tell that such a step is damaged."""
+        line = f"cannot restore step {step} from {self.directory}: {one_line(error)}"
+        if has_checksums(self.step_dir(step)):
+            return line
+        earlier = self.newest_intact(below=step)
+        way = (f"the newest earlier step is {earlier}: move {self.step_dir(step)} aside (e.g. to "
+               f"{os.path.join(self.directory, f'damaged-{step}')}) to go on from it" if earlier is not None
+               else f"no earlier step is left (steps: {self.all_steps()})")
+        return (f"{line}; the step has no checksums.json (the run ended before it was verified), so it is likely "
+                f"damaged; {way}")
 
     def close(self) -> None:
         """Wait for the background save; a failed one raises CheckpointError (after closing)."""
         try:
-            self._finish_previous()
+            if self._failed:  # already reported in one line: only wait for Orbax's threads
+                with contextlib.suppress(Exception):
+                    self.manager.wait_until_finished()
+            else:
+                self._finish_previous()
         finally:
             self.manager.close()
+            if self._failed:  # a failed save's threads may still have been writing when it was reported
+                remove_partial_steps(self.directory)
 
 
 def checkpoint_failure(ckpt: "Checkpointer", error: BaseException, step: Optional[int]) -> str:
     """One line for a failed checkpoint save: the folder, the OS's reason, the last good step kept.
     The failed step's temporary folder is removed (it is incomplete)."""
     reason = failure_reason(error)
-    for name in os.listdir(ckpt.directory) if os.path.isdir(ckpt.directory) else ():
-        if ".orbax-checkpoint-tmp" in name:
-            shutil.rmtree(os.path.join(ckpt.directory, name), ignore_errors=True)
+    ckpt._failed = True  # close() removes what Orbax's threads still wrote after this
+    release_waiting_threads()
+    remove_partial_steps(ckpt.directory)
     try:
         ckpt.manager.reload()
         last = ckpt.manager.latest_step()
@@ -183,6 +206,55 @@ def checkpoint_failure(ckpt: "Checkpointer", error: BaseException, step: Optiona
     kept = f"the last good checkpoint, step {last}, is kept" if last is not None else "no checkpoint was saved"
     return (f"saving a checkpoint{f' at step {step}' if step is not None else ''} in {ckpt.directory} failed: "
             f"{reason}; training stopped and {kept}")
+
+
+def release_waiting_threads() -> None:
+    """After a failed save: Orbax's background threads of that save wait for signals (the step's folder
+    created, ...) that the failed save never sends, for up to its coordination timeout (300 s), and the
+    process cannot exit before them. Each is cancelled and sent the signals it waits for, so it ends at
+    once (a read-only checkpoint folder used to keep the stopped run alive for 5 minutes)."""
+    try:
+        from orbax.checkpoint._src.futures import future as orbax_future
+    except ImportError:  # another Orbax layout: its own timeout applies
+        return
+    thread_type = getattr(orbax_future, "_SignalingThread", None)
+    if thread_type is None:
+        return
+    for thread in threading.enumerate():
+        if isinstance(thread, thread_type) and thread.is_alive():
+            try:
+                thread.cancel()
+                orbax_future.set_signals(thread._receive_signals, operation_id=thread._operation_id)
+                with warnings.catch_warnings():  # never to run: closed now, quietly, not warned about at exit
+                    warnings.simplefilter("ignore", RuntimeWarning)
+                    for coroutine in _coroutines_of(getattr(thread, "_target", None)):
+                        coroutine.close()
+            except Exception as e:  # best effort: the run has failed already
+                log.debug("could not release Orbax thread %s: %s", thread.name, e)
+
+
+def _coroutines_of(fn, depth: int = 4) -> list:
+    """The coroutine objects a function's closure holds (a thread's target, a few closures deep)."""
+    import inspect
+
+    found = []
+    for cell in getattr(fn, "__closure__", None) or ():
+        try:
+            value = cell.cell_contents
+        except ValueError:  # an empty cell
+            continue
+        if inspect.iscoroutine(value) and inspect.getcoroutinestate(value) == inspect.CORO_CREATED:
+            found.append(value)
+        elif depth > 0 and callable(value):
+            found += _coroutines_of(value, depth - 1)
+    return found
+
+
+def remove_partial_steps(directory: str) -> None:
+    """Remove Orbax's temporary folders of steps whose save did not complete."""
+    for name in os.listdir(directory) if os.path.isdir(directory) else ():
+        if ".orbax-checkpoint-tmp" in name:
+            shutil.rmtree(os.path.join(directory, name), ignore_errors=True)
 
 
 def usable_step(ckpt: Checkpointer, step: Optional[int], from_last_good: bool, what: str, flag: str) -> int:

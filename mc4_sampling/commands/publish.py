@@ -113,6 +113,7 @@ def run(args: argparse.Namespace) -> int:
                      tasks=args.tasks,
                      workers=args.workers, max_docs=args.max_docs, overwrite=args.overwrite, slurm=slurm,
                      ray_address=args.ray_address, repo_id=args.push_to_hub,
+                     before_writing=lambda: publish_outputs.check_documents(args, configs, source),
                      on_interrupt=lambda line: print(f"mc4-sampling publish: {line}", file=sys.stderr, flush=True))
     if not result.complete:  # Slurm: submitted (or written), not finished
         what = "wrote" if slurm and not slurm.submit else "submitted"

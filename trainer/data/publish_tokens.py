@@ -57,6 +57,10 @@ class TokenShardsOutput:
         checked_tokenizer(args.tokenizer, args.eval_docs, args.eval_fraction, args.near_duplicates)
         check_eval_candidates(args)
 
+    def check_documents(self, args, configs, source=None) -> None:
+        """Before the first Parquet file is written: enough eval candidates among the kept documents."""
+        check_kept_eval_candidates(args, configs, source)
+
     def run(self, args, result) -> None:
         run_after_publish(args, result)
 
@@ -125,36 +129,63 @@ def checked_tokenizer(tokenizer_dir: str, num_eval: int, eval_fraction: float, n
 
 
 def check_eval_candidates(args) -> None:
-    """Before any sampling, for a local mC4 copy (``--data-dir``): ``--eval-docs`` within the distinct
-    eval candidates of the train shards, counted up front until enough are found (the published split,
-    a sample of those shards, can only hold fewer), and within ``--max-docs``. A ConfigError naming both
-    numbers instead of a failure after every Parquet file is written."""
-    from mc4_sampling.reader import iter_records
-    from mc4_sampling.shards import shard_refs
-
-    from .holdout import content_key, is_candidate
-
-    # --splits unset: every split of the source, train among them
-    splits, max_docs = getattr(args, "splits", None) or ["train"], getattr(args, "max_docs", None)
-    data_dir = getattr(args, "data_dir", None)
-    if not args.eval_docs or "train" not in splits:
+    """Before any sampling: ``--eval-docs`` within ``--max-docs`` (a ConfigError naming both numbers)."""
+    if not args.eval_docs or "train" not in (getattr(args, "splits", None) or ["train"]):
         return
+    max_docs = getattr(args, "max_docs", None)
     if max_docs is not None and max_docs < args.eval_docs:
         raise ConfigError(f"--eval-docs {args.eval_docs} is more than the --max-docs {max_docs} documents "
                           "kept per split; lower --eval-docs")
-    if not data_dir:  # remote mC4: millions of documents per language
+
+
+def _kept_train_documents(config, source, stats, max_docs):
+    """The kept train documents of a config, in file order: mC4's (``source`` None) or a corpus source's."""
+    from mc4_sampling.plan import iter_kept
+
+    if source is None:
+        yield from iter_kept(config, "train", stats=stats, max_docs=max_docs)
         return
-    keys: set = set()
-    for ref in shard_refs(getattr(args, "lang", ["es"]), "train", data_dir=data_dir,
-                          shards=getattr(args, "shards", None)):
-        for _, record in iter_records(ref.path, "skip"):
-            if record is not None and is_candidate(record["text"], args.holdout_seed, args.eval_fraction):
-                keys.add(content_key(record["text"]))
+    from mc4_sampling.corpus import source_examples
+    from mc4_sampling.sources import make_source
+
+    src = make_source(source)
+    for n, (_, _, example) in enumerate(source_examples(config, src, src.units("train"), stats=stats,
+                                                         language=source.language), 1):
+        yield example
+        if max_docs and n >= max_docs:
+            return
+
+
+def check_kept_eval_candidates(args, configs: dict, source=None) -> None:
+    """Before the first Parquet file is written, for a local or a remote source: the train split each
+    config publishes (the documents its sampling keeps, in file order, at most ``--max-docs``) holds
+    ``--eval-docs`` distinct eval candidates. They are counted by sampling the shards in order until
+    enough are found (at mC4 scale, part of the first shard); a ConfigError naming the numbers, the
+    config and the source when the whole split holds fewer, instead of a failure after every Parquet
+    file is written."""
+    from mc4_sampling.sampler import SamplingStats
+
+    from .holdout import content_key, is_candidate
+
+    if not args.eval_docs or "train" not in (getattr(args, "splits", None) or ["train"]):
+        return
+    for name, config in configs.items():
+        keys: set = set()
+        stats = SamplingStats()
+        for doc in _kept_train_documents(config, source, stats, getattr(args, "max_docs", None)):
+            if is_candidate(doc["text"], args.holdout_seed, args.eval_fraction):
+                keys.add(content_key(doc["text"]))
                 if len(keys) >= args.eval_docs:
-                    return
-    raise ConfigError(f"--eval-docs {args.eval_docs} is more than the {len(keys)} eval candidates of the corpus' "
-                      f"train shards (--data-dir {data_dir}, --eval-fraction {args.eval_fraction}); lower "
-                      "--eval-docs or raise --eval-fraction")
+                    break
+        else:
+            where_from = (f"--source {source.source} --location {source.location}" if source is not None else
+                          f"--data-dir {config.data_dir}" if config.data_dir else
+                          f"--base-url {config.base_url}" if config.base_url else "the Hub")
+            where = "of the corpus' train shards" if stats.kept == stats.read else \
+                f"among the {stats.kept} of {stats.read} train documents that --method {name} keeps"
+            raise ConfigError(f"--eval-docs {args.eval_docs} is more than the {len(keys)} eval candidates {where} "
+                              f"({where_from}, --eval-fraction {args.eval_fraction}); lower --eval-docs or raise "
+                              "--eval-fraction")
 
 
 def tokenize_config(output_dir: str, config: str, tokenizer_dir: str, *, num_eval: int = 2000,

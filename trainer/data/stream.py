@@ -51,6 +51,8 @@ def load_stream(cfg: DataConfig, rank: int = 0, world_size: int = 1):
         kwargs["data_files"] = resolve_markers(cfg.data_files)
     if cfg.data_dir is not None:
         kwargs["data_dir"] = resolve_markers(cfg.data_dir)
+    if cfg.path == "mc4-sampling" and kwargs.get("data_dir"):
+        _require_local_split(cfg, kwargs)
     if _on_the_hub(cfg.path):  # the reachability rule, before any work: one line in seconds
         from mc4_sampling.common.hub import require_hub
 
@@ -73,6 +75,23 @@ def load_stream(cfg: DataConfig, rank: int = 0, world_size: int = 1):
     if world_size > 1:
         ds = split_dataset_by_node(ds, rank=rank, world_size=world_size)
     return ds
+
+
+def _require_local_split(cfg: DataConfig, kwargs: dict) -> None:
+    """A local mC4 copy (``data_dir``) without the files of ``data.split``: the sampler's one line naming
+    the folder, the names looked for and what it holds (``datasets`` said only "Bad split: train")."""
+    from types import SimpleNamespace
+
+    from mc4_sampling.languages import shard_counts
+    from mc4_sampling.shards import no_files_error, shard_refs
+
+    languages = (cfg.name or "").split("+")
+    if cfg.split not in ("train", "validation") or not set(languages) <= set(shard_counts()):
+        return  # the builder's own checks name a bad language or split
+    shards = kwargs.get("shards")
+    if not shard_refs(languages, cfg.split, data_dir=kwargs["data_dir"], shards=shards):
+        options = SimpleNamespace(languages=languages, data_dir=kwargs["data_dir"], shards=shards)
+        raise DataError(f"data.split {cfg.split!r}: {no_files_error(options, cfg.split)}")
 
 
 def _on_the_hub(path: str) -> bool:
