@@ -198,3 +198,10 @@ def test_tokenizer_options_are_checked_for_a_source_before_any_work(fw2, tmp_pat
                  "--tokenizer", tok, "--eval-docs", "20", "--max-docs", "10", "--tasks", "1"]) == 2
     assert "--eval-docs 20 is more than the --max-docs 10" in one_error_line(capsys.readouterr().err)
     assert not out.exists()
+    # more eval documents than the kept train documents hold: counted on the source before any Parquet file
+    assert main(["publish", str(out), "--source", "fineweb2", "--location", str(fw2), "--lang", LANG,
+                 "--method", "random", "--factor", "0.05", "--tokenizer", tok, "--eval-docs", "500",
+                 "--tasks", "1"]) == 2
+    line = one_error_line(capsys.readouterr().err)
+    assert "--eval-docs 500 is more than the" in line and f"--source fineweb2 --location {fw2}" in line, line
+    assert not list(out.rglob("*.parquet"))
