@@ -26,9 +26,12 @@ embedded one) and their default sampling parameters is :mod:`mc4_sampling.kenlm_
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import sys
+import tempfile
+from contextlib import contextmanager
 from functools import cached_property, lru_cache
 from typing import Iterable, Sequence
 
@@ -141,7 +144,8 @@ class PerplexityModel(Scorer):
             import kenlm
 
             try:
-                model = kenlm.Model(self.kenlm_path)
+                with _kenlm_chatter_to_log(self.kenlm_path):
+                    model = kenlm.Model(self.kenlm_path)
             except (OSError, RuntimeError) as e:
                 raise ModelNotFoundError(f"cannot load KenLM model {self.kenlm_path!r}: {kenlm_reason(e)}") from None
             self.__dict__["_kenlm"] = model
@@ -253,3 +257,37 @@ def word_counts(texts: list[str]) -> np.ndarray:
     starts = word & np.r_[True, ~word[:-1]]
     offsets = np.cumsum([0] + [len(t) + 1 for t in texts[:-1]])  # strictly increasing
     return np.add.reduceat(starts.astype(np.int64), offsets)
+
+
+logger = logging.getLogger(__name__)
+#: what KenLM writes to the process' stderr while it parses an ARPA file (its advice and a progress bar)
+_KENLM_CHATTER = re.compile(r"^(Loading the LM will be faster if you build a binary file\.|Reading .*|"
+                            r"[-0-9]*|\**|\s*)$")
+
+
+@contextmanager
+def _kenlm_chatter_to_log(path: str):
+    """Load a KenLM model without its chatter on stderr: while an ARPA text file is parsed, KenLM writes
+    "Loading the LM will be faster if you build a binary file" and a progress bar to file descriptor 2,
+    once per process (every publish worker). Those lines go to the debug log; any other line KenLM
+    writes is logged as a warning. A binary model is loaded as it is (KenLM says nothing)."""
+    try:
+        with open(path, "rb") as f:
+            binary = not f.read(64).lstrip().startswith(b"\\data\\")
+    except OSError:  # the load itself reports it
+        binary = True
+    if binary:
+        yield
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as captured:
+        os.dup2(captured.fileno(), 2)
+        try:
+            yield
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            captured.seek(0)
+            for line in captured.read().decode("utf-8", "replace").splitlines():
+                (logger.debug if _KENLM_CHATTER.match(line.strip()) else logger.warning)("KenLM: %s", line)

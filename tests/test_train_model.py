@@ -255,3 +255,19 @@ def test_same_text_same_model_bytes(trained, tmp_path):
         if name.startswith("es."):
             assert (again / name).read_bytes() == (trained["out"] / name).read_bytes(), name
     assert json.loads((again / "model.json").read_text()) == json.loads((trained["out"] / "model.json").read_text())
+
+
+def test_loading_an_arpa_model_keeps_kenlm_chatter_off_stderr(tmp_path, capfd):
+    """KenLM's 'Loading the LM will be faster...' and progress bar, written to fd 2 while an ARPA file is
+    parsed, go to the debug log: a publish worker or a score command prints nothing of it."""
+    from mc4_sampling.perplexity import _kenlm_chatter_to_log
+
+    arpa = tmp_path / "tiny.arpa"
+    arpa.write_bytes(gzip.decompress((Path(__file__).parent / "data" / "lmplz" / "es_tiny.o5.arpa.gz").read_bytes()))
+    import kenlm
+
+    with _kenlm_chatter_to_log(str(arpa)):
+        kenlm.Model(str(arpa))
+    assert capfd.readouterr().err == ""
+    kenlm.Model(str(arpa))  # the same load, unwrapped, is what the wrapper hides
+    assert "binary" in capfd.readouterr().err
