@@ -61,6 +61,8 @@ AT_SCALE_NOT_RUN = {
         "tests/test_sources.py::test_fineweb2_on_the_hub reads that layout through the loopback Hub (hf://)",
     "mc4-sampling publish fw2-es-sampled/ ": "publishes the real FineWeb-2 Spanish subset (the Hub); the second "
         "offline quickstart publishes the bundled FineWeb-2-shaped folder with 2 workers",
+    "mc4-sampling publish fw2-es-rehydrated/ ": "FineWeb-2 from the Hub; tests/test_upsampling.py publishes a "
+        "FineWeb-2-shaped folder with rehydration as the builder streams it",
     "mc4-sampling train-model --lang ca ": "needs a Catalan Wikipedia dump's text (not bundled); the second offline "
         "quickstart trains a model the same way on the sample's validation text",
     "mc4-sampling publish fw2-ca-sampled/ ": "needs the Catalan model above and FineWeb-2 from the Hub; "
