@@ -224,3 +224,25 @@ def test_tokenizer_options_are_checked_for_a_source_before_any_work(fw2, tmp_pat
                  "--tokenizer", tok, "--eval-docs", "20", "--max-docs", "10", "--tasks", "1"]) == 2
     assert "--eval-docs 20 is more than the --max-docs 10" in one_error_line(capsys.readouterr().err)
     assert not out.exists()
+
+
+def test_files_source_with_its_own_columns(tmp_path):
+    """--source files on JSON lines with other text and id columns and a dict column: publish keeps what
+    sample keeps, the id as ``id``, the dict as its JSON text."""
+    folder = tmp_path / "corpus"
+    folder.mkdir()
+    docs = [{"body": f"Documento {i}. El perro corre por el parque y la casa es grande.", "doc": f"d{i}",
+             "meta": {"k": i}, "n": i} for i in range(60)]
+    (folder / "a.jsonl").write_text("".join(json.dumps(d) + "\n" for d in docs))
+    flags = ["--source", "files", "--data-files", f"train={folder}/*.jsonl", "--lang", "es", "--text-column", "body",
+             "--id-column", "doc", "--metadata-columns", "meta", "n", "--method", "random", "--seed", "5"]
+    out = tmp_path / "out"
+    assert cli(["publish", str(out), *flags, "--workers", "1"]) == 0
+    assert cli(["sample", *flags, "-o", str(tmp_path / "kept.jsonl")]) == 0
+    sampled = [json.loads(line) for line in (tmp_path / "kept.jsonl").read_text().splitlines()]
+    table = pq.read_table(glob.glob(str(out / "data" / "random" / "train-*.parquet"))[0])
+    assert table.column_names == ["text", "id", "meta", "n", "perplexity"]
+    rows = table.to_pylist()
+    assert [r["id"] for r in rows] == [d["id"] for d in sampled] and 10 < len(rows) < 50
+    by_id = {d["doc"]: d for d in docs}
+    assert all(json.loads(r["meta"]) == by_id[r["id"]]["meta"] and r["n"] == by_id[r["id"]]["n"] for r in rows)
