@@ -203,10 +203,16 @@ def test_hplt3_over_https_through_its_map(hplt3_folder, file_server, tmp_path):
         shutil.copy(path, flat / path.name)
     shutil.copy(hplt3_folder / f"{LANG}.map", flat / f"{LANG}.map")
     server = file_server(flat)
+    # no silent truncation of a .zst: a transfer cut short with a Content-Length is resumed at its byte; one
+    # without a length (the connection closed) is not taken for the end before the server says it has no more
+    server.cuts["5_1.jsonl.zst"] = [1500]
+    server.no_length["5_2.jsonl.zst"] = "close"
+    server.cuts["5_2.jsonl.zst"] = [2000]
     remote = source("hplt3", location=server.url)
     assert all(u.path.startswith(f"{server.url}/{LANG}/") for u in remote.units("train"))
     local = source("hplt3", location=hplt3_folder)
     assert [r.id for _, _, r in read_all(remote)] == [r.id for _, _, r in read_all(local)]
+    assert [rng for name, rng in server.requests if name == "5_2.jsonl.zst"][1:] == ["bytes=2000-"]
 
 
 def test_fineweb2_on_the_hub(fineweb2_folder, loopback_hub):
