@@ -93,7 +93,7 @@ def arrow_type(kind: str):
 
 def type_name(value) -> str | None:
     """The column type name (:func:`arrow_type`) of a Python value; None for None (unknown yet);
-    anything else is kept as its text (``string``)."""
+    anything else (a dict...) is kept as text (``string``: its JSON)."""
     if value is None:
         return None
     if isinstance(value, bool):
@@ -460,9 +460,15 @@ class SubsetWriter(PipelineStep):
                 meta = doc.metadata
                 return (doc.text, meta["timestamp"], meta["url"], meta["score"])
         else:
+            texts = {n for n, kind in self.columns.items() if kind == "string"}
+
+            def value(name, v):  # a text column holding something else (a dict, a number): its JSON
+                return json.dumps(v, ensure_ascii=False, default=str) if (
+                    name in texts and v is not None and type(v) is not str) else v
+
             def row(doc):
                 values, meta = doc.metadata["columns"], doc.metadata
-                return (doc.text, *[values.get(n) for n in names[meta["config"]]], meta["score"])
+                return (doc.text, *[value(n, values.get(n)) for n in names[meta["config"]]], meta["score"])
         open_files: dict[str, dict] = {}  # config -> {"tmp", "writer", "rows", "bytes"} of the current unit
 
         def flush(state, close=False):

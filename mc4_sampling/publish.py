@@ -257,8 +257,10 @@ def source_units(engine, source: SourceOptions, configs: dict, splits) -> tuple:
     if unknown:
         raise ConfigError(f"--splits {unknown[0]}: the {title} source has the splits {', '.join(available)} "
                           f"for {source.language}")
-    # the id (the draw's key) first, then the metadata: what each kept document carries beside its text
-    columns = tuple(dict.fromkeys(c for c in (src.id_column, *src.metadata_columns) if c and c != src.text_column))
+    # what each kept document carries beside its text: its id (the draw's key; named ``id`` whatever the
+    # source calls it, as in the builder's examples), then the metadata columns
+    columns = tuple(dict.fromkeys(c for c in ("id" if src.id_column else None, *src.metadata_columns)
+                                  if c and c != src.text_column))
     score_columns = []
     for c in configs.values():
         if ScorerSource.of(c, source.language).kind != "column":
@@ -277,8 +279,8 @@ def source_units(engine, source: SourceOptions, configs: dict, splits) -> tuple:
 
 
 def record_values(src, record) -> dict:
-    """The columns of a record beside its text: its metadata and its id under the source's id column."""
-    return {**record.metadata, src.id_column: record.id} if src.id_column else record.metadata
+    """The columns of a record beside its text: its metadata and its id (as ``id``)."""
+    return {**record.metadata, "id": record.id} if src.id_column else record.metadata
 
 
 def column_types(src, unit, columns, sample: int = 1000) -> dict:
@@ -401,7 +403,7 @@ def publish(
         reader = engine.SourceReader(source, units, out, first.on_bad_record, getattr(first, "http_retries", 5),
                                      skip_done=max_docs is None, timeout=getattr(first, "http_timeout", None),
                                      columns=[c for c in columns if c != "text"], score_columns=score_columns,
-                                     id_column=src.id_column)
+                                     id_column="id" if src.id_column else None)
     pipeline = [
         reader,
         engine.ScoreSampler(configs, max_docs=max_docs),

@@ -15,6 +15,7 @@ from source_fixtures import make_fineweb2
 
 from mc4_sampling.cli import main
 from mc4_sampling.corpus import sample_dataset
+from mc4_sampling.datatrove_logs import QUIET_ENV
 from mc4_sampling.options import SamplingOptions
 from mc4_sampling.publish import method_configs, publish
 from mc4_sampling.sources import SourceOptions
@@ -27,6 +28,31 @@ COLUMNS = ["text", "id", "url", "date", "language_score", "minhash_cluster_size"
 def fw2(tmp_path_factory):
     """A small FineWeb-2-shaped folder: 3 train files of 160 documents (row groups of 64), a test file of 40."""
     return make_fineweb2(tmp_path_factory.mktemp("fw2"), files=3, docs_per_file=160, test_docs=40, row_group_size=64)
+
+
+def cli(args) -> int:
+    """The command line in this process; datatrove's quiet setting it makes is not left to later tests'
+    subprocesses (which would inherit it)."""
+    saved = os.environ.get(QUIET_ENV)
+    try:
+        return main(args)
+    finally:
+        if saved is None:
+            os.environ.pop(QUIET_ENV, None)
+        else:
+            os.environ[QUIET_ENV] = saved
+
+
+@pytest.fixture(autouse=True)
+def _quiet_setting_restored():
+    """publish() in this process quiets datatrove for the processes it starts from then on: restored after
+    each test, so that later tests' subprocesses do not inherit it."""
+    saved = os.environ.get(QUIET_ENV)
+    yield
+    if saved is None:
+        os.environ.pop(QUIET_ENV, None)
+    else:
+        os.environ[QUIET_ENV] = saved
 
 
 def kept(out, config="gaussian", split="train", column="id"):
@@ -54,7 +80,7 @@ def one_error_line(err: str) -> str:
 def published(fw2, tmp_path_factory):
     """The CLI's publish of the folder with 2 workers, gaussian and random (the embedded model, spa_Latn -> es)."""
     out = tmp_path_factory.mktemp("pub") / "subset"
-    code = main(["publish", str(out), "--source", "fineweb2", "--location", str(fw2), "--lang", LANG,
+    code = cli(["publish", str(out), "--source", "fineweb2", "--location", str(fw2), "--lang", LANG,
                  "--method", "gaussian", "random", "--workers", "2", "--seed", "7"])
     assert code == 0
     return out
@@ -97,14 +123,14 @@ def test_card_names_the_source_and_its_columns(published, fw2):
 
 def test_sample_on_the_source_keeps_the_same_documents(published, tmp_path):
     out = tmp_path / "kept.jsonl"
-    assert main(["sample", "--source", "fineweb2", "--location", str(published.parent.parent / "x"), "--lang", LANG,
+    assert cli(["sample", "--source", "fineweb2", "--location", str(published.parent.parent / "x"), "--lang", LANG,
                  "-o", str(out)]) == 2  # a folder that is not there: refused
     fw2 = json.loads((published / ".mc4-sampling" / "options.json").read_text())["source"]["location"]
-    assert main(["sample", "--source", "fineweb2", "--location", fw2, "--lang", LANG, "--seed", "7",
+    assert cli(["sample", "--source", "fineweb2", "--location", fw2, "--lang", LANG, "--seed", "7",
                  "-o", str(out)]) == 0
     ids = [json.loads(line)["id"] for line in out.read_text().splitlines()]
     assert ids == kept(published, "gaussian", "train")
-    assert main(["sample", "--source", "fineweb2", "--location", fw2, "--lang", LANG, "--seed", "7", "--split", "test",
+    assert cli(["sample", "--source", "fineweb2", "--location", fw2, "--lang", LANG, "--seed", "7", "--split", "test",
                  "--validation-factor", "0.5", "-o", str(out), "--overwrite"]) == 0
     ids = [json.loads(line)["id"] for line in out.read_text().splitlines()]
     assert 5 < len(ids) < 35  # the test split by the validation rule: half of gaussian's keep probability
@@ -150,18 +176,18 @@ def test_same_kept_ids_for_1_2_3_tasks_and_a_resume(fw2, tmp_path):
 ])
 def test_bad_input_is_one_line_before_any_work(fw2, tmp_path, capsys, args, words):
     out = tmp_path / "out"
-    assert main(["publish", str(out), "--location", str(fw2), *args]) == 2
+    assert cli(["publish", str(out), "--location", str(fw2), *args]) == 2
     line = one_error_line(capsys.readouterr().err)
     assert words in line, line
     assert not out.exists()
 
 
 def test_score_reads_a_split_of_the_source(fw2, capsys):
-    assert main(["score", "--source", "fineweb2", "--location", str(fw2), "--lang", LANG, "--split", "test"]) == 0
+    assert cli(["score", "--source", "fineweb2", "--location", str(fw2), "--lang", LANG, "--split", "test"]) == 0
     out, err = capsys.readouterr()
     scores = [float(line.split("\t")[0]) for line in out.splitlines()]
     assert len(scores) == 40 and all(s > 1 for s in scores) and err.startswith("perplexity\t")
-    assert main(["score", "--source", "fineweb2", "--location", str(fw2), "--lang", LANG, "--split", "dev"]) == 2
+    assert cli(["score", "--source", "fineweb2", "--location", str(fw2), "--lang", LANG, "--split", "dev"]) == 2
     out, err = capsys.readouterr()
     assert not out and "--split dev: the FineWeb-2 source has the splits train, test" in one_error_line(err)
 
@@ -173,7 +199,7 @@ def test_hplt3_score_column_is_the_score_and_is_kept_once(tmp_path):
 
     root = make_hplt3(tmp_path / "hplt3", n=300)
     out = tmp_path / "out"
-    assert main(["publish", str(out), "--source", "hplt3", "--location", str(root), "--lang", LANG,
+    assert cli(["publish", str(out), "--source", "hplt3", "--location", str(root), "--lang", LANG,
                  "--score-column", "doc_score", "--method", "threshold", "--weighting-option", "low=7",
                  "--workers", "1"]) == 0
     expected = {r["id"] for r in hplt3_rows(sample_documents(300)) if r["doc_scores"][0] >= 7}
@@ -194,7 +220,7 @@ def test_tokenizer_options_are_checked_for_a_source_before_any_work(fw2, tmp_pat
                               pq.read_table(str(fw2 / "data" / LANG / "test")).to_pylist()))
     tok = make_tokenizer(str(tmp_path / "tok"), [str(corpus)], vocab_size=200)
     out = tmp_path / "out"
-    assert main(["publish", str(out), "--source", "fineweb2", "--location", str(fw2), "--lang", LANG,
+    assert cli(["publish", str(out), "--source", "fineweb2", "--location", str(fw2), "--lang", LANG,
                  "--tokenizer", tok, "--eval-docs", "20", "--max-docs", "10", "--tasks", "1"]) == 2
     assert "--eval-docs 20 is more than the --max-docs 10" in one_error_line(capsys.readouterr().err)
     assert not out.exists()
@@ -205,3 +231,25 @@ def test_tokenizer_options_are_checked_for_a_source_before_any_work(fw2, tmp_pat
     line = one_error_line(capsys.readouterr().err)
     assert "--eval-docs 500 is more than the" in line and f"--source fineweb2 --location {fw2}" in line, line
     assert not list(out.rglob("*.parquet"))
+
+
+def test_files_source_with_its_own_columns(tmp_path):
+    """--source files on JSON lines with other text and id columns and a dict column: publish keeps what
+    sample keeps, the id as ``id``, the dict as its JSON text."""
+    folder = tmp_path / "corpus"
+    folder.mkdir()
+    docs = [{"body": f"Documento {i}. El perro corre por el parque y la casa es grande.", "doc": f"d{i}",
+             "meta": {"k": i}, "n": i} for i in range(60)]
+    (folder / "a.jsonl").write_text("".join(json.dumps(d) + "\n" for d in docs))
+    flags = ["--source", "files", "--data-files", f"train={folder}/*.jsonl", "--lang", "es", "--text-column", "body",
+             "--id-column", "doc", "--metadata-columns", "meta", "n", "--method", "random", "--seed", "5"]
+    out = tmp_path / "out"
+    assert cli(["publish", str(out), *flags, "--workers", "1"]) == 0
+    assert cli(["sample", *flags, "-o", str(tmp_path / "kept.jsonl")]) == 0
+    sampled = [json.loads(line) for line in (tmp_path / "kept.jsonl").read_text().splitlines()]
+    table = pq.read_table(glob.glob(str(out / "data" / "random" / "train-*.parquet"))[0])
+    assert table.column_names == ["text", "id", "meta", "n", "perplexity"]
+    rows = table.to_pylist()
+    assert [r["id"] for r in rows] == [d["id"] for d in sampled] and 10 < len(rows) < 50
+    by_id = {d["doc"]: d for d in docs}
+    assert all(json.loads(r["meta"]) == by_id[r["id"]]["meta"] and r["n"] == by_id[r["id"]]["n"] for r in rows)

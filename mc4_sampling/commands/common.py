@@ -44,12 +44,15 @@ SOURCE_FLAGS = (
      "column with the documents (default: the source's, text)"),
     ("--id-column", "id_column", {"metavar": "NAME"},
      "column with a unique document id, the key of the draw (default: the source's; '': the text)"),
+    ("--metadata-columns", "metadata_columns", {"nargs": "+", "metavar": "NAME"},
+     "the columns kept beside the text (default: the source's; FineWeb-2: url date language_score "
+     "minhash_cluster_size)"),
     ("--source-option", "source_options", {"action": "append", "metavar": "KEY=VALUE"},
      "a source's own option, repeatable, e.g. rows_per_unit=50000 (Parquet row-group runs as units), min_bin=7 "
      "(hplt3)"),
 )
 #: the flags that name a corpus source's columns or files: not mC4's
-CORPUS_ONLY_FLAGS = ("--data-files", "--text-column", "--id-column", "--source-option")
+CORPUS_ONLY_FLAGS = ("--data-files", "--text-column", "--id-column", "--metadata-columns", "--source-option")
 
 
 def add_corpus_source_options(parser: argparse.ArgumentParser) -> None:
@@ -126,6 +129,7 @@ def corpus_source(args, language: str | None = None):
             data_files.setdefault(split, []).append(pattern)
     options = SourceOptions(source=args.source, language=language, location=args.location, data_files=data_files,
                             text_column=args.text_column, id_column=args.id_column,
+                            metadata_columns=args.metadata_columns,
                             options=key_values(args.source_options, "--source-option") or {})
     make_source(options, "--source").check()
     return options
@@ -245,6 +249,7 @@ def source_config(args, source, **overrides) -> Mc4SamplingConfig:
         data_dir=None if remote else source.location, base_url=source.location if remote else None,
         data_files={k: list(v) for k, v in source.data_files.items()} if source.data_files else None,
         text_column=source.text_column, id_column=source.id_column,
+        metadata_columns=list(source.metadata_columns) if source.metadata_columns is not None else None,
         source_options=dict(source.options) or None, **values).config
 
 
