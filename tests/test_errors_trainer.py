@@ -80,6 +80,10 @@ USAGE = [
     ("compare r.json --output {tmp}/o --bootstrap-samples 10", "--bootstrap-samples: 10 is out of range"),
     ("average --checkpoint c --output o --last 0", "argument --last: 0 is out of range"),
     ("evaluate --mlm m --data f --mlm-probability 1", "argument --mlm-probability: 1 is out of range"),
+    ("generate-pcfg --treebank t --output {tmp}/o --temperature 0", "argument --temperature: 0 is out of range: it "
+     "must be a finite number > 0"),
+    ("generate-pcfg --treebank t --output {tmp}/o --sentences 0", "argument --sentences: 0 is out of range"),
+    ("generate-pcfg --treebank t --output {tmp}/o --relexicalise markov", "argument --relexicalise: invalid choice"),
 ]
 
 
@@ -102,7 +106,8 @@ def _paths(tmp_path, user_folder):
     (tmp_path / "tags.jsonl").write_text(  # row 2: a tag fewer than its tokens
         '{"tokens": ["Hola", "Ana"], "ner_tags": ["O", "B-PER"]}\n'
         '{"tokens": ["Ana", "vive", "en", "Madrid"], "ner_tags": ["B-PER", "O", "O"]}\n')
-    return dict(tmp=tmp_path, mine=user_folder)
+    (tmp_path / "prose.conllu").write_text("# a comment\nEl gato duerme.\n")
+    return dict(tmp=tmp_path, mine=user_folder, tb=os.path.join(REPO, "trainer", "artificial", "data", "es-tiny.conllu"))
 
 
 # (command line, words of the error line) — user mistakes found before any work, exit 2
@@ -143,6 +148,14 @@ MISTAKES = [
      "--data-files validation={tmp}/tags.jsonl --tokens-column tokens --label-column ner_tags --output {tmp}/out",
      "{tmp}/tags.jsonl line 2: 4 tokens in 'tokens' but 3 tags in 'ner_tags'; "
      "each token needs exactly one tag"),
+    ("generate-pcfg --treebank {tmp}/prose.conllu --output {tmp}/o", "treebank {tmp}/prose.conllu line 2: not CoNLL-U "
+     "(expected 10 tab-separated columns"),
+    ("generate-pcfg --treebank {tmp}/none.conllu --output {tmp}/o", "--treebank: no file '{tmp}/none.conllu'"),
+    ("generate-pcfg --treebank {tb} --output {tmp}/o --top-k 40", "--top-k 40: treebank {tb} has only 28 dependency "
+     "relations; give --top-k 28 or less"),
+    ("generate-pcfg --treebank {tb} --output {tmp}/o --vocab-size 12", "--vocab-size 12 is smaller than the 21 "
+     "relation tags (each needs a token); give --vocab-size 21 or more"),
+    ("generate-pcfg --treebank {tb} --output {mine}", "--output '{mine}': it already holds files this tool did not"),
 ]
 
 

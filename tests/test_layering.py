@@ -184,7 +184,7 @@ def test_core_imports_no_wing(graph):
     for name in CORE:
         mod = f"trainer.{name}"
         assert mod in graph, mod
-        bad = sorted(t for t in graph[mod] if re.match(r"trainer\.(research|finetune)(\.|$)", t))
+        bad = sorted(t for t in graph[mod] if re.match(r"trainer\.(research|finetune|artificial)(\.|$)", t))
         assert not bad, f"{mod} imports {bad}"
 
 
@@ -192,7 +192,7 @@ def test_data_imports_no_model_research_or_finetune(graph):
     data = [m for m in graph if m.startswith("trainer.data")]
     assert len(data) >= 6
     for mod in data:
-        bad = sorted(t for t in graph[mod] if re.match(r"trainer\.(models|research|finetune)(\.|$)", t))
+        bad = sorted(t for t in graph[mod] if re.match(r"trainer\.(models|research|finetune|artificial)(\.|$)", t))
         assert not bad, f"{mod} imports {bad}"
 
 

@@ -3,7 +3,8 @@
 ``trainer fill-mask``, ``trainer tokenizer``, ``trainer finetune`` / ``evaluate`` / ``compare`` /
 ``probe-bias`` (downstream evaluation, :mod:`trainer.finetune`), ``trainer stats`` / ``suite`` (research,
 :mod:`trainer.research`), ``trainer study CONFIG.yaml`` (a data-selection study, :mod:`trainer.study`),
-``trainer devices`` (the backend and devices).
+``trainer generate-pcfg`` (an artificial corpus, :mod:`trainer.artificial`), ``trainer devices`` (the backend
+and devices).
 
 User mistakes (:class:`~trainer.errors.TrainerError`) are printed as one line and exit with
 status 2; tracebacks are reserved for bugs (:mod:`trainer.console`).
@@ -76,7 +77,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_from_last_good(p, default=False)
     sub = p.add_subparsers(dest="command",
                            metavar="{train,export,average,fill-mask,tokenizer,finetune,evaluate,compare,probe-bias,stats,"
-                                   "suite,study,devices}")
+                                   "suite,study,generate-pcfg,devices}")
 
     t = sub.add_parser("train", help="train or resume (the default command)")
     add_config_arguments(t, required=True)
@@ -141,6 +142,13 @@ def build_parser() -> argparse.ArgumentParser:
                         "origin...) across models: table and pictures")
     probe_bias.add_arguments(pb)
     pb.set_defaults(handler=probe_bias.run)
+
+    from .artificial import command as artificial_command
+
+    gp = sub.add_parser("generate-pcfg", help="an artificial corpus: a PCFG of a treebank's relations, relexicalised "
+                        "(zipf, loglinear), with its tokenizer", description=artificial_command.DESCRIPTION)
+    artificial_command.add_arguments(gp)
+    gp.set_defaults(handler=artificial_command.run)
 
     from . import devices
 

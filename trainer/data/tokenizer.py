@@ -6,7 +6,9 @@
   need from it: batched ids, the special ids, the vocabulary size, its JSON for worker processes;
 * :func:`train_tokenizer`: train a byte-level BPE tokenizer (RoBERTa style) on texts, or
   :func:`train_wordpiece` a WordPiece one (BERT style) (the ``trainer tokenizer`` command,
-  :mod:`trainer.data.tokenizer_command`, feeds them a stream).
+  :mod:`trainer.data.tokenizer_command`, feeds them a stream);
+* :func:`word_level_tokenizer`: a closed vocabulary, one whitespace-separated token one id (the artificial
+  languages of :mod:`trainer.artificial`).
 
 The BPE result is a folder that ``AutoTokenizer.from_pretrained`` loads as a RoBERTa fast tokenizer:
 specials ``<s> <pad> </s> <unk> <mask>`` (ids 0-4, as in BERTIN), ``<mask>`` strips the space
@@ -156,4 +158,32 @@ def train_wordpiece(texts: Iterable[str], output_dir: str, vocab_size: int = 30_
                             model_max_length=model_max_length)
     tok.save_pretrained(output_dir)
     log.info("WordPiece tokenizer with %d tokens saved to %s", len(tok), output_dir)
+    return tok
+
+
+def word_level_tokenizer(tokens: list, output_dir: str, model_max_length: int = 512):
+    """A WordLevel tokenizer of the closed vocabulary ``tokens``, saved to ``output_dir``; returns the transformers
+    tokenizer. Texts are split on whitespace and each token is one id: the RoBERTa specials
+    ``<s> <pad> </s> <unk> <mask>`` are ids 0-4 and ``tokens[i]`` is id ``5 + i``; ``<s> A </s>`` framing
+    (``<s> A </s></s> B </s>`` for pairs); no token continues a word (the decoder joins with spaces), so
+    whole-word masking is token masking. Loads with :func:`load_tokenizer` as any tokenizer folder."""
+    from tokenizers import AddedToken, Tokenizer, decoders, models, pre_tokenizers, processors
+    from transformers import PreTrainedTokenizerFast
+
+    vocab = {t: i for i, t in enumerate(SPECIAL_TOKENS)}
+    for t in tokens:
+        if t in vocab:
+            raise DataError(f"token {t!r} appears twice in the vocabulary (or is a special token)")
+        vocab[t] = len(vocab)
+    backend = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
+    backend.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+    backend.add_special_tokens([AddedToken(t, normalized=False, special=True) for t in SPECIAL_TOKENS])
+    backend.post_processor = processors.TemplateProcessing(
+        single="<s> $A </s>", pair="<s> $A </s> </s> $B </s>", special_tokens=[("<s>", 0), ("</s>", 2)])
+    backend.decoder = decoders.WordPiece(prefix="##", cleanup=False)
+    tok = PreTrainedTokenizerFast(tokenizer_object=backend, bos_token="<s>", eos_token="</s>", sep_token="</s>",
+                                  cls_token="<s>", unk_token="<unk>", pad_token="<pad>", mask_token="<mask>",
+                                  model_max_length=model_max_length)
+    tok.save_pretrained(output_dir)
+    log.info("word-level tokenizer with %d tokens saved to %s", len(tok), output_dir)
     return tok
