@@ -250,3 +250,29 @@ def test_bad_source_is_one_line(tmp_path, capsys, change, needle):
     line = _one_line(capsys, write_config(tmp_path, data))
     assert needle in line, line
     assert not os.path.exists(tmp_path / "out" / "units")
+
+
+def test_shipped_artificial_configs():
+    """The tiny study (four arms on one target sample, the two artificial sources where `make study-artificial`
+    writes them) and the full-size one (the blog's numbers: 100 k source steps of 256 x 128, 50 k target steps of
+    128 x 128, peak LR 1e-4, 10 k warm-up)."""
+    from trainer.config_loading import load_config, resolve_config_path
+    from trainer.study.config import load_study_config
+    from trainer.study.runner import budget_steps
+    from trainer.study.transfer import source_steps, stage_sets
+
+    tiny = load_study_config("study-artificial-tiny")
+    assert [a.name for a in tiny.arms] == ["scratch", "natural", "pcfg-zipf", "pcfg-loglinear"]
+    assert tiny.baseline == "scratch" and 2 <= tiny.seeds.count <= 3
+    assert {(a.sampling_method, a.max_documents) for a in tiny.arms} == {("random", 600)}
+    assert [a.source.files for a in tiny.arms[2:]] == [["study-output/artificial-corpora/zipf/train"],
+                                                       ["study-output/artificial-corpora/loglinear/train"]]
+    full = load_study_config("study-artificial")
+    trainer_config = resolve_config_path(full.trainer.config)
+    base = load_config(trainer_config, full.trainer.set)
+    assert budget_steps(full, base) == 50_000 and base.training.global_batch_size == 128
+    assert (base.model.num_layers, base.model.hidden_size, base.data.max_seq_length) == (12, 768, 128)
+    assert (base.optimizer.learning_rate, base.schedule.warmup_steps) == (1e-4, 10_000)
+    for arm in full.arms[1:]:
+        src = load_config(trainer_config, full.trainer.set + stage_sets(arm, base))
+        assert source_steps(arm, src, 50_000) == 100_000 and src.training.global_batch_size == 256
