@@ -18,8 +18,12 @@ import numpy as np
 
 from ..errors import ConfigError
 
-#: labels drawn in their own colour (the most frequent); the others are drawn grey as "other labels"
-MAX_COLOURS = 20
+#: the colours of the labels, most frequent first (matplotlib's tab20, then four dark ones: the generator's 20
+#: relations and its "other" each get their own); further labels are drawn grey as "other labels"
+PALETTE = ("#1f77b4", "#aec7e8", "#ff7f0e", "#ffbb78", "#2ca02c", "#98df8a", "#d62728", "#ff9896", "#9467bd",
+           "#c5b0d5", "#8c564b", "#c49c94", "#e377c2", "#f7b6d2", "#7f7f7f", "#c7c7c7", "#bcbd22", "#dbdb8d",
+           "#17becf", "#9edae5", "#000000", "#6b6b00", "#00006b", "#6b006b")
+MAX_COLOURS = len(PALETTE)
 
 
 @dataclass
@@ -106,8 +110,7 @@ def plot_pca(projections: list[Projection], path: str, label_name: str = "label"
             counts[lab] = counts.get(lab, 0) + 1
     ranked = sorted(counts, key=lambda lab: (-counts[lab], lab))
     shown = ranked[:MAX_COLOURS]
-    cmap = plt.get_cmap("tab20")
-    colour = {lab: cmap(i % 20) for i, lab in enumerate(shown)}
+    colour = dict(zip(shown, PALETTE))
     n = len(projections)
     cols = min(3, n)
     rows = -(-n // cols)
