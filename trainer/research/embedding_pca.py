@@ -104,10 +104,11 @@ def plot_pca(projections: list[Projection], path: str, label_name: str = "label"
 
     from mc4_sampling.common.outputs import atomic_path
 
-    counts: dict = {}
+    counts: dict = {}  # tokens per label (in the panel that has most of them)
     for p in projections:
-        for lab in p.labels:
-            counts[lab] = counts.get(lab, 0) + 1
+        labs, n = np.unique(np.asarray(p.labels), return_counts=True)
+        for lab, k in zip(labs.tolist(), n.tolist()):
+            counts[lab] = max(counts.get(lab, 0), k)
     ranked = sorted(counts, key=lambda lab: (-counts[lab], lab))
     shown = ranked[:MAX_COLOURS]
     colour = dict(zip(shown, PALETTE))
@@ -120,7 +121,7 @@ def plot_pca(projections: list[Projection], path: str, label_name: str = "label"
         other = ~np.isin(labs, shown)
         if other.any():
             ax.scatter(p.coords[other, 0], p.coords[other, 1], s=6, color="#bbbbbb", alpha=0.6, linewidths=0)
-        for lab in reversed(shown):  # the most frequent drawn first (below)
+        for lab in shown:  # the most frequent drawn first (below), the rare ones on top
             m = labs == lab
             if m.any():
                 ax.scatter(p.coords[m, 0], p.coords[m, 1], s=7, color=colour[lab], alpha=0.75, linewidths=0)
