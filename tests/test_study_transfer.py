@@ -129,7 +129,7 @@ def test_transfer_study_end_to_end(transfer_run):
     assert report["best_accuracy"]["artificial"]["values"] == [max(c["accuracy"] for c in result["curve"])]
     text = (out / "report.md").read_text()
     assert "## Best masked-LM accuracy during training" in text
-    assert "| `artificial` | corpus (frozen embeddings) |" in text
+    assert "| `artificial` | artificial/corpus (frozen embeddings) |" in text
     assert (out / "eval_accuracy_curves.png").stat().st_size > 0
     lines.clear()  # a rerun of the finished study trains nothing
     from trainer.study.runner import run_study
@@ -168,7 +168,7 @@ def test_best_accuracy_against_from_scratch():
               "arms": {a.name: {"source": source_label(a)} for a in cfg.arms}}
     table = {line.split(" | ")[0]: line for line in best_lines(report) if line.startswith("| `")}
     assert table["| `natural`"].endswith("** |") and "the study's other documents" in table["| `natural`"]
-    assert "| zipf (frozen embeddings) |" in table["| `zipf`"] and not table["| `zipf`"].endswith("** |")
+    assert "| x/zipf (frozen embeddings) |" in table["| `zipf`"] and not table["| `zipf`"].endswith("** |")
     assert "| from scratch |" in table["| `scratch`"] and "baseline" in table["| `scratch`"]
 
 

@@ -260,12 +260,15 @@ def best_lines(report: dict) -> list[str]:
 
 
 def source_label(arm) -> Optional[str]:
-    """How the report names a transfer arm's source: ``study corpus (rest)`` or the files, and its options."""
+    """How the report names a transfer arm's source: the study's other documents or its files (their last two path
+    parts), and its options."""
     s = arm.source
     if s is None:
         return None
-    what = "the study's other documents" if s.corpus == "study" else ", ".join(os.path.basename(os.path.normpath(f))
-                                                                               for f in s.files)
+    def short(path: str) -> str:  # its last two parts: pcfg-zipf/train
+        return "/".join(os.path.normpath(path).split(os.sep)[-2:])
+
+    what = "the study's other documents" if s.corpus == "study" else ", ".join(short(f) for f in s.files)
     opts = [o for o, on in (("frozen embeddings", s.freeze_embeddings), ("embeddings kept", not s.reinit_embeddings),
                             ("positions reset", s.reset_position_embeddings)) if on]
     return what + (f" ({', '.join(opts)})" if opts else "")
