@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 # Use both cores of the machine for the test run by default.
 PYTEST_WORKERS ?= 2
 
-.PHONY: install test demo bench lint clean study wheels-gpu gpu-check gpu-smoke
+.PHONY: install test demo bench lint clean study study-artificial wheels-gpu gpu-check gpu-smoke
 
 install: $(STAMP)
 
@@ -68,3 +68,15 @@ clean:
 # The shipped offline study (trainer/configs/study-tiny.yaml): report and pictures in study-output/tiny/.
 study: install
 	$(BIN)/trainer study trainer/configs/study-tiny.yaml
+
+# The shipped artificial-pretraining study (trainer/configs/study-artificial-tiny.yaml): the two artificial
+# corpora first (PCFG+Zipf, PCFG+loglinear, from the shipped fixture treebank; a rerun reuses them), then the
+# study (scratch vs natural Spanish vs the two artificial sources); report in study-output/artificial-tiny/.
+ARTIFICIAL := study-output/artificial-corpora
+ARTIFICIAL_SENTENCES ?= 30000
+study-artificial: install
+	for kind in zipf loglinear; do \
+	  $(BIN)/trainer generate-pcfg --treebank trainer/artificial/data/es-tiny.conllu --relexicalise $$kind \
+	    --sentences $(ARTIFICIAL_SENTENCES) --vocab-size 5000 --seed 0 --output $(ARTIFICIAL)/$$kind || exit 1; \
+	done
+	$(BIN)/trainer study trainer/configs/study-artificial-tiny.yaml

@@ -200,6 +200,58 @@ def test_stats_command_table_and_plot(scheduled_run, tmp_path, capsys):
     assert "no such checkpoint" in capsys.readouterr().err
 
 
+def test_pca_of_word_embeddings_against_eigh():
+    """``pca_2d`` against an independent reference: the eigenvectors of the covariance matrix (``numpy.linalg.eigh``)
+    give the same coordinates up to each component's sign and the same explained fractions."""
+    from trainer.research.embedding_pca import pca_2d
+
+    rng = np.random.default_rng(4)
+    x = rng.normal(size=(300, 16)) @ rng.normal(size=(16, 16)) + 3.0
+    coords, explained = pca_2d(x)
+    xc = x - x.mean(axis=0)
+    values, vectors = np.linalg.eigh(xc.T @ xc)
+    order = np.argsort(values)[::-1]
+    ref = xc @ vectors[:, order[:2]]
+    for k in range(2):
+        assert np.allclose(np.abs(coords[:, k]), np.abs(ref[:, k]), atol=1e-9)
+        assert np.isclose(explained[k], values[order[k]] / values.sum())
+    assert explained[0] > explained[1] > 0
+
+
+def test_stats_labels_draw_the_pca_of_the_word_embeddings(scheduled_run, tmp_path, capsys):
+    """``--labels``: the PCA picture beside the statistics, one panel per checkpoint whose tokenizer is known
+    (a random initialisation is named and left out), coloured by the file's labels; bad label files are one line."""
+    import matplotlib.image
+
+    from trainer.cli import main
+    from trainer.data.tokenizer import load_tokenizer
+
+    cfg, result, _ = scheduled_run
+    vocab = load_tokenizer(cfg.data.tokenizer).get_vocab()
+    labels = tmp_path / "labels.tsv"  # the first letter of each word-initial token (a label per token)
+    labels.write_text("token\tinitial\n" + "".join(f"{t}\t{t[1]}\n" for t in vocab if t.startswith("Ġ") and
+                                                     len(t) > 2 and t[1] in "aeiou"))
+    pca = str(tmp_path / "pca.png")
+    rc = main(["stats", result.checkpoint_dir, "random:tiny-cpu", "-o", "none", "--labels", str(labels),
+               "--pca-output", pca])
+    out = capsys.readouterr().out
+    assert rc == 0 and f"PCA: {pca}" in out and "random init (tiny-cpu) left out" in out
+    image = matplotlib.image.imread(pca)
+    assert image.shape[0] > 300 and image.shape[1] > 500 and len(np.unique(image.reshape(-1, image.shape[-1]),
+                                                                           axis=0)) > 6  # coloured points
+    rc = main(["stats", result.checkpoint_dir, "-o", "none", "--labels", str(labels), "--pca-output", pca,
+               "--overwrite", "--tokenizer", cfg.data.tokenizer])
+    assert rc == 0 and "left out" not in capsys.readouterr().out
+    bad = tmp_path / "bad.tsv"
+    bad.write_text("token\tlabel\nĠa\tx\nĠe x\n")
+    assert main(["stats", result.checkpoint_dir, "-o", "none", "--labels", str(bad), "--pca-output", pca,
+                 "--overwrite"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and f"--labels: line 3 of {bad} is not 'token<TAB>label'" in err[0]
+    assert main(["stats", result.checkpoint_dir, "-o", "none", "--labels", str(labels), "--pca-output", pca]) == 2
+    assert "--pca-output" in capsys.readouterr().err  # an existing picture is not replaced without --overwrite
+
+
 # ---------------------------------------------------------------------------------------------
 # transfer
 

@@ -61,6 +61,8 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
         for arg in args:
             if arg is type(None):
                 continue
+            if dataclasses.is_dataclass(arg) and isinstance(value, dict):  # its own error names the wrong key
+                return _coerce(value, arg, key)
             try:
                 return _coerce(value, arg, key)
             except ConfigError:

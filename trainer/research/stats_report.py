@@ -6,6 +6,9 @@ folder, or ``random:CONFIG[@SEED]`` (a random initialisation of that config). Th
 statistic, columns = module kind (the family's ``layer_modules``, then the parameters outside the
 layers), x = layer, one colour per checkpoint; weights (kernels, LayerNorm scales) are solid lines;
 biases get their own rows.
+
+With ``--labels FILE`` (``token<TAB>label``, e.g. ``trainer generate-pcfg``'s ``labels.tsv``), a second PNG
+(``--pca-output``): the PCA of each checkpoint's word embeddings, coloured by label (:mod:`.embedding_pca`).
 """
 
 from __future__ import annotations
@@ -45,10 +48,18 @@ class Loaded:
     stats: dict[str, dict[str, float]]
     num_layers: int
     family: str = DEFAULT_TYPE  # the model family (its module kinds and names)
+    embeddings: Optional[np.ndarray] = None  # the word embeddings (kept for the PCA)
+    tokenizer: Optional[str] = None  # the checkpoint's tokenizer folder (None: unknown, e.g. a random init)
 
 
 def load_any(source: str) -> tuple[str, Any, Any]:
     """``(label, spec, numpy params)`` of a checkpoint folder/step, a transformers folder or ``random:CONFIG``."""
+    return load_with_tokenizer(source)[:3]
+
+
+def load_with_tokenizer(source: str) -> tuple[str, Any, Any, Optional[str]]:
+    """:func:`load_any` and the checkpoint's tokenizer folder (a transformers folder: itself; a trainer checkpoint:
+    the one it trained with, when still there; a random initialisation: its config's ``data.tokenizer``)."""
     import jax
 
     from ..errors import CheckpointError
@@ -68,7 +79,7 @@ def load_any(source: str) -> tuple[str, Any, Any]:
                                        backend="cpu")
         spec = _float32(spec)
         params = jax.tree.map(np.asarray, family.init_params(spec, jax.random.key(int(seed or cfg.training.seed))))
-        return f"random init ({name})", spec, params
+        return f"random init ({name})", spec, params, cfg.data.tokenizer
     if os.path.isfile(os.path.join(source, "config.json")):
         import json
 
@@ -77,14 +88,15 @@ def load_any(source: str) -> tuple[str, Any, Any]:
         with open(os.path.join(source, "config.json"), encoding="utf-8") as f:
             config = json.load(f)
         spec, params = family_of_hf_config(config).hf.import_pretrained(source)
-        return os.path.basename(os.path.normpath(source)), spec, params
+        return os.path.basename(os.path.normpath(source)), spec, params, source
     from ..export import load_checkpoint_params
 
     if not os.path.exists(source):
         raise CheckpointError(f"{source}: no such checkpoint or model folder (or use random:CONFIG)")
     spec, params, meta, step = load_checkpoint_params(source)
     run = meta.get("config", {}).get("name") or os.path.basename(os.path.dirname(os.path.abspath(source)))
-    return f"{run} step {step}", spec, params
+    tokenizer = meta.get("tokenizer_dir")
+    return f"{run} step {step}", spec, params, tokenizer if tokenizer and os.path.isdir(tokenizer) else None
 
 
 def _float32(spec):
@@ -95,10 +107,13 @@ def _float32(spec):
 
 def load_stats(source: str, label: Optional[str] = None) -> Loaded:
     from ..models import family_of
+    from ..param_paths import flat_params
 
-    name, spec, params = load_any(source)
+    name, spec, params, tokenizer = load_with_tokenizer(source)
     family = family_of(spec)
-    return Loaded(label or name, param_stats(params, spec.vocab_size, family), spec.num_layers, family.name)
+    words = flat_params(params).get("/".join(family.vocab_row_paths[0]))
+    return Loaded(label or name, param_stats(params, spec.vocab_size, family), spec.num_layers, family.name,
+                  None if words is None else np.asarray(words, np.float32)[: spec.vocab_size], tokenizer)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -237,14 +252,48 @@ def plot(loaded: list[Loaded], path: str, title: Optional[str] = None) -> str:
 
 
 def run_stats(sources: list[str], output: Optional[str] = None, labels: Optional[list[str]] = None,
-              title: Optional[str] = None) -> tuple[str, Optional[str]]:
-    """Load every checkpoint, return ``(table text, PNG path or None)``."""
+              title: Optional[str] = None, label_file: Optional[str] = None, pca_output: Optional[str] = None,
+              tokenizer: Optional[str] = None, say=print) -> tuple[str, Optional[str]]:
+    """Load every checkpoint, return ``(table text, PNG path or None)``; with ``label_file`` and ``pca_output``,
+    also the PCA of the word embeddings of each checkpoint whose tokenizer is known (``tokenizer``: for all)."""
     if labels and len(labels) != len(sources):
         raise ConfigError(f"--label given {len(labels)} times for {len(sources)} checkpoints")
+    token_labels = None
+    if label_file:
+        from .embedding_pca import read_labels
+
+        token_labels = read_labels(label_file)  # before loading any checkpoint
+        if tokenizer and not os.path.isdir(tokenizer):
+            raise ConfigError(f"--tokenizer: no tokenizer folder at {tokenizer!r}")
     loaded = [load_stats(s, labels[i] if labels else None) for i, s in enumerate(sources)]
     table = format_table(loaded)
     png = plot(loaded, output, title) if output else None
+    if token_labels is not None and pca_output:
+        say(f"PCA: {plot_embeddings(loaded, sources, token_labels, pca_output, tokenizer, say)}")
     return table, png
+
+
+def plot_embeddings(loaded: list[Loaded], sources: list[str], token_labels, path: str,
+                    tokenizer: Optional[str] = None, say=print) -> str:
+    """The PCA picture (:mod:`.embedding_pca`) of every checkpoint whose tokenizer is known (``tokenizer``: the
+    one of all); the others are named and left out."""
+    from ..data.tokenizer import load_tokenizer
+    from ..errors import CheckpointError
+    from .embedding_pca import plot_pca, project
+
+    projections = []
+    for item, source in zip(loaded, sources):
+        folder = tokenizer or item.tokenizer
+        if folder is None or item.embeddings is None:
+            say(f"PCA: {item.label} left out (its tokenizer is unknown; give --tokenizer FOLDER)")
+            continue
+        tok = load_tokenizer(folder, "--tokenizer" if tokenizer else f"the tokenizer of {source}", CheckpointError,
+                             fast=False)
+        projections.append(project(item.label, item.embeddings, tok, token_labels, source))
+    if not projections:
+        raise ConfigError("--labels: no checkpoint has a known tokenizer to look its tokens up; give --tokenizer "
+                          "FOLDER")
+    return plot_pca(projections, path, token_labels.name)
 
 
 def add_arguments(parser) -> None:
@@ -256,16 +305,27 @@ def add_arguments(parser) -> None:
     parser.add_argument("--label", action="append", default=[], help="name of each checkpoint in the table and "
                                                                       "legend (repeat once per checkpoint)")
     parser.add_argument("--title", help="title of the figure")
-    parser.add_argument("--overwrite", action="store_true", help="replace an existing --output file")
+    parser.add_argument("--overwrite", action="store_true", help="replace existing --output / --pca-output files")
+    parser.add_argument("--labels", metavar="FILE", help="token<TAB>label TSV (e.g. generate-pcfg's labels.tsv): "
+                                                         "also draw the PCA of the word embeddings coloured by label")
+    parser.add_argument("--pca-output", default="embeddings-pca.png",
+                        help="PNG of the PCA with --labels (default: embeddings-pca.png)")
+    parser.add_argument("--tokenizer", metavar="FOLDER", help="with --labels: the tokenizer of every checkpoint "
+                        "(default: each checkpoint's own; needed for random:CONFIG)")
 
 
 def run(args) -> int:
+    from mc4_sampling.common.outputs import check_output_file
+
     output = None if args.output.lower() == "none" else args.output
     if output:  # before loading any checkpoint
-        from mc4_sampling.common.outputs import check_output_file
-
         check_output_file(output, "--output", args.overwrite)
-    table, png = run_stats(args.checkpoints, output, args.label or None, args.title)
+    if args.labels:
+        check_output_file(args.pca_output, "--pca-output", args.overwrite)
+    elif args.tokenizer:
+        raise ConfigError("--tokenizer is for the PCA of the word embeddings: give --labels FILE too")
+    table, png = run_stats(args.checkpoints, output, args.label or None, args.title, args.labels, args.pca_output,
+                           args.tokenizer)
     print(table)
     if png:
         print(f"plot: {png}")

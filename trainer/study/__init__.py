@@ -6,7 +6,8 @@ writes a report with per-arm statistics and the difference to a baseline arm (We
 
 Modules, in flow order: :mod:`.config` (the YAML schema and its checks), :mod:`.corpus` (documents,
 labels, content hold-out), :mod:`.sampling` (the one adapter to ``mc4_sampling``), :mod:`.arms`
-(match order, kept sets, exact matching), :mod:`.units` (one folder per arm and seed), :mod:`.evaluate`
+(match order, kept sets, exact matching), :mod:`.units` (one folder per arm and seed), :mod:`.transfer` (transfer
+arms: a source stage, then the target), :mod:`.evaluate`
 (final checkpoints), :mod:`.runner` (local and Ray engines, progress, resume), :mod:`trainer.statistics`,
 :mod:`.report`, :mod:`.plots`, :mod:`.command` (the CLI).
 """

@@ -78,6 +78,31 @@ class TrainerSection:
 
 
 @dataclass
+class SourceConfig:
+    """The source stage of a transfer arm (:mod:`.transfer`): pretrain on this corpus first, then continue on the
+    arm's own sample of the study's corpus (the target) with the transfer options (``model.transfer_from``:
+    every weight kept but the re-initialised ones)."""
+
+    # study: the study's corpus documents that the arm's target sample does not keep (a natural source of the
+    # same language, disjoint from the target); files: the files of `files`
+    corpus: Literal["study", "files"] = "study"
+    # JSON lines (.jsonl/.json, their `text_column`) or plain text (.txt, one document per line), optionally .gz;
+    # a folder: its files of these kinds, in name order (e.g. a generated artificial corpus)
+    files: Optional[list[str]] = None
+    text_column: str = "text"
+    tokenizer: str = "study"  # study: the study's tokenizer; a folder: that tokenizer (e.g. the artificial one)
+    max_documents: Optional[int] = None  # read at most this many source documents
+    eval_documents: int = 100  # corpus files: the first documents, the source stage's eval split (its curve)
+    budget_tokens: Optional[int] = None  # source training tokens (sets its training.max_steps); null: the study's
+    # trainer `--set` overrides of the source stage only (schedule, batch, optimizer, data; not model.*: the
+    # target keeps the source's shape), e.g. ["training.global_batch_size=64"]
+    trainer_set: list[str] = field(default_factory=list)
+    freeze_embeddings: bool = False  # the word embeddings get no update in the source stage (model.freeze)
+    reinit_embeddings: bool = True  # the target stage starts with fresh word embeddings (and LM-head bias)
+    reset_position_embeddings: bool = False  # ... and fresh position embeddings
+
+
+@dataclass
 class ArmConfig(SamplingOptions):
     """One sampling of the corpus: the sampler's options by their own names (any scorer and weighting
     it offers, :class:`mc4_sampling.options.SamplingOptions`), or ``match`` another arm's size.
@@ -96,6 +121,8 @@ class ArmConfig(SamplingOptions):
     # ["training.masking=whole-word"] or ['training.mlm_probability={schedule: linear, start: 0.3, end: 0.15}']:
     # masking arms; every arm is evaluated with the base trainer config's masks
     trainer_set: list[str] = field(default_factory=list)
+    # a transfer arm: a source stage before the target stage on the arm's sample (null: from scratch)
+    source: Optional[SourceConfig] = None
 
     #: keys of earlier versions, refused with the name that replaced them
     FORMER_KEYS = {"method": "sampling_method", "factor": "sampling_factor"}
@@ -119,6 +146,8 @@ class ArmConfig(SamplingOptions):
         d.update({k: v for k, v in self.sampler_values().items() if k not in first.values()})
         if self.trainer_set:  # absent when unset: the folders of earlier studies stay valid
             d["trainer_set"] = list(self.trainer_set)
+        if self.source is not None:  # absent when unset, as trainer_set
+            d["source"] = dataclasses.asdict(self.source)
         if d.get("boundaries") is not None:
             d["boundaries"] = list(d["boundaries"])
         return d
@@ -296,6 +325,48 @@ def check_arm_trainer_set(arm: ArmConfig) -> None:
                               f"an arm sets {', '.join(ARM_TRAINER_KEYS)} (the rest: trainer.set, for every arm)")
 
 
+#: trainer keys a source stage may not set (``arms.<name>.source.trainer_set``): the target keeps its shape
+SOURCE_REFUSED = ("model.",)
+
+
+def check_source(arm: ArmConfig) -> None:
+    """The checks of ``arms.<name>.source`` that need no file (its files, tokenizer and trainer config:
+    :func:`.transfer.check_sources`)."""
+    from ..config_loading import parse_override
+
+    s, where = arm.source, f"arms.{arm.name}.source"
+    if s.corpus == "files" and not s.files:
+        raise ConfigError(f"{where}.files: give the source corpus's files or folders (corpus: files)")
+    if s.corpus == "study" and s.files:
+        raise ConfigError(f"{where}.files is set but {where}.corpus is 'study' (the study's documents the target "
+                          "sample does not keep); set corpus: files")
+    if s.corpus == "study" and s.tokenizer != "study":
+        raise ConfigError(f"{where}.tokenizer: the study's documents (corpus: study) are tokenised once with the "
+                          "study's tokenizer; set tokenizer: study, or give the source as files")
+    if s.corpus == "study" and arm.sampling_method == "none":
+        raise ConfigError(f"{where}.corpus 'study' is the study's documents the arm's target sample leaves out, and "
+                          f"arms.{arm.name} keeps them all (sampling_method none); sample the target (e.g. random "
+                          "with max_documents) or give source files")
+    for key in ("max_documents", "budget_tokens"):
+        if getattr(s, key) is not None and getattr(s, key) < 1:
+            raise ConfigError(f"{where}.{key} must be >= 1, got {getattr(s, key)}")
+    if s.eval_documents < 1:
+        raise ConfigError(f"{where}.eval_documents must be >= 1, got {s.eval_documents}")
+    if s.reset_position_embeddings and not s.reinit_embeddings:
+        raise ConfigError(f"{where}: reset_position_embeddings with reinit_embeddings false re-initialises the "
+                          "positions but keeps the word embeddings; set reinit_embeddings: true")
+    for i, text in enumerate(s.trainer_set):
+        try:
+            keys, _ = parse_override(text)
+        except ConfigError as e:
+            raise ConfigError(f"{where}.trainer_set[{i}]: {e}") from None
+        key = ".".join(keys)
+        if key.startswith(SOURCE_REFUSED):
+            raise ConfigError(f"{where}.trainer_set[{i}]: {key!r} changes the model, which the target stage "
+                              "continues with its shape; set it in trainer.set for every arm (freeze: "
+                              "freeze_embeddings)")
+
+
 def validate(cfg: StudyConfig) -> None:
     """The checks that need no data (the sampler checks each arm's options, :func:`check_arm_options`; its
     files and models in :func:`.sampling.check_arm`)."""
@@ -327,6 +398,8 @@ def validate(cfg: StudyConfig) -> None:
     for a in cfg.arms:
         check_arm_options(a)
         check_arm_trainer_set(a)
+        if a.source is not None:
+            check_source(a)
     match_order(cfg.arms)
     if cfg.baseline is not None and cfg.baseline not in names:
         raise ConfigError(f"baseline={cfg.baseline!r} names no arm (arms: {', '.join(names)})")

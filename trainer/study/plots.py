@@ -14,8 +14,9 @@ def _save(fig, path: str) -> None:
         fig.savefig(tmp, dpi=110, bbox_inches="tight")
 
 
-def plot_curves(results: list[dict], arm_order: list[str], path: str) -> None:
-    """One line per unit (colour: arm, line style: seed) of the eval loss on the whole eval set."""
+def plot_curves(results: list[dict], arm_order: list[str], path: str, metric: str = "loss") -> None:
+    """One line per unit (colour: arm, line style: seed) of the eval ``metric`` (loss or accuracy) on the curve
+    documents during training."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -28,11 +29,11 @@ def plot_curves(results: list[dict], arm_order: list[str], path: str) -> None:
         if not r["curve"]:
             continue
         i = arm_order.index(arm)
-        ax.plot([c["step"] for c in r["curve"]], [c["loss"] for c in r["curve"]], color=colors[i % len(colors)],
+        ax.plot([c["step"] for c in r["curve"]], [c[metric] for c in r["curve"]], color=colors[i % len(colors)],
                 linestyle=LINESTYLES[k % len(LINESTYLES)], linewidth=1.4, label=f"{arm} seed {k}")
     ax.set_xlabel("training step")
-    ax.set_ylabel("masked-LM loss on the eval set")
-    ax.set_title("Eval loss during training (every arm and seed)")
+    ax.set_ylabel(f"masked-LM {metric} on the eval set")
+    ax.set_title(f"Eval {metric} during training (every arm and seed)")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7, ncol=2)
     _save(fig, path)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import math
 import os
 from collections import defaultdict
+from typing import Optional
 
 from ..statistics.bootstrap import describe, lower_is_better
 from ..statistics.welch import summarize, welch_test
@@ -87,6 +88,31 @@ def compare_arms(cfg: StudyConfig, results: list[dict]) -> tuple[list[str], dict
     return metrics, arms
 
 
+def best_accuracy(result: dict) -> float:
+    """A unit's best masked-LM accuracy on the curve documents during training (the artificial-pretraining blog's
+    measure: the maximum over the evaluations of its curve; NaN without a curve)."""
+    values = [c["accuracy"] for c in result.get("curve", ()) if c.get("accuracy") is not None]
+    return max(values) if values else float("nan")
+
+
+def compare_best(cfg: StudyConfig, results: list[dict]) -> dict:
+    """Per arm the best accuracy of its units (:func:`best_accuracy`): summary, values, the step reached, and
+    Welch's test against the baseline arm."""
+    units = by_arm(cfg, results)
+    out = {}
+    for arm, rs in units.items():
+        values = [best_accuracy(r) for r in rs]
+        steps = [max(r["curve"], key=lambda c: c["accuracy"])["step"] if r.get("curve") else None for r in rs]
+        out[arm] = {**summarize([v for v in values if not math.isnan(v)], cfg.confidence)._asdict(),
+                    "values": values, "steps": steps}
+    baseline = cfg.baseline_arm
+    if baseline in out:
+        for arm, rec in out.items():
+            if arm != baseline:
+                rec["vs_baseline"] = welch_test(rec["values"], out[baseline]["values"], cfg.confidence)._asdict()
+    return out
+
+
 def revision_results(results: list[dict], step: int) -> list[dict]:
     """The results as if the checkpoint at ``step`` were the final one (units without it left out)."""
     return [{"unit": r["unit"], **r["revisions"][str(step)]} for r in results if str(step) in r.get("revisions", {})]
@@ -104,6 +130,7 @@ def build_report(cfg: StudyConfig, data: dict, results: list[dict]) -> dict:
         arms[arm] = {
             "method": next(a.sampling_method for a in cfg.arms if a.name == arm),
             "match": next(a.match for a in cfg.arms if a.name == arm),
+            "source": source_label(next(a for a in cfg.arms if a.name == arm)),
             "seeds_done": len(rs),
             "documents": summarize([r["sample"]["documents"] for r in rs])._asdict(),
             "tokens": summarize([r["sample"]["tokens"] for r in rs])._asdict(),
@@ -119,6 +146,7 @@ def build_report(cfg: StudyConfig, data: dict, results: list[dict]) -> dict:
             "test": TEST, "bootstrap": {"samples": cfg.bootstrap.samples, "seed": cfg.bootstrap.seed,
                                         "test": describe(cfg.bootstrap.samples, cfg.bootstrap.seed, cfg.confidence)},
             "data": data, "units_done": len(results),
+            **({"best_accuracy": compare_best(cfg, results)} if any(a.source for a in cfg.arms) else {}),
             "units_total": len(cfg.arms) * cfg.seeds.count, "metrics": metrics, "arms": arms,
             "units": [{"name": f"{r['unit']['arm']}/seed{r['unit']['index']}", "steps": r["steps"],
                        "seconds": r["seconds"], "metrics": unit_metrics(r),
@@ -194,6 +222,7 @@ def markdown(report: dict) -> str:
                 cells.append("n/a" if w is None else _difference(w, 1 - report["confidence"]))
             lines.append(f"| {m} | " + " | ".join(cells) + " |")
         lines += bootstrap_lines(report, arms, metrics, others)
+    lines += best_lines(report)
     collapsed = [f"{u['name']} ({', '.join(u['collapsed_downstream'])})" for u in report["units"]
                  if u.get("collapsed_downstream")]
     if collapsed:
@@ -201,9 +230,48 @@ def markdown(report: dict) -> str:
                   "in the means): " + ", ".join(collapsed) + "."]
     lines += revision_lines(report)
     lines += ["", "Pictures: `eval_loss_curves.png` (eval loss of every arm and seed during training), "
-              "`final_metrics.png` (final metrics: each arm's mean with its confidence interval, one dot per "
+              + ("`eval_accuracy_curves.png` (the same for the accuracy), " if report.get("best_accuracy") else "")
+              + "`final_metrics.png` (final metrics: each arm's mean with its confidence interval, one dot per "
               "seed).", ""]
     return "\n".join(lines)
+
+
+def best_lines(report: dict) -> list[str]:
+    """The "Best masked-LM accuracy" table (studies with transfer arms): per arm mean ± sd [interval] of each
+    unit's best curve accuracy, the step it was reached at, and the difference to the baseline (Welch)."""
+    best = report.get("best_accuracy")
+    if not best:
+        return []
+    base, pct, alpha = report["baseline"], f"{100 * report['confidence']:.3g}", 1 - report["confidence"]
+    lines = ["", "## Best masked-LM accuracy during training", "",
+             "Each unit's highest masked-LM accuracy on the curve documents (`eval.curve_documents` of the eval set, "
+             "evaluated every `training.eval_every_steps`), as the artificial-pretraining blog reports it; "
+             f"mean ± sd over seeds [{pct} % Student-t interval]; difference: arm minus `{base}`, Welch's t-test. "
+             + _significance_note(report), "",
+             "| arm | source | best accuracy | per seed (step) | difference to baseline |", "|---|---|---:|---|---:|"]
+    for name, b in best.items():
+        seeds = ", ".join(f"{_f(v)} ({s})" for v, s in zip(b["values"], b["steps"]))
+        diff = "baseline" if name == base else ("n/a" if "vs_baseline" not in b else _difference(b["vs_baseline"],
+                                                                                                 alpha))
+        source = report["arms"].get(name, {}).get("source") or "from scratch"
+        lines.append(f"| `{name}` | {source} | {_f(b['mean'])} ± {_f(b['sd'])} [{_f(b['ci_low'])}, "
+                     f"{_f(b['ci_high'])}] | {seeds} | {diff} |")
+    return lines
+
+
+def source_label(arm) -> Optional[str]:
+    """How the report names a transfer arm's source: the study's other documents or its files (their last two path
+    parts), and its options."""
+    s = arm.source
+    if s is None:
+        return None
+    def short(path: str) -> str:  # its last two parts: pcfg-zipf/train
+        return "/".join(os.path.normpath(path).split(os.sep)[-2:])
+
+    what = "the study's other documents" if s.corpus == "study" else ", ".join(short(f) for f in s.files)
+    opts = [o for o, on in (("frozen embeddings", s.freeze_embeddings), ("embeddings kept", not s.reinit_embeddings),
+                            ("positions reset", s.reset_position_embeddings)) if on]
+    return what + (f" ({', '.join(opts)})" if opts else "")
 
 
 def bootstrap_lines(report: dict, arms: dict, metrics: list, others: list) -> list[str]:
@@ -285,5 +353,8 @@ def write_report(cfg: StudyConfig, data: dict, results: list[dict]) -> dict:
     write_text(os.path.join(cfg.output_dir, "report.md"), markdown(report))
     if results:
         plot_curves(results, [a.name for a in cfg.arms], os.path.join(cfg.output_dir, "eval_loss_curves.png"))
+        if report.get("best_accuracy"):  # transfer studies compare the accuracy curves (the blog's figure)
+            plot_curves(results, [a.name for a in cfg.arms], os.path.join(cfg.output_dir, "eval_accuracy_curves.png"),
+                        "accuracy")
         plot_final(report, os.path.join(cfg.output_dir, "final_metrics.png"))
     return report

@@ -21,7 +21,7 @@ from typing import Callable, Optional
 from mc4_sampling.common.outputs import atomic_folder
 
 from ..errors import ConfigError, DataError, StoppedBySignal, TrainerError
-from . import sampling
+from . import sampling, transfer
 from .arms import check_against_sampler, sample_arms
 from .config import AVERAGED, StudyConfig, load_study_config
 from .corpus import Documents, HoldOut, load_eval, load_labels, read_shard, training_shards
@@ -103,6 +103,10 @@ def run_unit(payload: dict) -> dict:
         if say:
             print(f"  {unit.name}: step {step}/{tcfg.training.max_steps}, eval loss {ev['loss']:.4f}", flush=True)
 
+    source = None
+    if payload.get("source"):  # a transfer arm: the source stage first (reused when done)
+        source = transfer.run_source_stage(payload, (lambda s: print(f"  {unit.name} (source): {s}", flush=True)) if say
+                                  else None)
     result = build_trainer(tcfg, on_eval=on_eval).run()
     with open(payload["eval_file"], encoding="utf-8") as f:
         rows = [json.loads(line) for line in f]
@@ -123,6 +127,8 @@ def run_unit(payload: dict) -> dict:
            "seconds": time.perf_counter() - start}
     if revisions:
         out["revisions"] = revisions
+    if source is not None:
+        out["source"] = source
     write_json(unit.result_path, out)
     return out
 
@@ -228,6 +234,7 @@ class Prepared:
     subsets: dict
     tasks: dict
     units: list
+    source_steps: dict  # transfer arm -> its source stage's training.max_steps (None: the trainer config's)
 
 
 def check_study(cfg: StudyConfig) -> Prepared:
@@ -259,6 +266,14 @@ def check_study(cfg: StudyConfig) -> Prepared:
             except ConfigError as e:
                 raise ConfigError(f"arms.{arm.name}.trainer_set: {e}") from None
     check_revision_steps(cfg.eval.revision_steps, max_steps if max_steps is not None else base.training.max_steps)
+    source_steps = transfer.check_sources(cfg, trainer_config, max_steps)
+    for arm in cfg.arms:  # each transfer arm's target stage
+        if arm.source is not None:
+            try:
+                load_config(trainer_config, list(cfg.trainer.set) + budget + list(arm.trainer_set)
+                            + transfer.target_sets(arm, os.path.join(cfg.output_dir, "source")))
+            except ConfigError as e:
+                raise ConfigError(f"arms.{arm.name}.source: {e}") from None
     training_shards(cfg)
     evals = load_eval(cfg)
     subsets = {name: labels for name, labels in cfg.eval.subsets.items()}
@@ -268,7 +283,7 @@ def check_study(cfg: StudyConfig) -> Prepared:
     units = units_of(cfg)
     for unit in units:
         check_unit(unit, cfg.fingerprint())
-    return Prepared(cfg, evals, trainer_config, max_steps, subsets, tasks, units)
+    return Prepared(cfg, evals, trainer_config, max_steps, subsets, tasks, units, source_steps)
 
 
 def tokenizer_texts(cfg: StudyConfig, evals: Documents):
@@ -306,6 +321,7 @@ def prepare_shared(p: Prepared, say: Callable[[str], None] = print) -> tuple[str
         with atomic_folder(tok_dir) as tmp:
             train_tokenizer(tokenizer_texts(cfg, evals), str(tmp), cfg.tokenizer.vocab_size,
                             cfg.tokenizer.min_frequency, model_max_length=max_sequence_length(base.model))
+    transfer.check_tokenizers(cfg, os.path.abspath(tok_dir))  # a clash of tokenizers: one line before the index
     eval_file = os.path.join(shared, "eval.jsonl")
     write_text(eval_file, "".join(json.dumps({"id": i, "text": t, "label": lab}, ensure_ascii=False) + "\n"
                                   for i, t, lab in zip(evals.ids, evals.texts, evals.labels)))
@@ -341,6 +357,10 @@ def write_samples(p: Prepared, todo: list[Unit], index: CorpusIndex, tokenizer_d
             reset_unit(unit)
             os.makedirs(unit.folder, exist_ok=True)
             write_selection(index, s.mask, unit.shards_dir, tokenizer_dir, curve)
+            arm = next(a for a in cfg.arms if a.name == unit.arm)
+            if arm.source is not None and not os.path.isfile(unit.source_result_path):
+                source_tok = transfer.source_tokenizer(arm, os.path.abspath(tokenizer_dir))
+                transfer.write_source_shards(arm, unit.source_shards_dir, source_tok, index, s.mask.copy(), curve)
             write_json(os.path.join(unit.folder, "unit.json"), {
                 "fingerprint": cfg.fingerprint(), "arm": unit.arm, "seed_index": unit.index,
                 "training_seed": unit.training_seed, "sampling_seed": unit.sampling_seed, "sample": s.summary()})
@@ -348,9 +368,19 @@ def write_samples(p: Prepared, todo: list[Unit], index: CorpusIndex, tokenizer_d
 
 def unit_payload(p: Prepared, unit: Unit, tokenizer_dir: str, eval_file: str) -> dict:
     """Everything :func:`run_unit` needs (plain data: it travels to Ray workers)."""
+    from ..config_loading import load_config
+
     cfg = p.cfg
-    return {"unit": dataclasses.asdict(unit), "trainer_config": p.trainer_config,
-            "overrides": unit_overrides(cfg, unit, tokenizer_dir, p.max_steps),
+    arm = next(a for a in cfg.arms if a.name == unit.arm)
+    overrides, source = unit_overrides(cfg, unit, tokenizer_dir, p.max_steps), None
+    if arm.source is not None:
+        base = load_config(p.trainer_config, cfg.trainer.set)
+        sets = transfer.source_overrides(cfg, arm, unit, transfer.source_tokenizer(arm, os.path.abspath(tokenizer_dir)),
+                                p.source_steps.get(arm.name), base)
+        source = {"overrides": sets, "result": unit.source_result_path}
+        overrides += transfer.target_sets(arm, load_config(p.trainer_config, sets).checkpoint_dir)
+    return {"unit": dataclasses.asdict(unit), "trainer_config": p.trainer_config, "source": source,
+            "overrides": overrides,
             "eval_overrides": unit_overrides(cfg, unit, tokenizer_dir, p.max_steps, arm_sets=False),
             "xla_cache": os.path.abspath(os.path.join(cfg.output_dir, "shared", "xla-cache")),
             "tokenizer_dir": tokenizer_dir, "eval_file": eval_file, "subsets": p.subsets,

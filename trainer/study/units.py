@@ -6,6 +6,7 @@ Layout::
     <output_dir>/study.json                 the config and its fingerprint (written first)
     <output_dir>/shared/                    tokenizer/, eval.jsonl, corpus/ (the index), data.json
     <output_dir>/units/<arm>/seed<k>/       unit.json, shards/ (its sample), run/ (the trainer's), result.json
+                                            and, for a transfer arm, source/ (shards/, run/, result.json)
     <output_dir>/report.md, report.json, eval_loss_curves.png, final_metrics.png
 """
 
@@ -98,6 +99,23 @@ class Unit:
     def run_dir(self) -> str:
         return os.path.join(self.folder, "run")
 
+    @property
+    def source_dir(self) -> str:
+        """A transfer arm's source stage (:mod:`.transfer`): ``shards/``, ``run/``, ``result.json``."""
+        return os.path.join(self.folder, "source")
+
+    @property
+    def source_shards_dir(self) -> str:
+        return os.path.join(self.source_dir, "shards")
+
+    @property
+    def source_run_dir(self) -> str:
+        return os.path.join(self.source_dir, "run")
+
+    @property
+    def source_result_path(self) -> str:
+        return os.path.join(self.source_dir, "result.json")
+
     def done(self) -> bool:
         return os.path.isfile(self.result_path)
 
@@ -121,6 +139,8 @@ def check_unit(unit: Unit, fingerprint: str) -> None:
 
 
 def reset_unit(unit: Unit) -> None:
-    """Remove what a failed unit left without a checkpoint to resume from (its sample is rewritten)."""
-    if os.path.isdir(unit.folder) and not os.path.isdir(os.path.join(unit.run_dir, "checkpoints")):
+    """Remove what a failed unit left without a checkpoint to resume from (its sample is rewritten); a transfer
+    unit's source checkpoints are kept too (its source stage resumes, or is reused when done)."""
+    kept = [os.path.join(unit.run_dir, "checkpoints"), os.path.join(unit.source_run_dir, "checkpoints")]
+    if os.path.isdir(unit.folder) and not any(os.path.isdir(p) for p in kept):
         shutil.rmtree(unit.folder)
