@@ -555,8 +555,14 @@ def test_an_unverified_latest_step_that_cannot_be_restored_names_the_earlier_one
     line = str(info.value)
     assert "\n" not in line and f"cannot restore step 2 from {folder}: " in line, line
     assert line.endswith(f"the step has no checksums.json (the run ended before it was verified), so it is likely "
-                         f"damaged; the newest earlier step is 1: move {folder / '2'} aside (e.g. to "
-                         f"{folder / 'damaged-2'}) to go on from it"), line
+                         f"damaged; the newest earlier step is 1: rerun with --from-last-good, or move {folder / '2'} "
+                         f"aside (e.g. to {folder / 'damaged-2'}), to go on from it"), line
+    from trainer.checkpoint import usable_step
+
+    ckpt = Checkpointer(str(folder), read_only=True, async_save=False)
+    assert usable_step(ckpt, None, False, "resume", "") == 2  # not asked: the latest step is tried
+    assert usable_step(ckpt, None, True, "resume", "") == 1  # --from-last-good: the newest verified step
+    ckpt.close()
     os.rename(folder / "2", folder / "damaged-2")  # as the line says
     ckpt = Checkpointer(str(folder), read_only=True, async_save=False)
     assert ckpt.latest_step() == 1 and ckpt.restore_json()[2] == {"step": 1, "seed": 0}

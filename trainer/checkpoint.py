@@ -106,10 +106,12 @@ class Checkpointer:
         """None when step ``step`` is intact (:func:`~trainer.checkpoint_integrity.step_damage`), else what is wrong."""
         return step_damage(self.step_dir(step))
 
-    def newest_intact(self, below: Optional[int] = None) -> Optional[int]:
-        """The newest intact step (below ``below`` when given), or None."""
+    def newest_intact(self, below: Optional[int] = None, sealed: bool = False) -> Optional[int]:
+        """The newest intact step (below ``below`` when given; with ``sealed``, only a step verified by
+        its ``checksums.json``), or None."""
         for s in sorted(self.all_steps(), reverse=True):
-            if (below is None or s < below) and self.damage(s) is None:
+            if ((below is None or s < below) and (not sealed or has_checksums(self.step_dir(s)))
+                    and self.damage(s) is None):
                 return s
         return None
 
@@ -171,8 +173,9 @@ class Checkpointer:
         if has_checksums(self.step_dir(step)):
             return line
         earlier = self.newest_intact(below=step)
-        way = (f"the newest earlier step is {earlier}: move {self.step_dir(step)} aside (e.g. to "
-               f"{os.path.join(self.directory, f'damaged-{step}')}) to go on from it" if earlier is not None
+        way = (f"the newest earlier step is {earlier}: rerun with --from-last-good, or move {self.step_dir(step)} "
+               f"aside (e.g. to {os.path.join(self.directory, f'damaged-{step}')}), to go on from it"
+               if earlier is not None
                else f"no earlier step is left (steps: {self.all_steps()})")
         return (f"{line}; the step has no checksums.json (the run ended before it was verified), so it is likely "
                 f"damaged; {way}")
@@ -260,12 +263,18 @@ def remove_partial_steps(directory: str) -> None:
 def usable_step(ckpt: Checkpointer, step: Optional[int], from_last_good: bool, what: str, flag: str) -> int:
     """The step to restore: ``step`` (the latest when None) when it is intact; else, with
     ``from_last_good``, the newest intact step before it (logged as one warning line); else one
-    CheckpointError naming the damaged step, what is wrong with it, and the newest intact one.
+    CheckpointError naming the damaged step, what is wrong with it, and the newest intact one. With
+    ``from_last_good``, a latest step that was never verified (no ``checksums.json``: the run ended
+    before sealing it) counts as damaged when a verified step precedes it.
 
     ``what``: the action (``"resume"``, ``"export"``); ``flag``: how the user asks for the fallback
     (``"rerun with --from-last-good"``)."""
     step = ckpt._require(step)
     damage = ckpt.damage(step)
+    if damage is None and from_last_good and not has_checksums(ckpt.step_dir(step)) \
+            and ckpt.newest_intact(below=step, sealed=True) is not None:
+        # asked for the last good step: one that was never verified (the run ended before sealing it) is not
+        damage = "not verified: it has no checksums.json, the run ended before sealing it"
     if damage is None:
         return step
     good = ckpt.newest_intact(below=step)
