@@ -65,8 +65,8 @@ def add_parser(subparsers) -> None:
     t.add_argument("--token-budget", type=float, metavar="T",
                    help="instead of a keep rate: solve each method's factor so that the expected whitespace words "
                         "of the sample, copies included (--max-copies, --upsample), are T over the corpus")
-    u = p.add_argument_group("upsampling (with --token-budget; sample/publish --calibration then take the same)")
-    add_option_flags(u, "sampling", names=("max_copies", "upsample", "upsample_column"))
+    add_option_flags(p, "sampling", names=("max_copies", "upsample", "upsample_column"),
+                     title="upsampling (with --token-budget; sample/publish --calibration then take the same)")
     f = p.add_argument_group("fit")
     f.add_argument("--methods", nargs="+", choices=calibratable_methods(),
                    help="methods to fit (default: random, stepwise, gaussian for perplexities; random, threshold, "
