@@ -19,8 +19,8 @@ import numpy as np
 
 from ..errors import ConfigError, out_of_range
 from ..scoring import ScorerSource
+from ..upsampling import NO_UPSAMPLING
 from ..weightings import DEFAULT_WIDTH
-from .budget import budget_methods, check_token_budget, provisional_rate
 from .file import CALIBRATION_FORMAT, CALIBRATION_FORMAT_VERSION, Calibration, load_calibration, save_calibration
 from .fit import (
     MIN_DOCUMENTS,
@@ -50,6 +50,7 @@ from .subset import (
     draw_subset,
     reservoir_sample,
 )
+from .tokens import budget_methods, check_token_budget, provisional_rate
 
 __all__ = [
     "CALIBRATION_FILE", "CALIBRATION_FORMAT", "CALIBRATION_FORMAT_VERSION", "Calibration", "DEFAULT_DOCS",
@@ -197,7 +198,7 @@ def run_calibration(options, language: str, target_rate: float, *, split: str = 
                   "total_docs_from": "given" if total_docs is not None else subset.total_docs_from,
                   "documents": len(subset.texts), "words": int(sum(subset.lengths or ())),
                   "max_copies": upsampling.max_copies if upsampling else 1,
-                  "upsample": upsampling.function if upsampling else "none",
+                  "upsample": upsampling.function if upsampling else NO_UPSAMPLING,
                   "upsample_column": upsampling.column if upsampling and upsampling.reads_column else None}
         target_rate = provisional_rate(token_budget * len(subset.texts) / total, subset.lengths)
     if on_subset is not None:

@@ -14,6 +14,7 @@ from pathlib import Path
 from ..common.outputs import atomic_path, make_output_dir
 from ..errors import ConfigError
 from ..perplexity import MODES
+from ..upsampling import NO_UPSAMPLING
 from ..weightings import WEIGHTINGS, are_quartiles
 from .fit import calibratable_methods
 
@@ -77,8 +78,8 @@ class Calibration:
         budget = self.token_budget
         if budget is None:
             return
-        want = (int(budget.get("max_copies") or 1), budget.get("upsample") or "none")
-        got = (upsampling.max_copies, upsampling.function) if upsampling is not None else (1, "none")
+        want = (int(budget.get("max_copies") or 1), budget.get("upsample") or NO_UPSAMPLING)
+        got = (upsampling.max_copies, upsampling.function) if upsampling is not None else (1, NO_UPSAMPLING)
         column = budget.get("upsample_column")
         same_column = column is None or upsampling is None or upsampling.column == column
         if want != got or not same_column:

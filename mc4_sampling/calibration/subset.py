@@ -11,8 +11,8 @@ import numpy as np
 from ..errors import ConfigError, out_of_range
 from ..reader import iter_records
 from ..shards import no_files_error, shard_refs_for
-from .budget import word_count
 from .fit import MIN_DOCUMENTS
+from .tokens import word_count
 
 logger = logging.getLogger(__name__)
 

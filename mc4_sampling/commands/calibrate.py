@@ -28,6 +28,7 @@ from ..calibration import (
 from ..common.outputs import atomic_dir, check_output_dir
 from ..errors import ConfigError
 from ..shards import require_source
+from ..upsampling import NO_UPSAMPLING
 from ..weightings import DEFAULT_WIDTH
 from .common import add_model_options, add_option_flags, add_source_options, build_config, is_corpus, option_values
 from .dataset_source import add_dataset_options, check_mc4_split, corpus_language, open_dataset
@@ -202,7 +203,7 @@ def summary(calibration: Calibration, out: Path, plots: bool = True) -> str:
     else:
         copies = (f", up to {budget['max_copies']} copies by {budget['upsample']}"
                   + (f" of {budget['upsample_column']}" if budget.get("upsample_column") else "")
-                  if budget["max_copies"] > 1 or budget["upsample"] != "none" else "")
+                  if budget["max_copies"] > 1 or budget["upsample"] != NO_UPSAMPLING else "")
         how = {"given": "--total-docs", "counted": "counted: the subset is the whole corpus",
                "estimated": "estimated from the picked shards"}.get(budget["total_docs_from"],
                                                                      budget["total_docs_from"])
