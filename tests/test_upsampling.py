@@ -435,3 +435,35 @@ def test_calibrate_token_budget_refusals(fw2_budget, tmp_path, capsys):
                  "--upsample", "rehydration", "-o", str(tmp_path / "k.jsonl")]) == 2
     assert "solved its factors for a budget of 230000 words with --max-copies 8 --upsample rehydration" \
         in capsys.readouterr().err
+
+
+def test_calibrate_token_budget_scales_a_subset_to_the_corpus(fw2_budget, tmp_path):
+    """Half the folder (--docs 800) with --total-docs 1600: random's factor is budget * 800 / 1600 over the subset's
+    words, and near the whole folder's (the subset's mean length within 4 standard errors of a draw without
+    replacement); on mC4 the size is estimated from the picked shard: its documents times shards over picked."""
+    import json
+
+    from mc4_sampling import SAMPLE_DATA_DIR
+    from mc4_sampling.cli import main
+
+    root, location, runs, table, _ = fw2_budget
+    budget = runs["plain"][0]
+    assert main(["calibrate", *FW2, *location, "--docs", "800", "--total-docs", "1600", "--methods", "random",
+                 "--token-budget", str(budget), "--no-plots", "-o", str(tmp_path / "half")]) == 0
+    half = json.loads((tmp_path / "half" / "calibration.json").read_text())
+    b = half["token_budget"]
+    assert (b["documents"], b["total_docs"], b["total_docs_from"]) == (800, 1600, "given")
+    factor = half["methods"]["random"]["factor"]
+    assert factor == pytest.approx(budget * 800 / 1600 / b["words"], rel=1e-9)
+    lengths = np.array([len(t.split()) for t in table["text"]], dtype=np.float64)
+    whole = _budget_file(root, "plain")["methods"]["random"]["factor"]
+    assert whole == pytest.approx(budget / lengths.sum(), rel=1e-9)
+    se = lengths.std() / np.sqrt(800) * np.sqrt(1 - 800 / 1600)  # the subset's mean length: finite population
+    assert abs(b["words"] / 800 - lengths.mean()) <= 4 * se
+    files = sorted(Path(SAMPLE_DATA_DIR, "multilingual").glob("c4-es.tfrecord-*.json.gz"))
+    assert main(["calibrate", "--lang", "es", "--data-dir", SAMPLE_DATA_DIR, "--shards-to-read", "1", "--docs", "20",
+                 "--methods", "random", "--token-budget", "1e4", "--no-plots", "-o", str(tmp_path / "mc4")]) == 0
+    mc4 = json.loads((tmp_path / "mc4" / "calibration.json").read_text())
+    read = mc4["subset"]["documents_read"]
+    assert mc4["token_budget"]["total_docs_from"] == "estimated" and len(files) > 1
+    assert mc4["token_budget"]["total_docs"] == pytest.approx(read * len(files))
