@@ -1,4 +1,4 @@
-"""``mc4-sampling calibrate``: fit the sampling parameters of a language to a target keep rate.
+"""``mc4-sampling calibrate``: fit the sampling parameters of a language to a target keep rate or token budget.
 
 The options, progress bars and summary of :func:`mc4_sampling.calibration.run_calibration`, which
 scores a random subset of a language's documents, writes a calibration file (quartiles, deciles,
@@ -37,10 +37,11 @@ from .dataset_source import add_dataset_options, check_mc4_split, corpus_languag
 def add_parser(subparsers) -> None:
     p = subparsers.add_parser(
         "calibrate",
-        help="fit sampling parameters to a target keep rate",
+        help="fit sampling parameters to a target keep rate or token budget",
         description="Score a random subset of a language's documents, estimate the perplexity "
         "quartiles, and fit each method's factor (and optionally the gaussian width) so that the "
-        "expected keep rate meets a target. Writes calibration.json (use it with "
+        "expected keep rate meets a target (or, with --token-budget, the expected words, copies included). "
+        "Writes calibration.json (use it with "
         "`sample --calibration` or calibration= in load_dataset) and PNG pictures to --output.",
     )
     add_source_options(p)
