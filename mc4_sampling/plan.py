@@ -74,6 +74,7 @@ class SamplingPlan:
         else:
             if options.calibration is not None:
                 calibration = load_calibration(options.calibration)
+                calibration.check_upsampling(Upsampling.of(options))
             train = _train_rule(options, calibration, source)
             if options.validation_sampling_factor is None:
                 validation = KEEP_ALL  # as BERTIN: the validation split is not sampled

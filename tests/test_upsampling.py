@@ -4,7 +4,9 @@ N = 1, the same copies whatever the blocks, order or node split, the token budge
 
 from __future__ import annotations
 
+import re
 from collections import Counter
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -303,3 +305,165 @@ def test_sample_token_budget_on_the_command_line(corpus, tmp_path, capsys):
     assert "token budget 160,000 words: --factor " in err and "upsampling: " in err
     words = sum(len(json.loads(line)["text"].split()) for line in out.read_text().splitlines())
     assert abs(words / 160_000 - 1) < 0.05
+
+
+# --- calibrate --token-budget on the bundled FineWeb-2-shaped folder (1 600 train documents) -------------------
+
+FW2 = ["--source", "fineweb2", "--lang", "spa_Latn"]
+REHYDRATE = ["--max-copies", "8", "--upsample", "rehydration"]
+
+
+@pytest.fixture(scope="module")
+def fw2_budget(tmp_path_factory):
+    """Two budget calibrations of the whole folder (--docs above its 1 600 documents: the size is counted), without
+    and with rehydration, and the folder's train texts, cluster sizes and embedded-model perplexities."""
+    import pyarrow.parquet as pq
+
+    from mc4_sampling import SAMPLE_FINEWEB2_DIR, load_perplexity_model
+    from mc4_sampling.cli import main
+
+    root = tmp_path_factory.mktemp("fw2budget")
+    location = ["--location", SAMPLE_FINEWEB2_DIR]
+    runs = {"plain": (120_000, []), "rehydrated": (230_000, REHYDRATE)}
+    for name, (budget, extra) in runs.items():
+        assert main(["calibrate", *FW2, *location, "--docs", "5000", "--methods", "random", "gaussian",
+                     "--token-budget", str(budget), *extra, "--no-plots", "-o", str(root / name)]) == 0
+    table = pq.read_table(sorted((Path(SAMPLE_FINEWEB2_DIR) / "data" / "spa_Latn" / "train").glob("*.parquet")),
+                          columns=["text", "minhash_cluster_size"]).to_pydict()
+    model = load_perplexity_model(None, "es", mode="ccnet")
+    return root, location, runs, table, np.asarray(model.perplexities(table["text"]), dtype=np.float64)
+
+
+def _budget_file(root, name):
+    import json
+
+    return json.loads((root / name / "calibration.json").read_text())
+
+
+@pytest.mark.parametrize("name", ["plain", "rehydrated"])
+def test_calibrate_token_budget_file_and_expectation(fw2_budget, name):
+    """calibration.json records the budget and the counted corpus; each method's factor gives, recomputed here from
+    the folder's own perplexities (an independent scoring) and cluster sizes, expected words equal to the budget."""
+    from mc4_sampling.weightings import keep_probability
+
+    root, _, runs, table, ppl = fw2_budget
+    budget, extra = runs[name]
+    cal = _budget_file(root, name)
+    assert cal["target_rate"] is None
+    b = cal["token_budget"]
+    assert (b["tokens"], b["total_docs"], b["total_docs_from"], b["documents"]) == (budget, 1600, "counted", 1600)
+    assert (b["max_copies"], b["upsample"]) == ((8, "rehydration") if extra else (1, "none"))
+    lengths = np.array([len(t.split()) for t in table["text"]], dtype=np.float64)
+    g = rehydration_weights(np.array(table["minhash_cluster_size"])) if extra else np.ones(lengths.size)
+    for method, params in cal["methods"].items():
+        p = keep_probability(ppl, method, params["factor"], cal["boundaries"], params.get("width", 4.5))
+        c = np.minimum(b["max_copies"], p * g)
+        assert float(np.sum(lengths * c)) == pytest.approx(budget, rel=1e-6), method
+        assert params["expected_words"] == pytest.approx(budget, rel=1e-9)
+    if extra:  # more words than the folder holds once (about 200 000): copies needed
+        assert cal["methods"]["gaussian"]["expected_copies"] > cal["methods"]["gaussian"]["expected_rate"]
+
+
+@pytest.mark.parametrize("name, command", [("plain", "publish"), ("rehydrated", "sample")])
+def test_a_run_with_the_budget_calibration_writes_the_budget(fw2_budget, tmp_path, name, command):
+    """publish (2 tasks) / sample --calibration on the same folder: the words written are within 4 standard
+    deviations of the budget, the exact ones of this sample (a document's copies are floor(c) or floor(c) + 1:
+    variance L^2 r (1 - r), r = c - floor(c)), the subset being the whole corpus."""
+    import json
+
+    import pyarrow.parquet as pq
+
+    from mc4_sampling.cli import main
+    from mc4_sampling.weightings import keep_probability
+
+    root, location, runs, table, ppl = fw2_budget
+    budget, extra = runs[name]
+    cal = _budget_file(root, name)
+    calibration = ["--method", "gaussian", "--calibration", str(root / name / "calibration.json"), *extra]
+    if command == "publish":
+        assert main(["publish", str(tmp_path / "out"), *FW2, *location, *calibration, "--tasks", "2"]) == 0
+        files = sorted((tmp_path / "out" / "data" / "gaussian").glob("train-*.parquet"))
+        texts = [t for f in files for t in pq.read_table(f, columns=["text"]).column(0).to_pylist()]
+    else:
+        out = tmp_path / "kept.jsonl"
+        assert main(["sample", *FW2, *location, *calibration, "-o", str(out)]) == 0
+        texts = [json.loads(line)["text"] for line in out.read_text().splitlines()]
+    words = sum(len(t.split()) for t in texts)
+    lengths = np.array([len(t.split()) for t in table["text"]], dtype=np.float64)
+    g = rehydration_weights(np.array(table["minhash_cluster_size"])) if extra else np.ones(lengths.size)
+    params = cal["methods"]["gaussian"]
+    c = np.minimum(cal["token_budget"]["max_copies"],
+                   keep_probability(ppl, "gaussian", params["factor"], cal["boundaries"], params["width"]) * g)
+    r = c - np.floor(c)
+    sigma = float(np.sqrt(np.sum(lengths ** 2 * r * (1 - r))))
+    assert 0 < sigma < 0.05 * budget
+    assert abs(words - budget) <= 4 * sigma, (words, budget, sigma)
+    if extra:
+        assert len(texts) > len(set(texts))  # copies written
+
+
+def test_calibrate_token_budget_refusals(fw2_budget, tmp_path, capsys):
+    """One line each, nothing written: two targets, a budget <= 0, upsampling without a budget, --fit-width, the
+    corpus size unknown (a subset of part of it), a budget out of reach (the most it reaches said), and a run
+    with another upsampling than the budget's."""
+    from mc4_sampling.cli import main
+
+    root, location, _, _, _ = fw2_budget
+    base = ["calibrate", *FW2, *location, "--methods", "random", "--no-plots"]
+    cases = [
+        (["--token-budget", "1e5", "--target-rate", "0.3"],
+         "--token-budget and --target-rate are two targets: pick one"),
+        (["--token-budget", "1e5", "--target-docs", "50"], "--token-budget and --target-docs are two targets"),
+        (["--token-budget", "0"], "--token-budget 0.0 is not valid; it must be a finite number of tokens > 0"),
+        (["--token-budget", "-3"], "--token-budget -3.0 is not valid"),
+        (["--target-rate", "0.3", *REHYDRATE], "--max-copies applies with --token-budget"),
+        (["--token-budget", "1e5", "--fit-width"], "--fit-width fits the gaussian width to a keep rate"),
+        (["--token-budget", "1e5", "--docs", "100"],
+         "--token-budget needs the corpus' document count: the subset did not read "),
+        (["--token-budget", "1e9", *REHYDRATE],
+         r"--token-budget 1e\+09 cannot be reached by random: at most [0-9.e+]+ words expected over the 1600 "
+         "documents assumed"),
+    ]
+    for i, (flags, words) in enumerate(cases):
+        out = tmp_path / f"c{i}"
+        assert main([*base, *flags, "-o", str(out)]) == 2, flags
+        err = capsys.readouterr().err.strip().splitlines()
+        assert re.search(words, err[-1]), (flags, err[-1])
+        assert not out.exists()
+    cal = str(root / "rehydrated" / "calibration.json")
+    assert main(["sample", *FW2, *location, "--method", "gaussian", "--calibration", cal, "--max-copies", "4",
+                 "--upsample", "rehydration", "-o", str(tmp_path / "k.jsonl")]) == 2
+    assert "solved its factors for a budget of 230000 words with --max-copies 8 --upsample rehydration" \
+        in capsys.readouterr().err
+
+
+def test_calibrate_token_budget_scales_a_subset_to_the_corpus(fw2_budget, tmp_path):
+    """Half the folder (--docs 800) with --total-docs 1600: random's factor is budget * 800 / 1600 over the subset's
+    words, and near the whole folder's (the subset's mean length within 4 standard errors of a draw without
+    replacement); on mC4 the size is estimated from the picked shard: its documents times shards over picked."""
+    import json
+
+    from mc4_sampling import SAMPLE_DATA_DIR
+    from mc4_sampling.cli import main
+
+    root, location, runs, table, _ = fw2_budget
+    budget = runs["plain"][0]
+    assert main(["calibrate", *FW2, *location, "--docs", "800", "--total-docs", "1600", "--methods", "random",
+                 "--token-budget", str(budget), "--no-plots", "-o", str(tmp_path / "half")]) == 0
+    half = json.loads((tmp_path / "half" / "calibration.json").read_text())
+    b = half["token_budget"]
+    assert (b["documents"], b["total_docs"], b["total_docs_from"]) == (800, 1600, "given")
+    factor = half["methods"]["random"]["factor"]
+    assert factor == pytest.approx(budget * 800 / 1600 / b["words"], rel=1e-9)
+    lengths = np.array([len(t.split()) for t in table["text"]], dtype=np.float64)
+    whole = _budget_file(root, "plain")["methods"]["random"]["factor"]
+    assert whole == pytest.approx(budget / lengths.sum(), rel=1e-9)
+    se = lengths.std() / np.sqrt(800) * np.sqrt(1 - 800 / 1600)  # the subset's mean length: finite population
+    assert abs(b["words"] / 800 - lengths.mean()) <= 4 * se
+    files = sorted(Path(SAMPLE_DATA_DIR, "multilingual").glob("c4-es.tfrecord-*.json.gz"))
+    assert main(["calibrate", "--lang", "es", "--data-dir", SAMPLE_DATA_DIR, "--shards-to-read", "1", "--docs", "20",
+                 "--methods", "random", "--token-budget", "1e4", "--no-plots", "-o", str(tmp_path / "mc4")]) == 0
+    mc4 = json.loads((tmp_path / "mc4" / "calibration.json").read_text())
+    read = mc4["subset"]["documents_read"]
+    assert mc4["token_budget"]["total_docs_from"] == "estimated" and len(files) > 1
+    assert mc4["token_budget"]["total_docs"] == pytest.approx(read * len(files))

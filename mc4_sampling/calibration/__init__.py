@@ -17,8 +17,9 @@ from typing import Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 
-from ..errors import ConfigError
+from ..errors import ConfigError, out_of_range
 from ..scoring import ScorerSource
+from ..upsampling import NO_UPSAMPLING
 from ..weightings import DEFAULT_WIDTH
 from .file import CALIBRATION_FORMAT, CALIBRATION_FORMAT_VERSION, Calibration, load_calibration, save_calibration
 from .fit import (
@@ -49,6 +50,7 @@ from .subset import (
     draw_subset,
     reservoir_sample,
 )
+from .tokens import budget_methods, check_token_budget, provisional_rate
 
 __all__ = [
     "CALIBRATION_FILE", "CALIBRATION_FORMAT", "CALIBRATION_FORMAT_VERSION", "Calibration", "DEFAULT_DOCS",
@@ -127,7 +129,8 @@ def run_calibration(options, language: str, target_rate: float, *, split: str = 
                     on_subset: Callable[[int], None] | None = None,
                     option_name: Callable[[str], str] = str,
                     corpus=None, text_column: str = "text",
-                    corpus_name: str = "corpus") -> tuple[Calibration, np.ndarray]:
+                    corpus_name: str = "corpus", token_budget: float | None = None,
+                    total_docs: float | None = None, upsampling=None) -> tuple[Calibration, np.ndarray]:
     """Draw, score and fit; write ``calibration.json`` (and pictures) to ``output`` if given.
 
     ``options`` are the data source and model options of a validated
@@ -139,8 +142,22 @@ def run_calibration(options, language: str, target_rate: float, *, split: str = 
     ``option_name(parameter)`` (a command line passes its flags). ``read_progress(n)``/``score_progress(n)``
     report documents read and scored; ``on_subset(n)`` is called once the subset of ``n``
     documents is drawn. Returns the calibration and the scored perplexities.
+
+    With ``token_budget`` (``target_rate`` is then ignored) each method's factor is solved so that its
+    expected whitespace words, with ``upsampling`` (an :class:`~mc4_sampling.upsampling.Upsampling`,
+    or None) included, meet the budget over a corpus of ``total_docs`` documents (default: what the
+    subset counted or estimated, :attr:`Subset.total_docs`); see :func:`.budget.budget_methods`.
+    The file records the budget under ``token_budget``, and ``target_rate`` is null.
     """
-    target_rate = check_target_rate(target_rate)
+    if token_budget is not None:
+        token_budget = check_token_budget(token_budget, option_name("token_budget"))
+        if fit_width:
+            raise ConfigError(f"{option_name('fit_width')} fits the gaussian width to a keep rate; with "
+                              f"{option_name('token_budget')} each factor is fitted: drop one")
+        if total_docs is not None and not (isinstance(total_docs, (int, float)) and total_docs > 0):
+            raise out_of_range(option_name("total_docs"), total_docs, "it must be > 0")
+    else:
+        target_rate = check_target_rate(target_rate)
     check_subset(docs, shards_to_read, max_docs_per_shard, option_name)
     check_positive(width, option_name("width"))
     check_positive(gaussian_factor, option_name("gaussian_factor"))
@@ -158,14 +175,32 @@ def run_calibration(options, language: str, target_rate: float, *, split: str = 
                              read_progress)
         where = f"the picked {split} shards of {language!r}"
     else:
+        reads = upsampling is not None and upsampling.reads_column and token_budget is not None
         subset = draw_corpus_subset(corpus, docs, seed, text_column=text_column, on_bad_record=options.on_bad_record,
-                                    source=corpus_name, progress=read_progress, value_column=model.input_column)
+                                    source=corpus_name, progress=read_progress, value_column=model.input_column,
+                                    metadata_column=upsampling.column if reads else None)
         where = repr(corpus_name)
     if len(subset.texts) < MIN_DOCUMENTS:
         raise ConfigError(
             f"too few documents to estimate quartiles: {len(subset.texts)} found in {where} "
             f"(need at least {MIN_DOCUMENTS}); point at more data"
         )
+    budget = None
+    if token_budget is not None:
+        total = total_docs if total_docs is not None else subset.total_docs
+        if total is None:
+            raise ConfigError(f"{option_name('token_budget')} needs the corpus' document count: the subset did not "
+                              f"read {where} to its end; give {option_name('total_docs')} N")
+        if total < len(subset.texts):
+            raise out_of_range(option_name("total_docs"), total, f"it must be at least the {len(subset.texts)} "
+                               "documents drawn")
+        budget = {"tokens": float(token_budget), "unit": "whitespace words", "total_docs": float(total),
+                  "total_docs_from": "given" if total_docs is not None else subset.total_docs_from,
+                  "documents": len(subset.texts), "words": int(sum(subset.lengths or ())),
+                  "max_copies": upsampling.max_copies if upsampling else 1,
+                  "upsample": upsampling.function if upsampling else NO_UPSAMPLING,
+                  "upsample_column": upsampling.column if upsampling and upsampling.reads_column else None}
+        target_rate = provisional_rate(token_budget * len(subset.texts) / total, subset.lengths)
     if on_subset is not None:
         on_subset(len(subset.texts))
     perplexities = score_texts(model, subset.texts, progress=score_progress)
@@ -186,12 +221,28 @@ def run_calibration(options, language: str, target_rate: float, *, split: str = 
                           "max_docs_per_shard": max_docs_per_shard, "source": subset.source},
                "model_name": getattr(model, "name", None), "score_name": model.score_name},
     )
+    if budget is not None:
+        g = upsampling.weights(subset.metadata) if budget["upsample_column"] is not None else None
+        calibration.methods = budget_methods(
+            calibration.methods, perplexities, subset.lengths, token_budget, budget["total_docs"],
+            boundaries=calibration.boundaries, copy_weights=g, max_copies=budget["max_copies"],
+            budget_flag=option_name("token_budget"))
+        calibration.target_rate = None
+        calibration.extra["token_budget"] = budget
     if output is not None:
         out = Path(output)
         save_calibration(calibration, out / CALIBRATION_FILE)
         if plots:
             write_plots(calibration, perplexities, out)
     return calibration, perplexities
+
+
+def _target(calibration: Calibration) -> str:
+    """What a calibration was fitted to: ``a 0.1 keep rate`` or ``a budget of 2e+06 words``."""
+    budget = calibration.extra.get("token_budget")
+    if isinstance(budget, dict):
+        return f"a budget of {budget.get('tokens', float('nan')):.4g} words"
+    return f"a {calibration.target_rate:.4g} keep rate"
 
 
 def write_plots(calibration: Calibration, perplexities, out_dir) -> list[Path]:
@@ -211,7 +262,7 @@ def write_plots(calibration: Calibration, perplexities, out_dir) -> list[Path]:
         ),
         plot_expected_distributions(
             x, calibration.boundaries, calibration.methods, out / EXPECTED_FILE,
-            title=f"Calibrated for a {calibration.target_rate:.4g} keep rate ({who}): "
+            title=f"Calibrated for {_target(calibration)} ({who}): "
             f"keep probability by {what.lower()}", log_scale=kenlm,
         ),
     ]

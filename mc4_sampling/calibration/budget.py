@@ -10,7 +10,8 @@ so with upsampling (:mod:`mc4_sampling.upsampling`) a document's expected number
 ``T`` is continuous, non-decreasing and piecewise linear in ``f``, with a breakpoint where one more
 document saturates at ``N`` copies; :func:`solve_token_factor` inverts it exactly. Over a subset of
 ``n`` documents of a corpus of ``total_docs``, the budget is scaled to the subset: ``budget * n / total_docs``.
-:func:`fit_token_budget` does the whole fit on a ``datasets`` corpus (its documents or a sample of them).
+:func:`fit_token_budget` does the whole fit on a ``datasets`` corpus (its documents or a sample of them); the
+pure math lives in :mod:`.tokens` (which ``calibrate --token-budget`` uses; re-exported here).
 """
 
 from __future__ import annotations
@@ -21,55 +22,14 @@ from typing import Callable, Sequence
 import numpy as np
 
 from ..errors import ConfigError
-
-
-def expected_tokens(factor: float, weights, lengths, max_copies: int = 1) -> float:
-    """``T(f) = sum_i lengths_i * min(N, f * weights_i)``: the expected tokens at factor ``f``, with
-    ``weights`` ``a = w * g`` (the expected copies at factor 1, before the cap ``N = max_copies``)."""
-    a = np.asarray(weights, dtype=np.float64)
-    return float(np.sum(np.asarray(lengths, dtype=np.float64) * np.minimum(float(max_copies), factor * a)))
-
-
-def solve_token_factor(weights, lengths, budget: float, max_copies: int = 1) -> float:
-    """The smallest ``f`` with :func:`expected_tokens` ``(f) == budget`` (exact, saturation at
-    ``N = max_copies`` included).
-
-    With the documents sorted by ``a`` decreasing, between the breakpoints ``N / a_{j-1}`` and
-    ``N / a_j`` the first ``j`` are saturated: ``T(f) = N * sum_{i<j} L_i + f * sum_{i>=j} a_i L_i``,
-    solved for ``f``. A budget above ``N * sum L_i`` (over documents with ``a > 0``) cannot be
-    reached: :class:`ConfigError` saying the most.
-    """
-    a = np.asarray(weights, dtype=np.float64).ravel()
-    lengths = np.asarray(lengths, dtype=np.float64).ravel()
-    if a.shape != lengths.shape:
-        raise ConfigError("weights and lengths differ in length")
-    if not (np.all(np.isfinite(a)) and np.all(a >= 0) and np.all(np.isfinite(lengths)) and np.all(lengths >= 0)):
-        raise ConfigError("weights and lengths must be finite and non-negative")
-    if not (isinstance(budget, (int, float)) and not isinstance(budget, bool) and np.isfinite(budget) and budget > 0):
-        raise ConfigError(f"token_budget={budget!r} is not valid; it must be a finite number of tokens > 0")
-    useful = (a > 0) & (lengths > 0)
-    a, lengths = a[useful], lengths[useful]
-    n = float(max_copies)
-    most = n * float(lengths.sum())
-    if budget > most * (1 + 1e-12):
-        raise ConfigError(f"token_budget={budget:.6g} cannot be reached: at most {most:.6g} tokens, every "
-                          f"document that can be kept at max_copies={max_copies} copies; lower the budget or "
-                          "raise max_copies")
-    order = np.argsort(-a, kind="stable")
-    a, lengths = a[order], lengths[order]
-    saturated_before = np.concatenate([[0.0], np.cumsum(lengths)])  # sum_{i<j} L_i
-    tail = np.concatenate([np.cumsum((a * lengths)[::-1])[::-1], [0.0]])  # sum_{i>=j} a_i L_i
-    k = np.arange(a.size)
-    at_breakpoint = n * saturated_before[k + 1] + (n / a) * tail[k + 1]  # T(N / a_k)
-    j = min(int(np.searchsorted(at_breakpoint, budget, side="left")), a.size - 1)
-    f = (budget - n * saturated_before[j]) / tail[j]
-    lo = n / a[j - 1] if j > 0 else 0.0
-    return float(min(max(f, lo), n / a[j]))
-
-
-def word_count(text: str) -> int:
-    """The default length of a document: its whitespace-separated words."""
-    return len(text.split())
+from .tokens import (  # noqa: F401 - re-exported: they were defined here
+    budget_methods,
+    check_token_budget,
+    expected_tokens,
+    provisional_rate,
+    solve_token_factor,
+    word_count,
+)
 
 
 @dataclass(frozen=True)
@@ -162,4 +122,5 @@ def fit_token_budget(ds, token_budget: float, *, language: str = "es", text_colu
                      float(c.sum()), float(np.sum(np.minimum(1.0, c))))
 
 
-__all__: Sequence[str] = ("BudgetFit", "expected_tokens", "fit_token_budget", "solve_token_factor", "word_count")
+__all__: Sequence[str] = ("BudgetFit", "budget_methods", "check_token_budget", "expected_tokens", "fit_token_budget",
+                          "provisional_rate", "solve_token_factor", "word_count")

@@ -14,6 +14,7 @@ from pathlib import Path
 from ..common.outputs import atomic_path, make_output_dir
 from ..errors import ConfigError
 from ..perplexity import MODES
+from ..upsampling import NO_UPSAMPLING
 from ..weightings import WEIGHTINGS, are_quartiles
 from .fit import calibratable_methods
 
@@ -62,6 +63,33 @@ class Calibration:
                 f"{where} was made in perplexity mode {self.mode!r}, but the mode in use is "
                 f"{mode!r}; use perplexity_mode={self.mode!r} or recalibrate"
             )
+
+    @property
+    def token_budget(self) -> dict | None:
+        """The token budget the factors were solved for (``tokens``, ``total_docs``, the upsampling
+        ``max_copies``/``upsample``/``upsample_column``...), None for a keep rate (every older file)."""
+        budget = self.extra.get("token_budget")
+        return budget if isinstance(budget, dict) else None
+
+    def check_upsampling(self, upsampling) -> None:
+        """Raise :class:`ConfigError` unless a run's ``upsampling`` (an
+        :class:`~mc4_sampling.upsampling.Upsampling` or None) is the one a token budget was solved with:
+        the factors meet the budget only with the same copies. Keep-rate files accept any."""
+        budget = self.token_budget
+        if budget is None:
+            return
+        want = (int(budget.get("max_copies") or 1), budget.get("upsample") or NO_UPSAMPLING)
+        got = (upsampling.max_copies, upsampling.function) if upsampling is not None else (1, NO_UPSAMPLING)
+        column = budget.get("upsample_column")
+        same_column = column is None or upsampling is None or upsampling.column == column
+        if want != got or not same_column:
+            where = f"calibration file {self.path}" if self.path else "calibration"
+            col = f" --upsample-column {column}" if column else ""
+            raise ConfigError(
+                f"{where} solved its factors for a budget of {budget.get('tokens', 0):.6g} words with "
+                f"--max-copies {want[0]} --upsample {want[1]}{col}, but this run asks --max-copies {got[0]} "
+                f"--upsample {got[1]}: give the same upsampling (max_copies={want[0]}, upsample={want[1]!r}) "
+                "or recalibrate")
 
     def parameters(self, method: str) -> dict:
         """``{"factor": .., "width": ..?}`` for ``method``; :class:`ConfigError` if not calibrated."""
@@ -148,6 +176,13 @@ def load_calibration(path) -> Calibration:
     methods = d.get("methods")
     if not isinstance(methods, dict):
         raise _bad(path, "methods must be an object")
+    budget = d.get("token_budget")
+    if budget is not None:
+        tokens = budget.get("tokens") if isinstance(budget, dict) else None
+        copies = budget.get("max_copies", 1) if isinstance(budget, dict) else None
+        if not (isinstance(tokens, (int, float)) and math.isfinite(tokens) and tokens > 0
+                and isinstance(copies, int) and copies >= 1):
+            raise _bad(path, "token_budget must hold tokens > 0 and max_copies >= 1")
     for name, params in methods.items():
         if name not in calibratable_methods() or not isinstance(params, dict):
             raise _bad(path, f"methods.{name} is not a calibrated method")

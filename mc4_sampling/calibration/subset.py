@@ -12,6 +12,7 @@ from ..errors import ConfigError, out_of_range
 from ..reader import iter_records
 from ..shards import no_files_error, shard_refs_for
 from .fit import MIN_DOCUMENTS
+from .tokens import word_count
 
 logger = logging.getLogger(__name__)
 
@@ -31,6 +32,14 @@ class Subset:
     bad_records: int = 0
     #: where the documents come from (a folder, a mirror, ``hub``, or a corpus name)
     source: str = "hub"
+    #: for a token budget: each drawn document's whitespace words, and its ``upsample_column`` value
+    lengths: list[int] | None = None
+    metadata: list | None = None
+    #: the documents the corpus holds, when the draw knows it (a corpus read to its end), or estimates
+    #: it (mC4: documents read in the picked shards times shards available over shards picked)
+    total_docs: float | None = None
+    #: how :attr:`total_docs` was found (``counted``, ``estimated``)
+    total_docs_from: str | None = None
 
 
 def check_subset(docs: int, shards_to_read: int, max_docs_per_shard: int | None,
@@ -109,23 +118,36 @@ def draw_subset(options, language: str, split: str, n_docs: int, seed: int,
     if seen < n_docs:
         logger.warning("only %d documents in the picked shards: all of them are scored", seen)
     source = str(options.data_dir or options.base_url or "hub")
-    return Subset(sample, seen, [r.index for r in picked], bad, source)
+    if max_docs_per_shard is None:  # every document of the picked shards read: scale to every shard
+        total, how = (seen * len(refs) / len(picked), "counted" if len(picked) == len(refs) else "estimated")
+    else:
+        total, how = None, None
+    return Subset(sample, seen, [r.index for r in picked], bad, source, lengths=[word_count(t) for t in sample],
+                  total_docs=total, total_docs_from=how)
 
 
 def draw_corpus_subset(ds, n_docs: int, seed: int, *, text_column: str = "text", on_bad_record: str = "raise",
                        source: str = "corpus", progress: Callable[[int], None] | None = None,
-                       value_column: str | None = None) -> Subset:
+                       value_column: str | None = None, metadata_column: str | None = None) -> Subset:
     """``n_docs`` documents of a ``datasets`` corpus: the first ``n_docs`` texts of its stream
     shuffled with ``seed`` (``IterableDataset.shuffle``, a buffer of ``max(10 000, n_docs)``).
 
     A row whose ``text_column`` is not a string raises :class:`ConfigError`, or with
     ``on_bad_record="skip"`` is counted as a bad record and skipped. With ``value_column`` (a score
-    column), the subset holds that column's values instead of the texts.
+    column), the subset holds that column's values instead of the texts. It also keeps each document's
+    whitespace words (:attr:`Subset.lengths`) and, with ``metadata_column`` (upsampling's column, which
+    the first row must hold), its values; a corpus read to its end gives :attr:`Subset.total_docs`.
     """
     check_subset(n_docs, 1, None)
     texts: list[str] = []
+    lengths: list[int] = []
+    metadata: list = []
     read = bad = 0
+    exhausted = True
     for row in ds.shuffle(seed=seed, buffer_size=max(10_000, n_docs)):
+        if metadata_column is not None and read == 0 and metadata_column not in row:
+            raise ConfigError(f"--upsample-column {metadata_column!r} is not a column of {source!r} "
+                              f"(columns: {', '.join(sorted(row))})")
         read += 1
         if progress is not None:
             progress(1)
@@ -137,6 +159,12 @@ def draw_corpus_subset(ds, n_docs: int, seed: int, *, text_column: str = "text",
             bad += 1
             continue
         texts.append(text if value_column is None else row.get(value_column))
+        lengths.append(word_count(text))
+        if metadata_column is not None:
+            metadata.append(row.get(metadata_column))
         if len(texts) == n_docs:
+            exhausted = False
             break
-    return Subset(texts, read, None, bad, source)
+    return Subset(texts, read, None, bad, source, lengths=lengths,
+                  metadata=metadata if metadata_column is not None else None,
+                  total_docs=float(read) if exhausted else None, total_docs_from="counted" if exhausted else None)

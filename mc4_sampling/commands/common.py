@@ -151,17 +151,19 @@ def _group(parser: argparse.ArgumentParser, title: str):
     return next((g for g in parser._action_groups if g.title == title), None) or parser.add_argument_group(title)
 
 
-def add_option_flags(parser: argparse.ArgumentParser, group: str) -> None:
-    """A flag for every sampling option of the declared ``group``, from its metadata: ``flag`` (and
-    ``--<name>`` when it differs), its help, its ``argparse`` settings; the value lands in the field's
-    name (``args.sampling_factor``); a dict is given as repeated ``KEY=VALUE``."""
+def add_option_flags(parser: argparse.ArgumentParser, group: str, names: tuple[str, ...] | None = None,
+                     title: str | None = None) -> None:
+    """A flag for every sampling option of the declared ``group`` (only ``names`` when given; in the help
+    under ``title``, default ``group``), from its metadata: ``flag`` (and ``--<name>`` when it differs),
+    its help, its ``argparse`` settings; the value lands in the field's name (``args.sampling_factor``);
+    a dict is given as repeated ``KEY=VALUE``."""
     from ..scoring import scorer_kinds
 
-    g = _group(parser, group)
+    g = _group(parser, title or group)
     given = list(parser.get_default("option_fields") or ())
     for f in fields(SamplingOptions):
         meta = f.metadata
-        if meta["group"] != group or meta["cli"] is False:
+        if meta["group"] != group or meta["cli"] is False or (names is not None and f.name not in names):
             continue
         settings = dict(meta["cli"] or {})
         flags = [flag(f.name), *settings.pop("aliases", ())]
