@@ -39,6 +39,9 @@ class Projection:
     labels: list  # the label of each row
     explained: tuple  # the fraction of the variance of each component
 
+#: the first column's name in a label file's optional header line (``token<TAB>relation``)
+LABELS_HEADER = "token"
+
 
 def read_labels(path: str) -> Labels:
     """``token<TAB>label`` lines (a first line ``token<TAB>NAME`` is the header); a bad line is one error naming
@@ -55,7 +58,7 @@ def read_labels(path: str) -> Labels:
             parts = line.split("\t")
             if len(parts) != 2 or not parts[0] or not parts[1]:
                 raise ConfigError(f"--labels: line {number} of {path} is not 'token<TAB>label' ({line[:60]!r})")
-            if number == 1 and parts[0] == "token":
+            if number == 1 and parts[0] == LABELS_HEADER:
                 name = parts[1]
                 continue
             out[parts[0]] = parts[1]

@@ -19,6 +19,7 @@ from typing import Any, Literal, Optional
 import yaml
 
 from mc4_sampling.options import SamplingOptions
+from mc4_sampling.weightings import keeps_all
 
 from ..errors import ConfigError
 
@@ -343,7 +344,7 @@ def check_source(arm: ArmConfig) -> None:
     if s.corpus == "study" and s.tokenizer != "study":
         raise ConfigError(f"{where}.tokenizer: the study's documents (corpus: study) are tokenised once with the "
                           "study's tokenizer; set tokenizer: study, or give the source as files")
-    if s.corpus == "study" and arm.sampling_method == "none":
+    if s.corpus == "study" and keeps_all(arm.sampling_method):
         raise ConfigError(f"{where}.corpus 'study' is the study's documents the arm's target sample leaves out, and "
                           f"arms.{arm.name} keeps them all (sampling_method none); sample the target (e.g. random "
                           "with max_documents) or give source files")
@@ -370,7 +371,6 @@ def check_source(arm: ArmConfig) -> None:
 def validate(cfg: StudyConfig) -> None:
     """The checks that need no data (the sampler checks each arm's options, :func:`check_arm_options`; its
     files and models in :func:`.sampling.check_arm`)."""
-    from mc4_sampling.weightings import keeps_all
 
     if not cfg.arms:
         raise ConfigError("arms: give at least one arm (name and sampling_method)")
