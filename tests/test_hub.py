@@ -56,7 +56,8 @@ def test_trainer_cards_live_in_the_trainer_and_render_byte_identical():
     from trainer.export import model_card
     from trainer.finetune.run import classifier_card
 
-    assert sorted(p.name for p in CARDS_DIR.glob("*.md")) == ["dataset.md"]
+    # the sampler's: mC4's and any other corpus source's
+    assert sorted(p.name for p in CARDS_DIR.glob("*.md")) == ["dataset-source.md", "dataset.md"]
     assert sorted(p.name for p in TRAINER_CARDS.glob("*.md")) == ["finetuned.md", "model.md"]
     template = TRAINER_CARDS / "model.md"
     assert render_card(Path(template), **FIELDS_OF(template)) == template.read_text().format(**FIELDS_OF(template))
