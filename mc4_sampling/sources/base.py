@@ -166,9 +166,5 @@ def make_source(options: SourceOptions, spell: str = "source") -> CorpusSource:
 
 
 def _load_builtins() -> None:
-    for module in BUILTIN_MODULES:
-        try:
-            importlib.import_module(f"{__package__}.{module}")
-        except ModuleNotFoundError as e:  # a member not written yet
-            if e.name != f"{__package__}.{module}":
-                raise
+    for module in BUILTIN_MODULES:  # each registers itself once, on its first import
+        importlib.import_module(f"{__package__}.{module}")
