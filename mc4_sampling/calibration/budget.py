@@ -1,17 +1,6 @@
-"""A token budget: the weighting's factor whose expected output, upsampling included, is a number of tokens.
-
-Every weighting is linear in its factor (``p(x) = f * w(x)``, :func:`~mc4_sampling.corpus.keep_weights`),
-so with upsampling (:mod:`mc4_sampling.upsampling`) a document's expected number of copies is
-``c(x) = min(N, f * w(x) * g(m(x)))`` and the expected tokens of the sample are::
-
-    T(f) = sum_x len(x) * min(N, f * a(x)),    a(x) = w(x) * g(m(x))
-
-(without upsampling ``N = 1`` and ``g = 1``: the expected tokens of the kept documents).
-``T`` is continuous, non-decreasing and piecewise linear in ``f``, with a breakpoint where one more
-document saturates at ``N`` copies; :func:`solve_token_factor` inverts it exactly. Over a subset of
-``n`` documents of a corpus of ``total_docs``, the budget is scaled to the subset: ``budget * n / total_docs``.
-:func:`fit_token_budget` does the whole fit on a ``datasets`` corpus (its documents or a sample of them); the
-pure math lives in :mod:`.tokens` (which ``calibrate --token-budget`` uses; re-exported here).
+"""A token budget on a ``datasets`` corpus: :func:`fit_token_budget` fits the weighting's factor whose expected
+output, upsampling included, is a number of tokens, on the corpus' documents or a sample of them. The math
+(``T(f) = sum_x len(x) * min(N, f * a(x))`` and its exact inverse) is :mod:`.tokens`' (re-exported here).
 """
 
 from __future__ import annotations
