@@ -166,6 +166,7 @@ def run_block(index: int, tmp_path) -> tuple[Path, dict]:
     return root, outputs
 
 
+@pytest.mark.slow  # scheduled first (tests/conftest.py)
 def test_the_offline_quickstart_runs_as_written(tmp_path):
     """The first offline block: mC4 sampled, tokenized, published; a tiny model trained, exported, asked."""
     root, outputs = run_block(0, tmp_path)

@@ -100,6 +100,7 @@ def transfer_run(tmp_path_factory):
     return out, report, lines, stamp
 
 
+@pytest.mark.slow  # scheduled first (tests/conftest.py)
 def test_transfer_study_end_to_end(transfer_run):
     out, report, lines, stamp = transfer_run
     assert "0 done, 1 to run" in lines[0]
