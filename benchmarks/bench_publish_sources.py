@@ -24,7 +24,6 @@ tasks (checked and printed).
 from __future__ import annotations
 
 import argparse
-import contextlib
 import glob
 import os
 import shutil
@@ -35,6 +34,7 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow.parquet as pq
+from bench_scale import quiet_stderr  # noqa: E402  (benchmarks/ is the script's folder)
 from datatrove.executor import LocalPipelineExecutor
 from datatrove.pipeline.filters.base_filter import BaseFilter
 from datatrove.pipeline.readers import ParquetReader
@@ -113,18 +113,6 @@ def publish_pass(folder: Path, options: SamplingOptions, work: Path, workers: in
     return ids
 
 
-@contextlib.contextmanager
-def quiet_stderr():
-    """File descriptor 2 to /dev/null (also for worker processes started meanwhile)."""
-    sys.stderr.flush()
-    saved = os.dup(2)
-    with open(os.devnull, "w") as null:
-        os.dup2(null.fileno(), 2)
-        try:
-            yield
-        finally:
-            os.dup2(saved, 2)
-            os.close(saved)
 
 
 def main() -> int:
