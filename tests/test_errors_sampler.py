@@ -383,6 +383,31 @@ def test_forked_children_end_with_a_killed_parent(tmp_path):
         assert _ends_within(pid, 10), pid
 
 
+def test_forkserver_workers_end_with_a_killed_parent(tmp_path):
+    """publish's pool workers are forked by a forkserver, not by publish: a worker started while the parent
+    was stopping the others (so no SIGINT reached it) ends once the parent is gone, and the forkserver with
+    it. Before: such a worker waited forever on the task queue's lock, holding the terminal's stderr."""
+    script = (
+        "import os, signal, time, multiprocess\n"
+        "if __name__ == '__main__':\n"
+        "    ctx = multiprocess.get_context('forkserver')\n"
+        "    ctx.set_forkserver_preload(['mc4_sampling.common.forkserver_preload'])\n"
+        "    child = ctx.Process(target=time.sleep, args=(60,)); child.start()\n"
+        "    time.sleep(0.5)\n"
+        "    print(child.pid, flush=True)\n"
+        "    os.kill(os.getpid(), signal.SIGKILL)\n"
+    )
+    (tmp_path / "parent.py").write_text(script)
+    done = subprocess.run([sys.executable, str(tmp_path / "parent.py")], capture_output=True, text=True, cwd=REPO,
+                          env={**os.environ, "PYTHONPATH": REPO}, timeout=60)
+    assert done.returncode == -signal.SIGKILL, done.stderr
+    pid = int(done.stdout.split()[0])
+    ended = _ends_within(pid, 10)
+    if not ended:
+        os.kill(pid, signal.SIGKILL)
+    assert ended, pid
+
+
 def _ends_within(pid: int, seconds: float) -> bool:
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:

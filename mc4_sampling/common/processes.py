@@ -6,6 +6,8 @@
   process id changes: it was re-parented).
 * :func:`children_die_with_parent` makes every child forked from now on by this process call it
   (``os.register_at_fork``): datatrove's worker pool and its manager process, for instance.
+* :func:`end_with`, called in a process: end it once another process (an ancestor that is not its
+  parent, such as the process that started the forkserver that forked it) has ended.
 """
 
 from __future__ import annotations
@@ -41,6 +43,34 @@ def _watch(parent: int) -> None:
         time.sleep(POLL_SECONDS)
         if os.getppid() != parent:
             os._exit(143)
+
+
+def ended(pid: int) -> bool:
+    """Whether process ``pid`` has ended: gone, or a zombie (ended, not reaped yet) where ``/proc`` says so."""
+    if os.path.isdir("/proc/self"):
+        try:
+            with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as f:
+                return f.read().rsplit(")", 1)[1].split()[0] in ("Z", "X")
+        except (FileNotFoundError, ProcessLookupError):
+            return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        pass
+    return False
+
+
+def _watch_process(pid: int) -> None:
+    while not ended(pid):
+        time.sleep(POLL_SECONDS)
+    os._exit(143)
+
+
+def end_with(pid: int) -> None:
+    """Called in a process: end it (exit 143) once process ``pid`` has ended (checked every second)."""
+    threading.Thread(target=_watch_process, args=(pid,), name="end-with", daemon=True).start()
 
 
 def die_with_parent(use_prctl: bool = True) -> None:
