@@ -7,7 +7,7 @@ import argparse
 import logging
 import sys
 
-from .common.console import add_version_argument, run_guarded
+from .common.console import add_version_argument, datasets_without_torch, run_guarded
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -34,6 +34,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     level = (logging.WARNING, logging.INFO, logging.DEBUG)[min(args.verbose, 2)]
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    datasets_without_torch()
     # one line per user mistake or fault (2), Ctrl-C 130, SIGTERM 143 (mc4_sampling.common.console);
     # output files are renamed only when complete, so an interrupted run leaves none
     return run_guarded(lambda: args.handler(args), prefix=f"mc4-sampling {args.command}: error", cli_spelling=True,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import os
 
 import numpy as np
 import pytest
@@ -162,3 +163,34 @@ def test_tokenizer_workers_raise_the_stream_errors_in_order(corpus):
     stream.num_eval = 120
     with pytest.raises(DataError, match="no training documents"):
         next(stream.batches())
+
+
+def test_a_run_starts_without_pytorch(corpus, tmp_path):
+    """The tokenizer loaded is the one AutoTokenizer gives (class, ids, specials), without AutoTokenizer's model
+    registry; with it, tensorboardX's writer and a streaming dataset, a command's process never imports PyTorch
+    (3-4 s of each run's start, for nothing: the trainer is JAX)."""
+    import subprocess
+    import sys
+
+    from trainer_helpers import REPO
+    from transformers import AutoTokenizer
+
+    from trainer.data.tokenizer import load_tokenizer
+
+    paths, tok = corpus
+    ours, auto = load_tokenizer(tok), AutoTokenizer.from_pretrained(tok)
+    assert type(ours) is type(auto) and ours.all_special_ids == auto.all_special_ids and len(ours) == len(auto)
+    assert ours("la casa <mask> roja")["input_ids"] == auto("la casa <mask> roja")["input_ids"]
+    script = ("import sys, datasets\n"
+              "from mc4_sampling.common.console import datasets_without_torch\n"
+              "from trainer.data.tokenizer import load_tokenizer\n"
+              "from trainer.monitor import summary_writer_class\n"
+              "datasets_without_torch()\n"
+              "load_tokenizer(sys.argv[1])\n"
+              "summary_writer_class()(sys.argv[3]).close()\n"
+              "next(iter(datasets.load_dataset('json', data_files=sys.argv[2], split='train', streaming=True)))\n"
+              "print('torch' in sys.modules)\n")
+    r = subprocess.run([sys.executable, "-c", script, tok, paths[0], str(tmp_path / "tb")], cwd=REPO,
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0 and r.stdout.split() == ["False"], r.stderr[-2000:]
+    assert any(name.startswith("events.out.tfevents") for name in os.listdir(tmp_path / "tb"))

@@ -30,7 +30,8 @@ def _free_port() -> int:
 
 def _env(devices: int) -> dict:
     return {**os.environ, "JAX_PLATFORMS": "cpu", "TOKENIZERS_PARALLELISM": "false",
-            "XLA_FLAGS": f"--xla_force_host_platform_device_count={devices}", "PYTHONPATH": REPO}
+            "XLA_FLAGS": f"{os.environ.get('XLA_FLAGS', '')} --xla_force_host_platform_device_count={devices}",
+            "PYTHONPATH": REPO}
 
 
 def _args(corpus, out, **extra) -> list[str]:

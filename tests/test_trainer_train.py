@@ -60,8 +60,7 @@ def _cli_args(corpus, out, **extra):
 
 
 def _env(corpus, **extra):
-    return {"JAX_COMPILATION_CACHE_DIR": corpus[2], "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0",
-            "XLA_FLAGS": "", **extra}
+    return {"JAX_COMPILATION_CACHE_DIR": corpus[2], "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0", **extra}
 
 
 @pytest.fixture(scope="module")
@@ -225,8 +224,9 @@ def test_damaged_latest_checkpoint_stops_then_from_last_good_resumes_from_the_in
 def test_four_devices_with_fsdp_match_one_device(corpus, reference_run, tmp_path):
     _, ref, _ = reference_run
     out = str(tmp_path / "run4")
+    four = f"{os.environ.get('XLA_FLAGS', '')} --xla_force_host_platform_device_count=4"  # the suite's flags too
     r = run_trainer(_cli_args(corpus, out, **{"training.fsdp": True, "checkpoint.every_steps": 100}),
-                    env=_env(corpus, XLA_FLAGS="--xla_force_host_platform_device_count=4"))
+                    env=_env(corpus, XLA_FLAGS=four))
     assert r.returncode == 0, r.stderr[-3000:]
     got = read_metrics(os.path.join(out, "metrics.jsonl"))
     for step in range(1, 15):

@@ -18,7 +18,7 @@ import sys
 from typing import Optional
 
 from mc4_sampling.common.cli_types import non_negative_int, positive_int
-from mc4_sampling.common.console import add_version_argument
+from mc4_sampling.common.console import add_version_argument, datasets_without_torch
 
 from .config_loading import add_config_arguments, load_config
 from .console import configure_logging, run_guarded
@@ -167,6 +167,7 @@ def main(argv: Optional[list[str]] = None) -> int:
             parser.error("give a command or --config (to train)")
         args.handler = _train
     configure_logging()
+    datasets_without_torch()
     return run_guarded(lambda: args.handler(args))
 
 

@@ -7,6 +7,7 @@ import json
 import logging
 import os
 import shutil
+import sys
 from typing import Optional
 
 from mc4_sampling.common.outputs import write_atomic
@@ -15,6 +16,22 @@ from .config import TrainerConfig
 from .errors import DataError
 
 log = logging.getLogger(__name__)
+
+
+def summary_writer_class():
+    """tensorboardX's ``SummaryWriter``, imported without PyTorch when PyTorch is not imported yet: tensorboardX
+    imports torch where it is installed (3-4 s of every run's start) only to take torch tensors as values, and the
+    trainer writes Python floats. While tensorboardX is imported, ``import torch`` fails (it falls back to NumPy)."""
+    if "torch" in sys.modules:
+        from tensorboardX import SummaryWriter
+
+        return SummaryWriter
+    sys.modules["torch"] = None  # type: ignore[assignment]
+    try:
+        from tensorboardX import SummaryWriter
+    finally:
+        del sys.modules["torch"]
+    return SummaryWriter
 
 
 class Monitor:
@@ -32,9 +49,7 @@ class Monitor:
         out = cfg.training.output_dir
         os.makedirs(out, exist_ok=True)
         if cfg.logging.tensorboard:
-            from tensorboardX import SummaryWriter
-
-            self.writer = SummaryWriter(os.path.join(out, "tensorboard"))
+            self.writer = summary_writer_class()(os.path.join(out, "tensorboard"))
         if cfg.logging.metrics_file:
             path = os.path.join(out, "metrics.jsonl")
             keep_records_up_to(path, resume_step or 0)

@@ -5,12 +5,13 @@ one ``error:`` line, exit status 2; Ctrl-C is 130, SIGTERM 143; a bug keeps its 
 :class:`~.errors.UserError` (and connection faults), wherever they surface (a sampler error raised
 under the trainer, one wrapped by ``datasets`` in a ``DatasetGenerationError``, a full disk deep
 inside a library...): the error itself, or the first such error in its chain of causes.
-:func:`run_guarded` applies it.
+:func:`run_guarded` applies it. :func:`datasets_without_torch` keeps a command's start-up free of PyTorch.
 """
 
 from __future__ import annotations
 
 import errno
+import os
 import signal
 import sys
 import threading
@@ -94,6 +95,18 @@ def _quiet_thread_faults(args) -> None:
 
 def _on_sigterm(signum, frame):
     raise Terminated()
+
+
+def datasets_without_torch() -> None:
+    """In a command's own process: ``datasets`` does not import PyTorch (3-4 s) for every streaming dataset it
+    opens (with torch installed, ``IterableDataset`` keeps its epoch in a shared torch tensor and subclasses torch's
+    ``IterableDataset``). No command hands ``datasets``' output to PyTorch; the scorers, exports and checks that
+    use PyTorch import it themselves. ``USE_TORCH=1`` in the environment keeps ``datasets``' own choice."""
+    if os.environ.get("USE_TORCH", "").upper() in ("1", "ON", "YES", "TRUE"):
+        return
+    import datasets.config
+
+    datasets.config.TORCH_AVAILABLE = False
 
 
 def run_guarded(fn: Callable[[], Optional[int]], prefix: str = "error", cli_spelling: bool = False,

@@ -48,15 +48,48 @@ def load_tokenizer(path: Optional[str], option: str = "data.tokenizer", error: t
                     f"and pass --set {option}=FOLDER")
     if not os.path.isdir(path):
         raise error(f"{option}: no tokenizer folder at {path!r}")
-    from transformers import AutoTokenizer
+    tok = None
+    named = _named_class(path)
+    if named is not None:
+        try:
+            tok = named.from_pretrained(path, **kwargs)
+        except Exception:  # AutoTokenizer below gives its own error
+            tok = None
+    if tok is None or (fast and not getattr(tok, "is_fast", False)):
+        from transformers import AutoTokenizer
 
-    try:
-        tok = AutoTokenizer.from_pretrained(path, **kwargs)
-    except Exception as e:
-        raise error(f"{option}: cannot load a tokenizer from {path!r}: {type(e).__name__}: {e}") from None
+        try:
+            tok = AutoTokenizer.from_pretrained(path, **kwargs)
+        except Exception as e:
+            raise error(f"{option}: cannot load a tokenizer from {path!r}: {type(e).__name__}: {e}") from None
     if fast and not getattr(tok, "is_fast", False):
         raise error(f"{option}: {path!r} is not a fast tokenizer (tokenizer.json needed)")
     return tok
+
+
+def _named_class(path: str):
+    """The tokenizer class that ``tokenizer_config.json`` names (``tokenizer_class``), taken from ``transformers`` by
+    name as ``AutoTokenizer`` resolves it, or None (no such file or name, custom code, not a tokenizer class).
+
+    Loading it directly gives the tokenizer ``AutoTokenizer`` gives, without importing ``AutoTokenizer``'s model
+    registry, which imports PyTorch (3 s of every trainer run that never uses it)."""
+    import json
+
+    try:
+        with open(os.path.join(path, "tokenizer_config.json"), encoding="utf-8") as f:
+            config = json.load(f)
+    except (OSError, ValueError):
+        return None
+    name = config.get("tokenizer_class") if isinstance(config, dict) else None
+    if not isinstance(name, str) or not name.isidentifier() or config.get("auto_map"):
+        return None
+    import transformers
+
+    try:
+        cls = getattr(transformers, name)
+    except (AttributeError, ImportError, RuntimeError):
+        return None
+    return cls if isinstance(cls, type) and issubclass(cls, transformers.PreTrainedTokenizerBase) else None
 
 
 class TokenizerFns:
