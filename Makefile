@@ -10,11 +10,18 @@ PYTEST_WORKERS ?= 2
 
 install: $(STAMP)
 
+# PyTorch by pip: the machine's CPU wheel lies where pip looks (uv would download a CUDA build). The rest by uv
+# (parallel downloads; 52 s against pip's 122-129 s, measured on the CI-sized machine), compiled to bytecode as pip
+# does; by pip where uv cannot.
+UV ?= uv==0.13.10
+EXTRAS := .[calibrate,trainer,test,scale]
+
 $(STAMP): setup.cfg pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q torch==2.13.0
-	$(BIN)/python -m pip install -q -e '.[calibrate,trainer,test,scale]'
+	$(BIN)/python -m pip install -q '$(UV)' && $(BIN)/python -m uv pip install -q --system-certs --compile-bytecode \
+		--python $(BIN)/python -e '$(EXTRAS)' || $(BIN)/python -m pip install -q -e '$(EXTRAS)'
 	touch $(STAMP)
 
 test: install

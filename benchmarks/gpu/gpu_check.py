@@ -561,9 +561,11 @@ def main(argv=None) -> int:
     if args.task:  # a child process: one task
         import logging
 
+        from mc4_sampling.common.console import datasets_without_torch
         from trainer.console import configure_logging
 
         configure_logging(logging.INFO)
+        datasets_without_torch()  # as the trainer's own command
         res = Result(args.result)
         TASKS[args.task](json.loads(args.task_args), res)
         return 0
