@@ -34,12 +34,12 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     level = (logging.WARNING, logging.INFO, logging.DEBUG)[min(args.verbose, 2)]
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
-    datasets_without_torch()
     # one line per user mistake or fault (2), Ctrl-C 130, SIGTERM 143 (mc4_sampling.common.console);
     # output files are renamed only when complete, so an interrupted run leaves none
-    return run_guarded(lambda: args.handler(args), prefix=f"mc4-sampling {args.command}: error", cli_spelling=True,
-                       interrupted=f"mc4-sampling {args.command}: interrupted; no output file written",
-                       label=f"mc4-sampling {args.command}: ")
+    command = f"mc4-sampling {args.command}"
+    with datasets_without_torch():
+        return run_guarded(lambda: args.handler(args), prefix=f"{command}: error", cli_spelling=True,
+                           interrupted=f"{command}: interrupted; no output file written", label=f"{command}: ")
 
 
 if __name__ == "__main__":

@@ -139,11 +139,14 @@ def test_a_killed_run_resumes_to_the_uninterrupted_result(tmp_path):
     proc = subprocess.Popen(CLI + [str(out)] + args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     units = out / ".mc4-sampling" / "units"
     deadline = time.monotonic() + 120
-    while not (units.is_dir() and any(units.glob("*.json"))) and time.monotonic() < deadline and proc.poll() is None:
+    def finished_units():  # final names only: a stats file being written has a temporary one (SIGKILL leaves it)
+        return [p for p in units.glob("*.json") if not p.name.startswith(".")]
+
+    while not finished_units() and time.monotonic() < deadline and proc.poll() is None:
         time.sleep(0.01)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
-    finished = len(list(units.glob("*.json")))
+    finished = len(finished_units())
     assert 1 <= finished < 8, "the run was not interrupted mid-way"
     assert not (out / "README.md").exists()  # the card comes last
     for f in (out / "data" / "gaussian").iterdir():  # a file with a final name is complete

@@ -167,8 +167,8 @@ def main(argv: Optional[list[str]] = None) -> int:
             parser.error("give a command or --config (to train)")
         args.handler = _train
     configure_logging()
-    datasets_without_torch()
-    return run_guarded(lambda: args.handler(args))
+    with datasets_without_torch():
+        return run_guarded(lambda: args.handler(args))
 
 
 if __name__ == "__main__":

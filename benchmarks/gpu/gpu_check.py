@@ -565,9 +565,9 @@ def main(argv=None) -> int:
         from trainer.console import configure_logging
 
         configure_logging(logging.INFO)
-        datasets_without_torch()  # as the trainer's own command
         res = Result(args.result)
-        TASKS[args.task](json.loads(args.task_args), res)
+        with datasets_without_torch():  # as the trainer's own command
+            TASKS[args.task](json.loads(args.task_args), res)
         return 0
 
     if not args.out:

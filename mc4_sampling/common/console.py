@@ -15,6 +15,7 @@ import os
 import signal
 import sys
 import threading
+from contextlib import contextmanager
 from typing import Callable, Optional
 
 from .errors import UserError
@@ -97,16 +98,22 @@ def _on_sigterm(signum, frame):
     raise Terminated()
 
 
-def datasets_without_torch() -> None:
-    """In a command's own process: ``datasets`` does not import PyTorch (3-4 s) for every streaming dataset it
-    opens (with torch installed, ``IterableDataset`` keeps its epoch in a shared torch tensor and subclasses torch's
+@contextmanager
+def datasets_without_torch():
+    """While a command runs: ``datasets`` does not import PyTorch (3-4 s) for every streaming dataset it opens
+    (with torch installed, ``IterableDataset`` keeps its epoch in a shared torch tensor and subclasses torch's
     ``IterableDataset``). No command hands ``datasets``' output to PyTorch; the scorers, exports and checks that
-    use PyTorch import it themselves. ``USE_TORCH=1`` in the environment keeps ``datasets``' own choice."""
-    if os.environ.get("USE_TORCH", "").upper() in ("1", "ON", "YES", "TRUE"):
-        return
+    use PyTorch import it themselves. ``datasets``' setting is restored afterwards (a command called in-process
+    leaves its caller's datasets as they were); ``USE_TORCH=1`` in the environment keeps ``datasets``' own choice."""
     import datasets.config
 
-    datasets.config.TORCH_AVAILABLE = False
+    previous = datasets.config.TORCH_AVAILABLE
+    if os.environ.get("USE_TORCH", "").upper() not in ("1", "ON", "YES", "TRUE"):
+        datasets.config.TORCH_AVAILABLE = False
+    try:
+        yield
+    finally:
+        datasets.config.TORCH_AVAILABLE = previous
 
 
 def run_guarded(fn: Callable[[], Optional[int]], prefix: str = "error", cli_spelling: bool = False,
